@@ -1,0 +1,190 @@
+/*
+ * certbind: keep APIG certificate bindings equal to a desired-state file.
+ *
+ * main() parses the command line and hands over to one command. Exit codes
+ * are SPEC §2's and are the same for every command.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+
+static const char usage_text[] =
+    "usage: certbind COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  validate -c FILE                          check the file offline\n"
+    "  plan     -c FILE [--json] [--out PLAN]    read live state, print the "
+    "diff\n"
+    "  apply    -c FILE [--plan PLAN] [--dry-run] one pass: plan, write, "
+    "confirm\n"
+    "  run      -c FILE                          the daemon\n"
+    "  status   [--state-dir DIR] [--json]       the last pass\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE        the desired-state file\n"
+    "      --log-format FMT     text | json (json when stderr is not a "
+    "terminal)\n"
+    "      --log-level LEVEL    debug | info | warn | error (default info)\n"
+    "  -h, --help               this text\n"
+    "      --version            print the version\n"
+    "\n"
+    "exit codes: 0 success (plan: no changes), 1 runtime failure, 2 plan has "
+    "changes,\n"
+    "            3 invalid file, 4 refused by a guard, 64 usage error\n";
+
+enum {
+  OPT_LOG_FORMAT = 256,
+  OPT_LOG_LEVEL,
+  OPT_JSON,
+  OPT_OUT,
+  OPT_PLAN,
+  OPT_DRY_RUN,
+  OPT_STATE_DIR,
+  OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"plan", required_argument, NULL, OPT_PLAN},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+  fputs("certbind: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("\ntry 'certbind --help'\n", stderr);
+  return CLI_EXIT_USAGE;
+}
+
+/* Which options each command accepts: a usage error beats a silently
+ * ignored flag. */
+static int check_options(const struct cli_args *a)
+{
+  const char *cmd = a->command;
+  bool needs_config = strcmp(cmd, "status") != 0;
+
+  if (needs_config && !a->config_path)
+    return usage_error("%s needs -c FILE", cmd);
+  if (!needs_config && a->config_path)
+    return usage_error("%s does not take -c", cmd);
+  if (a->json && strcmp(cmd, "plan") && strcmp(cmd, "status"))
+    return usage_error("--json is for plan and status, not %s", cmd);
+  if (a->out_path && strcmp(cmd, "plan"))
+    return usage_error("--out is for plan, not %s", cmd);
+  if ((a->plan_path || a->dry_run) && strcmp(cmd, "apply"))
+    return usage_error("--plan and --dry-run are for apply, not %s", cmd);
+  if (a->state_dir && strcmp(cmd, "status"))
+    return usage_error("--state-dir is for status, not %s", cmd);
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
+{
+  int c;
+
+  *done = false;
+  while ((c = getopt_long(argc, argv, "+c:h", long_options, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      a->config_path = optarg;
+      break;
+    case OPT_LOG_FORMAT:
+      if (log_parse_format(optarg, &a->log.format) < 0)
+        return usage_error("--log-format must be text or json, not '%s'",
+                           optarg);
+      break;
+    case OPT_LOG_LEVEL:
+      if (log_parse_level(optarg, &a->log.level) < 0)
+        return usage_error(
+            "--log-level must be debug, info, warn or error, not '%s'",
+            optarg);
+      break;
+    case OPT_JSON:
+      a->json = true;
+      break;
+    case OPT_OUT:
+      a->out_path = optarg;
+      break;
+    case OPT_PLAN:
+      a->plan_path = optarg;
+      break;
+    case OPT_DRY_RUN:
+      a->dry_run = true;
+      break;
+    case OPT_STATE_DIR:
+      a->state_dir = optarg;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      *done = true;
+      return 0;
+    case OPT_VERSION:
+      printf("certbind %s\n", CERTBIND_VERSION);
+      *done = true;
+      return 0;
+    default:
+      return usage_error("%s", "invalid option");
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  struct cli_args args = {0};
+  bool done;
+  int rc;
+
+  /* libuv does not protect writes from SIGPIPE (libuv#45), and curl with
+   * CURLOPT_NOSIGNAL does not ignore it either. */
+  signal(SIGPIPE, SIG_IGN);
+  log_init(&args.log, stderr);
+
+  /* Options may come before the command (--version) or after it. */
+  rc = parse_args(argc, argv, &args, &done);
+  if (rc || done)
+    return rc;
+  if (optind >= argc)
+    return usage_error("%s", "missing command");
+  args.command = argv[optind];
+  argc -= optind;
+  argv += optind;
+  optind = 1;
+  rc = parse_args(argc, argv, &args, &done);
+  if (rc || done)
+    return rc;
+  if (optind < argc)
+    return usage_error("unexpected argument '%s'", argv[optind]);
+
+  static const struct {
+    const char *name;
+    int (*fn)(const struct cli_args *);
+  } commands[] = {
+      {"validate", cli_validate}, {"plan", cli_plan}, {"apply", cli_apply},
+      {"run", cli_run},           {"status", cli_status},
+  };
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (strcmp(args.command, commands[i].name) == 0) {
+      rc = check_options(&args);
+      return rc ? rc : commands[i].fn(&args);
+    }
+  }
+  return usage_error("unknown command '%s'", args.command);
+}
