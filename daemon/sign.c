@@ -1,0 +1,760 @@
+/*
+ * sign: SDK-HMAC-SHA256 canonicalisation and signing (see sign.h).
+ *
+ * Mirrors huaweicloud-sdk-go-v3 core/auth/signer/signer.go: the same
+ * unreserved set, uppercase hex escapes, byte-wise sorting of decoded query
+ * keys and values, TrimSpace on header values, trailing '/' on the URI.
+ */
+#include "sign.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+/* Growable byte buffer; the first failure sticks in err so callers can
+ * append freely and check once. */
+struct buf {
+  char *p;
+  size_t len;
+  size_t cap;
+  int err;
+};
+
+static void buf_reserve(struct buf *b, size_t extra)
+{
+  if (b->err)
+    return;
+  if (extra > SIZE_MAX / 2 - b->len) {
+    b->err = -ENOMEM;
+    return;
+  }
+  size_t need = b->len + extra + 1; /* room for a NUL */
+  if (need <= b->cap)
+    return;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < need)
+    cap *= 2;
+  char *p = realloc(b->p, cap);
+  if (!p) {
+    b->err = -ENOMEM;
+    return;
+  }
+  b->p = p;
+  b->cap = cap;
+}
+
+static void buf_add(struct buf *b, const void *data, size_t n)
+{
+  buf_reserve(b, n);
+  if (b->err)
+    return;
+  if (n)
+    memcpy(b->p + b->len, data, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void buf_adds(struct buf *b, const char *s)
+{
+  buf_add(b, s, strlen(s));
+}
+
+static void buf_addc(struct buf *b, char c)
+{
+  buf_add(b, &c, 1);
+}
+
+/* Hand the NUL-terminated contents to the caller, or free on error. */
+static int buf_finish(struct buf *b, char **out)
+{
+  if (!b->err && !b->p)
+    buf_add(b, "", 0);
+  if (b->err) {
+    free(b->p);
+    return b->err;
+  }
+  *out = b->p;
+  return 0;
+}
+
+static bool is_unreserved(unsigned char c)
+{
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* RFC 7230 tchar: what a header name or a method may contain. */
+static bool is_tchar(unsigned char c)
+{
+  return is_unreserved(c) || (c && strchr("!#$%&'*+^`|", c) != NULL);
+}
+
+static int hexval(unsigned char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+static void buf_add_escaped(struct buf *b, const char *s, size_t n)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (is_unreserved(c)) {
+      buf_addc(b, (char)c);
+    } else {
+      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+      buf_add(b, e, 3);
+    }
+  }
+}
+
+/* Percent-decode s[0..n) into b (which is reset first). '+' becomes a
+ * space only in queries. The result may contain NUL bytes: use b->len. */
+static int pct_decode(struct buf *b, const char *s, size_t n, bool plus)
+{
+  b->len = 0;
+  buf_reserve(b, n);
+  if (b->err)
+    return b->err;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '%') {
+      if (n - i < 3)
+        return -EINVAL;
+      int hi = hexval((unsigned char)s[i + 1]);
+      int lo = hexval((unsigned char)s[i + 2]);
+      if (hi < 0 || lo < 0)
+        return -EINVAL;
+      c = (char)(hi << 4 | lo);
+      i += 2;
+    } else if (c == '+' && plus) {
+      c = ' ';
+    }
+    b->p[b->len++] = c;
+  }
+  b->p[b->len] = '\0';
+  return 0;
+}
+
+static int add_canonical_uri(struct buf *out, const char *path)
+{
+  if (!path || !*path) {
+    buf_addc(out, '/');
+    return out->err;
+  }
+  struct buf seg = {0};
+  const char *p = path;
+  int rc = 0;
+  for (;;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    rc = pct_decode(&seg, p, n, false);
+    if (rc)
+      break;
+    buf_add_escaped(out, seg.p, seg.len);
+    if (!slash)
+      break;
+    buf_addc(out, '/');
+    p = slash + 1;
+  }
+  free(seg.p);
+  if (rc)
+    return rc;
+  if (out->len == 0 || out->p[out->len - 1] != '/')
+    buf_addc(out, '/');
+  return out->err;
+}
+
+struct qpair {
+  char *key;
+  size_t klen;
+  char *val;
+  size_t vlen;
+};
+
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  if (c)
+    return c;
+  return (alen > blen) - (alen < blen);
+}
+
+static int qpair_cmp(const void *a, const void *b)
+{
+  const struct qpair *x = a, *y = b;
+  int c = bytes_cmp(x->key, x->klen, y->key, y->klen);
+  return c ? c : bytes_cmp(x->val, x->vlen, y->val, y->vlen);
+}
+
+static void qpairs_free(struct qpair *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].key);
+    free(v[i].val);
+  }
+  free(v);
+}
+
+/* Decode one "k=v" (or "k") component into *qp. */
+static int qpair_parse(struct qpair *qp, const char *s, size_t n)
+{
+  const char *eq = memchr(s, '=', n);
+  size_t klen = eq ? (size_t)(eq - s) : n;
+  struct buf k = {0}, v = {0};
+  int rc = pct_decode(&k, s, klen, true);
+  if (!rc && eq)
+    rc = pct_decode(&v, eq + 1, n - klen - 1, true);
+  if (!rc && !v.p)
+    rc = pct_decode(&v, "", 0, true);
+  if (rc) {
+    free(k.p);
+    free(v.p);
+    return rc;
+  }
+  *qp = (struct qpair){k.p, k.len, v.p, v.len};
+  return 0;
+}
+
+static int split_query(const char *query, struct qpair **out, size_t *nout)
+{
+  size_t cap = 1;
+  for (const char *p = query; *p; p++)
+    cap += *p == '&';
+  struct qpair *v = calloc(cap, sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  size_t n = 0;
+  const char *p = query;
+  while (*p) {
+    const char *amp = strchr(p, '&');
+    size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    if (len) { /* empty components ("a&&b") carry nothing, like Go */
+      int rc = qpair_parse(&v[n], p, len);
+      if (rc) {
+        qpairs_free(v, n);
+        return rc;
+      }
+      n++;
+    }
+    p += len + (amp != NULL);
+  }
+  *out = v;
+  *nout = n;
+  return 0;
+}
+
+static int add_canonical_query(struct buf *out, const char *query)
+{
+  if (!query || !*query)
+    return out->err;
+  struct qpair *v;
+  size_t n;
+  int rc = split_query(query, &v, &n);
+  if (rc)
+    return rc;
+  qsort(v, n, sizeof(*v), qpair_cmp);
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      buf_addc(out, '&');
+    buf_add_escaped(out, v[i].key, v[i].klen);
+    buf_addc(out, '=');
+    buf_add_escaped(out, v[i].val, v[i].vlen);
+  }
+  qpairs_free(v, n);
+  return out->err;
+}
+
+/* A header prepared for signing: lowercase name, trimmed value. */
+struct shdr {
+  char *name;
+  const char *value;
+  size_t vlen;
+};
+
+static bool is_trim_space(char c)
+{
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+         c == '\f';
+}
+
+static int shdr_cmp(const void *a, const void *b)
+{
+  return strcmp(((const struct shdr *)a)->name, ((const struct shdr *)b)->name);
+}
+
+static void shdrs_free(struct shdr *v, size_t n)
+{
+  if (!v)
+    return;
+  for (size_t i = 0; i < n; i++)
+    free(v[i].name);
+  free(v);
+}
+
+static int shdr_init(struct shdr *h, const struct sign_header *src)
+{
+  if (!src->name || !*src->name || !src->value)
+    return -EINVAL;
+  size_t n = strlen(src->name);
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)src->name[i]))
+      return -EINVAL;
+  const char *v = src->value;
+  size_t vlen = strlen(v);
+  while (vlen && is_trim_space(*v)) {
+    v++;
+    vlen--;
+  }
+  while (vlen && is_trim_space(v[vlen - 1]))
+    vlen--;
+  /* An inner line break would let one header forge canonical lines. */
+  if (memchr(v, '\n', vlen) || memchr(v, '\r', vlen))
+    return -EINVAL;
+  h->name = malloc(n + 1);
+  if (!h->name)
+    return -ENOMEM;
+  for (size_t i = 0; i <= n; i++) {
+    char c = src->name[i];
+    h->name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+  }
+  h->value = v;
+  h->vlen = vlen;
+  return 0;
+}
+
+/* Lowercased, trimmed, sorted copy of in->headers; duplicates are -EINVAL
+ * (which value was signed would be ambiguous). */
+static int sorted_headers(const struct sign_input *in, struct shdr **out)
+{
+  *out = NULL;
+  if (in->nheaders == 0)
+    return 0;
+  if (!in->headers)
+    return -EINVAL;
+  struct shdr *v = calloc(in->nheaders, sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  for (size_t i = 0; i < in->nheaders; i++) {
+    int rc = shdr_init(&v[i], &in->headers[i]);
+    if (rc) {
+      shdrs_free(v, i);
+      return rc;
+    }
+  }
+  qsort(v, in->nheaders, sizeof(*v), shdr_cmp);
+  for (size_t i = 1; i < in->nheaders; i++) {
+    if (strcmp(v[i - 1].name, v[i].name) == 0) {
+      shdrs_free(v, in->nheaders);
+      return -EINVAL;
+    }
+  }
+  *out = v;
+  return 0;
+}
+
+static void add_signed_headers(struct buf *out, const struct shdr *h, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      buf_addc(out, ';');
+    buf_adds(out, h[i].name);
+  }
+}
+
+static int check_input(const struct sign_input *in)
+{
+  if (!in || !in->method || !*in->method)
+    return -EINVAL;
+  for (const char *m = in->method; *m; m++)
+    if (!is_tchar((unsigned char)*m))
+      return -EINVAL;
+  if (!in->body && in->body_len)
+    return -EINVAL;
+  return 0;
+}
+
+int sign_sha256_hex(const void *data, size_t len, char hex[SIGN_HEX_LEN + 1])
+{
+  static const char digits[] = "0123456789abcdef";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (!hex || (!data && len))
+    return -EINVAL;
+  if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL) ||
+      mdlen != SIGN_HEX_LEN / 2)
+    return -EIO;
+  for (unsigned int i = 0; i < mdlen; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  hex[SIGN_HEX_LEN] = '\0';
+  return 0;
+}
+
+static int build_canonical(const struct sign_input *in, struct buf *out)
+{
+  int rc = check_input(in);
+  if (rc)
+    return rc;
+  struct shdr *h;
+  rc = sorted_headers(in, &h);
+  if (rc)
+    return rc;
+  buf_adds(out, in->method);
+  buf_addc(out, '\n');
+  rc = add_canonical_uri(out, in->path);
+  buf_addc(out, '\n');
+  if (!rc)
+    rc = add_canonical_query(out, in->query);
+  buf_addc(out, '\n');
+  for (size_t i = 0; !rc && i < in->nheaders; i++) {
+    buf_adds(out, h[i].name);
+    buf_addc(out, ':');
+    buf_add(out, h[i].value, h[i].vlen);
+    buf_addc(out, '\n');
+  }
+  buf_addc(out, '\n');
+  add_signed_headers(out, h, in->nheaders);
+  buf_addc(out, '\n');
+  shdrs_free(h, in->nheaders);
+  char hex[SIGN_HEX_LEN + 1];
+  if (!rc)
+    rc = sign_sha256_hex(in->body, in->body_len, hex);
+  if (!rc)
+    buf_adds(out, hex);
+  return rc ? rc : out->err;
+}
+
+int sign_canonical_request(const struct sign_input *in, char **out)
+{
+  if (!out)
+    return -EINVAL;
+  struct buf b = {0};
+  int rc = build_canonical(in, &b);
+  if (rc) {
+    free(b.p);
+    return rc;
+  }
+  return buf_finish(&b, out);
+}
+
+int sign_signed_headers(const struct sign_input *in, char **out)
+{
+  if (!in || !out)
+    return -EINVAL;
+  struct shdr *h;
+  int rc = sorted_headers(in, &h);
+  if (rc)
+    return rc;
+  struct buf b = {0};
+  add_signed_headers(&b, h, in->nheaders);
+  shdrs_free(h, in->nheaders);
+  return buf_finish(&b, out);
+}
+
+/* The X-Sdk-Date to use: in->sdk_date and/or the x-sdk-date header, which
+ * must agree, in the strict YYYYMMDDTHHMMSSZ form. */
+static int resolve_date(const struct sign_input *in,
+                        char out[SIGN_DATE_LEN + 1])
+{
+  const char *hdr = NULL;
+  size_t hlen = 0;
+  for (size_t i = 0; i < in->nheaders && in->headers; i++) {
+    const struct sign_header *h = &in->headers[i];
+    if (h->name && h->value && strcasecmp(h->name, "x-sdk-date") == 0) {
+      hdr = h->value;
+      while (is_trim_space(*hdr))
+        hdr++;
+      hlen = strlen(hdr);
+      while (hlen && is_trim_space(hdr[hlen - 1]))
+        hlen--;
+    }
+  }
+  const char *d = in->sdk_date;
+  if (!d && !hdr)
+    return -EINVAL;
+  if (!d) {
+    if (hlen != SIGN_DATE_LEN)
+      return -EINVAL;
+    memcpy(out, hdr, SIGN_DATE_LEN);
+    out[SIGN_DATE_LEN] = '\0';
+  } else {
+    if (strlen(d) != SIGN_DATE_LEN)
+      return -EINVAL;
+    if (hdr && (hlen != SIGN_DATE_LEN || memcmp(hdr, d, SIGN_DATE_LEN)))
+      return -EINVAL;
+    memcpy(out, d, SIGN_DATE_LEN + 1);
+  }
+  time_t t;
+  return sign_parse_date(out, &t);
+}
+
+int sign_string_to_sign(const struct sign_input *in, char **out)
+{
+  if (!in || !out)
+    return -EINVAL;
+  char date[SIGN_DATE_LEN + 1];
+  int rc = resolve_date(in, date);
+  if (rc)
+    return rc;
+  char *cr;
+  rc = sign_canonical_request(in, &cr);
+  if (rc)
+    return rc;
+  char hex[SIGN_HEX_LEN + 1];
+  rc = sign_sha256_hex(cr, strlen(cr), hex);
+  free(cr);
+  if (rc)
+    return rc;
+  struct buf b = {0};
+  buf_adds(&b, SIGN_ALGORITHM "\n");
+  buf_adds(&b, date);
+  buf_addc(&b, '\n');
+  buf_adds(&b, hex);
+  return buf_finish(&b, out);
+}
+
+int sign_signature_hex(const struct sign_input *in, const char *sk,
+                       size_t sk_len, char hex[SIGN_HEX_LEN + 1])
+{
+  static const char digits[] = "0123456789abcdef";
+  if (!sk || sk_len == 0 || sk_len > INT32_MAX || !hex)
+    return -EINVAL;
+  char *sts;
+  int rc = sign_string_to_sign(in, &sts);
+  if (rc)
+    return rc;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  unsigned char *r = HMAC(EVP_sha256(), sk, (int)sk_len,
+                          (const unsigned char *)sts, strlen(sts), md, &mdlen);
+  free(sts);
+  if (!r || mdlen != SIGN_HEX_LEN / 2)
+    return -EIO;
+  for (unsigned int i = 0; i < mdlen; i++) {
+    hex[2 * i] = digits[md[i] >> 4];
+    hex[2 * i + 1] = digits[md[i] & 15];
+  }
+  hex[SIGN_HEX_LEN] = '\0';
+  OPENSSL_cleanse(md, sizeof(md));
+  return 0;
+}
+
+/* An access key goes verbatim into the header: no separators, no spaces. */
+static bool valid_access_key(const char *ak)
+{
+  if (!ak || !*ak)
+    return false;
+  for (const char *p = ak; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c <= ' ' || c >= 0x7f || c == ',' || c == '=')
+      return false;
+  }
+  return true;
+}
+
+int sign_authorization(const struct sign_input *in, const char *ak,
+                       const char *sk, size_t sk_len, char **out)
+{
+  if (!out || !valid_access_key(ak))
+    return -EINVAL;
+  char sig[SIGN_HEX_LEN + 1];
+  int rc = sign_signature_hex(in, sk, sk_len, sig);
+  if (rc)
+    return rc;
+  char *sh;
+  rc = sign_signed_headers(in, &sh);
+  if (rc) {
+    OPENSSL_cleanse(sig, sizeof(sig));
+    return rc;
+  }
+  struct buf b = {0};
+  buf_adds(&b, SIGN_ALGORITHM " Access=");
+  buf_adds(&b, ak);
+  buf_adds(&b, ", SignedHeaders=");
+  buf_adds(&b, sh);
+  buf_adds(&b, ", Signature=");
+  buf_adds(&b, sig);
+  free(sh);
+  OPENSSL_cleanse(sig, sizeof(sig));
+  return buf_finish(&b, out);
+}
+
+int sign_format_date(time_t t, char out[SIGN_DATE_LEN + 1])
+{
+  struct tm tm;
+  if (!out || !gmtime_r(&t, &tm))
+    return -EINVAL;
+  if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+    return -ERANGE;
+  if (strftime(out, SIGN_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm) != SIGN_DATE_LEN)
+    return -ERANGE;
+  return 0;
+}
+
+/* Read n decimal digits at s. */
+static int digits_at(const char *s, int n, int *out)
+{
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -EINVAL;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+static int days_in_month(int year, int mon)
+{
+  static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return days[mon - 1] + (mon == 2 && leap);
+}
+
+int sign_parse_date(const char *s, time_t *out)
+{
+  if (!s || !out || strlen(s) != SIGN_DATE_LEN || s[8] != 'T' || s[15] != 'Z')
+    return -EINVAL;
+  int y, mo, d, h, mi, se;
+  if (digits_at(s, 4, &y) || digits_at(s + 4, 2, &mo) ||
+      digits_at(s + 6, 2, &d) || digits_at(s + 9, 2, &h) ||
+      digits_at(s + 11, 2, &mi) || digits_at(s + 13, 2, &se))
+    return -EINVAL;
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+      mi > 59 || se > 59)
+    return -EINVAL;
+  struct tm tm = {.tm_year = y - 1900,
+                  .tm_mon = mo - 1,
+                  .tm_mday = d,
+                  .tm_hour = h,
+                  .tm_min = mi,
+                  .tm_sec = se};
+  *out = timegm(&tm);
+  return 0;
+}
+
+static bool valid_signed_headers(const char *s, size_t n)
+{
+  if (n == 0 || s[0] == ';' || s[n - 1] == ';')
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == ';') {
+      if (s[i + 1] == ';')
+        return false;
+    } else if (!is_tchar(c) || (c >= 'A' && c <= 'Z')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool valid_hex_sig(const char *s, size_t n)
+{
+  if (n != SIGN_HEX_LEN)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+      return false;
+  return true;
+}
+
+/* Store one "Name=value" parameter; each name may appear once. */
+static int authz_param(struct sign_authz *a, const char *s, size_t n)
+{
+  const char *eq = memchr(s, '=', n);
+  if (!eq)
+    return -EINVAL;
+  size_t nlen = (size_t)(eq - s);
+  const char *v = eq + 1;
+  size_t vlen = n - nlen - 1;
+  if (nlen == 6 && memcmp(s, "Access", 6) == 0) {
+    if (a->access || vlen == 0)
+      return -EINVAL;
+    a->access = strndup(v, vlen);
+    if (!a->access)
+      return -ENOMEM;
+    return valid_access_key(a->access) ? 0 : -EINVAL;
+  }
+  if (nlen == 13 && memcmp(s, "SignedHeaders", 13) == 0) {
+    if (a->signed_headers || !valid_signed_headers(v, vlen))
+      return -EINVAL;
+    a->signed_headers = strndup(v, vlen);
+    return a->signed_headers ? 0 : -ENOMEM;
+  }
+  if (nlen == 9 && memcmp(s, "Signature", 9) == 0) {
+    if (a->signature[0] || !valid_hex_sig(v, vlen))
+      return -EINVAL;
+    memcpy(a->signature, v, SIGN_HEX_LEN);
+    a->signature[SIGN_HEX_LEN] = '\0';
+    return 0;
+  }
+  return -EINVAL;
+}
+
+static int authz_params(struct sign_authz *a, const char *p)
+{
+  for (;;) {
+    while (*p == ' ')
+      p++;
+    const char *comma = strchr(p, ',');
+    size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    while (n && p[n - 1] == ' ')
+      n--;
+    int rc = authz_param(a, p, n);
+    if (rc)
+      return rc;
+    if (!comma)
+      break;
+    p = comma + 1;
+  }
+  if (!a->access || !a->signed_headers || !a->signature[0])
+    return -EINVAL;
+  return 0;
+}
+
+int sign_parse_authorization(const char *value, struct sign_authz *out)
+{
+  static const char prefix[] = SIGN_ALGORITHM " ";
+  if (!out)
+    return -EINVAL;
+  memset(out, 0, sizeof(*out));
+  if (!value || strncmp(value, prefix, sizeof(prefix) - 1) != 0)
+    return -EINVAL;
+  int rc = authz_params(out, value + sizeof(prefix) - 1);
+  if (rc)
+    sign_authz_free(out);
+  return rc;
+}
+
+void sign_authz_free(struct sign_authz *a)
+{
+  if (!a)
+    return;
+  free(a->access);
+  free(a->signed_headers);
+  OPENSSL_cleanse(a->signature, sizeof(a->signature));
+  memset(a, 0, sizeof(*a));
+}
+
+bool sign_signature_equal(const char *a, const char *b)
+{
+  if (!a || !b || strnlen(a, SIGN_HEX_LEN + 1) != SIGN_HEX_LEN ||
+      strnlen(b, SIGN_HEX_LEN + 1) != SIGN_HEX_LEN)
+    return false;
+  return CRYPTO_memcmp(a, b, SIGN_HEX_LEN) == 0;
+}
