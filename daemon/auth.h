@@ -1,0 +1,103 @@
+/*
+ * auth: per-account credentials applied to APIG requests (SPEC §4,
+ * reference/apig-api.md §3). No I/O and no event loop: the engine calls
+ * these functions and owns the transfers.
+ *
+ *  - aksk: each request is signed (sign.h) over host, x-sdk-date and, when
+ *    there is a body, content-type; X-Project-Id is added (unsigned).
+ *  - token: X-Auth-Token with the configured token.
+ *  - password: X-Auth-Token with a token the engine obtained from IAM with
+ *    auth_iam_request_body(), stored in a struct auth_token and renewed
+ *    when auth_token_needs_renewal() says so (or once on a token error).
+ *
+ * Functions return 0 or a negative errno and never produce error text, so
+ * no secret can leak through an error path. Headers that carry a secret
+ * (Authorization, X-Auth-Token) should be freed with auth_headers_free(),
+ * which wipes them.
+ */
+#ifndef CERTBIND_AUTH_H
+#define CERTBIND_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+
+/* The Content-Type auth_add_headers() sends (and signs) with a body. */
+#define AUTH_CONTENT_TYPE "application/json"
+
+/*
+ * Append the auth headers of one request to *headers, all or nothing.
+ *
+ * For aksk the headers are "Host: <url_host>", "Content-Type:
+ * application/json" (only when body_len > 0), "X-Sdk-Date", "X-Project-Id"
+ * and "Authorization". Host and Content-Type are appended explicitly so
+ * that libcurl sends exactly the signed bytes: the caller must not add its
+ * own Host or Content-Type. url_host is "host[:port]" as in the URL (see
+ * auth_url_host()); path and query are the wire forms (query without '?',
+ * NULL for none); now is the wall clock (X-Sdk-Date).
+ *
+ * For token and password, "X-Auth-Token: <token>" (token, or the account's
+ * configured token when token is NULL and method is token) plus the same
+ * Content-Type rule. -EINVAL on missing credentials or bad input,
+ * -ENOMEM.
+ */
+int auth_add_headers(const struct config_account *acct, const char *token,
+                     const char *method, const char *url_host, const char *path,
+                     const char *query, const void *body, size_t body_len,
+                     time_t now, struct curl_slist **headers);
+
+/* "host[:port]" of an http(s) URL as libcurl sends it in Host: the port
+ * only when given and not the scheme's default (443 / 80). Malloc'd. */
+int auth_url_host(const char *url, char **host);
+
+/* Wipe every header string (they may hold a token or a signature), then
+ * curl_slist_free_all(). NULL is fine. */
+void auth_headers_free(struct curl_slist *headers);
+
+/* True for a header line whose value must never be logged
+ * (Authorization, X-Auth-Token, X-Subject-Token, X-Security-Token). */
+bool auth_header_is_secret(const char *line);
+
+/* "<iam_endpoint>/v3/auth/tokens?nocatalog=true" (password accounts). */
+int auth_iam_url(const struct config_account *acct, char **url);
+
+/*
+ * The JSON body of the IAM password-token request (reference §3.1):
+ * methods ["password"], user name/password/domain name, scoped to the
+ * account's project id. Built with yajl into memory that is wiped when
+ * grown; the caller must OPENSSL_cleanse() and free *body (it holds the
+ * password). -EINVAL unless the account uses method password with user,
+ * domain, password and project_id set.
+ */
+int auth_iam_request_body(const struct config_account *acct, char **body,
+                          size_t *len);
+
+/* token.expires_at of a 201 body ("2019-02-13T06:52:13.855000Z"; a
+ * fraction is truncated; 'Z' or a +hh:mm/-hh:mm offset). -EINVAL when the
+ * body is not JSON or the field is missing or malformed. */
+int auth_iam_parse_expiry(const char *body, size_t len, time_t *expires_at);
+
+/* A cached IAM token. Zero-initialise; value NULL means none. */
+struct auth_token {
+  char *value;
+  time_t expires_at;
+  time_t obtained_at;
+};
+
+/* Replace the token (the X-Subject-Token header value, surrounding
+ * whitespace trimmed) and its times; the old value is wiped first. */
+int auth_token_set(struct auth_token *t, const char *value, size_t len,
+                   time_t expires_at, time_t now);
+
+/* Renew at 80 % of the token's life or 1 h before expires_at, whichever is
+ * earlier; always true when there is no token or its times are not sane. */
+bool auth_token_needs_renewal(const struct auth_token *t, time_t now);
+
+/* Wipe (OPENSSL_cleanse) and free the value; zero the struct. */
+void auth_token_clear(struct auth_token *t);
+
+#endif
