@@ -1,0 +1,666 @@
+/*
+ * ledger: entries + linear-probing hash index (backward-shift deletion, so
+ * no tombstones pile up), ledger.json via yajl.
+ */
+#include "ledger.h"
+
+#include "statefile.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+#define LEDGER_VERSION 1
+
+/* ---- the index ---- */
+
+static uint64_t fnv1a(uint64_t h, const char *s, bool fold)
+{
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+
+    if (fold && c >= 'A' && c <= 'Z')
+      c = (unsigned char)(c - 'A' + 'a');
+    h = (h ^ c) * 0x100000001b3ull;
+  }
+  return (h ^ 0xff) * 0x100000001b3ull; /* field separator */
+}
+
+static uint64_t key_hash(const char *cert, const char *inst, const char *dom)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+
+  h = fnv1a(h, cert, false);
+  h = fnv1a(h, inst, false);
+  return fnv1a(h, dom, true);
+}
+
+static bool key_equal(const struct ledger_entry *e, const char *cert,
+                      const char *inst, const char *dom)
+{
+  return strcmp(e->certificate_id, cert) == 0 &&
+         strcmp(e->instance_id, inst) == 0 && strcasecmp(e->domain, dom) == 0;
+}
+
+/* The slot holding the key, or the empty slot where it would go. */
+static size_t probe(const struct ledger *l, uint64_t h, const char *cert,
+                    const char *inst, const char *dom)
+{
+  size_t mask = l->nslots - 1, s = (size_t)h & mask;
+
+  while (l->slots[s] != 0) {
+    size_t i = l->slots[s] - 1;
+
+    if (l->hashes[i] == h && key_equal(&l->entries[i], cert, inst, dom))
+      return s;
+    s = (s + 1) & mask;
+  }
+  return s;
+}
+
+/* The slot that points at entry i. */
+static size_t slot_of(const struct ledger *l, size_t i)
+{
+  size_t mask = l->nslots - 1, s = (size_t)l->hashes[i] & mask;
+
+  while (l->slots[s] != i + 1)
+    s = (s + 1) & mask;
+  return s;
+}
+
+static int rehash(struct ledger *l, size_t nslots)
+{
+  size_t *slots = calloc(nslots, sizeof(*slots));
+
+  if (!slots)
+    return -ENOMEM;
+  free(l->slots);
+  l->slots = slots;
+  l->nslots = nslots;
+  for (size_t i = 0; i < l->count; i++) {
+    size_t s = (size_t)l->hashes[i] & (nslots - 1);
+
+    while (slots[s] != 0)
+      s = (s + 1) & (nslots - 1);
+    slots[s] = i + 1;
+  }
+  return 0;
+}
+
+/* Room for one more entry, the index at most half full. */
+static int reserve(struct ledger *l)
+{
+  if (l->count == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    struct ledger_entry *e = realloc(l->entries, cap * sizeof(*e));
+    uint64_t *h;
+
+    if (!e)
+      return -ENOMEM;
+    l->entries = e;
+    h = realloc(l->hashes, cap * sizeof(*h));
+    if (!h)
+      return -ENOMEM;
+    l->hashes = h;
+    l->cap = cap;
+  }
+  if ((l->count + 1) * 2 > l->nslots)
+    return rehash(l, l->nslots ? l->nslots * 2 : 128);
+  return 0;
+}
+
+static bool valid_key(const char *cert, const char *inst, const char *dom)
+{
+  return cert && inst && dom && cert[0] && inst[0] && dom[0];
+}
+
+static char *lowercase_dup(const char *s)
+{
+  char *d = strdup(s);
+
+  for (char *p = d; p && *p; p++) {
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  }
+  return d;
+}
+
+int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
+               const char *domain, int64_t when)
+{
+  struct ledger_entry *e;
+  uint64_t h;
+  size_t s;
+  int rc;
+
+  if (!l || !valid_key(cert_id, instance_id, domain))
+    return -EINVAL;
+  if (ledger_contains(l, cert_id, instance_id, domain))
+    return 0;
+  rc = reserve(l);
+  if (rc < 0)
+    return rc;
+  h = key_hash(cert_id, instance_id, domain);
+  e = &l->entries[l->count];
+  e->certificate_id = strdup(cert_id);
+  e->instance_id = strdup(instance_id);
+  e->domain = lowercase_dup(domain);
+  e->attached_at = when;
+  if (!e->certificate_id || !e->instance_id || !e->domain) {
+    free(e->certificate_id);
+    free(e->instance_id);
+    free(e->domain);
+    return -ENOMEM;
+  }
+  l->hashes[l->count] = h;
+  s = probe(l, h, cert_id, instance_id, domain);
+  l->slots[s] = ++l->count;
+  return 0;
+}
+
+/* Empty slot s and close the gap (Knuth's algorithm R for linear probing). */
+static void unslot(struct ledger *l, size_t s)
+{
+  size_t mask = l->nslots - 1, j = s;
+
+  for (;;) {
+    size_t k;
+
+    j = (j + 1) & mask;
+    if (l->slots[j] == 0)
+      break;
+    k = (size_t)l->hashes[l->slots[j] - 1] & mask;
+    /* Move j's entry back unless its home k lies cyclically in (s, j]. */
+    if ((s < j) ? (k <= s || k > j) : (k <= s && k > j)) {
+      l->slots[s] = l->slots[j];
+      s = j;
+    }
+  }
+  l->slots[s] = 0;
+}
+
+int ledger_remove(struct ledger *l, const char *cert_id,
+                  const char *instance_id, const char *domain)
+{
+  size_t s, i, last;
+  uint64_t h;
+
+  if (!l || !valid_key(cert_id, instance_id, domain) || l->count == 0)
+    return -ENOENT;
+  h = key_hash(cert_id, instance_id, domain);
+  s = probe(l, h, cert_id, instance_id, domain);
+  if (l->slots[s] == 0)
+    return -ENOENT;
+  i = l->slots[s] - 1;
+  unslot(l, s);
+  free(l->entries[i].certificate_id);
+  free(l->entries[i].instance_id);
+  free(l->entries[i].domain);
+  last = l->count - 1;
+  if (i != last) {
+    l->slots[slot_of(l, last)] = i + 1;
+    l->entries[i] = l->entries[last];
+    l->hashes[i] = l->hashes[last];
+  }
+  l->count--;
+  return 0;
+}
+
+const struct ledger_entry *ledger_find(const struct ledger *l,
+                                       const char *cert_id,
+                                       const char *instance_id,
+                                       const char *domain)
+{
+  size_t s;
+
+  if (!l || l->count == 0 || !valid_key(cert_id, instance_id, domain))
+    return NULL;
+  s = probe(l, key_hash(cert_id, instance_id, domain), cert_id, instance_id,
+            domain);
+  return l->slots[s] ? &l->entries[l->slots[s] - 1] : NULL;
+}
+
+bool ledger_contains(const struct ledger *l, const char *cert_id,
+                     const char *instance_id, const char *domain)
+{
+  return ledger_find(l, cert_id, instance_id, domain) != NULL;
+}
+
+size_t ledger_count(const struct ledger *l)
+{
+  return l ? l->count : 0;
+}
+
+const struct ledger_entry *ledger_at(const struct ledger *l, size_t i)
+{
+  return l && i < l->count ? &l->entries[i] : NULL;
+}
+
+void ledger_free(struct ledger *l)
+{
+  if (!l)
+    return;
+  for (size_t i = 0; i < l->count; i++) {
+    free(l->entries[i].certificate_id);
+    free(l->entries[i].instance_id);
+    free(l->entries[i].domain);
+  }
+  free(l->entries);
+  free(l->hashes);
+  free(l->slots);
+  memset(l, 0, sizeof(*l));
+}
+
+/* ---- writing ---- */
+
+static int entry_cmp(const void *a, const void *b)
+{
+  const struct ledger_entry *x = *(const struct ledger_entry *const *)a;
+  const struct ledger_entry *y = *(const struct ledger_entry *const *)b;
+  int c = strcmp(x->certificate_id, y->certificate_id);
+
+  if (c == 0)
+    c = strcmp(x->instance_id, y->instance_id);
+  if (c == 0)
+    c = strcmp(x->domain, y->domain);
+  return c;
+}
+
+static yajl_gen_status gen_str(yajl_gen g, const char *s)
+{
+  return yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static yajl_gen_status gen_entry(yajl_gen g, const struct ledger_entry *e)
+{
+  yajl_gen_status gs = yajl_gen_map_open(g);
+
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, "certificate_id");
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, e->certificate_id);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, "instance_id");
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, e->instance_id);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, "domain");
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, e->domain);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, "attached_at");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_integer(g, (long long)e->attached_at);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_map_close(g);
+  return gs;
+}
+
+static yajl_gen_status gen_ledger(yajl_gen g,
+                                  const struct ledger_entry *const *sorted,
+                                  size_t n)
+{
+  yajl_gen_status gs = yajl_gen_map_open(g);
+
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, "version");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_integer(g, LEDGER_VERSION);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_str(g, "entries");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < n && gs == yajl_gen_status_ok; i++)
+    gs = gen_entry(g, sorted[i]);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_map_close(g);
+  return gs;
+}
+
+static int copy_out(yajl_gen g, char **out, size_t *len)
+{
+  const unsigned char *buf;
+  size_t n;
+
+  if (yajl_gen_get_buf(g, &buf, &n) != yajl_gen_status_ok)
+    return -ENOMEM;
+  *out = malloc(n + 1);
+  if (!*out)
+    return -ENOMEM;
+  memcpy(*out, buf, n);
+  (*out)[n] = '\0';
+  *len = n;
+  return 0;
+}
+
+int ledger_to_json(const struct ledger *l, char **out, size_t *len)
+{
+  const struct ledger_entry **sorted;
+  yajl_gen g;
+  int rc;
+
+  if (!l || !out || !len)
+    return -EINVAL;
+  sorted = malloc((l->count ? l->count : 1) * sizeof(*sorted));
+  if (!sorted)
+    return -ENOMEM;
+  for (size_t i = 0; i < l->count; i++)
+    sorted[i] = &l->entries[i];
+  qsort(sorted, l->count, sizeof(*sorted), entry_cmp);
+  g = yajl_gen_alloc(NULL);
+  if (!g) {
+    free(sorted);
+    return -ENOMEM;
+  }
+  /* IDs and domains were validated by the config loader; a byte that is
+   * not UTF-8 would still be refused here rather than written. */
+  if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
+      !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
+      !yajl_gen_config(g, yajl_gen_validate_utf8, 1))
+    rc = -ENOMEM;
+  else if (gen_ledger(g, sorted, l->count) != yajl_gen_status_ok)
+    rc = -EINVAL;
+  else
+    rc = copy_out(g, out, len);
+  yajl_gen_free(g);
+  free(sorted);
+  return rc;
+}
+
+int ledger_save(const char *state_dir, const struct ledger *l)
+{
+  char path[PATH_MAX];
+  char *json;
+  size_t len;
+  int rc;
+
+  if (!state_dir)
+    return -EINVAL;
+  rc = statefile_path(path, sizeof(path), state_dir, LEDGER_FILE);
+  if (rc < 0)
+    return rc;
+  rc = ledger_to_json(l, &json, &len);
+  if (rc < 0)
+    return rc;
+  rc = statefile_write_atomic(path, json, len, 0600);
+  free(json);
+  return rc;
+}
+
+/* ---- reading ---- */
+
+enum where { W_START, W_TOP, W_ENTRIES, W_ENTRY, W_DONE };
+
+enum { K_NONE, K_CERT, K_INST, K_DOMAIN, K_AT, K_VERSION, K_ENTRIES };
+
+struct parser {
+  struct ledger *l;
+  enum where where;
+  unsigned skip; /* > 0: inside the value of an unknown key */
+  int key;       /* K_* of the current key */
+  char *cert, *inst, *dom;
+  int64_t at;
+  bool have_at, version_ok, have_entries;
+  int err;
+};
+
+static int fail(struct parser *p, int err)
+{
+  p->err = err;
+  return 0;
+}
+
+static void clear_entry(struct parser *p)
+{
+  free(p->cert);
+  free(p->inst);
+  free(p->dom);
+  p->cert = p->inst = p->dom = NULL;
+  p->have_at = false;
+}
+
+static int on_json_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+  static const struct {
+    const char *name;
+    int key;
+  } keys[] = {
+      {"certificate_id", K_CERT}, {"instance_id", K_INST},
+      {"domain", K_DOMAIN},       {"attached_at", K_AT},
+      {"version", K_VERSION},     {"entries", K_ENTRIES},
+  };
+  struct parser *p = ctx;
+
+  if (p->skip > 0)
+    return 1;
+  p->key = K_NONE;
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    if (strlen(keys[i].name) == len && memcmp(keys[i].name, key, len) == 0)
+      p->key = keys[i].key;
+  }
+  /* Each key is ours only in its own object. */
+  if (p->where == W_TOP && p->key != K_VERSION && p->key != K_ENTRIES)
+    p->key = K_NONE;
+  if (p->where == W_ENTRY && (p->key == K_VERSION || p->key == K_ENTRIES))
+    p->key = K_NONE;
+  return 1;
+}
+
+static int on_json_string(void *ctx, const unsigned char *s, size_t len)
+{
+  struct parser *p = ctx;
+  char **dst;
+
+  if (p->skip > 0 || (p->where == W_TOP && p->key == K_NONE))
+    return 1;
+  if (p->where != W_ENTRY)
+    return fail(p, -EBADMSG);
+  if (p->key == K_CERT)
+    dst = &p->cert;
+  else if (p->key == K_INST)
+    dst = &p->inst;
+  else if (p->key == K_DOMAIN)
+    dst = &p->dom;
+  else if (p->key == K_AT)
+    return fail(p, -EBADMSG);
+  else
+    return 1;
+  if (len == 0 || memchr(s, '\0', len))
+    return fail(p, -EBADMSG);
+  free(*dst);
+  *dst = strndup((const char *)s, len);
+  return *dst ? 1 : fail(p, -ENOMEM);
+}
+
+static int on_json_integer(void *ctx, long long i)
+{
+  struct parser *p = ctx;
+
+  if (p->skip > 0)
+    return 1;
+  if (p->where == W_TOP && p->key == K_VERSION) {
+    if (i != LEDGER_VERSION)
+      return fail(p, -EPROTONOSUPPORT);
+    p->version_ok = true;
+    return 1;
+  }
+  if (p->where == W_ENTRY && p->key == K_AT) {
+    p->at = i;
+    p->have_at = true;
+    return 1;
+  }
+  if ((p->where == W_TOP || p->where == W_ENTRY) && p->key == K_NONE)
+    return 1;
+  return fail(p, -EBADMSG);
+}
+
+/* null, booleans and doubles: only under keys we do not know. */
+static int other_scalar(struct parser *p)
+{
+  if (p->skip > 0)
+    return 1;
+  if ((p->where == W_TOP || p->where == W_ENTRY) && p->key == K_NONE)
+    return 1;
+  return fail(p, -EBADMSG);
+}
+
+static int on_json_null(void *ctx)
+{
+  return other_scalar(ctx);
+}
+
+static int on_json_boolean(void *ctx, int b)
+{
+  (void)b;
+  return other_scalar(ctx);
+}
+
+static int on_json_double(void *ctx, double d)
+{
+  (void)d;
+  return other_scalar(ctx);
+}
+
+/* A container value: the top object, an entry, or skipped when unknown. */
+static int open_container(struct parser *p, bool map)
+{
+  if (p->skip > 0) {
+    p->skip++;
+    return 1;
+  }
+  if (p->where == W_START && map) {
+    p->where = W_TOP;
+  } else if (p->where == W_TOP && p->key == K_ENTRIES && !map) {
+    if (p->have_entries)
+      return fail(p, -EBADMSG);
+    p->have_entries = true;
+    p->where = W_ENTRIES;
+  } else if (p->where == W_ENTRIES && map) {
+    clear_entry(p);
+    p->where = W_ENTRY;
+  } else if ((p->where == W_TOP || p->where == W_ENTRY) &&
+             p->key == K_NONE) {
+    p->skip = 1;
+  } else {
+    return fail(p, -EBADMSG);
+  }
+  return 1;
+}
+
+static int on_json_start_map(void *ctx)
+{
+  return open_container(ctx, true);
+}
+
+static int on_json_start_array(void *ctx)
+{
+  return open_container(ctx, false);
+}
+
+static int on_json_end_map(void *ctx)
+{
+  struct parser *p = ctx;
+  int rc;
+
+  if (p->skip > 0) {
+    p->skip--;
+    return 1;
+  }
+  if (p->where == W_TOP) {
+    p->where = W_DONE;
+    return 1;
+  }
+  if (p->where != W_ENTRY || !p->cert || !p->inst || !p->dom || !p->have_at)
+    return fail(p, -EBADMSG);
+  rc = ledger_add(p->l, p->cert, p->inst, p->dom, p->at);
+  clear_entry(p);
+  if (rc < 0)
+    return fail(p, rc);
+  p->where = W_ENTRIES;
+  return 1;
+}
+
+static int on_json_end_array(void *ctx)
+{
+  struct parser *p = ctx;
+
+  if (p->skip > 0) {
+    p->skip--;
+    return 1;
+  }
+  if (p->where != W_ENTRIES)
+    return fail(p, -EBADMSG);
+  p->where = W_TOP;
+  return 1;
+}
+
+static const yajl_callbacks ledger_callbacks = {
+    .yajl_null = on_json_null,
+    .yajl_boolean = on_json_boolean,
+    .yajl_integer = on_json_integer,
+    .yajl_double = on_json_double,
+    .yajl_string = on_json_string,
+    .yajl_start_map = on_json_start_map,
+    .yajl_map_key = on_json_map_key,
+    .yajl_end_map = on_json_end_map,
+    .yajl_start_array = on_json_start_array,
+    .yajl_end_array = on_json_end_array,
+};
+
+int ledger_from_json(const char *json, size_t len, struct ledger *l)
+{
+  struct parser p = {.l = l};
+  yajl_handle h;
+  yajl_status ys;
+  int rc = 0;
+
+  if (!json || !l)
+    return -EINVAL;
+  memset(l, 0, sizeof(*l));
+  h = yajl_alloc(&ledger_callbacks, NULL, &p);
+  if (!h)
+    return -ENOMEM;
+  ys = yajl_parse(h, (const unsigned char *)json, len);
+  if (ys == yajl_status_ok)
+    ys = yajl_complete_parse(h);
+  yajl_free(h);
+  clear_entry(&p);
+  if (ys != yajl_status_ok)
+    rc = p.err ? p.err : -EBADMSG;
+  else if (p.where != W_DONE || !p.have_entries)
+    rc = -EBADMSG;
+  else if (!p.version_ok)
+    rc = -EPROTONOSUPPORT;
+  if (rc < 0)
+    ledger_free(l);
+  return rc;
+}
+
+int ledger_load(const char *state_dir, struct ledger *l)
+{
+  char path[PATH_MAX];
+  char *buf;
+  size_t len;
+  int rc;
+
+  if (!state_dir || !l)
+    return -EINVAL;
+  memset(l, 0, sizeof(*l));
+  rc = statefile_path(path, sizeof(path), state_dir, LEDGER_FILE);
+  if (rc < 0)
+    return rc;
+  rc = statefile_read(path, LEDGER_MAX_FILE_SIZE, &buf, &len);
+  if (rc == -ENOENT)
+    return 0; /* nothing owned yet */
+  if (rc < 0)
+    return rc;
+  rc = ledger_from_json(buf, len, l);
+  free(buf);
+  return rc;
+}

@@ -1,0 +1,43 @@
+/*
+ * statefile: crash-safe whole-file writes and size-capped reads for the
+ * files certbind keeps (SPEC §5): status.json, ledger.json, the metrics
+ * textfile.
+ *
+ * A write goes to a temp file ".NAME.XXXXXX" in the target's directory,
+ * is fsync'ed, renamed over NAME, and the directory is fsync'ed. On any
+ * failure the previous NAME is intact and the temp file is removed; a
+ * failed fsync is reported, never retried (the caller rewrites the whole
+ * file from memory next time).
+ *
+ * A writer holds an exclusive flock(2) on its temp file until it is done.
+ * Temp files left behind by a killed writer carry no lock any more; every
+ * successful write removes such stale ".NAME.*" files of its own target,
+ * and leaves alone the temp files of writers that are still running.
+ */
+#ifndef CERTBIND_STATEFILE_H
+#define CERTBIND_STATEFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Atomically replace path with buf[0..len), file mode exactly mode (umask
+ * does not apply). Returns 0 or a negative errno. */
+int statefile_write_atomic(const char *path, const void *buf, size_t len,
+                           mode_t mode);
+
+/* Read all of path into a new NUL-terminated *buf (free() it), its length
+ * without the NUL in *len. -ENOENT when missing, -EFBIG when larger than
+ * max bytes, -EISDIR/-EINVAL when not a regular file. */
+int statefile_read(const char *path, size_t max, char **buf, size_t *len);
+
+/* Join dir and name into buf: 0, or -ENAMETOOLONG. */
+int statefile_path(char *buf, size_t size, const char *dir, const char *name);
+
+/* A one-line operator message for an error rc of statefile_write_atomic
+ * ("write") or statefile_read/a parser ("read") on path, e.g.
+ * "cannot write /var/lib/certbind/status.json: directory /var/lib/certbind
+ * is not writable (Permission denied)". Always NUL-terminates buf. */
+void statefile_strerror(int rc, const char *op, const char *path, char *buf,
+                        size_t size);
+
+#endif

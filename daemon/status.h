@@ -1,0 +1,98 @@
+/*
+ * status: the last pass and every binding's state, kept in
+ * state_dir/status.json (SPEC §5), and `certbind status` printing (§9).
+ *
+ * The engine fills a struct status during and after a pass and writes it
+ * with status_write (atomic, mode 0600). The file is a JSON object:
+ *   {"version":1,
+ *    "pass":{"started_ms":…,"ended_ms":…,"started":"<RFC 3339>", …counts},
+ *    "bindings":[{"account":…,"certificate":…,"certificate_id":…,
+ *                 "gateway":…,"instance_id":…,"domain":…,
+ *                 "verify_client":false,"state":"failed",
+ *                 "error_code":…,"error_msg":…,"request_id":…,
+ *                 "attempts":3,"next_retry":0}, …]}
+ * Absent strings are JSON null. Unknown keys are ignored when reading, so
+ * later versions may add fields; a wrong type, a missing required field,
+ * a truncated or garbage file is -EBADMSG.
+ *
+ * All strings are owned by the struct (status_free frees them). Nothing
+ * secret belongs here: error messages are the API's, never request data.
+ */
+#ifndef CERTBIND_STATUS_H
+#define CERTBIND_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define STATUS_FILE "status.json"
+/* status_read refuses bigger files (100,000 bindings take ~40 MiB). */
+#define STATUS_MAX_FILE_SIZE (256u * 1024u * 1024u)
+
+enum status_state { STATUS_CONVERGED, STATUS_PENDING, STATUS_FAILED };
+
+struct status_binding {
+  char *account;
+  char *certificate; /* name in the file */
+  char *certificate_id;
+  char *gateway; /* name in the file */
+  char *instance_id;
+  char *domain;
+  bool verify_client;
+  enum status_state state;
+  char *error_code; /* failed: the API's code, message and request id */
+  char *error_msg;
+  char *request_id;
+  uint32_t attempts;
+  int64_t next_retry; /* unix seconds, 0 = none */
+};
+
+struct status_pass {
+  int64_t started_ms, ended_ms; /* unix ms */
+  /* "converged" | "partial" | "failed" | "refused" | "aborted" |
+   * "interrupted" */
+  char *outcome;
+  char *command; /* apply | run */
+  char *mode;    /* upsert | sync */
+  char *config_sha256;
+  uint64_t attached, changed, detached, unchanged, failed, pending, requests,
+      retries;
+  char *message; /* one line: why refused/aborted, or "" */
+};
+
+struct status {
+  struct status_pass pass;
+  struct status_binding *bindings;
+  size_t nbindings;
+};
+
+/* Write state_dir/status.json atomically, mode 0600. 0 or a negative
+ * errno; statefile_strerror(rc, "write", path, …) explains it. */
+int status_write(const char *state_dir, const struct status *st);
+
+/* Read state_dir/status.json into *st (initialised here; status_free it,
+ * also after an error). -ENOENT when there is none yet, -EBADMSG when it
+ * is not a complete, valid status file. */
+int status_read(const char *state_dir, struct status *st);
+
+void status_free(struct status *st);
+
+/* Serialise to JSON (the file's content) into a new buffer. */
+int status_to_json(const struct status *st, char **out, size_t *len);
+
+/* Parse JSON text (as written by status_write) into *st. */
+int status_from_json(const char *json, size_t len, struct status *st);
+
+/* Print for an operator (SPEC §9): a summary line and counts, then the
+ * failed bindings with code, message and request id, then the pending
+ * ones with their next retry. json: the file's JSON instead. color: ANSI
+ * colours (the caller decides: a terminal and no NO_COLOR). Times are
+ * local time. 0 or a negative errno (-EIO when out fails). */
+int status_print(const struct status *st, FILE *out, bool json, bool color);
+
+/* "converged" | "pending" | "failed"; parse: 0 or -EINVAL. */
+const char *status_state_name(enum status_state s);
+int status_state_parse(const char *s, enum status_state *out);
+
+#endif
