@@ -1,0 +1,405 @@
+/*
+ * accounts, gateways and certificates: three mappings of name -> entry.
+ * Each name goes into a hash table so that bindings resolve in O(1).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define NO_INDEX ((size_t)-1)
+
+/* Every named entry struct starts with its char *name. */
+struct named_arg {
+  const char *name;
+  const void *arr;
+  size_t size;
+};
+
+static bool eq_name(size_t val, const void *arg)
+{
+  const struct named_arg *a = arg;
+  const char *const *name =
+      (const char *const *)((const char *)a->arr + val * a->size);
+
+  return *name != NULL && strcmp(*name, a->name) == 0;
+}
+
+/* Resolve a reference to an account: *dst = its index, or NO_INDEX. */
+static void ref_account(void *ud, const struct config__node *v,
+                        const char *path, void *dst)
+{
+  struct config__loader *l = ud;
+  struct named_arg a = {v->str, l->cfg->accounts, sizeof(*l->cfg->accounts)};
+  size_t *out = dst, found;
+
+  *out = NO_INDEX;
+  if (!config__get_str(l->c, v, path))
+    return;
+  if (config__htab_find(&l->accounts, config__hash(v->str, v->len, 0),
+                        eq_name, &a, &found) == 1)
+    *out = found;
+  else
+    config__error(l->c, v->line, v->col, "%s: undefined account \"%.80s\"",
+                  path, v->str);
+}
+
+static void endpoint(void *ud, const struct config__node *v, const char *path,
+                     void *dst)
+{
+  struct config__loader *l = ud;
+  char **out = dst;
+  const char *why;
+
+  if (!config__get_str(l->c, v, path))
+    return;
+  why = config__check_endpoint(v->str, v->len, out);
+  if (why != NULL)
+    config__error(l->c, v->line, v->col, "%s: \"%.80s\" %s", path, v->str,
+                  why);
+}
+
+static void secret(void *ud, const struct config__node *v, const char *path,
+                   void *dst)
+{
+  struct config__loader *l = ud;
+
+  config__load_secret(l->c, v, path, dst);
+}
+
+static const char *const method_names[] = {"aksk", "token", "password"};
+
+static void method(void *ud, const struct config__node *v, const char *path,
+                   void *dst)
+{
+  struct config__loader *l = ud;
+  int *out = dst;
+
+  *out = -1;
+  if (!config__get_str(l->c, v, path))
+    return;
+  for (size_t i = 0; i < NELEM(method_names); i++)
+    if (strcmp(v->str, method_names[i]) == 0) {
+      *out = (int)i;
+      return;
+    }
+  config__error(l->c, v->line, v->col,
+                "%s: unknown method \"%.40s\" (expected aksk, token or "
+                "password)",
+                path, v->str);
+}
+
+static const char *check_file(const char *s, size_t len)
+{
+  struct stat st;
+
+  if (s[0] != '/')
+    return "must be an absolute path";
+  if (stat(s, &st) < 0 || access(s, R_OK) < 0)
+    return "cannot be read";
+  if (!S_ISREG(st.st_mode))
+    return "is not a regular file";
+  return NULL;
+}
+
+/* The parsed auth block, before it is copied into the account. */
+struct auth {
+  int method;
+  char *iam_endpoint, *user, *domain;
+  struct config_secret access_key, secret_key, token, password;
+};
+
+#define AF(n, t, f, ...)                                                       \
+  {.name = n, .type = t, .off = offsetof(struct auth, f), __VA_ARGS__}
+static const struct config__field auth_fields[] = {
+    AF("method", CONFIG__F_CUSTOM, method, .required = true, .custom = method),
+    AF("access_key", CONFIG__F_CUSTOM, access_key, .custom = secret),
+    AF("secret_key", CONFIG__F_CUSTOM, secret_key, .custom = secret),
+    AF("token", CONFIG__F_CUSTOM, token, .custom = secret),
+    AF("iam_endpoint", CONFIG__F_CUSTOM, iam_endpoint, .custom = endpoint),
+    AF("user", CONFIG__F_STR, user),
+    AF("domain", CONFIG__F_STR, domain),
+    AF("password", CONFIG__F_CUSTOM, password, .custom = secret),
+};
+
+/* Which auth_fields rows each method needs ('r'), allows ('o') or
+ * forbids ('-'), in the table's order. */
+static const char *const auth_use[] = {
+    [CONFIG_AUTH_AKSK] = "rrr-----",
+    [CONFIG_AUTH_TOKEN] = "r--r----",
+    [CONFIG_AUTH_PASSWORD] = "r---orrr",
+};
+
+static void auth_block(struct config__loader *l, const struct config__node *v,
+                       const char *path, struct config_account *acc)
+{
+  const struct config__node *seen[NELEM(auth_fields)];
+  struct auth a = {.method = -1};
+
+  if (config__section(l->c, v, path, auth_fields, NELEM(auth_fields), &a,
+                      seen, l) &&
+      a.method >= 0) {
+    const char *use = auth_use[a.method];
+    for (size_t i = 0; i < NELEM(auth_fields); i++) {
+      if (use[i] == 'r' && seen[i] == NULL)
+        config__error(l->c, v->line, v->col,
+                      "%s: missing required key \"%s\" (method %s)", path,
+                      auth_fields[i].name, method_names[a.method]);
+      if (use[i] == '-' && seen[i] != NULL)
+        config__error(l->c, seen[i]->line, seen[i]->col,
+                      "%s.%s: not used with method %s", path,
+                      auth_fields[i].name, method_names[a.method]);
+    }
+    acc->auth_method = (enum config_auth_method)a.method;
+  }
+  acc->access_key = a.access_key;
+  acc->secret_key = a.secret_key;
+  acc->token = a.token;
+  acc->password = a.password;
+  acc->iam_endpoint = a.iam_endpoint;
+  acc->user = a.user;
+  acc->domain = a.domain;
+  if (a.method == CONFIG_AUTH_PASSWORD && acc->iam_endpoint == NULL &&
+      acc->region != NULL &&
+      asprintf(&acc->iam_endpoint, "https://iam.%s.myhuaweicloud.com",
+               acc->region) < 0) {
+    acc->iam_endpoint = NULL;
+    l->c->oom = true;
+  }
+}
+
+static void auth(void *ud, const struct config__node *v, const char *path,
+                 void *dst)
+{
+  (void)dst; /* auth needs the region: done after the account's section */
+  (void)ud;
+  (void)v;
+  (void)path;
+}
+
+#define TF(n, t, f, ...)                                                       \
+  {.name = n,                                                                  \
+   .type = t,                                                                  \
+   .off = offsetof(struct config_account, f),                                  \
+   __VA_ARGS__}
+static const struct config__field tls_fields[] = {
+    TF("ca_file", CONFIG__F_STR, ca_file, .check = check_file),
+};
+
+static void tls(void *ud, const struct config__node *v, const char *path,
+                void *dst)
+{
+  struct config__loader *l = ud;
+  const struct config__node *seen[NELEM(tls_fields)];
+
+  config__section(l->c, v, path, tls_fields, NELEM(tls_fields), dst, seen, l);
+}
+
+#define LF(n, t, f, ...)                                                       \
+  {.name = n,                                                                  \
+   .type = t,                                                                  \
+   .off = offsetof(struct config_limits, f),                                   \
+   __VA_ARGS__}
+static const struct config__field limits_fields[] = {
+    LF("requests_per_second", CONFIG__F_DOUBLE, requests_per_second,
+       .min = 0, .min_excl = true, .max = 10000, .def = 5),
+    LF("burst", CONFIG__F_U32, burst, .min = 1, .max = 4294967295.0,
+       .def = 10),
+    LF("max_in_flight", CONFIG__F_U32, max_in_flight, .min = 1, .max = 4096,
+       .def = 32),
+};
+
+static void limits(void *ud, const struct config__node *v, const char *path,
+                   void *dst)
+{
+  struct config__loader *l = ud;
+  const struct config__node *seen[NELEM(limits_fields)];
+
+  config__section(l->c, v, path, limits_fields, NELEM(limits_fields), dst,
+                  seen, l);
+}
+
+enum { A_REGION, A_PROJECT, A_ENDPOINT, A_AUTH, A_TLS, A_LIMITS };
+static const struct config__field account_fields[] = {
+    [A_REGION] = TF("region", CONFIG__F_STR, region, .required = true,
+                    .check = config__check_region),
+    [A_PROJECT] = TF("project_id", CONFIG__F_STR, project_id, .required = true,
+                     .check = config__check_id32),
+    [A_ENDPOINT] = TF("endpoint", CONFIG__F_CUSTOM, endpoint,
+                      .custom = endpoint),
+    [A_AUTH] = TF("auth", CONFIG__F_CUSTOM, name, .required = true,
+                  .custom = auth),
+    [A_TLS] = TF("tls", CONFIG__F_CUSTOM, name, .custom = tls),
+    [A_LIMITS] = TF("limits", CONFIG__F_CUSTOM, limits, .custom = limits),
+};
+
+static void one_account(struct config__loader *l, const struct config__node *v,
+                        const char *path, void *elem)
+{
+  struct config_account *acc = elem;
+  const struct config__node *seen[NELEM(account_fields)];
+  char sub[512];
+
+  config__defaults(l->c, limits_fields, NELEM(limits_fields), &acc->limits);
+  if (!config__section(l->c, v, path, account_fields, NELEM(account_fields),
+                       acc, seen, l))
+    return;
+  if (seen[A_AUTH] != NULL) {
+    config__pathf(sub, sizeof(sub), "%s.auth", path);
+    auth_block(l, seen[A_AUTH], sub, acc);
+  }
+  if (acc->endpoint == NULL && seen[A_ENDPOINT] == NULL &&
+      acc->region != NULL &&
+      asprintf(&acc->endpoint, "https://apig.%s.myhuaweicloud.com",
+               acc->region) < 0) {
+    acc->endpoint = NULL;
+    l->c->oom = true;
+  }
+}
+
+#define GF(n, t, f, ...)                                                       \
+  {.name = n,                                                                  \
+   .type = t,                                                                  \
+   .off = offsetof(struct config_gateway, f),                                  \
+   __VA_ARGS__}
+static const struct config__field gateway_fields[] = {
+    GF("account", CONFIG__F_CUSTOM, account, .required = true,
+       .custom = ref_account),
+    GF("instance_id", CONFIG__F_STR, instance_id, .required = true,
+       .check = config__check_instance_id),
+};
+
+static void one_gateway(struct config__loader *l, const struct config__node *v,
+                        const char *path, void *elem)
+{
+  struct config_gateway *gw = elem;
+  const struct config__node *seen[NELEM(gateway_fields)];
+
+  gw->account = NO_INDEX;
+  config__section(l->c, v, path, gateway_fields, NELEM(gateway_fields), gw,
+                  seen, l);
+  /* APIG returns instance IDs in lowercase: compare like with like */
+  for (char *p = gw->instance_id; p != NULL && *p != '\0'; p++)
+    if (*p >= 'A' && *p <= 'F')
+      *p = (char)(*p - 'A' + 'a');
+}
+
+#define CF(n, t, f, ...)                                                       \
+  {.name = n,                                                                  \
+   .type = t,                                                                  \
+   .off = offsetof(struct config_certificate, f),                              \
+   __VA_ARGS__}
+static const struct config__field certificate_fields[] = {
+    CF("account", CONFIG__F_CUSTOM, account, .required = true,
+       .custom = ref_account),
+    CF("id", CONFIG__F_STR, id, .required = true, .check = config__check_id32),
+};
+
+static void one_certificate(struct config__loader *l,
+                            const struct config__node *v, const char *path,
+                            void *elem)
+{
+  struct config_certificate *cert = elem;
+  const struct config__node *seen[NELEM(certificate_fields)];
+
+  cert->account = NO_INDEX;
+  config__section(l->c, v, path, certificate_fields,
+                  NELEM(certificate_fields), cert, seen, l);
+}
+
+typedef void (*one_fn)(struct config__loader *l, const struct config__node *v,
+                       const char *path, void *elem);
+
+/* A mapping of name -> entry: check each name, index it, parse the entry.
+ * Returns the array (calloc'ed, *n entries) or NULL. */
+static void *named_map(struct config__loader *l, const struct config__node *map,
+                       const char *what, struct config__htab *idx, size_t size,
+                       size_t *n, one_fn one)
+{
+  const struct config__node *k, *v;
+  char path[512];
+  char *arr;
+
+  *n = 0;
+  if (map->type != CONFIG__MAP) {
+    config__error(l->c, map->line, map->col,
+                  "%s: expected a mapping of name: entry, got %s", what,
+                  config__kind(map));
+    return NULL;
+  }
+  arr = calloc(map->n / 2 + 1, size);
+  if (arr == NULL) {
+    l->c->oom = true;
+    return NULL;
+  }
+  for (k = map->first; k != NULL && k->next != NULL; k = v->next) {
+    struct named_arg a = {k->str, arr, size};
+    const char *why = config__check_name(k->str, k->len);
+    size_t found;
+    int rc;
+
+    v = k->next;
+    if (why != NULL) {
+      config__error(l->c, k->line, k->col, "%s: \"%.80s\": %s", what, k->str,
+                    why);
+      continue;
+    }
+    char *elem = arr + *n * size;
+    rc = config__htab_upsert(idx, config__hash(k->str, k->len, 0), *n,
+                             eq_name, &a, &found);
+    if (rc < 0) {
+      l->c->oom = true;
+      break;
+    }
+    if (rc == 1) {
+      const struct config__node *first = map->first;
+      /* find the first key of that name for its line */
+      while (first != NULL && strcmp(first->str, k->str) != 0)
+        first = first->next->next;
+      config__error(l->c, k->line, k->col,
+                    "%s.%s: duplicate key (first given at line %u)", what,
+                    k->str, first ? (unsigned)first->line : 0u);
+      continue;
+    }
+    *(char **)elem = strdup(k->str);
+    if (*(char **)elem == NULL)
+      l->c->oom = true;
+    (*n)++;
+    config__pathf(path, sizeof(path), "%s.%s", what, k->str);
+    one(l, v, path, elem);
+  }
+  return arr;
+}
+
+void config__load_accounts(struct config__loader *l,
+                           const struct config__node *map)
+{
+  l->cfg->accounts = named_map(l, map, "accounts", &l->accounts,
+                               sizeof(struct config_account),
+                               &l->cfg->naccounts, one_account);
+  if (map->type == CONFIG__MAP && map->n == 0)
+    config__error(l->c, map->line, map->col,
+                  "accounts: at least one account is required");
+}
+
+void config__load_gateways(struct config__loader *l,
+                           const struct config__node *map)
+{
+  l->cfg->gateways = named_map(l, map, "gateways", &l->gateways,
+                               sizeof(struct config_gateway),
+                               &l->cfg->ngateways, one_gateway);
+}
+
+void config__load_certificates(struct config__loader *l,
+                               const struct config__node *map)
+{
+  l->cfg->certificates = named_map(
+      l, map, "certificates", &l->certificates,
+      sizeof(struct config_certificate), &l->cfg->ncertificates,
+      one_certificate);
+}

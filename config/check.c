@@ -1,0 +1,298 @@
+/*
+ * Allow-list checks for every value that ends up in a URL, a request body
+ * or a log line, and strict number parsing. Reject, never escape.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_digit(char ch)
+{
+  return ch >= '0' && ch <= '9';
+}
+
+static bool is_lower(char ch)
+{
+  return ch >= 'a' && ch <= 'z';
+}
+
+static bool is_alnum(char ch)
+{
+  return is_digit(ch) || is_lower(ch) || (ch >= 'A' && ch <= 'Z');
+}
+
+static bool is_hex(char ch)
+{
+  return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static char to_lower(char ch)
+{
+  return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+const char *config__check_id32(const char *s, size_t len)
+{
+  if (len != 32)
+    return "must be exactly 32 letters and digits";
+  for (size_t i = 0; i < len; i++)
+    if (!is_alnum(s[i]))
+      return "must be exactly 32 letters and digits";
+  return NULL;
+}
+
+const char *config__check_instance_id(const char *s, size_t len)
+{
+  static const char why[] =
+      "must be 32 hex digits or a UUID (8-4-4-4-12 hex digits)";
+
+  if (len == 32) {
+    for (size_t i = 0; i < len; i++)
+      if (!is_hex(s[i]))
+        return why;
+    return NULL;
+  }
+  if (len != 36)
+    return why;
+  for (size_t i = 0; i < len; i++) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !is_hex(s[i]))
+      return why;
+  }
+  return NULL;
+}
+
+const char *config__check_region(const char *s, size_t len)
+{
+  if (len == 0 || len > 63)
+    return "must be 1 to 63 characters of a-z, 0-9 and '-'";
+  for (size_t i = 0; i < len; i++)
+    if (!is_digit(s[i]) && !is_lower(s[i]) && s[i] != '-')
+      return "must be 1 to 63 characters of a-z, 0-9 and '-'";
+  return NULL;
+}
+
+const char *config__check_name(const char *s, size_t len)
+{
+  static const char why[] = "names must be 1 to 64 characters of A-Z, a-z, "
+                            "0-9, '-', '_' and '.'";
+
+  if (len == 0 || len > CONFIG__MAX_NAME)
+    return why;
+  for (size_t i = 0; i < len; i++)
+    if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+      return why;
+  return NULL;
+}
+
+const char *config__check_env_name(const char *s, size_t len)
+{
+  if (len == 0 || is_digit(s[0]))
+    return "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)";
+  for (size_t i = 0; i < len; i++)
+    if (!is_alnum(s[i]) && s[i] != '_')
+      return "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)";
+  return NULL;
+}
+
+/* One LDH label, already lowercased: 1-63 of [a-z0-9-], no edge '-'. */
+static const char *check_label(const char *s, size_t len)
+{
+  if (len == 0)
+    return "has an empty label";
+  if (len > 63)
+    return "has a label longer than 63 characters";
+  if (s[0] == '-' || s[len - 1] == '-')
+    return "has a label that starts or ends with '-'";
+  for (size_t i = 0; i < len; i++) {
+    if ((unsigned char)s[i] >= 0x80)
+      return "is not ASCII (write IDNs as A-labels, xn--...)";
+    if (!is_digit(s[i]) && !is_lower(s[i]) && s[i] != '-')
+      return "has a character other than a-z, 0-9, '-' and '.'";
+  }
+  return NULL;
+}
+
+const char *config__check_domain(const char *s, size_t len, char *out)
+{
+  size_t i, start, labels = 0;
+  const char *why;
+
+  if (len == 0)
+    return "is empty";
+  if (len > 253)
+    return "is longer than 253 characters";
+  for (i = 0; i < len; i++)
+    out[i] = to_lower(s[i]);
+  out[len] = '\0';
+  start = 0;
+  if (len >= 2 && out[0] == '*' && out[1] == '.')
+    start = 2;
+  for (i = start; i <= len; i++) {
+    if (i < len && out[i] != '.')
+      continue;
+    why = check_label(out + start, i - start);
+    if (why != NULL)
+      return why;
+    labels++;
+    start = i + 1;
+  }
+  if (labels < 2)
+    return "needs at least two labels (like example.com)";
+  return NULL;
+}
+
+/* host: a bracketed IPv6 literal, an IPv4 address or a DNS name. */
+static const char *check_host(char *h, size_t len)
+{
+  char tmp[64];
+  struct in6_addr a6;
+
+  if (len == 0)
+    return "has no host";
+  if (h[0] == '[') {
+    if (len < 3 || h[len - 1] != ']' || len - 2 >= sizeof(tmp))
+      return "has a malformed IPv6 address";
+    memcpy(tmp, h + 1, len - 2);
+    tmp[len - 2] = '\0';
+    return inet_pton(AF_INET6, tmp, &a6) == 1 ? NULL
+                                              : "has a malformed IPv6 address";
+  }
+  if (len > 253)
+    return "has a host name longer than 253 characters";
+  for (size_t i = 0; i < len; i++)
+    h[i] = to_lower(h[i]);
+  for (size_t i = 0, start = 0; i <= len; i++) {
+    if (i < len && h[i] != '.')
+      continue;
+    if (check_label(h + start, i - start) != NULL)
+      return "has an invalid host name";
+    start = i + 1;
+  }
+  return NULL;
+}
+
+const char *config__check_endpoint(const char *s, size_t len, char **out)
+{
+  static const char scheme[] = "https://";
+  const size_t sl = sizeof(scheme) - 1;
+  size_t i, hend, end = len;
+  char *u;
+  const char *why;
+
+  *out = NULL;
+  if (len < sl || strncmp(s, scheme, sl) != 0)
+    return "must start with https://";
+  if (memchr(s, '\0', len) != NULL)
+    return "contains a NUL byte";
+  for (i = sl; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch <= 0x20 || ch >= 0x7f)
+      return "contains a space, control or non-ASCII character";
+    if (ch == '@')
+      return "must not contain user information (user@)";
+    if (ch == '?' || ch == '#')
+      return "must not contain a query or fragment";
+  }
+  /* One trailing '/' is the empty path: tolerate it, drop it. */
+  if (end > sl && s[end - 1] == '/')
+    end--;
+  if (memchr(s + sl, '/', end - sl) != NULL)
+    return "must not contain a path (only https://host[:port])";
+  u = strndup(s, end);
+  if (u == NULL)
+    return "out of memory";
+  /* the port, if any, follows the last ':' outside brackets */
+  hend = end;
+  for (i = end; i > sl; i--) {
+    if (u[i - 1] == ']')
+      break;
+    if (u[i - 1] == ':') {
+      hend = i - 1;
+      break;
+    }
+  }
+  if (hend != end) {
+    long long port;
+    if (config__parse_int(u + hend + 1, end - hend - 1, &port) < 0 ||
+        port < 1 || port > 65535) {
+      free(u);
+      return "has an invalid port (1-65535)";
+    }
+  }
+  why = check_host(u + sl, hend - sl);
+  if (why != NULL) {
+    free(u);
+    return why;
+  }
+  *out = u;
+  return NULL;
+}
+
+int config__parse_int(const char *s, size_t len, long long *out)
+{
+  size_t i = 0;
+  long long v = 0;
+  bool neg = false;
+
+  if (len > 0 && s[0] == '-') {
+    neg = true;
+    i = 1;
+  }
+  if (i == len)
+    return -EINVAL;
+  if (s[i] == '0' && len - i > 1)
+    return -EINVAL; /* YAML 1.1 reads 010 as octal: refuse the ambiguity */
+  for (; i < len; i++) {
+    if (!is_digit(s[i]))
+      return -EINVAL;
+    int d = s[i] - '0';
+    if (v > (__LONG_LONG_MAX__ - d) / 10)
+      return -ERANGE;
+    v = v * 10 + d;
+  }
+  *out = neg ? -v : v;
+  return 0;
+}
+
+int config__parse_double(const char *s, size_t len, double *out)
+{
+  char buf[64];
+  char *end;
+  double v;
+
+  if (len == 0 || len >= sizeof(buf))
+    return -EINVAL;
+  /* allow-list first: strtod would also take "inf", "nan" and "0x1p3" */
+  for (size_t i = 0; i < len; i++)
+    if (!is_digit(s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '+' &&
+        s[i] != 'e' && s[i] != 'E')
+      return -EINVAL;
+  if (!is_digit(s[0]) && !(s[0] == '-' && len > 1 && is_digit(s[1])) &&
+      s[0] != '.')
+    return -EINVAL;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  errno = 0;
+  v = strtod(buf, &end);
+  if (end != buf + len)
+    return -EINVAL;
+  if (errno == ERANGE || !isfinite(v))
+    return -ERANGE;
+  *out = v;
+  return 0;
+}
+
+bool config__is_null(const struct config__node *n)
+{
+  if (n->type != CONFIG__SCALAR || !n->plain)
+    return false;
+  return n->len == 0 || strcmp(n->str, "~") == 0 ||
+         strcmp(n->str, "null") == 0 || strcmp(n->str, "Null") == 0 ||
+         strcmp(n->str, "NULL") == 0;
+}

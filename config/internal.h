@@ -1,0 +1,210 @@
+/*
+ * Internal to the config module: shared by the .c files of config/ only.
+ * Symbols use the config__ prefix (module-internal, non-static).
+ */
+#ifndef CERTBIND_CONFIG_INTERNAL_H
+#define CERTBIND_CONFIG_INTERNAL_H
+
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Diagnostics beyond this many are counted, not stored: a generated file
+ * with 100k bad lines must not need 100k messages to say so. */
+#define CONFIG__MAX_DIAGS 1000
+/* Secret files larger than this are refused (a key or token is small). */
+#define CONFIG__MAX_SECRET 65536
+/* Longest account, gateway or certificate name. */
+#define CONFIG__MAX_NAME 64
+
+/* ---- arena: the YAML tree lives here and is freed in one go ---- */
+struct config__chunk;
+struct config__arena {
+  struct config__chunk *head;
+};
+void *config__arena_alloc(struct config__arena *a, size_t n);
+void config__arena_free(struct config__arena *a);
+
+/* ---- the parsed YAML tree ---- */
+enum config__ntype {
+  CONFIG__SCALAR,
+  CONFIG__MAP,
+  CONFIG__SEQ,
+};
+
+struct config__node {
+  enum config__ntype type;
+  bool plain; /* scalar: plain style (may be a number, bool or null) */
+  uint32_t line, col; /* 1-based, from libyaml's start mark */
+  const char *str;    /* scalar: NUL-terminated copy (may hold NULs) */
+  size_t len;
+  /* children: a sequence's items; a mapping's key, value, key, value... */
+  struct config__node *first, *last, *next;
+  size_t n; /* number of child nodes (a mapping has n / 2 pairs) */
+};
+
+/* ---- diagnostics collected during one load ---- */
+struct config__diagent {
+  uint32_t line, col;
+  size_t seq;
+  char *msg;
+};
+
+struct config__ctx {
+  const char *name;
+  struct config__arena arena;
+  struct config__diagent *diags;
+  size_t ndiags, cap, dropped;
+  bool oom;
+};
+
+void config__error(struct config__ctx *c, uint32_t line, uint32_t col,
+                   const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void config__verror(struct config__ctx *c, uint32_t line, uint32_t col,
+                    const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+size_t config__nerrors(const struct config__ctx *c);
+/* Sort and move the messages into diag as "FILE:LINE:COL: msg". */
+int config__flush(struct config__ctx *c, struct config_diag *diag);
+void config__ctx_free(struct config__ctx *c);
+/* snprintf for key paths: a path that does not fit is cut, never
+ * overflowed (names are at most 64 characters, so it does not happen). */
+void config__pathf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Append one preformatted line ("FILE: msg") to diag. */
+int config__diag_add(struct config_diag *diag, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Parse buf with libyaml's event API into a tree in c->arena. Anchors,
+ * aliases, tags, merge keys, complex keys, several documents and nesting
+ * deeper than CONFIG_MAX_DEPTH stop the parse at once with one error at
+ * their position. Returns 0 (with *root NULL for an empty stream) or
+ * -EINVAL / -ENOMEM.
+ */
+int config__parse(struct config__ctx *c, const char *buf, size_t len,
+                  struct config__node **root);
+
+/* ---- open-addressing hash table of indexes ---- */
+struct config__hslot;
+struct config__htab {
+  struct config__hslot *slots;
+  size_t cap, n;
+};
+typedef bool (*config__heq)(size_t val, const void *arg);
+/* Find an entry whose hash is h and for which eq(val, arg) holds. If there
+ * is one, store its value in *found and return 1; otherwise insert val and
+ * return 0. -ENOMEM on allocation failure. */
+int config__htab_upsert(struct config__htab *t, uint64_t h, size_t val,
+                        config__heq eq, const void *arg, size_t *found);
+/* 1 and *found when present, 0 when absent. */
+int config__htab_find(const struct config__htab *t, uint64_t h,
+                      config__heq eq, const void *arg, size_t *found);
+void config__htab_free(struct config__htab *t);
+uint64_t config__hash(const void *p, size_t len, uint64_t seed);
+
+/* ---- format checks (check.c); each returns NULL or why it failed ---- */
+const char *config__check_id32(const char *s, size_t len);
+const char *config__check_instance_id(const char *s, size_t len);
+const char *config__check_region(const char *s, size_t len);
+const char *config__check_name(const char *s, size_t len);
+/* out gets the lowercased domain (len + 1 bytes). */
+const char *config__check_domain(const char *s, size_t len, char *out);
+/* *out: malloc'd normalised "https://host[:port]". */
+const char *config__check_endpoint(const char *s, size_t len, char **out);
+const char *config__check_env_name(const char *s, size_t len);
+/* Strict decimal integer: no sign other than '-', no leading zeros, no
+ * trailing junk. Returns 0, -EINVAL or -ERANGE. */
+int config__parse_int(const char *s, size_t len, long long *out);
+/* Strict finite decimal number. Returns 0 or -EINVAL / -ERANGE. */
+int config__parse_double(const char *s, size_t len, double *out);
+/* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
+bool config__is_null(const struct config__node *n);
+
+/* ---- secrets (secret.c) ---- */
+/* Read a secret described by node ({ file: P } or { env: N }) into *out.
+ * Problems are reported at their position, under path. */
+void config__load_secret(struct config__ctx *c, const struct config__node *n,
+                         const char *path, struct config_secret *out);
+void config__secret_wipe(struct config_secret *s);
+
+/* ---- table-driven sections (schema.c) ---- */
+enum config__ftype {
+  CONFIG__F_U32,    /* plain integer in [min, max] -> uint32_t */
+  CONFIG__F_DOUBLE, /* plain number in [min, max] (or (min, max]) -> double */
+  CONFIG__F_BOOL,   /* true / false -> bool */
+  CONFIG__F_STR,    /* any non-null scalar, checked by check -> char * */
+  CONFIG__F_CUSTOM, /* parsed by custom() */
+};
+
+typedef void (*config__fcustom)(void *ud, const struct config__node *v,
+                                const char *path, void *dst);
+
+/* One row per key: name, type, required, range, default, where it goes. */
+struct config__field {
+  const char *name;
+  enum config__ftype type;
+  bool required;
+  double min, max;
+  bool min_excl;       /* F_DOUBLE: min itself is out of range */
+  double def;          /* F_U32, F_DOUBLE, F_BOOL: the default */
+  const char *def_str; /* F_STR: the default (strdup'ed), or NULL */
+  size_t off;          /* offset of the destination in the section struct */
+  const char *(*check)(const char *s, size_t len); /* F_STR: NULL or why */
+  config__fcustom custom;                          /* F_CUSTOM */
+};
+
+#define CONFIG__SECTION_MAX 16
+
+/*
+ * Apply the table to map: defaults first, then every key (unknown and
+ * duplicate keys, wrong types and ranges are reported), then the missing
+ * required keys (at the mapping's mark). seen[i] gets field i's value node
+ * or NULL. Returns false when map is not a mapping (reported).
+ */
+bool config__section(struct config__ctx *c, const struct config__node *map,
+                     const char *path, const struct config__field *f,
+                     size_t nf, void *base, const struct config__node **seen,
+                     void *ud);
+const char *config__kind(const struct config__node *n);
+bool config__get_u32(struct config__ctx *c, const struct config__node *v,
+                     const char *path, double min, double max, uint32_t *out);
+bool config__get_double(struct config__ctx *c, const struct config__node *v,
+                        const char *path, double min, double max,
+                        bool min_excl, double *out);
+bool config__get_bool(struct config__ctx *c, const struct config__node *v,
+                      const char *path, bool *out);
+/* A non-null scalar with no NUL byte; reports and returns false if not. */
+bool config__get_str(struct config__ctx *c, const struct config__node *v,
+                     const char *path);
+
+/* Apply a table's defaults only (for an absent section). */
+void config__defaults(struct config__ctx *c, const struct config__field *f,
+                      size_t nf, void *base);
+
+/* ---- one load in progress (config.c, accounts.c, bindings.c) ---- */
+struct config__loader {
+  struct config__ctx *c;
+  struct config *cfg;
+  struct config__htab accounts, gateways, certificates;
+  struct config__htab pairs; /* (gateway, domain) -> binding index */
+  size_t bcap;               /* capacity of cfg->bindings */
+};
+
+void config__load_accounts(struct config__loader *l,
+                           const struct config__node *map);
+void config__load_gateways(struct config__loader *l,
+                           const struct config__node *map);
+void config__load_certificates(struct config__loader *l,
+                               const struct config__node *map);
+void config__load_bindings(struct config__loader *l,
+                           const struct config__node *seq);
+/* A custom field handler that does nothing: the caller reads seen[]. */
+void config__noop(void *ud, const struct config__node *v, const char *path,
+                  void *dst);
+
+#endif
