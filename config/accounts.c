@@ -41,8 +41,8 @@ static void ref_account(void *ud, const struct config__node *v,
   *out = NO_INDEX;
   if (!config__get_str(l->c, v, path))
     return;
-  if (config__htab_find(&l->accounts, config__hash(v->str, v->len, 0),
-                        eq_name, &a, &found) == 1)
+  if (config__htab_find(&l->accounts, config__hash(v->str, v->len, 0), eq_name,
+                        &a, &found) == 1)
     *out = found;
   else
     config__error(l->c, v->line, v->col, "%s: undefined account \"%.80s\"",
@@ -60,8 +60,7 @@ static void endpoint(void *ud, const struct config__node *v, const char *path,
     return;
   why = config__check_endpoint(v->str, v->len, out);
   if (why != NULL)
-    config__error(l->c, v->line, v->col, "%s: \"%.80s\" %s", path, v->str,
-                  why);
+    config__error(l->c, v->line, v->col, "%s: \"%.80s\" %s", path, v->str, why);
 }
 
 static void secret(void *ud, const struct config__node *v, const char *path,
@@ -115,7 +114,9 @@ struct auth {
 };
 
 #define AF(n, t, f, ...)                                                       \
-  {.name = n, .type = t, .off = offsetof(struct auth, f), __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct auth, f), __VA_ARGS__         \
+  }
 static const struct config__field auth_fields[] = {
     AF("method", CONFIG__F_CUSTOM, method, .required = true, .custom = method),
     AF("access_key", CONFIG__F_CUSTOM, access_key, .custom = secret),
@@ -141,8 +142,8 @@ static void auth_block(struct config__loader *l, const struct config__node *v,
   const struct config__node *seen[NELEM(auth_fields)];
   struct auth a = {.method = -1};
 
-  if (config__section(l->c, v, path, auth_fields, NELEM(auth_fields), &a,
-                      seen, l) &&
+  if (config__section(l->c, v, path, auth_fields, NELEM(auth_fields), &a, seen,
+                      l) &&
       a.method >= 0) {
     const char *use = auth_use[a.method];
     for (size_t i = 0; i < NELEM(auth_fields); i++) {
@@ -183,10 +184,10 @@ static void auth(void *ud, const struct config__node *v, const char *path,
 }
 
 #define TF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_account, f),                                  \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_account, f),           \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field tls_fields[] = {
     TF("ca_file", CONFIG__F_STR, ca_file, .check = check_file),
 };
@@ -201,15 +202,14 @@ static void tls(void *ud, const struct config__node *v, const char *path,
 }
 
 #define LF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_limits, f),                                   \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_limits, f),            \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field limits_fields[] = {
-    LF("requests_per_second", CONFIG__F_DOUBLE, requests_per_second,
-       .min = 0, .min_excl = true, .max = 10000, .def = 5),
-    LF("burst", CONFIG__F_U32, burst, .min = 1, .max = 4294967295.0,
-       .def = 10),
+    LF("requests_per_second", CONFIG__F_DOUBLE, requests_per_second, .min = 0,
+       .min_excl = true, .max = 10000, .def = 5),
+    LF("burst", CONFIG__F_U32, burst, .min = 1, .max = 4294967295.0, .def = 10),
     LF("max_in_flight", CONFIG__F_U32, max_in_flight, .min = 1, .max = 4096,
        .def = 32),
 };
@@ -220,8 +220,8 @@ static void limits(void *ud, const struct config__node *v, const char *path,
   struct config__loader *l = ud;
   const struct config__node *seen[NELEM(limits_fields)];
 
-  config__section(l->c, v, path, limits_fields, NELEM(limits_fields), dst,
-                  seen, l);
+  config__section(l->c, v, path, limits_fields, NELEM(limits_fields), dst, seen,
+                  l);
 }
 
 enum { A_REGION, A_PROJECT, A_ENDPOINT, A_AUTH, A_TLS, A_LIMITS };
@@ -230,10 +230,10 @@ static const struct config__field account_fields[] = {
                     .check = config__check_region),
     [A_PROJECT] = TF("project_id", CONFIG__F_STR, project_id, .required = true,
                      .check = config__check_id32),
-    [A_ENDPOINT] = TF("endpoint", CONFIG__F_CUSTOM, endpoint,
-                      .custom = endpoint),
-    [A_AUTH] = TF("auth", CONFIG__F_CUSTOM, name, .required = true,
-                  .custom = auth),
+    [A_ENDPOINT] =
+        TF("endpoint", CONFIG__F_CUSTOM, endpoint, .custom = endpoint),
+    [A_AUTH] =
+        TF("auth", CONFIG__F_CUSTOM, name, .required = true, .custom = auth),
     [A_TLS] = TF("tls", CONFIG__F_CUSTOM, name, .custom = tls),
     [A_LIMITS] = TF("limits", CONFIG__F_CUSTOM, limits, .custom = limits),
 };
@@ -263,10 +263,10 @@ static void one_account(struct config__loader *l, const struct config__node *v,
 }
 
 #define GF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_gateway, f),                                  \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_gateway, f),           \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field gateway_fields[] = {
     GF("account", CONFIG__F_CUSTOM, account, .required = true,
        .custom = ref_account),
@@ -290,10 +290,10 @@ static void one_gateway(struct config__loader *l, const struct config__node *v,
 }
 
 #define CF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_certificate, f),                              \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_certificate, f),       \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field certificate_fields[] = {
     CF("account", CONFIG__F_CUSTOM, account, .required = true,
        .custom = ref_account),
@@ -308,8 +308,8 @@ static void one_certificate(struct config__loader *l,
   const struct config__node *seen[NELEM(certificate_fields)];
 
   cert->account = NO_INDEX;
-  config__section(l->c, v, path, certificate_fields,
-                  NELEM(certificate_fields), cert, seen, l);
+  config__section(l->c, v, path, certificate_fields, NELEM(certificate_fields),
+                  cert, seen, l);
 }
 
 typedef void (*one_fn)(struct config__loader *l, const struct config__node *v,
@@ -350,8 +350,8 @@ static void *named_map(struct config__loader *l, const struct config__node *map,
       continue;
     }
     char *elem = arr + *n * size;
-    rc = config__htab_upsert(idx, config__hash(k->str, k->len, 0), *n,
-                             eq_name, &a, &found);
+    rc = config__htab_upsert(idx, config__hash(k->str, k->len, 0), *n, eq_name,
+                             &a, &found);
     if (rc < 0) {
       l->c->oom = true;
       break;
@@ -379,9 +379,9 @@ static void *named_map(struct config__loader *l, const struct config__node *map,
 void config__load_accounts(struct config__loader *l,
                            const struct config__node *map)
 {
-  l->cfg->accounts = named_map(l, map, "accounts", &l->accounts,
-                               sizeof(struct config_account),
-                               &l->cfg->naccounts, one_account);
+  l->cfg->accounts =
+      named_map(l, map, "accounts", &l->accounts, sizeof(struct config_account),
+                &l->cfg->naccounts, one_account);
   if (map->type == CONFIG__MAP && map->n == 0)
     config__error(l->c, map->line, map->col,
                   "accounts: at least one account is required");
@@ -390,16 +390,15 @@ void config__load_accounts(struct config__loader *l,
 void config__load_gateways(struct config__loader *l,
                            const struct config__node *map)
 {
-  l->cfg->gateways = named_map(l, map, "gateways", &l->gateways,
-                               sizeof(struct config_gateway),
-                               &l->cfg->ngateways, one_gateway);
+  l->cfg->gateways =
+      named_map(l, map, "gateways", &l->gateways, sizeof(struct config_gateway),
+                &l->cfg->ngateways, one_gateway);
 }
 
 void config__load_certificates(struct config__loader *l,
                                const struct config__node *map)
 {
-  l->cfg->certificates = named_map(
-      l, map, "certificates", &l->certificates,
-      sizeof(struct config_certificate), &l->cfg->ncertificates,
-      one_certificate);
+  l->cfg->certificates = named_map(l, map, "certificates", &l->certificates,
+                                   sizeof(struct config_certificate),
+                                   &l->cfg->ncertificates, one_certificate);
 }

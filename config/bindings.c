@@ -49,7 +49,10 @@ struct entry {
 };
 
 enum { B_CERT, B_GATEWAYS, B_DOMAINS, B_VERIFY };
-#define BF(n, t, ...) {.name = n, .type = t, __VA_ARGS__}
+#define BF(n, t, ...)                                                          \
+  {                                                                            \
+    .name = n, .type = t, __VA_ARGS__                                          \
+  }
 static const struct config__field binding_fields[] = {
     [B_CERT] = BF("certificate", CONFIG__F_CUSTOM, .required = true,
                   .custom = config__noop),
@@ -74,8 +77,8 @@ static size_t resolve(struct config__loader *l, const struct config__node *v,
   if (config__htab_find(idx, config__hash(v->str, v->len, 0), eq_name, &a,
                         &found) == 1)
     return found;
-  config__error(l->c, v->line, v->col, "%s: undefined %s \"%.80s\"", path,
-                what, v->str);
+  config__error(l->c, v->line, v->col, "%s: undefined %s \"%.80s\"", path, what,
+                v->str);
   return NO_INDEX;
 }
 
@@ -169,14 +172,13 @@ static void add_binding(struct config__loader *l, const struct config__node *v,
                     path, domain, cfg->gateways[gw].name,
                     cfg->certificates[cert].name, (unsigned)first->line);
     else
-      config__error(l->c, v->line, v->col,
-                    "%s: \"%s\" on gateway \"%s\" wants certificate \"%s\" "
-                    "here and certificate \"%s\" at line %u (a domain on a "
-                    "gateway has one certificate)",
-                    path, domain, cfg->gateways[gw].name,
-                    cfg->certificates[cert].name,
-                    cfg->certificates[first->certificate].name,
-                    (unsigned)first->line);
+      config__error(
+          l->c, v->line, v->col,
+          "%s: \"%s\" on gateway \"%s\" wants certificate \"%s\" "
+          "here and certificate \"%s\" at line %u (a domain on a "
+          "gateway has one certificate)",
+          path, domain, cfg->gateways[gw].name, cfg->certificates[cert].name,
+          cfg->certificates[first->certificate].name, (unsigned)first->line);
     return;
   }
   struct config_binding *b = &cfg->bindings[cfg->nbindings];

@@ -49,10 +49,10 @@ static void mode(void *ud, const struct config__node *v, const char *path,
 }
 
 #define PF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_policy, f),                                   \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_policy, f),            \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field policy_fields[] = {
     PF("mode", CONFIG__F_CUSTOM, mode, .required = true, .custom = mode),
     PF("batch_size", CONFIG__F_U32, batch_size, .min = 1, .max = 500,
@@ -69,10 +69,9 @@ static const struct config__field policy_fields[] = {
 
 enum { R_ATTEMPTS, R_BASE, R_MAX };
 #define RF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_retry, f),                                    \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_retry, f), __VA_ARGS__ \
+  }
 static const struct config__field retry_fields[] = {
     [R_ATTEMPTS] = RF("max_attempts", CONFIG__F_U32, max_attempts, .min = 1,
                       .max = 100, .def = 6),
@@ -163,8 +162,7 @@ static void waves(void *ud, const struct config__node *v, const char *path,
     if (*prev != NULL && (cur->is_share ? cur->share <= (*prev)->share
                                         : cur->count <= (*prev)->count)) {
       config__error(l->c, w->line, w->col,
-                    "%s: waves are cumulative and must strictly increase",
-                    sub);
+                    "%s: waves are cumulative and must strictly increase", sub);
       ok = false;
     }
     *prev = cur;
@@ -178,10 +176,10 @@ static void waves(void *ud, const struct config__node *v, const char *path,
 }
 
 #define OF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_rollout, f),                                  \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_rollout, f),           \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field rollout_fields[] = {
     OF("waves", CONFIG__F_CUSTOM, waves, .required = true, .custom = waves),
     OF("soak_s", CONFIG__F_U32, soak_s, .min = 0, .max = 86400, .def = 30),
@@ -198,10 +196,10 @@ static const char *check_abs_path(const char *s, size_t len)
 }
 
 #define DF(n, t, f, ...)                                                       \
-  {.name = n,                                                                  \
-   .type = t,                                                                  \
-   .off = offsetof(struct config_daemon, f),                                   \
-   __VA_ARGS__}
+  {                                                                            \
+    .name = n, .type = t, .off = offsetof(struct config_daemon, f),            \
+    __VA_ARGS__                                                                \
+  }
 static const struct config__field daemon_fields[] = {
     DF("resync_interval_s", CONFIG__F_U32, resync_interval_s, .min = 10,
        .max = 86400, .def = 300),
@@ -236,7 +234,10 @@ enum {
   T_ROLLOUT,
   T_DAEMON,
 };
-#define XF(n, req, fn) {.name = n, .type = CONFIG__F_CUSTOM, .required = req, .custom = fn}
+#define XF(n, req, fn)                                                         \
+  {                                                                            \
+    .name = n, .type = CONFIG__F_CUSTOM, .required = req, .custom = fn         \
+  }
 static const struct config__field top_fields[] = {
     [T_VERSION] = XF("version", true, version),
     [T_ACCOUNTS] = XF("accounts", true, config__noop),
@@ -288,10 +289,9 @@ static void validate(struct config__loader *l, const struct config__node *root)
     retry_section(l, seen[T_RETRY]);
   if (seen[T_ROLLOUT]) {
     const struct config__node *rs[NELEM(rollout_fields)];
-    cfg->rollout.enabled = config__section(l->c, seen[T_ROLLOUT], "rollout",
-                                           rollout_fields,
-                                           NELEM(rollout_fields),
-                                           &cfg->rollout, rs, l);
+    cfg->rollout.enabled =
+        config__section(l->c, seen[T_ROLLOUT], "rollout", rollout_fields,
+                        NELEM(rollout_fields), &cfg->rollout, rs, l);
   }
   if (seen[T_DAEMON]) {
     const struct config__node *ds[NELEM(daemon_fields)];
@@ -305,8 +305,7 @@ static int sha256_hex(const char *buf, size_t len, char out[65])
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
 
-  if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-      mdlen != 32)
+  if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
     return -ENOMEM;
   for (unsigned i = 0; i < mdlen; i++)
     snprintf(out + 2 * i, 3, "%02x", md[i]);
@@ -452,8 +451,7 @@ void config_free(struct config *cfg)
     free(cfg->gateways[i].instance_id);
   }
   free(cfg->gateways);
-  for (size_t i = 0; cfg->certificates != NULL && i < cfg->ncertificates;
-       i++) {
+  for (size_t i = 0; cfg->certificates != NULL && i < cfg->ncertificates; i++) {
     free(cfg->certificates[i].name);
     free(cfg->certificates[i].id);
   }

@@ -37,7 +37,7 @@ enum config__ntype {
 
 struct config__node {
   enum config__ntype type;
-  bool plain; /* scalar: plain style (may be a number, bool or null) */
+  bool plain;         /* scalar: plain style (may be a number, bool or null) */
   uint32_t line, col; /* 1-based, from libyaml's start mark */
   const char *str;    /* scalar: NUL-terminated copy (may hold NULs) */
   size_t len;
@@ -62,8 +62,7 @@ struct config__ctx {
 };
 
 void config__error(struct config__ctx *c, uint32_t line, uint32_t col,
-                   const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void config__verror(struct config__ctx *c, uint32_t line, uint32_t col,
                     const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
@@ -102,8 +101,8 @@ typedef bool (*config__heq)(size_t val, const void *arg);
 int config__htab_upsert(struct config__htab *t, uint64_t h, size_t val,
                         config__heq eq, const void *arg, size_t *found);
 /* 1 and *found when present, 0 when absent. */
-int config__htab_find(const struct config__htab *t, uint64_t h,
-                      config__heq eq, const void *arg, size_t *found);
+int config__htab_find(const struct config__htab *t, uint64_t h, config__heq eq,
+                      const void *arg, size_t *found);
 void config__htab_free(struct config__htab *t);
 uint64_t config__hash(const void *p, size_t len, uint64_t seed);
 
@@ -167,15 +166,14 @@ struct config__field {
  * or NULL. Returns false when map is not a mapping (reported).
  */
 bool config__section(struct config__ctx *c, const struct config__node *map,
-                     const char *path, const struct config__field *f,
-                     size_t nf, void *base, const struct config__node **seen,
-                     void *ud);
+                     const char *path, const struct config__field *f, size_t nf,
+                     void *base, const struct config__node **seen, void *ud);
 const char *config__kind(const struct config__node *n);
 bool config__get_u32(struct config__ctx *c, const struct config__node *v,
                      const char *path, double min, double max, uint32_t *out);
 bool config__get_double(struct config__ctx *c, const struct config__node *v,
-                        const char *path, double min, double max,
-                        bool min_excl, double *out);
+                        const char *path, double min, double max, bool min_excl,
+                        double *out);
 bool config__get_bool(struct config__ctx *c, const struct config__node *v,
                       const char *path, bool *out);
 /* A non-null scalar with no NUL byte; reports and returns false if not. */

@@ -26,16 +26,15 @@ static void wrong(struct config__ctx *c, const struct config__node *v,
                   const char *path, const char *expected)
 {
   if (v->type == CONFIG__SCALAR && !config__is_null(v))
-    config__error(c, v->line, v->col, "%s: expected %s, got %s\"%.40s\"",
-                  path, expected, v->plain ? "" : "the string ", v->str);
+    config__error(c, v->line, v->col, "%s: expected %s, got %s\"%.40s\"", path,
+                  expected, v->plain ? "" : "the string ", v->str);
   else
-    config__error(c, v->line, v->col, "%s: expected %s, got %s", path,
-                  expected, config__kind(v));
+    config__error(c, v->line, v->col, "%s: expected %s, got %s", path, expected,
+                  config__kind(v));
 }
 
 static void range_error(struct config__ctx *c, const struct config__node *v,
-                        const char *path, double min, double max,
-                        bool min_excl)
+                        const char *path, double min, double max, bool min_excl)
 {
   if (max >= 4294967295.0)
     config__error(c, v->line, v->col, "%s: %s is out of range (must be %s %g)",
@@ -70,8 +69,8 @@ bool config__get_u32(struct config__ctx *c, const struct config__node *v,
 }
 
 bool config__get_double(struct config__ctx *c, const struct config__node *v,
-                        const char *path, double min, double max,
-                        bool min_excl, double *out)
+                        const char *path, double min, double max, bool min_excl,
+                        double *out)
 {
   double x;
   int rc;
@@ -96,10 +95,9 @@ bool config__get_double(struct config__ctx *c, const struct config__node *v,
 bool config__get_bool(struct config__ctx *c, const struct config__node *v,
                       const char *path, bool *out)
 {
-  static const char *const yaml11[] = {"yes", "no",  "on",  "off",
-                                       "y",   "n",   "Yes", "No",
-                                       "On",  "Off", "YES", "NO",
-                                       "ON",  "OFF", "Y",   "N"};
+  static const char *const yaml11[] = {"yes", "no",  "on", "off", "y",   "n",
+                                       "Yes", "No",  "On", "Off", "YES", "NO",
+                                       "ON",  "OFF", "Y",  "N"};
 
   if (v->type == CONFIG__SCALAR && v->plain) {
     if (!strcmp(v->str, "true") || !strcmp(v->str, "True") ||
@@ -192,8 +190,7 @@ static void parse_field(struct config__ctx *c, const struct config__field *f,
     if (why == NULL && v->len == 0)
       why = "must not be empty";
     if (why != NULL) {
-      config__error(c, v->line, v->col, "%s: \"%.80s\" %s", path, v->str,
-                    why);
+      config__error(c, v->line, v->col, "%s: \"%.80s\" %s", path, v->str, why);
       return;
     }
     char *s = strdup(v->str);
@@ -211,9 +208,8 @@ static void parse_field(struct config__ctx *c, const struct config__field *f,
 }
 
 bool config__section(struct config__ctx *c, const struct config__node *map,
-                     const char *path, const struct config__field *f,
-                     size_t nf, void *base, const struct config__node **seen,
-                     void *ud)
+                     const char *path, const struct config__field *f, size_t nf,
+                     void *base, const struct config__node **seen, void *ud)
 {
   const struct config__node *k, *v;
   const struct config__node *keys[CONFIG__SECTION_MAX] = {0};

@@ -112,8 +112,8 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
             "allowed)";
   }
   if (why != NULL) {
-    config__error(c, at->line, at->col, "%s: secret file \"%s\" %s", path,
-                  file, why);
+    config__error(c, at->line, at->col, "%s: secret file \"%s\" %s", path, file,
+                  why);
     explicit_bzero(buf, CONFIG__MAX_SECRET + 1);
     free(buf);
     return;
@@ -144,8 +144,8 @@ static void load_env(struct config__ctx *c, const struct config__node *at,
     return;
   }
   if (len == 0) {
-    config__error(c, at->line, at->col,
-                  "%s: environment variable %s is empty", path, name);
+    config__error(c, at->line, at->col, "%s: environment variable %s is empty",
+                  path, name);
     return;
   }
   if (has_control(v, len)) {

@@ -151,8 +151,8 @@ int config__flush(struct config__ctx *c, struct config_diag *diag)
       if ((unsigned char)*p < 0x20 || *p == 0x7f)
         *p = '?';
     rc = config__diag_add(diag, "%s:%u:%u: %s", c->name,
-                          (unsigned)c->diags[i].line,
-                          (unsigned)c->diags[i].col, c->diags[i].msg);
+                          (unsigned)c->diags[i].line, (unsigned)c->diags[i].col,
+                          c->diags[i].msg);
   }
   if (rc == 0 && c->dropped)
     rc = config__diag_add(diag, "%s: %zu more errors not shown", c->name,
@@ -217,8 +217,8 @@ static int htab_grow(struct config__htab *t)
   return 0;
 }
 
-int config__htab_find(const struct config__htab *t, uint64_t h,
-                      config__heq eq, const void *arg, size_t *found)
+int config__htab_find(const struct config__htab *t, uint64_t h, config__heq eq,
+                      const void *arg, size_t *found)
 {
   if (t->cap == 0)
     return 0;
