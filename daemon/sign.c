@@ -465,8 +465,9 @@ int sign_signed_headers(const struct sign_input *in, char **out)
   return buf_finish(&b, out);
 }
 
-/* The X-Sdk-Date to use: in->sdk_date and/or the x-sdk-date header, which
- * must agree, in the strict YYYYMMDDTHHMMSSZ form. */
+/* The X-Sdk-Date to use: the x-sdk-date header (required), which must
+ * agree with in->sdk_date when given, in the strict YYYYMMDDTHHMMSSZ
+ * form. */
 static int resolve_date(const struct sign_input *in,
                         char out[SIGN_DATE_LEN + 1])
 {
@@ -483,8 +484,9 @@ static int resolve_date(const struct sign_input *in,
         hlen--;
     }
   }
+  /* x-sdk-date is the one header the gateway requires to be signed. */
   const char *d = in->sdk_date;
-  if (!d && !hdr)
+  if (!hdr)
     return -EINVAL;
   if (!d) {
     if (hlen != SIGN_DATE_LEN)
@@ -600,8 +602,14 @@ int sign_format_date(time_t t, char out[SIGN_DATE_LEN + 1])
     return -EINVAL;
   if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
     return -ERANGE;
-  if (strftime(out, SIGN_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm) != SIGN_DATE_LEN)
+  /* snprintf, not strftime: %Y does not zero-pad years below 1000. */
+  char tmp[64];
+  int n = snprintf(tmp, sizeof(tmp), "%04d%02d%02dT%02d%02d%02dZ",
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                   tm.tm_min, tm.tm_sec);
+  if (n != SIGN_DATE_LEN)
     return -ERANGE;
+  memcpy(out, tmp, SIGN_DATE_LEN + 1);
   return 0;
 }
 

@@ -47,8 +47,10 @@ struct sign_input {
   size_t nheaders;
   const void *body; /* the exact bytes sent; NULL with body_len 0 = none */
   size_t body_len;
-  /* YYYYMMDDTHHMMSSZ. May be NULL: then taken from the x-sdk-date header
-   * in headers; when both are given they must be equal. */
+  /* YYYYMMDDTHHMMSSZ, or NULL. Signing (string to sign and beyond) needs
+   * an x-sdk-date header among headers (the gateway requires it signed);
+   * its value is the date used, and must equal sdk_date when that is set.
+   * The canonical request alone needs neither. */
   const char *sdk_date;
 };
 
