@@ -132,7 +132,10 @@ static void waves(void *ud, const struct config__node *v, const char *path,
                   void *dst)
 {
   struct config__loader *l = ud;
-  struct config_rollout *r = dst;
+  /* dst is &rollout->waves: the handler fills waves and nwaves */
+  struct config_rollout *r =
+      (struct config_rollout *)((char *)dst -
+                                offsetof(struct config_rollout, waves));
   const struct config_wave *last_count = NULL, *last_share = NULL;
   char sub[64];
   size_t i = 0;
