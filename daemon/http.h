@@ -1,0 +1,138 @@
+/*
+ * http: one libuv loop driving one libcurl multi handle (HTTPS only).
+ *
+ * Generic: knows nothing about APIG. Every call happens on the loop thread.
+ *
+ * Ownership:
+ *  - struct http is owned by the caller (embed it); it must stay alive until
+ *    the closed_cb of http_close() has run.
+ *  - struct http_request and everything it points to (url, body, user) is
+ *    owned by the caller and must stay valid until its completion callback
+ *    runs; it may be freed inside that callback. The headers list is COPIED
+ *    by http_submit() (and the copy wiped when freed), so the caller may free
+ *    its list as soon as http_submit() returns.
+ *  - struct http_response is owned by http and valid only during the
+ *    callback. The callback may take rs->body or rs->subject_token by
+ *    setting the field to NULL (it then owns and must free, resp. wipe and
+ *    free, it); otherwise http frees them (the token wiped) after the call.
+ *
+ * Completion callbacks run from loop context after the transfer has been
+ * removed from the multi handle: they may call http_submit(),
+ * http_abort_all() and http_close().
+ */
+#ifndef CERTBIND_HTTP_H
+#define CERTBIND_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+/* Zero fields take the defaults shown. */
+struct http_opts {
+  /* Extra trust anchor (PEM file) used in addition to the system store
+   * (CURLOPT_CAINFO = ca_file plus CURLOPT_CAPATH = ca_path); a request may
+   * override it. NULL: the system bundle only. */
+  const char *ca_file;
+  const char *ca_path;        /* NULL: "/etc/ssl/certs" */
+  long connect_timeout_ms;    /* 10000: TCP + TLS handshake */
+  long total_timeout_ms;      /* 30000: whole transfer */
+  size_t max_body;            /* 8 MiB: larger responses fail */
+  long max_host_connections;  /* 0: unlimited */
+  long max_total_connections; /* 0: unlimited */
+  /* When set, curl's informational text (never headers or data, so never
+   * secrets) is passed here, one line at a time without the newline. */
+  void (*debug)(void *debug_arg, const char *text, size_t len);
+  void *debug_arg;
+};
+
+struct http_request {
+  const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+  const char *url;            /* https://... */
+  struct curl_slist *headers; /* may be NULL; copied by http_submit */
+  const char *body;           /* may be NULL; not copied */
+  size_t body_len;
+  const char *ca_file; /* NULL: http_opts.ca_file */
+  void *user;          /* caller context, untouched */
+};
+
+struct http_response {
+  long status;        /* 0 when no HTTP response was received */
+  CURLcode curl_code; /* CURLE_OK or the transport error */
+  const char *error;  /* "" on success; curl's text, never secrets */
+  bool maybe_sent;    /* the request may have reached the server */
+  bool too_large;     /* aborted: body over max_body */
+  bool aborted;       /* aborted by http_abort_all / http_close */
+  char *body;         /* NUL-terminated, never NULL unless taken */
+  size_t body_len;
+  char request_id[80]; /* X-Request-Id response header, "" if absent */
+  long retry_after_s;  /* Retry-After (seconds or HTTP-date), -1 absent */
+  char *subject_token; /* X-Subject-Token header or NULL; a SECRET */
+  double latency_ms;   /* curl's total time of the transfer */
+};
+
+typedef void (*http_done_cb)(struct http_request *rq, struct http_response *rs,
+                             void *arg);
+
+struct http_stats {
+  uint64_t requests;       /* completed (any outcome) */
+  uint64_t failures;       /* transport errors, incl. aborted */
+  uint64_t connects;       /* new connections (TLS handshakes) */
+  uint64_t bytes_sent;     /* request headers + bodies */
+  uint64_t bytes_received; /* response headers + bodies */
+};
+
+struct http_xfer;
+struct http_sock;
+
+/* Private: a FIFO of transfers. */
+struct http_list {
+  struct http_xfer *head, *tail;
+  size_t n;
+};
+
+/* Private: use only through the functions below. */
+struct http {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t timer; /* curl's timeout */
+  uv_idle_t kick;   /* adds submitted transfers from loop context */
+  struct http_opts opts;
+  struct http_list pending; /* submitted, not yet in the multi */
+  struct http_list active;  /* in the multi */
+  struct http_list spare;   /* reusable easy handles */
+  struct http_sock *socks;  /* live per-socket contexts */
+  struct http_stats stats;
+  int depth; /* nesting of our libuv callbacks */
+  int open_handles;
+  bool closing; /* http_close called */
+  bool closed;  /* curl side torn down */
+  void (*closed_cb)(struct http *h);
+};
+
+/* 0 or a negative errno. The loop must outlive the http. */
+int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o);
+
+/* Queue a request; cb runs exactly once, later, from the loop (never from
+ * inside http_submit). On error (-EINVAL, -ENOMEM, -ESHUTDOWN) cb is never
+ * called. */
+int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
+                void *arg);
+
+size_t http_in_flight(const struct http *h);
+
+/* Complete every queued or running transfer now with aborted = true (and
+ * curl_code CURLE_ABORTED_BY_CALLBACK) so the caller can requeue it.
+ * Transfers submitted from inside those callbacks are not aborted. */
+void http_abort_all(struct http *h);
+
+/* Abort everything (callbacks run), clean up curl while the loop and timer
+ * are alive, then close the uv handles; closed_cb (may be NULL) runs from the
+ * loop once the handles are closed. After it, uv_loop_close() can succeed. */
+void http_close(struct http *h, void (*closed_cb)(struct http *h));
+
+void http_get_stats(const struct http *h, struct http_stats *out);
+
+#endif

@@ -1,0 +1,619 @@
+/*
+ * The HTTP engine against a real HTTPS server on 127.0.0.1 (tserver, with a
+ * certificate made by openssl at test time).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+#include "tserver.h"
+
+/* File-static fixture: the servers and certificates of the whole group. */
+static struct {
+  char dir[64];
+  char good_crt[128], good_key[128], wrong_crt[128], wrong_key[128];
+  struct tserver *good;  /* cert valid for 127.0.0.1 */
+  struct tserver *wrong; /* cert for another name */
+} W;
+
+struct ctx {
+  uv_loop_t loop;
+  struct http h;
+  int done;
+  bool closed;
+};
+
+struct call {
+  struct ctx *ctx;
+  struct http_request rq;
+  char url[256];
+  struct curl_slist *hdrs;
+  int index;
+  bool done;
+  long status;
+  CURLcode code;
+  bool maybe_sent, too_large, aborted;
+  char *body;
+  size_t body_len;
+  char request_id[80];
+  long retry_after;
+  char *token;
+  size_t in_flight_at_cb;
+  char error[256];
+};
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+  (void)state;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return -1;
+  strcpy(W.dir, "/tmp/certbind-http-XXXXXX");
+  if (!mkdtemp(W.dir))
+    return -1;
+  snprintf(W.good_crt, sizeof W.good_crt, "%s/good.crt", W.dir);
+  snprintf(W.good_key, sizeof W.good_key, "%s/good.key", W.dir);
+  snprintf(W.wrong_crt, sizeof W.wrong_crt, "%s/wrong.crt", W.dir);
+  snprintf(W.wrong_key, sizeof W.wrong_key, "%s/wrong.key", W.dir);
+  if (tserver_make_cert(W.dir, "good", "IP:127.0.0.1,DNS:localhost") ||
+      tserver_make_cert(W.dir, "wrong", "DNS:wrong.example"))
+    return -1;
+  if (tserver_start(&W.good, W.good_crt, W.good_key) ||
+      tserver_start(&W.wrong, W.wrong_crt, W.wrong_key))
+    return -1;
+  return 0;
+}
+
+static int group_teardown(void **state)
+{
+  (void)state;
+  tserver_stop(W.good);
+  tserver_stop(W.wrong);
+  unlink(W.good_crt);
+  unlink(W.good_key);
+  unlink(W.wrong_crt);
+  unlink(W.wrong_key);
+  rmdir(W.dir);
+  curl_global_cleanup();
+  return 0;
+}
+
+static void ctx_init(struct ctx *c, const struct http_opts *o)
+{
+  memset(c, 0, sizeof *c);
+  assert_int_equal(uv_loop_init(&c->loop), 0);
+  assert_int_equal(http_init(&c->h, &c->loop, o), 0);
+}
+
+static void on_closed(struct http *h)
+{
+  struct ctx *c = (struct ctx *)((char *)h - offsetof(struct ctx, h));
+  c->closed = true;
+}
+
+/* Close and prove nothing is left on the loop. */
+static void ctx_finish(struct ctx *c)
+{
+  http_close(&c->h, on_closed);
+  assert_int_equal(uv_run(&c->loop, UV_RUN_DEFAULT), 0);
+  assert_true(c->closed);
+  assert_int_equal(uv_loop_close(&c->loop), 0);
+}
+
+static void run_until(struct ctx *c, int done)
+{
+  while (c->done < done)
+    uv_run(&c->loop, UV_RUN_ONCE);
+}
+
+static void call_free(struct call *k)
+{
+  curl_slist_free_all(k->hdrs);
+  free(k->body);
+  free(k->token);
+}
+
+static void on_done(struct http_request *rq, struct http_response *rs,
+                    void *arg)
+{
+  struct call *k = arg;
+
+  assert_ptr_equal(rq, &k->rq);
+  assert_false(k->done); /* exactly once */
+  k->done = true;
+  k->status = rs->status;
+  k->code = rs->curl_code;
+  k->maybe_sent = rs->maybe_sent;
+  k->too_large = rs->too_large;
+  k->aborted = rs->aborted;
+  assert_non_null(rs->body);
+  k->body = rs->body; /* take ownership */
+  k->body_len = rs->body_len;
+  rs->body = NULL;
+  k->token = rs->subject_token;
+  rs->subject_token = NULL;
+  memcpy(k->request_id, rs->request_id, sizeof k->request_id);
+  k->retry_after = rs->retry_after_s;
+  snprintf(k->error, sizeof k->error, "%s", rs->error);
+  k->in_flight_at_cb = http_in_flight(&k->ctx->h);
+  k->ctx->done++;
+}
+
+static void call_setup(struct call *k, struct ctx *c, unsigned short port,
+                       const char *method, const char *path)
+{
+  memset(k, 0, sizeof *k);
+  k->ctx = c;
+  snprintf(k->url, sizeof k->url, "https://127.0.0.1:%u%s", port, path);
+  k->rq.method = method;
+  k->rq.url = k->url;
+}
+
+static void submit(struct call *k)
+{
+  assert_int_equal(http_submit(&k->ctx->h, &k->rq, on_done, k), 0);
+}
+
+static unsigned short good_port(void)
+{
+  return tserver_port(W.good);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void test_concurrent_reuse(void **state)
+{
+  enum { N = 200 };
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt, .max_host_connections = 8};
+  struct call *calls = calloc(N, sizeof *calls);
+  unsigned long before = tserver_requests(W.good);
+  char path[64], want[128];
+
+  (void)state;
+  assert_non_null(calls);
+  ctx_init(&c, &o);
+  for (int i = 0; i < N; i++) {
+    snprintf(path, sizeof path, "/echo?i=%d", i);
+    call_setup(&calls[i], &c, good_port(), "GET", path);
+    submit(&calls[i]);
+  }
+  assert_int_equal(http_in_flight(&c.h), N);
+  run_until(&c, N);
+  for (int i = 0; i < N; i++) {
+    snprintf(want, sizeof want, "m=GET ct=- expect=- x=- i=%d len=0\n", i);
+    assert_int_equal(calls[i].status, 200);
+    assert_int_equal(calls[i].code, CURLE_OK);
+    assert_string_equal(calls[i].body, want);
+    assert_int_equal(calls[i].body_len, strlen(want));
+    call_free(&calls[i]);
+  }
+  assert_int_equal(http_in_flight(&c.h), 0);
+  assert_int_equal(tserver_requests(W.good) - before, N);
+  struct http_stats st;
+  http_get_stats(&c.h, &st);
+  assert_int_equal(st.requests, N);
+  assert_int_equal(st.failures, 0);
+  /* Connection reuse: at most one handshake per allowed connection. */
+  assert_true(st.connects >= 1 && st.connects <= 8);
+  assert_true(st.bytes_received > N * 20);
+  ctx_finish(&c);
+  free(calls);
+}
+
+static void test_post_body_and_headers(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call a, b;
+  char *body = malloc(4096);
+  char want[256];
+
+  (void)state;
+  for (int i = 0; i < 4096; i++)
+    body[i] = (char)('A' + i % 23);
+  ctx_init(&c, &o);
+  /* No Content-Type given: none is sent; no Expect: 100-continue. */
+  call_setup(&a, &c, good_port(), "POST", "/echo?i=1");
+  a.hdrs = curl_slist_append(NULL, "X-Test: hello");
+  a.rq.headers = a.hdrs;
+  a.rq.body = body;
+  a.rq.body_len = 4096;
+  submit(&a);
+  /* The header list is copied: freeing it now must be harmless. */
+  curl_slist_free_all(a.hdrs);
+  a.hdrs = NULL;
+  call_setup(&b, &c, good_port(), "POST", "/echo?i=2");
+  b.hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+  b.rq.headers = b.hdrs;
+  b.rq.body = "{}";
+  b.rq.body_len = 2;
+  submit(&b);
+  run_until(&c, 2);
+  assert_int_equal(a.status, 200);
+  snprintf(want, sizeof want, "m=POST ct=- expect=- x=hello i=1 len=4096\n");
+  assert_int_equal(a.body_len, strlen(want) + 4096);
+  assert_memory_equal(a.body, want, strlen(want));
+  assert_memory_equal(a.body + strlen(want), body, 4096);
+  assert_int_equal(b.status, 200);
+  assert_string_equal(b.body,
+                      "m=POST ct=application/json expect=- x=- i=2 len=2\n{}");
+  call_free(&a);
+  call_free(&b);
+  free(body);
+  ctx_finish(&c);
+}
+
+static void test_body_limit(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt, .max_body = 256 * 1024};
+  struct call ok, big;
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&ok, &c, good_port(), "GET", "/big?n=200000");
+  call_setup(&big, &c, good_port(), "GET", "/big?n=300000");
+  submit(&ok);
+  submit(&big);
+  run_until(&c, 2);
+  assert_int_equal(ok.code, CURLE_OK);
+  assert_int_equal(ok.body_len, 200000);
+  for (size_t i = 0; i < ok.body_len; i++)
+    if (ok.body[i] != (char)('a' + i % 26))
+      fail_msg("byte %zu differs", i);
+  assert_false(ok.too_large);
+  assert_int_equal(big.code, CURLE_WRITE_ERROR);
+  assert_true(big.too_large);
+  assert_int_equal(big.body_len, 0);
+  assert_non_null(strstr(big.error, "over 262144 bytes"));
+  call_free(&ok);
+  call_free(&big);
+  ctx_finish(&c);
+}
+
+/* Each completion submits the next request from inside its callback. */
+struct chain {
+  struct ctx *c;
+  struct call calls[30];
+  int next;
+};
+
+static void on_chain_done(struct http_request *rq, struct http_response *rs,
+                          void *arg)
+{
+  struct chain *ch = arg;
+  struct call *k = &ch->calls[ch->next - 1];
+
+  k->ctx = ch->c;
+  on_done(rq, rs, k);
+  assert_int_equal(k->in_flight_at_cb, 0); /* already removed */
+  if (ch->next < 30) {
+    struct call *n = &ch->calls[ch->next++];
+    call_setup(n, ch->c, good_port(), "GET", "/echo?i=7");
+    assert_int_equal(http_submit(&ch->c->h, &n->rq, on_chain_done, ch), 0);
+  }
+}
+
+static void test_submit_from_callback(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct chain *ch = calloc(1, sizeof *ch);
+
+  (void)state;
+  ctx_init(&c, &o);
+  ch->c = &c;
+  call_setup(&ch->calls[0], &c, good_port(), "GET", "/echo?i=7");
+  ch->next = 1;
+  assert_int_equal(http_submit(&c.h, &ch->calls[0].rq, on_chain_done, ch), 0);
+  run_until(&c, 30);
+  for (int i = 0; i < 30; i++) {
+    assert_int_equal(ch->calls[i].status, 200);
+    call_free(&ch->calls[i]);
+  }
+  struct http_stats st;
+  http_get_stats(&c.h, &st);
+  assert_int_equal(st.requests, 30);
+  assert_int_equal(st.connects, 1); /* sequential: one kept-alive link */
+  ctx_finish(&c);
+  free(ch);
+}
+
+static void test_reset_is_maybe_sent(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call k;
+  unsigned long before = tserver_requests(W.good);
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&k, &c, good_port(), "POST", "/reset");
+  k.rq.body = "{\"domains\":[]}";
+  k.rq.body_len = strlen(k.rq.body);
+  submit(&k);
+  run_until(&c, 1);
+  assert_int_not_equal(k.code, CURLE_OK);
+  assert_int_equal(k.status, 0);
+  assert_true(k.maybe_sent);
+  assert_false(k.aborted);
+  assert_true(k.error[0] != '\0');
+  assert_true(tserver_requests(W.good) - before >= 1);
+  call_free(&k);
+  ctx_finish(&c);
+}
+
+/* A bound but not listening socket: connection refused, port reserved. */
+static int closed_port(unsigned short *port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t len = sizeof sa;
+
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static void test_refused_not_sent(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call k;
+  unsigned short port;
+  int fd = closed_port(&port);
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&k, &c, port, "POST", "/echo");
+  submit(&k);
+  run_until(&c, 1);
+  assert_int_equal(k.code, CURLE_COULDNT_CONNECT);
+  assert_int_equal(k.status, 0);
+  assert_false(k.maybe_sent);
+  call_free(&k);
+  ctx_finish(&c);
+  close(fd);
+}
+
+static void test_untrusted_fails_closed(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = NULL}; /* system store only */
+  struct call k, m, plain;
+  unsigned long good0 = tserver_requests(W.good);
+  unsigned long wrong0 = tserver_requests(W.wrong);
+  char url[128];
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&k, &c, good_port(), "POST", "/echo");
+  submit(&k);
+  /* Trusted issuer but a name that is not 127.0.0.1. */
+  call_setup(&m, &c, tserver_port(W.wrong), "POST", "/echo");
+  m.rq.ca_file = W.wrong_crt;
+  submit(&m);
+  /* Plain HTTP is refused before any connection. */
+  call_setup(&plain, &c, good_port(), "GET", "/echo");
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/echo", good_port());
+  strcpy(plain.url, url);
+  submit(&plain);
+  run_until(&c, 3);
+  assert_int_equal(k.code, CURLE_PEER_FAILED_VERIFICATION);
+  assert_false(k.maybe_sent);
+  assert_int_equal(m.code, CURLE_PEER_FAILED_VERIFICATION);
+  assert_false(m.maybe_sent);
+  assert_int_equal(plain.code, CURLE_UNSUPPORTED_PROTOCOL);
+  assert_false(plain.maybe_sent);
+  /* Nothing reached a handler. */
+  assert_int_equal(tserver_requests(W.good), good0);
+  assert_int_equal(tserver_requests(W.wrong), wrong0);
+  call_free(&k);
+  call_free(&m);
+  call_free(&plain);
+  ctx_finish(&c);
+}
+
+static void test_timeouts(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt,
+                        .connect_timeout_ms = 300,
+                        .total_timeout_ms = 400};
+  struct call slow, silent;
+  unsigned short port;
+  int fd = closed_port(&port);
+
+  (void)state;
+  /* Listens but never speaks TLS: the handshake times out. */
+  assert_int_equal(listen(fd, 8), 0);
+  ctx_init(&c, &o);
+  call_setup(&slow, &c, good_port(), "POST", "/slow?ms=1200");
+  call_setup(&silent, &c, port, "POST", "/echo");
+  uint64_t t0 = uv_hrtime();
+  submit(&slow);
+  submit(&silent);
+  run_until(&c, 2);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  assert_int_equal(slow.code, CURLE_OPERATION_TIMEDOUT);
+  assert_true(slow.maybe_sent); /* the server had the request */
+  assert_int_equal(silent.code, CURLE_OPERATION_TIMEDOUT);
+  assert_false(silent.maybe_sent); /* TLS never completed */
+  assert_true(ms >= 300 && ms < 1100);
+  call_free(&slow);
+  call_free(&silent);
+  ctx_finish(&c);
+  close(fd);
+}
+
+static void test_headers_captured(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call a, b, e;
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&a, &c, good_port(), "POST", "/hdr");
+  call_setup(&b, &c, good_port(), "GET", "/hdrdate");
+  call_setup(&e, &c, good_port(), "GET", "/status?code=503");
+  submit(&a);
+  submit(&b);
+  submit(&e);
+  run_until(&c, 3);
+  assert_int_equal(a.status, 201);
+  assert_string_equal(a.request_id, "abc-123");
+  assert_int_equal(a.retry_after, 7);
+  assert_non_null(a.token);
+  assert_string_equal(a.token, "tok-secret-value");
+  assert_true(b.retry_after >= 25 && b.retry_after <= 31);
+  assert_string_equal(b.request_id, "");
+  assert_null(b.token);
+  assert_int_equal(e.status, 503);
+  assert_int_equal(e.code, CURLE_OK);
+  assert_true(e.maybe_sent);
+  assert_int_equal(e.retry_after, -1);
+  assert_string_equal(e.body, "{\"error_code\":\"APIG.9999\",\"error_msg\":"
+                              "\"System error\"}");
+  call_free(&a);
+  call_free(&b);
+  call_free(&e);
+  ctx_finish(&c);
+}
+
+static void on_abort_timer(uv_timer_t *t)
+{
+  struct ctx *c = t->data;
+  http_abort_all(&c->h);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_abort_all_then_close(void **state)
+{
+  enum { N = 6 };
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call k[N], late;
+  uv_timer_t t;
+
+  (void)state;
+  ctx_init(&c, &o);
+  for (int i = 0; i < N; i++) {
+    call_setup(&k[i], &c, good_port(), "POST", "/slow?ms=700");
+    submit(&k[i]);
+  }
+  assert_int_equal(uv_timer_init(&c.loop, &t), 0);
+  t.data = &c;
+  assert_int_equal(uv_timer_start(&t, on_abort_timer, 250, 0), 0);
+  uint64_t t0 = uv_hrtime();
+  run_until(&c, N);
+  assert_true((uv_hrtime() - t0) / 1000000 < 650); /* did not wait */
+  for (int i = 0; i < N; i++) {
+    assert_true(k[i].aborted);
+    assert_int_equal(k[i].code, CURLE_ABORTED_BY_CALLBACK);
+    assert_true(k[i].maybe_sent); /* they were on the wire */
+    call_free(&k[i]);
+  }
+  assert_int_equal(http_in_flight(&c.h), 0);
+  /* Queued but never started: aborted at once, certainly not sent. */
+  call_setup(&late, &c, good_port(), "POST", "/echo");
+  submit(&late);
+  http_abort_all(&c.h);
+  assert_true(late.done);
+  assert_true(late.aborted);
+  assert_false(late.maybe_sent);
+  call_free(&late);
+  ctx_finish(&c);
+  /* After close nothing is accepted. */
+  assert_int_equal(http_submit(&c.h, &late.rq, on_done, &late), -ESHUTDOWN);
+}
+
+/* http_close from inside a completion callback aborts the others. */
+static void on_done_close(struct http_request *rq, struct http_response *rs,
+                          void *arg)
+{
+  struct call *k = arg;
+  on_done(rq, rs, k);
+  http_close(&k->ctx->h, on_closed);
+}
+
+static void test_close_from_callback(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call fast, slow[3];
+
+  (void)state;
+  ctx_init(&c, &o);
+  for (int i = 0; i < 3; i++) {
+    call_setup(&slow[i], &c, good_port(), "GET", "/slow?ms=600");
+    submit(&slow[i]);
+  }
+  call_setup(&fast, &c, good_port(), "GET", "/echo?i=1");
+  assert_int_equal(http_submit(&c.h, &fast.rq, on_done_close, &fast), 0);
+  assert_int_equal(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+  assert_true(c.closed);
+  assert_int_equal(c.done, 4);
+  assert_int_equal(fast.status, 200);
+  for (int i = 0; i < 3; i++) {
+    assert_true(slow[i].aborted);
+    call_free(&slow[i]);
+  }
+  call_free(&fast);
+  assert_int_equal(uv_loop_close(&c.loop), 0);
+}
+
+static void test_submit_rejects(void **state)
+{
+  struct ctx c;
+  struct call k;
+
+  (void)state;
+  ctx_init(&c, NULL);
+  call_setup(&k, &c, good_port(), "get", "/echo");
+  assert_int_equal(http_submit(&c.h, &k.rq, on_done, &k), -EINVAL);
+  k.rq.method = "GET";
+  k.rq.url = NULL;
+  assert_int_equal(http_submit(&c.h, &k.rq, on_done, &k), -EINVAL);
+  k.rq.url = k.url;
+  k.rq.body_len = 3; /* without a body */
+  assert_int_equal(http_submit(&c.h, &k.rq, on_done, &k), -EINVAL);
+  assert_int_equal(http_in_flight(&c.h), 0);
+  assert_false(k.done);
+  ctx_finish(&c);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_concurrent_reuse),
+      cmocka_unit_test(test_post_body_and_headers),
+      cmocka_unit_test(test_body_limit),
+      cmocka_unit_test(test_submit_from_callback),
+      cmocka_unit_test(test_reset_is_maybe_sent),
+      cmocka_unit_test(test_refused_not_sent),
+      cmocka_unit_test(test_untrusted_fails_closed),
+      cmocka_unit_test(test_timeouts),
+      cmocka_unit_test(test_headers_captured),
+      cmocka_unit_test(test_abort_all_then_close),
+      cmocka_unit_test(test_close_from_callback),
+      cmocka_unit_test(test_submit_rejects),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
