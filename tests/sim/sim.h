@@ -1,0 +1,387 @@
+/*
+ * apig-sim: a simulator of the Huawei Cloud APIG certificate-binding API
+ * (reference/apig-api.md) for certbind's tests, demo and benchmarks.
+ *
+ * This is the one internal header of the simulator program. Modules:
+ *   sim_map.c    string -> index hash map
+ *   sim_world.c  the seed, the world model, bindings, visibility log, stats
+ *   sim_conf.c   settings and faults (JSON in and out), random draws
+ *   sim_auth.c   IAM tokens and AK/SK signature verification
+ *   sim_sched.c  wake-up timer thread (min-heap) resuming MHD connections
+ *   sim_http.c   the libmicrohttpd access handler, routing, responses
+ *   sim_main.c   command line, TLS files, port file, signals
+ *
+ * Concurrency: MHD runs a small pool of polling threads; every access to
+ * struct sim's world, settings, faults and stats holds sim->mu. The
+ * scheduler has its own lock and only ever calls MHD_resume_connection.
+ */
+#ifndef CERTBIND_SIM_H
+#define CERTBIND_SIM_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+/* ---- sim_map.c: open addressing, keys copied, no deletion ------------- */
+struct sim_map {
+  char **keys;
+  size_t *vals;
+  size_t cap;
+  size_t len;
+};
+
+int sim_map_put(struct sim_map *m, const char *key, size_t val);
+bool sim_map_get(const struct sim_map *m, const char *key, size_t *val);
+void sim_map_free(struct sim_map *m);
+
+/* ---- operations (stats, faults, permissions) -------------------------- */
+enum sim_op {
+  SIM_OP_TOKEN,
+  SIM_OP_LIST,
+  SIM_OP_ATTACH,
+  SIM_OP_DETACH,
+  SIM_OP_SHOW,
+  SIM_OP_ADMIN,
+  SIM_OP_OTHER,
+  SIM_OP_COUNT
+};
+#define SIM_OP_ANY (-1)
+
+const char *sim_op_name(int op);
+int sim_op_parse(const char *s); /* SIM_OP_ANY for "any", -2 if unknown */
+
+#define SIM_PERM_LIST (1u << 0)
+#define SIM_PERM_ATTACH (1u << 1)
+#define SIM_PERM_DETACH (1u << 2)
+#define SIM_PERM_SHOW (1u << 3)
+#define SIM_PERM_ALL 0xfu
+
+/* ---- world ------------------------------------------------------------ */
+struct sim_cred {
+  char *ak;
+  char *sk;
+  unsigned perms;
+  int fails;               /* consecutive AK/SK failures */
+  int64_t locked_until_ms; /* CLOCK_REALTIME ms; 0 = not locked */
+};
+
+struct sim_user {
+  char *domain;
+  char *name;
+  char *password;
+  char id[33];
+  unsigned perms;
+};
+
+struct sim_project {
+  char *id;
+  char *region;
+  struct sim_cred *creds;
+  size_t ncreds;
+  struct sim_user *users;
+  size_t nusers;
+  double bucket;       /* throttling token bucket */
+  int64_t bucket_ms;   /* last refill (monotonic ms) */
+  bool bucket_started; /* first request fills the bucket */
+};
+
+struct sim_gateway {
+  char *instance_id;
+  size_t project;
+};
+
+/* One domain registered on one gateway: the unit that carries at most one
+ * certificate. cert < 0 means unbound. */
+struct sim_slot {
+  size_t gw;
+  char *domain;
+  char *group_id;
+  char *group_name;
+  char id[33];
+  long cert;
+  bool verify;
+};
+
+struct sim_cert {
+  char *id;
+  size_t project;
+  char *name;
+  char **san;
+  size_t nsan;
+  char *type;
+  char *instance_id;
+  char *common_name;
+  char *not_before;
+  char *not_after;
+  char *create_time;
+  char *signature_algorithm;
+  char *algorithm_type;
+  bool trusted_root_ca;
+  size_t *slots; /* bound slots, sorted by (domain, instance_id) */
+  size_t nslots;
+  size_t capslots;
+  int writes_in_flight;
+  int peak_writes;
+};
+
+/* Applied change kept while it is not yet visible to reads. */
+struct sim_change {
+  int64_t at_ms;
+  size_t slot;
+  long old_cert;
+  bool old_verify;
+};
+
+struct sim_token {
+  char *value;
+  size_t project;
+  size_t user;
+  int64_t issued_ms;
+  int64_t expires_ms;
+  bool revoked;
+};
+
+/* ---- settings and faults (sim_conf.c) --------------------------------- */
+struct sim_settings {
+  int64_t visibility_delay_ms;
+  int lockout_failures;  /* lock after more than this many failures */
+  int64_t lockout_ms;    /* lock duration */
+  int64_t clock_skew_ms; /* allowed |X-Sdk-Date - now| */
+  bool clock_check;      /* false = --clock-skew-ok (test only) */
+  int64_t now_ms;        /* test-only clock override; 0 = real time */
+  int64_t token_ttl_s;
+  bool atomic_batches;
+  bool noop_write_error; /* re-attach of a bound domain -> 400 APIG.3305 */
+  double overlap_fail_rate;
+  size_t max_batch;        /* max domains[] entries per write */
+  bool reject_unknown_fields;
+};
+
+struct sim_fault_err {
+  int op;
+  double rate;
+  int status;
+  char code[32];
+  char msg[160];
+};
+
+struct sim_fault_reset {
+  int op;
+  double rate;
+};
+
+#define SIM_MAX_FAULT_ERRS 16
+enum sim_lat_kind { SIM_LAT_NONE, SIM_LAT_FIXED, SIM_LAT_UNIFORM };
+
+struct sim_faults {
+  enum sim_lat_kind lat_kind;
+  int64_t lat_ms;
+  int64_t lat_min_ms;
+  int64_t lat_max_ms;
+  double tail_percent;
+  int64_t tail_ms;
+  struct sim_fault_err errs[SIM_MAX_FAULT_ERRS];
+  size_t nerrs;
+  double throttle_rps; /* 0 = off */
+  double throttle_burst;
+  int retry_after_s; /* 0 = no Retry-After header */
+  struct sim_fault_reset reset_before;
+  struct sim_fault_reset reset_after;
+  int slow_op;
+  double slow_rate;
+  size_t slow_chunk;
+  int64_t slow_interval_ms;
+};
+
+void sim_settings_default(struct sim_settings *s);
+void sim_faults_default(struct sim_faults *f);
+/* Parse a settings / faults JSON object (a yajl tree) on top of *out.
+ * On error returns -EINVAL and writes a reason into err. */
+int sim_settings_parse(const yajl_val v, struct sim_settings *out, char *err,
+                       size_t errlen);
+int sim_faults_parse(const yajl_val v, struct sim_faults *out, char *err,
+                     size_t errlen);
+int sim_settings_gen(yajl_gen g, const struct sim_settings *s);
+int sim_faults_gen(yajl_gen g, const struct sim_faults *f);
+
+/* xoshiro-style generator: a --seed makes the draws repeatable. */
+struct sim_rng {
+  uint64_t s;
+};
+void sim_rng_seed(struct sim_rng *r, uint64_t seed);
+uint64_t sim_rng_next(struct sim_rng *r);
+double sim_rng_unit(struct sim_rng *r); /* [0,1) */
+bool sim_rng_hit(struct sim_rng *r, double rate);
+
+/* ---- stats ------------------------------------------------------------ */
+#define SIM_MAX_STATUS 24
+struct sim_status_count {
+  int status;
+  uint64_t n;
+};
+
+struct sim_stats {
+  struct sim_status_count by_op[SIM_OP_COUNT][SIM_MAX_STATUS];
+  uint64_t requests;
+  uint64_t auth_failures;
+  uint64_t in_flight;
+  uint64_t peak_in_flight;
+  uint64_t writes_total;   /* write requests applied (204) */
+  uint64_t writes_noop;    /* applied writes that changed nothing */
+  uint64_t bindings_changed;
+  uint64_t unbound_transitions;
+  uint64_t overlap_rejections;
+  uint64_t resets;
+  uint64_t throttled;
+  uint64_t injected_errors;
+};
+
+/* ---- scheduler (sim_sched.c) ------------------------------------------ */
+struct sim_wake {
+  int64_t at_ns;
+  struct MHD_Connection *conn;
+};
+
+struct sim_sched {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct sim_wake *heap;
+  size_t len;
+  size_t cap;
+  bool stop;
+  bool started;
+};
+
+int sim_sched_start(struct sim_sched *s);
+/* Resume conn (already suspended by the caller) at CLOCK_MONOTONIC at_ns. */
+int sim_sched_add(struct sim_sched *s, int64_t at_ns,
+                  struct MHD_Connection *conn);
+int64_t sim_sched_now_ns(void); /* CLOCK_MONOTONIC */
+/* Resume everything now and join the thread. -ECANCELED once stopping:
+ * the caller then resumes the connection itself. */
+void sim_sched_stop(struct sim_sched *s);
+
+/* ---- the simulator ---------------------------------------------------- */
+struct sim_options {
+  const char *listen;
+  const char *port_file;
+  const char *seed_file;
+  const char *tls_cert;
+  const char *tls_key;
+  int64_t visibility_delay_ms; /* -1 = from seed */
+  int64_t latency_ms;          /* -1 = from seed */
+  int64_t token_ttl_s;         /* -1 = from seed */
+  uint64_t seed;
+  unsigned threads;
+  bool log_requests;
+  bool clock_skew_ok;
+};
+
+struct sim {
+  pthread_mutex_t mu;
+  struct sim_options opt;
+  /* world */
+  struct sim_project *projects;
+  size_t nprojects;
+  struct sim_gateway *gws;
+  size_t ngws;
+  struct sim_cert *certs;
+  size_t ncerts;
+  struct sim_slot *slots;
+  size_t nslots;
+  struct sim_map project_ix;
+  struct sim_map gw_ix;
+  struct sim_map cert_ix;
+  struct sim_map slot_ix; /* "<gw index>\n<domain>" */
+  struct sim_map ak_ix;   /* ak -> project << 16 | cred */
+  struct sim_change *log;
+  size_t nlog;
+  size_t caplog;
+  struct sim_token *tokens;
+  size_t ntokens;
+  size_t captokens;
+  struct sim_map token_ix;
+  /* behaviour */
+  struct sim_settings settings;
+  struct sim_faults faults;
+  struct sim_rng rng;
+  struct sim_stats stats;
+  uint64_t request_counter;
+  bool stopping; /* __atomic access */
+  uint64_t generation; /* bumped by /__sim/reset */
+  struct sim_sched sched;
+  struct MHD_Daemon *daemon;
+};
+
+/* sim_world.c. Seed loading reads opt.seed_file; all other functions
+ * expect sim->mu held. */
+int sim_world_load(struct sim *sim, char *err, size_t errlen);
+void sim_world_free(struct sim *sim);
+/* The command-line overrides on top of the seed's settings and faults. */
+void sim_apply_options(struct sim *sim);
+/* Back to the seed (and the command line): bindings, tokens, lockouts,
+ * settings, faults; statistics zeroed. */
+int sim_reset(struct sim *sim, char *err, size_t errlen);
+int64_t sim_now_ms(const struct sim *sim); /* realtime, or the override */
+int64_t sim_mono_ms(void);
+long sim_find_cert(const struct sim *sim, const char *id);
+long sim_find_gw(const struct sim *sim, const char *instance_id);
+long sim_find_slot(const struct sim *sim, size_t gw, const char *domain);
+long sim_find_project(const struct sim *sim, const char *id);
+bool sim_san_covers(const struct sim_cert *c, const char *domain);
+/* Bind slot to cert (or unbind with cert < 0); keeps the per-certificate
+ * lists, the stats and the visibility log. Returns true if anything
+ * changed. */
+bool sim_slot_set(struct sim *sim, size_t slot, long cert, bool verify);
+/* The slots of a certificate visible to reads now (state as of now -
+ * visibility delay), sorted. *out is malloc'd; verify flags in *vflags. */
+int sim_visible(struct sim *sim, size_t cert, size_t **out, bool **vflags,
+                size_t *n);
+void sim_stats_count(struct sim *sim, int op, int status);
+int sim_stats_gen(yajl_gen g, const struct sim *sim);
+int sim_state_gen(yajl_gen g, const struct sim *sim);
+
+/* sim_auth.c (sim->mu held) */
+struct sim_auth_result {
+  int status; /* 0 = authenticated */
+  const char *code;
+  char msg[240];
+  long project;
+  unsigned perms;
+};
+struct sim_req_view {
+  struct MHD_Connection *conn;
+  const char *method;
+  const char *raw_path;
+  const char *raw_query;
+  const char *body;
+  size_t body_len;
+};
+void sim_auth_check(struct sim *sim, const struct sim_req_view *rv,
+                    struct sim_auth_result *out);
+/* IAM password token. On success *token is a malloc'd string and
+ * *body the malloc'd JSON response. Returns HTTP status. */
+int sim_iam_token(struct sim *sim, const char *body, size_t len, bool catalog,
+                  char **token, char **resp, size_t *resp_len);
+size_t sim_tokens_revoke(struct sim *sim, long project);
+
+/* sim_http.c */
+int sim_http_start(struct sim *sim, const char *tls_cert_pem,
+                   const char *tls_key_pem, uint16_t *port);
+void sim_http_stop(struct sim *sim);
+
+/* JSON helpers (sim_conf.c) */
+int sim_gen_str(yajl_gen g, const char *s);
+int sim_gen_kv_str(yajl_gen g, const char *k, const char *v);
+int sim_gen_kv_int(yajl_gen g, const char *k, long long v);
+int sim_gen_kv_bool(yajl_gen g, const char *k, bool v);
+int sim_gen_kv_double(yajl_gen g, const char *k, double v);
+/* Copies yajl_gen's buffer into a malloc'd string. */
+int sim_gen_take(yajl_gen g, char **out, size_t *len);
+
+#endif
