@@ -157,7 +157,7 @@ struct sim_settings {
   bool atomic_batches;
   bool noop_write_error; /* re-attach of a bound domain -> 400 APIG.3305 */
   double overlap_fail_rate;
-  size_t max_batch;        /* max domains[] entries per write */
+  size_t max_batch; /* max domains[] entries per write */
   bool reject_unknown_fields;
 };
 
@@ -230,8 +230,8 @@ struct sim_stats {
   uint64_t auth_failures;
   uint64_t in_flight;
   uint64_t peak_in_flight;
-  uint64_t writes_total;   /* write requests applied (204) */
-  uint64_t writes_noop;    /* applied writes that changed nothing */
+  uint64_t writes_total; /* write requests applied (204) */
+  uint64_t writes_noop;  /* applied writes that changed nothing */
   uint64_t bindings_changed;
   uint64_t unbound_transitions;
   uint64_t overlap_rejections;
@@ -312,7 +312,7 @@ struct sim {
   struct sim_rng rng;
   struct sim_stats stats;
   uint64_t request_counter;
-  bool stopping; /* __atomic access */
+  bool stopping;       /* __atomic access */
   uint64_t generation; /* bumped by /__sim/reset */
   struct sim_sched sched;
   struct MHD_Daemon *daemon;

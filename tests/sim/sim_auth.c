@@ -37,8 +37,7 @@ static void ak_failed(struct sim *sim, struct sim_cred *c)
 }
 
 static int collect_headers(const struct sim_req_view *rv, char *names,
-                           struct sign_header *hs, size_t *n,
-                           bool *have_date)
+                           struct sign_header *hs, size_t *n, bool *have_date)
 {
   *n = 0;
   *have_date = false;
@@ -46,8 +45,7 @@ static int collect_headers(const struct sim_req_view *rv, char *names,
        tok = strtok_r(NULL, ";", &save)) {
     if (*n == MAX_SIGNED_HEADERS)
       return -E2BIG;
-    const char *v =
-        MHD_lookup_connection_value(rv->conn, MHD_HEADER_KIND, tok);
+    const char *v = MHD_lookup_connection_value(rv->conn, MHD_HEADER_KIND, tok);
     if (!v)
       return -ENOENT; /* a signed header that was not sent */
     if (!strcmp(tok, "x-sdk-date"))
@@ -211,10 +209,9 @@ static void iam_parse(yajl_val root, struct iam_req *r)
 {
   const char *pm[] = {"auth", "identity", "methods", NULL};
   const char *pu[] = {"auth", "identity", "password", "user", "name", NULL};
-  const char *pp[] = {"auth", "identity", "password", "user", "password",
-                      NULL};
-  const char *pd[] = {"auth", "identity", "password", "user", "domain",
-                      "name", NULL};
+  const char *pp[] = {"auth", "identity", "password", "user", "password", NULL};
+  const char *pd[] = {"auth",   "identity", "password", "user",
+                      "domain", "name",     NULL};
   const char *pi[] = {"auth", "scope", "project", "id", NULL};
   const char *pn[] = {"auth", "scope", "project", "name", NULL};
   memset(r, 0, sizeof(*r));
@@ -283,8 +280,7 @@ static void iso_time(int64_t ms, char out[40])
   snprintf(out, 40, "%s.%03d000Z", base, (int)(ms % 1000));
 }
 
-static int new_token(struct sim *sim, size_t project, size_t user,
-                     char **value)
+static int new_token(struct sim *sim, size_t project, size_t user, char **value)
 {
   unsigned char raw[48];
   if (RAND_bytes(raw, sizeof(raw)) != 1)
@@ -407,11 +403,10 @@ int sim_iam_token(struct sim *sim, const char *body, size_t len, bool catalog,
     long ui = pi >= 0 ? iam_user(&sim->projects[pi], &r) : -1;
     if (ui < 0) {
       status = iam_error(401, "Unauthorized",
-                         "The username or password is wrong.", resp,
-                         resp_len);
+                         "The username or password is wrong.", resp, resp_len);
     } else if (new_token(sim, (size_t)pi, (size_t)ui, token) != 0 ||
-               iam_body(sim, (size_t)pi, (size_t)ui, catalog, resp,
-                        resp_len) != 0) {
+               iam_body(sim, (size_t)pi, (size_t)ui, catalog, resp, resp_len) !=
+                   0) {
       free(*token);
       *token = NULL;
       status = iam_error(500, "Internal Server Error", "System error", resp,

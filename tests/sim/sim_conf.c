@@ -147,8 +147,7 @@ static int get_op(yajl_val v, const char *key, int *out, char *err,
   const char *s = YAJL_GET_STRING(v);
   int op = s ? sim_op_parse(s) : -2;
   if (op == -2) {
-    seterr(err, errlen,
-           "%s: expected any|token|list|attach|detach|show", key);
+    seterr(err, errlen, "%s: expected any|token|list|attach|detach|show", key);
     return -EINVAL;
   }
   *out = op;
@@ -250,8 +249,8 @@ int sim_settings_parse(const yajl_val v, struct sim_settings *out, char *err,
   }
   struct sim_settings s = *out;
   for (size_t i = 0; i < v->u.object.len; i++) {
-    int rc = parse_setting(v->u.object.keys[i], v->u.object.values[i], &s,
-                           err, errlen);
+    int rc = parse_setting(v->u.object.keys[i], v->u.object.values[i], &s, err,
+                           errlen);
     if (rc)
       return rc;
   }
@@ -448,10 +447,9 @@ static int parse_fault(const char *k, yajl_val x, struct sim_faults *f,
     return parse_knobs(x, k, kn, 2, err, errlen);
   }
   if (!strcmp(k, "throttle")) {
-    const struct knob kn[] = {
-        {"rps", 0, 0, 1e7, &f->throttle_rps},
-        {"burst", 0, 0, 1e7, &f->throttle_burst},
-        {"retry_after_s", 4, 0, 3600, &f->retry_after_s}};
+    const struct knob kn[] = {{"rps", 0, 0, 1e7, &f->throttle_rps},
+                              {"burst", 0, 0, 1e7, &f->throttle_burst},
+                              {"retry_after_s", 4, 0, 3600, &f->retry_after_s}};
     return parse_knobs(x, k, kn, 3, err, errlen);
   }
   if (!strcmp(k, "reset_before_apply") || !strcmp(k, "reset_after_apply")) {

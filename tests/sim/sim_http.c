@@ -22,9 +22,9 @@ enum phase { PH_RECEIVING, PH_WAITING, PH_DONE };
 struct sim_req {
   struct sim *sim;
   struct MHD_Connection *conn;
-  char *uri;        /* raw request-target as received */
-  char *raw_path;   /* its path part */
-  char *raw_query;  /* its query part ("" when none) */
+  char *uri;       /* raw request-target as received */
+  char *raw_path;  /* its path part */
+  char *raw_query; /* its query part ("" when none) */
   char *body;
   size_t body_len;
   size_t body_cap;
@@ -79,7 +79,8 @@ static bool stopping(struct sim *sim)
 /* ---- small response builders ------------------------------------------ */
 
 static void set_error(struct sim_req *r, int status, const char *code,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void set_error(struct sim_req *r, int status, const char *code,
                       const char *fmt, ...)
@@ -100,9 +101,10 @@ static void bad_param(struct sim_req *r, const char *name)
 
 static void missing_param(struct sim_req *r, const char *name)
 {
-  set_error(r, 400, "APIG.2001",
-            "The request parameters must be specified,parameterName:%s"
-            DOC_SUFFIX, name);
+  set_error(
+      r, 400, "APIG.2001",
+      "The request parameters must be specified,parameterName:%s" DOC_SUFFIX,
+      name);
 }
 
 /* The error envelope; front-door (APIG.0xxx) errors also carry the
@@ -214,9 +216,8 @@ static int64_t draw_latency_ms(struct sim *sim)
   if (f->lat_kind == SIM_LAT_FIXED)
     ms = f->lat_ms;
   else if (f->lat_kind == SIM_LAT_UNIFORM)
-    ms = f->lat_min_ms +
-         (int64_t)(sim_rng_unit(&sim->rng) *
-                   (double)(f->lat_max_ms - f->lat_min_ms + 1));
+    ms = f->lat_min_ms + (int64_t)(sim_rng_unit(&sim->rng) *
+                                   (double)(f->lat_max_ms - f->lat_min_ms + 1));
   if (f->tail_percent > 0 && f->tail_ms > 0 &&
       sim_rng_hit(&sim->rng, f->tail_percent / 100.0))
     ms += f->tail_ms;
@@ -266,8 +267,8 @@ static void draw_transport_faults(struct sim *sim, struct sim_req *r)
                     sim_rng_hit(&sim->rng, f->reset_before.rate);
   r->reset_after = op_matches(f->reset_after.op, r->op) &&
                    sim_rng_hit(&sim->rng, f->reset_after.rate);
-  r->slow = op_matches(f->slow_op, r->op) &&
-            sim_rng_hit(&sim->rng, f->slow_rate);
+  r->slow =
+      op_matches(f->slow_op, r->op) && sim_rng_hit(&sim->rng, f->slow_rate);
   r->slow_chunk = f->slow_chunk;
   r->slow_interval_ms = f->slow_interval_ms;
 }
@@ -378,8 +379,8 @@ static bool parse_write_body(struct sim *sim, struct sim_req *r)
     return false;
   }
   r->json = root;
-  for (size_t i = 0; sim->settings.reject_unknown_fields &&
-                     i < root->u.object.len; i++)
+  for (size_t i = 0;
+       sim->settings.reject_unknown_fields && i < root->u.object.len; i++)
     if (strcmp(root->u.object.keys[i], "domains")) {
       bad_param(r, root->u.object.keys[i]);
       return false;
@@ -567,8 +568,7 @@ static void apply_write(struct sim *sim, struct sim_req *r, long cert)
   size_t changed = 0;
   for (size_t i = 0; i < p.n; i++)
     changed += sim_slot_set(sim, p.v[i].slot,
-                            r->op == SIM_OP_ATTACH ? cert : -1,
-                            p.v[i].verify);
+                            r->op == SIM_OP_ATTACH ? cert : -1, p.v[i].verify);
   sim->stats.writes_total++;
   if (!changed)
     sim->stats.writes_noop++;
@@ -628,8 +628,8 @@ static int gen_list(yajl_gen g, const void *arg)
   rc |= sim_gen_str(g, "bound_domains");
   yajl_gen_array_open(g);
   for (size_t i = 0; i < c->size; i++)
-    rc |= gen_bound(g, c->sim, c->slots[c->offset + i],
-                    c->vflags[c->offset + i]);
+    rc |=
+        gen_bound(g, c->sim, c->slots[c->offset + i], c->vflags[c->offset + i]);
   yajl_gen_array_close(g);
   yajl_gen_map_close(g);
   return rc ? -EINVAL : 0;
@@ -796,11 +796,10 @@ static unsigned op_perm(int op)
                                : SIM_PERM_SHOW;
 }
 
-static void arrive_apig(struct sim *sim, struct sim_req *r,
-                        const char *method)
+static void arrive_apig(struct sim *sim, struct sim_req *r, const char *method)
 {
-  struct sim_req_view rv = {r->conn, method, r->raw_path, r->raw_query,
-                            r->body, r->body_len};
+  struct sim_req_view rv = {r->conn,      method,  r->raw_path,
+                            r->raw_query, r->body, r->body_len};
   struct sim_auth_result a;
   sim_auth_check(sim, &rv, &a);
   long pp = sim_find_project(sim, r->project_id);
@@ -809,8 +808,8 @@ static void arrive_apig(struct sim *sim, struct sim_req *r,
     return;
   }
   if (pp != a.project) {
-    project_mismatch(r, MHD_lookup_connection_value(
-                            r->conn, MHD_HEADER_KIND, "Authorization") == NULL);
+    project_mismatch(r, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                    "Authorization") == NULL);
     return;
   }
   r->project = pp;
@@ -834,11 +833,10 @@ static void arrive_apig(struct sim *sim, struct sim_req *r,
 
 /* The front door authenticates before it routes, so a signed request to
  * any path (e.g. the published signing vectors) is verified first. */
-static void arrive_other(struct sim *sim, struct sim_req *r,
-                         const char *method)
+static void arrive_other(struct sim *sim, struct sim_req *r, const char *method)
 {
-  struct sim_req_view rv = {r->conn, method, r->raw_path, r->raw_query,
-                            r->body, r->body_len};
+  struct sim_req_view rv = {r->conn,      method,  r->raw_path,
+                            r->raw_query, r->body, r->body_len};
   struct sim_auth_result a;
   sim_auth_check(sim, &rv, &a);
   if (a.status)
@@ -967,7 +965,8 @@ static int gen_count(yajl_gen g, const void *arg)
 static yajl_val admin_body(struct sim_req *r)
 {
   char perr[128];
-  char *copy = strndup(r->body_len ? r->body : "{}", r->body_len ? r->body_len : 2);
+  char *copy =
+      strndup(r->body_len ? r->body : "{}", r->body_len ? r->body_len : 2);
   yajl_val v = copy ? yajl_tree_parse(copy, perr, sizeof(perr)) : NULL;
   free(copy);
   if (!v || !YAJL_IS_OBJECT(v)) {
@@ -1099,8 +1098,8 @@ static enum MHD_Result send_response(struct sim_req *r, int retry_after)
 {
   struct MHD_Response *resp;
   if (r->resp && r->slow && r->resp_len) {
-    resp = MHD_create_response_from_callback(r->resp_len, 1024, slow_reader,
-                                             r, NULL);
+    resp = MHD_create_response_from_callback(r->resp_len, 1024, slow_reader, r,
+                                             NULL);
   } else if (r->resp) {
     resp = MHD_create_response_from_buffer(r->resp_len, r->resp,
                                            MHD_RESPMEM_PERSISTENT);
@@ -1113,8 +1112,7 @@ static enum MHD_Result send_response(struct sim_req *r, int retry_after)
     MHD_destroy_response(resp);
     return MHD_NO;
   }
-  enum MHD_Result ret =
-      MHD_queue_response(r->conn, (unsigned)r->status, resp);
+  enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   return ret;
 }
@@ -1243,8 +1241,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
   return r;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
 {
   struct sim *sim = cls;
   struct sim_req *r = *con_cls;
@@ -1312,10 +1310,9 @@ int sim_http_start(struct sim *sim, const char *tls_cert_pem,
       (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)8192,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-      MHD_OPTION_URI_LOG_CALLBACK, on_uri, sim, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, sim, MHD_OPTION_ARRAY, tls_cert_pem ? tls : none,
-      MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_URI_LOG_CALLBACK,
+      on_uri, sim, MHD_OPTION_NOTIFY_COMPLETED, on_completed, sim,
+      MHD_OPTION_ARRAY, tls_cert_pem ? tls : none, MHD_OPTION_END);
   if (!sim->daemon)
     return -EADDRNOTAVAIL;
   const union MHD_DaemonInfo *di =

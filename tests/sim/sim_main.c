@@ -37,8 +37,20 @@ static int num_arg(const char *s, long long lo, long long hi, long long *out)
 
 static int parse_args(int argc, char **argv, struct sim_options *o)
 {
-  enum { O_PORTFILE = 256, O_SEEDFILE, O_CERT, O_KEY, O_VIS, O_LAT, O_SEED,
-         O_THREADS, O_LOG, O_TTL, O_SKEW, O_HELP };
+  enum {
+    O_PORTFILE = 256,
+    O_SEEDFILE,
+    O_CERT,
+    O_KEY,
+    O_VIS,
+    O_LAT,
+    O_SEED,
+    O_THREADS,
+    O_LOG,
+    O_TTL,
+    O_SKEW,
+    O_HELP
+  };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},
       {"port-file", required_argument, NULL, O_PORTFILE},
@@ -64,11 +76,21 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
   while ((c = getopt_long(argc, argv, "l:", opts, NULL)) != -1) {
     int rc = 0;
     switch (c) {
-    case 'l': o->listen = optarg; break;
-    case O_PORTFILE: o->port_file = optarg; break;
-    case O_SEEDFILE: o->seed_file = optarg; break;
-    case O_CERT: o->tls_cert = optarg; break;
-    case O_KEY: o->tls_key = optarg; break;
+    case 'l':
+      o->listen = optarg;
+      break;
+    case O_PORTFILE:
+      o->port_file = optarg;
+      break;
+    case O_SEEDFILE:
+      o->seed_file = optarg;
+      break;
+    case O_CERT:
+      o->tls_cert = optarg;
+      break;
+    case O_KEY:
+      o->tls_key = optarg;
+      break;
     case O_VIS:
       rc = num_arg(optarg, 0, 3600000, &v);
       o->visibility_delay_ms = v;
@@ -89,10 +111,17 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
       rc = num_arg(optarg, 1, 86400 * 365, &v);
       o->token_ttl_s = v;
       break;
-    case O_SKEW: o->clock_skew_ok = true; break;
-    case O_LOG: o->log_requests = true; break;
-    case O_HELP: usage(stdout); exit(0);
-    default: return -EINVAL;
+    case O_SKEW:
+      o->clock_skew_ok = true;
+      break;
+    case O_LOG:
+      o->log_requests = true;
+      break;
+    case O_HELP:
+      usage(stdout);
+      exit(0);
+    default:
+      return -EINVAL;
     }
     if (rc) {
       fprintf(stderr, "apig-sim: bad value for an option: %s\n", optarg);

@@ -215,8 +215,8 @@ static int visible_cmp(const void *a, const void *b, void *arg)
   return slot_cmp(arg, *(const size_t *)a, *(const size_t *)b);
 }
 
-static const struct override *find_override(const struct override *ov,
-                                            size_t n, size_t slot)
+static const struct override *find_override(const struct override *ov, size_t n,
+                                            size_t slot)
 {
   size_t lo = 0, hi = n;
   while (lo < hi) {
@@ -251,8 +251,7 @@ int sim_visible(struct sim *sim, size_t cert, size_t **out, bool **vflags,
   size_t cap = c->nslots + sim->nlog + 1;
   size_t *res = malloc(cap * sizeof(*res));
   bool *vf = malloc(cap * sizeof(*vf));
-  struct override *ov =
-      sim->nlog ? malloc(sim->nlog * sizeof(*ov)) : NULL;
+  struct override *ov = sim->nlog ? malloc(sim->nlog * sizeof(*ov)) : NULL;
   if (!res || !vf || (sim->nlog && !ov)) {
     free(res);
     free(vf);
@@ -287,8 +286,7 @@ struct loader {
   size_t errlen;
 };
 
-#define LERR(L, ...)                                                         \
-  (snprintf((L)->err, (L)->errlen, __VA_ARGS__), -EINVAL)
+#define LERR(L, ...) (snprintf((L)->err, (L)->errlen, __VA_ARGS__), -EINVAL)
 
 static yajl_val field(yajl_val obj, const char *key)
 {
@@ -306,8 +304,7 @@ static int req_str(struct loader *L, yajl_val obj, const char *key,
   return *out ? 0 : -ENOMEM;
 }
 
-static int opt_str(yajl_val obj, const char *key, const char *def,
-                   char **out)
+static int opt_str(yajl_val obj, const char *key, const char *def, char **out)
 {
   const char *s = YAJL_GET_STRING(field(obj, key));
   *out = strdup(s ? s : def);
@@ -598,7 +595,8 @@ static int load_binding(struct loader *L, yajl_val b)
     return LERR(L, "binding: certificate and gateway in different projects");
   if (sim->slots[s].cert >= 0)
     return LERR(L, "binding: %s on %s bound twice", dom, iid);
-  sim_slot_set(sim, (size_t)s, c, YAJL_IS_TRUE(field(b, "verified_client_certificate_enabled")));
+  sim_slot_set(sim, (size_t)s, c,
+               YAJL_IS_TRUE(field(b, "verified_client_certificate_enabled")));
   return sim->slots[s].cert == c ? 0 : -ENOMEM;
 }
 
@@ -862,8 +860,8 @@ int sim_stats_gen(yajl_gen g, const struct sim *sim)
   rc |= sim_gen_kv_int(g, "bindings_changed", (long long)s->bindings_changed);
   rc |= sim_gen_kv_int(g, "unbound_transitions",
                        (long long)s->unbound_transitions);
-  rc |= sim_gen_kv_int(g, "overlap_rejections",
-                       (long long)s->overlap_rejections);
+  rc |=
+      sim_gen_kv_int(g, "overlap_rejections", (long long)s->overlap_rejections);
   rc |= sim_gen_kv_int(g, "resets", (long long)s->resets);
   rc |= sim_gen_kv_int(g, "throttled", (long long)s->throttled);
   rc |= sim_gen_kv_int(g, "injected_errors", (long long)s->injected_errors);
@@ -886,8 +884,8 @@ int sim_state_gen(yajl_gen g, const struct sim *sim)
       rc |= sim_gen_kv_str(g, "certificate_id", cert->id);
       rc |= sim_gen_kv_str(g, "instance_id", sim->gws[s->gw].instance_id);
       rc |= sim_gen_kv_str(g, "domain", s->domain);
-      rc |= sim_gen_kv_bool(g, "verified_client_certificate_enabled",
-                            s->verify);
+      rc |=
+          sim_gen_kv_bool(g, "verified_client_certificate_enabled", s->verify);
       yajl_gen_map_close(g);
       n++;
     }
