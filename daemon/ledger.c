@@ -300,9 +300,8 @@ static yajl_gen_status gen_entry(yajl_gen g, const struct ledger_entry *e)
   return gs;
 }
 
-static yajl_gen_status gen_ledger(yajl_gen g,
-                                  const struct ledger_entry *const *sorted,
-                                  size_t n)
+static yajl_gen_status
+gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
 
@@ -544,8 +543,7 @@ static int open_container(struct parser *p, bool map)
   } else if (p->where == W_ENTRIES && map) {
     clear_entry(p);
     p->where = W_ENTRY;
-  } else if ((p->where == W_TOP || p->where == W_ENTRY) &&
-             p->key == K_NONE) {
+  } else if ((p->where == W_TOP || p->where == W_ENTRY) && p->key == K_NONE) {
     p->skip = 1;
   } else {
     return fail(p, -EBADMSG);
@@ -636,7 +634,7 @@ int ledger_from_json(const char *json, size_t len, struct ledger *l)
   else if (p.where != W_DONE || !p.have_entries)
     rc = -EBADMSG;
   else if (!p.version_ok)
-    rc = -EPROTONOSUPPORT;
+    rc = -EBADMSG;
   if (rc < 0)
     ledger_free(l);
   return rc;

@@ -108,8 +108,7 @@ static bool is_temp_of(const char *name, const char *base)
   size_t blen = strlen(base);
 
   return name[0] == '.' && strncmp(name + 1, base, blen) == 0 &&
-         name[1 + blen] == '.' &&
-         strlen(name + 2 + blen) == TEMP_SUFFIX_LEN;
+         name[1 + blen] == '.' && strlen(name + 2 + blen) == TEMP_SUFFIX_LEN;
 }
 
 /* Remove one temp file if no live writer holds its lock. */
@@ -276,8 +275,8 @@ int statefile_read(const char *path, size_t max, char **buf, size_t *len)
   return rc;
 }
 
-static void write_message(int err, const char *path, const char *dir,
-                          char *buf, size_t size)
+static void write_message(int err, const char *path, const char *dir, char *buf,
+                          size_t size)
 {
   switch (err) {
   case EACCES:
@@ -295,8 +294,8 @@ static void write_message(int err, const char *path, const char *dir,
     break;
   case ENOSPC:
   case EDQUOT:
-    snprintf(buf, size, "cannot write %s: no space left in %s (%s)", path,
-             dir, strerror(err));
+    snprintf(buf, size, "cannot write %s: no space left in %s (%s)", path, dir,
+             strerror(err));
     break;
   default:
     snprintf(buf, size, "cannot write %s: %s", path, strerror(err));

@@ -53,7 +53,10 @@ struct field {
   bool required;
 };
 
-#define PF(n, t, req) {#n, t, offsetof(struct status_pass, n), req}
+#define PF(n, t, req)                                                          \
+  {                                                                            \
+#n, t, offsetof(struct status_pass, n), req                                \
+  }
 static const struct field pass_fields[] = {
     PF(started_ms, F_I64, true), PF(ended_ms, F_I64, true),
     PF(outcome, F_STR, true),    PF(command, F_STR, false),
@@ -66,14 +69,17 @@ static const struct field pass_fields[] = {
 };
 #undef PF
 
-#define BF(n, t, req) {#n, t, offsetof(struct status_binding, n), req}
+#define BF(n, t, req)                                                          \
+  {                                                                            \
+#n, t, offsetof(struct status_binding, n), req                             \
+  }
 static const struct field binding_fields[] = {
-    BF(account, F_STR, true),        BF(certificate, F_STR, true),
-    BF(certificate_id, F_STR, true), BF(gateway, F_STR, true),
-    BF(instance_id, F_STR, true),    BF(domain, F_STR, true),
+    BF(account, F_STR, true),         BF(certificate, F_STR, true),
+    BF(certificate_id, F_STR, true),  BF(gateway, F_STR, true),
+    BF(instance_id, F_STR, true),     BF(domain, F_STR, true),
     BF(verify_client, F_BOOL, false), BF(state, F_STATE, true),
-    BF(error_code, F_STR, false),    BF(error_msg, F_STR, false),
-    BF(request_id, F_STR, false),    BF(attempts, F_U32, false),
+    BF(error_code, F_STR, false),     BF(error_msg, F_STR, false),
+    BF(request_id, F_STR, false),     BF(attempts, F_U32, false),
     BF(next_retry, F_I64, false),
 };
 #undef BF
@@ -284,12 +290,12 @@ struct jval {
 struct parser {
   struct status *st;
   enum where where;
-  unsigned skip;  /* > 0: inside the value of an unknown key */
-  char key[40];   /* the current key; "" when too long to be ours */
-  size_t cap;     /* allocated bindings */
-  uint32_t seen;  /* fields of the current pass/binding seen so far */
+  unsigned skip; /* > 0: inside the value of an unknown key */
+  char key[40];  /* the current key; "" when too long to be ours */
+  size_t cap;    /* allocated bindings */
+  uint32_t seen; /* fields of the current pass/binding seen so far */
   bool version_ok, have_pass;
-  int err;        /* why we cancelled the parse */
+  int err; /* why we cancelled the parse */
 };
 
 static int fail(struct parser *p, int err)
@@ -372,8 +378,8 @@ static int set_field(const struct field *f, void *base, const struct jval *v)
   return -EBADMSG;
 }
 
-static int object_field(struct parser *p, const struct field *fields,
-                        size_t n, void *base, const struct jval *v)
+static int object_field(struct parser *p, const struct field *fields, size_t n,
+                        void *base, const struct jval *v)
 {
   const struct field *f = find_field(fields, n, p->key);
   int rc;
@@ -412,8 +418,7 @@ static int on_value(struct parser *p, const struct jval *v)
     p->version_ok = true;
     return 1;
   case W_PASS:
-    return object_field(p, pass_fields, NFIELDS(pass_fields), &p->st->pass,
-                        v);
+    return object_field(p, pass_fields, NFIELDS(pass_fields), &p->st->pass, v);
   case W_BINDING:
     return object_field(p, binding_fields, NFIELDS(binding_fields),
                         &p->st->bindings[p->st->nbindings - 1], v);
@@ -638,7 +643,7 @@ int status_from_json(const char *json, size_t len, struct status *st)
   else if (p.where != W_DONE || !p.have_pass)
     rc = -EBADMSG;
   else if (!p.version_ok)
-    rc = -EPROTONOSUPPORT;
+    rc = -EBADMSG;
   if (rc < 0)
     status_free(st);
   return rc;
@@ -768,8 +773,8 @@ static void print_summary(const struct printer *pr, const struct status *st)
     put_safe(pr->out, p->command ? p->command : "pass");
     fprintf(pr->out, " (");
     put_safe(pr->out, p->mode ? p->mode : "?");
-    fprintf(pr->out, ") at %s, took %s: %s%s", when, took,
-            paint(pr, C_BOLD), paint(pr, outcome_color(p->outcome)));
+    fprintf(pr->out, ") at %s, took %s: %s%s", when, took, paint(pr, C_BOLD),
+            paint(pr, outcome_color(p->outcome)));
     put_safe(pr->out, p->outcome ? p->outcome : "unknown");
     fprintf(pr->out, "%s\n", paint(pr, C_RESET));
   }
@@ -794,10 +799,9 @@ static void print_states(const struct printer *pr, const struct status *st)
     if ((unsigned)st->bindings[i].state <= STATUS_FAILED)
       n[st->bindings[i].state]++;
   }
-  fprintf(pr->out,
-          "  bindings: %zu converged, %zu pending, %zu failed (of %zu)\n",
-          n[STATUS_CONVERGED], n[STATUS_PENDING], n[STATUS_FAILED],
-          st->nbindings);
+  fprintf(
+      pr->out, "  bindings: %zu converged, %zu pending, %zu failed (of %zu)\n",
+      n[STATUS_CONVERGED], n[STATUS_PENDING], n[STATUS_FAILED], st->nbindings);
 }
 
 /* "bad.example.com on sg-edge-1 (certificate star-example-2026)" */

@@ -1,0 +1,281 @@
+/*
+ * metrics: the textfile parses as Prometheus text format, carries every
+ * required family with HELP/TYPE, the right labels and values, escapes
+ * label values, bounds the series count, and is written 0644.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "metrics.h"
+#include "statefile.h"
+#include "testutil.h"
+
+#include <errno.h>
+
+/* One parsed sample line: name, raw label text (without braces), value. */
+struct sample {
+  char name[128];
+  char labels[512];
+  double value;
+};
+
+struct parsed {
+  struct sample samples[600];
+  size_t n;
+  char help[16][128]; /* families with a # HELP line */
+  char type[16][160]; /* "name type" of each # TYPE line */
+  size_t nhelp, ntype;
+};
+
+/* A deliberately small parser of the exposition format, strict enough to
+ * catch a malformed line: NAME[{LABELS}] VALUE. */
+static void parse(const char *text, struct parsed *p)
+{
+  const char *line = text;
+
+  memset(p, 0, sizeof(*p));
+  while (*line) {
+    const char *end = strchr(line, '\n');
+    char buf[1024];
+    size_t len;
+
+    assert_non_null(end); /* every line ends with \n */
+    len = (size_t)(end - line);
+    assert_true(len < sizeof(buf));
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    if (strncmp(buf, "# HELP ", 7) == 0) {
+      assert_true(p->nhelp < 16);
+      sscanf(buf + 7, "%127s", p->help[p->nhelp++]);
+    } else if (strncmp(buf, "# TYPE ", 7) == 0) {
+      assert_true(p->ntype < 16);
+      snprintf(p->type[p->ntype++], 160, "%.159s", buf + 7);
+    } else {
+      struct sample *s = &p->samples[p->n++];
+      char *brace = strchr(buf, '{'), *space, *endp;
+
+      assert_true(p->n < 600);
+      if (brace) {
+        char *close = strrchr(buf, '}');
+
+        assert_non_null(close);
+        *brace = '\0';
+        *close = '\0';
+        snprintf(s->labels, sizeof(s->labels), "%.511s", brace + 1);
+        space = close + 1;
+      } else {
+        space = strchr(buf, ' ');
+        assert_non_null(space);
+        *space = '\0';
+      }
+      snprintf(s->name, sizeof(s->name), "%.127s", buf);
+      if (brace)
+        assert_int_equal(*space, ' '); /* NAME{...} VALUE */
+      errno = 0;
+      s->value = strtod(space + 1, &endp);
+      assert_int_equal(errno, 0);
+      assert_int_equal(*endp, '\0');
+      for (const char *c = s->name; *c; c++)
+        assert_true(strchr("abcdefghijklmnopqrstuvwxyz_", *c) != NULL);
+    }
+    line = end + 1;
+  }
+}
+
+static const struct sample *find(const struct parsed *p, const char *name,
+                                 const char *labels)
+{
+  for (size_t i = 0; i < p->n; i++) {
+    if (strcmp(p->samples[i].name, name) == 0 &&
+        strcmp(p->samples[i].labels, labels ? labels : "") == 0)
+      return &p->samples[i];
+  }
+  return NULL;
+}
+
+static double value_of(const struct parsed *p, const char *name,
+                       const char *labels)
+{
+  const struct sample *s = find(p, name, labels);
+
+  if (!s)
+    fail_msg("no sample %s{%s}", name, labels ? labels : "");
+  return s->value;
+}
+
+static void assert_family(const struct parsed *p, const char *name,
+                          const char *type)
+{
+  char want[160];
+  bool help = false, typed = false;
+
+  snprintf(want, sizeof(want), "%s %s", name, type);
+  for (size_t i = 0; i < p->nhelp; i++)
+    help |= strcmp(p->help[i], name) == 0;
+  for (size_t i = 0; i < p->ntype; i++)
+    typed |= strcmp(p->type[i], want) == 0;
+  if (!help || !typed)
+    fail_msg("family %s (%s) lacks # HELP or # TYPE", name, type);
+}
+
+static struct parsed parsed; /* large: not on the stack */
+
+static void fill(struct metrics *m)
+{
+  memset(m, 0, sizeof(*m));
+  m->converged = 297;
+  m->pending = 2;
+  m->failed = 1;
+  m->retries_total = 7;
+  m->passes_total = 3;
+  m->last_success_ts = 1772366400;
+  m->last_pass_ts = 1772366460;
+  m->pass_duration_s = 2.4;
+  for (int i = 0; i < 9; i++)
+    assert_int_equal(metrics_count_request(m, "attach", "204"), 0);
+  assert_int_equal(metrics_count_request(m, "attach", "APIG.3020"), 0);
+  assert_int_equal(metrics_count_request(m, "list", "200"), 0);
+  assert_int_equal(metrics_count_request(m, "list", "transport"), 0);
+  assert_int_equal(metrics_count_request(m, "list", "200"), 0);
+}
+
+static void test_content(void **state)
+{
+  struct metrics m;
+  char *text;
+  size_t len;
+
+  (void)state;
+  fill(&m);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  assert_int_equal(strlen(text), len);
+  parse(text, &parsed);
+  assert_family(&parsed, "certbind_bindings", "gauge");
+  assert_family(&parsed, "certbind_requests_total", "counter");
+  assert_family(&parsed, "certbind_retries_total", "counter");
+  assert_family(&parsed, "certbind_passes_total", "counter");
+  assert_family(&parsed, "certbind_last_success_timestamp_seconds", "gauge");
+  assert_family(&parsed, "certbind_last_pass_timestamp_seconds", "gauge");
+  assert_family(&parsed, "certbind_pass_duration_seconds", "gauge");
+  assert_true(value_of(&parsed, "certbind_bindings", "state=\"converged\"") ==
+              297);
+  assert_true(value_of(&parsed, "certbind_bindings", "state=\"pending\"") == 2);
+  assert_true(value_of(&parsed, "certbind_bindings", "state=\"failed\"") == 1);
+  assert_true(value_of(&parsed, "certbind_requests_total",
+                       "op=\"attach\",code=\"204\"") == 9);
+  assert_true(value_of(&parsed, "certbind_requests_total",
+                       "op=\"attach\",code=\"APIG.3020\"") == 1);
+  assert_true(value_of(&parsed, "certbind_requests_total",
+                       "op=\"list\",code=\"200\"") == 2);
+  assert_true(value_of(&parsed, "certbind_requests_total",
+                       "op=\"list\",code=\"transport\"") == 1);
+  assert_true(value_of(&parsed, "certbind_retries_total", NULL) == 7);
+  assert_true(value_of(&parsed, "certbind_passes_total", NULL) == 3);
+  assert_true(value_of(&parsed, "certbind_last_success_timestamp_seconds",
+                       NULL) == 1772366400);
+  assert_true(value_of(&parsed, "certbind_pass_duration_seconds", NULL) == 2.4);
+  assert_int_equal(parsed.n, 3 + 4 + 5);
+  /* request series sorted by op, then code: stable between passes */
+  assert_true(strstr(text, "code=\"204\"") < strstr(text, "code=\"APIG.3020"));
+  assert_true(strstr(text, "op=\"attach\"") < strstr(text, "op=\"list\""));
+  free(text);
+  metrics_free(&m);
+  assert_int_equal(m.nrequests, 0);
+}
+
+static void test_label_escaping(void **state)
+{
+  struct metrics m = {0};
+  char *text;
+  size_t len;
+
+  (void)state;
+  assert_int_equal(metrics_count_request(&m, "attach", "a\"b\\c\nd"), 0);
+  assert_int_equal(metrics_count_request(&m, "attach", ""), 0);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  assert_non_null(strstr(
+      text,
+      "certbind_requests_total{op=\"attach\",code=\"a\\\"b\\\\c\\nd\"} 1\n"));
+  assert_non_null(
+      strstr(text, "certbind_requests_total{op=\"attach\",code=\"none\"} 1\n"));
+  parse(text, &parsed); /* still one sample per line */
+  free(text);
+  metrics_free(&m);
+}
+
+/* A server inventing a new code per response cannot grow the file. */
+static void test_series_bounded(void **state)
+{
+  struct metrics m = {0};
+  char code[32];
+  char *text;
+  size_t len;
+  char longcode[200];
+
+  (void)state;
+  for (int i = 0; i < 1000; i++) {
+    snprintf(code, sizeof(code), "APIG.%d", i);
+    assert_int_equal(metrics_count_request(&m, "attach", code), 0);
+  }
+  assert_true(m.nrequests <= METRICS_MAX_REQUEST_SERIES);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  parse(text, &parsed);
+  assert_true(value_of(&parsed, "certbind_requests_total",
+                       "op=\"attach\",code=\"other\"") ==
+              1000 - (METRICS_MAX_REQUEST_SERIES - 1));
+  assert_true(value_of(&parsed, "certbind_requests_total",
+                       "op=\"attach\",code=\"APIG.0\"") == 1);
+  free(text);
+  metrics_free(&m);
+
+  memset(longcode, 'X', sizeof(longcode) - 1);
+  longcode[sizeof(longcode) - 1] = '\0';
+  assert_int_equal(metrics_count_request(&m, "list", longcode), 0);
+  assert_int_equal(metrics_count_request(&m, "list", longcode), 0);
+  assert_int_equal(m.nrequests, 1);
+  assert_int_equal(strlen(m.requests[0].code), METRICS_MAX_LABEL);
+  assert_int_equal(m.requests[0].count, 2);
+  assert_int_equal(metrics_count_request(&m, NULL, "x"), -EINVAL);
+  metrics_free(&m);
+}
+
+static void test_write_file(void **state)
+{
+  struct metrics m;
+  char *dir = testutil_mkdtemp();
+  char *path = testutil_join(dir, "certbind.prom");
+  char *text = NULL, *want = NULL;
+  size_t len, wlen;
+  mode_t old = umask(077);
+
+  (void)state;
+  fill(&m);
+  assert_int_equal(metrics_write(path, &m), 0);
+  umask(old);
+  assert_int_equal(testutil_mode(path), 0644);
+  assert_int_equal(statefile_read(path, 1 << 20, &text, &len), 0);
+  assert_int_equal(metrics_format(&m, &want, &wlen), 0);
+  assert_int_equal(len, wlen);
+  assert_memory_equal(text, want, len);
+  assert_int_equal(testutil_count(dir, ".certbind.prom."), 0);
+  free(text);
+  free(want);
+  metrics_free(&m);
+  testutil_rmdir(dir);
+  free(path);
+  free(dir);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_content),
+      cmocka_unit_test(test_label_escaping),
+      cmocka_unit_test(test_series_bounded),
+      cmocka_unit_test(test_write_file),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

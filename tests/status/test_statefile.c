@@ -1,0 +1,252 @@
+/*
+ * statefile: atomic replace, modes, failure paths, stale temp cleanup,
+ * size-capped reads, operator messages.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "statefile.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+
+struct fixture {
+  char *dir;
+  char *path; /* dir/state.json */
+};
+
+static int setup(void **state)
+{
+  struct fixture *f = calloc(1, sizeof(*f));
+
+  assert_non_null(f);
+  f->dir = testutil_mkdtemp();
+  assert_non_null(f->dir);
+  f->path = testutil_join(f->dir, "state.json");
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fixture *f = *state;
+
+  testutil_rmdir(f->dir);
+  free(f->dir);
+  free(f->path);
+  free(f);
+  return 0;
+}
+
+static void assert_content(const char *path, const char *want)
+{
+  char *buf = NULL;
+  size_t len = 0;
+
+  assert_int_equal(statefile_read(path, 1 << 20, &buf, &len), 0);
+  assert_int_equal(len, strlen(want));
+  assert_string_equal(buf, want);
+  free(buf);
+}
+
+static void test_mode_ignores_umask(void **state)
+{
+  struct fixture *f = *state;
+  mode_t old = umask(022);
+
+  assert_int_equal(statefile_write_atomic(f->path, "a", 1, 0600), 0);
+  assert_int_equal(testutil_mode(f->path), 0600);
+  umask(077); /* as under the unit's UMask=0077 */
+  assert_int_equal(statefile_write_atomic(f->path, "bb", 2, 0644), 0);
+  assert_int_equal(testutil_mode(f->path), 0644);
+  umask(old);
+  assert_content(f->path, "bb");
+}
+
+static void test_replace_leaves_no_temp(void **state)
+{
+  struct fixture *f = *state;
+
+  for (int i = 0; i < 5; i++) {
+    char text[32];
+
+    snprintf(text, sizeof(text), "version %d", i);
+    assert_int_equal(statefile_write_atomic(f->path, text, strlen(text), 0600),
+                     0);
+    assert_content(f->path, text);
+  }
+  assert_int_equal(testutil_count(f->dir, ".state.json."), 0);
+  assert_int_equal(testutil_count(f->dir, ""), 3); /* ., .., state.json */
+}
+
+static void test_empty_file(void **state)
+{
+  struct fixture *f = *state;
+
+  assert_int_equal(statefile_write_atomic(f->path, NULL, 0, 0600), 0);
+  assert_content(f->path, "");
+}
+
+/* The rename fails (target is a non-empty directory): the temp file goes
+ * and the target is untouched. */
+static void test_failed_rename_cleans_up(void **state)
+{
+  struct fixture *f = *state;
+  char *sub = testutil_join(f->dir, "sub");
+  char *inner = testutil_join(sub, "keep");
+
+  assert_int_equal(mkdir(sub, 0700), 0);
+  assert_int_equal(statefile_write_atomic(inner, "x", 1, 0600), 0);
+  assert_int_equal(statefile_write_atomic(sub, "y", 1, 0600), -EISDIR);
+  assert_int_equal(testutil_count(f->dir, ".sub."), 0);
+  assert_content(inner, "x");
+  unlink(inner);
+  rmdir(sub);
+  free(inner);
+  free(sub);
+}
+
+static void test_missing_directory(void **state)
+{
+  struct fixture *f = *state;
+  char *path = testutil_join(f->dir, "nope/state.json");
+  char msg[512];
+  int rc = statefile_write_atomic(path, "x", 1, 0600);
+
+  assert_int_equal(rc, -ENOENT);
+  statefile_strerror(rc, "write", path, msg, sizeof(msg));
+  assert_non_null(strstr(msg, path));
+  assert_non_null(strstr(msg, "does not exist"));
+  free(path);
+}
+
+static void make_file(const char *dir, const char *name)
+{
+  char *p = testutil_join(dir, name);
+  int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "partial", 7), 7);
+  close(fd);
+  free(p);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+  char *p = testutil_join(dir, name);
+  bool yes = access(p, F_OK) == 0;
+
+  free(p);
+  return yes;
+}
+
+/* A killed writer's temp file (no lock) goes; a live writer's (locked)
+ * stays; other files are never touched. */
+static void test_stale_temps_removed(void **state)
+{
+  struct fixture *f = *state;
+  char *live = testutil_join(f->dir, ".state.json.LiVe01");
+  int fd;
+
+  make_file(f->dir, ".state.json.dead01");
+  make_file(f->dir, ".state.json.dead02");
+  make_file(f->dir, ".state.json.toolong7");
+  make_file(f->dir, ".other.json.dead03");
+  make_file(f->dir, "state.json.dead04");
+  make_file(f->dir, ".state.json.LiVe01");
+  fd = open(live, O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_EX), 0);
+
+  assert_int_equal(statefile_write_atomic(f->path, "new", 3, 0600), 0);
+  assert_false(exists(f->dir, ".state.json.dead01"));
+  assert_false(exists(f->dir, ".state.json.dead02"));
+  assert_true(exists(f->dir, ".state.json.LiVe01"));
+  assert_true(exists(f->dir, ".state.json.toolong7"));
+  assert_true(exists(f->dir, ".other.json.dead03"));
+  assert_true(exists(f->dir, "state.json.dead04"));
+
+  close(fd); /* the "writer" died: next write removes its file */
+  assert_int_equal(statefile_write_atomic(f->path, "newer", 5, 0600), 0);
+  assert_false(exists(f->dir, ".state.json.LiVe01"));
+  assert_content(f->path, "newer");
+  free(live);
+}
+
+static void test_read_limits(void **state)
+{
+  struct fixture *f = *state;
+  char big[100];
+  char *buf = NULL;
+  size_t len = 0;
+
+  memset(big, 'z', sizeof(big));
+  assert_int_equal(statefile_write_atomic(f->path, big, sizeof(big), 0600), 0);
+  assert_int_equal(statefile_read(f->path, 99, &buf, &len), -EFBIG);
+  assert_null(buf);
+  assert_int_equal(statefile_read(f->path, 100, &buf, &len), 0);
+  assert_int_equal(len, 100);
+  assert_int_equal(buf[100], '\0');
+  free(buf);
+  buf = NULL;
+  assert_int_equal(statefile_read(f->dir, 100, &buf, &len), -EISDIR);
+  unlink(f->path);
+  assert_int_equal(statefile_read(f->path, 100, &buf, &len), -ENOENT);
+  assert_null(buf);
+}
+
+static void test_read_messages(void **state)
+{
+  char msg[256];
+
+  (void)state;
+  statefile_strerror(-EBADMSG, "read", "/s/status.json", msg, sizeof(msg));
+  assert_string_equal(msg, "/s/status.json is truncated or corrupt (not a "
+                           "valid certbind state file)");
+  statefile_strerror(-ENOENT, "read", "/s/status.json", msg, sizeof(msg));
+  assert_string_equal(msg, "/s/status.json does not exist");
+  statefile_strerror(-EACCES, "write", "/s/status.json", msg, sizeof(msg));
+  assert_string_equal(msg, "cannot write /s/status.json: directory /s is not "
+                           "writable (Permission denied)");
+  statefile_strerror(-ENOSPC, "write", "rel.json", msg, sizeof(msg));
+  assert_non_null(strstr(msg, "no space left in ."));
+  statefile_strerror(-EIO, "write", "/a/b", msg, 8); /* truncated safely */
+  assert_int_equal(strlen(msg), 7);
+}
+
+static void test_bad_arguments(void **state)
+{
+  struct fixture *f = *state;
+  char path[PATH_MAX];
+
+  assert_int_equal(statefile_write_atomic(NULL, "x", 1, 0600), -EINVAL);
+  assert_int_equal(statefile_write_atomic(f->path, NULL, 1, 0600), -EINVAL);
+  assert_int_equal(statefile_write_atomic("/tmp/", "x", 1, 0600), -EINVAL);
+  assert_int_equal(statefile_path(path, 8, "/var/lib/x", "y"), -ENAMETOOLONG);
+  assert_int_equal(statefile_path(path, sizeof(path), "/d", "f"), 0);
+  assert_string_equal(path, "/d/f");
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_mode_ignores_umask, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replace_leaves_no_temp, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_rename_cleans_up, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stale_temps_removed, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_read_limits, setup, teardown),
+      cmocka_unit_test(test_read_messages),
+      cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
