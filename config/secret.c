@@ -76,8 +76,9 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
 
   fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
-    config__error(c, at->line, at->col, "%s: secret file \"%s\": %s", path,
-                  file, strerror(errno));
+    config__error(c, at->line, at->col,
+                  "%s: secret file \"%s\" cannot be opened: %s", path, file,
+                  strerror(errno));
     return;
   }
   /* fstat the open file: what we check is what we read */
