@@ -132,7 +132,7 @@ static void test_file_shapes(void **state)
   expect_file_error(path, "contains control characters");
   t_rm(path);
   expect_file_error("/nonexistent/certbind/secret",
-                    "No such file or directory");
+                    "cannot be opened: No such file or directory");
   assert_non_null(mkdtemp(dir));
   chmod(dir, 0700);
   expect_file_error(dir, "is not a regular file");
