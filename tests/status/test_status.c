@@ -491,6 +491,41 @@ static void test_unwritable_dir(void **state)
   }
 }
 
+/* A fleet-sized file: 100,000 bindings write and read back (the ctest
+ * timeout bounds the time; the parser streams, no JSON tree). */
+static void test_hundred_thousand(void **state)
+{
+  struct fixture *f = *state;
+  struct status big = {0}, back;
+  const size_t n = 100000;
+  clock_t t0 = clock();
+
+  big.pass.outcome = xstrdup("converged");
+  big.bindings = calloc(n, sizeof(*big.bindings));
+  assert_non_null(big.bindings);
+  for (size_t i = 0; i < n; i++) {
+    struct status_binding *b = &big.bindings[i];
+    char dom[64];
+
+    snprintf(dom, sizeof(dom), "host-%zu.example.com", i);
+    b->account = xstrdup("sg-prod");
+    b->certificate = xstrdup("star-example-2026");
+    b->certificate_id = xstrdup("a27be832f2e9441c8127fe48e3b5ac67");
+    b->gateway = xstrdup(i % 2 ? "sg-edge-1" : "sg-edge-2");
+    b->instance_id = xstrdup("f0fa1789-3b76-433b-a787-9892951c620e");
+    b->domain = xstrdup(dom);
+    b->state = i % 1000 == 0 ? STATUS_FAILED : STATUS_CONVERGED;
+    big.nbindings++;
+  }
+  assert_int_equal(status_write(f->dir, &big), 0);
+  assert_int_equal(status_read(f->dir, &back), 0);
+  assert_status_equal(&big, &back);
+  print_message("100k bindings: write + read %.2f s CPU\n",
+                (double)(clock() - t0) / CLOCKS_PER_SEC);
+  status_free(&back);
+  status_free(&big);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -511,6 +546,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_invalid_utf8_written, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_unwritable_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
   };
 
   /* Times print in local time: pin it. */
