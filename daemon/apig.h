@@ -1,0 +1,135 @@
+/*
+ * apig: the APIG management-API codec (reference/apig-api.md §1, §2; SPEC §4).
+ * No I/O: builds URLs and bodies, parses responses, classifies outcomes.
+ *
+ * Every function returns 0 or a negative errno; outputs are allocated for
+ * and owned by the caller (free with the matching *_free).
+ */
+#ifndef CERTBIND_APIG_H
+#define CERTBIND_APIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum apig_op { APIG_OP_LIST, APIG_OP_ATTACH, APIG_OP_DETACH, APIG_OP_TOKEN };
+
+/* A request target, split the way the signer needs it. */
+struct apig_url {
+  char *url;  /* full URL for curl */
+  char *path; /* wire path, e.g. "/v2/P/apigw/certificates/C/domains/attach" */
+  char *
+      query; /* wire query without '?', e.g. "limit=500&offset=0"; "" if none */
+  char *host; /* Host header as curl sends it: "host" or "host:port" */
+};
+
+#define APIG_LIST_LIMIT 500 /* the API's maximum page size */
+
+/* endpoint: "https://host[:port][/base]" (no query, no user info).
+ * project_id and cert_id: [A-Za-z0-9-]{1,64}, else -EINVAL.
+ * url_domain may be NULL (no filter); it is percent-encoded. */
+int apig_url_list(const char *endpoint, const char *project_id,
+                  const char *cert_id, long limit, long offset,
+                  const char *url_domain, struct apig_url *out);
+/* op: APIG_OP_ATTACH or APIG_OP_DETACH. */
+int apig_url_write(const char *endpoint, const char *project_id,
+                   const char *cert_id, enum apig_op op, struct apig_url *out);
+/* {iam_endpoint}/v3/auth/tokens?nocatalog=true */
+int apig_url_token(const char *iam_endpoint, struct apig_url *out);
+void apig_url_free(struct apig_url *u);
+
+/* true when s is a non-empty [A-Za-z0-9-] id of at most 64 characters. */
+bool apig_id_valid(const char *s);
+
+/* One entry of an attach/detach body. */
+struct apig_domain_item {
+  const char *domain;
+  const char *const *instance_ids;
+  size_t n_instances;
+  bool verify_client; /* verified_client_certificate_enabled */
+};
+
+/* {"domains":[{"domain":D,"instance_ids":[...],
+ *   "verified_client_certificate_enabled":B},...]}, compact, no newline.
+ * *body is malloc'd and NUL-terminated. -EINVAL on n == 0, a NULL/empty
+ * domain or instance id, an item without instance ids (the API would then
+ * act on every gateway), or invalid UTF-8. */
+int apig_write_body(const struct apig_domain_item *items, size_t n, char **body,
+                    size_t *len);
+
+/* One bound_domains[] entry of the list response. */
+struct apig_binding {
+  char *url_domain; /* lowercased */
+  char *instance_id;
+  bool verify_client; /* verified_client_certificate_enabled (absent: false) */
+};
+
+/* Accumulates the entries of all pages of one certificate. */
+struct apig_bindings {
+  struct apig_binding *items;
+  size_t n, cap;
+};
+
+struct apig_page {
+  long long total; /* "total", -1 if absent */
+  long long size;  /* "size", -1 if absent */
+  size_t count;    /* entries of bound_domains in this page (duplicates too) */
+};
+
+#define APIG_MAX_LIST_BODY ((size_t)8 << 20)
+#define APIG_MAX_DEPTH 16
+
+/* Parse one page with yajl's streaming parser, appending its entries to
+ * *out. Unknown fields are ignored; a field we use with a wrong type, a
+ * missing bound_domains array or url_domain/instance_id in an entry, a
+ * duplicate field, malformed JSON or invalid UTF-8 is
+ * -EBADMSG; a body over APIG_MAX_LIST_BODY -E2BIG; nesting over
+ * APIG_MAX_DEPTH -EBADMSG. On error *out keeps only its earlier entries.
+ * why (may be NULL) receives a short reason without any input bytes. */
+int apig_parse_list(const char *body, size_t len, struct apig_bindings *out,
+                    struct apig_page *page, char *why, size_t why_len);
+
+/* Sort by (url_domain, instance_id) and merge duplicates (the API lists a
+ * domain once per inbound port). Merged entries keep verify_client only if
+ * every duplicate has it, so a disagreement shows as a difference. */
+void apig_bindings_dedupe(struct apig_bindings *b);
+void apig_bindings_free(struct apig_bindings *b);
+
+/* The error envelope. Strings are truncated, always NUL-terminated, ""
+ * when absent or when the body is not JSON. */
+struct apig_error {
+  char code[64];
+  char msg[512];
+  char request_id[80];
+};
+
+#define APIG_MAX_ERROR_BODY ((size_t)64 << 10)
+
+/* {"error_code","error_msg","request_id"}; falls back to {"code","message"}
+ * and to IAM's {"error":{"code","message"}}. Never fails: garbage, or a
+ * body over APIG_MAX_ERROR_BODY, gives empty fields. */
+void apig_parse_error(const char *body, size_t len, struct apig_error *out);
+
+enum apig_class {
+  APIG_OK,           /* 2xx */
+  APIG_DONE_ALREADY, /* detach: 400 APIG.2000, nothing left to unbind */
+  APIG_RETRY,        /* transport, 408, 5xx, 409 APIG.3711: back off */
+  APIG_THROTTLED,    /* 429, APIG(W).0308, APIG.9008: retry + cut rate */
+  APIG_REAUTH,       /* token invalid/expired: renew once, retry once */
+  APIG_AUTH_FATAL,   /* signature/permission: stop writes, never retry */
+  APIG_PERMANENT,    /* other 4xx: failed until the file changes */
+};
+
+/* status: HTTP status (0 if none); transport_error: no HTTP response. */
+enum apig_class apig_classify(enum apig_op op, long status,
+                              bool transport_error, const char *error_code,
+                              const char *error_msg);
+
+/* A write (attach/detach) whose effect is unknown: a transport error after
+ * the request may have been sent, or a 5xx. Re-read before any resend. */
+bool apig_outcome_unknown(enum apig_op op, long status, bool transport_error,
+                          bool maybe_sent);
+
+const char *apig_class_name(enum apig_class c);
+const char *apig_op_name(enum apig_op op);
+
+#endif
