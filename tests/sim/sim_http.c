@@ -907,7 +907,8 @@ static void finish(struct sim *sim, struct sim_req *r)
   if (r->reset_before || r->reset_after)
     r->closed = true;
   unmark_write(sim, r);
-  if (r->status >= 400 && !r->closed)
+  /* IAM errors come with their own (Keystone-style) body and no code */
+  if (r->status >= 400 && !r->closed && r->code[0])
     build_error_body(r);
   if (r->closed)
     sim->stats.resets++;

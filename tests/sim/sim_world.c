@@ -799,7 +799,8 @@ void sim_stats_count(struct sim *sim, int op, int status)
     op = SIM_OP_OTHER;
   struct sim_status_count *t = sim->stats.by_op[op];
   for (size_t i = 0; i < SIM_MAX_STATUS; i++) {
-    if (t[i].status == status || t[i].status == 0) {
+    /* n == 0 marks a free entry; status 0 records a connection reset */
+    if (t[i].status == status || t[i].n == 0) {
       t[i].status = status;
       t[i].n++;
       return;
@@ -816,7 +817,7 @@ static int gen_by_op(yajl_gen g, const struct sim *sim)
     yajl_gen_map_open(g);
     for (size_t i = 0; i < SIM_MAX_STATUS; i++) {
       const struct sim_status_count *c = &sim->stats.by_op[op][i];
-      if (!c->status)
+      if (!c->n)
         break;
       char k[8];
       snprintf(k, sizeof(k), "%d", c->status);

@@ -1,0 +1,1374 @@
+/* apig-sim end-to-end tests: start the real simulator as a child process
+ * over HTTPS with a test CA made by make-certs.sh, talk to it with libcurl,
+ * sign with certbind's daemon/sign.h, and check every endpoint, error path
+ * and fault knob. A second, plain-HTTP instance with 600 bindings checks
+ * the page-size clamp. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <yajl/yajl_tree.h>
+
+#include "sign.h"
+
+#define PROJECT "0123456789abcdef0123456789abcdef"
+#define OTHER_PROJECT "77b6a44cba5143ab91d13ab9a8ff44fd"
+#define CERT_A "a27be832f2e9441c8127fe48e3b5ac67"
+#define CERT_B "b27be832f2e9441c8127fe48e3b5ac67"
+#define CERT_C "c27be832f2e9441c8127fe48e3b5ac67"
+#define CERT_OTHER "d27be832f2e9441c8127fe48e3b5ac67"
+#define GW1 "f0fa1789-3b76-433b-a787-9892951c620e"
+#define GW2 "7d39549681c54d968ec2910da9da95cd"
+#define CERTS_PATH "/v2/" PROJECT "/apigw/certificates/"
+
+/* file-static fixture: the child processes and where they listen */
+struct child {
+  pid_t pid;
+  char base[128];
+  bool tls;
+};
+static char s_dir[256];
+static char s_ca[300];
+static struct child s_sim;
+static struct child s_big;
+
+/* ---- HTTP helper ------------------------------------------------------- */
+
+struct resp {
+  long status;
+  CURLcode cc;
+  char *body;
+  size_t len;
+  char reqid[80];
+  char retry_after[16];
+  char subject[256];
+  double secs;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+  struct resp *r = ud;
+  char *nb = realloc(r->body, r->len + sz * n + 1);
+  if (!nb)
+    return 0;
+  memcpy(nb + r->len, p, sz * n);
+  r->body = nb;
+  r->len += sz * n;
+  r->body[r->len] = '\0';
+  return sz * n;
+}
+
+static void grab(const char *line, size_t n, const char *name, char *dst,
+                 size_t dstlen)
+{
+  size_t k = strlen(name);
+  if (n <= k || strncasecmp(line, name, k))
+    return;
+  size_t v = n - k;
+  while (v && (line[k + v - 1] == '\r' || line[k + v - 1] == '\n'))
+    v--;
+  snprintf(dst, dstlen, "%.*s", (int)v, line + k);
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+  struct resp *r = ud;
+  grab(p, sz * n, "X-Request-Id: ", r->reqid, sizeof(r->reqid));
+  grab(p, sz * n, "Retry-After: ", r->retry_after, sizeof(r->retry_after));
+  grab(p, sz * n, "X-Subject-Token: ", r->subject, sizeof(r->subject));
+  return sz * n;
+}
+
+static void resp_free(struct resp *r)
+{
+  free(r->body);
+  memset(r, 0, sizeof(*r));
+}
+
+/* One request; hdrs is a NULL-terminated list of "Name: value". */
+static void http_on(const struct child *c, const char *method,
+                    const char *target, const char *body,
+                    const char *const *hdrs, struct resp *out)
+{
+  memset(out, 0, sizeof(*out));
+  CURL *e = curl_easy_init();
+  assert_non_null(e);
+  char url[1024];
+  snprintf(url, sizeof(url), "%s%s", c->base, target);
+  struct curl_slist *h = NULL;
+  for (size_t i = 0; hdrs && hdrs[i]; i++)
+    h = curl_slist_append(h, hdrs[i]);
+  h = curl_slist_append(h, "Expect:");
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  if (body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, out);
+  curl_easy_setopt(e, CURLOPT_CAINFO, s_ca);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  out->cc = curl_easy_perform(e);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+  curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &out->secs);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(e);
+}
+
+static void http(const char *method, const char *target, const char *body,
+                 const char *const *hdrs, struct resp *out)
+{
+  http_on(&s_sim, method, target, body, hdrs, out);
+}
+
+/* ---- JSON helpers ------------------------------------------------------ */
+
+static yajl_val parse(const struct resp *r)
+{
+  char err[128];
+  assert_non_null(r->body);
+  yajl_val v = yajl_tree_parse(r->body, err, sizeof(err));
+  assert_non_null(v);
+  return v;
+}
+
+static const char *jstr(yajl_val v, const char *a, const char *b)
+{
+  const char *p[] = {a, b, NULL};
+  return YAJL_GET_STRING(yajl_tree_get(v, p, yajl_t_string));
+}
+
+static long long jint(yajl_val v, const char *a, const char *b)
+{
+  const char *p[] = {a, b, NULL};
+  yajl_val x = yajl_tree_get(v, p, yajl_t_number);
+  assert_non_null(x);
+  return YAJL_GET_INTEGER(x);
+}
+
+static void expect_error(struct resp *r, long status, const char *code)
+{
+  assert_int_equal(r->cc, CURLE_OK);
+  assert_int_equal(r->status, status);
+  assert_true(strlen(r->reqid) > 0);
+  yajl_val v = parse(r);
+  const char *got = jstr(v, "error_code", NULL);
+  assert_non_null(got);
+  assert_string_equal(got, code);
+  assert_non_null(jstr(v, "error_msg", NULL));
+  yajl_tree_free(v);
+}
+
+static bool msg_has(const struct resp *r, const char *needle)
+{
+  return r->body && strstr(r->body, needle) != NULL;
+}
+
+/* ---- admin helpers ----------------------------------------------------- */
+
+static void admin_post(const char *path, const char *json)
+{
+  struct resp r;
+  http("POST", path, json, NULL, &r);
+  assert_int_equal(r.cc, CURLE_OK);
+  if (r.status != 200 && r.status != 204)
+    fail_msg("%s -> %ld %s", path, r.status, r.body ? r.body : "");
+  resp_free(&r);
+}
+
+static long long stat_of(const char *key)
+{
+  struct resp r;
+  http("GET", "/__sim/stats", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  long long n = jint(v, key, NULL);
+  yajl_tree_free(v);
+  resp_free(&r);
+  return n;
+}
+
+static long long op_count(const char *op, const char *status)
+{
+  struct resp r;
+  http("GET", "/__sim/stats", NULL, NULL, &r);
+  yajl_val v = parse(&r);
+  const char *p[] = {"by_op", op, status, NULL};
+  yajl_val x = yajl_tree_get(v, p, yajl_t_number);
+  long long n = x ? YAJL_GET_INTEGER(x) : 0;
+  yajl_tree_free(v);
+  resp_free(&r);
+  return n;
+}
+
+/* -1 unbound, else the verify flag of (cert, gateway, domain) in the truth */
+static int bound(const char *cert, const char *gw, const char *domain)
+{
+  struct resp r;
+  http("GET", "/__sim/state", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  const char *p[] = {"bindings", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  assert_non_null(a);
+  int res = -1;
+  for (size_t i = 0; i < a->u.array.len; i++) {
+    yajl_val b = a->u.array.values[i];
+    if (!strcmp(jstr(b, "certificate_id", NULL), cert) &&
+        !strcmp(jstr(b, "instance_id", NULL), gw) &&
+        !strcmp(jstr(b, "domain", NULL), domain)) {
+      const char *q[] = {"verified_client_certificate_enabled", NULL};
+      res = YAJL_IS_TRUE(yajl_tree_get(b, q, yajl_t_any));
+    }
+  }
+  yajl_tree_free(v);
+  resp_free(&r);
+  return res;
+}
+
+/* ---- signing ----------------------------------------------------------- */
+
+/* AK/SK-signed request through daemon/sign.h, signing host, content-type
+ * (with a body) and x-sdk-date, dated t. */
+static void signed_at(const char *ak, const char *sk, time_t t,
+                      const char *method, const char *path, const char *query,
+                      const char *body, struct resp *out)
+{
+  char date[SIGN_DATE_LEN + 1], host[128], target[1024];
+  assert_int_equal(sign_format_date(t, date), 0);
+  const char *hp = strstr(s_sim.base, "//") + 2;
+  snprintf(host, sizeof(host), "%s", hp);
+  struct sign_header hs[3] = {{"Host", host},
+                              {"X-Sdk-Date", date},
+                              {"Content-Type", "application/json"}};
+  struct sign_input in = {
+      .method = method,
+      .path = path,
+      .query = query,
+      .headers = hs,
+      .nheaders = body ? 3 : 2,
+      .body = body,
+      .body_len = body ? strlen(body) : 0,
+  };
+  char *authz = NULL;
+  assert_int_equal(sign_authorization(&in, ak, sk, strlen(sk), &authz), 0);
+  char h_host[160], h_date[64], h_auth[512];
+  snprintf(h_host, sizeof(h_host), "Host: %s", host);
+  snprintf(h_date, sizeof(h_date), "X-Sdk-Date: %s", date);
+  snprintf(h_auth, sizeof(h_auth), "Authorization: %s", authz);
+  free(authz);
+  const char *hdrs[] = {h_host, h_date, h_auth,
+                        "Content-Type: application/json", NULL};
+  snprintf(target, sizeof(target), "%s%s%s", path, query ? "?" : "",
+           query ? query : "");
+  http(method, target, body, hdrs, out);
+}
+
+static void signed_req(const char *method, const char *path, const char *query,
+                       const char *body, struct resp *out)
+{
+  signed_at("AccessKey", "SecretKey", time(NULL), method, path, query, body,
+            out);
+}
+
+/* attach/detach one domain on one gateway with AccessKey */
+static void write1(const char *op, const char *cert, const char *gw,
+                   const char *domain, const char *flag, struct resp *out)
+{
+  char path[256], body[512];
+  snprintf(path, sizeof(path), CERTS_PATH "%s/domains/%s", cert, op);
+  snprintf(body, sizeof(body),
+           "{\"domains\":[{\"domain\":\"%s\",\"instance_ids\":[\"%s\"]%s%s}]}",
+           domain, gw, flag ? ",\"verified_client_certificate_enabled\":" : "",
+           flag ? flag : "");
+  signed_req("POST", path, NULL, body, out);
+}
+
+static void expect_write(const char *op, const char *cert, const char *gw,
+                         const char *domain, const char *flag)
+{
+  struct resp r;
+  write1(op, cert, gw, domain, flag, &r);
+  if (r.status != 204)
+    fail_msg("%s %s -> %ld %s", op, domain, r.status, r.body ? r.body : "");
+  assert_true(strlen(r.reqid) > 0);
+  resp_free(&r);
+}
+
+static void list(const char *cert, const char *query, struct resp *out)
+{
+  char path[256];
+  snprintf(path, sizeof(path), CERTS_PATH "%s/attached-domains", cert);
+  signed_req("GET", path, query, NULL, out);
+}
+
+/* ---- child process ----------------------------------------------------- */
+
+static int run_cmd(char *const argv[])
+{
+  pid_t p = fork();
+  if (p == 0) {
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int st;
+  if (p < 0 || waitpid(p, &st, 0) != p)
+    return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int start_sim(struct child *c, const char *seed, bool tls,
+                     const char *tag)
+{
+  char port_file[300], cert[300], key[300];
+  snprintf(port_file, sizeof(port_file), "%s/%s.port", s_dir, tag);
+  snprintf(cert, sizeof(cert), "%s/server.pem", s_dir);
+  snprintf(key, sizeof(key), "%s/server.key", s_dir);
+  char *argv[] = {SIM_BIN,   "--listen",    "127.0.0.1:0", "--port-file",
+                  port_file, "--seed-file", (char *)seed,  "--seed",
+                  "42",      "--tls-cert",  cert,          "--tls-key",
+                  key,       NULL};
+  if (!tls)
+    argv[9] = NULL;
+  c->tls = tls;
+  c->pid = fork();
+  if (c->pid == 0) {
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  if (c->pid < 0)
+    return -1;
+  for (int i = 0; i < 200; i++) { /* up to 10 s */
+    FILE *f = fopen(port_file, "r");
+    unsigned port = 0;
+    if (f && fscanf(f, "%u", &port) == 1 && port) {
+      fclose(f);
+      snprintf(c->base, sizeof(c->base), "%s://127.0.0.1:%u",
+               tls ? "https" : "http", port);
+      return 0;
+    }
+    if (f)
+      fclose(f);
+    if (waitpid(c->pid, NULL, WNOHANG) == c->pid)
+      return -1;
+    usleep(50000);
+  }
+  return -1;
+}
+
+static int stop_sim(struct child *c)
+{
+  if (c->pid <= 0)
+    return 0;
+  kill(c->pid, SIGTERM);
+  int st = 0;
+  waitpid(c->pid, &st, 0);
+  c->pid = 0;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* 600 domains on one gateway, all bound to one certificate */
+static int write_big_seed(const char *path)
+{
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fprintf(f,
+          "{\"projects\":[{\"id\":\"%s\",\"credentials\":[{\"ak\":"
+          "\"AccessKey\",\"sk\":\"SecretKey\"}]}],\"gateways\":[{"
+          "\"instance_id\":\"%s\",\"project\":\"%s\",\"domains\":[",
+          PROJECT, GW2, PROJECT);
+  for (int i = 0; i < 600; i++)
+    fprintf(f, "%s\"d%03d.example.com\"", i ? "," : "", i);
+  fprintf(f,
+          "]}],\"certificates\":[{\"id\":\"%s\",\"project\":\"%s\","
+          "\"san\":[\"*.example.com\"]}],\"bindings\":[",
+          CERT_A, PROJECT);
+  for (int i = 0; i < 600; i++)
+    fprintf(f,
+            "%s{\"certificate\":\"%s\",\"instance_id\":\"%s\",\"domain\":"
+            "\"d%03d.example.com\"}",
+            i ? "," : "", CERT_A, GW2, i);
+  fprintf(f, "]}\n");
+  return fclose(f);
+}
+
+static int group_setup(void **state)
+{
+  snprintf(s_dir, sizeof(s_dir), "/tmp/apig-sim-test.XXXXXX");
+  if (!mkdtemp(s_dir))
+    return -1;
+  char *mk[] = {SIM_DIR "/make-certs.sh", s_dir, NULL};
+  if (run_cmd(mk) != 0)
+    return -1;
+  snprintf(s_ca, sizeof(s_ca), "%s/ca.pem", s_dir);
+  char big[300];
+  snprintf(big, sizeof(big), "%s/big.json", s_dir);
+  if (write_big_seed(big) != 0)
+    return -1;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (start_sim(&s_sim, SIM_DIR "/world-test.json", true, "main") != 0)
+    return -1;
+  return start_sim(&s_big, big, false, "big");
+}
+
+static int group_teardown(void **state)
+{
+  int a = stop_sim(&s_sim), b = stop_sim(&s_big);
+  curl_global_cleanup();
+  char cmd[400];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
+  if (system(cmd) != 0)
+    return -1;
+  /* apig-sim exits 0 on SIGTERM */
+  return a == 0 && b == 0 ? 0 : -1;
+}
+
+static int reset_world(void **state)
+{
+  admin_post("/__sim/reset", NULL);
+  return 0;
+}
+
+/* ---- tests: basics ----------------------------------------------------- */
+
+static void test_request_id_everywhere(void **state)
+{
+  struct resp a, b, c;
+  http("GET", "/__sim/state", NULL, NULL, &a);
+  list(CERT_B, NULL, &b);
+  http("GET", CERTS_PATH CERT_B "/attached-domains", NULL, NULL, &c);
+  assert_int_equal(a.status, 200);
+  assert_int_equal(b.status, 200);
+  expect_error(&c, 401, "APIG.1000");
+  assert_int_equal(strlen(a.reqid), 32);
+  assert_int_equal(strlen(b.reqid), 32);
+  assert_string_not_equal(a.reqid, b.reqid);
+  assert_string_not_equal(b.reqid, c.reqid);
+  resp_free(&a);
+  resp_free(&b);
+  resp_free(&c);
+}
+
+static void test_unknown_route(void **state)
+{
+  struct resp r;
+  signed_req("GET", "/v2/" PROJECT "/apigw/instances", NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.0101");
+  resp_free(&r);
+}
+
+static void test_show(void **state)
+{
+  struct resp r;
+  signed_req("GET", CERTS_PATH CERT_A, NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_string_equal(jstr(v, "id", NULL), CERT_A);
+  assert_string_equal(jstr(v, "name", NULL), "cert_demo");
+  assert_string_equal(jstr(v, "type", NULL), "global");
+  assert_string_equal(jstr(v, "instance_id", NULL), "common");
+  assert_string_equal(jstr(v, "project_id", NULL), PROJECT);
+  const char *p[] = {"san", NULL};
+  yajl_val san = yajl_tree_get(v, p, yajl_t_array);
+  assert_non_null(san);
+  assert_int_equal(san->u.array.len, 1);
+  assert_string_equal(YAJL_GET_STRING(san->u.array.values[0]), "*.example.com");
+  yajl_tree_free(v);
+  resp_free(&r);
+  signed_req("GET", CERTS_PATH "ffffffffffffffffffffffffffffffff", NULL, NULL,
+             &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+  /* a certificate of another project is not visible from this one */
+  signed_req("GET", CERTS_PATH CERT_OTHER, NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+}
+
+/* ---- tests: IAM tokens ------------------------------------------------- */
+
+#define TOKEN_BODY(pw, scope)                                                  \
+  "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{"         \
+  "\"user\":{\"name\":\"deployer\",\"password\":\"" pw "\",\"domain\":{"       \
+  "\"name\":\"acme\"}}}},\"scope\":{\"project\":{" scope "}}}}"
+
+static void get_token(const char *scope_json, char *tok, size_t len)
+{
+  char body[512];
+  snprintf(body, sizeof(body),
+           "{\"auth\":{\"identity\":{\"methods\":[\"password\"],"
+           "\"password\":{\"user\":{\"name\":\"deployer\",\"password\":"
+           "\"correct horse\",\"domain\":{\"name\":\"acme\"}}}},\"scope\":{"
+           "\"project\":{%s}}}}",
+           scope_json);
+  const char *h[] = {"Content-Type: application/json;charset=utf8", NULL};
+  struct resp r;
+  http("POST", "/v3/auth/tokens?nocatalog=true", body, h, &r);
+  assert_int_equal(r.status, 201);
+  assert_true(strlen(r.subject) > 20);
+  yajl_val v = parse(&r);
+  const char *exp = jstr(v, "token", "expires_at");
+  assert_non_null(exp);
+  assert_int_equal(exp[strlen(exp) - 1], 'Z');
+  const char *p[] = {"token", "project", "id", NULL};
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(v, p, yajl_t_string)),
+                      PROJECT);
+  const char *m[] = {"token", "methods", NULL};
+  yajl_val methods = yajl_tree_get(v, m, yajl_t_array);
+  assert_non_null(methods);
+  assert_string_equal(YAJL_GET_STRING(methods->u.array.values[0]), "password");
+  const char *cat[] = {"token", "catalog", NULL};
+  assert_null(yajl_tree_get(v, cat, yajl_t_any)); /* nocatalog */
+  yajl_tree_free(v);
+  snprintf(tok, len, "%s", r.subject);
+  resp_free(&r);
+}
+
+static void token_list(const char *tok, const char *project, struct resp *out)
+{
+  char h[400], target[256];
+  snprintf(h, sizeof(h), "X-Auth-Token: %s", tok);
+  snprintf(target, sizeof(target),
+           "/v2/%s/apigw/certificates/" CERT_B "/attached-domains", project);
+  const char *hdrs[] = {h, NULL};
+  http("GET", target, NULL, hdrs, out);
+}
+
+static void test_token_issue_and_use(void **state)
+{
+  char tok[256];
+  struct resp r;
+  get_token("\"id\":\"" PROJECT "\"", tok, sizeof(tok));
+  token_list(tok, PROJECT, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  /* scope by project name (the region) works too */
+  get_token("\"name\":\"cn-north-4\"", tok, sizeof(tok));
+  token_list(tok, PROJECT, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  /* a token of one project does not open another */
+  token_list(tok, OTHER_PROJECT, &r);
+  assert_int_equal(r.status, 401);
+  resp_free(&r);
+  /* wrong password: IAM-style 401 */
+  http("POST", "/v3/auth/tokens", TOKEN_BODY("wrong", "\"id\":\"" PROJECT "\""),
+       NULL, &r);
+  assert_int_equal(r.status, 401);
+  assert_int_equal(strlen(r.subject), 0);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "error", "code"), 401);
+  assert_non_null(jstr(v, "error", "message"));
+  yajl_tree_free(v);
+  assert_false(msg_has(&r, "wrong\""));
+  resp_free(&r);
+  http("POST", "/v3/auth/tokens", "{\"auth\":{}}", NULL, &r);
+  assert_int_equal(r.status, 400);
+  resp_free(&r);
+  /* a made-up token */
+  token_list("MIInotatoken", PROJECT, &r);
+  expect_error(&r, 401, "APIG.1002");
+  resp_free(&r);
+}
+
+static void test_token_expiry_and_revocation(void **state)
+{
+  char tok[256];
+  struct resp r;
+  admin_post("/__sim/settings", "{\"token_ttl_s\":1}");
+  get_token("\"id\":\"" PROJECT "\"", tok, sizeof(tok));
+  token_list(tok, PROJECT, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  usleep(1100 * 1000);
+  token_list(tok, PROJECT, &r);
+  expect_error(&r, 401, "APIG.1001");
+  resp_free(&r);
+  admin_post("/__sim/settings", "{\"token_ttl_s\":3600}");
+  get_token("\"id\":\"" PROJECT "\"", tok, sizeof(tok));
+  token_list(tok, PROJECT, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  admin_post("/__sim/tokens/revoke", "{\"project\":\"" PROJECT "\"}");
+  token_list(tok, PROJECT, &r);
+  expect_error(&r, 401, "APIG.1002");
+  resp_free(&r);
+}
+
+/* ---- tests: AK/SK ------------------------------------------------------ */
+
+static void raw_signed(const char *method, const char *target, const char *body,
+                       const char *const *hdrs, struct resp *out)
+{
+  http(method, target, body, hdrs, out);
+}
+
+/* reference §3.2, the published vector: SK MFyf..., 20191115T033655Z */
+static void test_published_vector(void **state)
+{
+  struct resp r;
+  admin_post("/__sim/settings", "{\"now\":\"20191115T033655Z\"}");
+  const char *good[] = {
+      "Content-Type: application/json", "Host: service.region.example.com",
+      "X-Sdk-Date: 20191115T033655Z",
+      "Authorization: SDK-HMAC-SHA256 Access=PublishedVectorAK, "
+      "SignedHeaders=content-type;host;x-sdk-date, "
+      "Signature=7be6668032f70418fcc22abc52071e57aff61b84a1d2381bb430d6870f4f"
+      "6ebe",
+      NULL};
+  const char *target = "/v1/77b6a44cba5143ab91d13ab9a8ff44fd/vpcs?limit=2&"
+                       "marker=13551d6b-755d-4757-b956-536f674975c0";
+  /* signature accepted: the front door routes it, and there is no VPC API */
+  raw_signed("GET", target, NULL, good, &r);
+  expect_error(&r, 404, "APIG.0101");
+  resp_free(&r);
+  const char *bad[] = {
+      good[0], good[1], good[2],
+      "Authorization: SDK-HMAC-SHA256 Access=PublishedVectorAK, "
+      "SignedHeaders=content-type;host;x-sdk-date, "
+      "Signature=7be6668032f70418fcc22abc52071e57aff61b84a1d2381bb430d6870f4f"
+      "6ebf",
+      NULL};
+  raw_signed("GET", target, NULL, bad, &r);
+  expect_error(&r, 401, "APIG.0301");
+  assert_true(msg_has(&r, "verify aksk signature fail"));
+  resp_free(&r);
+  /* the same vector outside the clock window */
+  admin_post("/__sim/settings", "{\"now\":null}");
+  raw_signed("GET", target, NULL, good, &r);
+  expect_error(&r, 401, "APIG.0301");
+  assert_true(msg_has(&r, "time"));
+  resp_free(&r);
+}
+
+/* reference §3.2, the Go SDK unit-test vectors (signed x-sdk-date only) */
+static void test_go_sdk_vectors(void **state)
+{
+  struct resp r;
+  admin_post("/__sim/settings", "{\"now\":\"20060102T150405Z\"}");
+  const char *get[] = {
+      "X-Sdk-Date: 20060102T150405Z",
+      "Authorization: SDK-HMAC-SHA256 Access=AccessKey, "
+      "SignedHeaders=x-sdk-date, "
+      "Signature=5a2ce64c865e0e6046321c6f3d5a77ba8413eeaf355c3166c03d58d02ac7"
+      "9624",
+      NULL};
+  raw_signed("GET", "/path?limit=1", NULL, get, &r);
+  expect_error(&r, 404, "APIG.0101");
+  resp_free(&r);
+  const char *post[] = {
+      "X-Sdk-Date: 20060102T150405Z", "Content-Type: application/json",
+      "Authorization: SDK-HMAC-SHA256 Access=AccessKey, "
+      "SignedHeaders=x-sdk-date, "
+      "Signature=cecc2af119b18ab70b4d094c0750f3b42c02f254903179a0fc2cc72fc9db"
+      "4f59",
+      NULL};
+  raw_signed("POST", "/path?key=value", "{\"Name\":\"test\",\"Id\":1}\n", post,
+             &r);
+  expect_error(&r, 404, "APIG.0101");
+  resp_free(&r);
+  /* the body without its trailing newline no longer matches */
+  raw_signed("POST", "/path?key=value", "{\"Name\":\"test\",\"Id\":1}", post,
+             &r);
+  expect_error(&r, 401, "APIG.0301");
+  resp_free(&r);
+}
+
+/* reference §3.2, the derived attach and list vectors, end to end */
+static void test_derived_vectors(void **state)
+{
+  struct resp r;
+  admin_post("/__sim/settings", "{\"now\":\"20250101T000000Z\"}");
+  const char *attach[] = {
+      "Content-Type: application/json",
+      "Host: apig.cn-north-4.myhuaweicloud.com", "X-Sdk-Date: 20250101T000000Z",
+      "Authorization: SDK-HMAC-SHA256 Access=AccessKey, "
+      "SignedHeaders=content-type;host;x-sdk-date, "
+      "Signature=fc9d808642c6af428b1e88efc0161310d7eafe72d5a0447bd138589b791a"
+      "9790",
+      NULL};
+  raw_signed("POST", CERTS_PATH CERT_A "/domains/attach",
+             "{\"domains\":[{\"domain\":\"api.example.com\",\"instance_ids\":"
+             "[\"f0fa1789-3b76-433b-a787-9892951c620e\"],\"verified_client_"
+             "certificate_enabled\":false}]}",
+             attach, &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), 0);
+  const char *lst[] = {
+      "Host: apig.cn-north-4.myhuaweicloud.com", "X-Sdk-Date: 20250101T000000Z",
+      "Authorization: SDK-HMAC-SHA256 Access=AccessKey, "
+      "SignedHeaders=host;x-sdk-date, "
+      "Signature=453f538bb1ea6762233d7aaba7d87b4581aefb350ec40e1dbf8d2fbca374"
+      "140f",
+      NULL};
+  raw_signed("GET", CERTS_PATH CERT_A "/attached-domains?limit=100&offset=0",
+             NULL, lst, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "total", NULL), 1);
+  yajl_tree_free(v);
+  resp_free(&r);
+}
+
+static void test_wrong_sk_and_lockout(void **state)
+{
+  struct resp r;
+  const char *path = CERTS_PATH CERT_B "/attached-domains";
+  signed_at("NoSuchKey", "x", time(NULL), "GET", path, NULL, NULL, &r);
+  expect_error(&r, 401, "APIG.0301");
+  assert_true(msg_has(&r, "ak not exist"));
+  resp_free(&r);
+  /* five failures, then a success resets the count */
+  for (int i = 0; i < 5; i++) {
+    signed_at("LockMeKey", "WrongSecret", time(NULL), "GET", path, NULL, NULL,
+              &r);
+    expect_error(&r, 401, "APIG.0301");
+    assert_true(msg_has(&r, "verify aksk signature fail"));
+    resp_free(&r);
+  }
+  signed_at("LockMeKey", "LockMeSecret", time(NULL), "GET", path, NULL, NULL,
+            &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  /* more than five in a row lock the key, even for a good signature */
+  for (int i = 0; i < 6; i++) {
+    signed_at("LockMeKey", "WrongSecret", time(NULL), "GET", path, NULL, NULL,
+              &r);
+    expect_error(&r, 401, "APIG.0301");
+    resp_free(&r);
+  }
+  signed_at("LockMeKey", "LockMeSecret", time(NULL), "GET", path, NULL, NULL,
+            &r);
+  expect_error(&r, 401, "APIG.0301");
+  assert_true(msg_has(&r, "AK access failed to reach the limit,forbidden"));
+  resp_free(&r);
+  /* other keys are unaffected */
+  list(CERT_B, NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  assert_true(stat_of("auth_failures") >= 13);
+}
+
+static void test_lockout_expires(void **state)
+{
+  struct resp r;
+  const char *path = CERTS_PATH CERT_B "/attached-domains";
+  admin_post("/__sim/settings", "{\"lockout\":{\"max_failures\":2,"
+                                "\"lock_s\":1}}");
+  for (int i = 0; i < 3; i++) {
+    signed_at("LockMeKey", "WrongSecret", time(NULL), "GET", path, NULL, NULL,
+              &r);
+    resp_free(&r);
+  }
+  signed_at("LockMeKey", "LockMeSecret", time(NULL), "GET", path, NULL, NULL,
+            &r);
+  assert_true(msg_has(&r, "limit,forbidden"));
+  resp_free(&r);
+  usleep(1100 * 1000);
+  signed_at("LockMeKey", "LockMeSecret", time(NULL), "GET", path, NULL, NULL,
+            &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+}
+
+static void test_clock_window(void **state)
+{
+  struct resp r;
+  const char *path = CERTS_PATH CERT_B "/attached-domains";
+  signed_at("AccessKey", "SecretKey", time(NULL) - 14 * 60, "GET", path, NULL,
+            NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  signed_at("AccessKey", "SecretKey", time(NULL) - 16 * 60, "GET", path, NULL,
+            NULL, &r);
+  expect_error(&r, 401, "APIG.0301");
+  assert_true(msg_has(&r, "time"));
+  resp_free(&r);
+  signed_at("AccessKey", "SecretKey", time(NULL) + 16 * 60, "GET", path, NULL,
+            NULL, &r);
+  expect_error(&r, 401, "APIG.0301");
+  resp_free(&r);
+}
+
+static void test_permissions(void **state)
+{
+  struct resp r;
+  signed_at("ReadOnlyKey", "ReadOnlySecret", time(NULL), "GET",
+            CERTS_PATH CERT_B "/attached-domains", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  signed_at("ReadOnlyKey", "ReadOnlySecret", time(NULL), "POST",
+            CERTS_PATH CERT_A "/domains/attach", NULL,
+            "{\"domains\":[{\"domain\":\"api.example.com\"}]}", &r);
+  expect_error(&r, 403, "APIG.1005");
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
+  /* a key of one project on another project's path */
+  signed_at("PublishedVectorAK", "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc",
+            time(NULL), "GET", CERTS_PATH CERT_B "/attached-domains", NULL,
+            NULL, &r);
+  assert_int_equal(r.status, 401);
+  resp_free(&r);
+}
+
+/* ---- tests: attach / detach semantics ---------------------------------- */
+
+static void attach_body(const char *cert, const char *body, struct resp *r)
+{
+  char path[256];
+  snprintf(path, sizeof(path), CERTS_PATH "%s/domains/attach", cert);
+  signed_req("POST", path, NULL, body, r);
+}
+
+static void expect_attach_error(const char *cert, const char *body, long status,
+                                const char *code)
+{
+  struct resp r;
+  attach_body(cert, body, &r);
+  if (r.status != status)
+    fail_msg("%s -> %ld %s", body, r.status, r.body ? r.body : "");
+  expect_error(&r, status, code);
+  resp_free(&r);
+}
+
+static void test_attach_validation(void **state)
+{
+  expect_attach_error(CERT_A, "not json", 400, "APIG.2012");
+  expect_attach_error(CERT_A, "{}", 400, "APIG.2001");
+  expect_attach_error(CERT_A, "{\"domains\":{}}", 400, "APIG.2012");
+  expect_attach_error(CERT_A, "{\"domains\":[]}", 400, "APIG.2012");
+  expect_attach_error(CERT_A, "{\"domains\":[{}]}", 400, "APIG.2001");
+  expect_attach_error(CERT_A, "{\"domains\":[{\"domain\":7}]}", 400,
+                      "APIG.2012");
+  expect_attach_error(CERT_A, "{\"domains\":[{\"domain\":\"bad..name\"}]}", 400,
+                      "APIG.2012");
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"api.example.com\","
+                      "\"instance_ids\":\"" GW1 "\"}]}",
+                      400, "APIG.2012");
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"api.example.com\","
+                      "\"verified_client_certificate_enabled\":\"yes\"}]}",
+                      400, "APIG.2012");
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"api.example.com\","
+                      "\"colour\":1}]}",
+                      400, "APIG.2012");
+  expect_attach_error("ffffffffffffffffffffffffffffffff",
+                      "{\"domains\":[{\"domain\":\"api.example.com\"}]}", 404,
+                      "APIG.3025");
+  expect_attach_error(CERT_OTHER,
+                      "{\"domains\":[{\"domain\":\"api.example.com\"}]}", 404,
+                      "APIG.3025");
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"api.example.com\","
+                      "\"instance_ids\":[\"00000000000000000000000000000000\"]"
+                      "}]}",
+                      404, "APIG.3030");
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"nope.example.com\","
+                      "\"instance_ids\":[\"" GW1 "\"]}]}",
+                      404, "APIG.3020");
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"other.test\","
+                      "\"instance_ids\":[\"" GW1 "\"]}]}",
+                      400, "APIG.2103");
+  /* a wildcard covers exactly one label */
+  expect_attach_error(CERT_A,
+                      "{\"domains\":[{\"domain\":\"deep.api.example.com\"}]}",
+                      400, "APIG.2103");
+  assert_int_equal(stat_of("writes_total"), 0);
+}
+
+static void test_attach_atomic_and_partial(void **state)
+{
+  const char *body = "{\"domains\":[{\"domain\":\"api.example.com\","
+                     "\"instance_ids\":[\"" GW1 "\"]},{\"domain\":"
+                     "\"other.test\",\"instance_ids\":[\"" GW1 "\"]}]}";
+  expect_attach_error(CERT_A, body, 400, "APIG.2103");
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
+  admin_post("/__sim/settings", "{\"atomic_batches\":false}");
+  expect_attach_error(CERT_A, body, 400, "APIG.2103");
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), 0);
+}
+
+static void test_attach_all_gateways_and_flags(void **state)
+{
+  struct resp r;
+  /* no instance_ids: every gateway of the project with that domain */
+  attach_body(CERT_A, "{\"domains\":[{\"domain\":\"api.example.com\"}]}", &r);
+  assert_int_equal(r.status, 204);
+  assert_null(r.body);
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), 0);
+  assert_int_equal(bound(CERT_A, GW2, "api.example.com"), 0);
+  /* flipping the client-verification flag is a real change */
+  expect_write("attach", CERT_A, GW1, "api.example.com", "true");
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), 1);
+  assert_int_equal(bound(CERT_A, GW2, "api.example.com"), 0);
+  /* the default flag follows trusted_root_ca */
+  attach_body(CERT_C,
+              "{\"domains\":[{\"domain\":\"api.example.com\","
+              "\"instance_ids\":[\"" GW2 "\"]}]}",
+              &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  assert_int_equal(bound(CERT_C, GW2, "api.example.com"), 1);
+}
+
+static void test_move_and_noop(void **state)
+{
+  /* the seed binds www.example.com on GW1 to CERT_B */
+  assert_int_equal(bound(CERT_B, GW1, "www.example.com"), 0);
+  expect_write("attach", CERT_A, GW1, "www.example.com", "false");
+  assert_int_equal(bound(CERT_A, GW1, "www.example.com"), 0);
+  assert_int_equal(bound(CERT_B, GW1, "www.example.com"), -1);
+  assert_int_equal(stat_of("unbound_transitions"), 0);
+  /* the same attach again: 204, a write that changed nothing */
+  expect_write("attach", CERT_A, GW1, "www.example.com", "false");
+  assert_int_equal(stat_of("writes_total"), 2);
+  assert_int_equal(stat_of("writes_noop"), 1);
+  admin_post("/__sim/settings", "{\"noop_write_error\":true}");
+  struct resp r;
+  write1("attach", CERT_A, GW1, "www.example.com", "false", &r);
+  expect_error(&r, 400, "APIG.3305");
+  resp_free(&r);
+}
+
+static void test_detach(void **state)
+{
+  struct resp r;
+  write1("detach", CERT_A, GW1, "www.example.com", NULL, &r);
+  expect_error(&r, 400, "APIG.2000");
+  assert_true(msg_has(&r, "no valid domain name"));
+  resp_free(&r);
+  write1("detach", CERT_B, GW1, "nope.example.com", NULL, &r);
+  expect_error(&r, 400, "APIG.2000");
+  resp_free(&r);
+  write1("detach", CERT_B, "00000000000000000000000000000000",
+         "www.example.com", NULL, &r);
+  expect_error(&r, 404, "APIG.3030");
+  resp_free(&r);
+  expect_write("detach", CERT_B, GW1, "www.example.com", NULL);
+  assert_int_equal(bound(CERT_B, GW1, "www.example.com"), -1);
+  assert_int_equal(stat_of("unbound_transitions"), 1);
+  /* detach without instance_ids takes it off every gateway of this cert */
+  expect_write("attach", CERT_A, GW1, "api.example.com", NULL);
+  expect_write("attach", CERT_A, GW2, "api.example.com", NULL);
+  char path[256];
+  snprintf(path, sizeof(path), CERTS_PATH CERT_A "/domains/detach");
+  signed_req("POST", path, NULL,
+             "{\"domains\":[{\"domain\":\"api.example.com\"}]}", &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
+  assert_int_equal(bound(CERT_A, GW2, "api.example.com"), -1);
+  assert_int_equal(stat_of("unbound_transitions"), 3);
+}
+
+/* ---- tests: list ------------------------------------------------------- */
+
+static void bind_six(void)
+{
+  const char *d1[] = {"api.example.com", "pay.example.com", "shop.example.com"};
+  for (size_t i = 0; i < 3; i++)
+    expect_write("attach", CERT_B, GW1, d1[i], NULL);
+  expect_write("attach", CERT_B, GW2, "api.example.com", NULL);
+  expect_write("attach", CERT_B, GW2, "www.example.com", "true");
+}
+
+static void check_page(const char *query, long long total, long long size,
+                       const char *first_domain)
+{
+  struct resp r;
+  list(CERT_B, query, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "total", NULL), total);
+  assert_int_equal(jint(v, "size", NULL), size);
+  const char *p[] = {"bound_domains", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  assert_non_null(a);
+  assert_int_equal(a->u.array.len, size);
+  if (first_domain)
+    assert_string_equal(jstr(a->u.array.values[0], "url_domain", NULL),
+                        first_domain);
+  yajl_tree_free(v);
+  resp_free(&r);
+}
+
+static void test_list_fields_and_order(void **state)
+{
+  bind_six();
+  struct resp r, r2;
+  list(CERT_B, NULL, &r);
+  list(CERT_B, NULL, &r2);
+  assert_string_equal(r.body, r2.body); /* stable */
+  yajl_val v = parse(&r);
+  const char *p[] = {"bound_domains", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  assert_int_equal(a->u.array.len, 6);
+  /* sorted by domain, then instance id */
+  const char *want[][2] = {{"api.example.com", GW2}, {"api.example.com", GW1},
+                           {"pay.example.com", GW1}, {"shop.example.com", GW1},
+                           {"www.example.com", GW2}, {"www.example.com", GW1}};
+  for (size_t i = 0; i < 6; i++) {
+    yajl_val b = a->u.array.values[i];
+    assert_string_equal(jstr(b, "url_domain", NULL), want[i][0]);
+    assert_string_equal(jstr(b, "instance_id", NULL), want[i][1]);
+    assert_int_equal(strlen(jstr(b, "id", NULL)), 32);
+    assert_int_equal(jint(b, "status", NULL), 3);
+    assert_string_equal(jstr(b, "ssl_id", NULL), "");
+    assert_string_equal(jstr(b, "ssl_name", NULL), "");
+    assert_non_null(jstr(b, "min_ssl_version", NULL));
+    assert_non_null(jstr(b, "api_group_id", NULL));
+    const char *q[] = {"is_http_redirect_to_https", NULL};
+    assert_true(YAJL_IS_FALSE(yajl_tree_get(b, q, yajl_t_any)));
+  }
+  assert_string_equal(jstr(a->u.array.values[3], "api_group_name", NULL),
+                      "shop");
+  const char *q[] = {"verified_client_certificate_enabled", NULL};
+  assert_true(YAJL_IS_TRUE(yajl_tree_get(a->u.array.values[4], q, yajl_t_any)));
+  yajl_tree_free(v);
+  resp_free(&r);
+  resp_free(&r2);
+}
+
+static void test_list_pagination_and_filter(void **state)
+{
+  bind_six();
+  check_page("limit=2", 6, 2, "api.example.com");
+  check_page("offset=2&limit=2", 6, 2, "pay.example.com");
+  check_page("offset=5&limit=2", 6, 1, "www.example.com");
+  check_page("offset=6", 6, 0, NULL);
+  check_page("offset=-5&limit=1", 6, 1, "api.example.com");
+  check_page("limit=0", 6, 6, NULL);
+  check_page("limit=-3", 6, 6, NULL);
+  check_page("url_domain=www.example.com", 2, 2, "www.example.com");
+  check_page("url_domain=nope.example.com", 0, 0, NULL);
+  struct resp r;
+  list(CERT_B, "offset=abc", &r);
+  expect_error(&r, 400, "APIG.2012");
+  resp_free(&r);
+  list("ffffffffffffffffffffffffffffffff", NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+}
+
+static void big_page(const char *query, long long size)
+{
+  char target[256];
+  snprintf(target, sizeof(target), CERTS_PATH CERT_A "/attached-domains?%s",
+           query);
+  /* the big instance speaks plain HTTP: sign for its host */
+  char date[SIGN_DATE_LEN + 1], host[64], auth[400], h_host[80], h_date[40];
+  sign_format_date(time(NULL), date);
+  snprintf(host, sizeof(host), "%s", strstr(s_big.base, "//") + 2);
+  struct sign_header hs[] = {{"host", host}, {"x-sdk-date", date}};
+  struct sign_input in = {.method = "GET",
+                          .path = CERTS_PATH CERT_A "/attached-domains",
+                          .query = query,
+                          .headers = hs,
+                          .nheaders = 2};
+  char *a = NULL;
+  assert_int_equal(sign_authorization(&in, "AccessKey", "SecretKey", 9, &a), 0);
+  snprintf(auth, sizeof(auth), "Authorization: %s", a);
+  free(a);
+  snprintf(h_host, sizeof(h_host), "Host: %s", host);
+  snprintf(h_date, sizeof(h_date), "X-Sdk-Date: %s", date);
+  const char *hdrs[] = {h_host, h_date, auth, NULL};
+  struct resp r;
+  http_on(&s_big, "GET", target, NULL, hdrs, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "total", NULL), 600);
+  assert_int_equal(jint(v, "size", NULL), size);
+  yajl_tree_free(v);
+  resp_free(&r);
+}
+
+static void test_list_clamp_500(void **state)
+{
+  big_page("limit=1000", 500);
+  big_page("limit=500&offset=500", 100);
+  big_page("offset=590&limit=100", 10);
+  big_page("limit=0", 20);
+  big_page("offset=0", 20);
+}
+
+/* ---- tests: visibility, overlap --------------------------------------- */
+
+static long long list_total(const char *cert)
+{
+  struct resp r;
+  list(cert, NULL, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  long long n = jint(v, "total", NULL);
+  yajl_tree_free(v);
+  resp_free(&r);
+  return n;
+}
+
+static void test_visibility_delay(void **state)
+{
+  admin_post("/__sim/settings", "{\"visibility_delay_ms\":400}");
+  assert_int_equal(list_total(CERT_A), 0);
+  expect_write("attach", CERT_A, GW1, "api.example.com", NULL);
+  /* applied at once in the truth, not yet visible to reads */
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), 0);
+  assert_int_equal(list_total(CERT_A), 0);
+  /* a move shows the old owner until the delay passes */
+  expect_write("attach", CERT_A, GW1, "www.example.com", NULL);
+  assert_int_equal(list_total(CERT_B), 1);
+  usleep(500 * 1000);
+  assert_int_equal(list_total(CERT_A), 2);
+  assert_int_equal(list_total(CERT_B), 0);
+  expect_write("detach", CERT_A, GW1, "api.example.com", NULL);
+  assert_int_equal(list_total(CERT_A), 2);
+  usleep(500 * 1000);
+  assert_int_equal(list_total(CERT_A), 1);
+}
+
+struct par {
+  const char *domain;
+  struct resp r;
+};
+
+static void *par_attach(void *arg)
+{
+  struct par *p = arg;
+  write1("attach", CERT_A, GW1, p->domain, NULL, &p->r);
+  return NULL;
+}
+
+static void test_overlapping_writes(void **state)
+{
+  admin_post("/__sim/faults", "{\"latency_ms\":300}");
+  struct par a = {"api.example.com", {0}}, b = {"pay.example.com", {0}};
+  pthread_t ta, tb;
+  pthread_create(&ta, NULL, par_attach, &a);
+  usleep(50 * 1000);
+  pthread_create(&tb, NULL, par_attach, &b);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  assert_int_equal(a.r.status, 204);
+  expect_error(&b.r, 500, "APIG.3500");
+  resp_free(&a.r);
+  resp_free(&b.r);
+  assert_int_equal(bound(CERT_A, GW1, "pay.example.com"), -1);
+  assert_int_equal(stat_of("peak_concurrent_writes_max"), 2);
+  assert_int_equal(stat_of("overlap_rejections"), 1);
+  /* with the overlap rate at 0 both go through */
+  admin_post("/__sim/settings", "{\"overlap_fail_rate\":0}");
+  pthread_create(&ta, NULL, par_attach, &a);
+  usleep(50 * 1000);
+  pthread_create(&tb, NULL, par_attach, &b);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  assert_int_equal(a.r.status, 204);
+  assert_int_equal(b.r.status, 204);
+  resp_free(&a.r);
+  resp_free(&b.r);
+  assert_int_equal(bound(CERT_A, GW1, "pay.example.com"), 0);
+}
+
+/* ---- tests: faults ----------------------------------------------------- */
+
+static void test_fault_error_rates(void **state)
+{
+  admin_post("/__sim/faults", "{\"errors\":[{\"op\":\"attach\",\"rate\":1,"
+                              "\"status\":500,\"code\":\"APIG.9999\"}]}");
+  struct resp r;
+  write1("attach", CERT_A, GW1, "api.example.com", NULL, &r);
+  expect_error(&r, 500, "APIG.9999");
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
+  assert_int_equal(list_total(CERT_B), 1); /* other ops unaffected */
+  http("GET", "/__sim/faults", NULL, NULL, &r);
+  assert_true(msg_has(&r, "APIG.9999"));
+  resp_free(&r);
+  admin_post("/__sim/faults", "{\"errors\":[{\"op\":\"list\",\"rate\":0.5,"
+                              "\"status\":500,\"code\":\"APIG.9008\"}]}");
+  int fails = 0;
+  for (int i = 0; i < 40; i++) {
+    list(CERT_B, NULL, &r);
+    fails += r.status == 500;
+    assert_true(r.status == 500 || r.status == 200);
+    resp_free(&r);
+  }
+  assert_true(fails > 5 && fails < 35);
+  assert_int_equal(op_count("list", "500"), fails);
+  /* POST replaces the whole fault set */
+  admin_post("/__sim/faults", "{}");
+  list(CERT_B, NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  http("POST", "/__sim/faults", "{\"nonsense\":1}", NULL, &r);
+  assert_int_equal(r.status, 400);
+  resp_free(&r);
+}
+
+static void test_fault_throttle(void **state)
+{
+  admin_post("/__sim/faults", "{\"throttle\":{\"rps\":2,\"burst\":2,"
+                              "\"retry_after_s\":3}}");
+  struct resp r;
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 4; i++) {
+    list(CERT_B, NULL, &r);
+    if (r.status == 200)
+      ok++;
+    if (r.status == 429) {
+      limited++;
+      expect_error(&r, 429, "APIG.0308");
+      assert_true(msg_has(&r, "policy user over ratelimit,limit:2,time:1 "
+                              "second"));
+      assert_string_equal(r.retry_after, "3");
+    }
+    resp_free(&r);
+  }
+  assert_int_equal(ok, 2);
+  assert_int_equal(limited, 2);
+  usleep(600 * 1000); /* refills one token at 2/s */
+  list(CERT_B, NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  assert_int_equal(stat_of("throttled"), 2);
+}
+
+static void test_fault_latency(void **state)
+{
+  struct resp r;
+  admin_post("/__sim/faults", "{\"latency\":{\"kind\":\"fixed\",\"ms\":200}}");
+  list(CERT_B, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_true(r.secs >= 0.19 && r.secs < 1.5);
+  resp_free(&r);
+  admin_post("/__sim/faults", "{\"latency\":{\"kind\":\"uniform\","
+                              "\"min_ms\":100,\"max_ms\":150},\"tail\":{"
+                              "\"percent\":100,\"extra_ms\":200}}");
+  list(CERT_B, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_true(r.secs >= 0.29 && r.secs < 1.5);
+  resp_free(&r);
+}
+
+static void test_fault_resets(void **state)
+{
+  struct resp r;
+  admin_post("/__sim/faults", "{\"reset_before_apply\":{\"op\":\"attach\","
+                              "\"rate\":1}}");
+  write1("attach", CERT_A, GW1, "api.example.com", NULL, &r);
+  assert_int_not_equal(r.cc, CURLE_OK); /* a transport error, no status */
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
+  admin_post("/__sim/faults", "{\"reset_after_apply\":{\"op\":\"attach\","
+                              "\"rate\":1}}");
+  write1("attach", CERT_A, GW1, "api.example.com", NULL, &r);
+  assert_int_not_equal(r.cc, CURLE_OK);
+  resp_free(&r);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), 0);
+  assert_int_equal(stat_of("resets"), 2);
+  assert_int_equal(op_count("attach", "0"), 2);
+  /* reads are unaffected by a fault on attach */
+  assert_int_equal(list_total(CERT_B), 1);
+}
+
+static void test_fault_slow_body(void **state)
+{
+  struct resp r;
+  admin_post("/__sim/faults", "{\"slow\":{\"op\":\"list\",\"rate\":1,"
+                              "\"chunk_bytes\":64,\"interval_ms\":40}}");
+  list(CERT_B, NULL, &r);
+  assert_int_equal(r.status, 200);
+  /* ~430 bytes in 64-byte chunks 40 ms apart */
+  assert_true(r.secs >= 0.2);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "total", NULL), 1);
+  yajl_tree_free(v);
+  resp_free(&r);
+}
+
+static void test_stats_and_reset(void **state)
+{
+  expect_write("attach", CERT_A, GW1, "api.example.com", NULL);
+  struct resp r;
+  list(CERT_A, NULL, &r);
+  resp_free(&r);
+  http("GET", CERTS_PATH CERT_A, NULL, NULL, &r); /* unauthenticated */
+  resp_free(&r);
+  assert_int_equal(stat_of("requests"), 3);
+  assert_int_equal(op_count("attach", "204"), 1);
+  assert_int_equal(op_count("list", "200"), 1);
+  assert_int_equal(op_count("show", "401"), 1);
+  assert_int_equal(stat_of("auth_failures"), 1);
+  assert_int_equal(stat_of("peak_concurrent_requests"), 1);
+  assert_int_equal(stat_of("peak_concurrent_writes_max"), 1);
+  admin_post("/__sim/settings", "{\"visibility_delay_ms\":5000}");
+  admin_post("/__sim/reset", NULL);
+  assert_int_equal(stat_of("requests"), 0);
+  assert_int_equal(stat_of("writes_total"), 0);
+  assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
+  assert_int_equal(bound(CERT_B, GW1, "www.example.com"), 0);
+  http("GET", "/__sim/settings", NULL, NULL, &r);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "visibility_delay_ms", NULL), 0);
+  yajl_tree_free(v);
+  resp_free(&r);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_request_id_everywhere, reset_world),
+      cmocka_unit_test_setup(test_unknown_route, reset_world),
+      cmocka_unit_test_setup(test_show, reset_world),
+      cmocka_unit_test_setup(test_token_issue_and_use, reset_world),
+      cmocka_unit_test_setup(test_token_expiry_and_revocation, reset_world),
+      cmocka_unit_test_setup(test_published_vector, reset_world),
+      cmocka_unit_test_setup(test_go_sdk_vectors, reset_world),
+      cmocka_unit_test_setup(test_derived_vectors, reset_world),
+      cmocka_unit_test_setup(test_wrong_sk_and_lockout, reset_world),
+      cmocka_unit_test_setup(test_lockout_expires, reset_world),
+      cmocka_unit_test_setup(test_clock_window, reset_world),
+      cmocka_unit_test_setup(test_permissions, reset_world),
+      cmocka_unit_test_setup(test_attach_validation, reset_world),
+      cmocka_unit_test_setup(test_attach_atomic_and_partial, reset_world),
+      cmocka_unit_test_setup(test_attach_all_gateways_and_flags, reset_world),
+      cmocka_unit_test_setup(test_move_and_noop, reset_world),
+      cmocka_unit_test_setup(test_detach, reset_world),
+      cmocka_unit_test_setup(test_list_fields_and_order, reset_world),
+      cmocka_unit_test_setup(test_list_pagination_and_filter, reset_world),
+      cmocka_unit_test(test_list_clamp_500),
+      cmocka_unit_test_setup(test_visibility_delay, reset_world),
+      cmocka_unit_test_setup(test_overlapping_writes, reset_world),
+      cmocka_unit_test_setup(test_fault_error_rates, reset_world),
+      cmocka_unit_test_setup(test_fault_throttle, reset_world),
+      cmocka_unit_test_setup(test_fault_latency, reset_world),
+      cmocka_unit_test_setup(test_fault_resets, reset_world),
+      cmocka_unit_test_setup(test_fault_slow_body, reset_world),
+      cmocka_unit_test_setup(test_stats_and_reset, reset_world),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
