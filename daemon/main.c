@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,15 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int usage_error(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2))) static int
+usage_error(const char *fmt, ...)
 {
+  va_list ap;
+
   fputs("certbind: ", stderr);
-  fprintf(stderr, fmt, arg);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
   fputs("\ntry 'certbind --help'\n", stderr);
   return CLI_EXIT_USAGE;
 }
