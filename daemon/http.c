@@ -297,7 +297,8 @@ static int cb_socket(CURL *easy, curl_socket_t s, int what, void *userp,
   if (what == CURL_POLL_REMOVE) {
     if (sk) { /* NULL: a socket never announced (P3) */
       sock_release(h, sk);
-      curl_multi_assign(h->multi, s, NULL);
+      if (!h->closed) /* inside curl_multi_cleanup the hash is going */
+        curl_multi_assign(h->multi, s, NULL);
     }
     return 0;
   }

@@ -99,8 +99,8 @@ static void test_url_refused(void **state)
                            "a_b",
                            "é",
                            "a\nb",
-                           "0123456789012345678901234567890123456789012345678"
-                           "9012345678901234" /* 65 */};
+                           ("0123456789012345678901234567890123456789012345678"
+                            "9012345678901234") /* 65 */};
   const char *bad_endpoints[] = {
       "http://apig.example.com",
       "https://apig.example.com/?x=1",

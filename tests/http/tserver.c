@@ -20,6 +20,7 @@ struct tserver {
   char *cert, *key;
   unsigned short port;
   atomic_ulong requests;
+  atomic_bool stopping; /* ends /slow sleeps early */
 };
 
 struct treq {
@@ -167,8 +168,16 @@ static enum MHD_Result route_reset(struct MHD_Connection *c)
   return MHD_NO; /* MHD closes the socket: RST because of linger 0 */
 }
 
-static enum MHD_Result route(struct MHD_Connection *c, const char *url,
-                             const char *method, struct treq *q)
+/* Sleep in small steps so that stopping the server never waits long. */
+static void slow_sleep(struct tserver *s, int ms)
+{
+  for (int t = 0; t < ms && !atomic_load(&s->stopping); t += 20)
+    usleep(20 * 1000);
+}
+
+static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c,
+                             const char *url, const char *method,
+                             struct treq *q)
 {
   if (strcmp(url, "/echo") == 0)
     return route_echo(c, method, q);
@@ -176,7 +185,7 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url,
     return route_big(c);
   if (strcmp(url, "/slow") == 0) {
     const char *ms = arg(c, "ms");
-    usleep((useconds_t)(ms ? atoi(ms) : 100) * 1000);
+    slow_sleep(s, ms ? atoi(ms) : 100);
     return route_static(c, 200, "slow", NULL, NULL);
   }
   if (strcmp(url, "/hdr") == 0)
@@ -222,7 +231,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     *upload_size = 0;
     return MHD_YES;
   }
-  return route(c, url, method, q);
+  return route(s, c, url, method, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -285,6 +294,7 @@ void tserver_stop(struct tserver *s)
 {
   if (!s)
     return;
+  atomic_store(&s->stopping, true);
   MHD_stop_daemon(s->d);
   free(s->cert);
   free(s->key);
