@@ -70,8 +70,7 @@ void t_expect_one(const char *text, unsigned line, unsigned col,
   expect(text, line, col, phrase, 1);
 }
 
-void t_expect(const char *text, unsigned line, unsigned col,
-              const char *phrase)
+void t_expect(const char *text, unsigned line, unsigned col, const char *phrase)
 {
   expect(text, line, col, phrase, 0);
 }

@@ -57,16 +57,16 @@ void t_rm(char *path);
  * a test that appends text starts at line 20.
  */
 #define T_ACCOUNTS                                                             \
-  "version: 1\n"                                              /* 1 */         \
-  "accounts:\n"                                               /* 2 */         \
-  "  a1:\n"                                                   /* 3 */         \
-  "    region: ap-southeast-1\n"                              /* 4 */         \
-  "    project_id: 0123456789abcdef0123456789abcdef\n"        /* 5 */         \
-  "    auth: {method: token, token: {env: CB_TEST_TOKEN}}\n"  /* 6 */         \
-  "  a2:\n"                                                   /* 7 */         \
-  "    region: eu-west-101\n"                                 /* 8 */         \
-  "    project_id: 0123456789ABCDEF0123456789abcdeZ\n"        /* 9 */         \
-  "    auth: {method: token, token: {env: CB_TEST_TOKEN}}\n"  /* 10 */
+  "version: 1\n"                                             /* 1 */           \
+  "accounts:\n"                                              /* 2 */           \
+  "  a1:\n"                                                  /* 3 */           \
+  "    region: ap-southeast-1\n"                             /* 4 */           \
+  "    project_id: 0123456789abcdef0123456789abcdef\n"       /* 5 */           \
+  "    auth: {method: token, token: {env: CB_TEST_TOKEN}}\n" /* 6 */           \
+  "  a2:\n"                                                  /* 7 */           \
+  "    region: eu-west-101\n"                                /* 8 */           \
+  "    project_id: 0123456789ABCDEF0123456789abcdeZ\n"       /* 9 */           \
+  "    auth: {method: token, token: {env: CB_TEST_TOKEN}}\n" /* 10 */
 #define T_GATEWAYS                                                             \
   "gateways:\n" /* 11 */                                                       \
   "  g1: {account: a1, instance_id: f0fa1789-3b76-433b-a787-9892951c620e}\n"   \

@@ -33,8 +33,7 @@ static void test_unknown_keys(void **state)
 {
   (void)state;
   t_expect_one(T_HEAD T_BIND "colour: blue\n", 22, 1, "colour: unknown key");
-  t_expect_one(ACC_DOC("    zone: x\n"), 7, 5,
-               "accounts.a1.zone: unknown key");
+  t_expect_one(ACC_DOC("    zone: x\n"), 7, 5, "accounts.a1.zone: unknown key");
   t_expect_one(ACC_DOC("    limits: {rps: 5}\n"), 7, 14,
                "accounts.a1.limits.rps: unknown key");
   t_expect_one(T_HEAD "bindings:\n- {certificate: c1, gateways: [g1], "
@@ -53,11 +52,11 @@ static void test_duplicate_keys(void **state)
                "  a1:\n" ACC_REGION ACC_PROJ ACC_AUTH ACC_POST,
                7, 3, "accounts.a1: duplicate key (first given at line 3)");
   t_expect_one(T_ACCOUNTS "gateways:\n"
-               "  g1: {account: a1, instance_id: "
-               "0123456789abcdef0123456789abcdef}\n"
-               "  g1: {account: a1, instance_id: "
-               "0123456789abcdef0123456789abcdef}\n"
-               "certificates: {}\nbindings: []\n" T_POLICY,
+                          "  g1: {account: a1, instance_id: "
+                          "0123456789abcdef0123456789abcdef}\n"
+                          "  g1: {account: a1, instance_id: "
+                          "0123456789abcdef0123456789abcdef}\n"
+                          "certificates: {}\nbindings: []\n" T_POLICY,
                13, 3, "gateways.g1: duplicate key (first given at line 12)");
 }
 
@@ -67,8 +66,8 @@ static void test_wrong_types(void **state)
 {
   (void)state;
   /* a string where a number is needed */
-  t_expect_one(NO_POLICY "policy: {mode: upsert, batch_size: \"50\"}\n", 21,
-               36, "policy.batch_size: expected an integer, got the string");
+  t_expect_one(NO_POLICY "policy: {mode: upsert, batch_size: \"50\"}\n", 21, 36,
+               "policy.batch_size: expected an integer, got the string");
   /* a mapping where a list is needed */
   t_expect_one(T_HEAD "bindings:\n- {certificate: c1, gateways: [g1], "
                       "domains: {a: b}}\n",
@@ -77,8 +76,8 @@ static void test_wrong_types(void **state)
   t_expect_one("version: 1\naccounts: []\n" ACC_POST, 2, 11,
                "accounts: expected a mapping");
   /* a scalar where a mapping is needed */
-  t_expect_one(ACC_PRE ACC_REGION ACC_PROJ "    auth: token\n" ACC_POST, 6,
-               11, "accounts.a1.auth: expected a mapping, got \"token\"");
+  t_expect_one(ACC_PRE ACC_REGION ACC_PROJ "    auth: token\n" ACC_POST, 6, 11,
+               "accounts.a1.auth: expected a mapping, got \"token\"");
   /* null where a string is needed */
   t_expect_one(ACC_PRE "    region:\n" ACC_PROJ ACC_AUTH ACC_POST, 4, 12,
                "accounts.a1.region: expected a string, got null");
@@ -133,16 +132,16 @@ static void test_missing_auth_secrets(void **state)
   struct config_diag d = {0};
 
   (void)state;
+  t_expect_one(
+      ACC_PRE ACC_REGION ACC_PROJ
+      "    auth: {method: aksk, access_key: {env: CB_TEST_AK}}\n" ACC_POST,
+      6, 11, "missing required key \"secret_key\" (method aksk)");
+  t_expect_one(
+      ACC_PRE ACC_REGION ACC_PROJ
+      "    auth: {method: aksk, secret_key: {env: CB_TEST_SK}}\n" ACC_POST,
+      6, 11, "missing required key \"access_key\" (method aksk)");
   t_expect_one(ACC_PRE ACC_REGION ACC_PROJ
-               "    auth: {method: aksk, access_key: {env: CB_TEST_AK}}\n"
-               ACC_POST,
-               6, 11, "missing required key \"secret_key\" (method aksk)");
-  t_expect_one(ACC_PRE ACC_REGION ACC_PROJ
-               "    auth: {method: aksk, secret_key: {env: CB_TEST_SK}}\n"
-               ACC_POST,
-               6, 11, "missing required key \"access_key\" (method aksk)");
-  t_expect_one(ACC_PRE ACC_REGION ACC_PROJ "    auth: {method: token}\n"
-               ACC_POST,
+               "    auth: {method: token}\n" ACC_POST,
                6, 11, "missing required key \"token\" (method token)");
   assert_int_equal(t_load(ACC_PRE ACC_REGION ACC_PROJ
                           "    auth: {method: password}\n" ACC_POST,
@@ -158,8 +157,8 @@ static void test_missing_auth_secrets(void **state)
                "    auth: {method: token, token: {env: CB_TEST_TOKEN}, "
                "user: x}\n" ACC_POST,
                6, 62, "accounts.a1.auth.user: not used with method token");
-  t_expect_one(ACC_PRE ACC_REGION ACC_PROJ "    auth: {method: kerberos}\n"
-               ACC_POST,
+  t_expect_one(ACC_PRE ACC_REGION ACC_PROJ
+               "    auth: {method: kerberos}\n" ACC_POST,
                6, 20, "unknown method \"kerberos\"");
 }
 
@@ -167,13 +166,14 @@ static void test_missing_entry_keys(void **state)
 {
   (void)state;
   t_expect_one(T_ACCOUNTS "gateways:\n  g1: {account: a1}\n"
-               "certificates: {}\nbindings: []\n" T_POLICY,
+                          "certificates: {}\nbindings: []\n" T_POLICY,
                12, 7, "gateways.g1: missing required key \"instance_id\"");
-  t_expect_one(T_ACCOUNTS "gateways: {}\ncertificates:\n  c1: {id: "
+  t_expect_one(T_ACCOUNTS
+               "gateways: {}\ncertificates:\n  c1: {id: "
                "a27be832f2e9441c8127fe48e3b5ac67}\nbindings: []\n" T_POLICY,
                13, 7, "certificates.c1: missing required key \"account\"");
-  t_expect_one(T_HEAD "bindings:\n- {certificate: c1, gateways: [g1]}\n", 21,
-               3, "bindings[0]: missing required key \"domains\"");
+  t_expect_one(T_HEAD "bindings:\n- {certificate: c1, gateways: [g1]}\n", 21, 3,
+               "bindings[0]: missing required key \"domains\"");
   t_expect_one(T_HEAD "bindings:\n- {gateways: [g1], domains: [a.b.c]}\n", 21,
                3, "bindings[0]: missing required key \"certificate\"");
   t_expect_one(T_HEAD T_BIND "rollout: {soak_s: 5}\n", 22, 10,
@@ -234,7 +234,8 @@ static void test_binding_conflicts(void **state)
 {
   (void)state;
   /* the same (certificate, gateway, domain) twice, case-insensitively */
-  t_expect_one(T_HEAD "bindings:\n"
+  t_expect_one(T_HEAD
+               "bindings:\n"
                "- {certificate: c1, gateways: [g1], domains: [a.example.com]}\n"
                "- {certificate: c1, gateways: [g1, g2], domains: "
                "[A.example.com]}\n",
@@ -242,19 +243,21 @@ static void test_binding_conflicts(void **state)
                "bindings[1].domains[0]: \"a.example.com\" on gateway \"g1\" "
                "with certificate \"c1\" is given twice (first at line 21)");
   /* within one entry, and with a different verify_client: still twice */
-  t_expect_one(T_HEAD "bindings:\n"
+  t_expect_one(T_HEAD
+               "bindings:\n"
                "- {certificate: c1, gateways: [g1], domains: [a.example.com]}\n"
                "- {certificate: c1, gateways: [g1], domains: [b.example.com, "
                "b.example.com], verify_client: true}\n",
                22, 62, "is given twice (first at line 22)");
   /* one (gateway, domain) wanting two certificates: both lines named */
-  t_expect_one(T_HEAD "bindings:\n"
-               "- {certificate: c1, gateways: [g1], domains: [a.example.com]}\n"
-               "- {certificate: c2, gateways: [g1], domains: [a.example.com]}\n",
-               22, 47,
-               "bindings[1].domains[0]: \"a.example.com\" on gateway \"g1\" "
-               "wants certificate \"c2\" here and certificate \"c1\" at line "
-               "21");
+  t_expect_one(
+      T_HEAD "bindings:\n"
+             "- {certificate: c1, gateways: [g1], domains: [a.example.com]}\n"
+             "- {certificate: c2, gateways: [g1], domains: [a.example.com]}\n",
+      22, 47,
+      "bindings[1].domains[0]: \"a.example.com\" on gateway \"g1\" "
+      "wants certificate \"c2\" here and certificate \"c1\" at line "
+      "21");
 }
 
 /* ---- formats ---- */
@@ -269,9 +272,9 @@ static void test_id_formats(void **state)
   };
   (void)state;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    char *doc = t_fmt(ACC_PRE ACC_REGION "    project_id: \"%s\"\n" ACC_AUTH
-                              ACC_POST,
-                      bad[i]);
+    char *doc =
+        t_fmt(ACC_PRE ACC_REGION "    project_id: \"%s\"\n" ACC_AUTH ACC_POST,
+              bad[i]);
     t_expect_one(doc, 5, 17, "must be exactly 32 letters and digits");
     free(doc);
     doc = t_fmt(T_ACCOUNTS "gateways: {}\ncertificates:\n  c1: {account: a1, "
@@ -377,8 +380,9 @@ static void test_endpoint_formats(void **state)
   t_expect_one(ACC_PRE ACC_REGION ACC_PROJ
                "    auth: {method: password, user: u, domain: d, password: "
                "{env: CB_TEST_SK}, iam_endpoint: http://iam}\n" ACC_POST,
-               6, 93, "accounts.a1.auth.iam_endpoint: \"http://iam\" must "
-                      "start with https://");
+               6, 93,
+               "accounts.a1.auth.iam_endpoint: \"http://iam\" must "
+               "start with https://");
 }
 
 static void test_region_and_names(void **state)
@@ -387,7 +391,7 @@ static void test_region_and_names(void **state)
   t_expect_one(ACC_PRE "    region: AP_1\n" ACC_PROJ ACC_AUTH ACC_POST, 4, 13,
                "accounts.a1.region: \"AP_1\" must be 1 to 63 characters");
   t_expect_one("version: 1\naccounts:\n  \"a 1\":\n" ACC_REGION ACC_PROJ
-               ACC_AUTH ACC_POST,
+                   ACC_AUTH ACC_POST,
                3, 3, "accounts: \"a 1\": names must be");
   t_expect_one(NO_POLICY "policy: {mode: delete}\n", 21, 16,
                "policy.mode: unknown mode \"delete\"");
@@ -413,18 +417,17 @@ static void test_number_syntax(void **state)
   };
   (void)state;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    char *doc = t_fmt(NO_POLICY "policy: {mode: upsert, batch_size: %s}\n",
-                      bad[i].v);
+    char *doc =
+        t_fmt(NO_POLICY "policy: {mode: upsert, batch_size: %s}\n", bad[i].v);
     t_expect_one(doc, 21, 36, bad[i].why);
     free(doc);
   }
-  static const char *const bad_double[] = {"nan",  ".nan", ".inf", "inf",
-                                           "1e999", "0x1p-2", "0.5.1",
-                                           "1e", "--1"};
+  static const char *const bad_double[] = {
+      "nan", ".nan", ".inf", "inf", "1e999", "0x1p-2", "0.5.1", "1e", "--1"};
   for (size_t i = 0; i < sizeof(bad_double) / sizeof(bad_double[0]); i++) {
-    char *doc = t_fmt(
-        NO_POLICY "policy: {mode: upsert, max_detach_ratio: %s}\n",
-        bad_double[i]);
+    char *doc =
+        t_fmt(NO_POLICY "policy: {mode: upsert, max_detach_ratio: %s}\n",
+              bad_double[i]);
     t_expect(doc, 21, 42, "policy.max_detach_ratio: ");
     free(doc);
   }
@@ -443,10 +446,9 @@ static void check_ranges(const struct range_case *c, size_t n)
     bool policy = strncmp(c[i].section, "policy", 6) == 0;
     char *doc = t_fmt("%s%s%s: %s}\n", policy ? NO_POLICY : T_HEAD T_BIND,
                       c[i].section, c[i].key, c[i].value);
-    unsigned col =
-        (unsigned)(strlen(c[i].section) + strlen(c[i].key) + 2 + 1);
-    char *why = t_fmt("%s: %s is out of range (%s", c[i].key, c[i].value,
-                      c[i].why);
+    unsigned col = (unsigned)(strlen(c[i].section) + strlen(c[i].key) + 2 + 1);
+    char *why =
+        t_fmt("%s: %s is out of range (%s", c[i].key, c[i].value, c[i].why);
     t_expect_one(doc, policy ? 21 : 22, col, why);
     free(why);
     free(doc);
@@ -499,9 +501,9 @@ static void test_limits_ranges(void **state)
 static void test_retry_delays(void **state)
 {
   (void)state;
-  t_expect_one(T_HEAD T_BIND "retry: {base_delay_ms: 1000, max_delay_ms: 999}\n",
-               22, 44,
-               "retry: max_delay_ms (999) must be >= base_delay_ms (1000)");
+  t_expect_one(
+      T_HEAD T_BIND "retry: {base_delay_ms: 1000, max_delay_ms: 999}\n", 22, 44,
+      "retry: max_delay_ms (999) must be >= base_delay_ms (1000)");
   /* against the default max_delay_ms: reported at base_delay_ms */
   t_expect_one(T_HEAD T_BIND "retry: {base_delay_ms: 100000}\n", 22, 24,
                "max_delay_ms (60000) must be >= base_delay_ms (100000)");
@@ -546,9 +548,9 @@ static void test_verify_client(void **state)
 static void test_paths(void **state)
 {
   (void)state;
-  t_expect_one(T_HEAD T_BIND "daemon: {state_dir: var/lib/certbind}\n", 22,
-               21, "daemon.state_dir: \"var/lib/certbind\" must be an "
-                   "absolute path");
+  t_expect_one(T_HEAD T_BIND "daemon: {state_dir: var/lib/certbind}\n", 22, 21,
+               "daemon.state_dir: \"var/lib/certbind\" must be an "
+               "absolute path");
   t_expect_one(ACC_DOC("    tls: {ca_file: /nonexistent/ca.pem}\n"), 7, 20,
                "accounts.a1.tls.ca_file: \"/nonexistent/ca.pem\" cannot be "
                "read");
@@ -576,19 +578,19 @@ static void test_all_errors_at_once(void **state)
   /* errors are found in another order than they appear (bindings are
    * checked after accounts even when written first) */
   static const char doc[] =
-      "bindings:\n"                                                   /* 1 */
-      "- {certificate: nope, gateways: [g1], domains: [x_y.com]}\n"   /* 2 */
-      "version: 1\n"                                                  /* 3 */
-      "accounts:\n"                                                   /* 4 */
-      "  a1:\n"                                                       /* 5 */
-      "    region: r1\n"                                              /* 6 */
-      "    project_id: short\n"                                       /* 7 */
-      "    auth: {method: token, token: {env: CB_TEST_TOKEN}}\n"      /* 8 */
-      "gateways:\n"                                                   /* 9 */
+      "bindings:\n"                                                 /* 1 */
+      "- {certificate: nope, gateways: [g1], domains: [x_y.com]}\n" /* 2 */
+      "version: 1\n"                                                /* 3 */
+      "accounts:\n"                                                 /* 4 */
+      "  a1:\n"                                                     /* 5 */
+      "    region: r1\n"                                            /* 6 */
+      "    project_id: short\n"                                     /* 7 */
+      "    auth: {method: token, token: {env: CB_TEST_TOKEN}}\n"    /* 8 */
+      "gateways:\n"                                                 /* 9 */
       "  g1: {account: a1, instance_id: f0fa1789-3b76-433b-a787-9892951c620e}\n"
-      "certificates: {}\n"                                            /* 11 */
-      "policy: {mode: upsert, batch_size: 0}\n"                       /* 12 */
-      "retry: {max_attempts: 1000}\n";                                /* 13 */
+      "certificates: {}\n"                      /* 11 */
+      "policy: {mode: upsert, batch_size: 0}\n" /* 12 */
+      "retry: {max_attempts: 1000}\n";          /* 13 */
 
   (void)state;
   assert_int_equal(t_load(doc, &cfg, &d), -EINVAL);

@@ -66,9 +66,9 @@ static void test_accounts_and_defaults(void **state)
 
 static void test_endpoint_override(void **state)
 {
-  static const char *const in[] = {
-      "https://APIG.Example.COM:8443/", "https://127.0.0.1:8443",
-      "https://[::1]:443", "https://localhost"};
+  static const char *const in[] = {"https://APIG.Example.COM:8443/",
+                                   "https://127.0.0.1:8443",
+                                   "https://[::1]:443", "https://localhost"};
   static const char *const out[] = {"https://apig.example.com:8443",
                                     "https://127.0.0.1:8443",
                                     "https://[::1]:443", "https://localhost"};
@@ -223,9 +223,9 @@ static void test_gateways_and_certificates(void **state)
   config_free(&cfg);
 }
 
-static const struct config_binding *
-find(const struct config *cfg, const char *cert, const char *gw,
-     const char *domain)
+static const struct config_binding *find(const struct config *cfg,
+                                         const char *cert, const char *gw,
+                                         const char *domain)
 {
   for (size_t i = 0; i < cfg->nbindings; i++) {
     const struct config_binding *b = &cfg->bindings[i];
@@ -243,15 +243,16 @@ static void test_bindings_expansion(void **state)
   const struct config_binding *b;
 
   (void)state;
-  t_expect_ok(T_HEAD
-              "bindings:\n"                                          /* 20 */
-              "- certificate: c1\n"                                  /* 21 */
-              "  gateways: [g1, g2]\n"                               /* 22 */
-              "  domains: [API.Example.com, \"*.example.com\", "
-              "xn--bcher-kva.example]\n"                             /* 23 */
-              "  verify_client: true\n"                              /* 24 */
-              "- {certificate: c3, gateways: [g3], domains: [api.example.com]}\n",
-              &cfg);
+  t_expect_ok(
+      T_HEAD
+      "bindings:\n"            /* 20 */
+      "- certificate: c1\n"    /* 21 */
+      "  gateways: [g1, g2]\n" /* 22 */
+      "  domains: [API.Example.com, \"*.example.com\", "
+      "xn--bcher-kva.example]\n" /* 23 */
+      "  verify_client: true\n"  /* 24 */
+      "- {certificate: c3, gateways: [g3], domains: [api.example.com]}\n",
+      &cfg);
   /* 2 gateways x 3 domains + 1 */
   assert_int_equal(cfg.nbindings, 7);
   b = find(&cfg, "c1", "g1", "api.example.com"); /* lowercased */
@@ -305,10 +306,9 @@ static void test_rollout(void **state)
   struct config cfg;
 
   (void)state;
-  t_expect_ok(T_HEAD T_BIND
-              "rollout:\n"
-              "  waves: [1, \"10%\", 25, 12.5%, \"100%\"]\n"
-              "  abort_failure_ratio: 0\n",
+  t_expect_ok(T_HEAD T_BIND "rollout:\n"
+                            "  waves: [1, \"10%\", 25, 12.5%, \"100%\"]\n"
+                            "  abort_failure_ratio: 0\n",
               &cfg);
   assert_true(cfg.rollout.enabled);
   assert_int_equal(cfg.rollout.nwaves, 5);
@@ -329,11 +329,10 @@ static void test_daemon(void **state)
   struct config cfg;
 
   (void)state;
-  t_expect_ok(T_HEAD T_BIND
-              "daemon:\n"
-              "  resync_interval_s: 10\n"
-              "  state_dir: /tmp/certbind-state\n"
-              "  metrics_file: /tmp/certbind.prom\n",
+  t_expect_ok(T_HEAD T_BIND "daemon:\n"
+                            "  resync_interval_s: 10\n"
+                            "  state_dir: /tmp/certbind-state\n"
+                            "  metrics_file: /tmp/certbind.prom\n",
               &cfg);
   assert_int_equal(cfg.daemon.resync_interval_s, 10);
   assert_string_equal(cfg.daemon.state_dir, "/tmp/certbind-state");
@@ -384,14 +383,92 @@ static void test_load_file_sha256(void **state)
   close(fd);
   assert_int_equal(config_load(path, &cfg, &diag), 0);
   assert_string_equal(cfg.path, path);
-  assert_int_equal(
-      EVP_Digest(doc, strlen(doc), md, NULL, EVP_sha256(), NULL), 1);
+  assert_int_equal(EVP_Digest(doc, strlen(doc), md, NULL, EVP_sha256(), NULL),
+                   1);
   for (int i = 0; i < 32; i++)
     snprintf(hex + 2 * i, 3, "%02x", md[i]);
   assert_string_equal(cfg.sha256, hex);
   config_free(&cfg);
   config_free(&cfg); /* safe on a zeroed config */
   unlink(path);
+}
+
+/* Replace every occurrence of from by to (caller frees). */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+  size_t fl = strlen(from), tl = strlen(to), n = 0;
+  const char *p;
+
+  for (p = strstr(s, from); p != NULL; p = strstr(p + fl, from))
+    n++;
+  char *out = malloc(strlen(s) + n * (tl + 1) + 1), *o = out;
+  assert_non_null(out);
+  while ((p = strstr(s, from)) != NULL) {
+    memcpy(o, s, (size_t)(p - s));
+    o += p - s;
+    memcpy(o, to, tl);
+    o += tl;
+    s = p + fl;
+  }
+  strcpy(o, s);
+  return out;
+}
+
+/* docs/examples/bindings.yaml stays valid (its credentials redirected to
+ * files made here) and expands as its comments say. */
+static void test_example_file(void **state)
+{
+  static const char *const names[] = {"sg-ak", "sg-sk", "eu-password"};
+  char dir[] = "/tmp/cbtest-cred-XXXXXX";
+  char *text = NULL, *t1, *t2, *ca;
+  size_t len = 0;
+  FILE *f = fopen(CERTBIND_SOURCE_DIR "/docs/examples/bindings.yaml", "r");
+  struct config cfg;
+
+  (void)state;
+  assert_non_null(f);
+  {
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof(buf), f)) > 0) {
+      text = realloc(text, len + r + 1);
+      assert_non_null(text);
+      memcpy(text + len, buf, r);
+      len += r;
+    }
+    text[len] = '\0';
+  }
+  fclose(f);
+  assert_non_null(mkdtemp(dir));
+  for (size_t i = 0; i < 3; i++) {
+    char *p = t_fmt("%s/%s", dir, names[i]);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "x\n", 2), 2);
+    close(fd);
+    free(p);
+  }
+  ca = t_secret_file("ca\n", 3, 0644);
+  t1 = replace_all(text, "/run/credentials/certbind.service", dir);
+  t2 = replace_all(t1, "/etc/ssl/certs/ca-certificates.crt", ca);
+  t_expect_ok(t2, &cfg);
+  assert_int_equal(cfg.naccounts, 2);
+  assert_int_equal(cfg.ngateways, 3);
+  assert_int_equal(cfg.ncertificates, 3);
+  assert_int_equal(cfg.nbindings, 6 + 1 + 2);
+  assert_int_equal(cfg.accounts[1].auth_method, CONFIG_AUTH_PASSWORD);
+  assert_true(cfg.rollout.enabled);
+  config_free(&cfg);
+  for (size_t i = 0; i < 3; i++) {
+    char *p = t_fmt("%s/%s", dir, names[i]);
+    unlink(p);
+    free(p);
+  }
+  rmdir(dir);
+  t_rm(ca);
+  free(t1);
+  free(t2);
+  free(text);
 }
 
 static void test_names(void **state)
@@ -421,6 +498,7 @@ int main(void)
       cmocka_unit_test(test_daemon),
       cmocka_unit_test(test_any_order_and_bools),
       cmocka_unit_test(test_load_file_sha256),
+      cmocka_unit_test(test_example_file),
       cmocka_unit_test(test_names),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

@@ -54,8 +54,7 @@ static void test_size(void **state)
   config_free(&cfg);
   /* one byte more is refused before parsing */
   buf[n] = '\n';
-  assert_int_equal(config_load_buffer("t.yaml", buf, n + 1, &cfg, &d),
-                   -EINVAL);
+  assert_int_equal(config_load_buffer("t.yaml", buf, n + 1, &cfg, &d), -EINVAL);
   assert_int_equal(d.count, 1);
   assert_true(t_has(&d, 1, 1, "larger than 4194304 bytes"));
   config_diag_free(&d);
@@ -99,8 +98,8 @@ static void test_depth(void **state)
   (void)state;
   /* the top mapping is level 1: 31 nested lists make 32, still fine */
   doc = repeat(T_HEAD T_BIND "x: ", "[", 31, "");
-  char *full = t_fmt("%s%.31s\n", doc,
-                     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+  char *full =
+      t_fmt("%s%.31s\n", doc, "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
   t_expect_one(full, 22, 1, "x: unknown key");
   free(full);
   free(doc);
@@ -135,8 +134,8 @@ static void test_anchors_aliases(void **state)
 {
   (void)state;
   t_expect_one("version: &v 1\n", 1, 10, "YAML anchors are not allowed (&v)");
-  t_expect_one(T_ACCOUNTS T_GATEWAYS T_CERTS "policy: &p {mode: upsert}\n",
-               19, 9, "YAML anchors are not allowed (&p)");
+  t_expect_one(T_ACCOUNTS T_GATEWAYS T_CERTS "policy: &p {mode: upsert}\n", 19,
+               9, "YAML anchors are not allowed (&p)");
   t_expect_one(T_HEAD "bindings: *b\n", 20, 11,
                "YAML aliases are not allowed (*b)");
   /* self-reference: a naive tree walker would loop forever */
@@ -146,7 +145,8 @@ static void test_anchors_aliases(void **state)
 static void test_billion_laughs(void **state)
 {
   static const char bomb[] =
-      "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+      "a: &a "
+      "[\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
       "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
       "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
       "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
@@ -174,8 +174,8 @@ static void test_tags(void **state)
 static void test_merge_keys(void **state)
 {
   (void)state;
-  t_expect_one(T_HEAD T_BIND "daemon: {<<: {resync_interval_s: 10}}\n", 22,
-               10, "YAML merge keys (<<) are not allowed");
+  t_expect_one(T_HEAD T_BIND "daemon: {<<: {resync_interval_s: 10}}\n", 22, 10,
+               "YAML merge keys (<<) are not allowed");
   t_expect_one("<<: {version: 1}\n", 1, 1, "YAML merge keys (<<)");
   /* a quoted "<<" is an ordinary (here unknown) key */
   t_expect_one(T_HEAD T_BIND "daemon: {\"<<\": 1}\n", 22, 10,

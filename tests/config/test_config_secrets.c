@@ -47,8 +47,8 @@ static void expect_file_error(const char *path, const char *why)
   struct config cfg;
   struct config_diag d = {0};
   char *spec = t_fmt("{file: \"%s\"}", path);
-  char *phrase = t_fmt("accounts.a1.auth.secret_key: secret file \"%s\" %s",
-                       path, why);
+  char *phrase =
+      t_fmt("accounts.a1.auth.secret_key: secret file \"%s\" %s", path, why);
 
   assert_int_equal(load_secret(spec, &cfg, &d), -EINVAL);
   if (!t_has(&d, 8, 26, phrase))
@@ -153,7 +153,8 @@ static void test_env(void **state)
 
   unsetenv("CB_TEST_UNSET");
   assert_int_equal(load_secret("{env: CB_TEST_UNSET}", &cfg, &d), -EINVAL);
-  assert_true(t_has(&d, 8, 25, "environment variable CB_TEST_UNSET is not set"));
+  assert_true(
+      t_has(&d, 8, 25, "environment variable CB_TEST_UNSET is not set"));
   config_diag_free(&d);
 
   setenv("CB_TEST_EMPTY", "", 1);

@@ -57,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   struct config cfg;
   struct config_diag diag = {0};
-  int rc = config_load_buffer("fuzz.yaml", (const char *)data, size, &cfg,
-                              &diag);
+  int rc =
+      config_load_buffer("fuzz.yaml", (const char *)data, size, &cfg, &diag);
 
   if (rc == 0) {
     if (diag.count != 0)
