@@ -43,7 +43,8 @@ struct http_opts {
   long max_host_connections;  /* 0: unlimited */
   long max_total_connections; /* 0: unlimited */
   /* When set, curl's informational text (never headers or data, so never
-   * secrets) is passed here, one line at a time without the newline. */
+   * secrets) is passed here, one line at a time without the newline. It
+   * runs inside a curl callback: it must not call any http_* function. */
   void (*debug)(void *debug_arg, const char *text, size_t len);
   void *debug_arg;
 };
