@@ -420,7 +420,7 @@ static int parse_rfc3339(const char *s, time_t *out)
   if (parse_offset(s, &offset))
     return -EINVAL;
   /* Reuse sign's strict calendar check via its compact date form. */
-  char compact[SIGN_DATE_LEN + 1];
+  char compact[32]; /* room for any int, so no truncation warning */
   snprintf(compact, sizeof(compact), "%04d%02d%02dT%02d%02d%02dZ", y, mo, d, h,
            mi, se);
   time_t t;
