@@ -1,0 +1,365 @@
+/*
+ * cli_pass: the commands that run one pass against the API (plan, apply)
+ * and `status`, which reads what the last pass left.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "http.h"
+#include "ledger.h"
+#include "metrics.h"
+#include "pass.h"
+#include "report.h"
+#include "statefile.h"
+#include "status.h"
+
+#define DRAIN_DEADLINE_MS 30000
+
+struct one_pass {
+  uv_loop_t loop;
+  struct http http;
+  struct pass pass;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t drain;
+  const struct log *log;
+  int signals;
+};
+
+static void on_closed(uv_handle_t *h)
+{
+  (void)h;
+}
+
+static void on_pass_done(struct pass *p, void *arg)
+{
+  struct one_pass *op = arg;
+
+  (void)p;
+  uv_close((uv_handle_t *)&op->sigint, on_closed);
+  uv_close((uv_handle_t *)&op->sigterm, on_closed);
+  uv_close((uv_handle_t *)&op->drain, on_closed);
+  http_close(&op->http, NULL);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+  struct one_pass *op = t->data;
+
+  log_event(op->log, LOG_WARN, "shutdown", NULL,
+            "drain deadline reached: aborting requests in flight");
+  http_abort_all(&op->http);
+}
+
+/* First signal: stop sending, let requests in flight finish (bounded by a
+ * deadline). Second signal: abort them now. */
+static void on_signal(uv_signal_t *s, int signum)
+{
+  struct one_pass *op = s->data;
+
+  if (op->signals++ == 0) {
+    log_event(op->log, LOG_WARN, "shutdown", NULL,
+              "signal %d: no new requests, finishing those in flight",
+              signum);
+    pass_stop(&op->pass);
+    uv_timer_start(&op->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
+  } else {
+    log_event(op->log, LOG_WARN, "shutdown", NULL,
+              "second signal: aborting requests in flight");
+    http_abort_all(&op->http);
+  }
+}
+
+static int init_signals(struct one_pass *op)
+{
+  int rc = uv_signal_init(&op->loop, &op->sigint);
+  if (!rc)
+    rc = uv_signal_init(&op->loop, &op->sigterm);
+  if (!rc)
+    rc = uv_timer_init(&op->loop, &op->drain);
+  if (!rc)
+    rc = uv_signal_start(&op->sigint, on_signal, SIGINT);
+  if (!rc)
+    rc = uv_signal_start(&op->sigterm, on_signal, SIGTERM);
+  op->sigint.data = op->sigterm.data = op->drain.data = op;
+  /* The signals must not keep the loop alive once the pass is over. */
+  uv_unref((uv_handle_t *)&op->sigint);
+  uv_unref((uv_handle_t *)&op->sigterm);
+  return rc;
+}
+
+/* Run one pass to its end on a private loop. */
+static int run_pass(const struct cli_args *a, const struct config *cfg,
+                    struct ledger *ledger, struct metrics *m,
+                    const struct pass_opts *po, struct one_pass *op)
+{
+  struct http_opts ho = {0};
+  int rc;
+
+  memset(op, 0, sizeof(*op));
+  op->log = &a->log;
+  rc = uv_loop_init(&op->loop);
+  if (rc < 0)
+    return rc;
+  rc = http_init(&op->http, &op->loop, &ho);
+  if (rc == 0)
+    rc = init_signals(op);
+  if (rc == 0)
+    rc = pass_start(&op->pass, &op->loop, &op->http, cfg, ledger, m, &a->log,
+                    po, on_pass_done, op);
+  if (rc < 0) {
+    log_event(&a->log, LOG_ERROR, "pass.failed", NULL,
+              "could not start: %s", strerror(-rc));
+    pass_stop(&op->pass);
+    uv_close((uv_handle_t *)&op->sigint, on_closed);
+    uv_close((uv_handle_t *)&op->sigterm, on_closed);
+    uv_close((uv_handle_t *)&op->drain, on_closed);
+    http_close(&op->http, NULL);
+  }
+  uv_run(&op->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&op->loop) != 0)
+    log_event(&a->log, LOG_ERROR, "internal", NULL,
+              "event loop closed with handles still open");
+  return rc;
+}
+
+static bool want_color(FILE *f)
+{
+  const char *nc = getenv("NO_COLOR");
+  return isatty(fileno(f)) && !(nc && *nc);
+}
+
+/* The ledger of state_dir: a corrupt one is not used (nothing is detached
+ * and it is not overwritten), so an operator can inspect it. */
+static struct ledger *open_ledger(const struct cli_args *a,
+                                  const struct config *cfg, struct ledger *l)
+{
+  int rc = ledger_load(cfg->daemon.state_dir, l);
+  char why[512];
+
+  if (rc == 0 || rc == -ENOENT)
+    return l;
+  statefile_strerror(rc, "read", cfg->daemon.state_dir, why, sizeof(why));
+  log_event(&a->log, LOG_ERROR, "ledger.unusable", NULL,
+            "%s: ownership unknown, nothing will be detached and the "
+            "ledger is left as it is",
+            why);
+  ledger_free(l);
+  return NULL;
+}
+
+static void ensure_state_dir(const char *dir)
+{
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    return; /* status_write reports the real problem */
+}
+
+static void save_results(const struct cli_args *a, const struct config *cfg,
+                         const struct pass *p, struct ledger *ledger,
+                         struct metrics *m)
+{
+  struct status st;
+  char why[512];
+  int rc;
+
+  ensure_state_dir(cfg->daemon.state_dir);
+  if (pass_status(p, &st) == 0) {
+    rc = status_write(cfg->daemon.state_dir, &st);
+    if (rc < 0) {
+      statefile_strerror(rc, "write", cfg->daemon.state_dir, why,
+                         sizeof(why));
+      log_event(&a->log, LOG_ERROR, "status.failed", NULL, "%s", why);
+    }
+    status_free(&st);
+  }
+  if (ledger && p->ledger_dirty) {
+    rc = ledger_save(cfg->daemon.state_dir, ledger);
+    if (rc < 0) {
+      statefile_strerror(rc, "write", cfg->daemon.state_dir, why,
+                         sizeof(why));
+      log_event(&a->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+    }
+  }
+  m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
+  m->pending = p->counts.pending;
+  m->failed = p->counts.failed;
+  m->passes_total++;
+  m->last_pass_ts = p->ended_ms / 1000;
+  if (p->outcome == PASS_CONVERGED)
+    m->last_success_ts = p->ended_ms / 1000;
+  m->pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  if (cfg->daemon.metrics_file) {
+    rc = metrics_write(cfg->daemon.metrics_file, m);
+    if (rc < 0) {
+      statefile_strerror(rc, "write", cfg->daemon.metrics_file, why,
+                         sizeof(why));
+      log_event(&a->log, LOG_ERROR, "metrics.failed", NULL, "%s", why);
+    }
+  }
+}
+
+static bool any_read_failed(const struct pass *p)
+{
+  for (size_t c = 0; c < p->live.ncerts; c++) {
+    if (!p->live.certs[c].known)
+      return true;
+  }
+  return p->outcome == PASS_FAILED || p->outcome == PASS_INTERRUPTED ||
+         p->counts.failed > 0;
+}
+
+static int write_plan_file(const struct cli_args *a, const struct config *cfg,
+                           const struct pass *p)
+{
+  char *json;
+  size_t len;
+  char why[512];
+  int rc = report_plan_json(cfg, &p->plan, &json, &len);
+
+  if (rc == 0)
+    rc = statefile_write_atomic(a->out_path, json, len, 0644);
+  if (rc == 0)
+    free(json);
+  if (rc < 0) {
+    statefile_strerror(rc, "write", a->out_path, why, sizeof(why));
+    fprintf(stderr, "certbind: %s\n", why);
+  }
+  return rc;
+}
+
+int cli_plan(const struct cli_args *a)
+{
+  struct config cfg = {0};
+  struct ledger ledger_store = {0}, *ledger;
+  struct metrics m = {0};
+  struct pass_opts po = {.write = false, .command = "plan"};
+  struct one_pass *op;
+  int rc = cli_load_config(a->config_path, &cfg);
+
+  if (rc)
+    return rc;
+  op = calloc(1, sizeof(*op));
+  if (!op) {
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
+  ledger = open_ledger(a, &cfg, &ledger_store);
+  po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
+  rc = run_pass(a, &cfg, ledger, &m, &po, op);
+  if (rc == 0 && op->pass.outcome == PASS_PLANNED) {
+    if (a->json) {
+      char *json;
+      size_t len;
+      if (report_plan_json(&cfg, &op->pass.plan, &json, &len) == 0) {
+        fwrite(json, 1, len, stdout);
+        fputc('\n', stdout);
+        free(json);
+      }
+    } else {
+      report_plan_text(&cfg, &op->pass.plan, stdout, want_color(stdout));
+    }
+    if (a->out_path && write_plan_file(a, &cfg, &op->pass) < 0)
+      rc = -EIO;
+  }
+  if (rc < 0 || op->pass.outcome != PASS_PLANNED || any_read_failed(&op->pass))
+    rc = CLI_EXIT_FAILURE;
+  else
+    rc = op->pass.plan.nitems ? CLI_EXIT_CHANGES : CLI_EXIT_OK;
+  if (rc == CLI_EXIT_FAILURE && op->pass.items)
+    pass_print_summary(&op->pass, stderr, want_color(stderr));
+  pass_free(&op->pass);
+  free(op);
+  ledger_free(&ledger_store);
+  metrics_free(&m);
+  config_free(&cfg);
+  return rc;
+}
+
+static int apply_exit_code(const struct pass *p)
+{
+  switch (p->outcome) {
+  case PASS_CONVERGED:
+  case PASS_PLANNED:
+    return CLI_EXIT_OK;
+  case PASS_REFUSED:
+  case PASS_ABORTED:
+    return CLI_EXIT_REFUSED;
+  default:
+    return CLI_EXIT_FAILURE;
+  }
+}
+
+int cli_apply(const struct cli_args *a)
+{
+  struct config cfg = {0};
+  struct ledger ledger_store = {0}, *ledger;
+  struct metrics m = {0};
+  struct pass_opts po = {.write = true, .dry_run = a->dry_run,
+                         .command = "apply"};
+  char checksum[65];
+  struct one_pass *op;
+  int rc = cli_load_config(a->config_path, &cfg);
+
+  if (rc)
+    return rc;
+  if (a->plan_path) {
+    const char *why;
+    if (report_plan_read(a->plan_path, checksum, &why) < 0) {
+      fprintf(stderr, "certbind: %s: %s\n", a->plan_path, why);
+      config_free(&cfg);
+      return CLI_EXIT_USAGE;
+    }
+    po.expect_checksum = checksum;
+  }
+  op = calloc(1, sizeof(*op));
+  if (!op) {
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
+  ledger = open_ledger(a, &cfg, &ledger_store);
+  po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
+  rc = run_pass(a, &cfg, ledger, &m, &po, op);
+  if (rc < 0) {
+    rc = CLI_EXIT_FAILURE;
+  } else if (a->dry_run && op->pass.outcome == PASS_PLANNED) {
+    report_plan_text(&cfg, &op->pass.plan, stdout, want_color(stdout));
+    puts("dry run: nothing was written");
+    rc = CLI_EXIT_OK;
+  } else {
+    pass_print_summary(&op->pass, stdout, want_color(stdout));
+    if (op->pass.outcome != PASS_REFUSED)
+      save_results(a, &cfg, &op->pass, ledger, &m);
+    rc = apply_exit_code(&op->pass);
+  }
+  pass_free(&op->pass);
+  free(op);
+  ledger_free(&ledger_store);
+  metrics_free(&m);
+  config_free(&cfg);
+  return rc;
+}
+
+int cli_status(const struct cli_args *a)
+{
+  const char *dir = a->state_dir ? a->state_dir : "/var/lib/certbind";
+  struct status st;
+  char path[4096], why[512];
+  int rc = status_read(dir, &st);
+
+  if (rc < 0) {
+    statefile_path(path, sizeof(path), dir, STATUS_FILE);
+    statefile_strerror(rc, "read", path, why, sizeof(why));
+    fprintf(stderr, "certbind: %s\n", why);
+    status_free(&st);
+    return CLI_EXIT_FAILURE;
+  }
+  rc = status_print(&st, stdout, a->json, want_color(stdout));
+  status_free(&st);
+  return rc < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}

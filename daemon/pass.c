@@ -1,0 +1,1900 @@
+/*
+ * pass: one reconciliation pass (SPEC §1, §4).
+ *
+ * Phases: READ (list every certificate, all pages) → PLAN (diff, guards)
+ * → WRITE (per wave: batched writes through the queue, each followed by
+ * confirmation reads) → DONE. All work waits in the queue or is in flight,
+ * so "nothing queued and nothing in flight" is the end of a phase.
+ *
+ * Every HTTP request goes through submit_call(); every write through
+ * dispatch_write(), the one place that enforces --dry-run.
+ */
+#include "pass.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "apig.h"
+#include "auth.h"
+#include "ledger.h"
+#include "metrics.h"
+#include "status.h"
+
+enum phase { PHASE_READ, PHASE_WRITE, PHASE_SOAK, PHASE_DONE };
+
+enum item_state {
+  ITEM_PENDING,   /* not yet written */
+  ITEM_WRITTEN,   /* written, waiting to show in a re-read */
+  ITEM_CONVERGED, /* shows in the live state */
+  ITEM_FAILED,
+};
+
+struct pass_item {
+  uint8_t state;
+  uint32_t attempts;
+  uint64_t written_ms; /* loop ms of the successful write */
+  char error_code[64];
+  char *error_msg;
+  char request_id[80];
+};
+
+enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
+enum job_type { JOB_LIST, JOB_WRITE };
+
+struct job {
+  struct queue_job q;
+  enum job_type type;
+  uint32_t cert;
+  bool reauthed; /* renewed the token once for this job */
+  /* list */
+  enum list_purpose purpose;
+  long offset;
+  struct apig_bindings acc;
+  struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
+  /* write */
+  enum apig_op op;
+  size_t *items; /* plan item indexes, grouped by domain */
+  size_t nitems;
+};
+
+struct pass_cert {
+  uint32_t writes_left;     /* write jobs not finished */
+  bool confirm_queued;      /* a confirmation read is queued or running */
+  uint32_t confirm_round;
+  bool read_failed;
+  struct apig_error read_error;
+  size_t item_lo, item_hi; /* the certificate's plan items */
+};
+
+struct pass_account {
+  struct auth_token token; /* password method: value NULL until fetched */
+  bool token_fetching;
+  uint32_t token_attempt;
+  uint64_t token_next_ms;
+  bool blocked;
+  struct job **parked; /* popped while the token was missing */
+  size_t nparked, capparked;
+};
+
+struct call {
+  struct http_request rq;
+  struct apig_url url;
+  char *body;
+  size_t body_len;
+  struct pass *p;
+  struct job *job;  /* NULL for a token request */
+  uint32_t account; /* token requests */
+  enum apig_op op;
+};
+
+static void pump(struct pass *p);
+static void finish(struct pass *p);
+static void start_wave(struct pass *p);
+
+static int64_t wall_ms(void)
+{
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static uint64_t now_ms(const struct pass *p)
+{
+  return uv_now(p->loop);
+}
+
+static const struct config_account *cert_account(const struct pass *p,
+                                                 uint32_t cert)
+{
+  return &p->cfg->accounts[p->cfg->certificates[cert].account];
+}
+
+static uint32_t cert_account_index(const struct pass *p, uint32_t cert)
+{
+  return (uint32_t)p->cfg->certificates[cert].account;
+}
+
+static void fields_for_cert(const struct pass *p, uint32_t cert,
+                            struct log_fields *f)
+{
+  const struct config_certificate *c = &p->cfg->certificates[cert];
+  f->account = p->cfg->accounts[c->account].name;
+  f->certificate = c->name;
+}
+
+/* ---- items ---------------------------------------------------------- */
+
+static void item_set_error(struct pass_item *it, const char *code,
+                           const char *msg, const char *request_id)
+{
+  snprintf(it->error_code, sizeof(it->error_code), "%s", code ? code : "");
+  free(it->error_msg);
+  it->error_msg = strdup(msg ? msg : "");
+  snprintf(it->request_id, sizeof(it->request_id), "%s",
+           request_id ? request_id : "");
+}
+
+static void item_fail(struct pass *p, size_t i, const char *code,
+                      const char *msg, const char *request_id)
+{
+  struct pass_item *it = &p->items[i];
+
+  if (it->state == ITEM_CONVERGED || it->state == ITEM_FAILED)
+    return;
+  it->state = ITEM_FAILED;
+  item_set_error(it, code, msg, request_id);
+}
+
+static void item_converge(struct pass *p, size_t i)
+{
+  const struct plan_item *pi = &p->plan.items[i];
+  const char *cert_id = p->cfg->certificates[pi->cert].id;
+
+  if (p->items[i].state == ITEM_CONVERGED)
+    return;
+  p->items[i].state = ITEM_CONVERGED;
+  if (!p->ledger)
+    return;
+  /* The ledger records what certbind attached (SPEC §5), in both modes,
+   * so that switching to sync later knows what it owns. */
+  if (pi->op == PLAN_DETACH)
+    ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
+  else if (pi->op == PLAN_ATTACH)
+    ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+               (int64_t)time(NULL));
+  p->ledger_dirty = true;
+}
+
+/* ---- jobs ----------------------------------------------------------- */
+
+static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
+{
+  struct job *j = calloc(1, sizeof(*j));
+
+  if (!j)
+    return NULL;
+  j->type = type;
+  j->cert = cert;
+  j->q.kind = type == JOB_WRITE ? QUEUE_WRITE : QUEUE_READ;
+  j->q.account = cert_account_index(p, cert);
+  j->q.cert = cert;
+  j->q.data = j;
+  return j;
+}
+
+static void job_free(struct job *j)
+{
+  if (!j)
+    return;
+  apig_bindings_free(&j->acc);
+  free(j->items);
+  free(j);
+}
+
+static int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
+{
+  int rc;
+
+  if (p->stopping)
+    return -ECANCELED;
+  j->q.not_before_ms = now_ms(p) + delay_ms;
+  rc = queue_push(&p->queue, &j->q);
+  if (rc == 0 && j->type == JOB_LIST)
+    p->requests_planned++;
+  return rc;
+}
+
+/* ---- failure of whole certificates and accounts ---------------------- */
+
+static void fail_write_job(struct pass *p, struct job *j, const char *code,
+                           const char *msg, const char *request_id)
+{
+  for (size_t k = 0; k < j->nitems; k++)
+    item_fail(p, j->items[k], code, msg, request_id);
+  p->certs[j->cert].writes_left--;
+}
+
+/* Stopping: a job leaves without changing what we know of its bindings
+ * (writes not sent stay pending). */
+static void drop_job(struct pass *p, struct job *j)
+{
+  if (j->type == JOB_WRITE) {
+    p->certs[j->cert].writes_left--;
+  } else if (j->purpose == LIST_INITIAL) {
+    p->reads_left--;
+  } else if (j->purpose == LIST_CONFIRM) {
+    p->certs[j->cert].confirm_queued = false;
+  } else {
+    p->certs[j->cert].writes_left--;
+    job_free(j->verify);
+  }
+  job_free(j);
+}
+
+/* A job leaves the pass for good without its normal outcome. */
+static void abandon_job(struct pass *p, struct job *j, const char *code,
+                        const char *msg, const char *request_id)
+{
+  if (p->stopping) {
+    drop_job(p, j);
+    return;
+  }
+  if (j->type == JOB_WRITE) {
+    fail_write_job(p, j, code, msg, request_id);
+  } else if (j->purpose == LIST_INITIAL) {
+    struct pass_cert *c = &p->certs[j->cert];
+    c->read_failed = true;
+    snprintf(c->read_error.code, sizeof(c->read_error.code), "%s", code);
+    snprintf(c->read_error.msg, sizeof(c->read_error.msg), "%s", msg);
+    snprintf(c->read_error.request_id, sizeof(c->read_error.request_id), "%s",
+             request_id ? request_id : "");
+    p->reads_left--;
+  } else if (j->purpose == LIST_CONFIRM) {
+    struct pass_cert *c = &p->certs[j->cert];
+    c->confirm_queued = false;
+    for (size_t i = c->item_lo; i < c->item_hi; i++) {
+      if (p->items[i].state == ITEM_WRITTEN)
+        item_fail(p, i, code, msg, request_id);
+    }
+  } else { /* LIST_VERIFY */
+    fail_write_job(p, j->verify, code, msg, request_id);
+    job_free(j->verify);
+  }
+  job_free(j);
+}
+
+static void block_account(struct pass *p, uint32_t a, const char *code,
+                          const char *msg, const char *request_id)
+{
+  struct pass_account *acct = &p->accounts[a];
+  struct queue_job *qj;
+  struct log_fields f = LOG_FIELDS_INIT;
+
+  if (acct->blocked)
+    return;
+  acct->blocked = true;
+  queue_block_account(&p->queue, a);
+  f.account = p->cfg->accounts[a].name;
+  f.error_code = code;
+  f.error_msg = msg;
+  f.request_id = request_id;
+  log_event(p->log, LOG_ERROR, "account.blocked", &f,
+            "authentication or permission failure: no more requests for "
+            "this account in this pass (retrying could lock the key)");
+  while ((qj = queue_drain_account(&p->queue, a)))
+    abandon_job(p, qj->data, code, msg, request_id);
+  for (size_t k = 0; k < acct->nparked; k++)
+    abandon_job(p, acct->parked[k], code, msg, request_id);
+  acct->nparked = 0;
+}
+
+/* ---- requests ------------------------------------------------------- */
+
+static void on_call_done(struct http_request *rq, struct http_response *rs,
+                         void *arg);
+
+static void call_free(struct call *c)
+{
+  apig_url_free(&c->url);
+  if (c->body) {
+    OPENSSL_cleanse(c->body, c->body_len);
+    free(c->body);
+  }
+  free(c);
+}
+
+/* Sign and submit. Takes ownership of c. */
+static int submit_call(struct pass *p, struct call *c,
+                       const struct config_account *acct, const char *method,
+                       bool sign)
+{
+  struct curl_slist *headers = NULL;
+  int rc = 0;
+
+  if (sign) {
+    const char *token = acct->auth_method == CONFIG_AUTH_PASSWORD
+                            ? p->accounts[c->account].token.value
+                            : NULL;
+    rc = auth_add_headers(acct, token, method, c->url.host, c->url.path,
+                          c->url.query, c->body, c->body_len, time(NULL),
+                          &headers);
+  } else {
+    struct curl_slist *h = curl_slist_append(
+        NULL, "Content-Type: application/json;charset=utf8");
+    if (!h)
+      rc = -ENOMEM;
+    headers = h;
+  }
+  if (rc == 0) {
+    c->rq.method = method;
+    c->rq.url = c->url.url;
+    c->rq.headers = headers;
+    c->rq.body = c->body;
+    c->rq.body_len = c->body_len;
+    c->rq.ca_file = acct->ca_file;
+    c->rq.user = c;
+    rc = http_submit(p->http, &c->rq, on_call_done, p);
+  }
+  auth_headers_free(headers);
+  if (rc == 0) {
+    p->in_flight++;
+    p->counts.requests++;
+  }
+  return rc;
+}
+
+static void dispatch_list(struct pass *p, struct job *j)
+{
+  const struct config_account *acct = cert_account(p, j->cert);
+  struct call *c = calloc(1, sizeof(*c));
+  int rc = c ? 0 : -ENOMEM;
+
+  if (rc == 0)
+    rc = apig_url_list(acct->endpoint, acct->project_id,
+                       p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
+                       j->offset, NULL, &c->url);
+  if (rc == 0) {
+    c->p = p;
+    c->job = j;
+    c->op = APIG_OP_LIST;
+    c->account = j->q.account;
+    rc = submit_call(p, c, acct, "GET", true);
+    if (rc == 0)
+      return;
+  }
+  if (c)
+    call_free(c);
+  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+  abandon_job(p, j, "internal", strerror(-rc), NULL);
+}
+
+/* Body items: one per domain, with every instance ID it needs. */
+static int build_write_body(struct pass *p, struct job *j, char **body,
+                            size_t *len)
+{
+  struct apig_domain_item *di = calloc(j->nitems, sizeof(*di));
+  const char **ids = calloc(j->nitems, sizeof(*ids));
+  size_t n = 0;
+  int rc;
+
+  if (!di || !ids) {
+    free(di);
+    free(ids);
+    return -ENOMEM;
+  }
+  for (size_t k = 0; k < j->nitems; k++) {
+    const struct plan_item *it = &p->plan.items[j->items[k]];
+    ids[k] = it->instance_id;
+    if (n && strcmp(di[n - 1].domain, it->domain) == 0 &&
+        di[n - 1].verify_client == it->verify_client) {
+      di[n - 1].n_instances++;
+      continue;
+    }
+    di[n].domain = it->domain;
+    di[n].instance_ids = &ids[k];
+    di[n].n_instances = 1;
+    di[n].verify_client = it->verify_client;
+    n++;
+  }
+  rc = apig_write_body(di, n, body, len);
+  free(di);
+  free(ids);
+  return rc;
+}
+
+/* The one place a write is submitted. */
+static void dispatch_write(struct pass *p, struct job *j)
+{
+  const struct config_account *acct = cert_account(p, j->cert);
+  struct call *c;
+  int rc;
+
+  if (p->opts.dry_run || !p->opts.write) {
+    log_event(p->log, LOG_ERROR, "write.refused", NULL,
+              "dry run: a write reached the submission point and was not "
+              "sent");
+    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+    abandon_job(p, j, "dry-run", "not written (dry run)", NULL);
+    return;
+  }
+  c = calloc(1, sizeof(*c));
+  rc = c ? 0 : -ENOMEM;
+  if (rc == 0)
+    rc = apig_url_write(acct->endpoint, acct->project_id,
+                        p->cfg->certificates[j->cert].id, j->op, &c->url);
+  if (rc == 0)
+    rc = build_write_body(p, j, &c->body, &c->body_len);
+  if (rc == 0) {
+    c->p = p;
+    c->job = j;
+    c->op = j->op;
+    c->account = j->q.account;
+    for (size_t k = 0; k < j->nitems; k++)
+      p->items[j->items[k]].attempts++;
+    rc = submit_call(p, c, acct, "POST", true);
+    if (rc == 0) {
+      p->counts.writes++;
+      return;
+    }
+  }
+  if (c)
+    call_free(c);
+  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+  abandon_job(p, j, "internal", strerror(-rc), NULL);
+}
+
+static void start_token_fetch(struct pass *p, uint32_t a)
+{
+  const struct config_account *acct = &p->cfg->accounts[a];
+  struct pass_account *pa = &p->accounts[a];
+  struct call *c = calloc(1, sizeof(*c));
+  char *url = NULL;
+  int rc = c ? 0 : -ENOMEM;
+
+  if (rc == 0)
+    rc = auth_iam_url(acct, &url);
+  if (rc == 0)
+    rc = apig_url_token(acct->iam_endpoint, &c->url);
+  free(url);
+  if (rc == 0)
+    rc = auth_iam_request_body(acct, &c->body, &c->body_len);
+  if (rc == 0) {
+    c->p = p;
+    c->op = APIG_OP_TOKEN;
+    c->account = a;
+    rc = submit_call(p, c, acct, "POST", false);
+  }
+  if (rc == 0) {
+    pa->token_fetching = true;
+    return;
+  }
+  if (c)
+    call_free(c);
+  block_account(p, a, "internal", strerror(-rc), NULL);
+}
+
+/* ---- completions ---------------------------------------------------- */
+
+struct outcome {
+  enum apig_class cls;
+  bool unknown; /* a write that may have been applied */
+  long status;
+  struct apig_error err;
+  uint64_t retry_after_ms;
+};
+
+static void read_outcome(const struct call *c, const struct http_response *rs,
+                         struct outcome *o)
+{
+  bool transport = rs->status == 0;
+
+  memset(o, 0, sizeof(*o));
+  o->status = rs->status;
+  if (rs->status >= 300 && rs->body)
+    apig_parse_error(rs->body, rs->body_len, &o->err);
+  if (!o->err.request_id[0])
+    snprintf(o->err.request_id, sizeof(o->err.request_id), "%s",
+             rs->request_id);
+  if (transport) {
+    snprintf(o->err.code, sizeof(o->err.code), "%s",
+             rs->too_large ? "response-too-large" : "transport");
+    snprintf(o->err.msg, sizeof(o->err.msg), "%s", rs->error);
+  }
+  o->cls = apig_classify(c->op, rs->status, transport, o->err.code,
+                         o->err.msg);
+  o->unknown = apig_outcome_unknown(c->op, rs->status, transport,
+                                    rs->maybe_sent);
+  o->retry_after_ms = rs->retry_after_s > 0 ? (uint64_t)rs->retry_after_s * 1000
+                                            : 0;
+}
+
+static void count_request(struct pass *p, enum apig_op op,
+                          const struct outcome *o)
+{
+  char code[64];
+
+  if (!p->metrics)
+    return;
+  if (o->err.code[0])
+    snprintf(code, sizeof(code), "%s", o->err.code);
+  else
+    snprintf(code, sizeof(code), "%ld", o->status);
+  metrics_count_request(p->metrics, apig_op_name(op), code);
+}
+
+static enum queue_outcome queue_outcome_of(enum apig_class cls)
+{
+  switch (cls) {
+  case APIG_OK:
+  case APIG_DONE_ALREADY:
+  case APIG_PERMANENT: /* the server accepted who we are */
+    return QUEUE_SUCCESS;
+  case APIG_THROTTLED:
+    return QUEUE_THROTTLED;
+  case APIG_AUTH_FATAL:
+    return QUEUE_AUTH_FAILED;
+  case APIG_RETRY:
+  case APIG_REAUTH:
+    break;
+  }
+  return QUEUE_FAILURE;
+}
+
+__attribute__((format(printf, 8, 9))) static void
+log_call(struct pass *p, enum log_level lvl, const char *event,
+         const struct job *j, enum apig_op op, const struct outcome *o,
+         double latency, const char *fmt, ...)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  const char *doms[64];
+  size_t nd = 0;
+  char msg[256] = "";
+  va_list ap;
+
+  if (!log_enabled(p->log, lvl))
+    return;
+  fields_for_cert(p, j->cert, &f);
+  f.op = apig_op_name(op);
+  f.attempt = (long)j->q.attempt + 1;
+  if (o) {
+    f.http_status = o->status;
+    f.error_code = o->err.code[0] ? o->err.code : NULL;
+    f.error_msg = o->err.msg[0] ? o->err.msg : NULL;
+    f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;
+  }
+  f.latency_ms = latency;
+  for (size_t k = 0; k < j->nitems && nd < 64; k++) {
+    const char *d = p->plan.items[j->items[k]].domain;
+    if (nd == 0 || strcmp(doms[nd - 1], d) != 0)
+      doms[nd++] = d;
+  }
+  f.domains = doms;
+  f.ndomains = nd;
+  if (fmt) {
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+  }
+  log_event(p->log, lvl, event, &f, fmt ? "%s" : NULL, msg);
+}
+
+/* Retry a job after backoff, or give up when attempts or budget say so. */
+static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
+{
+  const struct config_retry *r = &p->cfg->retry;
+  uint32_t attempt = j->q.attempt + 1;
+  uint64_t delay;
+
+  if (attempt >= r->max_attempts) {
+    log_call(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
+             j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
+             "giving up after %u attempts", attempt);
+    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    return;
+  }
+  delay = queue_backoff_ms(&p->queue, attempt, r->base_delay_ms,
+                           r->max_delay_ms, o->retry_after_ms);
+  /* Out of retry budget: wait the longest backoff instead, so a storm of
+   * failures cannot multiply the traffic. */
+  if (!queue_retry_allowed(&p->queue, j->q.account))
+    delay = delay > r->max_delay_ms ? delay : r->max_delay_ms;
+  j->q.attempt = attempt;
+  p->counts.retries++;
+  if (p->metrics)
+    p->metrics->retries_total++;
+  if (job_push(p, j, delay) < 0)
+    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+}
+
+static void park_job(struct pass *p, struct job *j)
+{
+  struct pass_account *pa = &p->accounts[j->q.account];
+
+  if (pa->nparked == pa->capparked) {
+    size_t cap = pa->capparked ? pa->capparked * 2 : 16;
+    struct job **n = realloc(pa->parked, cap * sizeof(*n));
+    if (!n) {
+      abandon_job(p, j, "internal", "out of memory", NULL);
+      return;
+    }
+    pa->parked = n;
+    pa->capparked = cap;
+  }
+  pa->parked[pa->nparked++] = j;
+}
+
+/* Token errors: renew once (password), then it is an auth failure. */
+static bool try_reauth(struct pass *p, struct job *j)
+{
+  const struct config_account *acct = cert_account(p, j->cert);
+  struct pass_account *pa = &p->accounts[j->q.account];
+
+  if (acct->auth_method != CONFIG_AUTH_PASSWORD || j->reauthed)
+    return false;
+  j->reauthed = true;
+  if (!pa->token_fetching)
+    auth_token_clear(&pa->token);
+  park_job(p, j);
+  return true;
+}
+
+static void schedule_confirm(struct pass *p, uint32_t cert)
+{
+  struct pass_cert *c = &p->certs[cert];
+  uint32_t base = p->opts.confirm_delay_ms ? p->opts.confirm_delay_ms : 1000;
+  uint64_t delay = (uint64_t)base << (c->confirm_round < 3 ? c->confirm_round : 3);
+  struct job *j;
+
+  if (c->confirm_queued || p->stopping)
+    return;
+  j = job_new(p, JOB_LIST, cert);
+  if (!j)
+    return;
+  j->purpose = LIST_CONFIRM;
+  c->confirm_queued = true;
+  c->confirm_round++;
+  if (job_push(p, j, delay) < 0) {
+    c->confirm_queued = false;
+    job_free(j);
+  }
+}
+
+static void write_finished(struct pass *p, struct job *j)
+{
+  struct pass_cert *c = &p->certs[j->cert];
+
+  c->writes_left--;
+  if (c->writes_left == 0)
+    schedule_confirm(p, j->cert);
+  job_free(j);
+}
+
+/* Split a failing multi-domain write in halves (SPEC §1 step 5). */
+static bool split_write(struct pass *p, struct job *j)
+{
+  size_t ndom = 0, half, cut = 0, seen = 0;
+  struct job *b;
+
+  for (size_t k = 0; k < j->nitems; k++) {
+    if (k == 0 || strcmp(p->plan.items[j->items[k]].domain,
+                         p->plan.items[j->items[k - 1]].domain) != 0)
+      ndom++;
+  }
+  if (ndom < 2)
+    return false;
+  half = ndom / 2;
+  for (size_t k = 0; k < j->nitems; k++) {
+    if (k == 0 || strcmp(p->plan.items[j->items[k]].domain,
+                         p->plan.items[j->items[k - 1]].domain) != 0) {
+      if (seen++ == half) {
+        cut = k;
+        break;
+      }
+    }
+  }
+  b = job_new(p, JOB_WRITE, j->cert);
+  if (!b)
+    return false;
+  b->op = j->op;
+  b->items = malloc((j->nitems - cut) * sizeof(*b->items));
+  if (!b->items) {
+    job_free(b);
+    return false;
+  }
+  memcpy(b->items, j->items + cut, (j->nitems - cut) * sizeof(*b->items));
+  b->nitems = j->nitems - cut;
+  j->nitems = cut;
+  j->q.attempt = 0;
+  p->certs[j->cert].writes_left++;
+  if (job_push(p, j, 0) < 0)
+    abandon_job(p, j, "internal", "queue refused a split batch", NULL);
+  if (job_push(p, b, 0) < 0)
+    abandon_job(p, b, "internal", "queue refused a split batch", NULL);
+  return true;
+}
+
+/* Unknown outcome: re-read the certificate before anything is re-sent. */
+static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
+{
+  const struct config_retry *r = &p->cfg->retry;
+  struct job *v;
+  uint64_t delay;
+
+  if (w->q.attempt + 1 >= r->max_attempts) {
+    log_call(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
+             "outcome unknown after the last attempt");
+    fail_write_job(p, w, o->err.code, o->err.msg, o->err.request_id);
+    job_free(w);
+    return;
+  }
+  v = job_new(p, JOB_LIST, w->cert);
+  if (!v) {
+    fail_write_job(p, w, "internal", "out of memory", NULL);
+    job_free(w);
+    return;
+  }
+  v->purpose = LIST_VERIFY;
+  v->verify = w;
+  w->q.attempt++;
+  p->counts.retries++;
+  if (p->metrics)
+    p->metrics->retries_total++;
+  delay = queue_backoff_ms(&p->queue, w->q.attempt, r->base_delay_ms,
+                           r->max_delay_ms, o->retry_after_ms);
+  if (!queue_retry_allowed(&p->queue, w->q.account))
+    delay = delay > r->max_delay_ms ? delay : r->max_delay_ms;
+  if (job_push(p, v, delay) < 0)
+    abandon_job(p, v, o->err.code, o->err.msg, o->err.request_id);
+}
+
+static void on_write_done(struct pass *p, struct job *j,
+                          const struct outcome *o, double latency)
+{
+  uint64_t now = now_ms(p);
+
+  switch (o->cls) {
+  case APIG_OK:
+    for (size_t k = 0; k < j->nitems; k++) {
+      struct pass_item *it = &p->items[j->items[k]];
+      it->state = ITEM_WRITTEN;
+      it->written_ms = now;
+      snprintf(it->request_id, sizeof(it->request_id), "%s",
+               o->err.request_id);
+    }
+    log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
+    write_finished(p, j);
+    return;
+  case APIG_DONE_ALREADY:
+    for (size_t k = 0; k < j->nitems; k++)
+      item_converge(p, j->items[k]);
+    log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, "%s",
+             "already detached");
+    write_finished(p, j);
+    return;
+  case APIG_REAUTH:
+    if (try_reauth(p, j))
+      return;
+    /* A token that cannot be renewed is an auth failure. */
+    /* fall through */
+  case APIG_AUTH_FATAL:
+    log_call(p, LOG_ERROR, "write.failed", j, j->op, o, latency, NULL);
+    block_account(p, j->q.account, o->err.code, o->err.msg,
+                  o->err.request_id);
+    fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    job_free(j);
+    return;
+  case APIG_PERMANENT:
+    if (split_write(p, j)) {
+      log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
+               "batch failed: split in halves to isolate the bad domain(s)");
+      return;
+    }
+    log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
+    fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    job_free(j);
+    return;
+  case APIG_RETRY:
+  case APIG_THROTTLED:
+    if (o->unknown) {
+      log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
+               "outcome unknown: re-reading before any resend");
+      verify_write(p, j, o);
+      return;
+    }
+    log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, NULL);
+    if (j->q.attempt + 1 >= p->cfg->retry.max_attempts) {
+      log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
+      fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+      job_free(j);
+      return;
+    }
+    retry_job(p, j, o);
+    return;
+  }
+}
+
+/* Re-read after an unknown outcome: what is in place is done, the rest is
+ * written again. */
+static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
+{
+  struct job *w = v->verify;
+  size_t keep = 0;
+
+  v->verify = NULL;
+  for (size_t k = 0; k < w->nitems; k++) {
+    size_t i = w->items[k];
+    const struct plan_item *pi = &p->plan.items[i];
+    const struct apig_binding *e =
+        live_cert_find(lc, pi->instance_id, pi->domain);
+    bool done = pi->op == PLAN_DETACH
+                    ? e == NULL
+                    : e != NULL && e->verify_client == pi->verify_client;
+    if (done)
+      item_converge(p, i);
+    else
+      w->items[keep++] = i;
+  }
+  w->nitems = keep;
+  if (keep == 0) {
+    write_finished(p, w);
+    return;
+  }
+  if (job_push(p, w, 0) < 0)
+    abandon_job(p, w, "internal", "queue refused a write", NULL);
+}
+
+static void on_confirm_read(struct pass *p, uint32_t cert,
+                            struct live_cert *lc)
+{
+  struct pass_cert *c = &p->certs[cert];
+  uint64_t now = now_ms(p);
+  uint64_t timeout = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
+  size_t confirmed = 0, waiting = 0, timed_out = 0;
+  struct log_fields f = LOG_FIELDS_INIT;
+
+  c->confirm_queued = false;
+  for (size_t i = c->item_lo; i < c->item_hi; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    struct pass_item *it = &p->items[i];
+    if (it->state != ITEM_WRITTEN)
+      continue;
+    const struct apig_binding *e =
+        live_cert_find(lc, pi->instance_id, pi->domain);
+    bool shows = pi->op == PLAN_DETACH
+                     ? e == NULL
+                     : e != NULL && e->verify_client == pi->verify_client;
+    if (shows) {
+      item_converge(p, i);
+      confirmed++;
+    } else if (now - it->written_ms >= timeout) {
+      item_fail(p, i, "confirm-timeout",
+                "the write was accepted but did not show within "
+                "policy.confirm_timeout_s",
+                it->request_id);
+      timed_out++;
+    } else {
+      waiting++;
+    }
+  }
+  fields_for_cert(p, cert, &f);
+  f.op = "list";
+  if (confirmed)
+    log_event(p->log, LOG_INFO, "confirm.ok", &f, "%zu binding(s) show",
+              confirmed);
+  if (timed_out)
+    log_event(p->log, LOG_WARN, "confirm.timeout", &f,
+              "%zu binding(s) did not show in time", timed_out);
+  if (waiting)
+    schedule_confirm(p, cert);
+}
+
+/* All pages of one certificate read. */
+static void on_list_complete(struct pass *p, struct job *j)
+{
+  struct live_cert lc = {0};
+
+  if (j->purpose == LIST_INITIAL) {
+    struct live_cert *dst = &p->live.certs[j->cert];
+    dst->b = j->acc;
+    memset(&j->acc, 0, sizeof(j->acc));
+    live_cert_finish(dst);
+    p->reads_left--;
+    job_free(j);
+    return;
+  }
+  lc.b = j->acc;
+  memset(&j->acc, 0, sizeof(j->acc));
+  live_cert_finish(&lc);
+  if (j->purpose == LIST_CONFIRM)
+    on_confirm_read(p, j->cert, &lc);
+  else
+    on_verify_read(p, j, &lc);
+  live_cert_clear(&lc);
+  job_free(j);
+}
+
+static void on_list_done(struct pass *p, struct job *j,
+                         struct http_response *rs, const struct outcome *o)
+{
+  struct apig_page page;
+  char why[128] = "";
+  struct outcome bad;
+
+  switch (o->cls) {
+  case APIG_OK:
+    if (apig_parse_list(rs->body, rs->body_len, &j->acc, &page, why,
+                        sizeof(why)) < 0) {
+      bad = *o;
+      bad.cls = APIG_RETRY;
+      snprintf(bad.err.code, sizeof(bad.err.code), "bad-response");
+      snprintf(bad.err.msg, sizeof(bad.err.msg),
+               "the list response could not be read: %s", why);
+      log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, &bad, -1, NULL);
+      apig_bindings_free(&j->acc);
+      j->offset = 0;
+      retry_job(p, j, &bad);
+      return;
+    }
+    /* More pages: by total when given, else while pages are full. A
+     * server that never ends is cut off at 1,000 pages. */
+    if (page.count > 0 && j->offset < 1000L * APIG_LIST_LIMIT &&
+        (page.total >= 0 ? j->offset + (long)page.count < page.total
+                         : page.count >= APIG_LIST_LIMIT)) {
+      j->offset += (long)page.count;
+      j->q.attempt = 0;
+      if (job_push(p, j, 0) < 0)
+        abandon_job(p, j, "internal", "queue refused a read", NULL);
+      return;
+    }
+    on_list_complete(p, j);
+    return;
+  case APIG_REAUTH:
+    if (try_reauth(p, j))
+      return;
+    /* fall through */
+  case APIG_AUTH_FATAL:
+    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
+    block_account(p, j->q.account, o->err.code, o->err.msg,
+                  o->err.request_id);
+    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    return;
+  case APIG_PERMANENT:
+  case APIG_DONE_ALREADY:
+    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
+    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    return;
+  case APIG_RETRY:
+  case APIG_THROTTLED:
+    log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
+    retry_job(p, j, o);
+    return;
+  }
+}
+
+static void on_token_done(struct pass *p, struct call *c,
+                          struct http_response *rs, const struct outcome *o)
+{
+  struct pass_account *pa = &p->accounts[c->account];
+  struct log_fields f = LOG_FIELDS_INIT;
+  time_t expires = 0;
+
+  pa->token_fetching = false;
+  f.account = p->cfg->accounts[c->account].name;
+  f.op = "token";
+  f.http_status = o->status;
+  f.latency_ms = rs->latency_ms;
+  if (o->cls == APIG_OK && rs->subject_token &&
+      auth_iam_parse_expiry(rs->body, rs->body_len, &expires) == 0 &&
+      auth_token_set(&pa->token, rs->subject_token, strlen(rs->subject_token),
+                     expires, time(NULL)) == 0) {
+    pa->token_attempt = 0;
+    log_event(p->log, LOG_INFO, "token.ok", &f, "IAM token obtained");
+    for (size_t k = 0; k < pa->nparked; k++) {
+      if (job_push(p, pa->parked[k], 0) < 0)
+        abandon_job(p, pa->parked[k], "internal", "queue refused", NULL);
+    }
+    pa->nparked = 0;
+    return;
+  }
+  f.error_code = o->err.code[0] ? o->err.code : NULL;
+  f.error_msg = o->err.msg[0] ? o->err.msg : NULL;
+  f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;
+  if (pa->token.value && !auth_token_needs_renewal(&pa->token, time(NULL)) &&
+      pa->token.expires_at > time(NULL)) {
+    /* a background renewal failed; the current token still serves */
+    log_event(p->log, LOG_WARN, "token.retry", &f,
+              "IAM token renewal failed; the current token is still valid");
+    return;
+  }
+  if ((o->cls == APIG_RETRY || o->cls == APIG_THROTTLED) &&
+      ++pa->token_attempt < p->cfg->retry.max_attempts) {
+    pa->token_next_ms =
+        now_ms(p) + queue_backoff_ms(&p->queue, pa->token_attempt,
+                                     p->cfg->retry.base_delay_ms,
+                                     p->cfg->retry.max_delay_ms,
+                                     o->retry_after_ms);
+    log_event(p->log, LOG_WARN, "token.retry", &f, "IAM token request failed");
+    return;
+  }
+  log_event(p->log, LOG_ERROR, "token.failed", &f,
+            "could not obtain an IAM token");
+  block_account(p, c->account, o->err.code[0] ? o->err.code : "token",
+                o->err.msg[0] ? o->err.msg : "could not obtain an IAM token",
+                o->err.request_id);
+}
+
+static void on_call_done(struct http_request *rq, struct http_response *rs,
+                         void *arg)
+{
+  struct pass *p = arg;
+  struct call *c = rq->user;
+  struct job *j = c->job;
+  struct outcome o;
+
+  p->in_flight--;
+  read_outcome(c, rs, &o);
+  count_request(p, c->op, &o);
+  if (!j) {
+    on_token_done(p, c, rs, &o);
+  } else if (rs->aborted) {
+    /* Stopped before an answer: a write may have been applied, so its
+     * bindings stay pending for the next pass to read. */
+    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+    drop_job(p, j);
+  } else {
+    queue_complete(&p->queue, &j->q, queue_outcome_of(o.cls), now_ms(p));
+    if (p->accounts[j->q.account].blocked)
+      abandon_job(p, j, o.err.code, o.err.msg, o.err.request_id);
+    else if (j->type == JOB_LIST)
+      on_list_done(p, j, rs, &o);
+    else
+      on_write_done(p, j, &o, rs->latency_ms);
+  }
+  call_free(c);
+  pump(p);
+}
+
+/* ---- planning and waves --------------------------------------------- */
+
+static int cmp_size_domain(const void *a, const void *b, void *arg)
+{
+  const struct plan *pl = arg;
+  const struct plan_item *x = &pl->items[*(const size_t *)a];
+  const struct plan_item *y = &pl->items[*(const size_t *)b];
+  int c = strcmp(x->domain, y->domain);
+
+  if (c)
+    return c;
+  if (x->verify_client != y->verify_client)
+    return x->verify_client ? 1 : -1;
+  return strcmp(x->instance_id, y->instance_id);
+}
+
+/* Queue the writes of plan items [lo, hi) of one certificate: attaches and
+ * changes first, then detaches, batch_size domains per request. */
+static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
+                             size_t hi)
+{
+  size_t *idx = malloc((hi - lo + 1) * sizeof(*idx));
+  uint32_t batch = p->cfg->policy.batch_size;
+  int rc = 0;
+
+  if (!idx)
+    return -ENOMEM;
+  for (int pass_detach = 0; rc == 0 && pass_detach < 2; pass_detach++) {
+    size_t n = 0;
+    for (size_t i = lo; i < hi; i++) {
+      bool det = p->plan.items[i].op == PLAN_DETACH;
+      if (det == (pass_detach == 1) && p->items[i].state == ITEM_PENDING)
+        idx[n++] = i;
+    }
+    qsort_r(idx, n, sizeof(*idx), cmp_size_domain, &p->plan);
+    for (size_t k = 0; rc == 0 && k < n;) {
+      size_t start = k, ndom = 0;
+      /* up to batch_size domains, each with all its instances */
+      while (k < n) {
+        const struct plan_item *it = &p->plan.items[idx[k]];
+        const struct plan_item *prev =
+            k > start ? &p->plan.items[idx[k - 1]] : NULL;
+        bool new_dom = !prev || strcmp(it->domain, prev->domain) != 0 ||
+                       it->verify_client != prev->verify_client;
+        if (new_dom && ndom == batch)
+          break;
+        ndom += new_dom;
+        k++;
+      }
+      struct job *j = job_new(p, JOB_WRITE, cert);
+      if (!j) {
+        rc = -ENOMEM;
+        break;
+      }
+      j->op = pass_detach ? APIG_OP_DETACH : APIG_OP_ATTACH;
+      j->nitems = k - start;
+      j->items = malloc(j->nitems * sizeof(*j->items));
+      if (!j->items) {
+        job_free(j);
+        rc = -ENOMEM;
+        break;
+      }
+      memcpy(j->items, idx + start, j->nitems * sizeof(*j->items));
+      p->certs[cert].writes_left++;
+      p->requests_planned += 2; /* the write and its confirmation */
+      rc = job_push(p, j, 0);
+      if (rc < 0) {
+        p->certs[cert].writes_left--;
+        job_free(j);
+      }
+    }
+  }
+  free(idx);
+  return rc;
+}
+
+static size_t wave_size(const struct config_wave *w, size_t total)
+{
+  if (!w->is_share)
+    return w->count < total ? w->count : total;
+  size_t n = (size_t)ceil(w->share * (double)total);
+  return n < total ? n : total;
+}
+
+static int setup_waves(struct pass *p)
+{
+  const struct config_rollout *r = &p->cfg->rollout;
+  size_t total = p->plan.nitems;
+
+  p->nwaves = r->enabled && r->nwaves ? r->nwaves : 1;
+  p->wave_end = calloc(p->nwaves + 1, sizeof(*p->wave_end));
+  if (!p->wave_end)
+    return -ENOMEM;
+  for (size_t w = 0; w < p->nwaves; w++) {
+    size_t end = r->enabled && r->nwaves ? wave_size(&r->waves[w], total)
+                                         : total;
+    if (w + 1 == p->nwaves)
+      end = total; /* the last wave takes what is left */
+    p->wave_end[w] = end;
+  }
+  return 0;
+}
+
+static void start_wave(struct pass *p)
+{
+  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
+  size_t hi = p->wave_end[p->wave];
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[] = {{"wave", (long long)p->wave + 1},
+                        {"waves", (long long)p->nwaves},
+                        {"bindings", (long long)(hi - lo)}};
+
+  p->phase = PHASE_WRITE;
+  if (p->nwaves > 1) {
+    f.kv = kv;
+    f.nkv = 3;
+    log_event(p->log, LOG_INFO, "wave.start", &f, NULL);
+  }
+  for (size_t i = lo; i < hi;) {
+    uint32_t cert = p->plan.items[i].cert;
+    size_t end = i;
+    while (end < hi && p->plan.items[end].cert == cert)
+      end++;
+    if (queue_cert_writes(p, cert, i, end) < 0) {
+      for (size_t k = i; k < end; k++)
+        item_fail(p, k, "internal", "out of memory", NULL);
+    }
+    i = end;
+  }
+}
+
+static void refuse(struct pass *p, enum pass_outcome o, const char *event,
+                   const char *msg)
+{
+  p->outcome = o;
+  snprintf(p->message, sizeof(p->message), "%s", msg);
+  log_event(p->log, LOG_ERROR, event, NULL, "%s", msg);
+}
+
+/* Sync: refuse a pass that would detach too much (SPEC §3 policy). */
+static bool detach_guard_ok(struct pass *p)
+{
+  const struct config_policy *pol = &p->cfg->policy;
+  size_t nd = p->plan.ndetach;
+  char msg[256];
+
+  if (nd == 0)
+    return true;
+  if (nd > pol->max_detach_count) {
+    snprintf(msg, sizeof(msg),
+             "refused: %zu detaches exceed policy.max_detach_count %u", nd,
+             pol->max_detach_count);
+    refuse(p, PASS_REFUSED, "guard.refused", msg);
+    return false;
+  }
+  if (p->plan.live_total &&
+      (double)nd > pol->max_detach_ratio * (double)p->plan.live_total) {
+    snprintf(msg, sizeof(msg),
+             "refused: %zu detaches of %zu live bindings exceed "
+             "policy.max_detach_ratio %.2f",
+             nd, p->plan.live_total, pol->max_detach_ratio);
+    refuse(p, PASS_REFUSED, "guard.refused", msg);
+    return false;
+  }
+  return true;
+}
+
+/* Items of certificates whose live state could not be read are failed:
+ * nothing is written blind. */
+static void fail_unread(struct pass *p)
+{
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    const struct pass_cert *c = &p->certs[p->plan.items[i].cert];
+    if (c->read_failed)
+      item_fail(p, i, c->read_error.code, c->read_error.msg,
+                c->read_error.request_id);
+  }
+}
+
+static void on_reads_done(struct pass *p)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[4];
+  int rc;
+
+  /* A certificate that could not be read is planned as empty and then
+   * failed whole: its live state is unknown. */
+  for (size_t c = 0; c < p->live.ncerts; c++) {
+    if (!p->live.certs[c].known) {
+      live_cert_clear(&p->live.certs[c]);
+      p->live.certs[c].known = true;
+    }
+  }
+  rc = plan_compute(p->cfg, &p->live, p->ledger, &p->plan);
+  if (rc < 0) {
+    refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
+    finish(p);
+    return;
+  }
+  p->items = calloc(p->plan.nitems + 1, sizeof(*p->items));
+  if (!p->items) {
+    refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    finish(p);
+    return;
+  }
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    const struct plan_item *it = &p->plan.items[i];
+    struct pass_cert *c = &p->certs[it->cert];
+    if (c->item_hi == 0)
+      c->item_lo = i;
+    c->item_hi = i + 1;
+    if (it->binding != SIZE_MAX)
+      p->binding_item[it->binding] = i;
+  }
+  fail_unread(p);
+  kv[0] = (struct log_kv){"attach", (long long)p->plan.nattach};
+  kv[1] = (struct log_kv){"change", (long long)p->plan.nchange};
+  kv[2] = (struct log_kv){"detach", (long long)p->plan.ndetach};
+  kv[3] = (struct log_kv){"unchanged", (long long)p->plan.unchanged};
+  f.kv = kv;
+  f.nkv = 4;
+  log_event(p->log, LOG_INFO, "plan", &f, NULL);
+
+  if (p->opts.expect_checksum &&
+      strcmp(p->opts.expect_checksum, p->plan.checksum) != 0) {
+    refuse(p, PASS_REFUSED, "plan.stale",
+           "refused: the live state or the file changed since the plan was "
+           "made (checksum mismatch); run certbind plan again");
+    finish(p);
+    return;
+  }
+  if (!p->opts.write || p->opts.dry_run) {
+    p->outcome = PASS_PLANNED;
+    finish(p);
+    return;
+  }
+  if (p->cfg->policy.mode == CONFIG_MODE_SYNC && !detach_guard_ok(p)) {
+    finish(p);
+    return;
+  }
+  if (setup_waves(p) < 0) {
+    refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    finish(p);
+    return;
+  }
+  start_wave(p);
+}
+
+/* A wave is over: check the abort ratio, soak, start the next. */
+static void on_soak_done(uv_timer_t *t)
+{
+  struct pass *p = t->data;
+
+  if (p->stopping) {
+    finish(p);
+    return;
+  }
+  p->wave++;
+  start_wave(p);
+  pump(p);
+}
+
+static void on_wave_done(struct pass *p)
+{
+  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
+  size_t hi = p->wave_end[p->wave];
+  size_t failed = 0;
+  const struct config_rollout *r = &p->cfg->rollout;
+
+  for (size_t i = lo; i < hi; i++)
+    failed += p->items[i].state == ITEM_FAILED;
+  if (p->nwaves > 1) {
+    struct log_fields f = LOG_FIELDS_INIT;
+    struct log_kv kv[] = {{"wave", (long long)p->wave + 1},
+                          {"failed", (long long)failed},
+                          {"bindings", (long long)(hi - lo)}};
+    f.kv = kv;
+    f.nkv = 3;
+    log_event(p->log, LOG_INFO, "wave.done", &f, NULL);
+  }
+  if (r->enabled && hi > lo &&
+      (double)failed > r->abort_failure_ratio * (double)(hi - lo)) {
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "rollout aborted: wave %zu of %zu failed %zu of %zu bindings "
+             "(more than rollout.abort_failure_ratio %.2f)",
+             p->wave + 1, p->nwaves, failed, hi - lo, r->abort_failure_ratio);
+    refuse(p, PASS_ABORTED, "rollout.aborted", msg);
+    finish(p);
+    return;
+  }
+  if (p->wave + 1 >= p->nwaves || p->stopping) {
+    finish(p);
+    return;
+  }
+  p->phase = PHASE_SOAK;
+  if (uv_timer_start(&p->soak, on_soak_done, (uint64_t)r->soak_s * 1000, 0))
+    finish(p);
+}
+
+/* ---- the pump ------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+  pump(t->data);
+}
+
+static void progress_line(struct pass *p, bool final)
+{
+  uint64_t now = now_ms(p);
+  double el = (double)(wall_ms() - p->started_ms) / 1000.0;
+  uint64_t done = p->counts.requests - p->in_flight;
+  uint64_t total = p->requests_planned > done ? p->requests_planned : done;
+  double rate = el > 0 ? (double)done / el : 0;
+  char bar[27];
+  size_t fill;
+
+  if (!p->opts.progress || (!final && now - p->progress_ms < 200))
+    return;
+  p->progress_ms = now;
+  fill = total ? (size_t)(25.0 * (double)done / (double)total) : 25;
+  for (size_t i = 0; i < 25; i++)
+    bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+  bar[25] = '\0';
+  fprintf(stderr, "\r[%s] %llu/%llu requests  %.0f req/s  eta %.0fs\033[K",
+          bar, (unsigned long long)done, (unsigned long long)total, rate,
+          rate > 0 ? (double)(total - done) / rate : 0.0);
+  if (final)
+    fputs("\r\033[K", stderr);
+}
+
+/* Password accounts wait for their token; a token near its end is
+ * renewed in the background while it still serves. */
+static bool account_needs_token(struct pass *p, uint32_t a)
+{
+  struct pass_account *pa = &p->accounts[a];
+
+  if (p->cfg->accounts[a].auth_method != CONFIG_AUTH_PASSWORD)
+    return false;
+  if (!pa->token.value)
+    return true;
+  if (!pa->token_fetching && auth_token_needs_renewal(&pa->token, time(NULL)))
+    start_token_fetch(p, a);
+  return false;
+}
+
+/* Release what the queue allows, then sleep until the next thing can go. */
+static void pump(struct pass *p)
+{
+  uint64_t now = now_ms(p), wake = UINT64_MAX;
+  struct queue_job *qj;
+
+  if (p->phase == PHASE_DONE)
+    return;
+  while (!p->stopping && (qj = queue_pop(&p->queue, now, &wake))) {
+    struct job *j = qj->data;
+    uint32_t a = qj->account;
+    if (account_needs_token(p, a)) {
+      /* Not sent: the job waits for the token (renewed after a token
+       * error), and the gate is unchanged. */
+      queue_complete(&p->queue, qj, QUEUE_FAILURE, now);
+      park_job(p, j);
+      continue;
+    }
+    if (j->type == JOB_WRITE)
+      dispatch_write(p, j);
+    else
+      dispatch_list(p, j);
+  }
+  for (uint32_t a = 0; !p->stopping && a < p->cfg->naccounts; a++) {
+    struct pass_account *pa = &p->accounts[a];
+    if (!pa->blocked && !pa->token.value && !pa->token_fetching &&
+        pa->nparked) {
+      if (pa->token_next_ms <= now)
+        start_token_fetch(p, a);
+      else if (pa->token_next_ms < wake)
+        wake = pa->token_next_ms;
+    }
+  }
+  progress_line(p, false);
+
+  if (p->in_flight == 0 && (p->stopping || queue_pending(&p->queue) == 0)) {
+    bool parked = false;
+    for (uint32_t a = 0; a < p->cfg->naccounts; a++)
+      parked |= p->accounts[a].nparked > 0 && !p->accounts[a].blocked;
+    if (parked && !p->stopping) {
+      /* waiting for a token fetch retry */
+    } else if (p->phase == PHASE_READ) {
+      if (p->stopping) {
+        p->outcome = PASS_INTERRUPTED;
+        finish(p);
+        return;
+      }
+      on_reads_done(p);
+      if (p->phase == PHASE_DONE)
+        return;
+      pump(p);
+      return;
+    } else if (p->phase == PHASE_WRITE) {
+      on_wave_done(p);
+      return;
+    }
+  }
+  if (wake != UINT64_MAX && !p->stopping)
+    uv_timer_start(&p->timer, on_timer, wake > now ? wake - now : 1, 0);
+}
+
+/* ---- start, stop, finish -------------------------------------------- */
+
+static void compute_counts(struct pass *p)
+{
+  struct pass_counts *k = &p->counts;
+
+  k->unchanged = p->plan.unchanged;
+  k->attached = k->changed = k->detached = k->failed = k->pending = 0;
+  for (size_t i = 0; i < p->plan.nitems && p->items; i++) {
+    const struct pass_item *it = &p->items[i];
+    enum plan_op op = p->plan.items[i].op;
+    if (it->state == ITEM_CONVERGED)
+      *(op == PLAN_ATTACH ? &k->attached
+                          : op == PLAN_CHANGE ? &k->changed : &k->detached) +=
+          1;
+    else if (it->state == ITEM_FAILED)
+      k->failed++;
+    else
+      k->pending++;
+  }
+  if (!p->items)
+    k->pending = p->plan.nitems;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+  struct pass *p = h->data;
+
+  if (--p->open_handles == 0 && p->done)
+    p->done(p, p->done_arg);
+}
+
+static void finish(struct pass *p)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[8];
+  bool any_read = false;
+
+  if (p->phase == PHASE_DONE)
+    return;
+  p->phase = PHASE_DONE;
+  p->ended_ms = wall_ms();
+  compute_counts(p);
+  for (size_t c = 0; c < p->cfg->ncertificates; c++)
+    any_read |= !p->certs[c].read_failed;
+  if (p->outcome == PASS_CONVERGED) {
+    if (p->stopping && p->counts.pending)
+      p->outcome = PASS_INTERRUPTED;
+    else if (!any_read && p->cfg->ncertificates)
+      p->outcome = PASS_FAILED;
+    else if (p->counts.failed || p->counts.pending)
+      p->outcome = PASS_PARTIAL;
+    else {
+      for (size_t c = 0; c < p->cfg->ncertificates; c++) {
+        if (p->certs[c].read_failed)
+          p->outcome = PASS_PARTIAL;
+      }
+    }
+  }
+  progress_line(p, true);
+  kv[0] = (struct log_kv){"attached", (long long)p->counts.attached};
+  kv[1] = (struct log_kv){"changed", (long long)p->counts.changed};
+  kv[2] = (struct log_kv){"detached", (long long)p->counts.detached};
+  kv[3] = (struct log_kv){"unchanged", (long long)p->counts.unchanged};
+  kv[4] = (struct log_kv){"failed", (long long)p->counts.failed};
+  kv[5] = (struct log_kv){"pending", (long long)p->counts.pending};
+  kv[6] = (struct log_kv){"requests", (long long)p->counts.requests};
+  kv[7] = (struct log_kv){"retries", (long long)p->counts.retries};
+  f.kv = kv;
+  f.nkv = 8;
+  log_event(p->log, LOG_INFO, "pass.done", &f, "outcome %s in %.1f s",
+            pass_outcome_name(p->outcome),
+            (double)(p->ended_ms - p->started_ms) / 1000.0);
+  uv_timer_stop(&p->timer);
+  uv_timer_stop(&p->soak);
+  uv_close((uv_handle_t *)&p->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&p->soak, on_handle_closed);
+}
+
+static int alloc_state(struct pass *p)
+{
+  const struct config *cfg = p->cfg;
+  struct queue_account_limits *lim =
+      calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(*lim));
+  int rc;
+
+  p->accounts = calloc(cfg->naccounts ? cfg->naccounts : 1,
+                       sizeof(*p->accounts));
+  p->certs = calloc(cfg->ncertificates ? cfg->ncertificates : 1,
+                    sizeof(*p->certs));
+  p->binding_item = malloc((cfg->nbindings ? cfg->nbindings : 1) *
+                           sizeof(*p->binding_item));
+  if (!lim || !p->accounts || !p->certs || !p->binding_item) {
+    free(lim);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < cfg->nbindings; i++)
+    p->binding_item[i] = SIZE_MAX;
+  for (size_t a = 0; a < cfg->naccounts; a++) {
+    lim[a].rps = cfg->accounts[a].limits.requests_per_second;
+    lim[a].burst = cfg->accounts[a].limits.burst;
+    lim[a].max_in_flight = cfg->accounts[a].limits.max_in_flight;
+  }
+  rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
+                  (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
+                  p->opts.seed ? p->opts.seed
+                               : (uint64_t)wall_ms() ^ (uint64_t)getpid(),
+                  uv_now(p->loop));
+  free(lim);
+  if (rc == 0)
+    rc = live_state_init(&p->live, cfg->ncertificates);
+  return rc;
+}
+
+int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
+               const struct config *cfg, struct ledger *ledger,
+               struct metrics *metrics, const struct log *log,
+               const struct pass_opts *o,
+               void (*done)(struct pass *p, void *arg), void *arg)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[3];
+  int rc;
+
+  memset(p, 0, sizeof(*p));
+  p->loop = loop;
+  p->http = http;
+  p->cfg = cfg;
+  p->ledger = ledger;
+  p->metrics = metrics;
+  p->log = log;
+  p->opts = *o;
+  p->outcome = PASS_CONVERGED;
+  p->started_ms = wall_ms();
+  p->phase = PHASE_READ;
+  rc = alloc_state(p);
+  if (rc < 0)
+    return rc; /* pass_free() cleans up; done is never called */
+
+  kv[0] = (struct log_kv){"certificates", (long long)cfg->ncertificates};
+  kv[1] = (struct log_kv){"bindings", (long long)cfg->nbindings};
+  kv[2] = (struct log_kv){"dry_run", o->dry_run || !o->write};
+  f.kv = kv;
+  f.nkv = 3;
+  log_event(log, LOG_INFO, "pass.start", &f, "mode %s",
+            config_mode_name(cfg->policy.mode));
+
+  for (size_t c = 0; c < cfg->ncertificates; c++) {
+    struct job *j = job_new(p, JOB_LIST, (uint32_t)c);
+    if (!j)
+      return -ENOMEM;
+    j->purpose = LIST_INITIAL;
+    p->reads_left++;
+    /* A password account's reads wait for its IAM token. */
+    if (cert_account(p, (uint32_t)c)->auth_method == CONFIG_AUTH_PASSWORD) {
+      park_job(p, j);
+      p->requests_planned++;
+    } else if (job_push(p, j, 0) < 0) {
+      job_free(j);
+      return -ENOMEM;
+    }
+  }
+  /* Handles last: once they exist, the pass ends only through done(). */
+  rc = uv_timer_init(loop, &p->timer);
+  if (rc < 0)
+    return rc;
+  rc = uv_timer_init(loop, &p->soak);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    return rc;
+  }
+  p->open_handles = 2;
+  p->timer.data = p->soak.data = p;
+  p->done = done;
+  p->done_arg = arg;
+  pump(p);
+  return 0;
+}
+
+void pass_stop(struct pass *p)
+{
+  struct queue_job *qj;
+
+  if (p->stopping || p->phase == PHASE_DONE)
+    return;
+  p->stopping = true;
+  uv_timer_stop(&p->timer);
+  /* Queued work is dropped: writes stay pending, nothing is sent. */
+  for (uint32_t a = 0; a < p->cfg->naccounts; a++) {
+    while ((qj = queue_drain_account(&p->queue, a))) {
+      struct job *j = qj->data;
+      if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
+        p->reads_left--;
+      if (j->type == JOB_LIST && j->verify)
+        job_free(j->verify);
+      job_free(j);
+    }
+    for (size_t k = 0; k < p->accounts[a].nparked; k++) {
+      struct job *j = p->accounts[a].parked[k];
+      if (j->type == JOB_LIST && j->verify)
+        job_free(j->verify);
+      job_free(j);
+    }
+    p->accounts[a].nparked = 0;
+  }
+  if (p->phase == PHASE_SOAK) {
+    uv_timer_stop(&p->soak);
+    finish(p);
+    return;
+  }
+  if (p->in_flight == 0) {
+    if (p->phase == PHASE_READ)
+      p->outcome = PASS_INTERRUPTED;
+    finish(p);
+  }
+}
+
+const char *pass_outcome_name(enum pass_outcome o)
+{
+  static const char *const names[] = {"converged", "planned", "partial",
+                                      "failed",    "refused", "aborted",
+                                      "interrupted"};
+  return names[o];
+}
+
+void pass_free(struct pass *p)
+{
+  if (p->accounts) {
+    for (size_t a = 0; a < p->cfg->naccounts; a++) {
+      auth_token_clear(&p->accounts[a].token);
+      free(p->accounts[a].parked);
+    }
+  }
+  for (size_t i = 0; p->items && i < p->plan.nitems; i++)
+    free(p->items[i].error_msg);
+  free(p->items);
+  free(p->accounts);
+  free(p->certs);
+  free(p->binding_item);
+  free(p->wave_end);
+  plan_free(&p->plan);
+  live_state_free(&p->live);
+  queue_free(&p->queue);
+  memset(p, 0, sizeof(*p));
+}
+
+/* ---- results -------------------------------------------------------- */
+
+static enum status_state item_status(const struct pass_item *it)
+{
+  switch (it->state) {
+  case ITEM_CONVERGED:
+    return STATUS_CONVERGED;
+  case ITEM_FAILED:
+    return STATUS_FAILED;
+  default:
+    return STATUS_PENDING;
+  }
+}
+
+static char *dup_or_null(const char *s)
+{
+  return s && *s ? strdup(s) : NULL;
+}
+
+static int fill_binding(const struct pass *p, struct status_binding *sb,
+                        uint32_t cert, uint32_t gw, const char *instance_id,
+                        const char *domain, bool verify,
+                        enum status_state state, const char *code,
+                        const char *msg, const char *request_id,
+                        uint32_t attempts)
+{
+  const struct config_certificate *c = &p->cfg->certificates[cert];
+
+  sb->account = strdup(p->cfg->accounts[c->account].name);
+  sb->certificate = strdup(c->name);
+  sb->certificate_id = strdup(c->id);
+  sb->gateway = strdup(gw == UINT32_MAX ? "" : p->cfg->gateways[gw].name);
+  sb->instance_id = strdup(instance_id);
+  sb->domain = strdup(domain);
+  sb->verify_client = verify;
+  sb->state = state;
+  sb->attempts = attempts;
+  if (state == STATUS_FAILED) {
+    sb->error_code = dup_or_null(code);
+    sb->error_msg = dup_or_null(msg);
+    sb->request_id = dup_or_null(request_id);
+  }
+  return sb->account && sb->certificate && sb->certificate_id &&
+                 sb->gateway && sb->instance_id && sb->domain
+             ? 0
+             : -ENOMEM;
+}
+
+static int status_pass_fields(const struct pass *p, struct status_pass *sp)
+{
+  static const char *const outcome_names[] = {
+      "converged", "converged", "partial",    "failed",
+      "refused",   "aborted",   "interrupted"};
+
+  sp->started_ms = p->started_ms;
+  sp->ended_ms = p->ended_ms;
+  sp->outcome = strdup(outcome_names[p->outcome]);
+  sp->command = strdup(p->opts.command ? p->opts.command : "apply");
+  sp->mode = strdup(config_mode_name(p->cfg->policy.mode));
+  sp->config_sha256 = strdup(p->cfg->sha256);
+  sp->message = strdup(p->message);
+  sp->attached = p->counts.attached;
+  sp->changed = p->counts.changed;
+  sp->detached = p->counts.detached;
+  sp->unchanged = p->counts.unchanged;
+  sp->failed = p->counts.failed;
+  sp->pending = p->counts.pending;
+  sp->requests = p->counts.requests;
+  sp->retries = p->counts.retries;
+  return sp->outcome && sp->command && sp->mode && sp->config_sha256 &&
+                 sp->message
+             ? 0
+             : -ENOMEM;
+}
+
+int pass_status(const struct pass *p, struct status *st)
+{
+  const struct config *cfg = p->cfg;
+  size_t n = cfg->nbindings;
+  int rc;
+
+  memset(st, 0, sizeof(*st));
+  for (size_t i = 0; p->items && i < p->plan.nitems; i++)
+    n += p->plan.items[i].op == PLAN_DETACH &&
+         p->items[i].state != ITEM_CONVERGED;
+  st->bindings = calloc(n ? n : 1, sizeof(*st->bindings));
+  if (!st->bindings)
+    return -ENOMEM;
+  rc = status_pass_fields(p, &st->pass);
+  for (size_t b = 0; rc == 0 && b < cfg->nbindings; b++) {
+    const struct config_binding *cb = &cfg->bindings[b];
+    const struct pass_cert *pc = &p->certs[cb->certificate];
+    size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
+    const struct pass_item *it = p->items && i != SIZE_MAX ? &p->items[i]
+                                                           : NULL;
+    enum status_state state = STATUS_CONVERGED;
+    const char *code = NULL, *msg = NULL, *rid = NULL;
+    uint32_t attempts = 0;
+
+    if (it) {
+      state = item_status(it);
+      code = it->error_code;
+      msg = it->error_msg;
+      rid = it->request_id;
+      attempts = it->attempts;
+    } else if (pc->read_failed) {
+      state = STATUS_FAILED;
+      code = pc->read_error.code;
+      msg = pc->read_error.msg;
+      rid = pc->read_error.request_id;
+    } else if (!p->items) {
+      state = STATUS_PENDING; /* the pass ended before its plan */
+    }
+    rc = fill_binding(p, &st->bindings[st->nbindings++], (uint32_t)cb->certificate,
+                      (uint32_t)cb->gateway, cfg->gateways[cb->gateway].instance_id,
+                      cb->domain, cb->verify_client, state, code, msg, rid,
+                      attempts);
+  }
+  for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    const struct pass_item *it = &p->items[i];
+    if (pi->op != PLAN_DETACH || it->state == ITEM_CONVERGED)
+      continue;
+    rc = fill_binding(p, &st->bindings[st->nbindings++], pi->cert, pi->gateway,
+                      pi->instance_id, pi->domain, pi->verify_client,
+                      item_status(it), it->error_code, it->error_msg,
+                      it->request_id, it->attempts);
+  }
+  if (rc < 0)
+    status_free(st);
+  return rc;
+}
+
+static const char *short_request(const char *rid, char buf[16])
+{
+  if (strlen(rid) <= 12)
+    return rid;
+  snprintf(buf, 16, "%.4s\xe2\x80\xa6", rid);
+  return buf;
+}
+
+void pass_print_summary(const struct pass *p, FILE *out, bool color)
+{
+  const struct pass_counts *k = &p->counts;
+  double secs = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  uint64_t written = k->attached + k->changed + k->detached;
+  size_t shown = 0;
+  char rbuf[16];
+
+  if (p->outcome == PASS_REFUSED || p->outcome == PASS_ABORTED) {
+    fprintf(out, "%s%s%s\n", color ? "\033[31m" : "", p->message,
+            color ? "\033[0m" : "");
+    if (p->outcome == PASS_REFUSED)
+      return;
+  }
+  fprintf(out, "done in %.1f s: %llu binding%s written in %llu request%s, "
+               "%llu unchanged, %llu failed",
+          secs, (unsigned long long)written, written == 1 ? "" : "s",
+          (unsigned long long)k->writes, k->writes == 1 ? "" : "s",
+          (unsigned long long)k->unchanged, (unsigned long long)k->failed);
+  if (k->pending)
+    fprintf(out, ", %llu pending", (unsigned long long)k->pending);
+  fputc('\n', out);
+  for (size_t i = 0; p->items && i < p->plan.nitems; i++) {
+    const struct pass_item *it = &p->items[i];
+    const struct plan_item *pi = &p->plan.items[i];
+    if (it->state != ITEM_FAILED)
+      continue;
+    if (shown++ == 20) {
+      fprintf(out, "  … and %llu more (certbind status lists them all)\n",
+              (unsigned long long)(k->failed - 20));
+      break;
+    }
+    fprintf(out, "  %sfailed%s  %s on %s: %s %s", color ? "\033[31m" : "",
+            color ? "\033[0m" : "", pi->domain,
+            pi->gateway == UINT32_MAX ? pi->instance_id
+                                      : p->cfg->gateways[pi->gateway].name,
+            it->error_code, it->error_msg ? it->error_msg : "");
+    if (it->request_id[0])
+      fprintf(out, " (request %s)", short_request(it->request_id, rbuf));
+    fputc('\n', out);
+  }
+}

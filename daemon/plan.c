@@ -1,0 +1,469 @@
+/*
+ * plan: desired (config) against live (APIG) by sorted merge, per
+ * certificate. Sorting instead of hashing keeps the whole diff at
+ * O(n log n) with no table to size, and gives a stable order for the
+ * human diff, the JSON plan and the checksum.
+ */
+#include "plan.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "ledger.h"
+
+int live_state_init(struct live_state *ls, size_t ncerts)
+{
+  ls->certs = calloc(ncerts ? ncerts : 1, sizeof(*ls->certs));
+  ls->ncerts = ncerts;
+  return ls->certs ? 0 : -ENOMEM;
+}
+
+int live_cert_add(struct live_cert *lc, const char *domain,
+                  const char *instance_id, bool verify_client)
+{
+  struct apig_bindings *b = &lc->b;
+  struct apig_binding *e;
+
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 16;
+    struct apig_binding *p = realloc(b->items, cap * sizeof(*p));
+    if (!p)
+      return -ENOMEM;
+    b->items = p;
+    b->cap = cap;
+  }
+  e = &b->items[b->n];
+  e->url_domain = strdup(domain);
+  e->instance_id = strdup(instance_id);
+  if (!e->url_domain || !e->instance_id) {
+    free(e->url_domain);
+    free(e->instance_id);
+    return -ENOMEM;
+  }
+  for (char *p = e->url_domain; *p; p++)
+    *p = (char)tolower((unsigned char)*p);
+  e->verify_client = verify_client;
+  b->n++;
+  return 0;
+}
+
+static int cmp_pair(const char *inst_a, const char *dom_a, const char *inst_b,
+                    const char *dom_b)
+{
+  int c = strcmp(dom_a, dom_b);
+  return c ? c : strcmp(inst_a, inst_b);
+}
+
+/* The order of apig_bindings_dedupe: (url_domain, instance_id). */
+static int cmp_live(const void *a, const void *b)
+{
+  const struct apig_binding *x = a, *y = b;
+  return cmp_pair(x->instance_id, x->url_domain, y->instance_id,
+                  y->url_domain);
+}
+
+void live_cert_finish(struct live_cert *lc)
+{
+  apig_bindings_dedupe(&lc->b);
+  lc->known = true;
+}
+
+void live_cert_clear(struct live_cert *lc)
+{
+  apig_bindings_free(&lc->b);
+  lc->known = false;
+}
+
+void live_state_free(struct live_state *ls)
+{
+  for (size_t i = 0; i < ls->ncerts; i++)
+    live_cert_clear(&ls->certs[i]);
+  free(ls->certs);
+  ls->certs = NULL;
+  ls->ncerts = 0;
+}
+
+const struct apig_binding *live_cert_find(const struct live_cert *lc,
+                                          const char *instance_id,
+                                          const char *domain)
+{
+  struct apig_binding key = {.url_domain = (char *)domain,
+                             .instance_id = (char *)instance_id};
+  return bsearch(&key, lc->b.items, lc->b.n, sizeof(*lc->b.items), cmp_live);
+}
+
+bool plan_binding_in_place(const struct config *cfg, const struct live_cert *lc,
+                           const struct config_binding *b)
+{
+  const struct apig_binding *e = live_cert_find(
+      lc, cfg->gateways[b->gateway].instance_id, b->domain);
+  return e && e->verify_client == b->verify_client;
+}
+
+const char *plan_op_name(enum plan_op op)
+{
+  switch (op) {
+  case PLAN_ATTACH:
+    return "attach";
+  case PLAN_CHANGE:
+    return "change";
+  case PLAN_DETACH:
+    return "detach";
+  }
+  return "?";
+}
+
+/* A (certificate, instance, domain) triple wanted by the file. */
+struct wanted {
+  uint32_t cert;
+  const char *instance_id;
+  const char *domain;
+  size_t binding;
+};
+
+static int cmp_wanted_pair(const void *a, const void *b)
+{
+  const struct wanted *x = a, *y = b;
+  return cmp_pair(x->instance_id, x->domain, y->instance_id, y->domain);
+}
+
+static int cmp_wanted(const void *a, const void *b)
+{
+  const struct wanted *x = a, *y = b;
+  if (x->cert != y->cert)
+    return x->cert < y->cert ? -1 : 1;
+  return cmp_wanted_pair(a, b);
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+  const struct plan_item *x = a, *y = b;
+  int c;
+
+  if (x->cert != y->cert)
+    return x->cert < y->cert ? -1 : 1;
+  if (x->op != y->op)
+    return x->op < y->op ? -1 : 1;
+  c = strcmp(x->domain, y->domain);
+  return c ? c : strcmp(x->instance_id, y->instance_id);
+}
+
+struct builder {
+  struct plan *p;
+  size_t cap;
+  size_t stale_cap;
+};
+
+static int push_item(struct builder *b, const struct plan_item *it)
+{
+  struct plan *p = b->p;
+
+  if (p->nitems == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    struct plan_item *n = realloc(p->items, cap * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    p->items = n;
+    b->cap = cap;
+  }
+  p->items[p->nitems++] = *it;
+  switch (it->op) {
+  case PLAN_ATTACH:
+    p->nattach++;
+    break;
+  case PLAN_CHANGE:
+    p->nchange++;
+    break;
+  case PLAN_DETACH:
+    p->ndetach++;
+    break;
+  }
+  return 0;
+}
+
+static int push_stale(struct builder *b, size_t idx)
+{
+  struct plan *p = b->p;
+
+  if (p->nstale_ledger == b->stale_cap) {
+    size_t cap = b->stale_cap ? b->stale_cap * 2 : 16;
+    size_t *n = realloc(p->stale_ledger, cap * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    p->stale_ledger = n;
+    b->stale_cap = cap;
+  }
+  p->stale_ledger[p->nstale_ledger++] = idx;
+  return 0;
+}
+
+/* Wanted triples sorted by certificate then (domain, instance). */
+static struct wanted *collect_wanted(const struct config *cfg)
+{
+  struct wanted *w = malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*w));
+
+  if (!w)
+    return NULL;
+  for (size_t i = 0; i < cfg->nbindings; i++) {
+    const struct config_binding *b = &cfg->bindings[i];
+    w[i].cert = (uint32_t)b->certificate;
+    w[i].instance_id = cfg->gateways[b->gateway].instance_id;
+    w[i].domain = b->domain;
+    w[i].binding = i;
+  }
+  qsort(w, cfg->nbindings, sizeof(*w), cmp_wanted);
+  return w;
+}
+
+/* Whether the live instance belongs to a gateway of the file (of the
+ * certificate's account). Gateways are few; a sorted copy would pay off
+ * only for very large fleets, so this is a sorted-array lookup. */
+struct gw_index {
+  const char *instance_id;
+  uint32_t gateway;
+};
+
+static int cmp_gw_index(const void *a, const void *b)
+{
+  return strcmp(((const struct gw_index *)a)->instance_id,
+                ((const struct gw_index *)b)->instance_id);
+}
+
+static int diff_certificate(struct builder *bld, const struct config *cfg,
+                            uint32_t c, const struct wanted *w, size_t nw,
+                            const struct live_cert *lc,
+                            const struct gw_index *gws)
+{
+  size_t i = 0, j = 0;
+  int rc = 0;
+
+  /* w[0..nw) and lc->b.items are both sorted by (domain, instance). */
+  while (rc == 0 && (i < nw || j < lc->b.n)) {
+    int cmp;
+    if (i == nw)
+      cmp = 1;
+    else if (j == lc->b.n)
+      cmp = -1;
+    else
+      cmp = cmp_pair(w[i].instance_id, w[i].domain,
+                     lc->b.items[j].instance_id, lc->b.items[j].url_domain);
+    if (cmp > 0) { /* live only: a detach candidate, decided by the ledger */
+      struct gw_index key = {.instance_id = lc->b.items[j].instance_id};
+      if (bsearch(&key, gws, cfg->ngateways, sizeof(*gws), cmp_gw_index))
+        bld->p->live_total++;
+      j++;
+      continue;
+    }
+    const struct config_binding *b = &cfg->bindings[w[i].binding];
+    struct plan_item it = {
+        .cert = c,
+        .gateway = (uint32_t)b->gateway,
+        .domain = b->domain,
+        .instance_id = w[i].instance_id,
+        .verify_client = b->verify_client,
+        .binding = w[i].binding,
+    };
+    if (cmp < 0) {
+      it.op = PLAN_ATTACH;
+      rc = push_item(bld, &it);
+    } else {
+      bld->p->live_total++;
+      if (lc->b.items[j].verify_client == b->verify_client) {
+        bld->p->unchanged++;
+      } else {
+        it.op = PLAN_CHANGE;
+        rc = push_item(bld, &it);
+      }
+      j++;
+    }
+    i++;
+  }
+  return rc;
+}
+
+struct cert_id {
+  const char *id;
+  uint32_t cert;
+};
+
+static int cmp_cert_id(const void *a, const void *b)
+{
+  return strcmp(((const struct cert_id *)a)->id,
+                ((const struct cert_id *)b)->id);
+}
+
+/* Sync mode: owned, live, unwanted and not moving → detach. Owned and no
+ * longer live on its certificate → forget. */
+static int diff_ledger(struct builder *bld, const struct config *cfg,
+                       const struct live_state *live,
+                       const struct ledger *ledger, const struct wanted *w,
+                       const struct wanted *by_pair,
+                       const struct gw_index *gws)
+{
+  size_t n = ledger_count(ledger);
+  struct cert_id *ids =
+      malloc((cfg->ncertificates ? cfg->ncertificates : 1) * sizeof(*ids));
+  int rc = 0;
+
+  if (!ids)
+    return -ENOMEM;
+  for (size_t i = 0; i < cfg->ncertificates; i++)
+    ids[i] = (struct cert_id){cfg->certificates[i].id, (uint32_t)i};
+  qsort(ids, cfg->ncertificates, sizeof(*ids), cmp_cert_id);
+
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    const struct ledger_entry *le = ledger_at(ledger, k);
+    struct cert_id key = {.id = le->certificate_id};
+    const struct cert_id *ci =
+        bsearch(&key, ids, cfg->ncertificates, sizeof(*ids), cmp_cert_id);
+    if (!ci) /* a certificate the file no longer names is not read */
+      continue;
+    const struct live_cert *lc = &live->certs[ci->cert];
+    const struct apig_binding *e =
+        live_cert_find(lc, le->instance_id, le->domain);
+    if (!e) {
+      rc = push_stale(bld, k);
+      continue;
+    }
+    struct wanted probe = {.cert = ci->cert,
+                           .instance_id = le->instance_id,
+                           .domain = le->domain};
+    if (bsearch(&probe, w, cfg->nbindings, sizeof(*w), cmp_wanted))
+      continue; /* still wanted here */
+    if (bsearch(&probe, by_pair, cfg->nbindings, sizeof(*by_pair),
+                cmp_wanted_pair))
+      continue; /* a move: the attach to the new certificate does it */
+    struct gw_index gk = {.instance_id = le->instance_id};
+    const struct gw_index *g =
+        bsearch(&gk, gws, cfg->ngateways, sizeof(*gws), cmp_gw_index);
+    struct plan_item it = {
+        .op = PLAN_DETACH,
+        .cert = ci->cert,
+        .gateway = g ? g->gateway : UINT32_MAX,
+        .domain = e->url_domain,
+        .instance_id = e->instance_id,
+        .verify_client = e->verify_client,
+        .binding = SIZE_MAX,
+    };
+    if (!g)
+      bld->p->live_total++; /* counted for the ratio guard all the same */
+    rc = push_item(bld, &it);
+  }
+  free(ids);
+  return rc;
+}
+
+/* Over the file, the live state and the resulting changes (which in sync
+ * mode also depend on the ledger). */
+static int compute_checksum(const struct config *cfg,
+                            const struct live_state *live,
+                            const struct plan *p, char out[65])
+{
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  int ok;
+
+  if (!ctx)
+    return -ENOMEM;
+  ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+  ok = ok && EVP_DigestUpdate(ctx, cfg->sha256, strlen(cfg->sha256));
+  for (size_t c = 0; ok && c < live->ncerts; c++) {
+    const struct live_cert *lc = &live->certs[c];
+    const char *id = cfg->certificates[c].id;
+    ok = EVP_DigestUpdate(ctx, "\ncert ", 6) &&
+         EVP_DigestUpdate(ctx, id, strlen(id));
+    for (size_t j = 0; ok && j < lc->b.n; j++) {
+      const struct apig_binding *e = &lc->b.items[j];
+      ok = EVP_DigestUpdate(ctx, "\n", 1) &&
+           EVP_DigestUpdate(ctx, e->instance_id, strlen(e->instance_id)) &&
+           EVP_DigestUpdate(ctx, " ", 1) &&
+           EVP_DigestUpdate(ctx, e->url_domain, strlen(e->url_domain)) &&
+           EVP_DigestUpdate(ctx, e->verify_client ? " 1" : " 0", 2);
+    }
+  }
+  for (size_t i = 0; ok && i < p->nitems; i++) {
+    const struct plan_item *it = &p->items[i];
+    const char *op = plan_op_name(it->op);
+    ok = EVP_DigestUpdate(ctx, "\nplan ", 6) &&
+         EVP_DigestUpdate(ctx, op, strlen(op)) &&
+         EVP_DigestUpdate(ctx, cfg->certificates[it->cert].id,
+                          strlen(cfg->certificates[it->cert].id)) &&
+         EVP_DigestUpdate(ctx, it->instance_id, strlen(it->instance_id)) &&
+         EVP_DigestUpdate(ctx, " ", 1) &&
+         EVP_DigestUpdate(ctx, it->domain, strlen(it->domain)) &&
+         EVP_DigestUpdate(ctx, it->verify_client ? " 1" : " 0", 2);
+  }
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
+  EVP_MD_CTX_free(ctx);
+  if (!ok)
+    return -EIO;
+  for (unsigned int i = 0; i < mdlen; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
+int plan_compute(const struct config *cfg, struct live_state *live,
+                 const struct ledger *ledger, struct plan *out)
+{
+  struct builder bld = {.p = out};
+  struct wanted *w = NULL, *by_pair = NULL;
+  struct gw_index *gws = NULL;
+  int rc = -ENOMEM;
+
+  memset(out, 0, sizeof(*out));
+  if (live->ncerts != cfg->ncertificates)
+    return -EINVAL;
+  for (size_t c = 0; c < live->ncerts; c++) {
+    if (!live->certs[c].known)
+      return -EAGAIN;
+  }
+  w = collect_wanted(cfg);
+  gws = malloc((cfg->ngateways ? cfg->ngateways : 1) * sizeof(*gws));
+  if (!w || !gws)
+    goto done;
+  for (size_t g = 0; g < cfg->ngateways; g++)
+    gws[g] = (struct gw_index){cfg->gateways[g].instance_id, (uint32_t)g};
+  qsort(gws, cfg->ngateways, sizeof(*gws), cmp_gw_index);
+
+  rc = 0;
+  for (size_t i = 0, c = 0; rc == 0 && c < cfg->ncertificates; c++) {
+    size_t start = i;
+    while (i < cfg->nbindings && w[i].cert == c)
+      i++;
+    rc = diff_certificate(&bld, cfg, (uint32_t)c, w + start, i - start,
+                          &live->certs[c], gws);
+  }
+  if (rc == 0 && ledger && cfg->policy.mode == CONFIG_MODE_SYNC) {
+    by_pair = malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*by_pair));
+    if (!by_pair) {
+      rc = -ENOMEM;
+      goto done;
+    }
+    memcpy(by_pair, w, cfg->nbindings * sizeof(*w));
+    qsort(by_pair, cfg->nbindings, sizeof(*by_pair), cmp_wanted_pair);
+    rc = diff_ledger(&bld, cfg, live, ledger, w, by_pair, gws);
+  }
+  if (rc == 0) {
+    qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
+    rc = compute_checksum(cfg, live, out, out->checksum);
+  }
+done:
+  free(w);
+  free(by_pair);
+  free(gws);
+  if (rc)
+    plan_free(out);
+  return rc;
+}
+
+void plan_free(struct plan *p)
+{
+  free(p->items);
+  free(p->stale_ledger);
+  memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,96 @@
+/*
+ * plan: the diff between the desired bindings (config) and the live ones
+ * (SPEC §1 step 2). Pure: no I/O, no clock.
+ *
+ * Live bindings are known per certificate named in the file. A binding on
+ * a gateway the file does not name is never touched. In sync mode a live
+ * binding is detached only when the ledger says certbind attached it, the
+ * file no longer wants it, and no other certificate of the file wants the
+ * same (gateway, domain): that case is a move, done by the attach alone.
+ */
+#ifndef CERTBIND_PLAN_H
+#define CERTBIND_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apig.h"
+#include "config.h"
+
+struct ledger;
+
+/* The live bindings of one certificate of the file, as the list call
+ * returns them (apig.h): url_domain, instance_id, verify_client. */
+struct live_cert {
+  struct apig_bindings b;
+  bool known; /* every page was read */
+};
+
+/* Indexed like config.certificates. */
+struct live_state {
+  struct live_cert *certs;
+  size_t ncerts;
+};
+
+enum plan_op {
+  PLAN_ATTACH, /* missing */
+  PLAN_CHANGE, /* bound, wrong client-verification flag */
+  PLAN_DETACH, /* sync: owned, no longer wanted */
+};
+
+struct plan_item {
+  enum plan_op op;
+  uint32_t cert;    /* index into config.certificates */
+  uint32_t gateway; /* index into config.gateways; UINT32_MAX: a gateway the
+                       file no longer names (sync detach of an owned one) */
+  const char *domain;      /* points into config or live state */
+  const char *instance_id; /* points into config */
+  bool verify_client;      /* the wanted flag (detach: the live one) */
+  size_t binding;          /* index into config.bindings; SIZE_MAX for detach */
+};
+
+struct plan {
+  struct plan_item *items; /* sorted by certificate, op, domain, gateway */
+  size_t nitems;
+  size_t nattach, nchange, ndetach;
+  size_t unchanged;  /* wanted and already in place */
+  size_t live_total; /* live bindings on the file's gateways */
+  /* SHA-256 over the config file and the live state the plan was computed
+   * from: a stored plan is stale when it no longer matches. */
+  char checksum[65];
+  /* Ledger entries to forget: owned bindings no longer live on their
+   * certificate (detached by someone, or moved to another certificate). */
+  size_t *stale_ledger; /* indexes for ledger_at() */
+  size_t nstale_ledger;
+};
+
+int live_state_init(struct live_state *ls, size_t ncerts);
+/* Add one live binding (domain is lowercased). */
+int live_cert_add(struct live_cert *lc, const char *domain,
+                  const char *instance_id, bool verify_client);
+/* All pages read: sort, merge duplicates (one per inbound port), mark
+ * known. */
+void live_cert_finish(struct live_cert *lc);
+void live_cert_clear(struct live_cert *lc);
+/* The entry for (instance_id, domain) of a finished certificate, or NULL. */
+const struct apig_binding *live_cert_find(const struct live_cert *lc,
+                                        const char *instance_id,
+                                        const char *domain);
+void live_state_free(struct live_state *ls);
+
+/* Compute the diff. ledger is consulted only in sync mode (may be NULL).
+ * Every certificate's live state must be finished. Items point into cfg
+ * and live, which must outlive the plan. */
+int plan_compute(const struct config *cfg, struct live_state *live,
+                 const struct ledger *ledger, struct plan *out);
+void plan_free(struct plan *p);
+
+const char *plan_op_name(enum plan_op op);
+
+/* Whether one binding of the file is in place (same flag) on a finished
+ * live certificate. */
+bool plan_binding_in_place(const struct config *cfg, const struct live_cert *lc,
+                           const struct config_binding *b);
+
+#endif
