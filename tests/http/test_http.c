@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -25,6 +26,8 @@ static struct {
   char good_crt[128], good_key[128], wrong_crt[128], wrong_key[128];
   struct tserver *good;  /* cert valid for 127.0.0.1 */
   struct tserver *wrong; /* cert for another name */
+  char capath[96], other_crt[128], other_key[128];
+  struct tserver *other; /* cert trusted only through capath */
 } W;
 
 struct ctx {
@@ -70,8 +73,23 @@ static int group_setup(void **state)
   if (tserver_make_cert(W.dir, "good", "IP:127.0.0.1,DNS:localhost") ||
       tserver_make_cert(W.dir, "wrong", "DNS:wrong.example"))
     return -1;
+  /* A hashed CA directory standing in for the system store. */
+  snprintf(W.capath, sizeof W.capath, "%s/capath", W.dir);
+  snprintf(W.other_crt, sizeof W.other_crt, "%s/other.crt", W.capath);
+  snprintf(W.other_key, sizeof W.other_key, "%s/other.key", W.dir);
+  char made[128];
+  snprintf(made, sizeof made, "%s/other.crt", W.dir);
+  if (mkdir(W.capath, 0700) ||
+      tserver_make_cert(W.dir, "other", "IP:127.0.0.1") ||
+      rename(made, W.other_crt))
+    return -1;
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "openssl rehash '%s' >/dev/null 2>&1", W.capath);
+  if (system(cmd) != 0)
+    return -1;
   if (tserver_start(&W.good, W.good_crt, W.good_key) ||
-      tserver_start(&W.wrong, W.wrong_crt, W.wrong_key))
+      tserver_start(&W.wrong, W.wrong_crt, W.wrong_key) ||
+      tserver_start(&W.other, W.other_crt, W.other_key))
     return -1;
   return 0;
 }
@@ -81,6 +99,12 @@ static int group_teardown(void **state)
   (void)state;
   tserver_stop(W.good);
   tserver_stop(W.wrong);
+  tserver_stop(W.other);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", W.capath);
+  if (system(cmd) != 0)
+    return -1;
+  unlink(W.other_key);
   unlink(W.good_crt);
   unlink(W.good_key);
   unlink(W.wrong_crt);
@@ -268,6 +292,8 @@ static void test_post_body_and_headers(void **state)
   assert_int_equal(a.body_len, strlen(want) + 4096);
   assert_memory_equal(a.body, want, strlen(want));
   assert_memory_equal(a.body + strlen(want), body, 4096);
+  if (b.status != 200)
+    fail_msg("b: %d %s", (int)b.code, b.error);
   assert_int_equal(b.status, 200);
   assert_string_equal(b.body,
                       "m=POST ct=application/json expect=- x=- i=2 len=2\n{}");
@@ -456,6 +482,29 @@ static void test_untrusted_fails_closed(void **state)
   ctx_finish(&c);
 }
 
+/* ca_file is ADDED to the store (ca_path stands in for /etc/ssl/certs). */
+static void test_ca_file_adds_anchor(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt, .ca_path = W.capath};
+  struct call a, b;
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&a, &c, good_port(), "GET", "/echo?i=1");
+  call_setup(&b, &c, tserver_port(W.other), "GET", "/echo?i=2");
+  submit(&a);
+  submit(&b);
+  run_until(&c, 2);
+  assert_int_equal(a.status, 200);
+  if (b.status != 200)
+    fail_msg("b: %d %s", (int)b.code, b.error);
+  assert_int_equal(b.status, 200);
+  call_free(&a);
+  call_free(&b);
+  ctx_finish(&c);
+}
+
 static void test_timeouts(void **state)
 {
   struct ctx c;
@@ -635,6 +684,7 @@ int main(void)
       cmocka_unit_test(test_reset_is_maybe_sent),
       cmocka_unit_test(test_refused_not_sent),
       cmocka_unit_test(test_untrusted_fails_closed),
+      cmocka_unit_test(test_ca_file_adds_anchor),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_headers_captured),
       cmocka_unit_test(test_abort_all_then_close),

@@ -48,10 +48,10 @@ int tserver_make_cert(const char *dir, const char *name, const char *san)
   char cmd[1024];
   int n = snprintf(cmd, sizeof cmd,
                    "openssl req -x509 -newkey ec -pkeyopt "
-                   "ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=test "
+                   "ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=%s' "
                    "-addext 'subjectAltName=%s' -keyout '%s/%s.key' "
                    "-out '%s/%s.crt' >/dev/null 2>&1",
-                   san, dir, name, dir, name);
+                   name, san, dir, name, dir, name);
   if (n < 0 || (size_t)n >= sizeof cmd)
     return -1;
   int st = system(cmd);

@@ -16,7 +16,8 @@
 
 struct tserver;
 
-/* Self-signed cert (EC P-256) with the given subjectAltName, written to
+/* Self-signed cert (EC P-256), subject CN=NAME (distinct subjects: OpenSSL
+ * looks issuers up by name), with the given subjectAltName, written to
  * DIR/NAME.crt and DIR/NAME.key. 0 or -1. */
 int tserver_make_cert(const char *dir, const char *name, const char *san);
 
