@@ -19,6 +19,15 @@
  * Completion callbacks run from loop context after the transfer has been
  * removed from the multi handle: they may call http_submit(),
  * http_abort_all() and http_close().
+ *
+ * TLS: HTTPS only (no redirects), peer and host verification always on,
+ * TLS >= 1.2, HTTP/2 when the server offers it, keep-alive connections
+ * shared by all transfers (one multi handle).
+ *
+ * Caveat (libcurl 7.88): when a kept-alive connection turns out dead
+ * before any response byte arrives, curl itself re-sends the request once
+ * on a new connection; no option disables that. Callers must still treat
+ * every write whose outcome is unknown as "re-read before resending".
  */
 #ifndef CERTBIND_HTTP_H
 #define CERTBIND_HTTP_H
@@ -50,10 +59,13 @@ struct http_opts {
 };
 
 struct http_request {
-  const char *method;         /* "GET", "POST", "PUT", "DELETE" */
-  const char *url;            /* https://... */
-  struct curl_slist *headers; /* may be NULL; copied by http_submit */
-  const char *body;           /* may be NULL; not copied */
+  const char *method; /* "GET", "POST", "PUT", "DELETE" */
+  const char *url;    /* https://... */
+  /* May be NULL; copied by http_submit. The only headers curl adds are
+   * Host, Accept and Content-Length: no "Expect: 100-continue", and no
+   * default Content-Type (a body's type comes only from this list). */
+  struct curl_slist *headers;
+  const char *body; /* may be NULL; not copied */
   size_t body_len;
   const char *ca_file; /* NULL: http_opts.ca_file */
   void *user;          /* caller context, untouched */
