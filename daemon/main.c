@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "cli.h"
 #include "config.h"
 #include "log.h"
@@ -189,7 +191,15 @@ int main(int argc, char **argv)
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(args.command, commands[i].name) == 0) {
       rc = check_options(&args);
-      return rc ? rc : commands[i].fn(&args);
+      if (rc)
+        return rc;
+      if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fputs("certbind: libcurl could not be initialised\n", stderr);
+        return CLI_EXIT_FAILURE;
+      }
+      rc = commands[i].fn(&args);
+      curl_global_cleanup();
+      return rc;
     }
   }
   return usage_error("unknown command '%s'", args.command);

@@ -39,6 +39,8 @@ enum item_state {
 
 struct pass_item {
   uint8_t state;
+  bool permanent;       /* failed with a 4xx: not retried by the daemon */
+  const struct pass_memo *held; /* not written: an earlier failure holds it */
   uint32_t attempts;
   uint64_t written_ms; /* loop ms of the successful write */
   char error_code[64];
@@ -494,7 +496,8 @@ struct outcome {
 static void read_outcome(const struct call *c, const struct http_response *rs,
                          struct outcome *o)
 {
-  bool transport = rs->status == 0;
+  /* A cut or aborted body has a status but is still a transport failure. */
+  bool transport = rs->curl_code != CURLE_OK || rs->status == 0;
 
   memset(o, 0, sizeof(*o));
   o->status = rs->status;
@@ -798,6 +801,8 @@ static void on_write_done(struct pass *p, struct job *j,
       return;
     }
     log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
+    for (size_t k = 0; k < j->nitems; k++)
+      p->items[j->items[k]].permanent = true;
     fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
     job_free(j);
     return;
@@ -1078,6 +1083,52 @@ static int cmp_size_domain(const void *a, const void *b, void *arg)
   return strcmp(x->instance_id, y->instance_id);
 }
 
+static int memo_key(const struct pass *p, const struct plan_item *it,
+                    char *buf, size_t len)
+{
+  int n = snprintf(buf, len, "%s %s %s %d", p->cfg->certificates[it->cert].id,
+                   it->instance_id, it->domain, it->verify_client ? 1 : 0);
+  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int cmp_memo(const void *a, const void *b)
+{
+  return strcmp(((const struct pass_memo *)a)->key,
+                ((const struct pass_memo *)b)->key);
+}
+
+static const struct pass_memo *memo_find(const struct pass_memory *m,
+                                         const char *key)
+{
+  struct pass_memo probe = {.key = (char *)key};
+  return m && m->n ? bsearch(&probe, m->memos, m->n, sizeof(*m->memos),
+                             cmp_memo)
+                   : NULL;
+}
+
+/* The daemon does not rewrite what failed for good, nor what waits for its
+ * next retry: it stays failed (permanent) or pending with the old error. */
+static bool held_back(struct pass *p, size_t i)
+{
+  char key[512];
+  const struct pass_memo *m;
+  struct pass_item *it = &p->items[i];
+
+  if (!p->opts.memory || memo_key(p, &p->plan.items[i], key, sizeof(key)))
+    return false;
+  m = memo_find(p->opts.memory, key);
+  if (!m || (!m->permanent && m->next_retry <= (int64_t)time(NULL)))
+    return false;
+  it->held = m;
+  it->attempts = m->attempts;
+  item_set_error(it, m->error_code, m->error_msg, m->request_id);
+  if (m->permanent) {
+    it->state = ITEM_FAILED;
+    it->permanent = true;
+  }
+  return true;
+}
+
 /* Queue the writes of plan items [lo, hi) of one certificate: attaches and
  * changes first, then detaches, batch_size domains per request. */
 static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
@@ -1093,7 +1144,8 @@ static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
     size_t n = 0;
     for (size_t i = lo; i < hi; i++) {
       bool det = p->plan.items[i].op == PLAN_DETACH;
-      if (det == (pass_detach == 1) && p->items[i].state == ITEM_PENDING)
+      if (det == (pass_detach == 1) && p->items[i].state == ITEM_PENDING &&
+          !held_back(p, i))
         idx[n++] = i;
     }
     qsort_r(idx, n, sizeof(*idx), cmp_size_domain, &p->plan);
@@ -1686,6 +1738,90 @@ void pass_stop(struct pass *p)
   }
 }
 
+static int add_memo(struct pass_memory *out, size_t *cap,
+                    const struct pass_memo *m)
+{
+  if (out->n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct pass_memo *n = realloc(out->memos, ncap * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    out->memos = n;
+    *cap = ncap;
+  }
+  out->memos[out->n] = *m;
+  out->memos[out->n].key = strdup(m->key);
+  out->memos[out->n].error_msg = strdup(m->error_msg ? m->error_msg : "");
+  if (!out->memos[out->n].key || !out->memos[out->n].error_msg) {
+    free(out->memos[out->n].key);
+    free(out->memos[out->n].error_msg);
+    return -ENOMEM;
+  }
+  out->n++;
+  return 0;
+}
+
+/* Waits between passes for a binding that keeps failing: 1, 2, 4 … min,
+ * at most an hour. */
+static int64_t memo_delay_s(uint32_t failures)
+{
+  int64_t d = 60;
+  for (uint32_t k = 1; k < failures && d < 3600; k++)
+    d *= 2;
+  return d < 3600 ? d : 3600;
+}
+
+int pass_remember(const struct pass *p, struct pass_memory *out)
+{
+  struct pass_memory next = {0};
+  size_t cap = 0;
+  char key[512];
+  int rc = 0;
+
+  for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
+    const struct pass_item *it = &p->items[i];
+    struct pass_memo m = {0};
+
+    if (memo_key(p, &p->plan.items[i], key, sizeof(key)))
+      continue;
+    if (it->held) {
+      rc = add_memo(&next, &cap, it->held);
+      continue;
+    }
+    if (it->state != ITEM_FAILED)
+      continue;
+    const struct pass_memo *old = memo_find(p->opts.memory, key);
+    m.key = key;
+    m.permanent = it->permanent;
+    m.failures = (old ? old->failures : 0) + 1;
+    m.attempts = it->attempts;
+    m.next_retry = m.permanent ? 0 : p->ended_ms / 1000 + memo_delay_s(m.failures);
+    snprintf(m.error_code, sizeof(m.error_code), "%s", it->error_code);
+    m.error_msg = it->error_msg;
+    snprintf(m.request_id, sizeof(m.request_id), "%s", it->request_id);
+    rc = add_memo(&next, &cap, &m);
+  }
+  if (rc < 0) {
+    pass_memory_free(&next);
+    return rc;
+  }
+  qsort(next.memos, next.n, sizeof(*next.memos), cmp_memo);
+  pass_memory_free(out);
+  *out = next;
+  return 0;
+}
+
+void pass_memory_free(struct pass_memory *m)
+{
+  for (size_t i = 0; i < m->n; i++) {
+    free(m->memos[i].key);
+    free(m->memos[i].error_msg);
+  }
+  free(m->memos);
+  m->memos = NULL;
+  m->n = 0;
+}
+
 const char *pass_outcome_name(enum pass_outcome o)
 {
   static const char *const names[] = {"converged", "planned", "partial",
@@ -1813,6 +1949,7 @@ int pass_status(const struct pass *p, struct status *st)
     enum status_state state = STATUS_CONVERGED;
     const char *code = NULL, *msg = NULL, *rid = NULL;
     uint32_t attempts = 0;
+    int64_t next_retry = 0;
 
     if (it) {
       state = item_status(it);
@@ -1820,6 +1957,7 @@ int pass_status(const struct pass *p, struct status *st)
       msg = it->error_msg;
       rid = it->request_id;
       attempts = it->attempts;
+      next_retry = it->held ? it->held->next_retry : 0;
     } else if (pc->read_failed) {
       state = STATUS_FAILED;
       code = pc->read_error.code;
@@ -1832,6 +1970,7 @@ int pass_status(const struct pass *p, struct status *st)
                       (uint32_t)cb->gateway, cfg->gateways[cb->gateway].instance_id,
                       cb->domain, cb->verify_client, state, code, msg, rid,
                       attempts);
+    st->bindings[st->nbindings - 1].next_retry = next_retry;
   }
   for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
     const struct plan_item *pi = &p->plan.items[i];

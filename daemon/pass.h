@@ -41,6 +41,27 @@ enum pass_outcome {
   PASS_INTERRUPTED, /* stopped (SIGTERM) before the end */
 };
 
+/* What earlier passes of the daemon learned about one binding, so that a
+ * binding that keeps failing is not hammered (SPEC §7): a permanent error
+ * (4xx) is not retried until the binding's entry in the file changes (the
+ * key includes everything the entry says), other failures wait for
+ * next_retry. Sorted by key. */
+struct pass_memo {
+  char *key;          /* "cert_id instance_id domain verify" */
+  bool permanent;
+  int64_t next_retry; /* unix s; 0 = none */
+  uint32_t failures;  /* consecutive failed passes */
+  uint32_t attempts;  /* requests spent on it over those passes */
+  char error_code[64];
+  char *error_msg;
+  char request_id[80];
+};
+
+struct pass_memory {
+  struct pass_memo *memos;
+  size_t n;
+};
+
 struct pass_opts {
   bool write;            /* false: read and diff only (plan) */
   bool dry_run;          /* apply --dry-run: never submit a write */
@@ -49,6 +70,7 @@ struct pass_opts {
   uint64_t seed;         /* jitter; 0 = from the clock */
   const char *command;   /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = 1000 */
+  const struct pass_memory *memory; /* daemon: earlier failures, or NULL */
 };
 
 struct pass_counts {
@@ -115,6 +137,11 @@ int pass_status(const struct pass *p, struct status *st);
 void pass_print_summary(const struct pass *p, FILE *out, bool color);
 
 const char *pass_outcome_name(enum pass_outcome o);
+
+/* The memory for the next pass: this pass's failures, and the memos of
+ * bindings it held back. Replaces *out (freed first). */
+int pass_remember(const struct pass *p, struct pass_memory *out);
+void pass_memory_free(struct pass_memory *m);
 
 void pass_free(struct pass *p);
 

@@ -1,11 +1,517 @@
-/* certbind run: the daemon (SPEC §7). */
-#include <stdio.h>
+/*
+ * run: the daemon (SPEC §7).
+ *
+ * One loop: passes at the jittered resync interval, at once when the file
+ * changes (the directory is watched, so editors' and config management's
+ * rename-over works) or on SIGHUP; a change during a pass starts one more
+ * pass after it (coalesced). A file that fails validation is logged and the
+ * last good one stays. SIGTERM/SIGINT stop new requests, let those in
+ * flight finish within a deadline, write the status and exit 0; a second
+ * signal aborts what is in flight at once. systemd hears READY, RELOADING,
+ * STOPPING, STATUS and WATCHDOG from the loop itself.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <systemd/sd-daemon.h>
+#include <uv.h>
 
 #include "cli.h"
+#include "http.h"
+#include "ledger.h"
+#include "metrics.h"
+#include "pass.h"
+#include "statefile.h"
+#include "status.h"
+
+#define DRAIN_DEADLINE_MS 30000
+#define DEBOUNCE_MS 300
+
+struct daemon {
+  const struct cli_args *args;
+  const struct log *log;
+  uv_loop_t loop;
+  struct http http;
+  struct config cfg;        /* in force */
+  struct config next_cfg;   /* validated, waiting for the pass to end */
+  bool have_next;
+  char rejected_sha[65];    /* last file that failed validation */
+  struct ledger ledger;
+  bool ledger_ok;
+  struct metrics metrics;
+  struct pass_memory memory;
+  struct pass *pass;        /* the running pass, or NULL */
+  bool rerun;               /* something changed during the pass */
+  bool stopping;
+  int signals;
+  uv_signal_t sighup, sigterm, sigint;
+  uv_timer_t resync, debounce, drain, watchdog;
+  uv_fs_event_t watch;
+  char *watch_dir, *watch_name;
+  uint64_t seed;
+  int open_handles;
+};
+
+static void start_pass(struct daemon *d, const char *why);
+
+static void notify(struct daemon *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void notify(struct daemon *d, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  (void)d;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  sd_notify(0, msg);
+}
+
+static uint64_t jittered_interval_ms(struct daemon *d)
+{
+  double base = (double)d->cfg.daemon.resync_interval_s * 1000.0;
+  /* ±10 %, xorshift so that no global PRNG state is touched */
+  d->seed ^= d->seed << 13;
+  d->seed ^= d->seed >> 7;
+  d->seed ^= d->seed << 17;
+  double u = (double)(d->seed % 10001) / 10000.0; /* [0, 1] */
+  return (uint64_t)(base * (0.9 + 0.2 * u));
+}
+
+static void on_resync(uv_timer_t *t)
+{
+  start_pass(t->data, "resync");
+}
+
+static void schedule_resync(struct daemon *d)
+{
+  uv_timer_start(&d->resync, on_resync, jittered_interval_ms(d), 0);
+}
+
+static int file_sha256(const char *path, char out[65])
+{
+  char *buf;
+  size_t len;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  int rc = statefile_read(path, CONFIG_MAX_FILE_SIZE + 1, &buf, &len);
+
+  if (rc < 0)
+    return rc;
+  rc = EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) ? 0 : -EIO;
+  free(buf);
+  for (unsigned int i = 0; rc == 0 && i < mdlen; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return rc;
+}
+
+/* Load the file again. force: SIGHUP (even when unchanged). */
+static void reload(struct daemon *d, bool force)
+{
+  struct config fresh = {0};
+  struct config_diag diag = {0};
+  char sha[65] = "";
+  const char *path = d->args->config_path;
+  int rc;
+
+  if (!force && file_sha256(path, sha) == 0 &&
+      (strcmp(sha, d->cfg.sha256) == 0 ||
+       (d->have_next && strcmp(sha, d->next_cfg.sha256) == 0) ||
+       strcmp(sha, d->rejected_sha) == 0))
+    return; /* nothing new (an editor's temp file, a touch) */
+  notify(d, "RELOADING=1\nSTATUS=reloading %s", path);
+  uv_update_time(&d->loop);
+  rc = config_load(path, &fresh, &diag);
+  uv_update_time(&d->loop); /* a big file takes a while (P13) */
+  if (rc < 0) {
+    for (size_t i = 0; i < diag.count; i++)
+      log_event(d->log, LOG_ERROR, "config.rejected", NULL, "%s",
+                diag.lines[i]);
+    log_event(d->log, LOG_ERROR, "config.rejected", NULL,
+              "%s: %zu problem(s); the last good file stays in force", path,
+              diag.count);
+    config_diag_free(&diag);
+    if (sha[0] || file_sha256(path, sha) == 0)
+      memcpy(d->rejected_sha, sha, sizeof(sha));
+    notify(d, "READY=1\nSTATUS=file rejected (%zu problems); last good file "
+              "in force",
+           diag.count);
+    return;
+  }
+  config_diag_free(&diag);
+  d->rejected_sha[0] = '\0';
+  log_event(d->log, LOG_INFO, "config.reload", NULL,
+            "%s: %zu bindings (sha256 %.12s)", path, fresh.nbindings,
+            fresh.sha256);
+  if (d->have_next)
+    config_free(&d->next_cfg);
+  d->next_cfg = fresh;
+  d->have_next = true;
+  notify(d, "READY=1");
+  start_pass(d, force ? "SIGHUP" : "file changed");
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+  reload(t->data, false);
+}
+
+static void on_watch(uv_fs_event_t *h, const char *filename, int events,
+                     int status)
+{
+  struct daemon *d = h->data;
+
+  (void)filename;
+  (void)events;
+  if (status < 0 || d->stopping)
+    return;
+  /* Any change in the directory: the file itself, a rename over it, a
+   * symlink swap. The hash decides whether anything changed. */
+  uv_timer_start(&d->debounce, on_debounce, DEBOUNCE_MS, 0);
+}
+
+static void save_pass(struct daemon *d, const struct pass *p)
+{
+  struct status st;
+  char why[512];
+  struct metrics *m = &d->metrics;
+  int rc;
+
+  if (pass_status(p, &st) == 0) {
+    rc = status_write(d->cfg.daemon.state_dir, &st);
+    if (rc < 0) {
+      statefile_strerror(rc, "write", d->cfg.daemon.state_dir, why,
+                         sizeof(why));
+      log_event(d->log, LOG_ERROR, "status.failed", NULL, "%s", why);
+    }
+    status_free(&st);
+  }
+  if (d->ledger_ok && p->ledger_dirty) {
+    rc = ledger_save(d->cfg.daemon.state_dir, &d->ledger);
+    if (rc < 0) {
+      statefile_strerror(rc, "write", d->cfg.daemon.state_dir, why,
+                         sizeof(why));
+      log_event(d->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+    }
+  }
+  m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
+  m->pending = p->counts.pending;
+  m->failed = p->counts.failed;
+  m->passes_total++;
+  m->last_pass_ts = p->ended_ms / 1000;
+  if (p->outcome == PASS_CONVERGED)
+    m->last_success_ts = p->ended_ms / 1000;
+  m->pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  if (d->cfg.daemon.metrics_file) {
+    rc = metrics_write(d->cfg.daemon.metrics_file, m);
+    if (rc < 0) {
+      statefile_strerror(rc, "write", d->cfg.daemon.metrics_file, why,
+                         sizeof(why));
+      log_event(d->log, LOG_ERROR, "metrics.failed", NULL, "%s", why);
+    }
+  }
+}
+
+static void shutdown_handles(struct daemon *d);
+
+static void on_pass_done(struct pass *p, void *arg)
+{
+  struct daemon *d = arg;
+  time_t now = time(NULL);
+  struct tm tm;
+  char when[16];
+
+  save_pass(d, p);
+  pass_remember(p, &d->memory);
+  localtime_r(&now, &tm);
+  strftime(when, sizeof(when), "%H:%M:%S", &tm);
+  notify(d, "STATUS=last pass %s at %s: %llu in place, %llu written, "
+            "%llu failed, %llu pending",
+         pass_outcome_name(p->outcome), when,
+         (unsigned long long)p->counts.unchanged,
+         (unsigned long long)(p->counts.attached + p->counts.changed +
+                              p->counts.detached),
+         (unsigned long long)p->counts.failed,
+         (unsigned long long)p->counts.pending);
+  pass_free(p);
+  free(p);
+  d->pass = NULL;
+  if (d->stopping) {
+    shutdown_handles(d);
+    return;
+  }
+  if (d->have_next) {
+    config_free(&d->cfg);
+    d->cfg = d->next_cfg;
+    memset(&d->next_cfg, 0, sizeof(d->next_cfg));
+    d->have_next = false;
+    d->rerun = true;
+    /* per-binding memory is keyed by the entry, so changed entries start
+     * fresh; unchanged ones keep their backoff */
+  }
+  if (d->rerun) {
+    d->rerun = false;
+    start_pass(d, "changed during the last pass");
+    return;
+  }
+  schedule_resync(d);
+}
+
+static void start_pass(struct daemon *d, const char *why)
+{
+  struct pass_opts po = {.write = true, .command = "run"};
+  int rc;
+
+  if (d->stopping)
+    return;
+  if (d->pass) {
+    d->rerun = true; /* coalesced: one more pass after this one */
+    return;
+  }
+  if (d->have_next) {
+    config_free(&d->cfg);
+    d->cfg = d->next_cfg;
+    memset(&d->next_cfg, 0, sizeof(d->next_cfg));
+    d->have_next = false;
+  }
+  uv_timer_stop(&d->resync);
+  d->pass = calloc(1, sizeof(*d->pass));
+  if (!d->pass) {
+    schedule_resync(d);
+    return;
+  }
+  po.seed = d->seed;
+  po.memory = &d->memory;
+  log_event(d->log, LOG_DEBUG, "pass.trigger", NULL, "%s", why);
+  rc = pass_start(d->pass, &d->loop, &d->http, &d->cfg,
+                  d->ledger_ok ? &d->ledger : NULL, &d->metrics, d->log, &po,
+                  on_pass_done, d);
+  if (rc < 0) {
+    log_event(d->log, LOG_ERROR, "pass.failed", NULL, "could not start: %s",
+              strerror(-rc));
+    pass_free(d->pass);
+    free(d->pass);
+    d->pass = NULL;
+    schedule_resync(d);
+  }
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+
+  log_event(d->log, LOG_WARN, "shutdown", NULL,
+            "drain deadline reached: aborting requests in flight");
+  http_abort_all(&d->http);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+  struct daemon *d = h->data;
+  d->open_handles--;
+}
+
+static void close_handle(struct daemon *d, uv_handle_t *h)
+{
+  if (!uv_is_closing(h))
+    uv_close(h, on_handle_closed);
+  (void)d;
+}
+
+static void shutdown_handles(struct daemon *d)
+{
+  close_handle(d, (uv_handle_t *)&d->sighup);
+  close_handle(d, (uv_handle_t *)&d->sigterm);
+  close_handle(d, (uv_handle_t *)&d->sigint);
+  close_handle(d, (uv_handle_t *)&d->resync);
+  close_handle(d, (uv_handle_t *)&d->debounce);
+  close_handle(d, (uv_handle_t *)&d->drain);
+  close_handle(d, (uv_handle_t *)&d->watchdog);
+  close_handle(d, (uv_handle_t *)&d->watch);
+  http_close(&d->http, NULL);
+}
+
+static void begin_shutdown(struct daemon *d, int signum)
+{
+  d->stopping = true;
+  notify(d, "STOPPING=1\nSTATUS=stopping (signal %d)", signum);
+  log_event(d->log, LOG_INFO, "shutdown", NULL,
+            "signal %d: no new requests; finishing those in flight (at most "
+            "%d s)",
+            signum, DRAIN_DEADLINE_MS / 1000);
+  uv_timer_stop(&d->resync);
+  uv_timer_stop(&d->debounce);
+  uv_fs_event_stop(&d->watch);
+  if (d->pass) {
+    pass_stop(d->pass);
+    uv_timer_start(&d->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
+  } else {
+    shutdown_handles(d);
+  }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+  struct daemon *d = s->data;
+
+  if (signum == SIGHUP) {
+    if (!d->stopping)
+      reload(d, true);
+    return;
+  }
+  if (d->signals++ == 0) {
+    begin_shutdown(d, signum);
+    return;
+  }
+  log_event(d->log, LOG_WARN, "shutdown", NULL,
+            "second signal: aborting requests in flight now");
+  http_abort_all(&d->http);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+  (void)t;
+  sd_notify(0, "WATCHDOG=1");
+}
+
+static int init_handles(struct daemon *d)
+{
+  uint64_t wd_usec = 0;
+  int rc = 0;
+  uv_handle_t *hs[] = {
+      (uv_handle_t *)&d->sighup,   (uv_handle_t *)&d->sigterm,
+      (uv_handle_t *)&d->sigint,   (uv_handle_t *)&d->resync,
+      (uv_handle_t *)&d->debounce, (uv_handle_t *)&d->drain,
+      (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->watch,
+  };
+
+  if (!rc) rc = uv_signal_init(&d->loop, &d->sighup);
+  if (!rc) rc = uv_signal_init(&d->loop, &d->sigterm);
+  if (!rc) rc = uv_signal_init(&d->loop, &d->sigint);
+  if (!rc) rc = uv_timer_init(&d->loop, &d->resync);
+  if (!rc) rc = uv_timer_init(&d->loop, &d->debounce);
+  if (!rc) rc = uv_timer_init(&d->loop, &d->drain);
+  if (!rc) rc = uv_timer_init(&d->loop, &d->watchdog);
+  if (!rc) rc = uv_fs_event_init(&d->loop, &d->watch);
+  if (rc)
+    return rc;
+  d->open_handles = (int)(sizeof(hs) / sizeof(hs[0]));
+  for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+    hs[i]->data = d;
+  rc = uv_signal_start(&d->sighup, on_signal, SIGHUP);
+  if (!rc) rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  if (!rc) rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
+  if (!rc) rc = uv_fs_event_start(&d->watch, on_watch, d->watch_dir, 0);
+  if (!rc && sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
+    rc = uv_timer_start(&d->watchdog, on_watchdog, wd_usec / 2000,
+                        wd_usec / 2000);
+  return rc;
+}
+
+static int split_path(struct daemon *d, const char *path)
+{
+  char *a = strdup(path), *b = strdup(path);
+
+  if (!a || !b) {
+    free(a);
+    free(b);
+    return -ENOMEM;
+  }
+  d->watch_dir = strdup(dirname(a));
+  d->watch_name = strdup(basename(b));
+  free(a);
+  free(b);
+  return d->watch_dir && d->watch_name ? 0 : -ENOMEM;
+}
+
+static void daemon_free(struct daemon *d)
+{
+  config_free(&d->cfg);
+  if (d->have_next)
+    config_free(&d->next_cfg);
+  ledger_free(&d->ledger);
+  metrics_free(&d->metrics);
+  pass_memory_free(&d->memory);
+  free(d->watch_dir);
+  free(d->watch_name);
+}
+
+static void open_daemon_ledger(struct daemon *d)
+{
+  char why[512];
+  int rc;
+
+  if (mkdir(d->cfg.daemon.state_dir, 0700) < 0 && errno != EEXIST)
+    log_event(d->log, LOG_WARN, "state.dir", NULL, "cannot create %s: %s",
+              d->cfg.daemon.state_dir, strerror(errno));
+  rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
+  d->ledger_ok = rc == 0 || rc == -ENOENT;
+  if (!d->ledger_ok) {
+    statefile_strerror(rc, "read", d->cfg.daemon.state_dir, why,
+                       sizeof(why));
+    log_event(d->log, LOG_ERROR, "ledger.unusable", NULL,
+              "%s: ownership unknown, nothing will be detached and the "
+              "ledger is left as it is",
+              why);
+  }
+}
 
 int cli_run(const struct cli_args *a)
 {
-  fprintf(stderr, "certbind: %s is not available in this build yet\n",
-          a->command);
-  return CLI_EXIT_FAILURE;
+  struct daemon *d = calloc(1, sizeof(*d));
+  int rc;
+
+  if (!d)
+    return CLI_EXIT_FAILURE;
+  d->args = a;
+  d->log = &a->log;
+  d->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+  /* Errors at start-up are fatal (SPEC §2 exit codes); later ones are
+   * logged and contained. */
+  rc = cli_load_config(a->config_path, &d->cfg);
+  if (rc) {
+    free(d);
+    return rc;
+  }
+  open_daemon_ledger(d);
+  rc = split_path(d, a->config_path);
+  if (rc == 0)
+    rc = uv_loop_init(&d->loop);
+  if (rc == 0) {
+    struct http_opts ho = {0};
+    rc = http_init(&d->http, &d->loop, &ho);
+    if (rc == 0)
+      rc = init_handles(d);
+  }
+  if (rc < 0) {
+    log_event(d->log, LOG_ERROR, "startup.failed", NULL, "%s",
+              uv_strerror(rc));
+    daemon_free(d);
+    free(d);
+    return CLI_EXIT_FAILURE;
+  }
+  log_event(d->log, LOG_INFO, "daemon.start", NULL,
+            "certbind %s: %zu bindings, resync every %u s (±10 %%)",
+            CERTBIND_VERSION, d->cfg.nbindings,
+            d->cfg.daemon.resync_interval_s);
+  notify(d, "READY=1\nSTATUS=first pass running");
+  start_pass(d, "start");
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  rc = uv_loop_close(&d->loop);
+  if (rc != 0)
+    log_event(d->log, LOG_ERROR, "internal", NULL,
+              "event loop closed with handles still open");
+  log_event(d->log, LOG_INFO, "shutdown", NULL, "stopped");
+  daemon_free(d);
+  free(d);
+  return CLI_EXIT_OK;
 }
