@@ -795,10 +795,12 @@ static void on_write_done(struct pass *p, struct job *j,
     job_free(j);
     return;
   case APIG_PERMANENT:
-    if (split_write(p, j)) {
+    if (j->nitems > 1 && strcmp(p->plan.items[j->items[0]].domain,
+                                p->plan.items[j->items[j->nitems - 1]].domain)) {
       log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
                "batch failed: split in halves to isolate the bad domain(s)");
-      return;
+      if (split_write(p, j))
+        return;
     }
     log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
     for (size_t k = 0; k < j->nitems; k++)
