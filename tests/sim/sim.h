@@ -284,6 +284,9 @@ struct sim_options {
 
 struct sim {
   pthread_mutex_t mu;
+  /* held for reading while a response renders world strings outside mu;
+   * written (after mu) only by /__sim/reset, which frees them */
+  pthread_rwlock_t world_rw;
   struct sim_options opt;
   /* world */
   struct sim_project *projects;

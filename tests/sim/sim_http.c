@@ -18,6 +18,7 @@
 #define DOC_SUFFIX ". Please refer to the support documentation"
 
 enum phase { PH_RECEIVING, PH_WAITING, PH_DONE };
+struct list_ctx;
 
 struct sim_req {
   struct sim *sim;
@@ -50,7 +51,8 @@ struct sim_req {
   bool slow;
   bool closed; /* reset: connection closed without a response */
   bool admin;
-  yajl_val json; /* parsed write body */
+  yajl_val json;         /* parsed write body */
+  struct list_ctx *list; /* a list page waiting to be rendered */
   /* response */
   char *resp;
   size_t resp_len;
@@ -685,12 +687,44 @@ static void do_list(struct sim *sim, struct sim_req *r, long cert)
       MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "url_domain");
   if (want && *want)
     filter_domain(sim, want, slots, vf, &n);
-  struct list_ctx c = {sim, slots, vf, n, 0, 0};
-  c.offset = (unsigned long long)off < n ? (size_t)off : n;
-  c.size = n - c.offset < (size_t)lim ? n - c.offset : (size_t)lim;
-  respond_json(r, 200, gen_list, &c);
-  free(slots);
-  free(vf);
+  struct list_ctx *c = malloc(sizeof(*c));
+  if (!c) {
+    free(slots);
+    free(vf);
+    set_error(r, 500, "APIG.9999", "System error");
+    return;
+  }
+  *c = (struct list_ctx){sim, slots, vf, n, 0, 0};
+  c->offset = (unsigned long long)off < n ? (size_t)off : n;
+  c->size = n - c->offset < (size_t)lim ? n - c->offset : (size_t)lim;
+  r->list = c; /* rendered by render_list() outside sim->mu */
+  r->status = 200;
+}
+
+static void free_list(struct sim_req *r)
+{
+  if (!r->list)
+    return;
+  free((void *)r->list->slots);
+  free((void *)r->list->vflags);
+  free(r->list);
+  r->list = NULL;
+}
+
+/* The page was chosen under sim->mu; its JSON is built under the world
+ * read lock only, so list responses render in parallel on all threads
+ * (the strings it reads change only on /__sim/reset, a writer). */
+static void render_list(struct sim *sim, struct sim_req *r)
+{
+  pthread_rwlock_rdlock(&sim->world_rw);
+  if (r->generation == sim->generation)
+    respond_json(r, 200, gen_list, r->list);
+  else
+    set_error(r, 503, "APIG.9999", "System error (simulator was reset)");
+  pthread_rwlock_unlock(&sim->world_rw);
+  free_list(r);
+  if (r->status >= 400)
+    build_error_body(r);
 }
 
 static int gen_strs(yajl_gen g, const char *k, char *const *v, size_t n)
@@ -895,6 +929,16 @@ static void finish_apig(struct sim *sim, struct sim_req *r)
   }
 }
 
+/* A request stops counting as in flight once its response is decided, so
+ * a client's next request never overlaps it in the statistics. */
+static void release_request(struct sim *sim, struct sim_req *r)
+{
+  if (r->counted && r->generation == sim->generation &&
+      sim->stats.in_flight > 0)
+    sim->stats.in_flight--;
+  r->counted = false;
+}
+
 static void finish(struct sim *sim, struct sim_req *r)
 {
   if (r->generation != sim->generation)
@@ -907,6 +951,7 @@ static void finish(struct sim *sim, struct sim_req *r)
   if (r->reset_before || r->reset_after)
     r->closed = true;
   unmark_write(sim, r);
+  release_request(sim, r);
   /* IAM errors come with their own (Keystone-style) body and no code */
   if (r->status >= 400 && !r->closed && r->code[0])
     build_error_body(r);
@@ -1042,7 +1087,10 @@ static void admin(struct sim *sim, struct sim_req *r, const char *url,
   else if (post && !strcmp(url, "/__sim/tokens/revoke"))
     admin_revoke(sim, r);
   else if (post && !strcmp(url, "/__sim/reset")) {
-    if (sim_reset(sim, err, sizeof(err)) != 0)
+    pthread_rwlock_wrlock(&sim->world_rw);
+    int rc = sim_reset(sim, err, sizeof(err));
+    pthread_rwlock_unlock(&sim->world_rw);
+    if (rc)
       set_error(r, 500, "SIM.0500", "reset failed: %s", err);
     else
       r->status = 204;
@@ -1212,6 +1260,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   finish(sim, r);
   int retry_after = sim->faults.retry_after_s;
   unlock(sim);
+  if (r->list && !r->closed)
+    render_list(sim, r);
+  free_list(r);
   if (sim->opt.log_requests)
     log_request(r, method);
   if (r->closed)
@@ -1251,10 +1302,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     return;
   lock(sim);
   unmark_write(sim, r);
-  if (r->counted && r->generation == sim->generation &&
-      sim->stats.in_flight > 0)
-    sim->stats.in_flight--;
+  release_request(sim, r);
   unlock(sim);
+  free_list(r);
   yajl_tree_free(r->json);
   free(r->uri);
   free(r->raw_path);

@@ -233,8 +233,10 @@ int main(int argc, char **argv)
   sim_apply_options(&sim);
   sim_rng_seed(&sim.rng, sim.opt.seed);
   pthread_mutex_init(&sim.mu, NULL);
+  pthread_rwlock_init(&sim.world_rw, NULL);
   int rc = run(&sim, &set);
   sim_world_free(&sim);
   pthread_mutex_destroy(&sim.mu);
+  pthread_rwlock_destroy(&sim.world_rw);
   return rc;
 }

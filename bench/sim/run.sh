@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bench/sim/run.sh [BUILD_DIR] [DURATION_S]: how fast is apig-sim?
+#  1. throughput with no latency, HTTP and HTTPS (keep-alive), 64 connections
+#  2. 1,024 concurrent connections with 50 ms injected latency (p50/p99)
+# Load generator: wrk (Debian package "wrk"). Requests are authenticated
+# list calls (GET .../attached-domains, page of 20, ~8 KB) with an IAM token
+# from the simulator itself. Results go to stdout; see RESULTS.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build-sim}
+dur=${2:-10}
+sim=$build/tests/sim/apig-sim
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 2; }
+[ -x "$sim" ] || { echo "build apig-sim first: cmake --build $build --target apig-sim" >&2; exit 2; }
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$root/tests/sim/make-certs.sh" "$work/certs"
+python3 "$root/tests/sim/gen-world.py" --certs 100 --domains 10 --gateways 4 \
+  --bound 0.5 -o "$work/world.json"
+project=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["projects"][0]["id"])' "$work/world.json")
+cert=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["id"])' "$work/world.json")
+
+start() { # start SCHEME [extra args...]
+  local scheme=$1; shift
+  local tls=()
+  [ "$scheme" = https ] && tls=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key")
+  rm -f "$work/port"
+  "$sim" --listen 127.0.0.1:0 --port-file "$work/port" --seed-file "$work/world.json" \
+    --seed 1 --threads 2 "${tls[@]}" "$@" 2>/dev/null &
+  pid=$!
+  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+  base="$scheme://127.0.0.1:$(cat "$work/port")"
+  token=$(curl -s -o /dev/null -D - --cacert "$work/certs/ca.pem" -X POST "$base/v3/auth/tokens?nocatalog=1" \
+    -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"deployer","password":"correct horse","domain":{"name":"acme"}}}},"scope":{"project":{"id":"'"$project"'"}}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="x-subject-token"{print $2}')
+  url="$base/v2/$project/apigw/certificates/$cert/attached-domains?limit=20"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.pem" -H "X-Auth-Token: $token" "$url")" = 200 ]
+}
+stop() { kill "$pid"; wait "$pid" || true; pid=; }
+show() { # label wrk-output
+  echo "== $1"
+  grep -E "Requests/sec|Non-2xx|Socket errors|^ +(50|75|90|99)%|Latency " <<<"$2" | sed 's/^/   /'
+}
+
+echo "apig-sim benchmark: $(nproc) CPUs, ${dur}s per run, $(date -u +%FT%TZ)"
+for scheme in http https; do
+  start "$scheme"
+  wrk -t2 -c64 -d3s -H "X-Auth-Token: $token" "$url" >/dev/null   # warm-up
+  out=$(wrk -t2 -c64 -d"${dur}s" --latency -H "X-Auth-Token: $token" "$url")
+  show "$scheme, no latency, 64 connections" "$out"
+  stop
+done
+for scheme in http https; do
+  start "$scheme" --latency-ms 50
+  out=$(wrk -t2 -c1024 -d"${dur}s" --timeout 5s --latency -H "X-Auth-Token: $token" "$url")
+  show "$scheme, 50 ms latency, 1024 connections" "$out"
+  stop
+done
