@@ -40,6 +40,32 @@ static bool same_line(const struct plan_item *a, const struct plan_item *b)
          strcmp(a->domain, b->domain) == 0;
 }
 
+static int cmp_label(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Gateway names in name order (items come in instance-ID order). */
+static void print_gateways(const struct config *cfg,
+                           const struct plan_item *it, size_t n, FILE *out)
+{
+  const char **names = malloc(n * sizeof(*names));
+
+  for (size_t i = 0; i < n; i++) {
+    const char *label = gateway_label(cfg, &it[i]);
+    if (names)
+      names[i] = label;
+    else
+      fprintf(out, "%s%s", i ? ", " : "", label);
+  }
+  if (!names)
+    return;
+  qsort(names, n, sizeof(*names), cmp_label);
+  for (size_t i = 0; i < n; i++)
+    fprintf(out, "%s%s", i ? ", " : "", names[i]);
+  free(names);
+}
+
 static void print_line(const struct config *cfg, const struct plan_item *it,
                        size_t n, FILE *out, bool color)
 {
@@ -52,8 +78,7 @@ static void print_line(const struct config *cfg, const struct plan_item *it,
   else
     fprintf(out, "    %s %-8s", sign[it->op], plan_op_name(it->op));
   fprintf(out, " %s   on ", it->domain);
-  for (size_t i = 0; i < n; i++)
-    fprintf(out, "%s%s", i ? ", " : "", gateway_label(cfg, &it[i]));
+  print_gateways(cfg, it, n, out);
   if (it->op == PLAN_CHANGE)
     fprintf(out, "   client verification %s -> %s",
             it->verify_client ? "off" : "on", it->verify_client ? "on" : "off");
