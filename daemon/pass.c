@@ -1295,6 +1295,37 @@ static void fail_unread(struct pass *p)
   }
 }
 
+/* Owned bindings no longer live on their certificate (detached by someone
+ * else, or moved by a rollout) are owned no more. Entries are copied out
+ * first: a removal moves another entry into the hole. */
+static void forget_stale_ownership(struct pass *p)
+{
+  size_t n = p->plan.nstale_ledger;
+  struct ledger_entry *gone;
+
+  if (!p->ledger || n == 0)
+    return;
+  gone = calloc(n, sizeof(*gone));
+  if (!gone)
+    return;
+  for (size_t k = 0; k < n; k++) {
+    const struct ledger_entry *e = ledger_at(p->ledger, p->plan.stale_ledger[k]);
+    gone[k].certificate_id = strdup(e->certificate_id);
+    gone[k].instance_id = strdup(e->instance_id);
+    gone[k].domain = strdup(e->domain);
+  }
+  for (size_t k = 0; k < n; k++) {
+    if (gone[k].certificate_id && gone[k].instance_id && gone[k].domain &&
+        ledger_remove(p->ledger, gone[k].certificate_id, gone[k].instance_id,
+                      gone[k].domain) == 0)
+      p->ledger_dirty = true;
+    free(gone[k].certificate_id);
+    free(gone[k].instance_id);
+    free(gone[k].domain);
+  }
+  free(gone);
+}
+
 static void on_reads_done(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
@@ -1356,6 +1387,7 @@ static void on_reads_done(struct pass *p)
     finish(p);
     return;
   }
+  forget_stale_ownership(p);
   if (setup_waves(p) < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "out of memory");
     finish(p);

@@ -1,0 +1,254 @@
+/*
+ * plan: the diff between the file and the live state, and sync ownership.
+ * The config model is built by hand: plan.c takes a validated model.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ledger.h"
+#include "plan.h"
+
+#define GW_A "f0fa1789-3b76-433b-a787-9892951c620e"
+#define GW_B "7d39549681c54d968ec2910da9da95cd"
+#define CERT_OLD "a27be832f2e9441c8127fe48e3b5ac67"
+#define CERT_NEW "b27be832f2e9441c8127fe48e3b5ac67"
+
+struct fixture {
+  struct config cfg;
+  struct config_account acct;
+  struct config_gateway gws[2];
+  struct config_certificate certs[2];
+  struct config_binding b[8];
+  struct live_state live;
+  struct ledger ledger;
+};
+
+static void add_binding(struct fixture *f, size_t cert, size_t gw,
+                        const char *domain, bool verify)
+{
+  struct config_binding *b = &f->b[f->cfg.nbindings++];
+  b->certificate = cert;
+  b->gateway = gw;
+  b->domain = (char *)domain;
+  b->verify_client = verify;
+}
+
+static int setup(void **state)
+{
+  struct fixture *f = calloc(1, sizeof(*f));
+  f->acct.name = "prod";
+  f->gws[0] = (struct config_gateway){"edge-a", 0, GW_A};
+  f->gws[1] = (struct config_gateway){"edge-b", 0, GW_B};
+  f->certs[0] = (struct config_certificate){"old", 0, CERT_OLD};
+  f->certs[1] = (struct config_certificate){"new", 0, CERT_NEW};
+  f->cfg.accounts = &f->acct;
+  f->cfg.naccounts = 1;
+  f->cfg.gateways = f->gws;
+  f->cfg.ngateways = 2;
+  f->cfg.certificates = f->certs;
+  f->cfg.ncertificates = 2;
+  f->cfg.bindings = f->b;
+  f->cfg.policy.mode = CONFIG_MODE_UPSERT;
+  strcpy(f->cfg.sha256, "00");
+  assert_int_equal(live_state_init(&f->live, 2), 0);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fixture *f = *state;
+  live_state_free(&f->live);
+  ledger_free(&f->ledger);
+  free(f);
+  return 0;
+}
+
+static void live(struct fixture *f, size_t cert, const char *gw,
+                 const char *domain, bool verify)
+{
+  assert_int_equal(live_cert_add(&f->live.certs[cert], domain, gw, verify), 0);
+}
+
+static void finish_live(struct fixture *f)
+{
+  for (size_t c = 0; c < f->live.ncerts; c++)
+    live_cert_finish(&f->live.certs[c]);
+}
+
+static const struct plan_item *find(const struct plan *p, enum plan_op op,
+                                    const char *domain, const char *gw)
+{
+  for (size_t i = 0; i < p->nitems; i++) {
+    const struct plan_item *it = &p->items[i];
+    if (it->op == op && !strcmp(it->domain, domain) &&
+        !strcmp(it->instance_id, gw))
+      return it;
+  }
+  return NULL;
+}
+
+static void test_attach_change_unchanged(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  add_binding(f, 0, 0, "api.example.com", false); /* in place */
+  add_binding(f, 0, 1, "api.example.com", false); /* missing */
+  add_binding(f, 0, 0, "pay.example.com", true);  /* flag off -> on */
+  live(f, 0, GW_A, "API.example.com", false);     /* case-insensitive */
+  live(f, 0, GW_A, "api.example.com", false);     /* second inbound port */
+  live(f, 0, GW_A, "pay.example.com", false);
+  live(f, 0, "ffffffffffffffffffffffffffffffff", "x.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nattach, 1);
+  assert_int_equal(p.nchange, 1);
+  assert_int_equal(p.ndetach, 0);
+  assert_int_equal(p.unchanged, 1);
+  assert_non_null(find(&p, PLAN_ATTACH, "api.example.com", GW_B));
+  const struct plan_item *c = find(&p, PLAN_CHANGE, "pay.example.com", GW_A);
+  assert_non_null(c);
+  assert_true(c->verify_client);
+  /* the binding on a gateway the file does not name is not counted */
+  assert_int_equal(p.live_total, 2);
+  plan_free(&p);
+}
+
+static void test_upsert_never_detaches(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  live(f, 0, GW_A, "old.example.com", false);
+  finish_live(f);
+  assert_int_equal(ledger_add(&f->ledger, CERT_OLD, GW_A, "old.example.com", 1),
+                   0);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
+  assert_int_equal(p.nitems, 0);
+  plan_free(&p);
+}
+
+static void test_sync_detaches_only_owned(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  f->cfg.policy.mode = CONFIG_MODE_SYNC;
+  add_binding(f, 0, 0, "keep.example.com", false);
+  live(f, 0, GW_A, "keep.example.com", false);
+  live(f, 0, GW_A, "owned.example.com", true);   /* ours, unwanted */
+  live(f, 0, GW_B, "foreign.example.com", false); /* not ours */
+  finish_live(f);
+  ledger_add(&f->ledger, CERT_OLD, GW_A, "keep.example.com", 1);
+  ledger_add(&f->ledger, CERT_OLD, GW_A, "owned.example.com", 1);
+  ledger_add(&f->ledger, CERT_OLD, GW_B, "gone.example.com", 1); /* not live */
+  assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
+  assert_int_equal(p.ndetach, 1);
+  const struct plan_item *d = find(&p, PLAN_DETACH, "owned.example.com", GW_A);
+  assert_non_null(d);
+  assert_int_equal(d->binding, SIZE_MAX);
+  assert_null(find(&p, PLAN_DETACH, "foreign.example.com", GW_B));
+  assert_int_equal(p.nstale_ledger, 1);
+  assert_string_equal(ledger_at(&f->ledger, p.stale_ledger[0])->domain,
+                      "gone.example.com");
+  plan_free(&p);
+}
+
+/* A rollout old -> new is moved by the attach alone: the old binding is
+ * never detached, even though certbind owns it and the file dropped it. */
+static void test_sync_move_is_not_detached(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  f->cfg.policy.mode = CONFIG_MODE_SYNC;
+  add_binding(f, 1, 0, "api.example.com", false);
+  live(f, 0, GW_A, "api.example.com", false);
+  finish_live(f);
+  ledger_add(&f->ledger, CERT_OLD, GW_A, "api.example.com", 1);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
+  assert_int_equal(p.ndetach, 0);
+  assert_int_equal(p.nattach, 1);
+  const struct plan_item *a = find(&p, PLAN_ATTACH, "api.example.com", GW_A);
+  assert_non_null(a);
+  assert_int_equal(a->cert, 1);
+  plan_free(&p);
+}
+
+static void test_checksum_follows_live_state(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p1, p2, p3;
+
+  add_binding(f, 0, 0, "api.example.com", false);
+  live(f, 0, GW_A, "api.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p1), 0);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p2), 0);
+  assert_string_equal(p1.checksum, p2.checksum);
+  assert_int_equal(strlen(p1.checksum), 64);
+  live(f, 1, GW_B, "other.example.com", false);
+  live_cert_finish(&f->live.certs[1]);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p3), 0);
+  assert_string_not_equal(p1.checksum, p3.checksum);
+  plan_free(&p1);
+  plan_free(&p2);
+  plan_free(&p3);
+}
+
+static void test_unknown_live_state_is_refused(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  live_cert_finish(&f->live.certs[0]); /* certs[1] never read */
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), -EAGAIN);
+}
+
+static void test_items_sorted_and_in_place_lookup(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  add_binding(f, 1, 1, "b.example.com", false);
+  add_binding(f, 0, 1, "z.example.com", false);
+  add_binding(f, 0, 0, "a.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nitems, 3);
+  assert_int_equal(p.items[0].cert, 0);
+  assert_string_equal(p.items[0].domain, "a.example.com");
+  assert_string_equal(p.items[1].domain, "z.example.com");
+  assert_int_equal(p.items[2].cert, 1);
+  assert_false(plan_binding_in_place(&f->cfg, &f->live.certs[0], &f->b[2]));
+  plan_free(&p);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_attach_change_unchanged, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_upsert_never_detaches, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_sync_detaches_only_owned, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_sync_move_is_not_detached, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_checksum_follows_live_state, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_live_state_is_refused,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_items_sorted_and_in_place_lookup,
+                                      setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
