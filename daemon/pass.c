@@ -1283,18 +1283,6 @@ static bool detach_guard_ok(struct pass *p)
   return true;
 }
 
-/* Items of certificates whose live state could not be read are failed:
- * nothing is written blind. */
-static void fail_unread(struct pass *p)
-{
-  for (size_t i = 0; i < p->plan.nitems; i++) {
-    const struct pass_cert *c = &p->certs[p->plan.items[i].cert];
-    if (c->read_failed)
-      item_fail(p, i, c->read_error.code, c->read_error.msg,
-                c->read_error.request_id);
-  }
-}
-
 /* Owned bindings no longer live on their certificate (detached by someone
  * else, or moved by a rollout) are owned no more. Entries are copied out
  * first: a removal moves another entry into the hole. */
@@ -1332,14 +1320,8 @@ static void on_reads_done(struct pass *p)
   struct log_kv kv[4];
   int rc;
 
-  /* A certificate that could not be read is planned as empty and then
-   * failed whole: its live state is unknown. */
-  for (size_t c = 0; c < p->live.ncerts; c++) {
-    if (!p->live.certs[c].known) {
-      live_cert_clear(&p->live.certs[c]);
-      p->live.certs[c].known = true;
-    }
-  }
+  /* A certificate that could not be read gets no plan: its bindings are
+   * reported failed with the read's error (pass_status). */
   rc = plan_compute(p->cfg, &p->live, p->ledger, &p->plan);
   if (rc < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
@@ -1361,7 +1343,6 @@ static void on_reads_done(struct pass *p)
     if (it->binding != SIZE_MAX)
       p->binding_item[it->binding] = i;
   }
-  fail_unread(p);
   kv[0] = (struct log_kv){"attach", (long long)p->plan.nattach};
   kv[1] = (struct log_kv){"change", (long long)p->plan.nchange};
   kv[2] = (struct log_kv){"detach", (long long)p->plan.ndetach};

@@ -323,6 +323,8 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
     if (!ci) /* a certificate the file no longer names is not read */
       continue;
     const struct live_cert *lc = &live->certs[ci->cert];
+    if (!lc->known)
+      continue; /* unread: ownership stays as it is */
     const struct apig_binding *e =
         live_cert_find(lc, le->instance_id, le->domain);
     if (!e) {
@@ -375,7 +377,7 @@ static int compute_checksum(const struct config *cfg,
   for (size_t c = 0; ok && c < live->ncerts; c++) {
     const struct live_cert *lc = &live->certs[c];
     const char *id = cfg->certificates[c].id;
-    ok = EVP_DigestUpdate(ctx, "\ncert ", 6) &&
+    ok = EVP_DigestUpdate(ctx, lc->known ? "\ncert " : "\nunread ", lc->known ? 6 : 8) &&
          EVP_DigestUpdate(ctx, id, strlen(id));
     for (size_t j = 0; ok && j < lc->b.n; j++) {
       const struct apig_binding *e = &lc->b.items[j];
@@ -418,10 +420,6 @@ int plan_compute(const struct config *cfg, struct live_state *live,
   memset(out, 0, sizeof(*out));
   if (live->ncerts != cfg->ncertificates)
     return -EINVAL;
-  for (size_t c = 0; c < live->ncerts; c++) {
-    if (!live->certs[c].known)
-      return -EAGAIN;
-  }
   w = collect_wanted(cfg);
   gws = malloc((cfg->ngateways ? cfg->ngateways : 1) * sizeof(*gws));
   if (!w || !gws)
@@ -435,6 +433,10 @@ int plan_compute(const struct config *cfg, struct live_state *live,
     size_t start = i;
     while (i < cfg->nbindings && w[i].cert == c)
       i++;
+    if (!live->certs[c].known) {
+      out->unknown_certs++;
+      continue; /* unread: nothing is planned for it */
+    }
     rc = diff_certificate(&bld, cfg, (uint32_t)c, w + start, i - start,
                           &live->certs[c], gws);
   }

@@ -56,6 +56,7 @@ struct plan {
   size_t nattach, nchange, ndetach;
   size_t unchanged;  /* wanted and already in place */
   size_t live_total; /* live bindings on the file's gateways */
+  size_t unknown_certs; /* certificates skipped: live state unknown */
   /* SHA-256 over the config file and the live state the plan was computed
    * from: a stored plan is stale when it no longer matches. */
   char checksum[65];
@@ -80,8 +81,9 @@ const struct apig_binding *live_cert_find(const struct live_cert *lc,
 void live_state_free(struct live_state *ls);
 
 /* Compute the diff. ledger is consulted only in sync mode (may be NULL).
- * Every certificate's live state must be finished. Items point into cfg
- * and live, which must outlive the plan. */
+ * A certificate whose live state is not known (not finished: its read
+ * failed) gets no items, and its ledger entries are left alone. Items
+ * point into cfg and live, which must outlive the plan. */
 int plan_compute(const struct config *cfg, struct live_state *live,
                  const struct ledger *ledger, struct plan *out);
 void plan_free(struct plan *p);

@@ -204,13 +204,25 @@ static void test_checksum_follows_live_state(void **state)
   plan_free(&p3);
 }
 
-static void test_unknown_live_state_is_refused(void **state)
+/* An unread certificate gets no plan, and its owned bindings are neither
+ * detached nor forgotten. */
+static void test_unknown_live_state_is_skipped(void **state)
 {
   struct fixture *f = *state;
   struct plan p;
 
+  f->cfg.policy.mode = CONFIG_MODE_SYNC;
+  add_binding(f, 1, 0, "new.example.com", false);
+  add_binding(f, 0, 0, "a.example.com", false);
+  ledger_add(&f->ledger, CERT_NEW, GW_A, "owned.example.com", 1);
   live_cert_finish(&f->live.certs[0]); /* certs[1] never read */
-  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), -EAGAIN);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
+  assert_int_equal(p.unknown_certs, 1);
+  assert_int_equal(p.nitems, 1);
+  assert_int_equal(p.items[0].cert, 0);
+  assert_int_equal(p.ndetach, 0);
+  assert_int_equal(p.nstale_ledger, 0);
+  plan_free(&p);
 }
 
 static void test_items_sorted_and_in_place_lookup(void **state)
@@ -245,7 +257,7 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_checksum_follows_live_state, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_unknown_live_state_is_refused,
+      cmocka_unit_test_setup_teardown(test_unknown_live_state_is_skipped,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_items_sorted_and_in_place_lookup,
                                       setup, teardown),
