@@ -364,13 +364,20 @@ static int read_file(const char *path, char **out, size_t *len,
   size_t got = 0;
   int fd, err;
 
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: a FIFO given by mistake must not hang the open */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     err = errno;
     config__diag_add(diag, "%s: cannot open: %s", path, strerror(err));
     return -err;
   }
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+  if (fstat(fd, &st) < 0) {
+    err = errno;
+    config__diag_add(diag, "%s: cannot stat: %s", path, strerror(err));
+    close(fd);
+    return -err;
+  }
+  if (!S_ISREG(st.st_mode)) {
     err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
     config__diag_add(diag, "%s: not a regular file", path);
     close(fd);

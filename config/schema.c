@@ -215,6 +215,8 @@ bool config__section(struct config__ctx *c, const struct config__node *map,
   const struct config__node *keys[CONFIG__SECTION_MAX] = {0};
   char sub[512];
 
+  if (nf > CONFIG__SECTION_MAX)
+    abort(); /* a table bigger than keys[]: a programming error */
   for (size_t i = 0; i < nf; i++)
     seen[i] = NULL;
   config__defaults(c, f, nf, base);

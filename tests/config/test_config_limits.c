@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int setup(void **state)
@@ -89,6 +90,18 @@ static void test_unreadable_file(void **state)
   assert_int_equal(config_load("/tmp", &cfg, &d), -EISDIR);
   assert_int_equal(d.count, 1);
   config_diag_free(&d);
+  /* a FIFO is refused at once, not waited on */
+  char fifo[] = "/tmp/cbtest-fifo-XXXXXX";
+  int fd = mkstemp(fifo);
+  assert_true(fd >= 0);
+  close(fd);
+  unlink(fifo);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(config_load(fifo, &cfg, &d), -EINVAL);
+  assert_int_equal(d.count, 1);
+  assert_non_null(strstr(d.lines[0], ": not a regular file"));
+  config_diag_free(&d);
+  unlink(fifo);
 }
 
 static void test_depth(void **state)
