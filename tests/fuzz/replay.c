@@ -85,7 +85,8 @@ static int run_path(const char *path, size_t *count)
     n++;
   }
   closedir(d);
-  qsort(names, n, sizeof(*names), cmp);
+  if (n > 0) /* qsort(NULL, 0) is undefined */
+    qsort(names, n, sizeof(*names), cmp);
   for (size_t i = 0; i < n; i++) {
     if (rc == 0 && run_path(names[i], count) < 0)
       rc = -1;
