@@ -325,6 +325,11 @@ int config_load_buffer(const char *name, const char *buf, size_t len,
   int rc;
 
   memset(cfg, 0, sizeof(*cfg));
+  if (buf == NULL) {
+    if (len != 0)
+      return -EINVAL;
+    buf = ""; /* libyaml asserts on a NULL input */
+  }
   if (len > CONFIG_MAX_FILE_SIZE) {
     config__diag_add(diag, "%s:1:1: the file is larger than %u bytes (4 MiB)",
                      c.name, CONFIG_MAX_FILE_SIZE);

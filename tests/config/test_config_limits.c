@@ -104,6 +104,19 @@ static void test_unreadable_file(void **state)
   unlink(fifo);
 }
 
+static void test_null_buffer(void **state)
+{
+  struct config cfg;
+  struct config_diag d = {0};
+
+  (void)state;
+  assert_int_equal(config_load_buffer("nul.yaml", NULL, 0, &cfg, &d), -EINVAL);
+  assert_int_equal(d.count, 1);
+  assert_string_equal(d.lines[0], "nul.yaml:1:1: the file is empty "
+                                  "(expected a mapping with version: 1)");
+  config_diag_free(&d);
+}
+
 static void test_depth(void **state)
 {
   char *doc;
@@ -249,6 +262,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_size),
       cmocka_unit_test(test_unreadable_file),
+      cmocka_unit_test(test_null_buffer),
       cmocka_unit_test(test_depth),
       cmocka_unit_test(test_deep_bombs),
       cmocka_unit_test(test_anchors_aliases),
