@@ -846,6 +846,9 @@ static int xfer_setup(struct http *h, struct http_xfer *x,
     rc = set_method(x->easy, rq);
   if (!rc)
     rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+  if (!rc)
+    rc = curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT,
+                          rq->fresh_connection ? 1L : 0L);
   return rc ? curl_to_errno(rc) : 0;
 }
 

@@ -26,8 +26,10 @@
  *
  * Caveat (libcurl 7.88): when a kept-alive connection turns out dead
  * before any response byte arrives, curl itself re-sends the request once
- * on a new connection; no option disables that. Callers must still treat
- * every write whose outcome is unknown as "re-read before resending".
+ * on a new connection; no option disables that, except never reusing a
+ * connection for that request (http_request.fresh_connection). Callers
+ * must still treat every write whose outcome is unknown as "re-read
+ * before resending".
  */
 #ifndef CERTBIND_HTTP_H
 #define CERTBIND_HTTP_H
@@ -68,7 +70,12 @@ struct http_request {
   const char *body; /* may be NULL; not copied */
   size_t body_len;
   const char *ca_file; /* NULL: http_opts.ca_file */
-  void *user;          /* caller context, untouched */
+  /* Send on a new connection (CURLOPT_FRESH_CONNECT). curl re-sends a
+   * request by itself only on a reused connection (the caveat above), so
+   * this is how a write is guaranteed to be sent at most once per
+   * http_submit(). The connection then joins the pool as usual. */
+  bool fresh_connection;
+  void *user; /* caller context, untouched */
 };
 
 struct http_response {

@@ -441,6 +441,9 @@ static void dispatch_write(struct pass *p, struct job *j)
     c->account = j->q.account;
     for (size_t k = 0; k < j->nitems; k++)
       p->items[j->items[k]].attempts++;
+    /* never on a reused connection: curl would re-send it blindly if the
+     * connection turned out dead (http.h) */
+    c->rq.fresh_connection = true;
     rc = submit_call(p, c, acct, "POST", true);
     if (rc == 0) {
       p->counts.writes++;
