@@ -82,6 +82,7 @@ struct pass_account {
   uint32_t token_attempt;
   uint64_t token_next_ms;
   bool blocked;
+  double retry_credit; /* retries paid by successes (retry_paid) */
   struct job **parked; /* popped while the token was missing */
   size_t nparked, capparked;
 };
@@ -100,6 +101,7 @@ struct call {
 static void pump(struct pass *p);
 static void finish(struct pass *p);
 static void start_wave(struct pass *p);
+static void schedule_confirm(struct pass *p, uint32_t cert);
 
 static int64_t wall_ms(void)
 {
@@ -219,9 +221,20 @@ static int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
 static void fail_write_job(struct pass *p, struct job *j, const char *code,
                            const char *msg, const char *request_id)
 {
+  struct pass_cert *c = &p->certs[j->cert];
+
   for (size_t k = 0; k < j->nitems; k++)
     item_fail(p, j->items[k], code, msg, request_id);
-  p->certs[j->cert].writes_left--;
+  /* The certificate's last write failed: what its earlier writes sent
+   * still has to be confirmed, as after a successful last write. */
+  if (--c->writes_left == 0) {
+    for (size_t i = c->item_lo; i < c->item_hi; i++) {
+      if (p->items[i].state == ITEM_WRITTEN) {
+        schedule_confirm(p, j->cert);
+        break;
+      }
+    }
+  }
 }
 
 /* Stopping: a job leaves without changing what we know of its bindings
@@ -592,26 +605,45 @@ log_call(struct pass *p, enum log_level lvl, const char *event,
   log_event(p->log, lvl, event, &f, fmt ? "%s" : NULL, msg);
 }
 
+/* Each success of an account pays for one retry (stored up to
+ * QUEUE_RETRY_MAX), on top of the queue's budget of QUEUE_RETRY_RATIO per
+ * first attempt: a storm where nothing succeeds ends after about
+ * QUEUE_RETRY_MIN + 20 % extra requests instead of max_attempts x, while
+ * a partial storm (under ~50 % failures) keeps retrying to convergence. */
+#define PASS_RETRY_CREDIT_PER_SUCCESS 1.0
+
+static bool retry_paid(struct pass *p, uint32_t account)
+{
+  struct pass_account *pa = &p->accounts[account];
+
+  if (pa->retry_credit >= 1) {
+    pa->retry_credit -= 1;
+    return true;
+  }
+  return queue_retry_allowed(&p->queue, account);
+}
+
 /* Retry a job after backoff, or give up when attempts or budget say so. */
 static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
 {
   const struct config_retry *r = &p->cfg->retry;
   uint32_t attempt = j->q.attempt + 1;
   uint64_t delay;
+  bool out_of_attempts = attempt >= r->max_attempts;
 
-  if (attempt >= r->max_attempts) {
+  /* Out of attempts or of retry budget: a storm of failures must not
+   * multiply the traffic. */
+  if (out_of_attempts || !retry_paid(p, j->q.account)) {
     log_call(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
              j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
-             "giving up after %u attempts", attempt);
+             out_of_attempts ? "giving up after %u attempts"
+                             : "retry budget exhausted after %u attempt(s)",
+             attempt);
     abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
     return;
   }
   delay = queue_backoff_ms(&p->queue, attempt, r->base_delay_ms,
                            r->max_delay_ms, o->retry_after_ms);
-  /* Out of retry budget: wait the longest backoff instead, so a storm of
-   * failures cannot multiply the traffic. */
-  if (!queue_retry_allowed(&p->queue, j->q.account))
-    delay = delay > r->max_delay_ms ? delay : r->max_delay_ms;
   j->q.attempt = attempt;
   p->counts.retries++;
   if (p->metrics)
@@ -734,9 +766,11 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   struct job *v;
   uint64_t delay;
 
-  if (w->q.attempt + 1 >= r->max_attempts) {
+  if (w->q.attempt + 1 >= r->max_attempts || !retry_paid(p, w->q.account)) {
     log_call(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
-             "outcome unknown after the last attempt");
+             w->q.attempt + 1 >= r->max_attempts
+                 ? "outcome unknown after the last attempt"
+                 : "outcome unknown; retry budget exhausted");
     fail_write_job(p, w, o->err.code, o->err.msg, o->err.request_id);
     job_free(w);
     return;
@@ -755,8 +789,6 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
     p->metrics->retries_total++;
   delay = queue_backoff_ms(&p->queue, w->q.attempt, r->base_delay_ms,
                            r->max_delay_ms, o->retry_after_ms);
-  if (!queue_retry_allowed(&p->queue, w->q.account))
-    delay = delay > r->max_delay_ms ? delay : r->max_delay_ms;
   if (job_push(p, v, delay) < 0)
     abandon_job(p, v, o->err.code, o->err.msg, o->err.request_id);
 }
@@ -1041,6 +1073,23 @@ static void on_token_done(struct pass *p, struct call *c,
                 o->err.request_id);
 }
 
+/* Throttled: say so when the queue cut the account's rate. */
+static void log_rate_cut(struct pass *p, const struct job *j, double before)
+{
+  double after = queue_account_rate(&p->queue, j->q.account);
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[] = {{"rate_milli_rps", (long long)llround(after * 1000)}};
+
+  if (!(after < before))
+    return;
+  f.account = p->cfg->accounts[j->q.account].name;
+  f.kv = kv;
+  f.nkv = 1;
+  log_event(p->log, LOG_WARN, "rate.cut", &f,
+            "throttled: request rate cut from %.2f to %.2f req/s", before,
+            after);
+}
+
 static void on_call_done(struct http_request *rq, struct http_response *rs,
                          void *arg)
 {
@@ -1060,7 +1109,14 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
     queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
     drop_job(p, j);
   } else {
+    struct pass_account *pa = &p->accounts[j->q.account];
+    double rate = queue_account_rate(&p->queue, j->q.account);
     queue_complete(&p->queue, &j->q, queue_outcome_of(o.cls), now_ms(p));
+    if (o.cls == APIG_OK || o.cls == APIG_DONE_ALREADY)
+      pa->retry_credit = fmin(pa->retry_credit + PASS_RETRY_CREDIT_PER_SUCCESS,
+                              QUEUE_RETRY_MAX);
+    if (o.cls == APIG_THROTTLED)
+      log_rate_cut(p, j, rate);
     if (p->accounts[j->q.account].blocked)
       abandon_job(p, j, o.err.code, o.err.msg, o.err.request_id);
     else if (j->type == JOB_LIST)
@@ -1574,7 +1630,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[8];
+  struct log_kv kv[10];
   bool any_read = false;
 
   if (p->phase == PHASE_DONE)
@@ -1607,8 +1663,12 @@ static void finish(struct pass *p)
   kv[5] = (struct log_kv){"pending", (long long)p->counts.pending};
   kv[6] = (struct log_kv){"requests", (long long)p->counts.requests};
   kv[7] = (struct log_kv){"retries", (long long)p->counts.retries};
+  /* for benchmarks and operators: TLS handshakes, pass wall time */
+  kv[8] = (struct log_kv){"connections", (long long)p->http->stats.connects};
+  kv[9] = (struct log_kv){"duration_ms",
+                          (long long)(p->ended_ms - p->started_ms)};
   f.kv = kv;
-  f.nkv = 8;
+  f.nkv = 10;
   log_event(p->log, LOG_INFO, "pass.done", &f, "outcome %s in %.1f s",
             pass_outcome_name(p->outcome),
             (double)(p->ended_ms - p->started_ms) / 1000.0);
