@@ -170,6 +170,10 @@ static void emit_text(const struct log *lg, enum log_level level,
   FILE *out = lg->out;
 
   format_timestamp(ts, sizeof(ts));
+  /* On a terminal the live progress line (pass.c) may hold the current
+   * line: clear it, or the event would be glued to its end. */
+  if (isatty(fileno(out)))
+    fputs("\r\033[K", out);
   if (lg->color && *colors[level])
     fprintf(out, "%s %s%-5s\033[0m %s", ts, colors[level], level_names[level],
             event);
