@@ -198,7 +198,13 @@ static void syntax_error(struct config__ctx *c, const yaml_parser_t *p)
     return;
   }
   const char *problem = p->problem ? p->problem : "invalid YAML";
-  if (p->context != NULL)
+  /* the usual cause: a wildcard domain written without quotes */
+  if (p->context != NULL && strcmp(p->context, "while scanning an alias") == 0)
+    config__error(c, mark_line(p->problem_mark), mark_col(p->problem_mark),
+                  "YAML syntax error: %s %s (line %u): a value starting "
+                  "with '*' must be quoted, e.g. \"*.example.com\"",
+                  problem, p->context, (unsigned)mark_line(p->context_mark));
+  else if (p->context != NULL)
     config__error(c, mark_line(p->problem_mark), mark_col(p->problem_mark),
                   "YAML syntax error: %s %s (line %u)", problem, p->context,
                   (unsigned)mark_line(p->context_mark));

@@ -567,6 +567,10 @@ static void test_syntax_errors(void **state)
                "YAML syntax error: found a tab character");
   t_expect_one("version: 1\naccounts: \"open\n", 3, 1,
                "YAML syntax error: found unexpected end of stream");
+  /* an unquoted wildcard domain is an alias to YAML: say how to fix it */
+  t_expect_one("version: 1\nbindings:\n- {domains: [*.example.com]}\n", 3, 15,
+               "a value starting with '*' must be quoted, e.g. "
+               "\"*.example.com\"");
 }
 
 /* ---- everything at once, sorted by position ---- */
