@@ -1,0 +1,319 @@
+"""The engine under faults (issue 4): certbind apply against apig-sim over
+HTTPS with 5xx and 429 storms, resets before/after a write is applied,
+latency and slow bodies, delayed visibility, permanent errors inside a
+batch, and an untrusted server certificate."""
+import datetime
+import json
+import os
+import re
+import subprocess
+import unittest
+
+from harness import MAKE_CERTS, SimTestCase, World, certbind
+
+
+def fleet(tmp, ncerts=10, ndomains=4, ngws=2, account="prod", w=None,
+          prefix=""):
+    """ncerts certificates, each wanting ndomains domains on ngws gateways."""
+    w = w or World(tmp)
+    if account not in w.accounts:
+        w.account(account)
+    gws = ["%s%s-edge-%d" % (prefix, account, g) for g in range(ngws)]
+    for g in gws:
+        w.gateway(g, account, [])
+    for c in range(ncerts):
+        zone = "c%d.%s%s.example.com" % (c, prefix, account)
+        domains = ["d%d.%s" % (i, zone) for i in range(ndomains)]
+        for g in gws:
+            w.gateways[g]["domains"] += domains
+        name = "%s%s-cert-%d" % (prefix, account, c)
+        w.certificate(name, account, ["*." + zone])
+        w.want(name, gws, domains)
+    return w
+
+
+def by_op(stats, op):
+    return sum(stats["by_op"].get(op, {}).values())
+
+
+def ts(e):
+    return datetime.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+SIM_LINE = re.compile(r"^apig-sim: (GET|POST) (\S+) -> (\d+) ")
+CERT_PATH = re.compile(r"/certificates/([0-9a-zA-Z]{32})/(attached-domains|domains/(attach|detach))$")
+
+
+def sim_requests(sim):
+    """The sim's request log (--log-requests), in the order it answered:
+    (method, certificate id, status) for certificate calls."""
+    sim.log.flush()
+    out = []
+    with open(sim.log.name) as f:
+        for line in f:
+            m = SIM_LINE.match(line)
+            if not m:
+                continue
+            c = CERT_PATH.search(m.group(2))
+            if c:
+                out.append((m.group(1), c.group(1), int(m.group(3))))
+    return out
+
+
+class FaultTest(SimTestCase):
+    def apply(self, cfg, *extra):
+        return certbind("apply", "-c", cfg, "--log-format", "json", *extra)
+
+    def assert_converged(self, w, sim, r):
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(w.binding_set() <= sim.state_set(), r)
+
+    # -- 1. 5xx storms ---------------------------------------------------
+
+    def test_5xx_storm_30_percent_converges_with_bounded_requests(self):
+        w = fleet(self.tmp, ncerts=12, ndomains=4)
+        w.policy["batch_size"] = 2
+        w.faults = {"errors": [
+            {"op": "attach", "rate": 0.3, "status": 500, "code": "APIG.9999"},
+            {"op": "list", "rate": 0.3, "status": 500, "code": "APIG.9999"}]}
+        sim, cfg = self.start(w, ("--seed", "11"))
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        ev = r.events()
+        retries = [e for e in ev if e["event"] in ("write.retry", "list.retry")]
+        self.assertTrue([e for e in retries if e["event"] == "write.retry"], r)
+        for e in retries:
+            self.assertEqual(e["http_status"], 500)
+            self.assertEqual(e["error_code"], "APIG.9999")
+            self.assertTrue(e["request_id"])
+        st = sim.stats()
+        self.assertGreater(st["injected_errors"], 0)
+        # ideal: one list, 2 writes and one confirmation read per certificate
+        ideal = 12 * 4
+        total = by_op(st, "list") + by_op(st, "attach")
+        self.assertLess(total, 3 * ideal, st)
+        self.assertEqual(st["writes_noop"], 0, st)
+        self.assertEqual(st["peak_concurrent_writes_max"], 1)
+
+    def test_5xx_storm_100_percent_ends_within_the_retry_budget(self):
+        n = 40
+        w = fleet(self.tmp, ncerts=n, ndomains=2)
+        w.faults = {"errors": [
+            {"op": "any", "rate": 1.0, "status": 500, "code": "APIG.9999"}]}
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assertEqual(r.rc, 1, r)
+        st = sim.stats()
+        total = st["requests"]
+        attempts = w.retry["max_attempts"]
+        ratio = total / n
+        print("\n100%% 5xx storm: %d requests for %d first attempts: "
+              "ratio %.2f (max_attempts %d)" % (total, n, ratio, attempts))
+        self.assertGreaterEqual(total, n)
+        self.assertLess(ratio, 0.5 * attempts, st)
+        self.assertEqual(st["writes_total"], 0)
+        done = [e for e in r.events() if e["event"] == "pass.done"]
+        self.assertEqual(len(done), 1, r)
+
+    # -- 2. 429 storm with Retry-After -----------------------------------
+
+    def test_429_storm_respects_retry_after(self):
+        w = fleet(self.tmp, ncerts=6, ndomains=4)
+        w.policy["batch_size"] = 2
+        w.faults = {"throttle": {"rps": 8, "burst": 4, "retry_after_s": 1}}
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        st = sim.stats()
+        self.assertGreater(st["throttled"], 0, st)
+        ev = r.events()
+        throttled = [e for e in ev if e["event"] in ("write.retry", "list.retry")
+                     and e.get("http_status") == 429]
+        self.assertTrue(throttled, r)
+        for e in throttled:
+            self.assertEqual(e["error_code"], "APIG.0308")
+        # the rate cut is logged
+        cuts = [e for e in ev if e["event"] == "rate.cut"]
+        self.assertTrue(cuts, r)
+        # each retried write went out no earlier than Retry-After (1 s)
+        # after the 429 that it answers
+        writes = [e for e in ev if e["event"].startswith("write.")]
+        checked = 0
+        for i, e in enumerate(writes):
+            if e["event"] != "write.retry" or e.get("http_status") != 429:
+                continue
+            nxt = [x for x in writes[i + 1:]
+                   if x["certificate"] == e["certificate"]
+                   and x["domains"] == e["domains"]
+                   and x["attempt"] == e["attempt"] + 1]
+            if not nxt:
+                continue
+            sent = ts(nxt[0]) - datetime.timedelta(milliseconds=nxt[0]["latency_ms"])
+            gap = (sent - ts(e)).total_seconds()
+            self.assertGreaterEqual(gap, 0.95, (e, nxt[0]))
+            checked += 1
+        self.assertGreater(checked, 0, r)
+        # after the cut the client kept near the server's rate: most
+        # requests were not throttled
+        self.assertLess(st["throttled"], st["requests"] / 2, st)
+
+    # -- 3. resets -------------------------------------------------------
+
+    def check_reread_before_resend(self, sim):
+        log = sim_requests(sim)
+        resets = 0
+        for i, (m, cert, status) in enumerate(log):
+            if m != "POST" or status != 0:
+                continue
+            resets += 1
+            later = [x for x in log[i + 1:] if x[1] == cert]
+            # the next call for that certificate is a read
+            if later:
+                self.assertEqual(later[0][0], "GET",
+                                 "write re-sent blindly after a reset: %r" % later[:3])
+        return resets
+
+    def test_reset_after_apply_rereads_and_never_resends_blindly(self):
+        # one write per certificate, so that every POST of a certificate in
+        # the sim's log is the same write
+        w = fleet(self.tmp, ncerts=20, ndomains=4)
+        w.faults = {"reset_after_apply": {"op": "attach", "rate": 0.3}}
+        sim, cfg = self.start(w, ("--log-requests", "--seed", "5"))
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        st = sim.stats()
+        self.assertGreater(st["resets"], 0, st)
+        self.assertEqual(self.check_reread_before_resend(sim), st["resets"])
+        unknown = [e for e in r.events() if e["event"] == "write.retry"
+                   and "outcome unknown" in e.get("msg", "")]
+        self.assertEqual(len(unknown), st["resets"], r)
+        # applied writes were seen by the re-read: nothing written twice
+        self.assertEqual(st["writes_noop"], 0, st)
+        self.assertEqual(st["peak_concurrent_writes_max"], 1)
+
+    def test_reset_before_apply_rereads_then_resends(self):
+        # one write per certificate, so that every POST of a certificate in
+        # the sim's log is the same write
+        w = fleet(self.tmp, ncerts=20, ndomains=4)
+        w.faults = {"reset_before_apply": {"op": "attach", "rate": 0.3}}
+        sim, cfg = self.start(w, ("--log-requests", "--seed", "5"))
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        st = sim.stats()
+        self.assertGreater(st["resets"], 0, st)
+        self.assertEqual(self.check_reread_before_resend(sim), st["resets"])
+        self.assertEqual(st["writes_noop"], 0, st)
+
+    # -- 4. latency, slow bodies, visibility -----------------------------
+
+    def test_latency_and_slow_bodies_parallel_certs_one_write_each(self):
+        w = fleet(self.tmp, ncerts=24, ndomains=6)
+        w.policy["batch_size"] = 2
+        w.faults = {"latency": {"kind": "fixed", "ms": 50},
+                    "tail": {"percent": 10, "extra_ms": 300},
+                    "slow": {"op": "list", "rate": 0.5, "chunk_bytes": 64,
+                             "interval_ms": 2}}
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        st = sim.stats()
+        self.assertGreater(st["peak_concurrent_requests"], 4, st)
+        self.assertEqual(st["peak_concurrent_writes_max"], 1, st)
+        self.assertEqual(st["writes_total"], 24 * 3)
+        self.assertEqual(st["writes_noop"], 0)
+
+    def test_visibility_delay_confirmation_polls_until_visible(self):
+        w = fleet(self.tmp, ncerts=8, ndomains=3)
+        w.settings["visibility_delay_ms"] = 1500
+        w.faults = {"latency": {"kind": "fixed", "ms": 50}}
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        st = sim.stats()
+        self.assertEqual(st["writes_total"], 8)
+        self.assertEqual(st["writes_noop"], 0)
+        self.assertEqual(st["peak_concurrent_writes_max"], 1)
+        # more than one confirmation read per certificate: it polled
+        self.assertGreater(by_op(st, "list"), 8 * 2, st)
+        ok = [e for e in r.events() if e["event"] == "confirm.ok"]
+        self.assertEqual({e["certificate"] for e in ok},
+                         set(w.certs), r)
+        done = [e for e in r.events() if e["event"] == "pass.done"][0]
+        self.assertEqual(done["attached"], 8 * 3 * 2)
+
+    # -- 5. permanent errors inside a batch ------------------------------
+
+    def test_uncovered_domain_and_404_are_isolated_by_splitting(self):
+        w = fleet(self.tmp, ncerts=3, ndomains=6)
+        c0 = w.wanted[0]
+        # registered on the gateways but not covered by the certificate
+        w.gateways["prod-edge-0"]["domains"].append("stray.other.org")
+        w.gateways["prod-edge-1"]["domains"].append("stray.other.org")
+        c0["domains"].append("stray.other.org")
+        # not registered on any gateway: 404
+        w.wanted[1]["domains"].append("ghost.c1.prod.example.com")
+        w.policy["batch_size"] = 10
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assertEqual(r.rc, 1, r)
+        bad = {"stray.other.org", "ghost.c1.prod.example.com"}
+        good = {b for b in w.binding_set() if b[2] not in bad}
+        self.assertTrue(good <= sim.state_set())
+        self.assertFalse({b for b in sim.state_set() if b[2] in bad})
+        failed = [e for e in r.events() if e["event"] == "write.failed"]
+        codes = {tuple(e["domains"]): e["error_code"] for e in failed}
+        self.assertEqual(codes.get(("stray.other.org",)), "APIG.2103", failed)
+        self.assertEqual(codes.get(("ghost.c1.prod.example.com",)), "APIG.3020",
+                         failed)
+        for e in failed:
+            self.assertTrue(e["request_id"])
+            self.assertEqual(len(e["domains"]), 1)
+        for d, code in (("stray.other.org", "APIG.2103"),
+                        ("ghost.c1.prod.example.com", "APIG.3020")):
+            line = [ln for ln in r.stdout.splitlines() if d in ln]
+            self.assertTrue(line, r)
+            self.assertIn(code, line[0])
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        fb = [b for b in st["bindings"] if b["state"] == "failed"]
+        self.assertEqual({b["domain"] for b in fb}, bad)
+        for b in fb:
+            want = "APIG.2103" if b["domain"] == "stray.other.org" else "APIG.3020"
+            self.assertEqual(b["error_code"], want)
+            self.assertTrue(b["request_id"])
+            self.assertTrue(b["error_msg"])
+        self.assertEqual(sim.stats()["peak_concurrent_writes_max"], 1)
+
+    # -- 6. TLS fails closed ---------------------------------------------
+
+    def test_untrusted_server_certificate_fails_closed(self):
+        w = fleet(self.tmp, ncerts=3, ndomains=2)
+        sim, _ = self.start(w)
+        other = os.path.join(self.tmp, "other-ca")
+        subprocess.run(["sh", MAKE_CERTS, other], check=True,
+                       stdout=subprocess.DEVNULL)
+        cfg = w.write_yaml(os.path.join(other, "ca.pem"), "untrusted.yaml")
+        r = self.apply(cfg)
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(sim.stats()["requests"], 0)
+        self.assertEqual(sim.state_set(), set())
+        self.assertTrue([e for e in r.events() if e["event"] == "list.failed"], r)
+
+    def test_no_ca_file_fails_closed(self):
+        w = fleet(self.tmp, ncerts=2, ndomains=2)
+        sim, cfg = self.start(w)
+        with open(cfg) as f:
+            text = f.read()
+        text = re.sub(r"\n    tls: \{ ca_file: [^}]*\}", "", text)
+        self.assertNotIn("ca_file", text)
+        path = os.path.join(self.tmp, "noca.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        r = self.apply(path)
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(sim.stats()["requests"], 0)
+        self.assertEqual(sim.state_set(), set())
+
+
+if __name__ == "__main__":
+    unittest.main()
