@@ -1,0 +1,437 @@
+"""certbind run (the daemon, SPEC §7) against apig-sim over HTTPS: sd_notify
+on a NOTIFY_SOCKET the test owns, reload on edit / rename / SIGHUP, a
+rejected bad edit, coalesced passes, drain on SIGTERM, a second signal,
+the watchdog, per-binding failure memory, status and metrics per pass."""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import CERTBIND, SimTestCase, World, record_output
+from notify import NotifySocket
+
+
+class Daemon:
+    """certbind run as a child; its JSON log lines collected by a thread."""
+
+    def __init__(self, cfg, tmp, env=None, level="info"):
+        self.notify = NotifySocket(tmp)
+        e = dict(os.environ)
+        e["NO_COLOR"] = "1"
+        e.update(self.notify.env())
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen(
+            [CERTBIND, "run", "-c", cfg, "--log-format", "json",
+             "--log-level", level],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, text=True)
+        self.events = []
+        self.raw = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.cond:
+                self.raw.append(line)
+                if line.startswith("{"):
+                    try:
+                        self.events.append(json.loads(line))
+                    except ValueError:
+                        pass
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def mark(self):
+        with self.cond:
+            return len(self.events)
+
+    def named(self, name, after=0):
+        with self.cond:
+            return [e for e in self.events[after:] if e["event"] == name]
+
+    def wait(self, name, after=0, timeout=30, pred=None):
+        """The index of the first event `name` at or after `after`."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for i in range(after, len(self.events)):
+                    e = self.events[i]
+                    if e["event"] == name and (pred is None or pred(e)):
+                        return i
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None
+                                 and not self.reader.is_alive()):
+                    raise AssertionError("no %s event within %ss:\n%s" %
+                                         (name, timeout, "".join(self.raw[-40:])))
+                self.cond.wait(min(left, 0.5))
+
+    def wait_pass(self, after=0, timeout=30):
+        """Wait for the next pass to end and its results (status.json,
+        ledger, metrics) to be saved: the daemon says STATUS=last pass ...
+        after saving. The index of its pass.done."""
+        i = self.wait("pass.done", after, timeout)
+        with self.cond:
+            n = sum(1 for e in self.events[:i + 1] if e["event"] == "pass.done")
+        deadline = time.monotonic() + timeout
+        while self.saved() < n:
+            if time.monotonic() > deadline:
+                raise AssertionError("pass %d ended but was not saved: %r" %
+                                     (n, self.notify.snapshot()))
+            with self.notify.cond:
+                self.notify.cond.wait(0.5)
+        return i
+
+    def saved(self):
+        return sum(1 for m in self.notify.snapshot()
+                   if m.get("STATUS", "").startswith("last pass"))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        rc = self.proc.wait(timeout)
+        self.reader.join(5)
+        return rc
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self.notify.close()
+        record_output("certbind-run", "".join(self.raw))
+
+
+def daemon_world(tmp, ndomains=6, want=2, extra_regs=(), metrics=False):
+    w = World(tmp)
+    w.account("prod")
+    domains = ["d%d.run.example.com" % i for i in range(ndomains)]
+    w.gateway("edge-0", "prod", domains + list(extra_regs))
+    w.certificate("cert-a", "prod", ["*.run.example.com"])
+    w.certificate("cert-b", "prod", ["*.run.example.com"])
+    w.want("cert-a", ["edge-0"], domains[:want])
+    w.policy["confirm_timeout_s"] = 10
+    w.daemon["resync_interval_s"] = 3600
+    if metrics:
+        w.daemon["metrics_file"] = os.path.join(tmp, "certbind.prom")
+    return w, domains
+
+
+def bound(sim):
+    return {b[2] for b in sim.state_set()}
+
+
+def rename_over(path, text):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+class DaemonTestCase(SimTestCase):
+    def setUp(self):
+        super().setUp()
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.stop()
+        super().tearDown()
+
+    def run_daemon(self, cfg, **kw):
+        d = Daemon(cfg, self.tmp, **kw)
+        self.daemons.append(d)
+        return d
+
+
+class ReloadTest(DaemonTestCase):
+    def test_ready_status_and_reloads(self):
+        w, domains = daemon_world(self.tmp, metrics=True)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.notify.wait_for("READY", "1")
+        first = d.wait_pass()
+        self.assertEqual(bound(sim), set(domains[:2]))
+        # a STATUS= line summarising the pass
+        self.assertEqual(d.saved(), 1)  # a STATUS= line summarising it
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            self.assertEqual(json.load(f)["pass"]["outcome"], "converged")
+        prom = os.path.join(self.tmp, "certbind.prom")
+        with open(prom) as f:
+            self.assertIn("certbind_passes_total 1", f.read())
+
+        # 1. edit in place
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:3]
+        with open(cfg, "w") as f:
+            f.write(w.yaml(sim.ca))
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertIn(domains[2], bound(sim))
+        with open(prom) as f:
+            self.assertIn("certbind_passes_total 2", f.read())
+
+        # 2. replace by rename, as editors and config management do
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:4]
+        rename_over(cfg, w.yaml(sim.ca))
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertIn(domains[3], bound(sim))
+
+        # 3. SIGHUP: RELOADING=1, then READY=1, then a pass
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        d.signal(signal.SIGHUP)
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n)
+        d.notify.wait_for("READY", "1", after=i + 1)
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertEqual(bound(sim), set(domains[:4]))
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(len(d.named("pass.start")), 4)
+
+    def test_broken_edit_is_rejected_and_last_good_stays(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        writes = sim.stats()["writes_total"]
+
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:5]  # would add three bindings ...
+        text = w.yaml(sim.ca).replace("policy:\n", "policy:\n  batch_size: many\n")
+        with open(cfg, "w") as f:
+            f.write(text)  # ... but the file is broken
+        d.wait("config.rejected", m, timeout=10)
+        rejected = d.named("config.rejected", m)
+        self.assertTrue(any(re.search(re.escape(cfg) + r":\d+:\d+: ", e.get("msg", ""))
+                            for e in rejected), rejected)
+        # SIGHUP with the broken file: rejected again, no pass, no writes
+        m2 = d.mark()
+        d.signal(signal.SIGHUP)
+        d.wait("config.rejected", m2, timeout=10)
+        self.assertEqual(d.named("pass.start", m), [])
+        self.assertEqual(sim.stats()["writes_total"], writes)
+        self.assertEqual(bound(sim), set(domains[:2]))
+        self.assertIsNone(d.proc.poll())
+        self.assertIn("rejected", d.notify.snapshot()[-1].get("STATUS", ""))
+
+        # fixed: the new file takes effect
+        m = d.mark()
+        with open(cfg, "w") as f:
+            f.write(w.yaml(sim.ca))
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertEqual(bound(sim), set(domains[:5]))
+
+    def test_changes_during_a_pass_start_exactly_one_more(self):
+        w, domains = daemon_world(self.tmp)
+        w.faults = {"latency": {"kind": "fixed", "ms": 700}}
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait("pass.start")
+        # three changes while the first pass runs
+        w.wanted[0]["domains"] = domains[:3]
+        with open(cfg, "w") as f:
+            f.write(w.yaml(sim.ca))
+        r1 = d.wait("config.reload", timeout=10)
+        w.wanted[0]["domains"] = domains[:4]
+        rename_over(cfg, w.yaml(sim.ca))
+        d.wait("config.reload", r1 + 1, timeout=10)
+        d.signal(signal.SIGHUP)
+        first = d.wait_pass()
+        self.assertEqual(len(d.named("config.reload")), 3,
+                         "all three reloads arrived during the first pass")
+        second = d.wait_pass(first + 1)
+        self.assertEqual(bound(sim), set(domains[:4]))
+        self.assertEqual(len(d.named("pass.start")), 2)
+
+        # a later SIGHUP starts the third pass; nothing ran in between
+        sim.faults({"latency": {"kind": "none"}})
+        m = d.mark()
+        d.signal(signal.SIGHUP)
+        r = d.wait("config.reload", m, timeout=10)
+        d.wait_pass(r)
+        starts = [i for i, e in enumerate(d.events) if e["event"] == "pass.start"]
+        self.assertEqual(len(starts), 3)
+        self.assertGreater(starts[2], r)
+        self.assertGreater(starts[1], first)
+
+
+class StopTest(DaemonTestCase):
+    def busy_world(self, latency):
+        w = World(self.tmp)
+        w.account("prod")
+        gws = ["edge-0"]
+        w.gateway("edge-0", "prod", [])
+        for c in range(6):
+            doms = ["d%d.c%d.example.com" % (i, c) for i in range(3)]
+            w.gateways["edge-0"]["domains"] += doms
+            w.certificate("cert-%d" % c, "prod", ["*.c%d.example.com" % c])
+            w.want("cert-%d" % c, gws, doms)
+        w.policy["batch_size"] = 1  # many writes, one per domain
+        w.daemon["resync_interval_s"] = 3600
+        w.faults = {"latency": latency}
+        return w
+
+    def wait_writes_in_flight(self, sim, d):
+        deadline = time.monotonic() + 20
+        while True:
+            st = sim.stats()
+            if st["in_flight"] > 0 and st["writes_total"] == 0 and \
+                    d.named("write.ok") == [] and \
+                    len(d.named("pass.start")) == 1 and \
+                    sum(st["by_op"]["list"].values()) >= 6:
+                return
+            self.assertLess(time.monotonic(), deadline, st)
+            time.sleep(0.05)
+
+    def test_sigterm_drains_in_flight_writes(self):
+        w = self.busy_world({"kind": "uniform", "min_ms": 1000, "max_ms": 2000})
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        self.wait_writes_in_flight(sim, d)
+        n = len(d.notify.snapshot())
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        d.notify.wait_for("STOPPING", "1", after=n, timeout=5)
+        rc = d.wait_exit(35)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, "".join(d.raw[-30:]))
+        self.assertLess(took, 30)
+        st = sim.stats()
+        self.assertEqual(st["in_flight"], 0)
+        # every write the sim answered was heard by certbind (none cut off)
+        attach = st["by_op"]["attach"]
+        self.assertNotIn("0", attach, attach)
+        answered = sum(attach.values())
+        self.assertGreater(answered, 0)
+        heard = d.named("write.ok") + d.named("write.retry") + d.named("write.failed")
+        self.assertEqual(len(heard), answered, attach)
+        # stopped early: no new writes after the signal
+        self.assertLess(answered, 18)
+        self.assertTrue(d.named("shutdown"))
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            outcome = json.load(f)["pass"]["outcome"]
+        self.assertIn(outcome, ("interrupted", "partial"))
+
+    def test_second_sigint_exits_at_once(self):
+        w = self.busy_world({"kind": "fixed", "ms": 8000})
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait("pass.start")
+        deadline = time.monotonic() + 20
+        while sim.stats()["in_flight"] == 0:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        d.signal(signal.SIGINT)
+        d.wait("shutdown", timeout=5)
+        t0 = time.monotonic()
+        d.signal(signal.SIGINT)
+        d.wait_exit(5)
+        self.assertLess(time.monotonic() - t0, 4)
+        self.assertTrue(os.path.exists(os.path.join(self.tmp, "state", "status.json")))
+
+    def test_sigterm_when_idle_exits_0(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(10), 0)
+        d.notify.wait_for("STOPPING", "1", timeout=2)
+
+
+class WatchdogTest(DaemonTestCase):
+    def test_watchdog_pings(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg, env={"WATCHDOG_USEC": "1000000"})
+        d.notify.wait_for("READY", "1")
+        i, _ = d.notify.wait_for("WATCHDOG", "1", timeout=5)
+        d.notify.wait_for("WATCHDOG", "1", after=i + 1, timeout=5)
+
+    def test_no_watchdog_without_the_variable(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        m = d.mark()
+        d.signal(signal.SIGHUP)
+        d.wait_pass(m)
+        self.assertEqual(d.notify.count("WATCHDOG"), 0)
+
+
+class MemoryTest(DaemonTestCase):
+    def test_permanent_failure_is_not_resent_until_its_entry_changes(self):
+        w, domains = daemon_world(self.tmp, extra_regs=())
+        w.wanted[0]["domains"] = domains[:2] + ["bad.run.example.com"]
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        status = os.path.join(self.tmp, "state", "status.json")
+
+        def attach_404():
+            return sim.stats()["by_op"]["attach"].get("404", 0)
+
+        def failed_in_status():
+            with open(status) as f:
+                return {b["domain"]: b for b in json.load(f)["bindings"]
+                        if b["state"] == "failed"}
+
+        tried = attach_404()
+        self.assertGreater(tried, 0)
+        self.assertEqual(set(failed_in_status()), {"bad.run.example.com"})
+
+        # next pass (SIGHUP, same file): not re-sent, still failed
+        m = d.mark()
+        d.signal(signal.SIGHUP)
+        d.wait_pass(m)
+        self.assertEqual(attach_404(), tried)
+        self.assertEqual(set(failed_in_status()), {"bad.run.example.com"})
+        self.assertEqual(failed_in_status()["bad.run.example.com"]["error_code"],
+                         "APIG.3020")
+
+        # the entry changes (verify_client toggled): tried again
+        m = d.mark()
+        w.wanted[0]["verify_client"] = True
+        rename_over(cfg, w.yaml(sim.ca))
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        again = attach_404()
+        self.assertGreater(again, tried)
+
+        # unchanged again: held back again
+        m = d.mark()
+        d.signal(signal.SIGHUP)
+        d.wait_pass(m)
+        self.assertEqual(attach_404(), again)
+
+        # the domain moves to another certificate: tried again
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:2]
+        w.want("cert-b", ["edge-0"], ["bad.run.example.com"], verify=True)
+        rename_over(cfg, w.yaml(sim.ca))
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertGreater(attach_404(), again)
+        self.assertEqual(set(failed_in_status()), {"bad.run.example.com"})
+        self.assertEqual(bound(sim), set(domains[:2]))
+
+
+if __name__ == "__main__":
+    unittest.main()
