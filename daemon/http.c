@@ -28,6 +28,11 @@
 #define HTTP_MAX_BODY ((size_t)8 << 20)
 #define HTTP_CA_PATH "/etc/ssl/certs"
 #define HTTP_MAX_TOKEN ((size_t)64 << 10)
+/* Idle connections kept for reuse when max_total_connections is 0.
+ * libcurl's default keeps 4 x the transfers currently added, so the pool
+ * shrinks as a burst drains and the next burst (a pass's writes after its
+ * reads) pays a TLS handshake per connection again. */
+#define HTTP_MAX_IDLE 1024L
 
 enum xfer_state { XFER_SPARE, XFER_PENDING, XFER_ACTIVE, XFER_DONE };
 
@@ -47,6 +52,7 @@ struct http_xfer {
   char request_id[80];
   char *subject_token;
   long retry_after_s;
+  size_t up_off; /* no_resend: request body bytes handed to curl */
 };
 
 struct http_sock {
@@ -117,6 +123,30 @@ static int curl_to_errno(CURLcode rc)
 }
 
 /* ---- per-transfer curl callbacks ---------------------------------------- */
+
+/* no_resend bodies: curl reads the body from here, and can never rewind it
+ * once any of it was read, so its own re-send of a request on a dead
+ * reused connection fails (CURLE_SEND_FAIL_REWIND) instead of sending it
+ * twice. */
+static size_t cb_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+  struct http_xfer *x = userdata;
+  size_t left = x->rq->body_len - x->up_off;
+  size_t n = size * nitems < left ? size * nitems : left;
+
+  memcpy(buf, x->rq->body + x->up_off, n);
+  x->up_off += n;
+  return n;
+}
+
+static int cb_seek(void *userdata, curl_off_t offset, int origin)
+{
+  struct http_xfer *x = userdata;
+
+  if (origin == SEEK_SET && offset == 0 && x->up_off == 0)
+    return CURL_SEEKFUNC_OK; /* nothing read yet: nothing to rewind */
+  return CURL_SEEKFUNC_FAIL;
+}
 
 static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -378,6 +408,7 @@ static bool maybe_sent(CURLcode rc, long status, curl_off_t request_size,
   case CURLE_UNKNOWN_OPTION:
     return false;
   case CURLE_SEND_ERROR:
+  case CURLE_SEND_FAIL_REWIND: /* a no_resend request curl wanted to re-send */
   case CURLE_RECV_ERROR:
   case CURLE_GOT_NOTHING:
   case CURLE_PARTIAL_FILE:
@@ -742,8 +773,9 @@ static bool method_ok(const char *m)
   return true;
 }
 
-static CURLcode set_method(CURL *e, const struct http_request *rq)
+static CURLcode set_method(struct http_xfer *x, const struct http_request *rq)
 {
+  CURL *e = x->easy;
   CURLcode rc = CURLE_OK;
   const char *body = rq->body ? rq->body : "";
   bool get = strcmp(rq->method, "GET") == 0;
@@ -752,8 +784,21 @@ static CURLcode set_method(CURL *e, const struct http_request *rq)
     return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   if (strcmp(rq->method, "DELETE") == 0 && rq->body_len == 0)
     return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
-  /* Not copied: the caller keeps the body alive until completion. */
-  rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  x->up_off = 0;
+  if (rq->no_resend && rq->body_len > 0) {
+    rc = curl_easy_setopt(e, CURLOPT_POST, 1L);
+    if (!rc)
+      rc = curl_easy_setopt(e, CURLOPT_READFUNCTION, cb_read);
+    if (!rc)
+      rc = curl_easy_setopt(e, CURLOPT_READDATA, (void *)x);
+    if (!rc)
+      rc = curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, cb_seek);
+    if (!rc)
+      rc = curl_easy_setopt(e, CURLOPT_SEEKDATA, (void *)x);
+  } else {
+    /* Not copied: the caller keeps the body alive until completion. */
+    rc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  }
   if (!rc)
     rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                           (curl_off_t)rq->body_len);
@@ -843,7 +888,7 @@ static int xfer_setup(struct http *h, struct http_xfer *x,
   if (!rc)
     rc = curl_easy_setopt(x->easy, CURLOPT_URL, rq->url);
   if (!rc)
-    rc = set_method(x->easy, rq);
+    rc = set_method(x, rq);
   if (!rc)
     rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
   if (!rc)
@@ -892,9 +937,11 @@ static int multi_setup(struct http *h)
   if (!mc && h->opts.max_total_connections > 0)
     mc = curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                            h->opts.max_total_connections);
-  if (!mc && h->opts.max_total_connections > 0)
+  if (!mc)
     mc = curl_multi_setopt(m, CURLMOPT_MAXCONNECTS,
-                           h->opts.max_total_connections);
+                           h->opts.max_total_connections > 0
+                               ? h->opts.max_total_connections
+                               : HTTP_MAX_IDLE);
   return mc == CURLM_OK ? 0 : (mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL);
 }
 

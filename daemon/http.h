@@ -26,10 +26,12 @@
  *
  * Caveat (libcurl 7.88): when a kept-alive connection turns out dead
  * before any response byte arrives, curl itself re-sends the request once
- * on a new connection; no option disables that, except never reusing a
- * connection for that request (http_request.fresh_connection). Callers
- * must still treat every write whose outcome is unknown as "re-read
- * before resending".
+ * on a new connection; no option disables that. Two ways out, per request:
+ * never reuse a connection (http_request.fresh_connection: one TLS
+ * handshake per request), or no_resend (the body cannot be rewound, so the
+ * re-send fails with a maybe_sent transport error: no extra handshake).
+ * Callers must still treat every write whose outcome is unknown as
+ * "re-read before resending".
  */
 #ifndef CERTBIND_HTTP_H
 #define CERTBIND_HTTP_H
@@ -52,7 +54,7 @@ struct http_opts {
   long total_timeout_ms;      /* 30000: whole transfer */
   size_t max_body;            /* 8 MiB: larger responses fail */
   long max_host_connections;  /* 0: unlimited */
-  long max_total_connections; /* 0: unlimited */
+  long max_total_connections; /* 0: unlimited (up to 1024 kept idle) */
   /* When set, curl's informational text (never headers or data, so never
    * secrets) is passed here, one line at a time without the newline. It
    * runs inside a curl callback: it must not call any http_* function. */
@@ -75,6 +77,12 @@ struct http_request {
    * this is how a write is guaranteed to be sent at most once per
    * http_submit(). The connection then joins the pool as usual. */
   bool fresh_connection;
+  /* A request with a body that curl must never re-send by itself: the body
+   * is streamed by a read callback that refuses to rewind, so curl's
+   * re-send on a dead reused connection fails (CURLE_SEND_FAIL_REWIND,
+   * maybe_sent) and the request was sent at most once. Reuses pooled
+   * connections, unlike fresh_connection. */
+  bool no_resend;
   void *user; /* caller context, untouched */
 };
 
