@@ -454,9 +454,11 @@ static void dispatch_write(struct pass *p, struct job *j)
     c->account = j->q.account;
     for (size_t k = 0; k < j->nitems; k++)
       p->items[j->items[k]].attempts++;
-    /* never on a reused connection: curl would re-send it blindly if the
-     * connection turned out dead (http.h) */
-    c->rq.fresh_connection = true;
+    /* curl must never re-send it blindly if a reused connection turns out
+     * dead (http.h): no_resend makes that re-send fail (outcome unknown,
+     * re-read first) without a TLS handshake per write, which
+     * fresh_connection cost (bench/RESULTS.md) */
+    c->rq.no_resend = true;
     rc = submit_call(p, c, acct, "POST", true);
     if (rc == 0) {
       p->counts.writes++;
