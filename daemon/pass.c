@@ -157,6 +157,26 @@ static void item_fail(struct pass *p, size_t i, const char *code,
   item_set_error(it, code, msg, request_id);
 }
 
+/* A move shows (the attach to the new certificate is confirmed, so APIG
+ * took the domain off the old one): the old certificate's ledger entry
+ * goes now, not on the next pass (SPEC §1 step 2). */
+static void forget_moved_from(struct pass *p, const struct plan_item *pi)
+{
+  const struct plan_move *m = p->plan.moves;
+  size_t lo = 0, hi = p->plan.nmoves;
+
+  while (lo < hi) { /* first move of this binding */
+    size_t mid = lo + (hi - lo) / 2;
+    if (m[mid].binding < pi->binding)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  for (; lo < p->plan.nmoves && m[lo].binding == pi->binding; lo++)
+    ledger_remove(p->ledger, p->cfg->certificates[m[lo].from_cert].id,
+                  pi->instance_id, pi->domain);
+}
+
 static void item_converge(struct pass *p, size_t i)
 {
   const struct plan_item *pi = &p->plan.items[i];
@@ -174,6 +194,8 @@ static void item_converge(struct pass *p, size_t i)
   else if (pi->op == PLAN_ATTACH)
     ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
                (int64_t)time(NULL));
+  if (pi->op == PLAN_ATTACH && pi->binding != SIZE_MAX)
+    forget_moved_from(p, pi);
   p->ledger_dirty = true;
 }
 

@@ -156,6 +156,7 @@ struct builder {
   struct plan *p;
   size_t cap;
   size_t stale_cap;
+  size_t move_cap;
 };
 
 static int push_item(struct builder *b, const struct plan_item *it)
@@ -199,6 +200,30 @@ static int push_stale(struct builder *b, size_t idx)
   }
   p->stale_ledger[p->nstale_ledger++] = idx;
   return 0;
+}
+
+static int push_move(struct builder *b, size_t binding, uint32_t from_cert)
+{
+  struct plan *p = b->p;
+
+  if (p->nmoves == b->move_cap) {
+    size_t cap = b->move_cap ? b->move_cap * 2 : 16;
+    struct plan_move *n = realloc(p->moves, cap * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    p->moves = n;
+    b->move_cap = cap;
+  }
+  p->moves[p->nmoves++] = (struct plan_move){binding, from_cert};
+  return 0;
+}
+
+static int cmp_move(const void *a, const void *b)
+{
+  const struct plan_move *x = a, *y = b;
+  if (x->binding != y->binding)
+    return x->binding < y->binding ? -1 : 1;
+  return x->from_cert < y->from_cert ? -1 : x->from_cert > y->from_cert;
 }
 
 /* Wanted triples sorted by certificate then (domain, instance). */
@@ -336,9 +361,12 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
                            .domain = le->domain};
     if (bsearch(&probe, w, cfg->nbindings, sizeof(*w), cmp_wanted))
       continue; /* still wanted here */
-    if (bsearch(&probe, by_pair, cfg->nbindings, sizeof(*by_pair),
-                cmp_wanted_pair))
-      continue; /* a move: the attach to the new certificate does it */
+    const struct wanted *to = bsearch(&probe, by_pair, cfg->nbindings,
+                                      sizeof(*by_pair), cmp_wanted_pair);
+    if (to) { /* a move: the attach to the new certificate does it */
+      rc = push_move(bld, to->binding, ci->cert);
+      continue;
+    }
     struct gw_index gk = {.instance_id = le->instance_id};
     const struct gw_index *g =
         bsearch(&gk, gws, cfg->ngateways, sizeof(*gws), cmp_gw_index);
@@ -452,6 +480,8 @@ int plan_compute(const struct config *cfg, struct live_state *live,
   }
   if (rc == 0) {
     qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
+    if (out->nmoves > 1)
+      qsort(out->moves, out->nmoves, sizeof(*out->moves), cmp_move);
     rc = compute_checksum(cfg, live, out, out->checksum);
   }
 done:
@@ -467,5 +497,6 @@ void plan_free(struct plan *p)
 {
   free(p->items);
   free(p->stale_ledger);
+  free(p->moves);
   memset(p, 0, sizeof(*p));
 }

@@ -50,6 +50,11 @@ struct plan_item {
   size_t binding;          /* index into config.bindings; SIZE_MAX for detach */
 };
 
+struct plan_move {
+  size_t binding;     /* index into config.bindings: the new certificate's */
+  uint32_t from_cert; /* index into config.certificates: the old one */
+};
+
 struct plan {
   struct plan_item *items; /* sorted by certificate, op, domain, gateway */
   size_t nitems;
@@ -64,6 +69,12 @@ struct plan {
    * certificate (detached by someone, or moved to another certificate). */
   size_t *stale_ledger; /* indexes for ledger_at() */
   size_t nstale_ledger;
+  /* Sync: owned bindings that move to another certificate of the file (a
+   * rollout), sorted by binding: once the attach of config binding
+   * `binding` shows, the ledger entry of the old certificate `from_cert`
+   * (same instance and domain) goes (SPEC §1 step 2). */
+  struct plan_move *moves;
+  size_t nmoves;
 };
 
 int live_state_init(struct live_state *ls, size_t ncerts);
