@@ -479,7 +479,10 @@ bool auth_token_needs_renewal(const struct auth_token *t, time_t now)
   time_t life = t->expires_at - t->obtained_at;
   time_t at80 = t->obtained_at + life / 5 * 4 + life % 5 * 4 / 5;
   time_t hour_before = t->expires_at - 3600;
+  time_t half = t->obtained_at + life / 2;
   time_t renew_at = at80 < hour_before ? at80 : hour_before;
+  if (renew_at < half)
+    renew_at = half;
   return now >= renew_at;
 }
 

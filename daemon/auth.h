@@ -94,7 +94,9 @@ int auth_token_set(struct auth_token *t, const char *value, size_t len,
                    time_t expires_at, time_t now);
 
 /* Renew at 80 % of the token's life or 1 h before expires_at, whichever is
- * earlier; always true when there is no token or its times are not sane. */
+ * earlier, but never before half its life (a token shorter than 2 h would
+ * otherwise be renewed on every request); always true when there is no
+ * token or its times are not sane. */
 bool auth_token_needs_renewal(const struct auth_token *t, time_t now);
 
 /* Wipe (OPENSSL_cleanse) and free the value; zero the struct. */

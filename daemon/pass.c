@@ -1551,6 +1551,10 @@ static bool account_needs_token(struct pass *p, uint32_t a)
 
   if (p->cfg->accounts[a].auth_method != CONFIG_AUTH_PASSWORD)
     return false;
+  /* An expired token (with a second of margin for the way there) would
+   * only earn a 401: drop it, so that requests wait for the new one. */
+  if (pa->token.value && time(NULL) + 1 >= pa->token.expires_at)
+    auth_token_clear(&pa->token);
   if (!pa->token.value)
     return true;
   if (!pa->token_fetching && auth_token_needs_renewal(&pa->token, time(NULL)))

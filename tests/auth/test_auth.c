@@ -406,9 +406,12 @@ static void test_token_renewal(void **state)
   assert_string_equal(t.value, "tok2");
   assert_false(auth_token_needs_renewal(&t, 3599));
   assert_true(auth_token_needs_renewal(&t, 3600));
-  /* shorter than an hour: renew at once; expired or inverted: renew */
+  /* shorter than 2 h: at half its life, not on every request; expired or
+   * inverted: renew */
   assert_int_equal(auth_token_set(&t, "tok3", 4, 1800, 0), 0);
-  assert_true(auth_token_needs_renewal(&t, 0));
+  assert_false(auth_token_needs_renewal(&t, 0));
+  assert_false(auth_token_needs_renewal(&t, 899));
+  assert_true(auth_token_needs_renewal(&t, 900));
   assert_int_equal(auth_token_set(&t, "tok4", 4, 100, 200), 0);
   assert_true(auth_token_needs_renewal(&t, 200));
   /* a bad value leaves the old token in place */
