@@ -24,7 +24,7 @@ FAILING_GW=sg-edge-2
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
   B=$'\033[1m' G=$'\033[32m' R=$'\033[31m' N=$'\033[0m'
 else
-  B= G= R= N=
+  B='' G='' R='' N=''
 fi
 step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
 show() { printf '%s$ %s%s\n' "$B" "$*" "$N"; }
@@ -56,7 +56,7 @@ trap 'exit 143' TERM
 
 # ---- 1. install what is missing and build --------------------------------
 if [ -z "${CERTBIND_DEMO_NO_BUILD:-}" ]; then
-  step "installing missing packages and building (scripts/setup.sh, log: $TMP/build.log)"
+  step "installing missing packages and building (scripts/setup.sh)"
   if ! scripts/setup.sh "$BUILD" >"$TMP/build.log" 2>&1; then
     tail -n 30 "$TMP/build.log" >&2
     fail "the build failed"
@@ -64,7 +64,9 @@ if [ -z "${CERTBIND_DEMO_NO_BUILD:-}" ]; then
 fi
 CERTBIND=$BUILD/daemon/certbind
 SIM=$BUILD/tests/sim/apig-sim
-[ -x "$CERTBIND" ] && [ -x "$SIM" ] || fail "no $CERTBIND or $SIM: build first"
+if [ ! -x "$CERTBIND" ] || [ ! -x "$SIM" ]; then
+  fail "no $CERTBIND or $SIM: build first"
+fi
 command -v python3 >/dev/null || fail "python3 is needed (scripts/setup.sh installs it)"
 export NO_COLOR=${NO_COLOR:-}
 
@@ -118,13 +120,14 @@ step "plan: read the live bindings of every certificate, print the difference"
 show "certbind plan -c bindings.yaml --out plan.json"
 rc_of "$CERTBIND" plan -c bindings.yaml --out plan.json --log-level warn \
   >plan.txt
-cut=24
-head -n "$cut" plan.txt
-lines=$(wc -l <plan.txt)
-if [ "$lines" -gt $((cut + 1)) ]; then
-  echo "    ... ($((lines - cut - 1)) more lines: the whole plan is in plan.txt / plan.json)"
-  tail -n 1 plan.txt
-fi
+# A few lines per certificate (the plan has one line per domain):
+# every change and detach, the binding that will fail, the first attaches.
+awk -v keep=3 -v failing="$FAILING" '
+  function flush() { if (hidden) printf "      ... and %d more domains to attach\n", hidden; hidden = 0 }
+  /^account / || /^  certificate / { flush(); n = 0; print; next }
+  /^    / { if (++n <= keep || $1 != "+" || index($0, failing)) print; else hidden++; next }
+  { flush(); print }
+  END { flush() }' plan.txt
 echo "(exit $rc: 2 means there are changes)"
 [ "$rc" -eq 2 ] || fail "plan exited $rc, expected 2 (changes)"
 
