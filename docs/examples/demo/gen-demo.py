@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Generate the demo world: an apig-sim seed (world.json) and the certbind
-desired-state file that goes with it (bindings.yaml).
+"""Generate the demo world: an apig-sim seed (world.json.in) and the certbind
+desired-state file that goes with it (bindings.yaml.in).
 
 Both are templates. scripts/demo.sh fills in, at demo time:
-  world.json     @SG_AK@ @SG_SK@ @EU_PASSWORD@   fresh random credentials
-  bindings.yaml  @ENDPOINT@ @CA_FILE@ @SECRETS@ @STATE_DIR@
+  world.json.in     @SG_AK@ @SG_SK@ @EU_PASSWORD@   fresh random credentials
+  bindings.yaml.in  @ENDPOINT@ @CA_FILE@ @SECRETS@ @STATE_DIR@
 
 The world (deterministic: IDs are derived from names):
   sg-prod (ap-southeast-1, AK/SK)       gateways sg-edge-1, sg-edge-2
@@ -229,10 +229,10 @@ def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(
         os.path.abspath(__file__))
     certs, wanted, bound, registered = build()
-    with open(os.path.join(outdir, "world.json"), "w") as f:
+    with open(os.path.join(outdir, "world.json.in"), "w") as f:
         json.dump(seed(certs, bound, registered), f, indent=1)
         f.write("\n")
-    with open(os.path.join(outdir, "bindings.yaml"), "w") as f:
+    with open(os.path.join(outdir, "bindings.yaml.in"), "w") as f:
         f.write(yaml(certs, wanted))
 
 
