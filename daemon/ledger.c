@@ -322,25 +322,10 @@ gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
   return gs;
 }
 
-static int copy_out(yajl_gen g, char **out, size_t *len)
-{
-  const unsigned char *buf;
-  size_t n;
-
-  if (yajl_gen_get_buf(g, &buf, &n) != yajl_gen_status_ok)
-    return -ENOMEM;
-  *out = malloc(n + 1);
-  if (!*out)
-    return -ENOMEM;
-  memcpy(*out, buf, n);
-  (*out)[n] = '\0';
-  *len = n;
-  return 0;
-}
-
 int ledger_to_json(const struct ledger *l, char **out, size_t *len)
 {
   const struct ledger_entry **sorted;
+  struct statefile_buf b = {0};
   yajl_gen g;
   int rc;
 
@@ -359,14 +344,24 @@ int ledger_to_json(const struct ledger *l, char **out, size_t *len)
   }
   /* IDs and domains were validated by the config loader; a byte that is
    * not UTF-8 would still be refused here rather than written. */
+  /* Printed straight into b (no copy of yajl's buffer). */
   if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
       !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
-      !yajl_gen_config(g, yajl_gen_validate_utf8, 1))
+      !yajl_gen_config(g, yajl_gen_validate_utf8, 1) ||
+      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, &b))
     rc = -ENOMEM;
   else if (gen_ledger(g, sorted, l->count) != yajl_gen_status_ok)
     rc = -EINVAL;
+  else if (b.err || !b.p)
+    rc = -ENOMEM;
   else
-    rc = copy_out(g, out, len);
+    rc = 0;
+  if (rc == 0) {
+    *out = b.p;
+    *len = b.len;
+  } else {
+    free(b.p);
+  }
   yajl_gen_free(g);
   free(sorted);
   return rc;

@@ -169,6 +169,30 @@ static int publish(int fd, int dirfd, const char *tmp, const struct target *t,
   return 0;
 }
 
+void statefile_buf_print(void *ctx, const char *s, size_t n)
+{
+  struct statefile_buf *b = ctx;
+
+  if (b->err)
+    return;
+  if (b->cap - b->len <= n) { /* keep room for the NUL */
+    size_t cap = b->cap < 65536 ? 65536 : b->cap + b->cap / 2;
+    char *p;
+    if (cap - b->len <= n)
+      cap = b->len + n + 1;
+    p = realloc(b->p, cap);
+    if (!p) {
+      b->err = -ENOMEM;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
 int statefile_write_atomic(const char *path, const void *buf, size_t len,
                            mode_t mode)
 {

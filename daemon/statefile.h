@@ -30,6 +30,17 @@ int statefile_write_atomic(const char *path, const void *buf, size_t len,
  * max bytes, -EISDIR/-EINVAL when not a regular file. */
 int statefile_read(const char *path, size_t max, char **buf, size_t *len);
 
+/* A growable output buffer for a generator's print callback (yajl_gen
+ * print_callback): the text is built once, in place, and handed out as a
+ * NUL-terminated malloc'd string, with no copy and growth by 1.5x. A
+ * failed allocation sets err (-ENOMEM) and drops further output. */
+struct statefile_buf {
+  char *p;
+  size_t len, cap;
+  int err;
+};
+void statefile_buf_print(void *ctx, const char *s, size_t n);
+
 /* Join dir and name into buf: 0, or -ENAMETOOLONG. */
 int statefile_path(char *buf, size_t size, const char *dir, const char *name);
 

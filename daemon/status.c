@@ -225,8 +225,7 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
 
 int status_to_json(const struct status *st, char **out, size_t *len)
 {
-  const unsigned char *buf;
-  size_t n;
+  struct statefile_buf b = {0};
   yajl_gen g;
   int rc = 0;
 
@@ -235,21 +234,18 @@ int status_to_json(const struct status *st, char **out, size_t *len)
   g = yajl_gen_alloc(NULL);
   if (!g)
     return -ENOMEM;
+  /* Printed straight into b, not into yajl's doubling buffer and then
+   * copied: the largest allocation of a pass of 10^5 bindings. */
   if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
       !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
       !yajl_gen_config(g, yajl_gen_validate_utf8, 1) ||
-      gen_status(g, st) != yajl_gen_status_ok ||
-      yajl_gen_get_buf(g, &buf, &n) != yajl_gen_status_ok) {
+      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, &b) ||
+      gen_status(g, st) != yajl_gen_status_ok || b.err || !b.p) {
     rc = -ENOMEM; /* every other yajl_gen error is a bug of ours */
+    free(b.p);
   } else {
-    *out = malloc(n + 1);
-    if (!*out) {
-      rc = -ENOMEM;
-    } else {
-      memcpy(*out, buf, n);
-      (*out)[n] = '\0';
-      *len = n;
-    }
+    *out = b.p;
+    *len = b.len;
   }
   yajl_gen_free(g);
   return rc;
