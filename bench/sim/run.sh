@@ -3,8 +3,9 @@
 #  1. throughput with no latency, HTTP and HTTPS (keep-alive), 64 connections
 #  2. 1,024 concurrent connections with 50 ms injected latency (p50/p99)
 # Load generator: wrk (Debian package "wrk"). Requests are authenticated
-# list calls (GET .../attached-domains, page of 20, ~8 KB) with an IAM token
-# from the simulator itself. Results go to stdout; see RESULTS.md.
+# list calls (GET .../attached-domains, page of 20, ~8 KB) or certificate
+# show calls (~0.6 KB) with an IAM token from the simulator itself. wrk runs
+# on the same machine. Results go to stdout; see RESULTS.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-sim}
@@ -39,6 +40,7 @@ start() { # start SCHEME [extra args...]
     -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"deployer","password":"correct horse","domain":{"name":"acme"}}}},"scope":{"project":{"id":"'"$project"'"}}}}' \
     | tr -d '\r' | awk -F': ' 'tolower($1)=="x-subject-token"{print $2}')
   url="$base/v2/$project/apigw/certificates/$cert/attached-domains?limit=20"
+  show_url="$base/v2/$project/apigw/certificates/$cert"
   [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.pem" -H "X-Auth-Token: $token" "$url")" = 200 ]
 }
 stop() { kill "$pid"; wait "$pid" || true; pid=; }
@@ -57,7 +59,10 @@ for scheme in http https; do
 done
 for scheme in http https; do
   start "$scheme" --latency-ms 50
+  wrk -t2 -c1024 -d3s --timeout 5s -H "X-Auth-Token: $token" "$show_url" >/dev/null
   out=$(wrk -t2 -c1024 -d"${dur}s" --timeout 5s --latency -H "X-Auth-Token: $token" "$url")
-  show "$scheme, 50 ms latency, 1024 connections" "$out"
+  show "$scheme, 50 ms latency, 1024 connections, list page (8 KB)" "$out"
+  out=$(wrk -t2 -c1024 -d"${dur}s" --timeout 5s --latency -H "X-Auth-Token: $token" "$show_url")
+  show "$scheme, 50 ms latency, 1024 connections, certificate show (0.6 KB)" "$out"
   stop
 done
