@@ -1911,7 +1911,8 @@ int pass_remember(const struct pass *p, struct pass_memory *out)
     pass_memory_free(&next);
     return rc;
   }
-  qsort(next.memos, next.n, sizeof(*next.memos), cmp_memo);
+  if (next.n > 1) /* memos is NULL when empty */
+    qsort(next.memos, next.n, sizeof(*next.memos), cmp_memo);
   pass_memory_free(out);
   *out = next;
   return 0;

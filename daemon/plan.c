@@ -479,7 +479,8 @@ int plan_compute(const struct config *cfg, struct live_state *live,
     rc = diff_ledger(&bld, cfg, live, ledger, w, by_pair, gws);
   }
   if (rc == 0) {
-    qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
+    if (out->nitems > 1) /* items is NULL when empty */
+      qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
     if (out->nmoves > 1)
       qsort(out->moves, out->nmoves, sizeof(*out->moves), cmp_move);
     rc = compute_checksum(cfg, live, out, out->checksum);
