@@ -384,6 +384,10 @@ int sim_gen_kv_str(yajl_gen g, const char *k, const char *v);
 int sim_gen_kv_int(yajl_gen g, const char *k, long long v);
 int sim_gen_kv_bool(yajl_gen g, const char *k, bool v);
 int sim_gen_kv_double(yajl_gen g, const char *k, double v);
+/* Parse an untrusted request body (len bytes, no NUL needed) with
+ * yajl_tree after refusing nesting deeper than 32: yajl_tree_free
+ * recurses, so depth is bounded before anything is built. NULL if invalid. */
+yajl_val sim_json_parse(const char *buf, size_t len);
 /* Copies yajl_gen's buffer into a malloc'd string. */
 int sim_gen_take(yajl_gen g, char **out, size_t *len);
 

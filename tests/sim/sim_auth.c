@@ -382,11 +382,8 @@ static int iam_body(struct sim *sim, size_t pi, size_t ui, bool catalog,
 int sim_iam_token(struct sim *sim, const char *body, size_t len, bool catalog,
                   char **token, char **resp, size_t *resp_len)
 {
-  char perr[128];
   *token = NULL;
-  char *copy = strndup(body ? body : "", len);
-  yajl_val root = copy ? yajl_tree_parse(copy, perr, sizeof(perr)) : NULL;
-  free(copy);
+  yajl_val root = sim_json_parse(body, len);
   struct iam_req r;
   if (root)
     iam_parse(root, &r);

@@ -534,6 +534,46 @@ int sim_gen_kv_double(yajl_gen g, const char *k, double v)
   return yajl_gen_double(g, v) == yajl_gen_status_ok ? 0 : -EINVAL;
 }
 
+#define SIM_JSON_MAX_DEPTH 32
+
+static bool depth_ok(const char *buf, size_t len)
+{
+  int depth = 0;
+  bool in_str = false, esc = false;
+  for (size_t i = 0; i < len; i++) {
+    char c = buf[i];
+    if (in_str) {
+      if (esc)
+        esc = false;
+      else if (c == '\\')
+        esc = true;
+      else if (c == '"')
+        in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > SIM_JSON_MAX_DEPTH)
+        return false;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return true;
+}
+
+yajl_val sim_json_parse(const char *buf, size_t len)
+{
+  if (!buf || !depth_ok(buf, len))
+    return NULL;
+  char *copy = strndup(buf, len);
+  if (!copy)
+    return NULL;
+  char perr[128];
+  yajl_val v = yajl_tree_parse(copy, perr, sizeof(perr));
+  free(copy);
+  return v;
+}
+
 int sim_gen_take(yajl_gen g, char **out, size_t *len)
 {
   const unsigned char *buf;

@@ -368,10 +368,7 @@ static bool validate_entry(struct sim *sim, struct sim_req *r, yajl_val e)
 /* Strict parse of {"domains":[...]}: 400 APIG.2012 / APIG.2001. */
 static bool parse_write_body(struct sim *sim, struct sim_req *r)
 {
-  char perr[128];
-  char *copy = r->body_len ? strndup(r->body, r->body_len) : NULL;
-  yajl_val root = copy ? yajl_tree_parse(copy, perr, sizeof(perr)) : NULL;
-  free(copy);
+  yajl_val root = r->body_len ? sim_json_parse(r->body, r->body_len) : NULL;
   if (!root || !YAJL_IS_OBJECT(root)) {
     yajl_tree_free(root);
     if (!r->body_len)
@@ -1010,11 +1007,8 @@ static int gen_count(yajl_gen g, const void *arg)
 
 static yajl_val admin_body(struct sim_req *r)
 {
-  char perr[128];
-  char *copy =
-      strndup(r->body_len ? r->body : "{}", r->body_len ? r->body_len : 2);
-  yajl_val v = copy ? yajl_tree_parse(copy, perr, sizeof(perr)) : NULL;
-  free(copy);
+  yajl_val v = r->body_len ? sim_json_parse(r->body, r->body_len)
+                           : sim_json_parse("{}", 2);
   if (!v || !YAJL_IS_OBJECT(v)) {
     yajl_tree_free(v);
     set_error(r, 400, "SIM.0400", "body must be a JSON object");

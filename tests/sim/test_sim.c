@@ -897,6 +897,15 @@ static void test_attach_validation(void **state)
   expect_attach_error(CERT_A,
                       "{\"domains\":[{\"domain\":\"deep.api.example.com\"}]}",
                       400, "APIG.2103");
+  /* hostile nesting is refused before a tree is built */
+  size_t deep = 200000;
+  char *nest = malloc(deep + 16);
+  assert_non_null(nest);
+  memcpy(nest, "{\"domains\":", 11);
+  memset(nest + 11, '[', deep);
+  nest[11 + deep] = '\0';
+  expect_attach_error(CERT_A, nest, 400, "APIG.2012");
+  free(nest);
   assert_int_equal(stat_of("writes_total"), 0);
 }
 
