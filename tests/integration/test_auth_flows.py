@@ -33,8 +33,8 @@ def wait_for(pred, timeout=20, what="condition"):
 
 
 class AuthTest(SimTestCase):
-    def apply(self, cfg):
-        return certbind("apply", "-c", cfg, "--log-format", "json")
+    def apply(self, cfg, *extra):
+        return certbind("apply", "-c", cfg, "--log-format", "json", *extra)
 
     def two_accounts(self, nbad=50):
         w = fleet(self.tmp, ncerts=nbad, ndomains=1, ngws=1, account="bad")
@@ -67,7 +67,7 @@ class AuthTest(SimTestCase):
         wrong = "SK-wrong-" + w.accounts["bad"]["sk"][3:]
         record_secrets([wrong])
         w.secret_file("bad-sk", wrong)
-        r = self.apply(cfg)
+        r = self.apply(cfg, "--log-level", "debug")
         st = sim.stats()
         self.assertEqual(st["auth_failures"], 1, st)
         self.assert_bad_failed_good_converged(w, sim, r)
@@ -139,7 +139,8 @@ class AuthTest(SimTestCase):
     def test_password_converges_with_one_token(self):
         w = self.password_world()
         sim, cfg = self.start(w)
-        r = self.apply(cfg)
+        # debug level too: the secret scan covers everything it prints
+        r = self.apply(cfg, "--log-level", "debug")
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(w.binding_set() <= sim.state_set())
         st = sim.stats()
