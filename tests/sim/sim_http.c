@@ -506,25 +506,35 @@ static bool plan_write(struct sim *sim, struct sim_req *r, long cert,
                        struct plan *p)
 {
   yajl_val ds = obj_get(r->json, "domains");
-  bool ok = true;
+  struct {
+    int status;
+    char code[sizeof(r->code)];
+    char msg[sizeof(r->msg)];
+  } first = {0};
   for (size_t i = 0; i < ds->u.array.len; i++) {
     yajl_val e = ds->u.array.values[i];
     size_t mark = p->n;
-    int saved_status = r->status;
     bool good = r->op == SIM_OP_ATTACH ? attach_targets(sim, r, cert, e, p)
                                        : detach_targets(sim, r, cert, e, p);
     if (good)
       continue;
     p->n = mark; /* drop the entry's partial targets */
-    if (ok)
-      p->failed = true;
-    else
-      r->status = saved_status; /* keep the first error's text */
-    ok = false;
+    if (!first.status) {
+      first.status = r->status;
+      memcpy(first.code, r->code, sizeof(first.code));
+      memcpy(first.msg, r->msg, sizeof(first.msg));
+    }
     if (sim->settings.atomic_batches)
-      return false;
+      break;
   }
-  return ok;
+  if (!first.status)
+    return true;
+  /* report the first failing entry, whatever came after it */
+  r->status = first.status;
+  memcpy(r->code, first.code, sizeof(first.code));
+  memcpy(r->msg, first.msg, sizeof(first.msg));
+  p->failed = true;
+  return false;
 }
 
 static size_t count_noops(const struct sim *sim, long cert,

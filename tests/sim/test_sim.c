@@ -911,9 +911,11 @@ static void test_attach_validation(void **state)
 
 static void test_attach_atomic_and_partial(void **state)
 {
+  /* good, SAN mismatch, unregistered: the first failure is reported */
   const char *body = "{\"domains\":[{\"domain\":\"api.example.com\","
                      "\"instance_ids\":[\"" GW1 "\"]},{\"domain\":"
-                     "\"other.test\",\"instance_ids\":[\"" GW1 "\"]}]}";
+                     "\"other.test\",\"instance_ids\":[\"" GW1 "\"]},"
+                     "{\"domain\":\"nope.example.com\"}]}";
   expect_attach_error(CERT_A, body, 400, "APIG.2103");
   assert_int_equal(bound(CERT_A, GW1, "api.example.com"), -1);
   admin_post("/__sim/settings", "{\"atomic_batches\":false}");
