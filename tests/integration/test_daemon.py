@@ -2,6 +2,7 @@
 on a NOTIFY_SOCKET the test owns, reload on edit / rename / SIGHUP, a
 rejected bad edit, coalesced passes, drain on SIGTERM, a second signal,
 the watchdog, per-binding failure memory, status and metrics per pass."""
+import datetime
 import json
 import os
 import re
@@ -130,6 +131,11 @@ def daemon_world(tmp, ndomains=6, want=2, extra_regs=(), metrics=False):
     return w, domains
 
 
+def ts(event):
+    t = datetime.datetime.strptime(event["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.timestamp()
+
+
 def bound(sim):
     return {b[2] for b in sim.state_set()}
 
@@ -222,13 +228,17 @@ class ReloadTest(DaemonTestCase):
                             for e in rejected), rejected)
         # SIGHUP with the broken file: rejected again, no pass, no writes
         m2 = d.mark()
+        n = len(d.notify.snapshot())
         d.signal(signal.SIGHUP)
         d.wait("config.rejected", m2, timeout=10)
+        # systemd hears that the reload is over and that it was rejected
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n)
+        _, ready = d.notify.wait_for("READY", "1", after=i + 1)
+        self.assertIn("rejected", ready.get("STATUS", ""))
         self.assertEqual(d.named("pass.start", m), [])
         self.assertEqual(sim.stats()["writes_total"], writes)
         self.assertEqual(bound(sim), set(domains[:2]))
         self.assertIsNone(d.proc.poll())
-        self.assertIn("rejected", d.notify.snapshot()[-1].get("STATUS", ""))
 
         # fixed: the new file takes effect
         m = d.mark()
@@ -354,6 +364,41 @@ class StopTest(DaemonTestCase):
         d.signal(signal.SIGTERM)
         self.assertEqual(d.wait_exit(10), 0)
         d.notify.wait_for("STOPPING", "1", timeout=2)
+
+
+class ResyncTest(DaemonTestCase):
+    def test_passes_at_the_jittered_interval(self):
+        w, domains = daemon_world(self.tmp)
+        w.daemon["resync_interval_s"] = 10  # the minimum
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        first = d.wait_pass()
+        start = d.wait("pass.start", first + 1, timeout=20)
+        gap = ts(d.events[start]) - ts(d.events[first])
+        self.assertGreaterEqual(gap, 8.9)  # 10 s - 10 %
+        self.assertLess(gap, 14)           # 10 s + 10 %, and a loaded box
+        d.wait_pass(start)
+        # nothing to do: the resync pass read, wrote nothing
+        self.assertEqual(sim.stats()["writes_total"], 1)
+
+    def test_sigterm_during_a_rollout_soak_exits_at_once(self):
+        w, domains = daemon_world(self.tmp, want=4)
+        w.rollout = {"waves": [1, "100%"], "soak_s": 120,
+                     "abort_failure_ratio": 0.5}
+        w.policy["batch_size"] = 1
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait("wave.done", timeout=20)
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(10), 0)
+        self.assertLess(time.monotonic() - t0, 8)
+        self.assertEqual(len(bound(sim)), 1)  # the second wave never started
+        self.assertEqual(d.named("wave.start", 0)[-1]["wave"], 1)
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        pending = [b for b in st["bindings"] if b["state"] == "pending"]
+        self.assertEqual(len(pending), 3, st)
 
 
 class WatchdogTest(DaemonTestCase):
