@@ -224,7 +224,9 @@ int config__parse(struct config__ctx *c, const char *buf, size_t len,
   *root = NULL;
   if (!yaml_parser_initialize(&p))
     return -ENOMEM;
-  yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+  /* libyaml asserts on a NULL input, even of length 0 (an empty file) */
+  yaml_parser_set_input_string(&p, (const unsigned char *)(buf ? buf : ""),
+                               buf ? len : 0);
   while (!done && rc == 0) {
     yaml_event_t ev;
 
