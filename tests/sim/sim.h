@@ -280,6 +280,8 @@ struct sim_options {
   unsigned threads;
   bool log_requests;
   bool clock_skew_ok;
+  const char *faults_json;   /* --faults: replaces the seed's faults */
+  const char *settings_json; /* --settings: merged over the seed's */
 };
 
 struct sim {
@@ -325,8 +327,9 @@ struct sim {
  * expect sim->mu held. */
 int sim_world_load(struct sim *sim, char *err, size_t errlen);
 void sim_world_free(struct sim *sim);
-/* The command-line overrides on top of the seed's settings and faults. */
-void sim_apply_options(struct sim *sim);
+/* The command-line overrides on top of the seed's settings and faults.
+ * Fails (-EINVAL, reason in err) only for a bad --faults/--settings. */
+int sim_apply_options(struct sim *sim, char *err, size_t errlen);
 /* Back to the seed (and the command line): bindings, tokens, lockouts,
  * settings, faults; statistics zeroed. */
 int sim_reset(struct sim *sim, char *err, size_t errlen);

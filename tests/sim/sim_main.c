@@ -17,7 +17,7 @@ static void usage(FILE *f)
         "         [--port-file F] [--tls-cert C --tls-key K]\n"
         "         [--visibility-delay-ms N] [--latency-ms N] [--seed N]\n"
         "         [--token-ttl-s N] [--threads N] [--clock-skew-ok]\n"
-        "         [--log-requests]\n"
+        "         [--faults JSON] [--settings JSON] [--log-requests]\n"
         "PORT 0 picks a free port; the port file is written (atomically)\n"
         "once listening. SIGTERM/SIGINT stop it with exit status 0.\n"
         "--clock-skew-ok disables the X-Sdk-Date window (tests only).\n",
@@ -49,7 +49,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
     O_LOG,
     O_TTL,
     O_SKEW,
-    O_HELP
+    O_HELP,
+    O_FAULTS,
+    O_SETTINGS
   };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},
@@ -65,6 +67,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
       {"clock-skew-ok", no_argument, NULL, O_SKEW},
       {"log-requests", no_argument, NULL, O_LOG},
       {"help", no_argument, NULL, O_HELP},
+      {"faults", required_argument, NULL, O_FAULTS},
+      {"settings", required_argument, NULL, O_SETTINGS},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof(*o));
   o->listen = "127.0.0.1:0";
@@ -116,6 +120,12 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
       break;
     case O_LOG:
       o->log_requests = true;
+      break;
+    case O_FAULTS:
+      o->faults_json = optarg;
+      break;
+    case O_SETTINGS:
+      o->settings_json = optarg;
       break;
     case O_HELP:
       usage(stdout);
@@ -230,7 +240,11 @@ int main(int argc, char **argv)
     sim_world_free(&sim);
     return 1;
   }
-  sim_apply_options(&sim);
+  if (sim_apply_options(&sim, err, sizeof(err)) != 0) {
+    fprintf(stderr, "apig-sim: %s\n", err);
+    sim_world_free(&sim);
+    return 64;
+  }
   sim_rng_seed(&sim.rng, sim.opt.seed);
   pthread_mutex_init(&sim.mu, NULL);
   pthread_rwlock_init(&sim.world_rw, NULL);

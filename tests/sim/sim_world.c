@@ -764,9 +764,36 @@ void sim_world_free(struct sim *sim)
   sim->nlog = sim->caplog = sim->ntokens = sim->captokens = 0;
 }
 
-void sim_apply_options(struct sim *sim)
+static int apply_json_option(struct sim *sim, const char *json, bool faults,
+                             char *err, size_t errlen)
+{
+  yajl_val v = json ? sim_json_parse(json, strlen(json)) : NULL;
+  int rc = 0;
+  if (json && !v) {
+    snprintf(err, errlen, "--%s: invalid JSON", faults ? "faults" : "settings");
+    return -EINVAL;
+  }
+  if (v && faults) {
+    struct sim_faults f;
+    sim_faults_default(&f);
+    rc = sim_faults_parse(v, &f, err, errlen);
+    if (!rc)
+      sim->faults = f;
+  } else if (v) {
+    rc = sim_settings_parse(v, &sim->settings, err, errlen);
+  }
+  yajl_tree_free(v);
+  return rc;
+}
+
+int sim_apply_options(struct sim *sim, char *err, size_t errlen)
 {
   const struct sim_options *o = &sim->opt;
+  int rc = apply_json_option(sim, o->settings_json, false, err, errlen);
+  if (!rc)
+    rc = apply_json_option(sim, o->faults_json, true, err, errlen);
+  if (rc)
+    return rc;
   if (o->visibility_delay_ms >= 0)
     sim->settings.visibility_delay_ms = o->visibility_delay_ms;
   if (o->token_ttl_s > 0)
@@ -777,6 +804,7 @@ void sim_apply_options(struct sim *sim)
     sim->faults.lat_kind = SIM_LAT_FIXED;
     sim->faults.lat_ms = o->latency_ms;
   }
+  return 0;
 }
 
 int sim_reset(struct sim *sim, char *err, size_t errlen)
@@ -785,7 +813,9 @@ int sim_reset(struct sim *sim, char *err, size_t errlen)
   int rc = sim_world_load(sim, err, errlen);
   if (rc)
     return rc;
-  sim_apply_options(sim);
+  rc = sim_apply_options(sim, err, errlen);
+  if (rc)
+    return rc;
   memset(&sim->stats, 0, sizeof(sim->stats));
   sim->generation++;
   return 0;

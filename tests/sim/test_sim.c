@@ -346,8 +346,12 @@ static int start_sim(struct child *c, const char *seed, bool tls,
                   port_file, "--seed-file", (char *)seed,  "--seed",
                   "42",      "--tls-cert",  cert,          "--tls-key",
                   key,       NULL};
-  if (!tls)
-    argv[9] = NULL;
+  if (!tls) { /* the plain-HTTP instance also checks --faults */
+    argv[9] = "--faults";
+    argv[10] = "{\"errors\":[{\"op\":\"show\",\"rate\":1,\"status\":"
+               "503,\"code\":\"APIG.0201\"}]}";
+    argv[11] = NULL;
+  }
   c->tls = tls;
   c->pid = fork();
   if (c->pid == 0) {
@@ -1118,6 +1122,27 @@ static void big_page(const char *query, long long size)
   resp_free(&r);
 }
 
+static void test_cli(void **state)
+{
+  /* --faults given at start applies (and survives /__sim/reset) */
+  struct resp r;
+  http_on(&s_big, "POST", "/__sim/reset", NULL, NULL, &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  http_on(&s_big, "GET", "/__sim/faults", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_true(msg_has(&r, "APIG.0201"));
+  resp_free(&r);
+  /* bad option values are usage errors (64); a bad seed fails with 1 */
+  char *bad_faults[] = {SIM_BIN,    "--seed-file",  SIM_DIR "/world-test.json",
+                        "--faults", "{\"nope\":1}", NULL};
+  assert_int_equal(run_cmd(bad_faults), 64);
+  char *no_seed[] = {SIM_BIN, "--listen", "127.0.0.1:0", NULL};
+  assert_int_equal(run_cmd(no_seed), 64);
+  char *missing[] = {SIM_BIN, "--seed-file", "/nonexistent/world.json", NULL};
+  assert_int_equal(run_cmd(missing), 1);
+}
+
 static void test_list_clamp_500(void **state)
 {
   big_page("limit=1000", 500);
@@ -1372,6 +1397,7 @@ int main(void)
       cmocka_unit_test_setup(test_list_fields_and_order, reset_world),
       cmocka_unit_test_setup(test_list_pagination_and_filter, reset_world),
       cmocka_unit_test(test_list_clamp_500),
+      cmocka_unit_test(test_cli),
       cmocka_unit_test_setup(test_visibility_delay, reset_world),
       cmocka_unit_test_setup(test_overlapping_writes, reset_world),
       cmocka_unit_test_setup(test_fault_error_rates, reset_world),
