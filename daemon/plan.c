@@ -93,6 +93,8 @@ const struct apig_binding *live_cert_find(const struct live_cert *lc,
 {
   struct apig_binding key = {.url_domain = (char *)domain,
                              .instance_id = (char *)instance_id};
+  if (lc->b.n == 0) /* items may be NULL: bsearch's is declared nonnull */
+    return NULL;
   return bsearch(&key, lc->b.items, lc->b.n, sizeof(*lc->b.items), cmp_live);
 }
 
