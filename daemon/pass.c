@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "auth.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "statefile.h"
 #include "status.h"
 
 enum phase { PHASE_READ, PHASE_WRITE, PHASE_SOAK, PHASE_DONE };
@@ -49,6 +51,10 @@ struct pass_item {
 };
 
 enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
+
+/* A certificate's list longer than this many pages (500 bindings each) is
+ * a server that never ends, not a live state. */
+#define LIST_MAX_PAGES 1000
 enum job_type { JOB_LIST, JOB_WRITE };
 
 struct job {
@@ -59,6 +65,7 @@ struct job {
   /* list */
   enum list_purpose purpose;
   long offset;
+  uint32_t pages; /* pages read so far (cut off at LIST_MAX_PAGES) */
   struct apig_bindings acc;
   struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
   /* write */
@@ -1006,14 +1013,27 @@ static void on_list_done(struct pass *p, struct job *j,
       log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, &bad, -1, NULL);
       apig_bindings_free(&j->acc);
       j->offset = 0;
+      j->pages = 0;
       retry_job(p, j, &bad);
       return;
     }
     /* More pages: by total when given, else while pages are full. A
-     * server that never ends is cut off at 1,000 pages. */
-    if (page.count > 0 && j->offset < 1000L * APIG_LIST_LIMIT &&
+     * server that never ends (total never reached, the same page again
+     * and again) is cut off at LIST_MAX_PAGES: the live state is then
+     * unknown, never taken as complete. */
+    if (page.count > 0 &&
         (page.total >= 0 ? j->offset + (long)page.count < page.total
                          : page.count >= APIG_LIST_LIMIT)) {
+      if (++j->pages >= LIST_MAX_PAGES) {
+        bad = *o;
+        snprintf(bad.err.code, sizeof(bad.err.code), "bad-response");
+        snprintf(bad.err.msg, sizeof(bad.err.msg),
+                 "the list did not end after %d pages", LIST_MAX_PAGES);
+        log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
+        apig_bindings_free(&j->acc);
+        abandon_job(p, j, bad.err.code, bad.err.msg, bad.err.request_id);
+        return;
+      }
       j->offset += (long)page.count;
       j->q.attempt = 0;
       if (job_push(p, j, 0) < 0)
@@ -1302,6 +1322,42 @@ static int setup_waves(struct pass *p)
   return 0;
 }
 
+/* Ownership is recorded before the attach is sent (write-ahead): a crash
+ * between the attach and the end of the pass must not leave a binding
+ * certbind made that its ledger does not know (sync mode could then never
+ * remove it). An entry whose attach never took effect is forgotten by a
+ * later pass once it is older than confirm_timeout_s and still not live. */
+static void record_intent(struct pass *p, size_t lo, size_t hi)
+{
+  bool added = false;
+  int rc;
+
+  if (!p->ledger)
+    return;
+  for (size_t i = lo; i < hi; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    const struct pass_item *it = &p->items[i];
+    if (pi->op != PLAN_ATTACH || it->state != ITEM_PENDING || it->held ||
+        ledger_contains(p->ledger, p->cfg->certificates[pi->cert].id,
+                        pi->instance_id, pi->domain))
+      continue;
+    if (ledger_add(p->ledger, p->cfg->certificates[pi->cert].id,
+                   pi->instance_id, pi->domain, (int64_t)time(NULL)) == 0)
+      added = true;
+  }
+  if (!added)
+    return;
+  p->ledger_dirty = true;
+  (void)mkdir(p->cfg->daemon.state_dir, 0700); /* the first pass: none yet */
+  rc = ledger_save(p->cfg->daemon.state_dir, p->ledger);
+  if (rc < 0) {
+    char why[512];
+    statefile_strerror(rc, "write", p->cfg->daemon.state_dir, why,
+                       sizeof(why));
+    log_event(p->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+  }
+}
+
 static void start_wave(struct pass *p)
 {
   size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
@@ -1328,6 +1384,7 @@ static void start_wave(struct pass *p)
     }
     i = end;
   }
+  record_intent(p, lo, hi);
 }
 
 static void refuse(struct pass *p, enum pass_outcome o, const char *event,
@@ -1381,6 +1438,11 @@ static void forget_stale_ownership(struct pass *p)
     return;
   for (size_t k = 0; k < n; k++) {
     const struct ledger_entry *e = ledger_at(p->ledger, p->plan.stale_ledger[k]);
+    /* attached (or about to be: see record_intent) too recently to show
+     * yet, as APIG takes seconds to show a write: keep it */
+    if (e->attached_at >
+        (int64_t)time(NULL) - (int64_t)p->cfg->policy.confirm_timeout_s)
+      continue;
     gone[k].certificate_id = strdup(e->certificate_id);
     gone[k].instance_id = strdup(e->instance_id);
     gone[k].domain = strdup(e->domain);
@@ -2141,6 +2203,21 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
             it->error_code, it->error_msg ? it->error_msg : "");
     if (it->request_id[0])
       fprintf(out, " (request %s)", short_request(it->request_id, rbuf));
+    fputc('\n', out);
+  }
+  /* A certificate whose live state could not be read was not planned:
+   * say so, or "0 failed" with exit 1 would explain nothing. */
+  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
+    const struct pass_cert *pc = &p->certs[c];
+    if (!pc->read_failed)
+      continue;
+    fprintf(out, "  %sfailed%s  certificate %s: live state unreadable: %s %s",
+            color ? "\033[31m" : "", color ? "\033[0m" : "",
+            p->cfg->certificates[c].name, pc->read_error.code,
+            pc->read_error.msg);
+    if (pc->read_error.request_id[0])
+      fprintf(out, " (request %s)",
+              short_request(pc->read_error.request_id, rbuf));
     fputc('\n', out);
   }
 }
