@@ -89,7 +89,7 @@ struct pass_account {
   uint32_t token_attempt;
   uint64_t token_next_ms;
   bool blocked;
-  double retry_credit; /* retries paid by successes (retry_paid) */
+  double retry_credit[2]; /* by enum job_type: retries paid by successes */
   struct job **parked; /* popped while the token was missing */
   size_t nparked, capparked;
 };
@@ -636,19 +636,22 @@ log_call(struct pass *p, enum log_level lvl, const char *event,
   log_event(p->log, lvl, event, &f, fmt ? "%s" : NULL, msg);
 }
 
-/* Each success of an account pays for one retry (stored up to
- * QUEUE_RETRY_MAX), on top of the queue's budget of QUEUE_RETRY_RATIO per
- * first attempt: a storm where nothing succeeds ends after about
- * QUEUE_RETRY_MIN + 20 % extra requests instead of max_attempts x, while
- * a partial storm (under ~50 % failures) keeps retrying to convergence. */
+/* Each success of an account pays for one retry of the same kind (a read
+ * for a read, a write for a write; stored up to QUEUE_RETRY_MAX), on top
+ * of the queue's budget of QUEUE_RETRY_RATIO per first attempt: a storm
+ * where nothing of a kind succeeds ends after about QUEUE_RETRY_MIN + 20 %
+ * extra requests instead of max_attempts x (and reads that work do not pay
+ * for resending writes that all fail), while a partial storm (under ~50 %
+ * failures) keeps retrying to convergence. The re-read after a write of
+ * unknown outcome is that write's retry. */
 #define PASS_RETRY_CREDIT_PER_SUCCESS 1.0
 
-static bool retry_paid(struct pass *p, uint32_t account)
+static bool retry_paid(struct pass *p, uint32_t account, enum job_type kind)
 {
   struct pass_account *pa = &p->accounts[account];
 
-  if (pa->retry_credit >= 1) {
-    pa->retry_credit -= 1;
+  if (pa->retry_credit[kind] >= 1) {
+    pa->retry_credit[kind] -= 1;
     return true;
   }
   return queue_retry_allowed(&p->queue, account);
@@ -664,7 +667,7 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
 
   /* Out of attempts or of retry budget: a storm of failures must not
    * multiply the traffic. */
-  if (out_of_attempts || !retry_paid(p, j->q.account)) {
+  if (out_of_attempts || !retry_paid(p, j->q.account, j->type)) {
     log_call(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
              j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
              out_of_attempts ? "giving up after %u attempts"
@@ -797,7 +800,8 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   struct job *v;
   uint64_t delay;
 
-  if (w->q.attempt + 1 >= r->max_attempts || !retry_paid(p, w->q.account)) {
+  if (w->q.attempt + 1 >= r->max_attempts ||
+      !retry_paid(p, w->q.account, JOB_WRITE)) {
     log_call(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
              w->q.attempt + 1 >= r->max_attempts
                  ? "outcome unknown after the last attempt"
@@ -1157,8 +1161,9 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
     double rate = queue_account_rate(&p->queue, j->q.account);
     queue_complete(&p->queue, &j->q, queue_outcome_of(o.cls), now_ms(p));
     if (o.cls == APIG_OK || o.cls == APIG_DONE_ALREADY)
-      pa->retry_credit = fmin(pa->retry_credit + PASS_RETRY_CREDIT_PER_SUCCESS,
-                              QUEUE_RETRY_MAX);
+      pa->retry_credit[j->type] =
+          fmin(pa->retry_credit[j->type] + PASS_RETRY_CREDIT_PER_SUCCESS,
+               QUEUE_RETRY_MAX);
     if (o.cls == APIG_THROTTLED)
       log_rate_cut(p, j, rate);
     if (p->accounts[j->q.account].blocked)

@@ -115,6 +115,29 @@ class FaultTest(SimTestCase):
         done = [e for e in r.events() if e["event"] == "pass.done"]
         self.assertEqual(len(done), 1, r)
 
+    def test_5xx_storm_on_every_write_is_not_multiplied_by_good_reads(self):
+        # reads work, every attach fails: the re-reads that succeed must not
+        # pay for resending the writes up to max_attempts times
+        n = 30
+        w = fleet(self.tmp, ncerts=n, ndomains=2)
+        w.faults = {"errors": [
+            {"op": "attach", "rate": 1.0, "status": 500, "code": "APIG.9999"}]}
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assertEqual(r.rc, 1, r)
+        st = sim.stats()
+        writes = by_op(st, "attach")
+        ratio = writes / n
+        print("\n100%% 5xx on attach: %d writes for %d first writes: ratio %.2f, "
+              "%d requests in all" % (writes, n, ratio, st["requests"]))
+        self.assertGreaterEqual(writes, n)
+        self.assertLess(ratio, 0.5 * w.retry["max_attempts"], st)
+        self.assertLess(st["requests"], 4 * n, st)
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            sb = json.load(f)
+        self.assertTrue(all(b["state"] == "failed" and b["error_code"] == "APIG.9999"
+                            for b in sb["bindings"]), sb["bindings"][:2])
+
     # -- 2. 429 storm with Retry-After -----------------------------------
 
     def test_429_storm_respects_retry_after(self):
@@ -268,11 +291,17 @@ class FaultTest(SimTestCase):
         for e in failed:
             self.assertTrue(e["request_id"])
             self.assertEqual(len(e["domains"]), 1)
+        rid = {e["domains"][0]: e["request_id"] for e in failed}
+        # the summary names each failure with its code and request id
         for d, code in (("stray.other.org", "APIG.2103"),
                         ("ghost.c1.prod.example.com", "APIG.3020")):
             line = [ln for ln in r.stdout.splitlines() if d in ln]
             self.assertTrue(line, r)
             self.assertIn(code, line[0])
+            self.assertIn("request " + rid[d][:4], line[0])
+        s = certbind("status", "--state-dir", os.path.join(self.tmp, "state"))
+        self.assertIn(rid["stray.other.org"], s.stdout)
+        self.assertIn(rid["ghost.c1.prod.example.com"], s.stdout)
         with open(os.path.join(self.tmp, "state", "status.json")) as f:
             st = json.load(f)
         fb = [b for b in st["bindings"] if b["state"] == "failed"]
