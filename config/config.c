@@ -63,6 +63,8 @@ static const struct config__field policy_fields[] = {
        .max = 4294967295.0, .def = 100),
     PF("confirm_timeout_s", CONFIG__F_U32, confirm_timeout_s, .min = 1,
        .max = 3600, .def = 60),
+    PF("confirm_delay_ms", CONFIG__F_U32, confirm_delay_ms, .min = 0,
+       .max = 60000, .def = 1000),
 };
 
 /* ---- retry ---- */

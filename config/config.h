@@ -87,6 +87,9 @@ struct config_policy {
   double max_detach_ratio;   /* 0..1, default 0.3 */
   uint32_t max_detach_count; /* default 100 */
   uint32_t confirm_timeout_s; /* default 60 */
+  /* first re-read of a certificate after its writes (later re-reads back
+   * off from max(this, 100 ms)); 0..60000, default 1000 */
+  uint32_t confirm_delay_ms;
 };
 
 struct config_retry {

@@ -721,8 +721,15 @@ static bool try_reauth(struct pass *p, struct job *j)
 static void schedule_confirm(struct pass *p, uint32_t cert)
 {
   struct pass_cert *c = &p->certs[cert];
-  uint32_t base = p->opts.confirm_delay_ms ? p->opts.confirm_delay_ms : 1000;
-  uint64_t delay = (uint64_t)base << (c->confirm_round < 3 ? c->confirm_round : 3);
+  /* policy.confirm_delay_ms (pass_opts overrides when set); re-reads
+   * after the first back off from at least 100 ms, so a 0 delay cannot
+   * turn into a re-read loop while a write is not yet visible */
+  uint32_t base = p->opts.confirm_delay_ms ? p->opts.confirm_delay_ms
+                                           : p->cfg->policy.confirm_delay_ms;
+  uint64_t delay = c->confirm_round == 0
+                       ? base
+                       : (uint64_t)(base < 100 ? 100 : base)
+                             << (c->confirm_round < 3 ? c->confirm_round : 3);
   struct job *j;
 
   if (c->confirm_queued || p->stopping)

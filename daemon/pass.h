@@ -69,7 +69,7 @@ struct pass_opts {
   bool progress;         /* one live progress line on stderr */
   uint64_t seed;         /* jitter; 0 = from the clock */
   const char *command;   /* "plan" | "apply" | "run": for the status file */
-  uint32_t confirm_delay_ms; /* first re-read after a write; 0 = 1000 */
+  uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
   const struct pass_memory *memory; /* daemon: earlier failures, or NULL */
 };
 

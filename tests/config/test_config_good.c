@@ -51,6 +51,7 @@ static void test_accounts_and_defaults(void **state)
   assert_true(cfg.policy.max_detach_ratio == 0.3);
   assert_int_equal(cfg.policy.max_detach_count, 100);
   assert_int_equal(cfg.policy.confirm_timeout_s, 60);
+  assert_int_equal(cfg.policy.confirm_delay_ms, 1000);
   assert_int_equal(cfg.retry.max_attempts, 6);
   assert_int_equal(cfg.retry.base_delay_ms, 500);
   assert_int_equal(cfg.retry.max_delay_ms, 60000);
@@ -287,6 +288,7 @@ static void test_policy_retry(void **state)
               "  max_detach_ratio: 1\n"
               "  max_detach_count: 0\n"
               "  confirm_timeout_s: 3600\n"
+              "  confirm_delay_ms: 0\n"
               "retry: {max_attempts: 100, base_delay_ms: 1, "
               "max_delay_ms: 1}\n",
               &cfg);
@@ -295,6 +297,7 @@ static void test_policy_retry(void **state)
   assert_true(cfg.policy.max_detach_ratio == 1.0);
   assert_int_equal(cfg.policy.max_detach_count, 0);
   assert_int_equal(cfg.policy.confirm_timeout_s, 3600);
+  assert_int_equal(cfg.policy.confirm_delay_ms, 0);
   assert_int_equal(cfg.retry.max_attempts, 100);
   assert_int_equal(cfg.retry.base_delay_ms, 1);
   assert_int_equal(cfg.retry.max_delay_ms, 1);
