@@ -4,9 +4,10 @@
  * Every input goes to both.
  *
  * What must hold for any input: failure is -EBADMSG, -EPROTONOSUPPORT (a
- * later version) or -ENOMEM and leaves an empty struct; success gives a model that serialises, and whose JSON
- * parses again to the same JSON (a fixed point), so a file certbind wrote
- * is always a file certbind reads. Ledger lookups find every entry.
+ * later version) or -ENOMEM and leaves an empty struct; success gives a model
+ * that serialises, and whose JSON parses again to the same JSON (a fixed
+ * point), so a file certbind wrote is always a file certbind reads. Ledger
+ * lookups find every entry.
  */
 #include <errno.h>
 #include <stddef.h>
