@@ -290,6 +290,7 @@ struct parser {
   char key[40];  /* the current key; "" when too long to be ours */
   size_t cap;    /* allocated bindings */
   uint32_t seen; /* fields of the current pass/binding seen so far */
+  uint32_t present; /* ... and those given at all, null included */
   bool version_ok, have_pass;
   int err; /* why we cancelled the parse */
 };
@@ -382,6 +383,11 @@ static int object_field(struct parser *p, const struct field *fields, size_t n,
 
   if (!f)
     return 1; /* a key from a later version: ignored */
+  /* A key given twice (e.g. a string, then null over it) is not a file
+   * status_write made: refuse it rather than guess which one is meant. */
+  if (p->present & (1u << (f - fields)))
+    return fail(p, -EBADMSG);
+  p->present |= 1u << (f - fields);
   rc = set_field(f, base, v);
   if (rc < 0)
     return fail(p, rc);
@@ -497,7 +503,7 @@ static int new_binding(struct parser *p)
     p->cap = cap;
   }
   memset(&st->bindings[st->nbindings++], 0, sizeof(*st->bindings));
-  p->seen = 0;
+  p->seen = p->present = 0;
   p->where = W_BINDING;
   return 1;
 }
@@ -522,7 +528,7 @@ static int on_json_start_map(void *ctx)
     if (p->have_pass)
       return fail(p, -EBADMSG);
     p->have_pass = true;
-    p->seen = 0;
+    p->seen = p->present = 0;
     p->where = W_PASS;
     return 1;
   case W_BINDINGS:
