@@ -322,15 +322,14 @@ gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
   return gs;
 }
 
-int ledger_to_json(const struct ledger *l, char **out, size_t *len)
+/* Print l into b (in memory, or streamed by statefile_write_atomic_gen). */
+static int print_ledger(struct statefile_buf *b, void *arg)
 {
+  const struct ledger *l = arg;
   const struct ledger_entry **sorted;
-  struct statefile_buf b = {0};
   yajl_gen g;
   int rc;
 
-  if (!l || !out || !len)
-    return -EINVAL;
   sorted = malloc((l->count ? l->count : 1) * sizeof(*sorted));
   if (!sorted)
     return -ENOMEM;
@@ -348,43 +347,47 @@ int ledger_to_json(const struct ledger *l, char **out, size_t *len)
   if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
       !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
       !yajl_gen_config(g, yajl_gen_validate_utf8, 1) ||
-      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, &b))
+      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, b))
     rc = -ENOMEM;
   else if (gen_ledger(g, sorted, l->count) != yajl_gen_status_ok)
     rc = -EINVAL;
-  else if (b.err || !b.p)
-    rc = -ENOMEM;
   else
-    rc = 0;
-  if (rc == 0) {
-    *out = b.p;
-    *len = b.len;
-  } else {
-    free(b.p);
-  }
+    rc = b->err;
   yajl_gen_free(g);
   free(sorted);
   return rc;
 }
 
+int ledger_to_json(const struct ledger *l, char **out, size_t *len)
+{
+  struct statefile_buf b = {0};
+  int rc;
+
+  if (!l || !out || !len)
+    return -EINVAL;
+  rc = print_ledger(&b, (void *)l);
+  if (rc == 0 && !b.p)
+    rc = -ENOMEM;
+  if (rc < 0) {
+    free(b.p);
+    return rc;
+  }
+  *out = b.p;
+  *len = b.len;
+  return 0;
+}
+
 int ledger_save(const char *state_dir, const struct ledger *l)
 {
   char path[PATH_MAX];
-  char *json;
-  size_t len;
   int rc;
 
-  if (!state_dir)
+  if (!state_dir || !l)
     return -EINVAL;
   rc = statefile_path(path, sizeof(path), state_dir, LEDGER_FILE);
   if (rc < 0)
     return rc;
-  rc = ledger_to_json(l, &json, &len);
-  if (rc < 0)
-    return rc;
-  rc = statefile_write_atomic(path, json, len, 0600);
-  free(json);
-  return rc;
+  return statefile_write_atomic_gen(path, 0600, print_ledger, (void *)l);
 }
 
 /* ---- reading ---- */

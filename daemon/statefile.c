@@ -169,12 +169,22 @@ static int publish(int fd, int dirfd, const char *tmp, const struct target *t,
   return 0;
 }
 
+#define STREAM_CHUNK ((size_t)64 << 10)
+
 void statefile_buf_print(void *ctx, const char *s, size_t n)
 {
   struct statefile_buf *b = ctx;
 
   if (b->err)
     return;
+  if (b->fd > 0 && b->len + n >= b->cap) { /* streaming: flush */
+    b->err = write_all(b->fd, b->p, b->len);
+    b->len = 0;
+    if (!b->err && n >= b->cap)
+      b->err = write_all(b->fd, s, n);
+    if (b->err || n >= b->cap)
+      return;
+  }
   if (b->cap - b->len <= n) { /* keep room for the NUL */
     size_t cap = b->cap < 65536 ? 65536 : b->cap + b->cap / 2;
     char *p;
@@ -193,15 +203,16 @@ void statefile_buf_print(void *ctx, const char *s, size_t n)
   b->p[b->len] = '\0';
 }
 
-int statefile_write_atomic(const char *path, const void *buf, size_t len,
-                           mode_t mode)
+/* buf/len, or (gen set) what gen prints, streamed. */
+static int write_atomic(const char *path, const void *buf, size_t len,
+                        mode_t mode,
+                        int (*gen)(struct statefile_buf *b, void *arg),
+                        void *arg)
 {
   struct target t;
   char tmp[PATH_MAX];
   int dirfd, fd, rc;
 
-  if (!path || (!buf && len > 0))
-    return -EINVAL;
   rc = split_target(path, &t);
   if (rc < 0)
     return rc;
@@ -213,7 +224,20 @@ int statefile_write_atomic(const char *path, const void *buf, size_t len,
     close(dirfd);
     return fd;
   }
-  rc = publish(fd, dirfd, tmp, &t, buf, len, mode);
+  if (gen) {
+    struct statefile_buf b = {
+        .p = malloc(STREAM_CHUNK), .cap = STREAM_CHUNK, .fd = fd};
+    rc = b.p ? gen(&b, arg) : -ENOMEM;
+    if (rc == 0)
+      rc = b.err;
+    if (rc == 0)
+      rc = write_all(fd, b.p, b.len);
+    free(b.p);
+    buf = NULL;
+    len = 0;
+  }
+  if (rc == 0)
+    rc = publish(fd, dirfd, tmp, &t, buf, len, mode);
   if (rc < 0) {
     unlink(tmp);
   } else {
@@ -225,6 +249,23 @@ int statefile_write_atomic(const char *path, const void *buf, size_t len,
   close(fd);
   close(dirfd);
   return rc;
+}
+
+int statefile_write_atomic(const char *path, const void *buf, size_t len,
+                           mode_t mode)
+{
+  if (!path || (!buf && len > 0))
+    return -EINVAL;
+  return write_atomic(path, buf, len, mode, NULL, NULL);
+}
+
+int statefile_write_atomic_gen(const char *path, mode_t mode,
+                               int (*gen)(struct statefile_buf *b, void *arg),
+                               void *arg)
+{
+  if (!path || !gen)
+    return -EINVAL;
+  return write_atomic(path, NULL, 0, mode, gen, arg);
 }
 
 static int read_fd(int fd, size_t max, char **buf, size_t *len)

@@ -33,13 +33,24 @@ int statefile_read(const char *path, size_t max, char **buf, size_t *len);
 /* A growable output buffer for a generator's print callback (yajl_gen
  * print_callback): the text is built once, in place, and handed out as a
  * NUL-terminated malloc'd string, with no copy and growth by 1.5x. A
- * failed allocation sets err (-ENOMEM) and drops further output. */
+ * failed allocation sets err (-ENOMEM) and drops further output.
+ * Inside statefile_write_atomic_gen() the buffer instead streams to the
+ * temp file in 64 KiB pieces (fd > 0; a write error sets err). */
 struct statefile_buf {
   char *p;
   size_t len, cap;
   int err;
+  int fd; /* 0: in memory */
 };
 void statefile_buf_print(void *ctx, const char *s, size_t n);
+
+/* statefile_write_atomic() of what gen prints through
+ * statefile_buf_print(b, ...): streamed to the temp file, never held
+ * whole in memory (status.json of 10^5 bindings is ~40 MB). gen returns 0
+ * or a negative errno; on any error the previous file is intact. */
+int statefile_write_atomic_gen(const char *path, mode_t mode,
+                               int (*gen)(struct statefile_buf *b, void *arg),
+                               void *arg);
 
 /* Join dir and name into buf: 0, or -ENAMETOOLONG. */
 int statefile_path(char *buf, size_t size, const char *dir, const char *name);

@@ -223,52 +223,61 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
   return gs;
 }
 
-int status_to_json(const struct status *st, char **out, size_t *len)
+/* Print st into b (in memory, or streamed by statefile_write_atomic_gen):
+ * never into yajl's doubling buffer and then copied, which made the status
+ * the largest allocation of a pass of 10^5 bindings. */
+static int print_status(struct statefile_buf *b, void *arg)
 {
-  struct statefile_buf b = {0};
-  yajl_gen g;
+  const struct status *st = arg;
+  yajl_gen g = yajl_gen_alloc(NULL);
   int rc = 0;
 
-  if (!st || !out || !len || (st->nbindings && !st->bindings))
-    return -EINVAL;
-  g = yajl_gen_alloc(NULL);
   if (!g)
     return -ENOMEM;
-  /* Printed straight into b, not into yajl's doubling buffer and then
-   * copied: the largest allocation of a pass of 10^5 bindings. */
   if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
       !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
       !yajl_gen_config(g, yajl_gen_validate_utf8, 1) ||
-      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, &b) ||
-      gen_status(g, st) != yajl_gen_status_ok || b.err || !b.p) {
+      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, b) ||
+      gen_status(g, st) != yajl_gen_status_ok)
     rc = -ENOMEM; /* every other yajl_gen error is a bug of ours */
-    free(b.p);
-  } else {
-    *out = b.p;
-    *len = b.len;
-  }
+  else if (b->err)
+    rc = b->err;
   yajl_gen_free(g);
   return rc;
+}
+
+int status_to_json(const struct status *st, char **out, size_t *len)
+{
+  struct statefile_buf b = {0};
+  int rc;
+
+  if (!st || !out || !len || (st->nbindings && !st->bindings))
+    return -EINVAL;
+  rc = print_status(&b, (void *)st);
+  if (rc == 0 && !b.p)
+    rc = -ENOMEM;
+  if (rc < 0) {
+    free(b.p);
+    return rc;
+  }
+  *out = b.p;
+  *len = b.len;
+  return 0;
 }
 
 int status_write(const char *state_dir, const struct status *st)
 {
   char path[PATH_MAX];
-  char *json;
-  size_t len;
   int rc;
 
   if (!state_dir)
     return -EINVAL;
+  if (!st || (st->nbindings && !st->bindings))
+    return -EINVAL;
   rc = statefile_path(path, sizeof(path), state_dir, STATUS_FILE);
   if (rc < 0)
     return rc;
-  rc = status_to_json(st, &json, &len);
-  if (rc < 0)
-    return rc;
-  rc = statefile_write_atomic(path, json, len, 0600);
-  free(json);
-  return rc;
+  return statefile_write_atomic_gen(path, 0600, print_status, (void *)st);
 }
 
 /* ---- reading: a streaming parser straight into the struct ---- */
