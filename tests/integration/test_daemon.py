@@ -248,6 +248,38 @@ class ReloadTest(DaemonTestCase):
         d.wait_pass(m)
         self.assertEqual(bound(sim), set(domains[:5]))
 
+    def test_file_removed_then_restored_and_touched(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        # removed (config management deleting before it writes)
+        m = d.mark()
+        os.unlink(cfg)
+        d.wait("config.rejected", m, timeout=10)
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.named("pass.start", m), [])
+        # back, with a change: reloaded, a pass
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:3]
+        with open(cfg, "w") as f:
+            f.write(w.yaml(sim.ca))
+        d.wait("config.reload", m, timeout=10)
+        p = d.wait_pass(m)
+        self.assertEqual(bound(sim), set(domains[:3]))
+        # touched (mtime only): no reload, no pass
+        m = d.mark()
+        os.utime(cfg)
+        # a SIGHUP afterwards is the marker that the touch was handled
+        time.sleep(0.6)  # longer than the 300 ms debounce
+        d.signal(signal.SIGHUP)
+        r = d.wait("config.reload", m, timeout=10)
+        d.wait_pass(r)
+        self.assertEqual(len(d.named("config.reload", m)), 1)
+        self.assertEqual(len(d.named("pass.start", m)), 1)
+        self.assertGreater(d.events.index(d.named("pass.start", m)[0]), r)
+        self.assertGreater(r, p)
+
     def test_changes_during_a_pass_start_exactly_one_more(self):
         w, domains = daemon_world(self.tmp)
         w.faults = {"latency": {"kind": "fixed", "ms": 700}}
@@ -352,8 +384,9 @@ class StopTest(DaemonTestCase):
         d.wait("shutdown", timeout=5)
         t0 = time.monotonic()
         d.signal(signal.SIGINT)
-        d.wait_exit(5)
+        rc = d.wait_exit(5)
         self.assertLess(time.monotonic() - t0, 4)
+        self.assertEqual(rc, 0, "".join(d.raw[-20:]))
         self.assertTrue(os.path.exists(os.path.join(self.tmp, "state", "status.json")))
 
     def test_sigterm_when_idle_exits_0(self):
