@@ -293,7 +293,8 @@ def nstage_requests(stages):
 
 
 def run_curl(tools, tmp, sim, w, stages, parallel=IN_FLIGHT, rate=None):
-    """One curl --parallel per stage; configs signed just before each."""
+    """One curl --parallel per stage (parallel=0: one transfer at a time);
+    configs signed just before each."""
     acct = next(iter(w.accounts.values()))
     ak = os.path.join(tmp, "secrets", "bench-ak")
     sk = os.path.join(tmp, "secrets", "bench-sk")
@@ -310,8 +311,9 @@ def run_curl(tools, tmp, sim, w, stages, parallel=IN_FLIGHT, rate=None):
         with open(tsv) as i, open(cfg, "w") as o:
             subprocess.run([tools.sign, sim.url, acct["project_id"], ak, sk,
                             sim.ca], stdin=i, stdout=o, check=True)
-        cmd = [tools.curl, "--silent", "--parallel", "--parallel-max",
-               str(parallel), "-K", cfg]
+        cmd = [tools.curl, "--silent", "-K", cfg]
+        if parallel:
+            cmd[2:2] = ["--parallel", "--parallel-max", str(parallel)]
         if rate:
             cmd[1:1] = ["--rate", rate]
         out = os.path.join(tmp, "curl-%d.out" % n)
@@ -531,16 +533,21 @@ def scenario_ratelimit(tools, work, args, ncerts=200, ndomains=5, rps=50,
                "server_throttle": {"rps": rps, "burst": 2 * burst}}
         res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
         res["certbind"]["rate"] = rate_stats(list(sim.lines), rps)
-        if tools.curl:
+        # curl's own limiter: --rate with --parallel (observed to flood:
+        # it does not pace parallel transfers), and --rate one at a time
+        for key, par in (("curl", IN_FLIGHT), ("curl_serial", 0)):
+            if not tools.curl:
+                break
             stages = competitor_stages(w, 50)
             sim.reset()
-            r = run_curl(tools, tmp, sim, w, stages, rate="%d/s" % rps)
+            r = run_curl(tools, tmp, sim, w, stages, parallel=par,
+                         rate="%d/s" % rps)
             st = sim.stats()
             r["sim"] = api_counts(st)
             r["requests"] = api_total(st)
             r["missing"] = check_converged(sim, w)
             r["rate"] = rate_stats(list(sim.lines), rps)
-            res["curl"] = r
+            res[key] = r
         return res
     finally:
         sim.stop()
@@ -614,32 +621,50 @@ def callgrind_run(tools, tmp, sim, w, cfg, who, stages=None):
             "missing": check_converged(sim, w), "file": cg}
 
 
-def profile(cg_file, top=25):
-    """Inclusive-free (self) cost by object file and the top functions."""
+def annotate(cg_file):
+    """{(function, object): self Ir} and the total, from callgrind_annotate."""
     try:
         out = subprocess.run(["callgrind_annotate", "--threshold=100",
                               cg_file], capture_output=True, text=True,
                              check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return {}
-    total, by_obj, funcs = 0, {}, []
+        return {}, 0
+    total, funcs = 0, {}
     for line in out.splitlines():
         s = line.strip()
         if s.endswith("PROGRAM TOTALS"):
             total = int(s.split()[0].replace(",", ""))
             continue
         parts = s.split(None, 1)
-        if len(parts) == 2 and parts[0].replace(",", "").isdigit() and \
-                "[" in parts[1] and not s.endswith("PROGRAM TOTALS"):
-            n = int(parts[0].replace(",", ""))
-            rest = parts[1]
-            fn = rest.split(" [")[0]
-            obj = rest.rsplit("[", 1)[1].rstrip("]")
-            obj = os.path.basename(obj)
-            by_obj[obj] = by_obj.get(obj, 0) + n
-            funcs.append((n, fn, obj))
-    funcs.sort(reverse=True)
-    return {"total": total,
+        if len(parts) != 2 or not parts[0].replace(",", "").isdigit() \
+                or "[" not in parts[1]:
+            continue
+        rest = parts[1]
+        if rest.startswith("("):  # "( 4.95%)  file:function [object]"
+            rest = rest.split(")", 1)[1].strip()
+        fn = rest.rsplit(" [", 1)[0]
+        obj = os.path.basename(rest.rsplit("[", 1)[1].rstrip("]"))
+        fn = fn.rsplit("/", 1)[-1]
+        funcs[(fn, obj)] = funcs.get((fn, obj), 0) + \
+            int(parts[0].replace(",", ""))
+    return funcs, total
+
+
+def profile(small_file, large_file, d_requests, top=15):
+    """Where the steady-state instructions go: per function and object, the
+    large run minus the small run (start-up and handshakes cancel)."""
+    a, ta = annotate(small_file)
+    b, tb = annotate(large_file)
+    if not b or d_requests <= 0:
+        return {}
+    diff = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
+    total = tb - ta
+    by_obj = {}
+    for (fn, obj), n in diff.items():
+        by_obj[obj] = by_obj.get(obj, 0) + n
+    funcs = sorted(((n, fn, obj) for (fn, obj), n in diff.items()),
+                   reverse=True)
+    return {"total": total, "per_request": total / d_requests,
             "by_object": sorted(by_obj.items(), key=lambda kv: -kv[1]),
             "top": funcs[:top]}
 
@@ -662,12 +687,17 @@ def scenario_callgrind(tools, work, args, small=200, large=600):
                 cfg = write_config(w, sim)
                 runs.append(callgrind_run(tools, tmp, sim, w, cfg, who,
                                           competitor_stages(w, 50)))
-                if n == large and who == "certbind":
-                    res["profile"] = profile(runs[-1]["file"])
+                if who == "certbind":  # keep the file for the profile
+                    keep = os.path.join(work, "cg-%s-%d.out" % (who, n))
+                    shutil.copy(runs[-1]["file"], keep)
+                    runs[-1]["file"] = keep
             finally:
                 sim.stop()
                 if not args.keep:
                     shutil.rmtree(tmp, ignore_errors=True)
+        if who == "certbind":
+            res["profile"] = profile(runs[0]["file"], runs[1]["file"],
+                                     runs[1]["requests"] - runs[0]["requests"])
         d_ir = runs[1]["ir"] - runs[0]["ir"]
         d_rq = runs[1]["requests"] - runs[0]["requests"]
         res[who] = {"runs": [{k: v for k, v in r.items() if k != "file"}
@@ -778,13 +808,15 @@ def report(results, meta):
     if s3:
         L += ["### Scenario 3: rate-limited (limit %d req/s, burst %d; server throttles at %d req/s, burst %d)"
               % (s3["limit_rps"], s3["burst"], s3["server_throttle"]["rps"], s3["server_throttle"]["burst"]), "",
-              "| tool | requests | span | max in any 1 s window | max in aligned 1 s windows | mean rate | mean of full aligned windows | 429s | all in place |",
-              "|---|---|---|---|---|---|---|---|---|"]
-        for k, label in (("certbind", "certbind"), ("curl", "curl --rate %d/s" % s3["limit_rps"])):
+              "| tool | wall | requests | span | max in any 1 s window | max in aligned 1 s windows | mean rate | mean of full aligned windows | 429s | all in place |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        for k, label in (("certbind", "certbind"),
+                         ("curl", "curl --rate %d/s --parallel-max 256" % s3["limit_rps"]),
+                         ("curl_serial", "curl --rate %d/s (one at a time)" % s3["limit_rps"])):
             if k in s3:
                 r = s3[k]["rate"]
-                L.append("| %s | %d | %.1f s | %d | %d | %.1f/s | %.1f/s | %d | %s |" % (
-                    label, r["requests"], r.get("span_s", 0), r.get("max_sliding_1s", 0),
+                L.append("| %s | %.1f s | %d | %.1f s | %d | %d | %.1f/s | %.1f/s | %d | %s |" % (
+                    label, s3[k]["wall_s"], r["requests"], r.get("span_s", 0), r.get("max_sliding_1s", 0),
                     r.get("max_aligned_1s", 0), r.get("mean_rate", 0),
                     r.get("mean_full_windows", 0), r.get("throttled", 0),
                     "yes" if s3[k]["missing"] == 0 else "%d missing" % s3[k]["missing"]))
@@ -824,11 +856,13 @@ def report(results, meta):
                     "{:,.0f}".format(x["ir_per_request_total"]) if x["ir_per_request_total"] else "—"))
         pr = cg.get("profile")
         if pr and pr.get("total"):
-            L += ["", "Where certbind's instructions go (large run, self cost by object):", "",
-                  "| object | share |", "|---|---|"]
+            L += ["", "Where certbind's steady-state instructions go (large run minus small run, "
+                  "self cost; %s Ir per request):" % "{:,.0f}".format(pr["per_request"]), "",
+                  "| object | share | Ir per request |", "|---|---|---|"]
             for obj, n in pr["by_object"][:10]:
-                L.append("| %s | %.1f %% |" % (obj, 100.0 * n / pr["total"]))
-            L += ["", "Top functions (self):", "", "| function | object | share |", "|---|---|---|"]
+                L.append("| %s | %.1f %% | %s |" % (obj, 100.0 * n / pr["total"],
+                                                   "{:,.0f}".format(n / (pr["total"] / pr["per_request"]))))
+            L += ["", "Top functions (self, steady state):", "", "| function | object | share |", "|---|---|---|"]
             for n, fn, obj in pr["top"][:15]:
                 L.append("| `%s` | %s | %.1f %% |" % (fn, obj, 100.0 * n / pr["total"]))
         L.append("")
