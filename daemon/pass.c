@@ -72,6 +72,8 @@ struct job {
   enum apig_op op;
   size_t *items; /* plan item indexes, grouped by domain */
   size_t nitems;
+  uint64_t unknown_ms;   /* loop ms its outcome last became unknown */
+  uint32_t verify_round; /* re-reads since then */
 };
 
 struct pass_cert {
@@ -825,6 +827,9 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   }
   v->purpose = LIST_VERIFY;
   v->verify = w;
+  v->q.attempt = 1; /* part of the write's retry: earns no retry budget */
+  w->unknown_ms = now_ms(p);
+  w->verify_round = 0;
   w->q.attempt++;
   p->counts.retries++;
   if (p->metrics)
@@ -905,8 +910,41 @@ static void on_write_done(struct pass *p, struct job *j,
   }
 }
 
+/* APIG shows a write only seconds after it was applied (reference §0: 5-10
+ * s), so one re-read right after an unknown outcome cannot tell "not
+ * applied" from "not visible yet". A write whose outcome is unknown is
+ * re-read (1 s, 2 s, 4 s, 8 s apart) for up to this long, capped by
+ * policy.confirm_timeout_s, before it is re-sent: an applied write is not
+ * sent twice; one that was not applied waits that long for its resend. */
+#define PASS_VERIFY_WINDOW_MS 10000u
+
+static bool verify_again(struct pass *p, struct job *w)
+{
+  uint64_t window = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
+  uint64_t elapsed = now_ms(p) - w->unknown_ms;
+  uint64_t delay = 1000ull << (w->verify_round < 3 ? w->verify_round : 3);
+  struct job *v;
+
+  if (window > PASS_VERIFY_WINDOW_MS)
+    window = PASS_VERIFY_WINDOW_MS;
+  if (elapsed >= window || !(v = job_new(p, JOB_LIST, w->cert)))
+    return false;
+  if (delay > window - elapsed)
+    delay = window - elapsed;
+  v->purpose = LIST_VERIFY;
+  v->verify = w;
+  v->q.attempt = 1;
+  if (job_push(p, v, delay) < 0) {
+    v->verify = NULL;
+    job_free(v);
+    return false;
+  }
+  w->verify_round++;
+  return true;
+}
+
 /* Re-read after an unknown outcome: what is in place is done, the rest is
- * written again. */
+ * re-read again for a while (verify_again), then written again. */
 static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
 {
   struct job *w = v->verify;
@@ -931,6 +969,8 @@ static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
     write_finished(p, w);
     return;
   }
+  if (verify_again(p, w))
+    return;
   if (job_push(p, w, 0) < 0)
     abandon_job(p, w, "internal", "queue refused a write", NULL);
 }

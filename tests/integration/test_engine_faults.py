@@ -73,6 +73,8 @@ class FaultTest(SimTestCase):
     def test_5xx_storm_30_percent_converges_with_bounded_requests(self):
         w = fleet(self.tmp, ncerts=12, ndomains=4)
         w.policy["batch_size"] = 2
+        # a 5xx write is re-read for up to this long before it is re-sent
+        w.policy["confirm_timeout_s"] = 2
         w.faults = {"errors": [
             {"op": "attach", "rate": 0.3, "status": 500, "code": "APIG.9999"},
             {"op": "list", "rate": 0.3, "status": 500, "code": "APIG.9999"}]}
@@ -88,10 +90,11 @@ class FaultTest(SimTestCase):
             self.assertTrue(e["request_id"])
         st = sim.stats()
         self.assertGreater(st["injected_errors"], 0)
-        # ideal: one list, 2 writes and one confirmation read per certificate
+        # ideal: one list, 2 writes and one confirmation read per
+        # certificate; a 5xx write costs re-reads before its resend
         ideal = 12 * 4
         total = by_op(st, "list") + by_op(st, "attach")
-        self.assertLess(total, 3 * ideal, st)
+        self.assertLess(total, 4 * ideal, st)
         self.assertEqual(st["writes_noop"], 0, st)
         self.assertEqual(st["peak_concurrent_writes_max"], 1)
 
@@ -120,6 +123,7 @@ class FaultTest(SimTestCase):
         # pay for resending the writes up to max_attempts times
         n = 30
         w = fleet(self.tmp, ncerts=n, ndomains=2)
+        w.policy["confirm_timeout_s"] = 1
         w.faults = {"errors": [
             {"op": "attach", "rate": 1.0, "status": 500, "code": "APIG.9999"}]}
         sim, cfg = self.start(w)
@@ -132,7 +136,8 @@ class FaultTest(SimTestCase):
               "%d requests in all" % (writes, n, ratio, st["requests"]))
         self.assertGreaterEqual(writes, n)
         self.assertLess(ratio, 0.5 * w.retry["max_attempts"], st)
-        self.assertLess(st["requests"], 4 * n, st)
+        # each unknown outcome is re-read (confirm_timeout_s 1: twice at most)
+        self.assertLess(by_op(st, "list"), n + 3 * writes, st)
         with open(os.path.join(self.tmp, "state", "status.json")) as f:
             sb = json.load(f)
         self.assertTrue(all(b["state"] == "failed" and b["error_code"] == "APIG.9999"
@@ -218,6 +223,8 @@ class FaultTest(SimTestCase):
         # one write per certificate, so that every POST of a certificate in
         # the sim's log is the same write
         w = fleet(self.tmp, ncerts=20, ndomains=4)
+        # a write that was not applied is re-read this long before its resend
+        w.policy["confirm_timeout_s"] = 2
         w.faults = {"reset_before_apply": {"op": "attach", "rate": 0.3}}
         sim, cfg = self.start(w, ("--log-requests", "--seed", "5"))
         r = self.apply(cfg)
@@ -263,6 +270,45 @@ class FaultTest(SimTestCase):
                          set(w.certs), r)
         done = [e for e in r.events() if e["event"] == "pass.done"][0]
         self.assertEqual(done["attached"], 8 * 3 * 2)
+
+    def test_write_that_never_shows_fails_at_confirm_timeout(self):
+        w = fleet(self.tmp, ncerts=3, ndomains=2)
+        w.policy["confirm_timeout_s"] = 2
+        w.settings["visibility_delay_ms"] = 5000
+        sim, cfg = self.start(w)
+        r = self.apply(cfg)
+        self.assertEqual(r.rc, 1, r)
+        ev = r.events()
+        self.assertEqual(len([e for e in ev if e["event"] == "confirm.timeout"]), 3, r)
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        self.assertTrue(all(b["state"] == "failed" and b["error_code"] == "confirm-timeout"
+                            for b in st["bindings"]), st["bindings"][:2])
+        writes = sim.stats()["writes_total"]
+        self.assertEqual(writes, 3)
+        # once visible, the next pass finds them in place and writes nothing
+        sim.settings({"visibility_delay_ms": 0})
+        r = self.apply(cfg)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(sim.stats()["writes_total"], writes)
+        self.assertEqual(sim.stats()["writes_noop"], 0)
+
+    def test_reset_after_apply_with_visibility_delay(self):
+        # an immediate re-read cannot see an applied write yet: it re-reads
+        # until the write shows instead of re-sending it
+        w = fleet(self.tmp, ncerts=20, ndomains=2)
+        w.settings["visibility_delay_ms"] = 1500
+        w.faults = {"reset_after_apply": {"op": "attach", "rate": 0.3}}
+        sim, cfg = self.start(w, ("--seed", "5"))
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        st = sim.stats()
+        print("\nreset after apply, visibility 1.5 s: %d resets, %d writes, "
+              "%d no-op writes" % (st["resets"], st["writes_total"], st["writes_noop"]))
+        self.assertGreater(st["resets"], 0)
+        self.assertEqual(st["writes_noop"], 0, st)
+        self.assertEqual(st["writes_total"], 20, st)  # each applied once
+        self.assertEqual(st["peak_concurrent_writes_max"], 1)
 
     # -- 5. permanent errors inside a batch ------------------------------
 
