@@ -359,6 +359,33 @@ class FaultTest(SimTestCase):
             self.assertTrue(b["error_msg"])
         self.assertEqual(sim.stats()["peak_concurrent_writes_max"], 1)
 
+    # -- everything at once ----------------------------------------------
+
+    def test_chaos_two_accounts_converge_without_duplicate_writes(self):
+        w = fleet(self.tmp, ncerts=10, ndomains=4, account="east")
+        fleet(self.tmp, ncerts=10, ndomains=4, account="west", w=w)
+        w.policy["batch_size"] = 2
+        w.policy["confirm_timeout_s"] = 2
+        w.retry["max_attempts"] = 8
+        w.settings["visibility_delay_ms"] = 300
+        w.faults = {
+            "latency": {"kind": "uniform", "min_ms": 0, "max_ms": 60},
+            "errors": [{"op": "any", "rate": 0.1, "status": 503, "code": "APIG.9999"}],
+            "reset_after_apply": {"op": "any", "rate": 0.1},
+            "reset_before_apply": {"op": "any", "rate": 0.05},
+            "throttle": {"rps": 40, "burst": 10, "retry_after_s": 1}}
+        sim, cfg = self.start(w, ("--seed", "3"))
+        r = self.apply(cfg)
+        st = sim.stats()
+        print("\nchaos: rc %d, %d requests, %d writes, %d no-op, %d resets, "
+              "%d throttled, %d injected" % (r.rc, st["requests"], st["writes_total"],
+                                             st["writes_noop"], st["resets"],
+                                             st["throttled"], st["injected_errors"]))
+        self.assert_converged(w, sim, r)
+        self.assertEqual(st["peak_concurrent_writes_max"], 1, st)
+        self.assertEqual(st["writes_noop"], 0, st)
+        self.assertEqual(st["auth_failures"], 0, st)
+
     # -- 6. TLS fails closed ---------------------------------------------
 
     def test_untrusted_server_certificate_fails_closed(self):
