@@ -163,6 +163,10 @@ class FaultTest(SimTestCase):
         # the rate cut is logged
         cuts = [e for e in ev if e["event"] == "rate.cut"]
         self.assertTrue(cuts, r)
+        print("\n429 storm (8 req/s, Retry-After 1 s): %d requests, %d throttled, "
+              "%d rate cuts, lowest rate %.2f req/s" % (
+                  st["requests"], st["throttled"], len(cuts),
+                  min(e["rate_milli_rps"] for e in cuts) / 1000))
         # each retried write went out no earlier than Retry-After (1 s)
         # after the 429 that it answers
         writes = [e for e in ev if e["event"].startswith("write.")]
