@@ -62,6 +62,7 @@ struct job {
   enum job_type type;
   uint32_t cert;
   bool reauthed; /* renewed the token once for this job */
+  uint32_t token_gen; /* password: the account's token it was last sent with */
   /* list */
   enum list_purpose purpose;
   long offset;
@@ -88,6 +89,7 @@ struct pass_cert {
 struct pass_account {
   struct auth_token token; /* password method: value NULL until fetched */
   bool token_fetching;
+  uint32_t token_gen; /* +1 per token obtained */
   uint32_t token_attempt;
   uint64_t token_next_ms;
   bool blocked;
@@ -372,6 +374,8 @@ static int submit_call(struct pass *p, struct call *c,
     rc = auth_add_headers(acct, token, method, c->url.host, c->url.path,
                           c->url.query, c->body, c->body_len, time(NULL),
                           &headers);
+    if (c->job)
+      c->job->token_gen = p->accounts[c->account].token_gen;
   } else {
     struct curl_slist *h = curl_slist_append(
         NULL, "Content-Type: application/json;charset=utf8");
@@ -714,6 +718,13 @@ static bool try_reauth(struct pass *p, struct job *j)
   if (acct->auth_method != CONFIG_AUTH_PASSWORD || j->reauthed)
     return false;
   j->reauthed = true;
+  if (pa->token.value && j->token_gen != pa->token_gen) {
+    /* sent with an older token (a straggler of the last renewal): the
+     * current one is newer, so use it rather than renewing again */
+    if (job_push(p, j, 0) < 0)
+      abandon_job(p, j, "internal", "queue refused a job", NULL);
+    return true;
+  }
   if (!pa->token_fetching)
     auth_token_clear(&pa->token);
   park_job(p, j);
@@ -1133,6 +1144,7 @@ static void on_token_done(struct pass *p, struct call *c,
       auth_token_set(&pa->token, rs->subject_token, strlen(rs->subject_token),
                      expires, time(NULL)) == 0) {
     pa->token_attempt = 0;
+    pa->token_gen++;
     log_event(p->log, LOG_INFO, "token.ok", &f, "IAM token obtained");
     for (size_t k = 0; k < pa->nparked; k++) {
       if (job_push(p, pa->parked[k], 0) < 0)

@@ -176,6 +176,39 @@ class AuthTest(SimTestCase):
         self.assertEqual(len([e for e in r.events() if e["event"] == "token.ok"]), 2)
         self.assertNotIn("account.blocked", [e["event"] for e in r.events()])
 
+    def run_apply_async(self, cfg):
+        return subprocess.Popen([CERTBIND, "apply", "-c", cfg, "--log-format", "json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=dict(os.environ, NO_COLOR="1"))
+
+    def finish(self, proc):
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        record_output("certbind", out + "\n" + err)
+        return Result(proc, out, err)
+
+    def test_token_revoked_with_many_requests_in_flight_is_renewed_once(self):
+        # 401s that come back after the new token arrived (jittered
+        # latency) must use it, not renew again
+        w = self.password_world(ncerts=40)
+        w.faults = {"latency": {"kind": "uniform", "min_ms": 20, "max_ms": 900}}
+        sim, cfg = self.start(w, ("--seed", "2"))
+        proc = self.run_apply_async(cfg)
+        try:
+            wait_for(lambda: sim.stats()["in_flight"] >= 8, what="requests in flight")
+            sim.revoke_tokens(w.accounts["iam"]["project_id"])
+        finally:
+            r = self.finish(proc)
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(w.binding_set() <= sim.state_set())
+        st = sim.stats()
+        self.assertGreaterEqual(st["auth_failures"], 2, st)
+        self.assertEqual(token_calls(st), {"201": 2}, st)
+
     def test_short_token_ttl_is_renewed(self):
         w = self.password_world(ncerts=4)
         w.settings["token_ttl_s"] = 3
