@@ -13,7 +13,7 @@ seed + YAML + 0600 secrets), starts its own apig-sim, runs certbind apply,
 then resets the sim and runs the competitors on the same requests:
 `curl --parallel --parallel-max 256` (configs signed by bench/sign_requests)
 and bench/node/pool.js on @huaweicloud/huaweicloud-sdk-core. Every child is
-measured with wait4(): wall time, user+sys CPU, peak RSS.
+measured with GNU time: wall time, user+sys CPU, peak RSS.
 
   bench.py --build build-bench --out bench/work [--only throughput,...]
            [--quick]   (small sizes: a check that everything runs)
@@ -66,20 +66,30 @@ class Tools:
 # ---- measuring a child ----------------------------------------------------
 
 def measure(cmd, out_path, err_path, env=None, timeout=900, stdin=None):
-    """Run cmd; wall (s), cpu (s), peak RSS (KiB) of the child via wait4."""
+    """Run cmd under GNU time: wall (s), user+sys CPU (s), peak RSS (KiB).
+
+    Not wait4() on a child of this process: Linux carries the parent's
+    peak RSS over fork+exec into the child's ru_maxrss, and this Python
+    process holds the worlds (100+ MB). /usr/bin/time is small, so the
+    RSS it reports is the command's own."""
+    tfile = out_path + ".time"
+    full = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", tfile, *cmd]
     with open(out_path, "wb") as o, open(err_path, "wb") as e:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=o, stderr=e, env=env,
+        p = subprocess.Popen(full, stdout=o, stderr=e, env=env,
                              stdin=stdin or subprocess.DEVNULL)
-        timer = threading.Timer(timeout, lambda: p.kill())
-        timer.start()
-        _, status, ru = os.wait4(p.pid, 0)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
         wall = time.perf_counter() - t0
-        timer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": p.returncode, "wall_s": wall,
-            "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
-            "cpu_s": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss}
+    with open(tfile) as f:
+        last = f.read().strip().splitlines()[-1].split()
+    os.unlink(tfile)
+    user, sys_s, rss = float(last[1]), float(last[2]), int(last[3])
+    return {"rc": p.returncode, "wall_s": wall, "user_s": user,
+            "sys_s": sys_s, "cpu_s": user + sys_s, "rss_kib": rss}
 
 
 def add(a, b):
