@@ -119,11 +119,13 @@ static void reload(struct daemon *d, bool force)
 {
   struct config fresh = {0};
   struct config_diag diag = {0};
-  char sha[65] = "";
+  char sha[65] = "", after[65] = "";
   const char *path = d->args->config_path;
   int rc;
 
-  if (!force && file_sha256(path, sha) == 0 &&
+  if (file_sha256(path, sha) < 0)
+    sha[0] = '\0'; /* missing or unreadable: config_load says why */
+  if (!force && sha[0] &&
       (strcmp(sha, d->cfg.sha256) == 0 ||
        (d->have_next && strcmp(sha, d->next_cfg.sha256) == 0) ||
        strcmp(sha, d->rejected_sha) == 0))
@@ -140,7 +142,12 @@ static void reload(struct daemon *d, bool force)
               "%s: %zu problem(s); the last good file stays in force", path,
               diag.count);
     config_diag_free(&diag);
-    if (sha[0] || file_sha256(path, sha) == 0)
+    /* Remember the rejected content only when it is surely what was
+     * validated: the file was there before and unchanged after the load.
+     * Hashing it again afterwards alone would race with a file deleted
+     * and re-created (config management): the new, good content would be
+     * taken for the rejected one and never loaded. */
+    if (sha[0] && file_sha256(path, after) == 0 && strcmp(sha, after) == 0)
       memcpy(d->rejected_sha, sha, sizeof(sha));
     notify(d, "READY=1\nSTATUS=file rejected (%zu problems); last good file "
               "in force",
