@@ -33,6 +33,7 @@
 
 #define DRAIN_DEADLINE_MS 30000
 #define DEBOUNCE_MS 300
+#define DEBOUNCE_MAX_MS 2000 /* a busy directory cannot hold a reload back */
 
 struct daemon {
   const struct cli_args *args;
@@ -54,6 +55,7 @@ struct daemon {
   uv_signal_t sighup, sigterm, sigint;
   uv_timer_t resync, debounce, drain, watchdog;
   uv_fs_event_t watch;
+  uint64_t debounce_first; /* loop ms of the first event being debounced */
   char *watch_dir, *watch_name;
   uint64_t seed;
   int open_handles;
@@ -182,7 +184,14 @@ static void on_watch(uv_fs_event_t *h, const char *filename, int events,
   if (status < 0 || d->stopping)
     return;
   /* Any change in the directory: the file itself, a rename over it, a
-   * symlink swap. The hash decides whether anything changed. */
+   * symlink swap. The hash decides whether anything changed. Events keep
+   * pushing the reload back, but not beyond DEBOUNCE_MAX_MS: another file
+   * of the directory written all the time must not starve it. */
+  uint64_t now = uv_now(&d->loop);
+  if (!uv_is_active((uv_handle_t *)&d->debounce))
+    d->debounce_first = now;
+  else if (now - d->debounce_first >= DEBOUNCE_MAX_MS)
+    return;
   uv_timer_start(&d->debounce, on_debounce, DEBOUNCE_MS, 0);
 }
 

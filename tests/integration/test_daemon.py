@@ -280,6 +280,32 @@ class ReloadTest(DaemonTestCase):
         self.assertGreater(d.events.index(d.named("pass.start", m)[0]), r)
         self.assertGreater(r, p)
 
+    def test_busy_directory_does_not_hold_a_reload_back(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        stop = threading.Event()
+
+        def scribble():  # another file of the directory, written all the time
+            with open(os.path.join(self.tmp, "busy.log"), "a") as f:
+                while not stop.wait(0.05):
+                    f.write("x\n")
+                    f.flush()
+        t = threading.Thread(target=scribble, daemon=True)
+        t.start()
+        try:
+            m = d.mark()
+            w.wanted[0]["domains"] = domains[:3]
+            with open(cfg, "w") as f:
+                f.write(w.yaml(sim.ca))
+            d.wait("config.reload", m, timeout=8)
+            d.wait_pass(m)
+            self.assertEqual(bound(sim), set(domains[:3]))
+        finally:
+            stop.set()
+            t.join()
+
     def test_changes_during_a_pass_start_exactly_one_more(self):
         w, domains = daemon_world(self.tmp)
         w.faults = {"latency": {"kind": "fixed", "ms": 700}}
