@@ -61,7 +61,7 @@ struct job {
   struct queue_job q;
   enum job_type type;
   uint32_t cert;
-  bool reauthed; /* renewed the token once for this job */
+  bool reauthed;      /* renewed the token once for this job */
   uint32_t token_gen; /* password: the account's token it was last sent with */
   /* list */
   enum list_purpose purpose;
@@ -94,7 +94,7 @@ struct pass_account {
   uint64_t token_next_ms;
   bool blocked;
   double retry_credit[2]; /* by enum job_type: retries paid by successes */
-  struct job **parked; /* popped while the token was missing */
+  struct job **parked;    /* popped while the token was missing */
   size_t nparked, capparked;
 };
 
