@@ -359,10 +359,11 @@ class StopTest(DaemonTestCase):
     def wait_writes_in_flight(self, sim, d):
         deadline = time.monotonic() + 20
         while True:
+            # every certificate read: what is in flight now is a write
+            # (each certificate writes its 3 domains one after the other,
+            # 1-2 s each, so writes stay in flight for seconds)
             st = sim.stats()
-            if st["in_flight"] > 0 and st["writes_total"] == 0 and \
-                    d.named("write.ok") == [] and \
-                    len(d.named("pass.start")) == 1 and \
+            if st["in_flight"] > 0 and st["writes_total"] < 6 and \
                     sum(st["by_op"]["list"].values()) >= 6:
                 return
             self.assertLess(time.monotonic(), deadline, st)
