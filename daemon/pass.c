@@ -649,13 +649,21 @@ log_call(struct pass *p, enum log_level lvl, const char *event,
  * extra requests instead of max_attempts x (and reads that work do not pay
  * for resending writes that all fail), while a partial storm (under ~50 %
  * failures) keeps retrying to convergence. The re-read after a write of
- * unknown outcome is that write's retry. */
+ * unknown outcome is that write's retry. Each kind starts with a few
+ * credits of its own, so that the writes are not left without any because
+ * the reads spent the queue's budget. Throttling (429) is not paid for: the
+ * account's rate is already cut and Retry-After waited, and max_attempts
+ * still bounds it; failing a binding for a burst of 429s would be wrong. */
 #define PASS_RETRY_CREDIT_PER_SUCCESS 1.0
+#define PASS_RETRY_CREDIT_START 5.0
 
-static bool retry_paid(struct pass *p, uint32_t account, enum job_type kind)
+static bool retry_paid(struct pass *p, uint32_t account, enum job_type kind,
+                       const struct outcome *o)
 {
   struct pass_account *pa = &p->accounts[account];
 
+  if (o->cls == APIG_THROTTLED)
+    return true;
   if (pa->retry_credit[kind] >= 1) {
     pa->retry_credit[kind] -= 1;
     return true;
@@ -673,7 +681,7 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
 
   /* Out of attempts or of retry budget: a storm of failures must not
    * multiply the traffic. */
-  if (out_of_attempts || !retry_paid(p, j->q.account, j->type)) {
+  if (out_of_attempts || !retry_paid(p, j->q.account, j->type, o)) {
     log_call(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
              j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
              out_of_attempts ? "giving up after %u attempts"
@@ -821,7 +829,7 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   uint64_t delay;
 
   if (w->q.attempt + 1 >= r->max_attempts ||
-      !retry_paid(p, w->q.account, JOB_WRITE)) {
+      !retry_paid(p, w->q.account, JOB_WRITE, o)) {
     log_call(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
              w->q.attempt + 1 >= r->max_attempts
                  ? "outcome unknown after the last attempt"
@@ -1855,6 +1863,8 @@ static int alloc_state(struct pass *p)
     lim[a].rps = cfg->accounts[a].limits.requests_per_second;
     lim[a].burst = cfg->accounts[a].limits.burst;
     lim[a].max_in_flight = cfg->accounts[a].limits.max_in_flight;
+    p->accounts[a].retry_credit[JOB_LIST] = PASS_RETRY_CREDIT_START;
+    p->accounts[a].retry_credit[JOB_WRITE] = PASS_RETRY_CREDIT_START;
   }
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
