@@ -209,6 +209,8 @@ class ReloadTest(DaemonTestCase):
         self.assertEqual(bound(sim), set(domains[:4]))
         self.assertIsNone(d.proc.poll())
         self.assertEqual(len(d.named("pass.start")), 4)
+        # no WATCHDOG_USEC in the environment: no watchdog pings
+        self.assertEqual(d.notify.count("WATCHDOG"), 0)
 
     def test_broken_edit_is_rejected_and_last_good_stays(self):
         w, domains = daemon_world(self.tmp)
@@ -427,12 +429,16 @@ class StopTest(DaemonTestCase):
 
 
 class ResyncTest(DaemonTestCase):
-    def test_passes_at_the_jittered_interval(self):
+    def test_passes_at_the_jittered_interval_with_watchdog_pings(self):
         w, domains = daemon_world(self.tmp)
         w.daemon["resync_interval_s"] = 10  # the minimum
         sim, cfg = self.start(w)
-        d = self.run_daemon(cfg)
+        d = self.run_daemon(cfg, env={"WATCHDOG_USEC": "1000000"})
+        d.notify.wait_for("READY", "1")
         first = d.wait_pass()
+        # WATCHDOG=1 from the event loop, at half the interval systemd set
+        i, _ = d.notify.wait_for("WATCHDOG", "1", timeout=5)
+        d.notify.wait_for("WATCHDOG", "1", after=i + 1, timeout=5)
         start = d.wait("pass.start", first + 1, timeout=20)
         gap = ts(d.events[start]) - ts(d.events[first])
         self.assertGreaterEqual(gap, 8.9)  # 10 s - 10 %
@@ -440,6 +446,8 @@ class ResyncTest(DaemonTestCase):
         d.wait_pass(start)
         # nothing to do: the resync pass read, wrote nothing
         self.assertEqual(sim.stats()["writes_total"], 1)
+        # the watchdog kept pinging through the 10 s wait
+        self.assertGreaterEqual(d.notify.count("WATCHDOG", "1"), 12)
 
     def test_sigterm_during_a_rollout_soak_exits_at_once(self):
         w, domains = daemon_world(self.tmp, want=4)
@@ -459,26 +467,6 @@ class ResyncTest(DaemonTestCase):
             st = json.load(f)
         pending = [b for b in st["bindings"] if b["state"] == "pending"]
         self.assertEqual(len(pending), 3, st)
-
-
-class WatchdogTest(DaemonTestCase):
-    def test_watchdog_pings(self):
-        w, domains = daemon_world(self.tmp)
-        sim, cfg = self.start(w)
-        d = self.run_daemon(cfg, env={"WATCHDOG_USEC": "1000000"})
-        d.notify.wait_for("READY", "1")
-        i, _ = d.notify.wait_for("WATCHDOG", "1", timeout=5)
-        d.notify.wait_for("WATCHDOG", "1", after=i + 1, timeout=5)
-
-    def test_no_watchdog_without_the_variable(self):
-        w, domains = daemon_world(self.tmp)
-        sim, cfg = self.start(w)
-        d = self.run_daemon(cfg)
-        d.wait_pass()
-        m = d.mark()
-        d.signal(signal.SIGHUP)
-        d.wait_pass(m)
-        self.assertEqual(d.notify.count("WATCHDOG"), 0)
 
 
 class MemoryTest(DaemonTestCase):
