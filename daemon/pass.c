@@ -1409,12 +1409,14 @@ static void record_intent(struct pass *p, size_t lo, size_t hi)
   for (size_t i = lo; i < hi; i++) {
     const struct plan_item *pi = &p->plan.items[i];
     const struct pass_item *it = &p->items[i];
-    if (pi->op != PLAN_ATTACH || it->state != ITEM_PENDING || it->held ||
-        ledger_contains(p->ledger, p->cfg->certificates[pi->cert].id,
-                        pi->instance_id, pi->domain))
+    const char *cert_id = p->cfg->certificates[pi->cert].id;
+    if (pi->op != PLAN_ATTACH || it->state != ITEM_PENDING || it->held)
       continue;
-    if (ledger_add(p->ledger, p->cfg->certificates[pi->cert].id,
-                   pi->instance_id, pi->domain, (int64_t)time(NULL)) == 0)
+    /* An entry left by an earlier attempt gets this attempt's time: the
+     * grace period runs from the latest attach that may still show. */
+    ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
+    if (ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                   (int64_t)time(NULL)) == 0)
       added = true;
   }
   if (!added)

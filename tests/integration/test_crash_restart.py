@@ -112,6 +112,13 @@ class CrashRestartTest(SimTestCase):
             if k % 10 == 0:
                 r = certbind("status", "--state-dir", state, "--json")
                 self.assertIn(r.rc, (0, 1), r)  # 1 only for "no pass yet"
+        # Writes of the last killed process may still be in the simulator
+        # (latency) or not yet visible (visibility delay): a pass that
+        # read before they land would see a stale world. Let them settle.
+        deadline = time.monotonic() + 10
+        while sim.stats()["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(w.settings["visibility_delay_ms"] / 1000 + 0.2)
         # a final clean pass converges to A ...
         r = certbind("apply", "-c", cfg_a)
         if r.rc != 0:  # writes of a killed pass may still be settling
