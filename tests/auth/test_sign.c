@@ -139,14 +139,15 @@ static void test_go_post_vector(void **state)
   free(auth);
 
   /* Without the json.Encoder newline: the reference gives 83599e52…6e17a35. */
-  auth = go_authorization("POST", "key=value", "{\"Name\":\"test\",\"Id\":1}");
-  const char *sig = strstr(auth, "Signature=");
+  char *plain =
+      go_authorization("POST", "key=value", "{\"Name\":\"test\",\"Id\":1}");
+  const char *sig = strstr(plain, "Signature=");
   assert_non_null(sig);
   sig += strlen("Signature=");
   assert_int_equal(strlen(sig), SIGN_HEX_LEN);
   assert_memory_equal(sig, "83599e52", 8);
   assert_string_equal(sig + SIGN_HEX_LEN - 7, "6e17a35");
-  free(auth);
+  free(plain);
 }
 
 /* --- derived vectors for the daemon's own calls --- */
