@@ -69,6 +69,13 @@ struct job {
   uint32_t pages; /* pages read so far (cut off at LIST_MAX_PAGES) */
   struct apig_bindings acc;
   struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
+  /* Pages after the first are read in parallel once its total is known:
+   * each is a child job; the parent (the first page's job) collects them
+   * and completes when the last child is resolved. */
+  struct job *parent;
+  uint32_t pages_left; /* parent: children not yet resolved */
+  bool page_failed;    /* parent: a child failed for good */
+  struct apig_error page_err;
   /* write */
   enum apig_op op;
   size_t *items; /* plan item indexes, grouped by domain */
@@ -113,6 +120,7 @@ static void pump(struct pass *p);
 static void finish(struct pass *p);
 static void start_wave(struct pass *p);
 static void schedule_confirm(struct pass *p, uint32_t cert);
+static void page_resolved(struct pass *p, struct job *parent);
 
 static int64_t wall_ms(void)
 {
@@ -274,6 +282,14 @@ static void fail_write_job(struct pass *p, struct job *j, const char *code,
  * (writes not sent stay pending). */
 static void drop_job(struct pass *p, struct job *j)
 {
+  struct job *parent = j->type == JOB_LIST ? j->parent : NULL;
+
+  if (parent) {
+    job_free(j);
+    if (--parent->pages_left == 0)
+      drop_job(p, parent);
+    return;
+  }
   if (j->type == JOB_WRITE) {
     p->certs[j->cert].writes_left--;
   } else if (j->purpose == LIST_INITIAL) {
@@ -293,6 +309,21 @@ static void abandon_job(struct pass *p, struct job *j, const char *code,
 {
   if (p->stopping) {
     drop_job(p, j);
+    return;
+  }
+  if (j->type == JOB_LIST && j->parent) {
+    struct job *parent = j->parent;
+    if (!parent->page_failed) {
+      parent->page_failed = true;
+      snprintf(parent->page_err.code, sizeof(parent->page_err.code), "%s",
+               code);
+      snprintf(parent->page_err.msg, sizeof(parent->page_err.msg), "%s", msg);
+      snprintf(parent->page_err.request_id,
+               sizeof(parent->page_err.request_id), "%s",
+               request_id ? request_id : "");
+    }
+    job_free(j);
+    page_resolved(p, parent);
     return;
   }
   if (j->type == JOB_WRITE) {
@@ -1064,6 +1095,75 @@ static void on_list_complete(struct pass *p, struct job *j)
   job_free(j);
 }
 
+/* Move b's entries to the end of a (both from apig_parse_list). */
+static void append_bindings(struct apig_bindings *a, struct apig_bindings *b)
+{
+  if (b->n && a->n + b->n > a->cap) {
+    size_t cap = a->n + b->n;
+    struct apig_binding *n = realloc(a->items, cap * sizeof(*n));
+    if (!n)
+      return; /* the caller's page stays with b and is freed: the read is
+                 then incomplete, which confirmation re-reads tolerate */
+    a->items = n;
+    a->cap = cap;
+  }
+  if (b->n)
+    memcpy(a->items + a->n, b->items, b->n * sizeof(*b->items));
+  a->n += b->n;
+  b->n = 0;
+}
+
+/* The first page says how many follow: read them all at once instead of
+ * one after the other (a certificate on 8 gateways with 200 domains has 4
+ * pages). The parent completes when its last child does. */
+static bool fan_out_pages(struct pass *p, struct job *j,
+                          const struct apig_page *page)
+{
+  long stride = (long)page->count;
+  long total = (long)page->total;
+  uint32_t n = 0;
+
+  if ((total - stride + stride - 1) / stride >= LIST_MAX_PAGES)
+    return false; /* the sequential path refuses it with a clear error */
+  j->pages_left = 1; /* held while the children are created */
+  for (long off = stride; off < total; off += stride) {
+    struct job *c = job_new(p, JOB_LIST, j->cert);
+    if (!c)
+      break;
+    c->purpose = j->purpose;
+    c->parent = j;
+    c->offset = off;
+    c->token_gen = j->token_gen;
+    j->pages_left++;
+    if (job_push(p, c, 0) < 0) {
+      abandon_job(p, c, "internal", "queue refused a read", NULL);
+      continue;
+    }
+    n++;
+  }
+  if (n == 0 && !j->page_failed && j->pages_left == 1) {
+    j->pages_left = 0;
+    return false; /* nothing started: read on sequentially */
+  }
+  page_resolved(p, j); /* drop the hold */
+  return true;
+}
+
+/* One child of a fanned-out read is over (read or failed for good). */
+static void page_resolved(struct pass *p, struct job *parent)
+{
+  if (--parent->pages_left > 0)
+    return;
+  if (parent->page_failed) {
+    struct apig_error e = parent->page_err;
+    log_event(p->log, LOG_ERROR, "list.failed", NULL, "%s: %s", e.code,
+              e.msg);
+    abandon_job(p, parent, e.code, e.msg, e.request_id);
+    return;
+  }
+  on_list_complete(p, parent);
+}
+
 static void on_list_done(struct pass *p, struct job *j,
                          struct http_response *rs, const struct outcome *o)
 {
@@ -1082,11 +1182,23 @@ static void on_list_done(struct pass *p, struct job *j,
                "the list response could not be read: %s", why);
       log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, &bad, -1, NULL);
       apig_bindings_free(&j->acc);
-      j->offset = 0;
-      j->pages = 0;
+      if (!j->parent) { /* a parent starts over; a child re-reads its page */
+        j->offset = 0;
+        j->pages = 0;
+      }
       retry_job(p, j, &bad);
       return;
     }
+    if (j->parent) {
+      struct job *parent = j->parent;
+      append_bindings(&parent->acc, &j->acc);
+      job_free(j);
+      page_resolved(p, parent);
+      return;
+    }
+    if (j->offset == 0 && page.total > (long long)page.count &&
+        page.count > 0 && fan_out_pages(p, j, &page))
+      return;
     /* More pages: by total when given, else while pages are full. A
      * server that never ends (total never reached, the same page again
      * and again) is cut off at LIST_MAX_PAGES: the live state is then
@@ -1404,7 +1516,10 @@ static void record_intent(struct pass *p, size_t lo, size_t hi)
   bool added = false;
   int rc;
 
-  if (!p->ledger)
+  /* Only sync mode acts on ownership. In upsert mode a binding a crash
+   * left unrecorded is merely not owned, the safe side, and the ledger is
+   * saved once at the end instead of before the first write. */
+  if (!p->ledger || p->cfg->policy.mode != CONFIG_MODE_SYNC)
     return;
   for (size_t i = lo; i < hi; i++) {
     const struct plan_item *pi = &p->plan.items[i];
@@ -1954,20 +2069,10 @@ void pass_stop(struct pass *p)
   uv_timer_stop(&p->timer);
   /* Queued work is dropped: writes stay pending, nothing is sent. */
   for (uint32_t a = 0; a < p->cfg->naccounts; a++) {
-    while ((qj = queue_drain_account(&p->queue, a))) {
-      struct job *j = qj->data;
-      if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
-        p->reads_left--;
-      if (j->type == JOB_LIST && j->verify)
-        job_free(j->verify);
-      job_free(j);
-    }
-    for (size_t k = 0; k < p->accounts[a].nparked; k++) {
-      struct job *j = p->accounts[a].parked[k];
-      if (j->type == JOB_LIST && j->verify)
-        job_free(j->verify);
-      job_free(j);
-    }
+    while ((qj = queue_drain_account(&p->queue, a)))
+      drop_job(p, qj->data);
+    for (size_t k = 0; k < p->accounts[a].nparked; k++)
+      drop_job(p, p->accounts[a].parked[k]);
     p->accounts[a].nparked = 0;
   }
   if (p->phase == PHASE_SOAK) {

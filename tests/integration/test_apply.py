@@ -98,6 +98,30 @@ class ApplyTest(SimTestCase):
         self.assertEqual(done["failed"], 0)
         self.assertEqual(done["attached"], 8)
 
+    def test_many_pages_read_in_parallel_with_faults(self):
+        """A certificate with more than one page (500 entries) of live
+        bindings: the pages after the first are read at once, a failing
+        page is retried alone, and the result is complete."""
+        w = small_world(self.tmp, ncerts=1, ndomains=300, ngws=2)
+        for d in range(260):  # 520 entries already live: two pages
+            for g in ("edge-0", "edge-1"):
+                w.bind("cert-0", g, "d%d.c0.example.com" % d)
+        w.faults = {"errors": [{"op": "list", "rate": 0.3, "status": 500,
+                                "code": "APIG.9999"}]}
+        w.policy["batch_size"] = 50
+        sim, cfg = self.start(w, extra=("--seed", "7"))
+        r = certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(w.binding_set(), sim.state_set())
+        done = [e for e in r.events() if e["event"] == "pass.done"][0]
+        self.assertEqual(done["unchanged"], 520)
+        self.assertEqual(done["attached"], 80)
+        by_op = sim.stats()["by_op"]["list"]
+        self.assertGreaterEqual(by_op.get("200", 0), 4)  # 2 pages, twice
+        self.assertGreater(by_op.get("500", 0), 0)  # faults did happen
+        # nothing already in place was written again
+        self.assertEqual(sim.stats()["writes_noop"], 0)
+
     def test_dry_run_writes_nothing(self):
         w = small_world(self.tmp, ncerts=1)
         sim, cfg = self.start(w)
