@@ -11,8 +11,9 @@ scripts/setup.sh build-asan -DASAN=ON -DUBSAN=ON -DCMAKE_BUILD_TYPE=Debug
   ctest --output-on-failure -j"$(nproc)" --timeout 600 -LE no-asan)
 
 # valgrind (memcheck) on the plain build: the unit tests and fuzz corpus
-# replays (every ctest case that runs a binary of the build tree), then one
-# small integration test with certbind itself under valgrind. Any error or
+# replays (every ctest case that runs a binary of the build tree), then the
+# apply, command-line and plan/sync integration tests with certbind itself
+# under valgrind (the hostile-server, fault and daemon suites run under ASan). Any error or
 # definite/indirect leak fails the stage. A few minutes on 2 cores.
 if command -v valgrind >/dev/null; then
   VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
@@ -39,7 +40,7 @@ for t in json.load(sys.stdin)["tests"]:
   chmod +x "$vgdir/certbind"
   (cd tests/integration && CERTBIND="$vgdir/certbind" APIG_SIM="$PWD/../../build/tests/sim/apig-sim" \
     MAKE_CERTS="$PWD/../sim/make-certs.sh" PYTHONDONTWRITEBYTECODE=1 \
-    python3 -m unittest test_apply)
+    python3 -m unittest test_apply test_cli test_plan_sync)
   if ! find "$vgdir" -name 'vg.*.log' | grep -q .; then
     echo "valgrind: certbind never ran under valgrind"
     exit 1
