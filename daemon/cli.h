@@ -34,6 +34,16 @@ struct cli_args {
  * CLI_EXIT_INVALID, else 0. */
 int cli_load_config(const char *path, struct config *cfg);
 
+struct pass;
+struct ledger;
+struct metrics;
+
+/* After a pass: status.json, the ledger (when the pass changed it and
+ * ledger is not NULL) and the metrics textfile; failures are logged. */
+void cli_save_pass(const struct log *log, const struct config *cfg,
+                   const struct pass *p, struct ledger *ledger,
+                   struct metrics *m);
+
 int cli_validate(const struct cli_args *a);
 int cli_plan(const struct cli_args *a);
 int cli_apply(const struct cli_args *a);

@@ -160,31 +160,34 @@ static void ensure_state_dir(const char *dir)
     return; /* status_write reports the real problem */
 }
 
-static void save_results(const struct cli_args *a, const struct config *cfg,
-                         const struct pass *p, struct ledger *ledger,
-                         struct metrics *m)
+static void log_write_error(const struct log *log, const char *event, int rc,
+                            const char *path)
 {
-  struct status st;
   char why[512];
+
+  statefile_strerror(rc, "write", path, why, sizeof(why));
+  log_event(log, LOG_ERROR, event, NULL, "%s", why);
+}
+
+void cli_save_pass(const struct log *log, const struct config *cfg,
+                   const struct pass *p, struct ledger *ledger,
+                   struct metrics *m)
+{
+  const char *dir = cfg->daemon.state_dir;
+  struct status st;
   int rc;
 
-  ensure_state_dir(cfg->daemon.state_dir);
+  ensure_state_dir(dir);
   if (pass_status(p, &st) == 0) {
-    rc = status_write(cfg->daemon.state_dir, &st);
-    if (rc < 0) {
-      statefile_strerror(rc, "write", cfg->daemon.state_dir, why,
-                         sizeof(why));
-      log_event(&a->log, LOG_ERROR, "status.failed", NULL, "%s", why);
-    }
+    rc = status_write(dir, &st);
+    if (rc < 0)
+      log_write_error(log, "status.failed", rc, dir);
     status_free(&st);
   }
   if (ledger && p->ledger_dirty) {
-    rc = ledger_save(cfg->daemon.state_dir, ledger);
-    if (rc < 0) {
-      statefile_strerror(rc, "write", cfg->daemon.state_dir, why,
-                         sizeof(why));
-      log_event(&a->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
-    }
+    rc = ledger_save(dir, ledger);
+    if (rc < 0)
+      log_write_error(log, "ledger.failed", rc, dir);
   }
   m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
   m->pending = p->counts.pending;
@@ -196,11 +199,8 @@ static void save_results(const struct cli_args *a, const struct config *cfg,
   m->pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
   if (cfg->daemon.metrics_file) {
     rc = metrics_write(cfg->daemon.metrics_file, m);
-    if (rc < 0) {
-      statefile_strerror(rc, "write", cfg->daemon.metrics_file, why,
-                         sizeof(why));
-      log_event(&a->log, LOG_ERROR, "metrics.failed", NULL, "%s", why);
-    }
+    if (rc < 0)
+      log_write_error(log, "metrics.failed", rc, cfg->daemon.metrics_file);
   }
 }
 
@@ -334,7 +334,7 @@ int cli_apply(const struct cli_args *a)
   } else {
     pass_print_summary(&op->pass, stdout, want_color(stdout));
     if (op->pass.outcome != PASS_REFUSED)
-      save_results(a, &cfg, &op->pass, ledger, &m);
+      cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m);
     rc = apply_exit_code(&op->pass);
   }
   pass_free(&op->pass);

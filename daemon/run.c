@@ -195,48 +195,6 @@ static void on_watch(uv_fs_event_t *h, const char *filename, int events,
   uv_timer_start(&d->debounce, on_debounce, DEBOUNCE_MS, 0);
 }
 
-static void save_pass(struct daemon *d, const struct pass *p)
-{
-  struct status st;
-  char why[512];
-  struct metrics *m = &d->metrics;
-  int rc;
-
-  if (pass_status(p, &st) == 0) {
-    rc = status_write(d->cfg.daemon.state_dir, &st);
-    if (rc < 0) {
-      statefile_strerror(rc, "write", d->cfg.daemon.state_dir, why,
-                         sizeof(why));
-      log_event(d->log, LOG_ERROR, "status.failed", NULL, "%s", why);
-    }
-    status_free(&st);
-  }
-  if (d->ledger_ok && p->ledger_dirty) {
-    rc = ledger_save(d->cfg.daemon.state_dir, &d->ledger);
-    if (rc < 0) {
-      statefile_strerror(rc, "write", d->cfg.daemon.state_dir, why,
-                         sizeof(why));
-      log_event(d->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
-    }
-  }
-  m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
-  m->pending = p->counts.pending;
-  m->failed = p->counts.failed;
-  m->passes_total++;
-  m->last_pass_ts = p->ended_ms / 1000;
-  if (p->outcome == PASS_CONVERGED)
-    m->last_success_ts = p->ended_ms / 1000;
-  m->pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
-  if (d->cfg.daemon.metrics_file) {
-    rc = metrics_write(d->cfg.daemon.metrics_file, m);
-    if (rc < 0) {
-      statefile_strerror(rc, "write", d->cfg.daemon.metrics_file, why,
-                         sizeof(why));
-      log_event(d->log, LOG_ERROR, "metrics.failed", NULL, "%s", why);
-    }
-  }
-}
-
 static void shutdown_handles(struct daemon *d);
 
 static void on_pass_done(struct pass *p, void *arg)
@@ -246,7 +204,8 @@ static void on_pass_done(struct pass *p, void *arg)
   struct tm tm;
   char when[16];
 
-  save_pass(d, p);
+  cli_save_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
+                &d->metrics);
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -265,16 +224,10 @@ static void on_pass_done(struct pass *p, void *arg)
     shutdown_handles(d);
     return;
   }
-  if (d->have_next) {
-    config_free(&d->cfg);
-    d->cfg = d->next_cfg;
-    memset(&d->next_cfg, 0, sizeof(d->next_cfg));
-    d->have_next = false;
-    d->rerun = true;
-    /* per-binding memory is keyed by the entry, so changed entries start
-     * fresh; unchanged ones keep their backoff */
-  }
-  if (d->rerun) {
+  /* A file validated during the pass is adopted by the next one (per-
+   * binding memory is keyed by the entry, so changed entries start fresh;
+   * unchanged ones keep their backoff). */
+  if (d->rerun || d->have_next) {
     d->rerun = false;
     start_pass(d, "changed during the last pass");
     return;
