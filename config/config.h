@@ -45,16 +45,18 @@ struct config_account {
   char *name;
   char *region;
   char *project_id; /* 32 alphanumerics */
-  char *endpoint;   /* always set: default https://apig.<region>.myhuaweicloud.com */
+  char *endpoint; /* always set: default https://apig.<region>.myhuaweicloud.com
+                   */
   enum config_auth_method auth_method;
   struct config_secret access_key; /* aksk */
   struct config_secret secret_key; /* aksk */
   struct config_secret token;      /* token */
   struct config_secret password;   /* password */
-  char *iam_endpoint; /* password: default https://iam.<region>.myhuaweicloud.com */
-  char *user;         /* password */
-  char *domain;       /* password: the IAM account (domain) name */
-  char *ca_file;      /* tls.ca_file, or NULL */
+  char *iam_endpoint;              /* password: default
+                                      https://iam.<region>.myhuaweicloud.com */
+  char *user;                      /* password */
+  char *domain;                    /* password: the IAM account (domain) name */
+  char *ca_file;                   /* tls.ca_file, or NULL */
   struct config_limits limits;
 };
 
@@ -82,10 +84,10 @@ struct config_binding {
 };
 
 struct config_policy {
-  enum config_mode mode; /* required */
-  uint32_t batch_size;   /* 1..500, default 50 */
-  double max_detach_ratio;   /* 0..1, default 0.3 */
-  uint32_t max_detach_count; /* default 100 */
+  enum config_mode mode;      /* required */
+  uint32_t batch_size;        /* 1..500, default 50 */
+  double max_detach_ratio;    /* 0..1, default 0.3 */
+  uint32_t max_detach_count;  /* default 100 */
   uint32_t confirm_timeout_s; /* default 60 */
   /* first re-read of a certificate after its writes (later re-reads back
    * off from max(this, 100 ms)); 0..60000, default 1000 */

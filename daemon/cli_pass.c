@@ -65,8 +65,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
   if (op->signals++ == 0) {
     log_event(op->log, LOG_WARN, "shutdown", NULL,
-              "signal %d: no new requests, finishing those in flight",
-              signum);
+              "signal %d: no new requests, finishing those in flight", signum);
     pass_stop(&op->pass);
     uv_timer_start(&op->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
   } else {
@@ -114,8 +113,8 @@ static int run_pass(const struct cli_args *a, const struct config *cfg,
     rc = pass_start(&op->pass, &op->loop, &op->http, cfg, ledger, m, &a->log,
                     po, on_pass_done, op);
   if (rc < 0) {
-    log_event(&a->log, LOG_ERROR, "pass.failed", NULL,
-              "could not start: %s", strerror(-rc));
+    log_event(&a->log, LOG_ERROR, "pass.failed", NULL, "could not start: %s",
+              strerror(-rc));
     pass_stop(&op->pass);
     uv_close((uv_handle_t *)&op->sigint, on_closed);
     uv_close((uv_handle_t *)&op->sigterm, on_closed);
@@ -300,8 +299,8 @@ int cli_apply(const struct cli_args *a)
   struct config cfg = {0};
   struct ledger ledger_store = {0}, *ledger;
   struct metrics m = {0};
-  struct pass_opts po = {.write = true, .dry_run = a->dry_run,
-                         .command = "apply"};
+  struct pass_opts po = {
+      .write = true, .dry_run = a->dry_run, .command = "apply"};
   char checksum[65];
   struct one_pass *op;
   int rc = cli_load_config(a->config_path, &cfg);

@@ -164,8 +164,7 @@ static void emit_text(const struct log *lg, enum log_level level,
                       const char *event, const struct log_fields *f,
                       const char *msg)
 {
-  static const char *const colors[] = {"\033[2m", "", "\033[33m",
-                                       "\033[31m"};
+  static const char *const colors[] = {"\033[2m", "", "\033[33m", "\033[31m"};
   char ts[40];
   FILE *out = lg->out;
 

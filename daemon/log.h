@@ -48,7 +48,9 @@ struct log_fields {
 
 /* All numbers absent. Use as: struct log_fields f = LOG_FIELDS_INIT; */
 #define LOG_FIELDS_INIT                                                        \
-  { .attempt = -1, .http_status = -1, .latency_ms = -1 }
+  {                                                                            \
+    .attempt = -1, .http_status = -1, .latency_ms = -1                         \
+  }
 
 /* Defaults: info, JSON unless stderr is a terminal, colour on a terminal
  * unless NO_COLOR is set. */

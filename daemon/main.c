@@ -68,8 +68,8 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-__attribute__((format(printf, 1, 2))) static int
-usage_error(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
+                                                             ...)
 {
   va_list ap;
 
@@ -121,8 +121,7 @@ static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
     case OPT_LOG_LEVEL:
       if (log_parse_level(optarg, &a->log.level) < 0)
         return usage_error(
-            "--log-level must be debug, info, warn or error, not '%s'",
-            optarg);
+            "--log-level must be debug, info, warn or error, not '%s'", optarg);
       break;
     case OPT_JSON:
       a->json = true;
@@ -185,7 +184,7 @@ int main(int argc, char **argv)
     const char *name;
     int (*fn)(const struct cli_args *);
   } commands[] = {
-      {"validate", cli_validate}, {"plan", cli_plan}, {"apply", cli_apply},
+      {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
       {"run", cli_run},           {"status", cli_status},
   };
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

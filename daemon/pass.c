@@ -41,7 +41,7 @@ enum item_state {
 
 struct pass_item {
   uint8_t state;
-  bool permanent;       /* failed with a 4xx: not retried by the daemon */
+  bool permanent; /* failed with a 4xx: not retried by the daemon */
   const struct pass_memo *held; /* not written: an earlier failure holds it */
   uint32_t attempts;
   uint64_t written_ms; /* loop ms of the successful write */
@@ -85,8 +85,8 @@ struct job {
 };
 
 struct pass_cert {
-  uint32_t writes_left;     /* write jobs not finished */
-  bool confirm_queued;      /* a confirmation read is queued or running */
+  uint32_t writes_left; /* write jobs not finished */
+  bool confirm_queued;  /* a confirmation read is queued or running */
   uint32_t confirm_round;
   bool read_failed;
   struct apig_error read_error;
@@ -318,9 +318,8 @@ static void abandon_job(struct pass *p, struct job *j, const char *code,
       snprintf(parent->page_err.code, sizeof(parent->page_err.code), "%s",
                code);
       snprintf(parent->page_err.msg, sizeof(parent->page_err.msg), "%s", msg);
-      snprintf(parent->page_err.request_id,
-               sizeof(parent->page_err.request_id), "%s",
-               request_id ? request_id : "");
+      snprintf(parent->page_err.request_id, sizeof(parent->page_err.request_id),
+               "%s", request_id ? request_id : "");
     }
     job_free(j);
     page_resolved(p, parent);
@@ -408,8 +407,8 @@ static int submit_call(struct pass *p, struct call *c,
     if (c->job)
       c->job->token_gen = p->accounts[c->account].token_gen;
   } else {
-    struct curl_slist *h = curl_slist_append(
-        NULL, "Content-Type: application/json;charset=utf8");
+    struct curl_slist *h =
+        curl_slist_append(NULL, "Content-Type: application/json;charset=utf8");
     if (!h)
       rc = -ENOMEM;
     headers = h;
@@ -595,12 +594,11 @@ static void read_outcome(const struct call *c, const struct http_response *rs,
              rs->too_large ? "response-too-large" : "transport");
     snprintf(o->err.msg, sizeof(o->err.msg), "%s", rs->error);
   }
-  o->cls = apig_classify(c->op, rs->status, transport, o->err.code,
-                         o->err.msg);
-  o->unknown = apig_outcome_unknown(c->op, rs->status, transport,
-                                    rs->maybe_sent);
-  o->retry_after_ms = rs->retry_after_s > 0 ? (uint64_t)rs->retry_after_s * 1000
-                                            : 0;
+  o->cls = apig_classify(c->op, rs->status, transport, o->err.code, o->err.msg);
+  o->unknown =
+      apig_outcome_unknown(c->op, rs->status, transport, rs->maybe_sent);
+  o->retry_after_ms =
+      rs->retry_after_s > 0 ? (uint64_t)rs->retry_after_s * 1000 : 0;
 }
 
 static void count_request(struct pass *p, enum apig_op op,
@@ -901,8 +899,7 @@ static void on_write_done(struct pass *p, struct job *j,
       struct pass_item *it = &p->items[j->items[k]];
       it->state = ITEM_WRITTEN;
       it->written_ms = now;
-      snprintf(it->request_id, sizeof(it->request_id), "%s",
-               o->err.request_id);
+      snprintf(it->request_id, sizeof(it->request_id), "%s", o->err.request_id);
     }
     log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
     write_finished(p, j);
@@ -921,14 +918,14 @@ static void on_write_done(struct pass *p, struct job *j,
     /* fall through */
   case APIG_AUTH_FATAL:
     log_call(p, LOG_ERROR, "write.failed", j, j->op, o, latency, NULL);
-    block_account(p, j->q.account, o->err.code, o->err.msg,
-                  o->err.request_id);
+    block_account(p, j->q.account, o->err.code, o->err.msg, o->err.request_id);
     fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
     job_free(j);
     return;
   case APIG_PERMANENT:
-    if (j->nitems > 1 && strcmp(p->plan.items[j->items[0]].domain,
-                                p->plan.items[j->items[j->nitems - 1]].domain)) {
+    if (j->nitems > 1 &&
+        strcmp(p->plan.items[j->items[0]].domain,
+               p->plan.items[j->items[j->nitems - 1]].domain)) {
       log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
                "batch failed: split in halves to isolate the bad domain(s)");
       if (split_write(p, j))
@@ -1025,8 +1022,7 @@ static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
     abandon_job(p, w, "internal", "queue refused a write", NULL);
 }
 
-static void on_confirm_read(struct pass *p, uint32_t cert,
-                            struct live_cert *lc)
+static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
 {
   struct pass_cert *c = &p->certs[cert];
   uint64_t now = now_ms(p);
@@ -1124,7 +1120,7 @@ static bool fan_out_pages(struct pass *p, struct job *j,
   uint32_t n = 0;
 
   if ((total - stride + stride - 1) / stride >= LIST_MAX_PAGES)
-    return false; /* the sequential path refuses it with a clear error */
+    return false;    /* the sequential path refuses it with a clear error */
   j->pages_left = 1; /* held while the children are created */
   for (long off = stride; off < total; off += stride) {
     struct job *c = job_new(p, JOB_LIST, j->cert);
@@ -1156,8 +1152,7 @@ static void page_resolved(struct pass *p, struct job *parent)
     return;
   if (parent->page_failed) {
     struct apig_error e = parent->page_err;
-    log_event(p->log, LOG_ERROR, "list.failed", NULL, "%s: %s", e.code,
-              e.msg);
+    log_event(p->log, LOG_ERROR, "list.failed", NULL, "%s: %s", e.code, e.msg);
     abandon_job(p, parent, e.code, e.msg, e.request_id);
     return;
   }
@@ -1229,19 +1224,21 @@ static void on_list_done(struct pass *p, struct job *j,
       return;
     /* fall through */
   case APIG_AUTH_FATAL:
-    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
-    block_account(p, j->q.account, o->err.code, o->err.msg,
-                  o->err.request_id);
+    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
+             NULL);
+    block_account(p, j->q.account, o->err.code, o->err.msg, o->err.request_id);
     abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
     return;
   case APIG_PERMANENT:
   case APIG_DONE_ALREADY:
-    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
+    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
+             NULL);
     abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
     return;
   case APIG_RETRY:
   case APIG_THROTTLED:
-    log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
+    log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms,
+             NULL);
     retry_job(p, j, o);
     return;
   }
@@ -1372,8 +1369,8 @@ static int cmp_size_domain(const void *a, const void *b, void *arg)
   return strcmp(x->instance_id, y->instance_id);
 }
 
-static int memo_key(const struct pass *p, const struct plan_item *it,
-                    char *buf, size_t len)
+static int memo_key(const struct pass *p, const struct plan_item *it, char *buf,
+                    size_t len)
 {
   int n = snprintf(buf, len, "%s %s %s %d", p->cfg->certificates[it->cert].id,
                    it->instance_id, it->domain, it->verify_client ? 1 : 0);
@@ -1390,9 +1387,9 @@ static const struct pass_memo *memo_find(const struct pass_memory *m,
                                          const char *key)
 {
   struct pass_memo probe = {.key = (char *)key};
-  return m && m->n ? bsearch(&probe, m->memos, m->n, sizeof(*m->memos),
-                             cmp_memo)
-                   : NULL;
+  return m && m->n
+             ? bsearch(&probe, m->memos, m->n, sizeof(*m->memos), cmp_memo)
+             : NULL;
 }
 
 /* The daemon does not rewrite what failed for good, nor what waits for its
@@ -1497,8 +1494,8 @@ static int setup_waves(struct pass *p)
   if (!p->wave_end)
     return -ENOMEM;
   for (size_t w = 0; w < p->nwaves; w++) {
-    size_t end = r->enabled && r->nwaves ? wave_size(&r->waves[w], total)
-                                         : total;
+    size_t end =
+        r->enabled && r->nwaves ? wave_size(&r->waves[w], total) : total;
     if (w + 1 == p->nwaves)
       end = total; /* the last wave takes what is left */
     p->wave_end[w] = end;
@@ -1541,8 +1538,7 @@ static void record_intent(struct pass *p, size_t lo, size_t hi)
   rc = ledger_save(p->cfg->daemon.state_dir, p->ledger);
   if (rc < 0) {
     char why[512];
-    statefile_strerror(rc, "write", p->cfg->daemon.state_dir, why,
-                       sizeof(why));
+    statefile_strerror(rc, "write", p->cfg->daemon.state_dir, why, sizeof(why));
     log_event(p->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
   }
 }
@@ -1626,7 +1622,8 @@ static void forget_stale_ownership(struct pass *p)
   if (!gone)
     return;
   for (size_t k = 0; k < n; k++) {
-    const struct ledger_entry *e = ledger_at(p->ledger, p->plan.stale_ledger[k]);
+    const struct ledger_entry *e =
+        ledger_at(p->ledger, p->plan.stale_ledger[k]);
     /* attached (or about to be: see record_intent) too recently to show
      * yet, as APIG takes seconds to show a write: keep it */
     if (e->attached_at >
@@ -1787,8 +1784,8 @@ static void progress_line(struct pass *p, bool final)
   for (size_t i = 0; i < 25; i++)
     bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
   bar[25] = '\0';
-  fprintf(stderr, "\r[%s] %llu/%llu requests  %.0f req/s  eta %.0fs\033[K",
-          bar, (unsigned long long)done, (unsigned long long)total, rate,
+  fprintf(stderr, "\r[%s] %llu/%llu requests  %.0f req/s  eta %.0fs\033[K", bar,
+          (unsigned long long)done, (unsigned long long)total, rate,
           rate > 0 ? (double)(total - done) / rate : 0.0);
   if (final)
     fputs("\r\033[K", stderr);
@@ -1886,9 +1883,9 @@ static void compute_counts(struct pass *p)
     const struct pass_item *it = &p->items[i];
     enum plan_op op = p->plan.items[i].op;
     if (it->state == ITEM_CONVERGED)
-      *(op == PLAN_ATTACH ? &k->attached
-                          : op == PLAN_CHANGE ? &k->changed : &k->detached) +=
-          1;
+      *(op == PLAN_ATTACH   ? &k->attached
+        : op == PLAN_CHANGE ? &k->changed
+                            : &k->detached) += 1;
     else if (it->state == ITEM_FAILED)
       k->failed++;
     else
@@ -1944,8 +1941,8 @@ static void finish(struct pass *p)
   kv[7] = (struct log_kv){"retries", (long long)p->counts.retries};
   /* for benchmarks and operators: TLS handshakes, pass wall time */
   kv[8] = (struct log_kv){"connections", (long long)p->http->stats.connects};
-  kv[9] = (struct log_kv){"duration_ms",
-                          (long long)(p->ended_ms - p->started_ms)};
+  kv[9] =
+      (struct log_kv){"duration_ms", (long long)(p->ended_ms - p->started_ms)};
   f.kv = kv;
   f.nkv = 10;
   log_event(p->log, LOG_INFO, "pass.done", &f, "outcome %s in %.1f s",
@@ -1964,12 +1961,12 @@ static int alloc_state(struct pass *p)
       calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(*lim));
   int rc;
 
-  p->accounts = calloc(cfg->naccounts ? cfg->naccounts : 1,
-                       sizeof(*p->accounts));
-  p->certs = calloc(cfg->ncertificates ? cfg->ncertificates : 1,
-                    sizeof(*p->certs));
-  p->binding_item = malloc((cfg->nbindings ? cfg->nbindings : 1) *
-                           sizeof(*p->binding_item));
+  p->accounts =
+      calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(*p->accounts));
+  p->certs =
+      calloc(cfg->ncertificates ? cfg->ncertificates : 1, sizeof(*p->certs));
+  p->binding_item =
+      malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*p->binding_item));
   if (!lim || !p->accounts || !p->certs || !p->binding_item) {
     free(lim);
     return -ENOMEM;
@@ -2144,7 +2141,8 @@ int pass_remember(const struct pass *p, struct pass_memory *out)
     m.permanent = it->permanent;
     m.failures = (old ? old->failures : 0) + 1;
     m.attempts = it->attempts;
-    m.next_retry = m.permanent ? 0 : p->ended_ms / 1000 + memo_delay_s(m.failures);
+    m.next_retry =
+        m.permanent ? 0 : p->ended_ms / 1000 + memo_delay_s(m.failures);
     snprintf(m.error_code, sizeof(m.error_code), "%s", it->error_code);
     m.error_msg = it->error_msg;
     snprintf(m.request_id, sizeof(m.request_id), "%s", it->request_id);
@@ -2174,8 +2172,8 @@ void pass_memory_free(struct pass_memory *m)
 
 const char *pass_outcome_name(enum pass_outcome o)
 {
-  static const char *const names[] = {"converged", "planned", "partial",
-                                      "failed",    "refused", "aborted",
+  static const char *const names[] = {"converged",  "planned", "partial",
+                                      "failed",     "refused", "aborted",
                                       "interrupted"};
   return names[o];
 }
@@ -2243,8 +2241,8 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
     sb->error_msg = dup_or_null(msg);
     sb->request_id = dup_or_null(request_id);
   }
-  return sb->account && sb->certificate && sb->certificate_id &&
-                 sb->gateway && sb->instance_id && sb->domain
+  return sb->account && sb->certificate && sb->certificate_id && sb->gateway &&
+                 sb->instance_id && sb->domain
              ? 0
              : -ENOMEM;
 }
@@ -2294,8 +2292,8 @@ int pass_status(const struct pass *p, struct status *st)
     const struct config_binding *cb = &cfg->bindings[b];
     const struct pass_cert *pc = &p->certs[cb->certificate];
     size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
-    const struct pass_item *it = p->items && i != SIZE_MAX ? &p->items[i]
-                                                           : NULL;
+    const struct pass_item *it =
+        p->items && i != SIZE_MAX ? &p->items[i] : NULL;
     enum status_state state = STATUS_CONVERGED;
     const char *code = NULL, *msg = NULL, *rid = NULL;
     uint32_t attempts = 0;
@@ -2316,10 +2314,10 @@ int pass_status(const struct pass *p, struct status *st)
     } else if (!p->items) {
       state = STATUS_PENDING; /* the pass ended before its plan */
     }
-    rc = fill_binding(p, &st->bindings[st->nbindings++], (uint32_t)cb->certificate,
-                      (uint32_t)cb->gateway, cfg->gateways[cb->gateway].instance_id,
-                      cb->domain, cb->verify_client, state, code, msg, rid,
-                      attempts);
+    rc = fill_binding(p, &st->bindings[st->nbindings++],
+                      (uint32_t)cb->certificate, (uint32_t)cb->gateway,
+                      cfg->gateways[cb->gateway].instance_id, cb->domain,
+                      cb->verify_client, state, code, msg, rid, attempts);
     st->bindings[st->nbindings - 1].next_retry = next_retry;
   }
   for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
@@ -2359,8 +2357,9 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
     if (p->outcome == PASS_REFUSED)
       return;
   }
-  fprintf(out, "done in %.1f s: %llu binding%s written in %llu request%s, "
-               "%llu unchanged, %llu failed",
+  fprintf(out,
+          "done in %.1f s: %llu binding%s written in %llu request%s, "
+          "%llu unchanged, %llu failed",
           secs, (unsigned long long)written, written == 1 ? "" : "s",
           (unsigned long long)k->writes, k->writes == 1 ? "" : "s",
           (unsigned long long)k->unchanged, (unsigned long long)k->failed);

@@ -47,7 +47,7 @@ enum pass_outcome {
  * key includes everything the entry says), other failures wait for
  * next_retry. Sorted by key. */
 struct pass_memo {
-  char *key;          /* "cert_id instance_id domain verify" */
+  char *key; /* "cert_id instance_id domain verify" */
   bool permanent;
   int64_t next_retry; /* unix s; 0 = none */
   uint32_t failures;  /* consecutive failed passes */
@@ -63,12 +63,12 @@ struct pass_memory {
 };
 
 struct pass_opts {
-  bool write;            /* false: read and diff only (plan) */
-  bool dry_run;          /* apply --dry-run: never submit a write */
+  bool write;                  /* false: read and diff only (plan) */
+  bool dry_run;                /* apply --dry-run: never submit a write */
   const char *expect_checksum; /* apply --plan: the stored plan's */
-  bool progress;         /* one live progress line on stderr */
-  uint64_t seed;         /* jitter; 0 = from the clock */
-  const char *command;   /* "plan" | "apply" | "run": for the status file */
+  bool progress;               /* one live progress line on stderr */
+  uint64_t seed;               /* jitter; 0 = from the clock */
+  const char *command;       /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
   const struct pass_memory *memory; /* daemon: earlier failures, or NULL */
 };

@@ -62,8 +62,7 @@ static int cmp_pair(const char *inst_a, const char *dom_a, const char *inst_b,
 static int cmp_live(const void *a, const void *b)
 {
   const struct apig_binding *x = a, *y = b;
-  return cmp_pair(x->instance_id, x->url_domain, y->instance_id,
-                  y->url_domain);
+  return cmp_pair(x->instance_id, x->url_domain, y->instance_id, y->url_domain);
 }
 
 void live_cert_finish(struct live_cert *lc)
@@ -101,8 +100,8 @@ const struct apig_binding *live_cert_find(const struct live_cert *lc,
 bool plan_binding_in_place(const struct config *cfg, const struct live_cert *lc,
                            const struct config_binding *b)
 {
-  const struct apig_binding *e = live_cert_find(
-      lc, cfg->gateways[b->gateway].instance_id, b->domain);
+  const struct apig_binding *e =
+      live_cert_find(lc, cfg->gateways[b->gateway].instance_id, b->domain);
   return e && e->verify_client == b->verify_client;
 }
 
@@ -276,8 +275,8 @@ static int diff_certificate(struct builder *bld, const struct config *cfg,
     else if (j == lc->b.n)
       cmp = -1;
     else
-      cmp = cmp_pair(w[i].instance_id, w[i].domain,
-                     lc->b.items[j].instance_id, lc->b.items[j].url_domain);
+      cmp = cmp_pair(w[i].instance_id, w[i].domain, lc->b.items[j].instance_id,
+                     lc->b.items[j].url_domain);
     if (cmp > 0) { /* live only: a detach candidate, decided by the ledger */
       struct gw_index key = {.instance_id = lc->b.items[j].instance_id};
       if (bsearch(&key, gws, cfg->ngateways, sizeof(*gws), cmp_gw_index))
@@ -328,8 +327,7 @@ static int cmp_cert_id(const void *a, const void *b)
 static int diff_ledger(struct builder *bld, const struct config *cfg,
                        const struct live_state *live,
                        const struct ledger *ledger, const struct wanted *w,
-                       const struct wanted *by_pair,
-                       const struct gw_index *gws)
+                       const struct wanted *by_pair, const struct gw_index *gws)
 {
   size_t n = ledger_count(ledger);
   struct cert_id *ids =
@@ -358,9 +356,8 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
       rc = push_stale(bld, k);
       continue;
     }
-    struct wanted probe = {.cert = ci->cert,
-                           .instance_id = le->instance_id,
-                           .domain = le->domain};
+    struct wanted probe = {
+        .cert = ci->cert, .instance_id = le->instance_id, .domain = le->domain};
     if (bsearch(&probe, w, cfg->nbindings, sizeof(*w), cmp_wanted))
       continue; /* still wanted here */
     const struct wanted *to = bsearch(&probe, by_pair, cfg->nbindings,
@@ -392,8 +389,8 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
 /* Over the file, the live state and the resulting changes (which in sync
  * mode also depend on the ledger). */
 static int compute_checksum(const struct config *cfg,
-                            const struct live_state *live,
-                            const struct plan *p, char out[65])
+                            const struct live_state *live, const struct plan *p,
+                            char out[65])
 {
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -407,7 +404,8 @@ static int compute_checksum(const struct config *cfg,
   for (size_t c = 0; ok && c < live->ncerts; c++) {
     const struct live_cert *lc = &live->certs[c];
     const char *id = cfg->certificates[c].id;
-    ok = EVP_DigestUpdate(ctx, lc->known ? "\ncert " : "\nunread ", lc->known ? 6 : 8) &&
+    ok = EVP_DigestUpdate(ctx, lc->known ? "\ncert " : "\nunread ",
+                          lc->known ? 6 : 8) &&
          EVP_DigestUpdate(ctx, id, strlen(id));
     for (size_t j = 0; ok && j < lc->b.n; j++) {
       const struct apig_binding *e = &lc->b.items[j];

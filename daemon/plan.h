@@ -41,10 +41,10 @@ enum plan_op {
 
 struct plan_item {
   enum plan_op op;
-  uint32_t cert;    /* index into config.certificates */
-  uint32_t gateway; /* index into config.gateways; UINT32_MAX: a gateway the
-                       file no longer names (sync detach of an owned one) */
-  const char *domain;      /* points into config or live state */
+  uint32_t cert;      /* index into config.certificates */
+  uint32_t gateway;   /* index into config.gateways; UINT32_MAX: a gateway the
+                         file no longer names (sync detach of an owned one) */
+  const char *domain; /* points into config or live state */
   const char *instance_id; /* points into config */
   bool verify_client;      /* the wanted flag (detach: the live one) */
   size_t binding;          /* index into config.bindings; SIZE_MAX for detach */
@@ -59,8 +59,8 @@ struct plan {
   struct plan_item *items; /* sorted by certificate, op, domain, gateway */
   size_t nitems;
   size_t nattach, nchange, ndetach;
-  size_t unchanged;  /* wanted and already in place */
-  size_t live_total; /* live bindings on the file's gateways */
+  size_t unchanged;     /* wanted and already in place */
+  size_t live_total;    /* live bindings on the file's gateways */
   size_t unknown_certs; /* certificates skipped: live state unknown */
   /* SHA-256 over the config file and the live state the plan was computed
    * from: a stored plan is stale when it no longer matches. */
@@ -87,8 +87,8 @@ void live_cert_finish(struct live_cert *lc);
 void live_cert_clear(struct live_cert *lc);
 /* The entry for (instance_id, domain) of a finished certificate, or NULL. */
 const struct apig_binding *live_cert_find(const struct live_cert *lc,
-                                        const char *instance_id,
-                                        const char *domain);
+                                          const char *instance_id,
+                                          const char *domain);
 void live_state_free(struct live_state *ls);
 
 /* Compute the diff. ledger is consulted only in sync mode (may be NULL).

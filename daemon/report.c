@@ -46,8 +46,8 @@ static int cmp_label(const void *a, const void *b)
 }
 
 /* Gateway names in name order (items come in instance-ID order). */
-static void print_gateways(const struct config *cfg,
-                           const struct plan_item *it, size_t n, FILE *out)
+static void print_gateways(const struct config *cfg, const struct plan_item *it,
+                           size_t n, FILE *out)
 {
   const char **names = malloc(n * sizeof(*names));
 
@@ -87,8 +87,8 @@ static void print_line(const struct config *cfg, const struct plan_item *it,
   fputc('\n', out);
 }
 
-int report_plan_text(const struct config *cfg, const struct plan *p,
-                     FILE *out, bool color)
+int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
+                     bool color)
 {
   char b1[16], b2[16];
 
@@ -111,8 +111,7 @@ int report_plan_text(const struct config *cfg, const struct plan *p,
           header = true;
         }
         if (it->cert != last_cert) {
-          fprintf(out, "  certificate %s (%s)\n", c->name,
-                  short_id(c->id, b2));
+          fprintf(out, "  certificate %s (%s)\n", c->name, short_id(c->id, b2));
           last_cert = it->cert;
         }
         print_line(cfg, it, n, out, color);
@@ -123,8 +122,9 @@ int report_plan_text(const struct config *cfg, const struct plan *p,
   if (p->nitems == 0)
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
   else
-    fprintf(out, "Plan: %zu to attach, %zu to change, %zu to detach, %zu "
-                 "unchanged.\n",
+    fprintf(out,
+            "Plan: %zu to attach, %zu to change, %zu to detach, %zu "
+            "unchanged.\n",
             p->nattach, p->nchange, p->ndetach, p->unchanged);
   return ferror(out) ? -EIO : 0;
 }
@@ -162,9 +162,9 @@ static int gen_change(yajl_gen g, const struct config *cfg,
   GEN_OK(gen_kv(g, "account", cfg->accounts[c->account].name));
   GEN_OK(gen_kv(g, "certificate", c->name));
   GEN_OK(gen_kv(g, "certificate_id", c->id));
-  GEN_OK(gen_kv(g, "gateway", it->gateway == UINT32_MAX
-                                  ? ""
-                                  : cfg->gateways[it->gateway].name));
+  GEN_OK(
+      gen_kv(g, "gateway",
+             it->gateway == UINT32_MAX ? "" : cfg->gateways[it->gateway].name));
   GEN_OK(gen_kv(g, "instance_id", it->instance_id));
   GEN_OK(gen_kv(g, "domain", it->domain));
   GEN_OK(gen_cstr(g, "verify_client"));
@@ -175,8 +175,8 @@ fail:
   return -ENOMEM;
 }
 
-int report_plan_json(const struct config *cfg, const struct plan *p,
-                     char **out, size_t *len)
+int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
+                     size_t *len)
 {
   yajl_gen g = yajl_gen_alloc(NULL);
   const unsigned char *buf;

@@ -16,13 +16,13 @@
 
 /* Grouped by account and certificate; one line per domain with the
  * gateways it concerns; then "Plan: ..." (or "No changes."). */
-int report_plan_text(const struct config *cfg, const struct plan *p,
-                     FILE *out, bool color);
+int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
+                     bool color);
 
 /* The plan as JSON (malloc'd, NUL-terminated): version, checksum,
  * config_sha256, mode, summary counts and every change. */
-int report_plan_json(const struct config *cfg, const struct plan *p,
-                     char **out, size_t *len);
+int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
+                     size_t *len);
 
 /* Read a stored plan's checksum (strictly: version, checksum present, a
  * 64-hex string). On error *why says what is wrong. */

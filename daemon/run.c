@@ -40,16 +40,16 @@ struct daemon {
   const struct log *log;
   uv_loop_t loop;
   struct http http;
-  struct config cfg;        /* in force */
-  struct config next_cfg;   /* validated, waiting for the pass to end */
+  struct config cfg;      /* in force */
+  struct config next_cfg; /* validated, waiting for the pass to end */
   bool have_next;
-  char rejected_sha[65];    /* last file that failed validation */
+  char rejected_sha[65]; /* last file that failed validation */
   struct ledger ledger;
   bool ledger_ok;
   struct metrics metrics;
   struct pass_memory memory;
-  struct pass *pass;        /* the running pass, or NULL */
-  bool rerun;               /* something changed during the pass */
+  struct pass *pass; /* the running pass, or NULL */
+  bool rerun;        /* something changed during the pass */
   bool stopping;
   int signals;
   uv_signal_t sighup, sigterm, sigint;
@@ -151,8 +151,9 @@ static void reload(struct daemon *d, bool force)
      * taken for the rejected one and never loaded. */
     if (sha[0] && file_sha256(path, after) == 0 && strcmp(sha, after) == 0)
       memcpy(d->rejected_sha, sha, sizeof(sha));
-    notify(d, "READY=1\nSTATUS=file rejected (%zu problems); last good file "
-              "in force",
+    notify(d,
+           "READY=1\nSTATUS=file rejected (%zu problems); last good file "
+           "in force",
            diag.count);
     return;
   }
@@ -209,8 +210,9 @@ static void on_pass_done(struct pass *p, void *arg)
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
-  notify(d, "STATUS=last pass %s at %s: %llu in place, %llu written, "
-            "%llu failed, %llu pending",
+  notify(d,
+         "STATUS=last pass %s at %s: %llu in place, %llu written, "
+         "%llu failed, %llu pending",
          pass_outcome_name(p->outcome), when,
          (unsigned long long)p->counts.unchanged,
          (unsigned long long)(p->counts.attached + p->counts.changed +
@@ -363,23 +365,34 @@ static int init_handles(struct daemon *d)
       (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->watch,
   };
 
-  if (!rc) rc = uv_signal_init(&d->loop, &d->sighup);
-  if (!rc) rc = uv_signal_init(&d->loop, &d->sigterm);
-  if (!rc) rc = uv_signal_init(&d->loop, &d->sigint);
-  if (!rc) rc = uv_timer_init(&d->loop, &d->resync);
-  if (!rc) rc = uv_timer_init(&d->loop, &d->debounce);
-  if (!rc) rc = uv_timer_init(&d->loop, &d->drain);
-  if (!rc) rc = uv_timer_init(&d->loop, &d->watchdog);
-  if (!rc) rc = uv_fs_event_init(&d->loop, &d->watch);
+  if (!rc)
+    rc = uv_signal_init(&d->loop, &d->sighup);
+  if (!rc)
+    rc = uv_signal_init(&d->loop, &d->sigterm);
+  if (!rc)
+    rc = uv_signal_init(&d->loop, &d->sigint);
+  if (!rc)
+    rc = uv_timer_init(&d->loop, &d->resync);
+  if (!rc)
+    rc = uv_timer_init(&d->loop, &d->debounce);
+  if (!rc)
+    rc = uv_timer_init(&d->loop, &d->drain);
+  if (!rc)
+    rc = uv_timer_init(&d->loop, &d->watchdog);
+  if (!rc)
+    rc = uv_fs_event_init(&d->loop, &d->watch);
   if (rc)
     return rc;
   d->open_handles = (int)(sizeof(hs) / sizeof(hs[0]));
   for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
     hs[i]->data = d;
   rc = uv_signal_start(&d->sighup, on_signal, SIGHUP);
-  if (!rc) rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-  if (!rc) rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
-  if (!rc) rc = uv_fs_event_start(&d->watch, on_watch, d->watch_dir, 0);
+  if (!rc)
+    rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  if (!rc)
+    rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
+  if (!rc)
+    rc = uv_fs_event_start(&d->watch, on_watch, d->watch_dir, 0);
   if (!rc && sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
     rc = uv_timer_start(&d->watchdog, on_watchdog, wd_usec / 2000,
                         wd_usec / 2000);
@@ -425,8 +438,7 @@ static void open_daemon_ledger(struct daemon *d)
   rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
   d->ledger_ok = rc == 0 || rc == -ENOENT;
   if (!d->ledger_ok) {
-    statefile_strerror(rc, "read", d->cfg.daemon.state_dir, why,
-                       sizeof(why));
+    statefile_strerror(rc, "read", d->cfg.daemon.state_dir, why, sizeof(why));
     log_event(d->log, LOG_ERROR, "ledger.unusable", NULL,
               "%s: ownership unknown, nothing will be detached and the "
               "ledger is left as it is",
@@ -443,7 +455,8 @@ int cli_run(const struct cli_args *a)
     return CLI_EXIT_FAILURE;
   d->args = a;
   d->log = &a->log;
-  d->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+  d->seed =
+      (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
   /* Errors at start-up are fatal (SPEC §2 exit codes); later ones are
    * logged and contained. */
   rc = cli_load_config(a->config_path, &d->cfg);
@@ -462,8 +475,7 @@ int cli_run(const struct cli_args *a)
       rc = init_handles(d);
   }
   if (rc < 0) {
-    log_event(d->log, LOG_ERROR, "startup.failed", NULL, "%s",
-              uv_strerror(rc));
+    log_event(d->log, LOG_ERROR, "startup.failed", NULL, "%s", uv_strerror(rc));
     daemon_free(d);
     free(d);
     return CLI_EXIT_FAILURE;

@@ -295,10 +295,10 @@ struct jval {
 struct parser {
   struct status *st;
   enum where where;
-  unsigned skip; /* > 0: inside the value of an unknown key */
-  char key[40];  /* the current key; "" when too long to be ours */
-  size_t cap;    /* allocated bindings */
-  uint32_t seen; /* fields of the current pass/binding seen so far */
+  unsigned skip;    /* > 0: inside the value of an unknown key */
+  char key[40];     /* the current key; "" when too long to be ours */
+  size_t cap;       /* allocated bindings */
+  uint32_t seen;    /* fields of the current pass/binding seen so far */
   uint32_t present; /* ... and those given at all, null included */
   bool version_ok, have_pass;
   int err; /* why we cancelled the parse */

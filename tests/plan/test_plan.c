@@ -144,7 +144,7 @@ static void test_sync_detaches_only_owned(void **state)
   f->cfg.policy.mode = CONFIG_MODE_SYNC;
   add_binding(f, 0, 0, "keep.example.com", false);
   live(f, 0, GW_A, "keep.example.com", false);
-  live(f, 0, GW_A, "owned.example.com", true);   /* ours, unwanted */
+  live(f, 0, GW_A, "owned.example.com", true);    /* ours, unwanted */
   live(f, 0, GW_B, "foreign.example.com", false); /* not ours */
   finish_live(f);
   ledger_add(&f->ledger, CERT_OLD, GW_A, "keep.example.com", 1);
@@ -257,8 +257,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_checksum_follows_live_state, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_unknown_live_state_is_skipped,
-                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_live_state_is_skipped, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_items_sorted_and_in_place_lookup,
                                       setup, teardown),
   };
