@@ -11,42 +11,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NO_INDEX ((size_t)-1)
-
-/* Every named entry struct starts with its char *name. */
-struct named_arg {
-  const char *name;
-  const void *arr;
-  size_t size;
-};
-
-static bool eq_name(size_t val, const void *arg)
-{
-  const struct named_arg *a = arg;
-  const char *const *name =
-      (const char *const *)((const char *)a->arr + val * a->size);
-
-  return *name != NULL && strcmp(*name, a->name) == 0;
-}
-
 /* Resolve a reference to an account: *dst = its index, or NO_INDEX. */
 static void ref_account(void *ud, const struct config__node *v,
                         const char *path, void *dst)
 {
   struct config__loader *l = ud;
-  struct named_arg a = {v->str, l->cfg->accounts, sizeof(*l->cfg->accounts)};
-  size_t *out = dst, found;
 
-  *out = NO_INDEX;
-  if (!config__get_str(l->c, v, path))
-    return;
-  if (config__htab_find(&l->accounts, config__hash(v->str, v->len, 0), eq_name,
-                        &a, &found) == 1)
-    *out = found;
-  else
-    config__error(l->c, v->line, v->col, "%s: undefined account \"%.80s\"",
-                  path, v->str);
+  *(size_t *)dst = config__resolve(l, v, path, &l->accounts, l->cfg->accounts,
+                                   sizeof(*l->cfg->accounts), "account");
 }
 
 static void endpoint(void *ud, const struct config__node *v, const char *path,
@@ -338,7 +310,7 @@ static void *named_map(struct config__loader *l, const struct config__node *map,
     return NULL;
   }
   for (k = map->first; k != NULL && k->next != NULL; k = v->next) {
-    struct named_arg a = {k->str, arr, size};
+    struct config__named a = {k->str, arr, size};
     const char *why = config__check_name(k->str, k->len);
     size_t found;
     int rc;
@@ -350,8 +322,8 @@ static void *named_map(struct config__loader *l, const struct config__node *map,
       continue;
     }
     char *elem = arr + *n * size;
-    rc = config__htab_upsert(idx, config__hash(k->str, k->len, 0), *n, eq_name,
-                             &a, &found);
+    rc = config__htab_upsert(idx, config__hash(k->str, k->len, 0), *n,
+                             config__name_eq, &a, &found);
     if (rc < 0) {
       l->c->oom = true;
       break;

@@ -12,24 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NO_INDEX ((size_t)-1)
-
-struct named_arg {
-  const char *name;
-  const void *arr;
-  size_t size;
-};
-
-static bool eq_name(size_t val, const void *arg)
-{
-  const struct named_arg *a = arg;
-  const char *const *name =
-      (const char *const *)((const char *)a->arr + val * a->size);
-
-  return *name != NULL && strcmp(*name, a->name) == 0;
-}
-
 struct pair_arg {
   const struct config *cfg;
   size_t gateway;
@@ -64,24 +46,6 @@ static const struct config__field binding_fields[] = {
                     .off = offsetof(struct entry, verify_client), .def = 0),
 };
 
-/* Resolve a name in one of the named tables; NO_INDEX if undefined. */
-static size_t resolve(struct config__loader *l, const struct config__node *v,
-                      const char *path, const struct config__htab *idx,
-                      const void *arr, size_t size, const char *what)
-{
-  struct named_arg a = {v->str, arr, size};
-  size_t found;
-
-  if (!config__get_str(l->c, v, path))
-    return NO_INDEX;
-  if (config__htab_find(idx, config__hash(v->str, v->len, 0), eq_name, &a,
-                        &found) == 1)
-    return found;
-  config__error(l->c, v->line, v->col, "%s: undefined %s \"%.80s\"", path, what,
-                v->str);
-  return NO_INDEX;
-}
-
 static const char *account_name(const struct config *cfg, size_t i)
 {
   return i < cfg->naccounts && cfg->accounts[i].name ? cfg->accounts[i].name
@@ -99,8 +63,8 @@ static size_t entry_gateways(struct config__loader *l,
 
   for (const struct config__node *v = seq->first; v != NULL; v = v->next) {
     config__pathf(sub, sizeof(sub), "%s[%zu]", path, j++);
-    size_t g = resolve(l, v, sub, &l->gateways, cfg->gateways,
-                       sizeof(*cfg->gateways), "gateway");
+    size_t g = config__resolve(l, v, sub, &l->gateways, cfg->gateways,
+                               sizeof(*cfg->gateways), "gateway");
     if (g == NO_INDEX)
       continue;
     bool dup = false;
@@ -225,8 +189,9 @@ static void one_entry(struct config__loader *l, const struct config__node *e,
     return;
   if (seen[B_CERT] != NULL) {
     config__pathf(sub, sizeof(sub), "%s.certificate", path);
-    cert = resolve(l, seen[B_CERT], sub, &l->certificates, cfg->certificates,
-                   sizeof(*cfg->certificates), "certificate");
+    cert = config__resolve(l, seen[B_CERT], sub, &l->certificates,
+                           cfg->certificates, sizeof(*cfg->certificates),
+                           "certificate");
   }
   if (seen[B_GATEWAYS] != NULL) {
     config__pathf(sub, sizeof(sub), "%s.gateways", path);

@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
 void config__noop(void *ud, const struct config__node *v, const char *path,
                   void *dst)
 {

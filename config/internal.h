@@ -193,6 +193,26 @@ struct config__loader {
   size_t bcap;               /* capacity of cfg->bindings */
 };
 
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define NO_INDEX ((size_t)-1)
+
+/* A lookup key for the named tables (accounts, gateways, certificates),
+ * whose entry structs all start with their char *name. */
+struct config__named {
+  const char *name;
+  const void *arr;
+  size_t size;
+};
+
+/* config__heq for the named tables' hash indexes. */
+bool config__name_eq(size_t val, const void *arg);
+
+/* Resolve a reference to a named entry (the string node v): its index, or
+ * NO_INDEX after reporting "undefined WHAT" at v. */
+size_t config__resolve(struct config__loader *l, const struct config__node *v,
+                       const char *path, const struct config__htab *idx,
+                       const void *arr, size_t size, const char *what);
+
 void config__load_accounts(struct config__loader *l,
                            const struct config__node *map);
 void config__load_gateways(struct config__loader *l,
