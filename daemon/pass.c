@@ -1000,13 +1000,7 @@ static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
   v->verify = NULL;
   for (size_t k = 0; k < w->nitems; k++) {
     size_t i = w->items[k];
-    const struct plan_item *pi = &p->plan.items[i];
-    const struct apig_binding *e =
-        live_cert_find(lc, pi->instance_id, pi->domain);
-    bool done = pi->op == PLAN_DETACH
-                    ? e == NULL
-                    : e != NULL && e->verify_client == pi->verify_client;
-    if (done)
+    if (plan_item_shows(lc, &p->plan.items[i]))
       item_converge(p, i);
     else
       w->items[keep++] = i;
@@ -1036,12 +1030,7 @@ static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
     struct pass_item *it = &p->items[i];
     if (it->state != ITEM_WRITTEN)
       continue;
-    const struct apig_binding *e =
-        live_cert_find(lc, pi->instance_id, pi->domain);
-    bool shows = pi->op == PLAN_DETACH
-                     ? e == NULL
-                     : e != NULL && e->verify_client == pi->verify_client;
-    if (shows) {
+    if (plan_item_shows(lc, pi)) {
       item_converge(p, i);
       confirmed++;
     } else if (now - it->written_ms >= timeout) {

@@ -97,12 +97,14 @@ const struct apig_binding *live_cert_find(const struct live_cert *lc,
   return bsearch(&key, lc->b.items, lc->b.n, sizeof(*lc->b.items), cmp_live);
 }
 
-bool plan_binding_in_place(const struct config *cfg, const struct live_cert *lc,
-                           const struct config_binding *b)
+bool plan_item_shows(const struct live_cert *lc, const struct plan_item *it)
 {
   const struct apig_binding *e =
-      live_cert_find(lc, cfg->gateways[b->gateway].instance_id, b->domain);
-  return e && e->verify_client == b->verify_client;
+      live_cert_find(lc, it->instance_id, it->domain);
+
+  if (it->op == PLAN_DETACH)
+    return e == NULL;
+  return e != NULL && e->verify_client == it->verify_client;
 }
 
 const char *plan_op_name(enum plan_op op)

@@ -101,9 +101,8 @@ void plan_free(struct plan *p);
 
 const char *plan_op_name(enum plan_op op);
 
-/* Whether one binding of the file is in place (same flag) on a finished
- * live certificate. */
-bool plan_binding_in_place(const struct config *cfg, const struct live_cert *lc,
-                           const struct config_binding *b);
+/* Whether a change shows on a finished live certificate: an attach or
+ * change is there with the wanted flag, a detach is gone. */
+bool plan_item_shows(const struct live_cert *lc, const struct plan_item *it);
 
 #endif

@@ -240,7 +240,16 @@ static void test_items_sorted_and_in_place_lookup(void **state)
   assert_string_equal(p.items[0].domain, "a.example.com");
   assert_string_equal(p.items[1].domain, "z.example.com");
   assert_int_equal(p.items[2].cert, 1);
-  assert_false(plan_binding_in_place(&f->cfg, &f->live.certs[0], &f->b[2]));
+  /* nothing is live yet: no attach shows */
+  assert_false(plan_item_shows(&f->live.certs[0], &p.items[0]));
+  live(f, 0, GW_A, "a.example.com", true); /* the wrong flag */
+  live_cert_finish(&f->live.certs[0]);
+  assert_false(plan_item_shows(&f->live.certs[0], &p.items[0]));
+  struct plan_item gone = p.items[0];
+  gone.op = PLAN_DETACH;
+  assert_false(plan_item_shows(&f->live.certs[0], &gone));
+  gone.domain = "z.example.com";
+  assert_true(plan_item_shows(&f->live.certs[0], &gone));
   plan_free(&p);
 }
 
