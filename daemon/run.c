@@ -56,7 +56,7 @@ struct daemon {
   uv_timer_t resync, debounce, drain, watchdog;
   uv_fs_event_t watch;
   uint64_t debounce_first; /* loop ms of the first event being debounced */
-  char *watch_dir, *watch_name;
+  char *watch_dir;
   uint64_t seed;
   int open_handles;
 };
@@ -399,20 +399,17 @@ static int init_handles(struct daemon *d)
   return rc;
 }
 
-static int split_path(struct daemon *d, const char *path)
+/* The file's directory is watched, not the file: editors and config
+ * management replace it by rename, which a watch on the file would lose. */
+static int set_watch_dir(struct daemon *d, const char *path)
 {
-  char *a = strdup(path), *b = strdup(path);
+  char *copy = strdup(path);
 
-  if (!a || !b) {
-    free(a);
-    free(b);
+  if (!copy)
     return -ENOMEM;
-  }
-  d->watch_dir = strdup(dirname(a));
-  d->watch_name = strdup(basename(b));
-  free(a);
-  free(b);
-  return d->watch_dir && d->watch_name ? 0 : -ENOMEM;
+  d->watch_dir = strdup(dirname(copy));
+  free(copy);
+  return d->watch_dir ? 0 : -ENOMEM;
 }
 
 static void daemon_free(struct daemon *d)
@@ -424,7 +421,6 @@ static void daemon_free(struct daemon *d)
   metrics_free(&d->metrics);
   pass_memory_free(&d->memory);
   free(d->watch_dir);
-  free(d->watch_name);
 }
 
 static void open_daemon_ledger(struct daemon *d)
@@ -465,7 +461,7 @@ int cli_run(const struct cli_args *a)
     return rc;
   }
   open_daemon_ledger(d);
-  rc = split_path(d, a->config_path);
+  rc = set_watch_dir(d, a->config_path);
   if (rc == 0)
     rc = uv_loop_init(&d->loop);
   if (rc == 0) {
