@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -106,9 +105,11 @@ def add(a, b):
 
 # ---- the simulator --------------------------------------------------------
 
-class Sim:
+class Sim(harness.SimAdmin):
     """apig-sim over HTTPS; stderr (with --log-requests) is read by a thread
     that stamps each request line with the monotonic clock on arrival."""
+
+    admin_timeout = 60
 
     def __init__(self, tools, tmp, world, latency_ms=LATENCY_MS,
                  log_requests=False, threads=2):
@@ -152,28 +153,9 @@ class Sim:
         for line in self.proc.stderr:
             self.lines.append((time.monotonic(), line.decode(errors="replace")))
 
-    def _req(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        rq = urllib.request.Request(self.url + path, data=data, method=method,
-                                    headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(rq, context=self.ctx, timeout=60) as r:
-            raw = r.read()
-        return json.loads(raw) if raw else None
-
-    def stats(self):
-        return self._req("GET", "/__sim/stats")
-
-    def state_set(self):
-        return {(b["certificate_id"], b["instance_id"], b["domain"],
-                 b["verified_client_certificate_enabled"])
-                for b in self._req("GET", "/__sim/state")["bindings"]}
-
     def reset(self):
-        self._req("POST", "/__sim/reset", {})
+        super().reset()
         self.lines.clear()
-
-    def faults(self, f):
-        return self._req("POST", "/__sim/faults", f)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -212,7 +212,46 @@ def make_certs(tmp):
     return d
 
 
-class Sim:
+class SimAdmin:
+    """The simulator's admin API (/__sim/...) over HTTPS; the subclass sets
+    url and ctx (an ssl context trusting the test CA)."""
+
+    admin_timeout = 10
+
+    def _req(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        rq = urllib.request.Request(self.url + path, data=data, method=method,
+                                    headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(rq, context=self.ctx,
+                                    timeout=self.admin_timeout) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    def state(self):
+        return self._req("GET", "/__sim/state")
+
+    def state_set(self):
+        return {(b["certificate_id"], b["instance_id"], b["domain"],
+                 b["verified_client_certificate_enabled"])
+                for b in self.state()["bindings"]}
+
+    def stats(self):
+        return self._req("GET", "/__sim/stats")
+
+    def faults(self, faults):
+        return self._req("POST", "/__sim/faults", faults)
+
+    def settings(self, settings):
+        return self._req("POST", "/__sim/settings", settings)
+
+    def revoke_tokens(self, project):
+        return self._req("POST", "/__sim/tokens/revoke", {"project": project})
+
+    def reset(self):
+        return self._req("POST", "/__sim/reset", {})
+
+
+class Sim(SimAdmin):
     """apig-sim as a child process over HTTPS on a free loopback port."""
 
     def __init__(self, tmp, world, extra=()):
@@ -240,37 +279,6 @@ class Sim:
         self.url = "https://127.0.0.1:%d" % self.port
         world.endpoint = self.url
         self.ctx = ssl.create_default_context(cafile=self.ca)
-
-    def _req(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        rq = urllib.request.Request(self.url + path, data=data, method=method,
-                                    headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(rq, context=self.ctx, timeout=10) as r:
-            raw = r.read()
-        return json.loads(raw) if raw else None
-
-    def state(self):
-        return self._req("GET", "/__sim/state")
-
-    def state_set(self):
-        return {(b["certificate_id"], b["instance_id"], b["domain"],
-                 b["verified_client_certificate_enabled"])
-                for b in self.state()["bindings"]}
-
-    def stats(self):
-        return self._req("GET", "/__sim/stats")
-
-    def faults(self, faults):
-        return self._req("POST", "/__sim/faults", faults)
-
-    def settings(self, settings):
-        return self._req("POST", "/__sim/settings", settings)
-
-    def revoke_tokens(self, project):
-        return self._req("POST", "/__sim/tokens/revoke", {"project": project})
-
-    def reset(self):
-        return self._req("POST", "/__sim/reset", {})
 
     def stop(self):
         if self.proc.poll() is None:
