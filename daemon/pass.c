@@ -75,6 +75,12 @@ struct job {
   struct job *parent;
   uint32_t pages_left; /* parent: children not yet resolved */
   bool page_failed;    /* parent: a child failed for good */
+  /* A confirmation read starts its pages all at once, as many as the
+   * bindings the certificate should have after its writes: spec_end is
+   * the offset where those speculative children end, and spec says the
+   * parent's own reading still holds one count of pages_left. */
+  bool spec;
+  long spec_end;
   struct apig_error page_err;
   /* write */
   enum apig_op op;
@@ -120,6 +126,7 @@ static void pump(struct pass *p);
 static void finish(struct pass *p);
 static void start_wave(struct pass *p);
 static void schedule_confirm(struct pass *p, uint32_t cert);
+static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay);
 static void page_resolved(struct pass *p, struct job *parent);
 
 static int64_t wall_ms(void)
@@ -290,6 +297,11 @@ static void drop_job(struct pass *p, struct job *j)
       drop_job(p, parent);
     return;
   }
+  if (j->type == JOB_LIST && j->spec) {
+    j->spec = false; /* its own hold; the last child drops the rest */
+    if (--j->pages_left > 0)
+      return;
+  }
   if (j->type == JOB_WRITE) {
     p->certs[j->cert].writes_left--;
   } else if (j->purpose == LIST_INITIAL) {
@@ -324,6 +336,23 @@ static void abandon_job(struct pass *p, struct job *j, const char *code,
     job_free(j);
     page_resolved(p, parent);
     return;
+  }
+  if (j->type == JOB_LIST && j->spec) {
+    /* a parent whose speculative children are still out: it fails with
+     * the last of them */
+    j->spec = false;
+    if (j->pages_left > 1) {
+      if (!j->page_failed) {
+        j->page_failed = true;
+        snprintf(j->page_err.code, sizeof(j->page_err.code), "%s", code);
+        snprintf(j->page_err.msg, sizeof(j->page_err.msg), "%s", msg);
+        snprintf(j->page_err.request_id, sizeof(j->page_err.request_id), "%s",
+                 request_id ? request_id : "");
+      }
+      page_resolved(p, j);
+      return;
+    }
+    j->pages_left = 0;
   }
   if (j->type == JOB_WRITE) {
     fail_write_job(p, j, code, msg, request_id);
@@ -768,6 +797,53 @@ static bool try_reauth(struct pass *p, struct job *j)
   return true;
 }
 
+/* How many bindings the certificate should list once its writes show:
+ * what the first read found plus the attaches minus the detaches. */
+static size_t expected_live(const struct pass *p, uint32_t cert)
+{
+  const struct pass_cert *c = &p->certs[cert];
+  size_t n = cert < p->live.ncerts ? p->live.certs[cert].b.n : 0;
+
+  for (size_t i = c->item_lo; i < c->item_hi; i++) {
+    if (p->plan.items[i].op == PLAN_ATTACH)
+      n++;
+    else if (p->plan.items[i].op == PLAN_DETACH && n > 0)
+      n--;
+  }
+  return n;
+}
+
+/* A confirmation read does not wait for its first page's total to read
+ * the others: the pages the expected count needs start with the first
+ * (fan_out_pages adds what the total shows beyond them, and a short list
+ * only makes a page come back empty). Saves a round trip per pass. */
+static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
+{
+  size_t want = expected_live(p, j->cert);
+  long end = APIG_LIST_LIMIT;
+
+  if (want <= APIG_LIST_LIMIT ||
+      want / APIG_LIST_LIMIT >= (size_t)LIST_MAX_PAGES)
+    return;
+  j->spec = true;
+  j->pages_left = 1; /* the parent's own reading */
+  for (; (size_t)end < want; end += APIG_LIST_LIMIT) {
+    struct job *c = job_new(p, JOB_LIST, j->cert);
+    if (!c)
+      break;
+    c->purpose = j->purpose;
+    c->parent = j;
+    c->offset = end;
+    j->pages_left++;
+    if (job_push(p, c, delay) < 0) {
+      j->pages_left--;
+      job_free(c);
+      break;
+    }
+  }
+  j->spec_end = end;
+}
+
 static void schedule_confirm(struct pass *p, uint32_t cert)
 {
   struct pass_cert *c = &p->certs[cert];
@@ -793,7 +869,9 @@ static void schedule_confirm(struct pass *p, uint32_t cert)
   if (job_push(p, j, delay) < 0) {
     c->confirm_queued = false;
     job_free(j);
+    return;
   }
+  spec_fan_out(p, j, delay);
 }
 
 static void write_finished(struct pass *p, struct job *j)
@@ -1107,11 +1185,18 @@ static bool fan_out_pages(struct pass *p, struct job *j,
   long stride = (long)page->count;
   long total = (long)page->total;
   uint32_t n = 0;
+  /* speculative children already read [APIG_LIST_LIMIT, spec_end) when
+   * the server's pages are that size (a smaller page size: all again,
+   * the duplicates merge) */
+  long from = j->spec && stride == APIG_LIST_LIMIT ? j->spec_end : stride;
 
   if ((total - stride + stride - 1) / stride >= LIST_MAX_PAGES)
-    return false;    /* the sequential path refuses it with a clear error */
-  j->pages_left = 1; /* held while the children are created */
-  for (long off = stride; off < total; off += stride) {
+    return false; /* the sequential path refuses it with a clear error */
+  if (j->spec)
+    j->spec = false; /* its own hold becomes the creation hold */
+  else
+    j->pages_left = 1; /* held while the children are created */
+  for (long off = from; off < total; off += stride) {
     struct job *c = job_new(p, JOB_LIST, j->cert);
     if (!c)
       break;
@@ -1126,7 +1211,7 @@ static bool fan_out_pages(struct pass *p, struct job *j,
     }
     n++;
   }
-  if (n == 0 && !j->page_failed && j->pages_left == 1) {
+  if (n == 0 && from < total && !j->page_failed && j->pages_left == 1) {
     j->pages_left = 0;
     return false; /* nothing started: read on sequentially */
   }
@@ -1165,7 +1250,8 @@ static void on_list_done(struct pass *p, struct job *j,
       snprintf(bad.err.msg, sizeof(bad.err.msg),
                "the list response could not be read: %s", why);
       log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, &bad, -1, NULL);
-      apig_bindings_free(&j->acc);
+      if (!j->spec) /* a speculative parent's acc holds its children's pages */
+        apig_bindings_free(&j->acc);
       if (!j->parent) { /* a parent starts over; a child re-reads its page */
         j->offset = 0;
         j->pages = 0;
@@ -1204,6 +1290,11 @@ static void on_list_done(struct pass *p, struct job *j,
       j->q.attempt = 0;
       if (job_push(p, j, 0) < 0)
         abandon_job(p, j, "internal", "queue refused a read", NULL);
+      return;
+    }
+    if (j->spec) { /* its speculative children may still be out */
+      j->spec = false;
+      page_resolved(p, j);
       return;
     }
     on_list_complete(p, j);
