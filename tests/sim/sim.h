@@ -7,13 +7,13 @@
  *   sim_world.c  the seed, the world model, bindings, visibility log, stats
  *   sim_conf.c   settings and faults (JSON in and out), random draws
  *   sim_auth.c   IAM tokens and AK/SK signature verification
- *   sim_sched.c  wake-up timer thread (min-heap) resuming MHD connections
+ *   sim_sched.c  event loops: one thread + MHD daemon + wake-up heap each
  *   sim_http.c   the libmicrohttpd access handler, routing, responses
  *   sim_main.c   command line, TLS files, port file, signals
  *
- * Concurrency: MHD runs a small pool of polling threads; every access to
- * struct sim's world, settings, faults and stats holds sim->mu. The
- * scheduler has its own lock and only ever calls MHD_resume_connection.
+ * Concurrency: --threads event loops, each a thread running its own MHD
+ * daemon; every access to struct sim's world, settings, faults and stats
+ * holds sim->mu. A loop's wake-up heap belongs to its thread alone.
  */
 #ifndef CERTBIND_SIM_H
 #define CERTBIND_SIM_H
@@ -240,31 +240,41 @@ struct sim_stats {
   uint64_t injected_errors;
 };
 
-/* ---- scheduler (sim_sched.c) ------------------------------------------ */
+/* ---- event loops (sim_sched.c) --------------------------------------- */
 struct sim_wake {
   int64_t at_ns;
   struct MHD_Connection *conn;
 };
 
-struct sim_sched {
+/* One thread, one MHD daemon in external epoll mode, one heap of wake-up
+ * deadlines. The heap is touched only by the loop's own thread (handlers
+ * run there), so it needs no lock. */
+struct sim_loop {
+  struct sim *sim;
+  struct MHD_Daemon *daemon;
   pthread_t thread;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  int epfd;    /* the daemon's epoll fd and wake_fd */
+  int wake_fd; /* eventfd: stop */
+  const bool *stopping;
+  bool no_pwait2; /* epoll_pwait2 missing: millisecond waits */
   struct sim_wake *heap;
   size_t len;
   size_t cap;
-  bool stop;
   bool started;
 };
 
-int sim_sched_start(struct sim_sched *s);
-/* Resume conn (already suspended by the caller) at CLOCK_MONOTONIC at_ns. */
-int sim_sched_add(struct sim_sched *s, int64_t at_ns,
-                  struct MHD_Connection *conn);
+/* Start the loop's thread (epfd and wake_fd must be -1 before). */
+int sim_loop_start(struct sim_loop *l, struct MHD_Daemon *daemon,
+                   bool *stopping);
+/* From a handler on l's thread: resume conn (already suspended by the
+ * caller) at CLOCK_MONOTONIC at_ns. -ECANCELED once stopping: the caller
+ * then resumes the connection itself. */
+int sim_loop_add(struct sim_loop *l, int64_t at_ns,
+                 struct MHD_Connection *conn);
+/* After *stopping was set: wake the thread, which resumes every parked
+ * connection and exits; join it and free the heap. */
+void sim_loop_stop(struct sim_loop *l);
 int64_t sim_sched_now_ns(void); /* CLOCK_MONOTONIC */
-/* Resume everything now and join the thread. -ECANCELED once stopping:
- * the caller then resumes the connection itself. */
-void sim_sched_stop(struct sim_sched *s);
 
 /* ---- the simulator ---------------------------------------------------- */
 struct sim_options {
@@ -317,10 +327,10 @@ struct sim {
   struct sim_rng rng;
   struct sim_stats stats;
   uint64_t request_counter;
-  bool stopping;       /* __atomic access */
-  uint64_t generation; /* bumped by /__sim/reset */
-  struct sim_sched sched;
-  struct MHD_Daemon *daemon;
+  bool stopping;          /* __atomic access */
+  uint64_t generation;    /* bumped by /__sim/reset */
+  struct sim_loop *loops; /* opt.threads of them */
+  size_t nloops;
 };
 
 /* sim_world.c. Seed loading reads opt.seed_file; all other functions

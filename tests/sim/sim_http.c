@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "sim.h"
 
@@ -22,6 +23,7 @@ struct list_ctx;
 
 struct sim_req {
   struct sim *sim;
+  struct sim_loop *loop; /* the event loop (thread) serving it */
   struct MHD_Connection *conn;
   char *uri;       /* raw request-target as received */
   char *raw_path;  /* its path part */
@@ -1116,9 +1118,9 @@ static ssize_t slow_reader(void *cls, uint64_t pos, char *buf, size_t max)
     /* between chunks: park the connection, the scheduler wakes it */
     r->slow_paused = false;
     MHD_suspend_connection(r->conn);
-    if (sim_sched_add(&r->sim->sched,
-                      sim_sched_now_ns() + r->slow_interval_ms * 1000000,
-                      r->conn) != 0)
+    if (sim_loop_add(r->loop,
+                     sim_sched_now_ns() + r->slow_interval_ms * 1000000,
+                     r->conn) != 0)
       MHD_resume_connection(r->conn);
     return 0;
   }
@@ -1183,7 +1185,7 @@ static bool suspend_for(struct sim *sim, struct sim_req *r)
   if (r->delay_ns <= 0 || stopping(sim))
     return false;
   MHD_suspend_connection(r->conn);
-  if (sim_sched_add(&sim->sched, sim_sched_now_ns() + r->delay_ns, r->conn)) {
+  if (sim_loop_add(r->loop, sim_sched_now_ns() + r->delay_ns, r->conn)) {
     MHD_resume_connection(r->conn);
     return false;
   }
@@ -1225,7 +1227,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-  struct sim *sim = cls;
+  struct sim_loop *loop = cls;
+  struct sim *sim = loop->sim;
   struct sim_req *r = *con_cls;
   if (!r)
     return MHD_NO;
@@ -1276,10 +1279,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+  struct sim_loop *loop = cls;
   struct sim_req *r = calloc(1, sizeof(*r));
   if (!r)
     return NULL;
-  r->sim = cls;
+  r->sim = loop->sim;
+  r->loop = loop;
   r->conn = conn;
   r->project = -1;
   r->start_ns = sim_sched_now_ns();
@@ -1300,7 +1305,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-  struct sim *sim = cls;
+  struct sim *sim = ((struct sim_loop *)cls)->sim;
   struct sim_req *r = *con_cls;
   if (!r)
     return;
@@ -1342,14 +1347,34 @@ static int parse_listen(const char *s, struct sockaddr_in *sa)
   return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
-int sim_http_start(struct sim *sim, const char *tls_cert_pem,
-                   const char *tls_key_pem, uint16_t *port)
+/* One listening socket per loop, all on the same address with
+ * SO_REUSEPORT: the kernel spreads connections evenly over the loops
+ * (MHD's own thread pool lets whichever thread wakes first accept them,
+ * which at 1,024 connections left one thread with most of them). */
+static int listen_socket(const struct sockaddr_in *sa, int *fd_out)
 {
-  struct sockaddr_in sa;
-  if (parse_listen(sim->opt.listen, &sa) != 0)
-    return -EINVAL;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                   MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  int rc = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+      bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) || listen(fd, 4096))
+    rc = -errno;
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  *fd_out = fd;
+  return 0;
+}
+
+static struct MHD_Daemon *start_daemon(struct sim *sim, struct sim_loop *loop,
+                                       int fd, const char *tls_cert_pem,
+                                       const char *tls_key_pem, unsigned limit)
+{
+  unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
   if (tls_cert_pem)
     flags |= MHD_USE_TLS;
   if (sim->opt.log_requests)
@@ -1359,29 +1384,67 @@ int sim_http_start(struct sim *sim, const char *tls_cert_pem,
       {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key_pem},
       {MHD_OPTION_END, 0, NULL}};
   struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
-  unsigned threads = sim->opt.threads ? sim->opt.threads : 2;
-  sim->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, sim, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)8192,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_URI_LOG_CALLBACK,
-      on_uri, sim, MHD_OPTION_NOTIFY_COMPLETED, on_completed, sim,
-      MHD_OPTION_ARRAY, tls_cert_pem ? tls : none, MHD_OPTION_END);
-  if (!sim->daemon)
-    return -EADDRNOTAVAIL;
-  const union MHD_DaemonInfo *di =
-      MHD_get_daemon_info(sim->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  *port = di ? di->port : 0;
+  return MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, loop, MHD_OPTION_LISTEN_SOCKET, fd,
+      MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)120, MHD_OPTION_URI_LOG_CALLBACK, on_uri, loop,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, loop, MHD_OPTION_ARRAY,
+      tls_cert_pem ? tls : none, MHD_OPTION_END);
+}
+
+int sim_http_start(struct sim *sim, const char *tls_cert_pem,
+                   const char *tls_key_pem, uint16_t *port)
+{
+  struct sockaddr_in sa;
+  if (parse_listen(sim->opt.listen, &sa) != 0)
+    return -EINVAL;
+  size_t n = sim->opt.threads ? sim->opt.threads : 2;
+  sim->loops = calloc(n, sizeof(*sim->loops));
+  if (!sim->loops)
+    return -ENOMEM;
+  sim->nloops = n;
+  for (size_t i = 0; i < n; i++) {
+    sim->loops[i].sim = sim;
+    sim->loops[i].epfd = sim->loops[i].wake_fd = -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct sim_loop *l = &sim->loops[i];
+    int fd = -1;
+    int rc = listen_socket(&sa, &fd);
+    if (rc)
+      return rc;
+    if (i == 0) { /* port 0: the others join the port the first one got */
+      socklen_t len = sizeof(sa);
+      if (getsockname(fd, (struct sockaddr *)&sa, &len)) {
+        close(fd);
+        return -errno;
+      }
+    }
+    l->daemon = start_daemon(sim, l, fd, tls_cert_pem, tls_key_pem,
+                             (unsigned)(8192 / n));
+    if (!l->daemon) {
+      close(fd);
+      return -EADDRNOTAVAIL;
+    }
+    rc = sim_loop_start(l, l->daemon, &sim->stopping);
+    if (rc)
+      return rc;
+  }
+  *port = ntohs(sa.sin_port);
   return 0;
 }
 
 void sim_http_stop(struct sim *sim)
 {
   __atomic_store_n(&sim->stopping, true, __ATOMIC_RELEASE);
-  /* MHD must not be stopped with suspended connections: wake them all */
-  sim_sched_stop(&sim->sched);
-  if (sim->daemon)
-    MHD_stop_daemon(sim->daemon);
-  sim->daemon = NULL;
+  /* MHD must not be stopped with suspended connections: each loop resumes
+   * its own before it exits */
+  for (size_t i = 0; i < sim->nloops; i++)
+    sim_loop_stop(&sim->loops[i]);
+  for (size_t i = 0; i < sim->nloops; i++)
+    if (sim->loops[i].daemon)
+      MHD_stop_daemon(sim->loops[i].daemon);
+  free(sim->loops);
+  sim->loops = NULL;
+  sim->nloops = 0;
 }

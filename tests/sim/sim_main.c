@@ -194,9 +194,7 @@ static int run(struct sim *sim, const sigset_t *set)
     }
   }
   uint16_t port = 0;
-  int rc = sim_sched_start(&sim->sched);
-  if (!rc)
-    rc = sim_http_start(sim, cert, key, &port);
+  int rc = sim_http_start(sim, cert, key, &port);
   if (rc) {
     fprintf(stderr, "apig-sim: cannot listen on %s\n", sim->opt.listen);
   } else if (sim->opt.port_file &&
