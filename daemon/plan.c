@@ -155,6 +155,15 @@ static int cmp_item(const void *a, const void *b)
   return c ? c : strcmp(x->instance_id, y->instance_id);
 }
 
+static bool items_sorted(const struct plan_item *it, size_t n)
+{
+  for (size_t i = 1; i < n; i++) {
+    if (cmp_item(&it[i - 1], &it[i]) > 0)
+      return false;
+  }
+  return true;
+}
+
 struct builder {
   struct plan *p;
   size_t cap;
@@ -388,50 +397,79 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
   return rc;
 }
 
+/* EVP_DigestUpdate costs more than the bytes of one binding: the checksum
+ * gathers its small pieces into 4 KiB before each update (the same bytes,
+ * so the same digest). */
+struct hash_buf {
+  EVP_MD_CTX *ctx;
+  bool ok;
+  size_t n;
+  char buf[4096];
+};
+
+static void hash_put(struct hash_buf *h, const char *s, size_t len)
+{
+  if (h->n + len > sizeof(h->buf)) {
+    h->ok = h->ok && EVP_DigestUpdate(h->ctx, h->buf, h->n);
+    h->n = 0;
+  }
+  if (len > sizeof(h->buf)) {
+    h->ok = h->ok && EVP_DigestUpdate(h->ctx, s, len);
+    return;
+  }
+  memcpy(h->buf + h->n, s, len);
+  h->n += len;
+}
+
+static void hash_str(struct hash_buf *h, const char *s)
+{
+  hash_put(h, s, strlen(s));
+}
+
 /* Over the file, the live state and the resulting changes (which in sync
  * mode also depend on the ledger). */
 static int compute_checksum(const struct config *cfg,
                             const struct live_state *live, const struct plan *p,
                             char out[65])
 {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  struct hash_buf *h = malloc(sizeof(*h));
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
-  int ok;
+  bool ok;
 
-  if (!ctx)
+  if (!h)
     return -ENOMEM;
-  ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-  ok = ok && EVP_DigestUpdate(ctx, cfg->sha256, strlen(cfg->sha256));
-  for (size_t c = 0; ok && c < live->ncerts; c++) {
+  h->ctx = EVP_MD_CTX_new();
+  h->n = 0;
+  h->ok = h->ctx && EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL);
+  hash_str(h, cfg->sha256);
+  for (size_t c = 0; h->ok && c < live->ncerts; c++) {
     const struct live_cert *lc = &live->certs[c];
-    const char *id = cfg->certificates[c].id;
-    ok = EVP_DigestUpdate(ctx, lc->known ? "\ncert " : "\nunread ",
-                          lc->known ? 6 : 8) &&
-         EVP_DigestUpdate(ctx, id, strlen(id));
-    for (size_t j = 0; ok && j < lc->b.n; j++) {
+    hash_str(h, lc->known ? "\ncert " : "\nunread ");
+    hash_str(h, cfg->certificates[c].id);
+    for (size_t j = 0; j < lc->b.n; j++) {
       const struct apig_binding *e = &lc->b.items[j];
-      ok = EVP_DigestUpdate(ctx, "\n", 1) &&
-           EVP_DigestUpdate(ctx, e->instance_id, strlen(e->instance_id)) &&
-           EVP_DigestUpdate(ctx, " ", 1) &&
-           EVP_DigestUpdate(ctx, e->url_domain, strlen(e->url_domain)) &&
-           EVP_DigestUpdate(ctx, e->verify_client ? " 1" : " 0", 2);
+      hash_put(h, "\n", 1);
+      hash_str(h, e->instance_id);
+      hash_put(h, " ", 1);
+      hash_str(h, e->url_domain);
+      hash_put(h, e->verify_client ? " 1" : " 0", 2);
     }
   }
-  for (size_t i = 0; ok && i < p->nitems; i++) {
+  for (size_t i = 0; h->ok && i < p->nitems; i++) {
     const struct plan_item *it = &p->items[i];
-    const char *op = plan_op_name(it->op);
-    ok = EVP_DigestUpdate(ctx, "\nplan ", 6) &&
-         EVP_DigestUpdate(ctx, op, strlen(op)) &&
-         EVP_DigestUpdate(ctx, cfg->certificates[it->cert].id,
-                          strlen(cfg->certificates[it->cert].id)) &&
-         EVP_DigestUpdate(ctx, it->instance_id, strlen(it->instance_id)) &&
-         EVP_DigestUpdate(ctx, " ", 1) &&
-         EVP_DigestUpdate(ctx, it->domain, strlen(it->domain)) &&
-         EVP_DigestUpdate(ctx, it->verify_client ? " 1" : " 0", 2);
+    hash_put(h, "\nplan ", 6);
+    hash_str(h, plan_op_name(it->op));
+    hash_str(h, cfg->certificates[it->cert].id);
+    hash_str(h, it->instance_id);
+    hash_put(h, " ", 1);
+    hash_str(h, it->domain);
+    hash_put(h, it->verify_client ? " 1" : " 0", 2);
   }
-  ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
-  EVP_MD_CTX_free(ctx);
+  ok = h->ok && EVP_DigestUpdate(h->ctx, h->buf, h->n) &&
+       EVP_DigestFinal_ex(h->ctx, md, &mdlen);
+  EVP_MD_CTX_free(h->ctx);
+  free(h);
   if (!ok)
     return -EIO;
   for (unsigned int i = 0; i < mdlen; i++)
@@ -481,7 +519,9 @@ int plan_compute(const struct config *cfg, struct live_state *live,
     rc = diff_ledger(&bld, cfg, live, ledger, w, by_pair, gws);
   }
   if (rc == 0) {
-    if (out->nitems > 1) /* items is NULL when empty */
+    /* items is NULL when empty; diff_certificate pushes them in order
+     * unless a certificate mixes ops or sync added detaches */
+    if (out->nitems > 1 && !items_sorted(out->items, out->nitems))
       qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
     if (out->nmoves > 1)
       qsort(out->moves, out->nmoves, sizeof(*out->moves), cmp_move);

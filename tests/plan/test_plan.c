@@ -6,11 +6,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "ledger.h"
 #include "plan.h"
@@ -253,6 +255,41 @@ static void test_items_sorted_and_in_place_lookup(void **state)
   plan_free(&p);
 }
 
+/* The checksum is SHA-256 over a documented byte stream (a stored plan
+ * compares against it across versions): the file's hash, each certificate
+ * and its live bindings, then each item in plan order. Items of one
+ * certificate with mixed ops are put in (op, domain, gateway) order. */
+static void test_checksum_bytes_and_item_order(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  char hex[65];
+  const char *stream =
+      "00"
+      "\ncert " CERT_OLD "\n" GW_A " a.example.com 0"
+      "\ncert " CERT_NEW
+      "\nplan attach" CERT_OLD GW_A " b.example.com 0"
+      "\nplan change" CERT_OLD GW_A " a.example.com 1";
+
+  add_binding(f, 0, 0, "a.example.com", true);
+  add_binding(f, 0, 0, "b.example.com", false);
+  live(f, 0, GW_A, "a.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nitems, 2);
+  assert_int_equal(p.items[0].op, PLAN_ATTACH);
+  assert_int_equal(p.items[1].op, PLAN_CHANGE);
+  assert_int_equal(EVP_Digest(stream, strlen(stream), md, &mdlen, EVP_sha256(),
+                              NULL),
+                   1);
+  for (unsigned int i = 0; i < mdlen; i++)
+    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  assert_string_equal(p.checksum, hex);
+  plan_free(&p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -263,6 +300,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_sync_detaches_only_owned, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_sync_move_is_not_detached, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_checksum_bytes_and_item_order, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_checksum_follows_live_state, setup,
                                       teardown),
