@@ -269,8 +269,7 @@ static void test_checksum_bytes_and_item_order(void **state)
   const char *stream =
       "00"
       "\ncert " CERT_OLD "\n" GW_A " a.example.com 0"
-      "\ncert " CERT_NEW
-      "\nplan attach" CERT_OLD GW_A " b.example.com 0"
+      "\ncert " CERT_NEW "\nplan attach" CERT_OLD GW_A " b.example.com 0"
       "\nplan change" CERT_OLD GW_A " a.example.com 1";
 
   add_binding(f, 0, 0, "a.example.com", true);
@@ -281,9 +280,8 @@ static void test_checksum_bytes_and_item_order(void **state)
   assert_int_equal(p.nitems, 2);
   assert_int_equal(p.items[0].op, PLAN_ATTACH);
   assert_int_equal(p.items[1].op, PLAN_CHANGE);
-  assert_int_equal(EVP_Digest(stream, strlen(stream), md, &mdlen, EVP_sha256(),
-                              NULL),
-                   1);
+  assert_int_equal(
+      EVP_Digest(stream, strlen(stream), md, &mdlen, EVP_sha256(), NULL), 1);
   for (unsigned int i = 0; i < mdlen; i++)
     snprintf(hex + 2 * i, 3, "%02x", md[i]);
   assert_string_equal(p.checksum, hex);
