@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Install what is missing, build, and run every test: once in a plain -Werror
-# build, once under ASan+UBSan. Each test starts what it needs (apig-sim, ...).
+# Install what is missing, build, and run every test three times: in a plain
+# -Werror build, under ASan+UBSan, and under valgrind (memcheck). Each test
+# starts what it needs (apig-sim, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build
+scripts/setup.sh build -DCERTBIND_TEST_VALGRIND=OFF
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 300)
 scripts/setup.sh build-asan -DASAN=ON -DUBSAN=ON -DCMAKE_BUILD_TYPE=Debug
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --output-on-failure -j"$(nproc)" --timeout 600 -LE no-asan)
 
-# valgrind (memcheck) on the plain build: the unit tests and fuzz corpus
-# replays (every ctest case that runs a binary of the build tree), then the
-# apply, command-line and plan/sync integration tests with certbind itself
-# under valgrind (the hostile-server, fault and daemon suites run under ASan). Any error or
-# definite/indirect leak fails the stage. A few minutes on 2 cores.
+# valgrind (memcheck) on the plain build: first every ctest case that runs a
+# binary of the build tree (unit tests, simulator tests, fuzz corpus
+# replays), then the whole integration suite with certbind itself under
+# valgrind (CERTBIND_TEST_VALGRIND: a wrapper with one log per process, and
+# it_valgrind_clean checks every log). Any error or definite/indirect leak
+# fails the stage.
 if command -v valgrind >/dev/null; then
   VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
   (cd build && ctest --show-only=json-v1) | python3 -c '
@@ -34,22 +36,10 @@ for t in json.load(sys.stdin)["tests"]:
     (cd "$dir" && export CERTBIND_TEST_TIME_SCALE=10 && eval "$VG $cmd" >/dev/null) ||
       { echo "valgrind: FAILED: $cmd"; exit 1; }
   done
-  vgdir=$(mktemp -d)
-  printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --log-file=%s/vg.%%p.log %s "$@"\n' \
-    "$vgdir" "$PWD/build/daemon/certbind" > "$vgdir/certbind"
-  chmod +x "$vgdir/certbind"
-  (cd tests/integration && CERTBIND="$vgdir/certbind" APIG_SIM="$PWD/../../build/tests/sim/apig-sim" \
-    MAKE_CERTS="$PWD/../sim/make-certs.sh" PYTHONDONTWRITEBYTECODE=1 \
-    python3 -m unittest test_apply test_cli test_plan_sync)
-  if ! find "$vgdir" -name 'vg.*.log' | grep -q .; then
-    echo "valgrind: certbind never ran under valgrind"
-    exit 1
-  fi
-  if find "$vgdir" -name 'vg.*.log' -size +0 | grep -q .; then
-    cat "$vgdir"/vg.*.log
-    echo "valgrind: certbind reported errors or leaks"
-    exit 1
-  fi
-  rm -rf "$vgdir"
+  # the same build tree, configured for one run with certbind under valgrind
+  # (only test properties change: nothing is recompiled)
+  trap 'cmake -S . -B build -DCERTBIND_TEST_VALGRIND=OFF >/dev/null' EXIT
+  cmake -S . -B build -DCERTBIND_TEST_VALGRIND=ON >/dev/null
+  (cd build && ctest -L integration --output-on-failure -j"$(nproc)" --timeout 600)
   echo "valgrind: clean"
 fi
