@@ -139,12 +139,13 @@ int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
 
   if (!l || !valid_key(cert_id, instance_id, domain))
     return -EINVAL;
-  if (ledger_contains(l, cert_id, instance_id, domain))
-    return 0;
-  rc = reserve(l);
+  rc = reserve(l); /* first: a rehash would move the slot found below */
   if (rc < 0)
     return rc;
   h = key_hash(cert_id, instance_id, domain);
+  s = probe(l, h, cert_id, instance_id, domain); /* one hash, one probe */
+  if (l->slots[s] != 0)
+    return 0;
   e = &l->entries[l->count];
   e->certificate_id = strdup(cert_id);
   e->instance_id = strdup(instance_id);
@@ -157,7 +158,6 @@ int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
     return -ENOMEM;
   }
   l->hashes[l->count] = h;
-  s = probe(l, h, cert_id, instance_id, domain);
   l->slots[s] = ++l->count;
   return 0;
 }
