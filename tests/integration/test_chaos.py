@@ -15,9 +15,10 @@ requests run out of both, and those bindings end the pass `pending` or
 resync, or the next apply) re-reads and finishes them.
 
 Size: CERTBIND_CHAOS_FULL=1 runs 10,000 bindings (500 certificates x 10
-domains x 2 gateways) with a 10 s visibility delay; ctest runs 2,000
-bindings (100 certificates) with a 5 s delay. docs/reliability.md has the
-figures of both.
+domains x 2 gateways) with a 10 s visibility delay (scripts/test.sh does so
+in its plain stage); otherwise 2,000 bindings (100 certificates) with a 5 s
+delay (the ASan and valgrind stages). docs/reliability.md has the figures
+of both.
 """
 import json
 import os
