@@ -290,8 +290,9 @@ struct sim_options {
   unsigned threads;
   bool log_requests;
   bool clock_skew_ok;
-  const char *faults_json;   /* --faults: replaces the seed's faults */
-  const char *settings_json; /* --settings: merged over the seed's */
+  const char *faults_json;    /* --faults: replaces the seed's faults */
+  const char *settings_json;  /* --settings: merged over the seed's */
+  const char *tls_priorities; /* NULL = sim_http.c's default */
 };
 
 struct sim {

@@ -18,6 +18,7 @@ static void usage(FILE *f)
         "         [--visibility-delay-ms N] [--latency-ms N] [--seed N]\n"
         "         [--token-ttl-s N] [--threads N] [--clock-skew-ok]\n"
         "         [--faults JSON] [--settings JSON] [--log-requests]\n"
+        "         [--tls-priorities GNUTLS-PRIORITY-STRING]\n"
         "PORT 0 picks a free port; the port file is written (atomically)\n"
         "once listening. SIGTERM/SIGINT stop it with exit status 0.\n"
         "--clock-skew-ok disables the X-Sdk-Date window (tests only).\n",
@@ -51,7 +52,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
     O_SKEW,
     O_HELP,
     O_FAULTS,
-    O_SETTINGS
+    O_SETTINGS,
+    O_PRIO
   };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},
@@ -69,6 +71,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
       {"help", no_argument, NULL, O_HELP},
       {"faults", required_argument, NULL, O_FAULTS},
       {"settings", required_argument, NULL, O_SETTINGS},
+      {"tls-priorities", required_argument, NULL, O_PRIO},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof(*o));
   o->listen = "127.0.0.1:0";
@@ -126,6 +129,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
       break;
     case O_SETTINGS:
       o->settings_json = optarg;
+      break;
+    case O_PRIO:
+      o->tls_priorities = optarg;
       break;
     case O_HELP:
       usage(stdout);

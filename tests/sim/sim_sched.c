@@ -85,12 +85,22 @@ static bool resume_due(struct sim_loop *l, int64_t now)
 
 /* How long epoll may sleep: until the first deadline's tick ends or MHD's
  * own timeout, whichever is first; -1 = no limit. */
-static int64_t wait_ns(struct sim_loop *l, int64_t now)
+/* MHD 0.9.75 reports a zero timeout for as long as a TLS handshake waits
+ * for the client's next flight, so a loop that obeys it spins (strace:
+ * ~30 empty epoll rounds per handshake; 1,024 fresh connections then burn
+ * a core). A zero after an idle round is therefore taken as this long:
+ * socket events still end the wait at once, only data MHD buffered itself
+ * (which MHD_run drains anyway) could wait for it. */
+#define IDLE_ZERO_NS 100000
+
+static int64_t wait_ns(struct sim_loop *l, int64_t now, bool idle)
 {
   int64_t ns = -1;
   MHD_UNSIGNED_LONG_LONG mhd;
   if (MHD_get_timeout(l->daemon, &mhd) == MHD_YES)
     ns = mhd > 3600000 ? 3600000000000 : (int64_t)mhd * 1000000;
+  if (ns == 0 && idle)
+    ns = IDLE_ZERO_NS;
   if (l->len) {
     int64_t at = l->heap[0].at_ns;
     int64_t d = at + (TICK_NS - at % TICK_NS) % TICK_NS - now;
@@ -119,10 +129,14 @@ static void *loop_main(void *arg)
 {
   struct sim_loop *l = arg;
   struct epoll_event ev[4];
+  bool idle = false; /* the last wait ended with no event */
   while (!loop_stopping(l)) {
-    if (resume_due(l, mono_ns()))
+    if (resume_due(l, mono_ns())) {
       MHD_run(l->daemon);
-    int n = wait_events(l, ev, 4, wait_ns(l, mono_ns()));
+      idle = false;
+    }
+    int n = wait_events(l, ev, 4, wait_ns(l, mono_ns(), idle));
+    idle = n == 0;
     for (int i = 0; i < n; i++)
       if (ev[i].data.fd == l->wake_fd) {
         uint64_t v;
