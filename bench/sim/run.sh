@@ -5,12 +5,17 @@
 # Load generator: wrk (Debian package "wrk"). Requests are authenticated
 # list calls (GET .../attached-domains, page of 20, ~8 KB) or certificate
 # show calls (~0.6 KB) with an IAM token from the simulator itself. wrk runs
-# on the same machine. Results go to stdout; see RESULTS.md.
+# on the same machine; PIN=1 pins apig-sim to CPU 0 and wrk to CPU 1
+# (taskset). Every wrk run opens its connections anew (over HTTPS: 1,024
+# TLS handshakes in its first ~0.3 s). Results go to stdout; see RESULTS.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-sim}
 dur=${2:-10}
 sim=$build/tests/sim/apig-sim
+pin_sim=() pin_wrk=()
+if [ "${PIN:-0}" = 1 ]; then pin_sim=(taskset -c 0) pin_wrk=(taskset -c 1); fi
+wrk() { "${pin_wrk[@]}" command wrk "$@"; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 2; }
 [ -x "$sim" ] || { echo "build apig-sim first: cmake --build $build --target apig-sim" >&2; exit 2; }
 work=$(mktemp -d)
@@ -31,7 +36,7 @@ start() { # start SCHEME [extra args...]
   local tls=()
   [ "$scheme" = https ] && tls=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key")
   rm -f "$work/port"
-  "$sim" --listen 127.0.0.1:0 --port-file "$work/port" --seed-file "$work/world.json" \
+  "${pin_sim[@]}" "$sim" --listen 127.0.0.1:0 --port-file "$work/port" --seed-file "$work/world.json" \
     --seed 1 --threads 2 "${tls[@]}" "$@" 2>/dev/null &
   pid=$!
   for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
@@ -49,7 +54,7 @@ show() { # label wrk-output
   grep -E "Requests/sec|Non-2xx|Socket errors|^ +(50|75|90|99)%|Latency " <<<"$2" | sed 's/^/   /'
 }
 
-echo "apig-sim benchmark: $(nproc) CPUs, ${dur}s per run, $(date -u +%FT%TZ)"
+echo "apig-sim benchmark: $(nproc) CPUs, ${dur}s per run, PIN=${PIN:-0}, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for scheme in http https; do
   start "$scheme"
   wrk -t2 -c64 -d3s -H "X-Auth-Token: $token" "$url" >/dev/null   # warm-up
