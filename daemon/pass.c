@@ -1514,7 +1514,12 @@ static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
           !held_back(p, i))
         idx[n++] = i;
     }
-    qsort_r(idx, n, sizeof(*idx), cmp_size_domain, &p->plan);
+    /* plan order is (op, domain, gateway): usually this order already */
+    bool sorted = true;
+    for (size_t k = 1; sorted && k < n; k++)
+      sorted = cmp_size_domain(&idx[k - 1], &idx[k], &p->plan) <= 0;
+    if (!sorted)
+      qsort_r(idx, n, sizeof(*idx), cmp_size_domain, &p->plan);
     for (size_t k = 0; rc == 0 && k < n;) {
       size_t start = k, ndom = 0;
       /* up to batch_size domains, each with all its instances */
