@@ -15,7 +15,8 @@ dur=${2:-10}
 sim=$build/tests/sim/apig-sim
 pin_sim=() pin_wrk=()
 if [ "${PIN:-0}" = 1 ]; then pin_sim=(taskset -c 0) pin_wrk=(taskset -c 1); fi
-wrk() { "${pin_wrk[@]}" command wrk "$@"; }
+wrk_bin=$(command -v wrk || true)
+wrk() { "${pin_wrk[@]}" "$wrk_bin" "$@"; }
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 2; }
 [ -x "$sim" ] || { echo "build apig-sim first: cmake --build $build --target apig-sim" >&2; exit 2; }
 work=$(mktemp -d)
