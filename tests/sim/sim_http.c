@@ -1390,6 +1390,26 @@ static int listen_socket(const struct sockaddr_in *sa, int *fd_out)
  * head. */
 #define CONN_MEMORY (16u * 1024)
 
+/* SO_REUSEPORT would also let a second apig-sim (same user) join a port
+ * that one already serves. So the port is claimed first with a plain
+ * socket: in use -> refused, as before; port 0 -> a free port, which the
+ * loops' sockets then bind (the probe is closed just before). */
+static int claim_port(struct sockaddr_in *sa)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  socklen_t len = sizeof(*sa);
+  int rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+                   bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
+                   getsockname(fd, (struct sockaddr *)sa, &len)
+               ? -errno
+               : 0;
+  close(fd);
+  return rc;
+}
+
 static struct MHD_Daemon *start_daemon(struct sim *sim, struct sim_loop *loop,
                                        int fd, const char *tls_cert_pem,
                                        const char *tls_key_pem, unsigned limit)
@@ -1431,19 +1451,15 @@ int sim_http_start(struct sim *sim, const char *tls_cert_pem,
     sim->loops[i].sim = sim;
     sim->loops[i].epfd = sim->loops[i].wake_fd = -1;
   }
+  int rc = claim_port(&sa);
+  if (rc)
+    return rc;
   for (size_t i = 0; i < n; i++) {
     struct sim_loop *l = &sim->loops[i];
     int fd = -1;
-    int rc = listen_socket(&sa, &fd);
+    rc = listen_socket(&sa, &fd);
     if (rc)
       return rc;
-    if (i == 0) { /* port 0: the others join the port the first one got */
-      socklen_t len = sizeof(sa);
-      if (getsockname(fd, (struct sockaddr *)&sa, &len)) {
-        close(fd);
-        return -errno;
-      }
-    }
     l->daemon = start_daemon(sim, l, fd, tls_cert_pem, tls_key_pem,
                              (unsigned)(8192 / n));
     if (!l->daemon) {
