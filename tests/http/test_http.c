@@ -505,6 +505,73 @@ static void test_ca_file_adds_anchor(void **state)
   ctx_finish(&c);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+  char tmp[160], buf[8192];
+  FILE *in = fopen(from, "rb");
+  size_t n;
+
+  snprintf(tmp, sizeof tmp, "%s.tmp", to);
+  FILE *out = fopen(tmp, "wb");
+  assert_non_null(in);
+  assert_non_null(out);
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    assert_int_equal(fwrite(buf, 1, n, out), n);
+  fclose(in);
+  assert_int_equal(fclose(out), 0);
+  assert_int_equal(rename(tmp, to), 0); /* a new inode, as an editor's save */
+}
+
+/* One GET on a fresh connection (the previous one is dropped by /reset
+ * first): its curl code. */
+static CURLcode get_on_new_connection(struct ctx *c, int *done)
+{
+  struct call r, k;
+  CURLcode code;
+
+  call_setup(&r, c, good_port(), "GET", "/reset");
+  submit(&r);
+  run_until(c, ++*done);
+  call_setup(&k, c, good_port(), "GET", "/echo");
+  submit(&k);
+  run_until(c, ++*done);
+  code = k.code;
+  if (code == CURLE_OK)
+    assert_int_equal(k.status, 200);
+  call_free(&r);
+  call_free(&k);
+  return code;
+}
+
+/* A CA file replaced while the engine runs (a rotated anchor) is what the
+ * next new connection trusts, with no restart; a removed one fails closed. */
+static void test_ca_file_change_seen_by_new_connections(void **state)
+{
+  char ca[160];
+  struct ctx c;
+  struct http_stats st;
+  int done = 0;
+
+  (void)state;
+  snprintf(ca, sizeof ca, "%s/rotating-ca.crt", W.dir);
+  copy_file(W.good_crt, ca);
+  struct http_opts o = {.ca_file = ca, .ca_path = W.capath};
+  ctx_init(&c, &o);
+  assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
+  assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
+  copy_file(W.wrong_crt, ca); /* no longer trusts the server */
+  assert_int_equal(get_on_new_connection(&c, &done),
+                   CURLE_PEER_FAILED_VERIFICATION);
+  copy_file(W.good_crt, ca);
+  assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
+  assert_int_equal(unlink(ca), 0);
+  assert_int_equal(get_on_new_connection(&c, &done),
+                   CURLE_SSL_CACERT_BADFILE);
+  http_get_stats(&c.h, &st);
+  assert_true(st.connects >= 5);
+  ctx_finish(&c);
+}
+
 static void test_timeouts(void **state)
 {
   struct ctx c;
@@ -699,6 +766,7 @@ int main(void)
       cmocka_unit_test(test_refused_not_sent),
       cmocka_unit_test(test_untrusted_fails_closed),
       cmocka_unit_test(test_ca_file_adds_anchor),
+      cmocka_unit_test(test_ca_file_change_seen_by_new_connections),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_headers_captured),
       cmocka_unit_test(test_abort_all_then_close),
