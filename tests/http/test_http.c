@@ -565,8 +565,7 @@ static void test_ca_file_change_seen_by_new_connections(void **state)
   copy_file(W.good_crt, ca);
   assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
   assert_int_equal(unlink(ca), 0);
-  assert_int_equal(get_on_new_connection(&c, &done),
-                   CURLE_SSL_CACERT_BADFILE);
+  assert_int_equal(get_on_new_connection(&c, &done), CURLE_SSL_CACERT_BADFILE);
   http_get_stats(&c.h, &st);
   assert_true(st.connects >= 5);
   ctx_finish(&c);
