@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# bench/sim/run.sh [BUILD_DIR] [DURATION_S]: how fast is apig-sim?
+# bench/sim/run.sh [BUILD_DIR] [DURATION_S]: how fast is apig-sim? (30 s per run
+# by default: long enough that the TLS connection storm at the start of each
+# run, ~0.3 s, does not decide the p99 of the steady state)
 #  1. throughput with no latency, HTTP and HTTPS (keep-alive), 64 connections
 #  2. 1,024 concurrent connections with 50 ms injected latency (p50/p99)
 # Load generator: wrk (Debian package "wrk"). Requests are authenticated
@@ -11,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-sim}
-dur=${2:-10}
+dur=${2:-30}
 sim=$build/tests/sim/apig-sim
 pin_sim=() pin_wrk=()
 if [ "${PIN:-0}" = 1 ]; then pin_sim=(taskset -c 0) pin_wrk=(taskset -c 1); fi
