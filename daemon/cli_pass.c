@@ -153,12 +153,6 @@ static struct ledger *open_ledger(const struct cli_args *a,
   return NULL;
 }
 
-static void ensure_state_dir(const char *dir)
-{
-  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-    return; /* status_write reports the real problem */
-}
-
 static void log_write_error(const struct log *log, const char *event, int rc,
                             const char *path)
 {
@@ -176,7 +170,7 @@ void cli_save_pass(const struct log *log, const struct config *cfg,
   struct status st;
   int rc;
 
-  ensure_state_dir(dir);
+  (void)statefile_mkdir(dir); /* status_write reports the real problem */
   if (pass_status(p, &st) == 0) {
     rc = status_write(dir, &st);
     if (rc < 0)

@@ -1619,7 +1619,7 @@ static void record_intent(struct pass *p, size_t lo, size_t hi)
   if (!added)
     return;
   p->ledger_dirty = true;
-  (void)mkdir(p->cfg->daemon.state_dir, 0700); /* the first pass: none yet */
+  (void)statefile_mkdir(p->cfg->daemon.state_dir); /* first pass: none yet */
   rc = ledger_save(p->cfg->daemon.state_dir, p->ledger);
   if (rc < 0) {
     char why[512];

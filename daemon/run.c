@@ -428,9 +428,10 @@ static void open_daemon_ledger(struct daemon *d)
   char why[512];
   int rc;
 
-  if (mkdir(d->cfg.daemon.state_dir, 0700) < 0 && errno != EEXIST)
+  rc = statefile_mkdir(d->cfg.daemon.state_dir);
+  if (rc < 0)
     log_event(d->log, LOG_WARN, "state.dir", NULL, "cannot create %s: %s",
-              d->cfg.daemon.state_dir, strerror(errno));
+              d->cfg.daemon.state_dir, strerror(-rc));
   rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
   d->ledger_ok = rc == 0 || rc == -ENOENT;
   if (!d->ledger_ok) {

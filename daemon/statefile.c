@@ -23,6 +23,13 @@ struct target {
   const char *base; /* points into the caller's path */
 };
 
+int statefile_mkdir(const char *dir)
+{
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
 int statefile_path(char *buf, size_t size, const char *dir, const char *name)
 {
   int n = snprintf(buf, size, "%s/%s", dir, name);

@@ -52,6 +52,11 @@ int statefile_write_atomic_gen(const char *path, mode_t mode,
                                int (*gen)(struct statefile_buf *b, void *arg),
                                void *arg);
 
+/* Create the state directory dir (mode 0700) when it does not exist yet:
+ * 0 (also when it exists), or a negative errno. Not recursive: its parent
+ * is the operator's (or systemd's StateDirectory=). */
+int statefile_mkdir(const char *dir);
+
 /* Join dir and name into buf: 0, or -ENAMETOOLONG. */
 int statefile_path(char *buf, size_t size, const char *dir, const char *name);
 

@@ -124,6 +124,25 @@ static void test_missing_directory(void **state)
   free(path);
 }
 
+/* The state directory is made private on first use, an existing one is
+ * fine, a missing parent is an error (not created). */
+static void test_mkdir(void **state)
+{
+  struct fixture *f = *state;
+  char *sub = testutil_join(f->dir, "state");
+  char *deep = testutil_join(f->dir, "no/state");
+  mode_t old = umask(022);
+
+  assert_int_equal(statefile_mkdir(sub), 0);
+  assert_int_equal(testutil_mode(sub), 0700);
+  assert_int_equal(statefile_mkdir(sub), 0);
+  assert_int_equal(statefile_mkdir(deep), -ENOENT);
+  umask(old);
+  assert_int_equal(rmdir(sub), 0);
+  free(sub);
+  free(deep);
+}
+
 static void make_file(const char *dir, const char *name)
 {
   char *p = testutil_join(dir, name);
@@ -241,6 +260,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_failed_rename_cleans_up, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mkdir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stale_temps_removed, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_read_limits, setup, teardown),
