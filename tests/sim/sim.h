@@ -20,6 +20,7 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -295,6 +296,8 @@ struct sim_options {
   const char *tls_priorities; /* NULL = sim_http.c's default */
 };
 
+struct sim_item; /* sim_http.c */
+
 struct sim {
   pthread_mutex_t mu;
   /* held for reading while a response renders world strings outside mu;
@@ -310,6 +313,10 @@ struct sim {
   size_t ncerts;
   struct sim_slot *slots;
   size_t nslots;
+  /* per slot, the rendered JSON of its list item (sim_http.c), made on
+   * first use under world_rw (read) and published with a CAS; freed
+   * with the slots (sim_world_free, under world_rw written) */
+  _Atomic(struct sim_item *) *items;
   struct sim_map project_ix;
   struct sim_map gw_ix;
   struct sim_map cert_ix;

@@ -605,10 +605,90 @@ struct list_ctx {
   size_t size;
 };
 
-static int gen_bound(yajl_gen g, const struct sim *sim, size_t slot,
-                     bool verify)
+/* A slot's list item rendered once with verify false: json[vpos..vpos+5)
+ * is the "false" that reads "true" when the binding is verified (the only
+ * bytes that depend on the binding's state; not even the certificate
+ * shows in an item). */
+struct sim_item {
+  uint32_t len;
+  uint32_t vpos;
+  char json[];
+};
+
+/* yajl_gen_string copies a string verbatim unless it holds '"', '\\' or a
+ * control character (it escapes '/' only with yajl_gen_escape_solidus,
+ * which the sim never sets) */
+static bool plain(const char *s, size_t *len)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  for (; *p; p++)
+    if (*p < 0x20 || *p == '"' || *p == '\\')
+      return false;
+  *len = (size_t)(p - (const unsigned char *)s);
+  return true;
+}
+
+#define ITEM_A "{\"id\":\""
+#define ITEM_B "\",\"url_domain\":\""
+#define ITEM_C                                                                 \
+  "\",\"status\":3,\"min_ssl_version\":\"TLSv1.2\",\"is_http_redirect_to_"     \
+  "https\":false,\"verified_client_certificate_enabled\":"
+#define ITEM_D                                                                 \
+  "false,\"ssl_id\":\"\",\"ssl_name\":\"\",\"ingress_http_port\":-1,"          \
+  "\"ingress_https_port\":-1,\"instance_id\":\""
+#define ITEM_E "\",\"api_group_id\":\""
+#define ITEM_F "\",\"api_group_name\":\""
+#define ITEM_G "\"}"
+
+/* make_item_yajl()'s bytes when every string is plain(); NULL (not out of
+ * memory) when one is not */
+static struct sim_item *make_item_fast(const struct sim *sim, size_t slot,
+                                       bool *tried)
 {
   const struct sim_slot *s = &sim->slots[slot];
+  const char *v[5] = {s->id, s->domain, sim->gws[s->gw].instance_id,
+                      s->group_id, s->group_name};
+  size_t l[5];
+  *tried = false;
+  for (size_t i = 0; i < 5; i++)
+    if (!v[i] || !plain(v[i], &l[i]))
+      return NULL;
+  *tried = true;
+  static const char *const sep[] = {ITEM_A, ITEM_B, ITEM_C ITEM_D,
+                                    ITEM_E, ITEM_F, ITEM_G};
+  static const size_t nsep[] = {sizeof(ITEM_A) - 1,        sizeof(ITEM_B) - 1,
+                                sizeof(ITEM_C ITEM_D) - 1, sizeof(ITEM_E) - 1,
+                                sizeof(ITEM_F) - 1,        sizeof(ITEM_G) - 1};
+  size_t n = nsep[5];
+  for (size_t i = 0; i < 5; i++)
+    n += nsep[i] + l[i];
+  if (n > UINT32_MAX)
+    return NULL;
+  struct sim_item *it = malloc(sizeof(*it) + n);
+  if (!it)
+    return NULL;
+  char *w = it->json;
+  for (size_t i = 0; i < 5; i++) {
+    memcpy(w, sep[i], nsep[i]);
+    w += nsep[i];
+    if (i == 2)
+      it->vpos = (uint32_t)(w - it->json - (sizeof(ITEM_D) - 1));
+    memcpy(w, v[i], l[i]);
+    w += l[i];
+  }
+  memcpy(w, sep[5], nsep[5]);
+  it->len = (uint32_t)n;
+  return it;
+}
+
+static struct sim_item *make_item_yajl(const struct sim *sim, size_t slot)
+{
+  const struct sim_slot *s = &sim->slots[slot];
+  yajl_gen g = yajl_gen_alloc(NULL);
+  if (!g)
+    return NULL;
+  const unsigned char *buf;
+  size_t vkey = 0, n = 0;
   int rc = 0;
   yajl_gen_map_open(g);
   rc |= sim_gen_kv_str(g, "id", s->id);
@@ -616,7 +696,10 @@ static int gen_bound(yajl_gen g, const struct sim *sim, size_t slot,
   rc |= sim_gen_kv_int(g, "status", 3);
   rc |= sim_gen_kv_str(g, "min_ssl_version", "TLSv1.2");
   rc |= sim_gen_kv_bool(g, "is_http_redirect_to_https", false);
-  rc |= sim_gen_kv_bool(g, "verified_client_certificate_enabled", verify);
+  rc |= sim_gen_str(g, "verified_client_certificate_enabled");
+  if (yajl_gen_get_buf(g, &buf, &vkey) != yajl_gen_status_ok)
+    rc = -EINVAL;
+  rc |= yajl_gen_bool(g, false) == yajl_gen_status_ok ? 0 : -EINVAL;
   /* reference §0.11 / TF PR #7896: these come back empty */
   rc |= sim_gen_kv_str(g, "ssl_id", "");
   rc |= sim_gen_kv_str(g, "ssl_name", "");
@@ -626,24 +709,101 @@ static int gen_bound(yajl_gen g, const struct sim *sim, size_t slot,
   rc |= sim_gen_kv_str(g, "api_group_id", s->group_id);
   rc |= sim_gen_kv_str(g, "api_group_name", s->group_name);
   yajl_gen_map_close(g);
-  return rc;
+  if (yajl_gen_get_buf(g, &buf, &n) != yajl_gen_status_ok)
+    rc = -EINVAL;
+  struct sim_item *it = NULL;
+  size_t v = vkey + (vkey < n && buf[vkey] == ':'); /* yajl: ':' with value */
+  if (!rc && n <= UINT32_MAX && v + 5 <= n && !memcmp(buf + v, "false", 5))
+    it = malloc(sizeof(*it) + n);
+  if (it) {
+    it->len = (uint32_t)n;
+    it->vpos = (uint32_t)v;
+    memcpy(it->json, buf, n);
+  }
+  yajl_gen_free(g);
+  return it;
 }
 
-static int gen_list(yajl_gen g, const void *arg)
+static struct sim_item *make_item(const struct sim *sim, size_t slot)
 {
-  const struct list_ctx *c = arg;
-  int rc = 0;
-  yajl_gen_map_open(g);
-  rc |= sim_gen_kv_int(g, "total", (long long)c->total);
-  rc |= sim_gen_kv_int(g, "size", (long long)c->size);
-  rc |= sim_gen_str(g, "bound_domains");
-  yajl_gen_array_open(g);
-  for (size_t i = 0; i < c->size; i++)
-    rc |=
-        gen_bound(g, c->sim, c->slots[c->offset + i], c->vflags[c->offset + i]);
-  yajl_gen_array_close(g);
-  yajl_gen_map_close(g);
-  return rc ? -EINVAL : 0;
+  bool tried;
+  struct sim_item *it = make_item_fast(sim, slot, &tried);
+  return it || tried ? it : make_item_yajl(sim, slot);
+}
+
+/* The slot's cached item, made on first use. Callers hold world_rw for
+ * reading, so the slots' strings are stable; a racing renderer's copy is
+ * equal, so the loser of the CAS frees its own and uses the winner's. */
+static const struct sim_item *slot_item(struct sim *sim, size_t slot)
+{
+  struct sim_item *it =
+      atomic_load_explicit(&sim->items[slot], memory_order_acquire);
+  if (it)
+    return it;
+  struct sim_item *mine = make_item(sim, slot);
+  if (!mine)
+    return NULL;
+  if (atomic_compare_exchange_strong_explicit(&sim->items[slot], &it, mine,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire))
+    return mine;
+  free(mine);
+  return it;
+}
+
+/* {"total":N,"size":M,"bound_domains":[items]} assembled from the cached
+ * items: the bytes yajl_gen (no beautify: no spaces, "%lld" integers) made
+ * when it rendered the whole page. */
+static int render_page(struct sim *sim, const struct list_ctx *c, char **out,
+                       size_t *len)
+{
+  const struct sim_item **items =
+      malloc((c->size ? c->size : 1) * sizeof(*items));
+  if (!items)
+    return -ENOMEM;
+  char head[96];
+  int nh = snprintf(head, sizeof(head),
+                    "{\"total\":%zu,\"size\":%zu,\"bound_domains\":[", c->total,
+                    c->size);
+  size_t n = (size_t)nh + 2 + (c->size ? c->size - 1 : 0);
+  for (size_t i = 0; i < c->size; i++) {
+    items[i] = slot_item(sim, c->slots[c->offset + i]);
+    if (!items[i]) {
+      free(items);
+      return -ENOMEM;
+    }
+    n += items[i]->len - (c->vflags[c->offset + i] ? 1 : 0);
+  }
+  char *buf = malloc(n + 1), *w = buf;
+  if (!buf) {
+    free(items);
+    return -ENOMEM;
+  }
+  memcpy(w, head, (size_t)nh);
+  w += nh;
+  for (size_t i = 0; i < c->size; i++) {
+    const struct sim_item *it = items[i];
+    if (i)
+      *w++ = ',';
+    if (c->vflags[c->offset + i]) {
+      memcpy(w, it->json, it->vpos);
+      w += it->vpos;
+      memcpy(w, "true", 4);
+      w += 4;
+      memcpy(w, it->json + it->vpos + 5, it->len - it->vpos - 5);
+      w += it->len - it->vpos - 5;
+    } else {
+      memcpy(w, it->json, it->len);
+      w += it->len;
+    }
+  }
+  *w++ = ']';
+  *w++ = '}';
+  *w = '\0';
+  free(items);
+  *out = buf;
+  *len = n;
+  return 0;
 }
 
 /* offset < 0 -> 0; limit <= 0 -> 20, > 500 -> 500 (reference §1.5). */
@@ -726,9 +886,17 @@ static void free_list(struct sim_req *r)
 static void render_list(struct sim *sim, struct sim_req *r)
 {
   pthread_rwlock_rdlock(&sim->world_rw);
-  if (r->generation == sim->generation)
-    respond_json(r, 200, gen_list, r->list);
-  else
+  if (r->generation == sim->generation) {
+    char *body;
+    size_t len;
+    if (render_page(sim, r->list, &body, &len) == 0) {
+      free(r->resp);
+      r->resp = body;
+      r->resp_len = len;
+      r->status = 200;
+    } else
+      set_error(r, 500, "APIG.9999", "System error");
+  } else
     set_error(r, 503, "APIG.9999", "System error (simulator was reset)");
   pthread_rwlock_unlock(&sim->world_rw);
   free_list(r);

@@ -1,6 +1,7 @@
 /* The simulated world: loading the seed, the binding model (one certificate
  * per (gateway, domain)), the visibility log and the statistics. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,7 +485,8 @@ static int load_gateways(struct loader *L, yajl_val root)
   }
   sim->gws = calloc(n + 1, sizeof(*sim->gws));
   sim->slots = calloc(total + 1, sizeof(*sim->slots));
-  if (!sim->gws || !sim->slots)
+  sim->items = calloc(total + 1, sizeof(*sim->items));
+  if (!sim->gws || !sim->slots || !sim->items)
     return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
     yajl_val g = a->u.array.values[i];
@@ -740,12 +742,16 @@ void sim_world_free(struct sim *sim)
     free(sim->slots[i].group_id);
     free(sim->slots[i].group_name);
   }
+  if (sim->items)
+    for (size_t i = 0; i < sim->nslots; i++)
+      free(atomic_load_explicit(&sim->items[i], memory_order_relaxed));
   for (size_t i = 0; i < sim->ntokens; i++)
     free(sim->tokens[i].value);
   free(sim->projects);
   free(sim->gws);
   free(sim->certs);
   free(sim->slots);
+  free((void *)sim->items);
   free(sim->log);
   free(sim->tokens);
   sim_map_free(&sim->project_ix);
@@ -758,6 +764,7 @@ void sim_world_free(struct sim *sim)
   sim->gws = NULL;
   sim->certs = NULL;
   sim->slots = NULL;
+  sim->items = NULL;
   sim->log = NULL;
   sim->tokens = NULL;
   sim->nprojects = sim->ngws = sim->ncerts = sim->nslots = 0;

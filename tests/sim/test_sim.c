@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "sign.h"
@@ -1090,6 +1091,124 @@ static void test_list_pagination_and_filter(void **state)
   resp_free(&r);
 }
 
+/* yajl_gen's rendering of a parsed document (keys in their order, numbers
+ * as written): what the sim's pages were before items were cached. */
+static void regen(yajl_gen g, yajl_val v)
+{
+  if (YAJL_IS_OBJECT(v)) {
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < v->u.object.len; i++) {
+      const char *k = v->u.object.keys[i];
+      yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+      regen(g, v->u.object.values[i]);
+    }
+    yajl_gen_map_close(g);
+  } else if (YAJL_IS_ARRAY(v)) {
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < v->u.array.len; i++)
+      regen(g, v->u.array.values[i]);
+    yajl_gen_array_close(g);
+  } else if (YAJL_IS_STRING(v)) {
+    const char *x = YAJL_GET_STRING(v);
+    yajl_gen_string(g, (const unsigned char *)x, strlen(x));
+  } else if (YAJL_IS_NUMBER(v)) {
+    yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+  } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+    yajl_gen_bool(g, YAJL_IS_TRUE(v));
+  } else {
+    yajl_gen_null(g);
+  }
+}
+
+/* the page's bytes are yajl_gen's, its keys in the API's order, and its
+ * verify flags are verify[] (NULL: not checked) */
+static void check_page_bytes(const char *query, size_t size, const int *verify)
+{
+  static const char *const keys[] = {"id",
+                                     "url_domain",
+                                     "status",
+                                     "min_ssl_version",
+                                     "is_http_redirect_to_https",
+                                     "verified_client_certificate_enabled",
+                                     "ssl_id",
+                                     "ssl_name",
+                                     "ingress_http_port",
+                                     "ingress_https_port",
+                                     "instance_id",
+                                     "api_group_id",
+                                     "api_group_name"};
+  struct resp r;
+  list(CERT_B, query, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_int_equal(v->u.object.len, 3);
+  assert_string_equal(v->u.object.keys[0], "total");
+  assert_string_equal(v->u.object.keys[1], "size");
+  assert_string_equal(v->u.object.keys[2], "bound_domains");
+  const char *p[] = {"bound_domains", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  assert_non_null(a);
+  assert_int_equal(a->u.array.len, size);
+  for (size_t i = 0; i < size; i++) {
+    yajl_val b = a->u.array.values[i];
+    assert_int_equal(b->u.object.len, sizeof(keys) / sizeof(keys[0]));
+    for (size_t k = 0; k < b->u.object.len; k++)
+      assert_string_equal(b->u.object.keys[k], keys[k]);
+    if (verify && verify[i] >= 0)
+      assert_int_equal(YAJL_IS_TRUE(b->u.object.values[5]), verify[i]);
+  }
+  yajl_gen g = yajl_gen_alloc(NULL);
+  assert_non_null(g);
+  regen(g, v);
+  const unsigned char *buf;
+  size_t n;
+  assert_int_equal(yajl_gen_get_buf(g, &buf, &n), yajl_gen_status_ok);
+  assert_int_equal(n, r.len);
+  assert_memory_equal(buf, r.body, n);
+  yajl_gen_free(g);
+  yajl_tree_free(v);
+  resp_free(&r);
+}
+
+/* pages are assembled from per-binding items rendered once: the bytes
+ * stay yajl_gen's whatever the verify flag, page, filter or reset */
+static void test_list_bytes(void **state)
+{
+  bind_six();
+  /* api GW2, api GW1, pay, shop, www GW2 (verified), www GW1 */
+  const int v6[] = {0, 0, 0, 0, 1, 0};
+  check_page_bytes(NULL, 6, v6);
+  /* www GW2's group strings need escaping (the yajl-rendered item) */
+  struct resp r;
+  list(CERT_B, "url_domain=www.example.com", &r);
+  yajl_val v = parse(&r);
+  const char *p[] = {"bound_domains", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  assert_non_null(a);
+  assert_string_equal(jstr(a->u.array.values[0], "api_group_name", NULL),
+                      "caf\xc3\xa9 \"q\" \\ \t\x01/x");
+  assert_string_equal(jstr(a->u.array.values[0], "api_group_id", NULL),
+                      "grp/2");
+  assert_string_equal(jstr(a->u.array.values[1], "api_group_name", NULL),
+                      "default");
+  yajl_tree_free(v);
+  resp_free(&r);
+  check_page_bytes("limit=2&offset=3", 2, v6 + 3);
+  check_page_bytes("offset=6", 0, NULL);
+  check_page_bytes("url_domain=www.example.com", 2, v6 + 4);
+  /* the flag flips both ways on items already rendered */
+  expect_write("attach", CERT_B, GW2, "www.example.com", "false");
+  expect_write("attach", CERT_B, GW1, "pay.example.com", "true");
+  const int flipped[] = {0, 0, 1, 0, 0, 0};
+  check_page_bytes(NULL, 6, flipped);
+  /* after a reset the items are rendered again from the new world */
+  http("POST", "/__sim/reset", NULL, NULL, &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  bind_six();
+  check_page_bytes(NULL, 6, v6);
+}
+
 static void big_page(const char *query, long long size)
 {
   char target[256];
@@ -1396,6 +1515,7 @@ int main(void)
       cmocka_unit_test_setup(test_detach, reset_world),
       cmocka_unit_test_setup(test_list_fields_and_order, reset_world),
       cmocka_unit_test_setup(test_list_pagination_and_filter, reset_world),
+      cmocka_unit_test_setup(test_list_bytes, reset_world),
       cmocka_unit_test(test_list_clamp_500),
       cmocka_unit_test(test_cli),
       cmocka_unit_test_setup(test_visibility_delay, reset_world),
