@@ -615,73 +615,9 @@ struct sim_item {
   char json[];
 };
 
-/* yajl_gen_string copies a string verbatim unless it holds '"', '\\' or a
- * control character (it escapes '/' only with yajl_gen_escape_solidus,
- * which the sim never sets) */
-static bool plain(const char *s, size_t *len)
-{
-  const unsigned char *p = (const unsigned char *)s;
-  for (; *p; p++)
-    if (*p < 0x20 || *p == '"' || *p == '\\')
-      return false;
-  *len = (size_t)(p - (const unsigned char *)s);
-  return true;
-}
-
-#define ITEM_A "{\"id\":\""
-#define ITEM_B "\",\"url_domain\":\""
-#define ITEM_C                                                                 \
-  "\",\"status\":3,\"min_ssl_version\":\"TLSv1.2\",\"is_http_redirect_to_"     \
-  "https\":false,\"verified_client_certificate_enabled\":"
-#define ITEM_D                                                                 \
-  "false,\"ssl_id\":\"\",\"ssl_name\":\"\",\"ingress_http_port\":-1,"          \
-  "\"ingress_https_port\":-1,\"instance_id\":\""
-#define ITEM_E "\",\"api_group_id\":\""
-#define ITEM_F "\",\"api_group_name\":\""
-#define ITEM_G "\"}"
-
-/* make_item_yajl()'s bytes when every string is plain(); NULL (not out of
- * memory) when one is not */
-static struct sim_item *make_item_fast(const struct sim *sim, size_t slot,
-                                       bool *tried)
-{
-  const struct sim_slot *s = &sim->slots[slot];
-  const char *v[5] = {s->id, s->domain, sim->gws[s->gw].instance_id,
-                      s->group_id, s->group_name};
-  size_t l[5];
-  *tried = false;
-  for (size_t i = 0; i < 5; i++)
-    if (!v[i] || !plain(v[i], &l[i]))
-      return NULL;
-  *tried = true;
-  static const char *const sep[] = {ITEM_A, ITEM_B, ITEM_C ITEM_D,
-                                    ITEM_E, ITEM_F, ITEM_G};
-  static const size_t nsep[] = {sizeof(ITEM_A) - 1,        sizeof(ITEM_B) - 1,
-                                sizeof(ITEM_C ITEM_D) - 1, sizeof(ITEM_E) - 1,
-                                sizeof(ITEM_F) - 1,        sizeof(ITEM_G) - 1};
-  size_t n = nsep[5];
-  for (size_t i = 0; i < 5; i++)
-    n += nsep[i] + l[i];
-  if (n > UINT32_MAX)
-    return NULL;
-  struct sim_item *it = malloc(sizeof(*it) + n);
-  if (!it)
-    return NULL;
-  char *w = it->json;
-  for (size_t i = 0; i < 5; i++) {
-    memcpy(w, sep[i], nsep[i]);
-    w += nsep[i];
-    if (i == 2)
-      it->vpos = (uint32_t)(w - it->json - (sizeof(ITEM_D) - 1));
-    memcpy(w, v[i], l[i]);
-    w += l[i];
-  }
-  memcpy(w, sep[5], nsep[5]);
-  it->len = (uint32_t)n;
-  return it;
-}
-
-static struct sim_item *make_item_yajl(const struct sim *sim, size_t slot)
+/* Rendered with yajl_gen, once per slot (the page's envelope is the only
+ * text written here). */
+static struct sim_item *make_item(const struct sim *sim, size_t slot)
 {
   const struct sim_slot *s = &sim->slots[slot];
   yajl_gen g = yajl_gen_alloc(NULL);
@@ -722,13 +658,6 @@ static struct sim_item *make_item_yajl(const struct sim *sim, size_t slot)
   }
   yajl_gen_free(g);
   return it;
-}
-
-static struct sim_item *make_item(const struct sim *sim, size_t slot)
-{
-  bool tried;
-  struct sim_item *it = make_item_fast(sim, slot, &tried);
-  return it || tried ? it : make_item_yajl(sim, slot);
 }
 
 /* The slot's cached item, made on first use. Callers hold world_rw for

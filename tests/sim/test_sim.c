@@ -1178,7 +1178,7 @@ static void test_list_bytes(void **state)
   /* api GW2, api GW1, pay, shop, www GW2 (verified), www GW1 */
   const int v6[] = {0, 0, 0, 0, 1, 0};
   check_page_bytes(NULL, 6, v6);
-  /* www GW2's group strings need escaping (the yajl-rendered item) */
+  /* www GW2's group strings need escaping */
   struct resp r;
   list(CERT_B, "url_domain=www.example.com", &r);
   yajl_val v = parse(&r);
