@@ -360,21 +360,9 @@ static int print_ledger(struct statefile_buf *b, void *arg)
 
 int ledger_to_json(const struct ledger *l, char **out, size_t *len)
 {
-  struct statefile_buf b = {0};
-  int rc;
-
-  if (!l || !out || !len)
+  if (!l)
     return -EINVAL;
-  rc = print_ledger(&b, (void *)l);
-  if (rc == 0 && !b.p)
-    rc = -ENOMEM;
-  if (rc < 0) {
-    free(b.p);
-    return rc;
-  }
-  *out = b.p;
-  *len = b.len;
-  return 0;
+  return statefile_gen_string(print_ledger, (void *)l, out, len);
 }
 
 int ledger_save(const char *state_dir, const struct ledger *l)

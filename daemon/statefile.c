@@ -275,6 +275,26 @@ int statefile_write_atomic_gen(const char *path, mode_t mode,
   return write_atomic(path, NULL, 0, mode, gen, arg);
 }
 
+int statefile_gen_string(int (*gen)(struct statefile_buf *b, void *arg),
+                         void *arg, char **out, size_t *len)
+{
+  struct statefile_buf b = {0};
+  int rc;
+
+  if (!gen || !out || !len)
+    return -EINVAL;
+  rc = gen(&b, arg);
+  if (rc == 0 && !b.p)
+    rc = -ENOMEM;
+  if (rc < 0) {
+    free(b.p);
+    return rc;
+  }
+  *out = b.p;
+  *len = b.len;
+  return 0;
+}
+
 static int read_fd(int fd, size_t max, char **buf, size_t *len)
 {
   size_t cap = 4096, n = 0;

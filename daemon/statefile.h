@@ -52,6 +52,12 @@ int statefile_write_atomic_gen(const char *path, mode_t mode,
                                int (*gen)(struct statefile_buf *b, void *arg),
                                void *arg);
 
+/* What gen prints through statefile_buf_print(b, ...), as one new
+ * NUL-terminated string in *out (free() it), its length in *len: 0, gen's
+ * negative errno, or -ENOMEM. */
+int statefile_gen_string(int (*gen)(struct statefile_buf *b, void *arg),
+                         void *arg, char **out, size_t *len);
+
 /* Create the state directory dir (mode 0700) when it does not exist yet:
  * 0 (also when it exists), or a negative errno. Not recursive: its parent
  * is the operator's (or systemd's StateDirectory=). */

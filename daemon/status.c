@@ -248,21 +248,9 @@ static int print_status(struct statefile_buf *b, void *arg)
 
 int status_to_json(const struct status *st, char **out, size_t *len)
 {
-  struct statefile_buf b = {0};
-  int rc;
-
-  if (!st || !out || !len || (st->nbindings && !st->bindings))
+  if (!st || (st->nbindings && !st->bindings))
     return -EINVAL;
-  rc = print_status(&b, (void *)st);
-  if (rc == 0 && !b.p)
-    rc = -ENOMEM;
-  if (rc < 0) {
-    free(b.p);
-    return rc;
-  }
-  *out = b.p;
-  *len = b.len;
-  return 0;
+  return statefile_gen_string(print_status, (void *)st, out, len);
 }
 
 int status_write(const char *state_dir, const struct status *st)
