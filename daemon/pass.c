@@ -813,6 +813,21 @@ static size_t expected_live(const struct pass *p, uint32_t cert)
   return n;
 }
 
+/* A child read of the page of j's certificate at offset off; j's
+ * pages_left counts it. NULL when out of memory. */
+static struct job *page_child(struct pass *p, struct job *j, long off)
+{
+  struct job *c = job_new(p, JOB_LIST, j->cert);
+
+  if (!c)
+    return NULL;
+  c->purpose = j->purpose;
+  c->parent = j;
+  c->offset = off;
+  j->pages_left++;
+  return c;
+}
+
 /* A confirmation read does not wait for its first page's total to read
  * the others: the pages the expected count needs start with the first
  * (fan_out_pages adds what the total shows beyond them, and a short list
@@ -828,13 +843,9 @@ static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
   j->spec = true;
   j->pages_left = 1; /* the parent's own reading */
   for (; (size_t)end < want; end += APIG_LIST_LIMIT) {
-    struct job *c = job_new(p, JOB_LIST, j->cert);
+    struct job *c = page_child(p, j, end);
     if (!c)
       break;
-    c->purpose = j->purpose;
-    c->parent = j;
-    c->offset = end;
-    j->pages_left++;
     if (job_push(p, c, delay) < 0) {
       j->pages_left--;
       job_free(c);
@@ -1197,14 +1208,9 @@ static bool fan_out_pages(struct pass *p, struct job *j,
   else
     j->pages_left = 1; /* held while the children are created */
   for (long off = from; off < total; off += stride) {
-    struct job *c = job_new(p, JOB_LIST, j->cert);
+    struct job *c = page_child(p, j, off);
     if (!c)
       break;
-    c->purpose = j->purpose;
-    c->parent = j;
-    c->offset = off;
-    c->token_gen = j->token_gen;
-    j->pages_left++;
     if (job_push(p, c, 0) < 0) {
       abandon_job(p, c, "internal", "queue refused a read", NULL);
       continue;
