@@ -153,21 +153,14 @@ class AuthTest(SimTestCase):
         w.faults = {"latency": {"kind": "fixed", "ms": 150}}
         w.settings["visibility_delay_ms"] = 2500
         sim, cfg = self.start(w)
-        proc = subprocess.Popen([CERTBIND, "apply", "-c", cfg, "--log-format", "json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=dict(os.environ, NO_COLOR="1"))
+        proc = self.run_apply_async(cfg)
         try:
             # revoke once the writes started (the token is in use)
             wait_for(lambda: sim.stats()["writes_total"] >= 1, what="first write")
             n = sim.revoke_tokens(w.accounts["iam"]["project_id"])
             self.assertEqual(n["revoked"], 1)
-            out, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        record_output("certbind", out + "\n" + err)
-        r = Result(proc, out, err)
+            r = self.finish(proc)
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(w.binding_set() <= sim.state_set())
         st = sim.stats()
