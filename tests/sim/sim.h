@@ -93,6 +93,7 @@ struct sim_project {
 struct sim_gateway {
   char *instance_id;
   size_t project;
+  struct sim_map domains; /* domain -> slot: lookups need no key building */
 };
 
 /* One domain registered on one gateway: the unit that carries at most one
@@ -104,6 +105,15 @@ struct sim_slot {
   char *group_name;
   char id[33];
   long cert;
+  bool verify;
+  /* position of (domain, instance_id) among all slots, fixed at seed load:
+   * the per-certificate lists compare ranks instead of strings */
+  size_t rank;
+};
+
+/* One slot a write names, with the verify flag it asks for. */
+struct sim_target {
+  size_t slot;
   bool verify;
 };
 
@@ -122,7 +132,9 @@ struct sim_cert {
   char *signature_algorithm;
   char *algorithm_type;
   bool trusted_root_ca;
-  size_t *slots; /* bound slots, sorted by (domain, instance_id) */
+  /* bound slots as their ranks, ascending (sim->rank_slot maps a rank back
+   * to its slot): merges and searches compare integers, not strings */
+  size_t *ranks;
   size_t nslots;
   size_t capslots;
   int writes_in_flight;
@@ -313,6 +325,7 @@ struct sim {
   size_t ncerts;
   struct sim_slot *slots;
   size_t nslots;
+  size_t *rank_slot; /* rank -> slot (see sim_slot.rank) */
   /* per slot, the rendered JSON of its list item (sim_http.c), made on
    * first use under world_rw (read) and published with a CAS; freed
    * with the slots (sim_world_free, under world_rw written) */
@@ -320,8 +333,7 @@ struct sim {
   struct sim_map project_ix;
   struct sim_map gw_ix;
   struct sim_map cert_ix;
-  struct sim_map slot_ix; /* "<gw index>\n<domain>" */
-  struct sim_map ak_ix;   /* ak -> project << 16 | cred */
+  struct sim_map ak_ix; /* ak -> project << 16 | cred */
   struct sim_change *log;
   size_t nlog;
   size_t caplog;
@@ -362,6 +374,22 @@ bool sim_san_covers(const struct sim_cert *c, const char *domain);
  * lists, the stats and the visibility log. Returns true if anything
  * changed. */
 bool sim_slot_set(struct sim *sim, size_t slot, long cert, bool verify);
+/* What n calls of sim_slot_set(t[i].slot, cert, t[i].verify) in order do
+ * (same slots, flags, stats and visibility log), but each certificate's
+ * list is updated once, by a merge, instead of one insert or delete per
+ * slot: a write of a few hundred bindings costs a few microseconds.
+ * Returns how many of the calls changed something. */
+size_t sim_slots_set(struct sim *sim, const struct sim_target *t, size_t n,
+                     long cert);
+/* The index in certs[cert].ranks of the first slot with that domain (or
+ * where it would be): the slots of one domain are adjacent there. */
+size_t sim_cert_domain_start(const struct sim *sim, size_t cert,
+                             const char *domain);
+/* The i-th bound slot of a certificate, in list order. */
+static inline size_t sim_cert_slot(const struct sim *sim, size_t cert, size_t i)
+{
+  return sim->rank_slot[sim->certs[cert].ranks[i]];
+}
 /* The slots of a certificate visible to reads now (state as of now -
  * visibility delay), sorted. *out is malloc'd; verify flags in *vflags. */
 int sim_visible(struct sim *sim, size_t cert, size_t **out, bool **vflags,

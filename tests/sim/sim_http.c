@@ -404,13 +404,8 @@ static bool parse_write_body(struct sim *sim, struct sim_req *r)
 
 /* ---- applying writes --------------------------------------------------- */
 
-struct pending {
-  size_t slot;
-  bool verify;
-};
-
 struct plan {
-  struct pending *v;
+  struct sim_target *v;
   size_t n;
   size_t cap;
   bool failed; /* first failure recorded in the request */
@@ -420,13 +415,13 @@ static int plan_add(struct plan *p, size_t slot, bool verify)
 {
   if (p->n == p->cap) {
     size_t ncap = p->cap ? p->cap * 2 : 16;
-    struct pending *n = realloc(p->v, ncap * sizeof(*n));
+    struct sim_target *n = realloc(p->v, ncap * sizeof(*n));
     if (!n)
       return -ENOMEM;
     p->v = n;
     p->cap = ncap;
   }
-  p->v[p->n++] = (struct pending){slot, verify};
+  p->v[p->n++] = (struct sim_target){slot, verify};
   return 0;
 }
 
@@ -494,11 +489,17 @@ static bool detach_targets(struct sim *sim, struct sim_req *r, long cert,
     if (s >= 0 && sim->slots[s].cert == cert && plan_add(p, (size_t)s, false))
       return false;
   }
-  const struct sim_cert *c = &sim->certs[cert];
-  for (size_t i = 0; !ids && i < c->nslots; i++)
-    if (!strcmp(sim->slots[c->slots[i]].domain, dom) &&
-        plan_add(p, c->slots[i], false))
+  if (ids)
+    return true;
+  /* no instance_ids: the domain's run in the certificate's sorted list */
+  size_t n = sim->certs[cert].nslots;
+  for (size_t i = sim_cert_domain_start(sim, (size_t)cert, dom); i < n; i++) {
+    size_t s = sim_cert_slot(sim, (size_t)cert, i);
+    if (strcmp(sim->slots[s].domain, dom) != 0)
+      break;
+    if (plan_add(p, s, false))
       return false;
+  }
   return true;
 }
 
@@ -576,10 +577,8 @@ static void apply_write(struct sim *sim, struct sim_req *r, long cert)
     ok = true; /* the error is final, not a saved one */
     goto out;
   }
-  size_t changed = 0;
-  for (size_t i = 0; i < p.n; i++)
-    changed += sim_slot_set(sim, p.v[i].slot,
-                            r->op == SIM_OP_ATTACH ? cert : -1, p.v[i].verify);
+  size_t changed =
+      sim_slots_set(sim, p.v, p.n, r->op == SIM_OP_ATTACH ? cert : -1);
   sim->stats.writes_total++;
   if (!changed)
     sim->stats.writes_noop++;

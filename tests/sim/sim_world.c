@@ -52,18 +52,9 @@ long sim_find_project(const struct sim *sim, const char *id)
   return map_find(&sim->project_ix, id);
 }
 
-static void slot_key(char *buf, size_t len, size_t gw, const char *domain)
-{
-  snprintf(buf, len, "%zu\n%s", gw, domain);
-}
-
 long sim_find_slot(const struct sim *sim, size_t gw, const char *domain)
 {
-  char key[320];
-  if (strlen(domain) > 255)
-    return -1;
-  slot_key(key, sizeof(key), gw, domain);
-  return map_find(&sim->slot_ix, key);
+  return map_find(&sim->gws[gw].domains, domain);
 }
 
 /* A SAN entry covers the domain exactly, or as "*.parent" for exactly one
@@ -86,7 +77,8 @@ bool sim_san_covers(const struct sim_cert *c, const char *domain)
 
 /* ---- per-certificate sorted slot lists -------------------------------- */
 
-static int slot_cmp(const struct sim *sim, size_t a, size_t b)
+/* The order of lists and pages: by domain, then by instance id. */
+static int slot_name_cmp(const struct sim *sim, size_t a, size_t b)
 {
   const struct sim_slot *x = &sim->slots[a], *y = &sim->slots[b];
   int c = strcmp(x->domain, y->domain);
@@ -95,13 +87,39 @@ static int slot_cmp(const struct sim *sim, size_t a, size_t b)
   return strcmp(sim->gws[x->gw].instance_id, sim->gws[y->gw].instance_id);
 }
 
-static size_t lower_bound(const struct sim *sim, const struct sim_cert *c,
-                          size_t slot)
+static int slot_name_cmp_r(const void *a, const void *b, void *arg)
+{
+  return slot_name_cmp(arg, *(const size_t *)a, *(const size_t *)b);
+}
+
+/* Slots never change after the seed is loaded, so their order is computed
+ * once; (domain, instance_id) is unique, so ranks are too. */
+static int rank_slots(struct sim *sim)
+{
+  sim->rank_slot = malloc((sim->nslots + 1) * sizeof(*sim->rank_slot));
+  if (!sim->rank_slot)
+    return -ENOMEM;
+  for (size_t i = 0; i < sim->nslots; i++)
+    sim->rank_slot[i] = i;
+  qsort_r(sim->rank_slot, sim->nslots, sizeof(*sim->rank_slot), slot_name_cmp_r,
+          sim);
+  for (size_t i = 0; i < sim->nslots; i++)
+    sim->slots[sim->rank_slot[i]].rank = i;
+  return 0;
+}
+
+static int rank_cmp(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static size_t lower_bound(const struct sim_cert *c, size_t rank)
 {
   size_t lo = 0, hi = c->nslots;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (slot_cmp(sim, c->slots[mid], slot) < 0)
+    if (c->ranks[mid] < rank)
       lo = mid + 1;
     else
       hi = mid;
@@ -109,30 +127,54 @@ static size_t lower_bound(const struct sim *sim, const struct sim_cert *c,
   return lo;
 }
 
+size_t sim_cert_domain_start(const struct sim *sim, size_t cert,
+                             const char *domain)
+{
+  const struct sim_cert *c = &sim->certs[cert];
+  size_t lo = 0, hi = c->nslots;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (strcmp(sim->slots[sim->rank_slot[c->ranks[mid]]].domain, domain) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static int cert_reserve(struct sim_cert *c, size_t more)
+{
+  if (c->nslots + more <= c->capslots)
+    return 0;
+  size_t ncap = c->capslots ? c->capslots : 8;
+  while (ncap < c->nslots + more)
+    ncap *= 2;
+  size_t *n = realloc(c->ranks, ncap * sizeof(*n));
+  if (!n)
+    return -ENOMEM;
+  c->ranks = n;
+  c->capslots = ncap;
+  return 0;
+}
+
 static int cert_add_slot(struct sim *sim, struct sim_cert *c, size_t slot)
 {
-  if (c->nslots == c->capslots) {
-    size_t ncap = c->capslots ? c->capslots * 2 : 8;
-    size_t *n = realloc(c->slots, ncap * sizeof(*n));
-    if (!n)
-      return -ENOMEM;
-    c->slots = n;
-    c->capslots = ncap;
-  }
-  size_t at = lower_bound(sim, c, slot);
-  memmove(&c->slots[at + 1], &c->slots[at],
-          (c->nslots - at) * sizeof(*c->slots));
-  c->slots[at] = slot;
+  if (cert_reserve(c, 1) != 0)
+    return -ENOMEM;
+  size_t rank = sim->slots[slot].rank, at = lower_bound(c, rank);
+  memmove(&c->ranks[at + 1], &c->ranks[at],
+          (c->nslots - at) * sizeof(*c->ranks));
+  c->ranks[at] = rank;
   c->nslots++;
   return 0;
 }
 
 static void cert_del_slot(struct sim *sim, struct sim_cert *c, size_t slot)
 {
-  size_t at = lower_bound(sim, c, slot);
-  if (at < c->nslots && c->slots[at] == slot) {
-    memmove(&c->slots[at], &c->slots[at + 1],
-            (c->nslots - at - 1) * sizeof(*c->slots));
+  size_t rank = sim->slots[slot].rank, at = lower_bound(c, rank);
+  if (at < c->nslots && c->ranks[at] == rank) {
+    memmove(&c->ranks[at], &c->ranks[at + 1],
+            (c->nslots - at - 1) * sizeof(*c->ranks));
     c->nslots--;
   }
 }
@@ -152,7 +194,7 @@ static void log_trim(struct sim *sim, int64_t now)
   }
 }
 
-static int log_push(struct sim *sim, size_t slot, long old_cert,
+static int log_push(struct sim *sim, int64_t at_ms, size_t slot, long old_cert,
                     bool old_verify)
 {
   if (sim->nlog == sim->caplog) {
@@ -164,7 +206,7 @@ static int log_push(struct sim *sim, size_t slot, long old_cert,
     sim->caplog = ncap;
   }
   sim->log[sim->nlog++] = (struct sim_change){
-      .at_ms = sim_mono_ms(),
+      .at_ms = at_ms,
       .slot = slot,
       .old_cert = old_cert,
       .old_verify = old_verify,
@@ -178,9 +220,10 @@ bool sim_slot_set(struct sim *sim, size_t slot, long cert, bool verify)
   if (s->cert == cert && (cert < 0 || s->verify == verify))
     return false;
   if (sim->settings.visibility_delay_ms > 0) {
-    log_trim(sim, sim_mono_ms());
+    int64_t now = sim_mono_ms();
+    log_trim(sim, now);
     /* without memory the change is simply visible at once */
-    (void)log_push(sim, slot, s->cert, s->verify);
+    (void)log_push(sim, now, slot, s->cert, s->verify);
   }
   if (s->cert != cert) {
     if (s->cert >= 0)
@@ -194,6 +237,118 @@ bool sim_slot_set(struct sim *sim, size_t slot, long cert, bool verify)
   s->verify = cert >= 0 ? verify : false;
   sim->stats.bindings_changed++;
   return true;
+}
+
+/* ---- batched binding changes (one write) ------------------------------- */
+
+/* A slot leaving a certificate's list. */
+struct departure {
+  long cert;
+  size_t rank;
+};
+
+static int departure_cmp(const void *a, const void *b)
+{
+  const struct departure *x = a, *y = b;
+  if (x->cert != y->cert)
+    return x->cert < y->cert ? -1 : 1;
+  return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+/* Drop the ranks of d[0..n) (one certificate's, ascending) from its list in
+ * one pass, from the first of them on. */
+static void cert_del_ranks(struct sim_cert *c, const struct departure *d,
+                           size_t n)
+{
+  size_t out = lower_bound(c, d[0].rank), j = 0;
+  for (size_t i = out; i < c->nslots; i++) {
+    while (j < n && d[j].rank < c->ranks[i])
+      j++;
+    if (j < n && d[j].rank == c->ranks[i])
+      continue;
+    c->ranks[out++] = c->ranks[i];
+  }
+  c->nslots = out;
+}
+
+/* Merge add[0..n) (ascending, none in the list, capacity reserved) into the
+ * list from the back, so that no entry moves more than once. */
+static void cert_add_ranks(struct sim_cert *c, const size_t *add, size_t n)
+{
+  size_t i = c->nslots, j = n, out = c->nslots + n;
+  while (j > 0) {
+    if (i > 0 && c->ranks[i - 1] > add[j - 1])
+      c->ranks[--out] = c->ranks[--i];
+    else
+      c->ranks[--out] = add[--j];
+  }
+  c->nslots += n;
+}
+
+static void leave_lists(struct sim *sim, struct departure *d, size_t n)
+{
+  qsort(d, n, sizeof(*d), departure_cmp);
+  for (size_t i = 0, k; i < n; i += k) {
+    for (k = 1; i + k < n && d[i + k].cert == d[i].cert; k++)
+      ;
+    cert_del_ranks(&sim->certs[d[i].cert], &d[i], k);
+  }
+}
+
+static size_t slots_set_one_by_one(struct sim *sim, const struct sim_target *t,
+                                   size_t n, long cert)
+{
+  size_t changed = 0;
+  for (size_t i = 0; i < n; i++)
+    changed += sim_slot_set(sim, t[i].slot, cert, t[i].verify);
+  return changed;
+}
+
+/* The slots' own state, the log and the counters change in request order,
+ * exactly as sim_slot_set does them; the list moves are collected and done
+ * per certificate at the end. With every target going to the one cert, a
+ * slot changes certificate at most once, so no move is undone later. */
+size_t sim_slots_set(struct sim *sim, const struct sim_target *t, size_t n,
+                     long cert)
+{
+  struct departure *dep = malloc((n + 1) * sizeof(*dep));
+  size_t *arrivals = malloc((n + 1) * sizeof(*arrivals));
+  /* reserved up front, so that the merge cannot fail half-way */
+  if (!dep || !arrivals ||
+      (cert >= 0 && cert_reserve(&sim->certs[cert], n) != 0)) {
+    free(dep);
+    free(arrivals);
+    return slots_set_one_by_one(sim, t, n, cert);
+  }
+  bool logged = sim->settings.visibility_delay_ms > 0;
+  int64_t now = sim_mono_ms();
+  if (logged)
+    log_trim(sim, now);
+  size_t changed = 0, ndep = 0, narr = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct sim_slot *s = &sim->slots[t[i].slot];
+    if (s->cert == cert && (cert < 0 || s->verify == t[i].verify))
+      continue;
+    if (logged)
+      (void)log_push(sim, now, t[i].slot, s->cert, s->verify);
+    if (s->cert != cert && s->cert >= 0)
+      dep[ndep++] = (struct departure){s->cert, s->rank};
+    if (s->cert != cert && cert >= 0)
+      arrivals[narr++] = s->rank;
+    if (cert < 0 && s->cert >= 0)
+      sim->stats.unbound_transitions++;
+    s->cert = cert;
+    s->verify = cert >= 0 ? t[i].verify : false;
+    sim->stats.bindings_changed++;
+    changed++;
+  }
+  leave_lists(sim, dep, ndep);
+  qsort(arrivals, narr, sizeof(*arrivals), rank_cmp);
+  if (narr)
+    cert_add_ranks(&sim->certs[cert], arrivals, narr);
+  free(dep);
+  free(arrivals);
+  return changed;
 }
 
 struct override {
@@ -213,7 +368,10 @@ static int override_cmp(const void *a, const void *b)
 
 static int visible_cmp(const void *a, const void *b, void *arg)
 {
-  return slot_cmp(arg, *(const size_t *)a, *(const size_t *)b);
+  const struct sim *sim = arg;
+  size_t x = sim->slots[*(const size_t *)a].rank;
+  size_t y = sim->slots[*(const size_t *)b].rank;
+  return x < y ? -1 : x > y;
 }
 
 static const struct override *find_override(const struct override *ov, size_t n,
@@ -260,9 +418,11 @@ int sim_visible(struct sim *sim, size_t cert, size_t **out, bool **vflags,
     return -ENOMEM;
   }
   size_t nov = sim->nlog ? build_overrides(sim, ov) : 0, k = 0;
-  for (size_t i = 0; i < c->nslots; i++)
-    if (!find_override(ov, nov, c->slots[i]))
-      res[k++] = c->slots[i];
+  for (size_t i = 0; i < c->nslots; i++) {
+    size_t slot = sim->rank_slot[c->ranks[i]];
+    if (!find_override(ov, nov, slot))
+      res[k++] = slot;
+  }
   for (size_t i = 0; i < nov; i++)
     if (ov[i].cert == (long)cert)
       res[k++] = ov[i].slot;
@@ -469,9 +629,7 @@ static int add_slot(struct loader *L, size_t gw, yajl_val d)
   if (rc)
     return rc;
   hex_id(sim->gws[gw].instance_id, name, s->id);
-  char key[320];
-  slot_key(key, sizeof(key), gw, name);
-  return sim_map_put(&sim->slot_ix, key, sim->nslots - 1);
+  return sim_map_put(&sim->gws[gw].domains, name, sim->nslots - 1);
 }
 
 static int load_gateways(struct loader *L, yajl_val root)
@@ -505,7 +663,7 @@ static int load_gateways(struct loader *L, yajl_val root)
     if (rc)
       return rc;
   }
-  return 0;
+  return rank_slots(sim);
 }
 
 static int load_san(struct loader *L, struct sim_cert *c, yajl_val v)
@@ -709,7 +867,7 @@ static void free_cert(struct sim_cert *c)
   free(c->create_time);
   free(c->signature_algorithm);
   free(c->algorithm_type);
-  free(c->slots);
+  free(c->ranks);
 }
 
 static void free_project(struct sim_project *p)
@@ -733,8 +891,10 @@ void sim_world_free(struct sim *sim)
 {
   for (size_t i = 0; i < sim->nprojects; i++)
     free_project(&sim->projects[i]);
-  for (size_t i = 0; i < sim->ngws; i++)
+  for (size_t i = 0; i < sim->ngws; i++) {
     free(sim->gws[i].instance_id);
+    sim_map_free(&sim->gws[i].domains);
+  }
   for (size_t i = 0; i < sim->ncerts; i++)
     free_cert(&sim->certs[i]);
   for (size_t i = 0; i < sim->nslots; i++) {
@@ -751,19 +911,20 @@ void sim_world_free(struct sim *sim)
   free(sim->gws);
   free(sim->certs);
   free(sim->slots);
+  free(sim->rank_slot);
   free((void *)sim->items);
   free(sim->log);
   free(sim->tokens);
   sim_map_free(&sim->project_ix);
   sim_map_free(&sim->gw_ix);
   sim_map_free(&sim->cert_ix);
-  sim_map_free(&sim->slot_ix);
   sim_map_free(&sim->ak_ix);
   sim_map_free(&sim->token_ix);
   sim->projects = NULL;
   sim->gws = NULL;
   sim->certs = NULL;
   sim->slots = NULL;
+  sim->rank_slot = NULL;
   sim->items = NULL;
   sim->log = NULL;
   sim->tokens = NULL;
@@ -917,7 +1078,7 @@ int sim_state_gen(yajl_gen g, const struct sim *sim)
   for (size_t c = 0; c < sim->ncerts; c++) {
     const struct sim_cert *cert = &sim->certs[c];
     for (size_t i = 0; i < cert->nslots; i++) {
-      const struct sim_slot *s = &sim->slots[cert->slots[i]];
+      const struct sim_slot *s = &sim->slots[sim->rank_slot[cert->ranks[i]]];
       yajl_gen_map_open(g);
       rc |= sim_gen_kv_str(g, "certificate_id", cert->id);
       rc |= sim_gen_kv_str(g, "instance_id", sim->gws[s->gw].instance_id);
