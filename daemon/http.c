@@ -16,12 +16,15 @@
 #include "http.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include <openssl/ssl.h>
 
 #define HTTP_CONNECT_MS 10000L
 #define HTTP_TOTAL_MS 30000L
@@ -52,7 +55,9 @@ struct http_xfer {
   char request_id[80];
   char *subject_token;
   long retry_after_s;
-  size_t up_off; /* no_resend: request body bytes handed to curl */
+  size_t up_off;   /* no_resend: request body bytes handed to curl */
+  size_t trust_id; /* the request's trust domain */
+  char trust_why[CURL_ERROR_SIZE]; /* why its CA file was refused */
 };
 
 struct http_sock {
@@ -486,6 +491,8 @@ static void fill_response(struct http_xfer *x, const struct xfer_info *in,
   if (x->too_large)
     snprintf(x->errbuf, sizeof x->errbuf, "response body over %zu bytes",
              x->h->opts.max_body);
+  else if (rc == CURLE_SSL_CACERT_BADFILE && x->trust_why[0])
+    snprintf(x->errbuf, sizeof x->errbuf, "%s", x->trust_why);
   else if (rc != CURLE_OK && !x->errbuf[0])
     snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(rc));
   rs->error = rc == CURLE_OK ? "" : x->errbuf;
@@ -807,9 +814,76 @@ static CURLcode set_method(struct http_xfer *x, const struct http_request *rq)
   return rc;
 }
 
-static CURLcode set_tls(struct http *h, CURL *e, const struct http_request *rq)
+/* A new connection's SSL_CTX gets the cached store of its trust domain
+ * (trust.h); curl was given no CA file, so it parsed none. */
+static CURLcode cb_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
 {
-  const char *ca = rq->ca_file ? rq->ca_file : h->opts.ca_file;
+  struct http_xfer *x = arg;
+  X509_STORE *store;
+  uint64_t generation;
+
+  (void)e;
+  if (trust_get(&x->h->trust, x->trust_id, &store, &generation, x->trust_why,
+                sizeof x->trust_why) < 0)
+    return CURLE_SSL_CACERT_BADFILE; /* fail closed */
+  SSL_CTX_set1_cert_store(ssl_ctx, store);
+  return CURLE_OK;
+}
+
+/* curl matches pooled connections and cached TLS sessions to requests by
+ * their TLS options, the CA file and directory names among them. The CA
+ * file is no longer one, so the directory option carries a tag of the
+ * store's build as a second, never-consulted path entry (OpenSSL splits
+ * the option at ':' and looks directories up lazily; cb_ssl_ctx replaces
+ * the store before any lookup). A connection or session verified against
+ * one CA file, or an older version of it, thus never serves a request
+ * set up after the file changed: the server is verified again. (A request
+ * set up just before a change may still resume a session of the build it
+ * was set up with: the same server, verified then.) */
+static int trust_tag(const struct http *h, uint64_t generation, char *buf,
+                     size_t len)
+{
+  int n = snprintf(buf, len, "%s:certbind-trust-%" PRIu64, h->opts.ca_path,
+                   generation);
+
+  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static CURLcode set_trust(struct http *h, struct http_xfer *x,
+                          const struct http_request *rq)
+{
+  long id = trust_id(&h->trust, rq->ca_file ? rq->ca_file : h->opts.ca_file);
+  X509_STORE *store;
+  uint64_t generation = 0; /* unreadable: a tag no connection has */
+  char tag[PATH_MAX];
+  CURLcode rc;
+
+  if (id < 0)
+    return CURLE_OUT_OF_MEMORY;
+  x->trust_id = (size_t)id;
+  x->trust_why[0] = '\0';
+  /* a file changed since the last request gets a new build (and tag) now;
+   * a bad one is refused when a connection needs it (cb_ssl_ctx) */
+  if (trust_get(&h->trust, x->trust_id, &store, &generation, NULL, 0) < 0)
+    generation = 0;
+  if (trust_tag(h, generation, tag, sizeof tag) < 0)
+    return CURLE_BAD_FUNCTION_ARGUMENT;
+  rc = curl_easy_setopt(x->easy, CURLOPT_CAINFO, NULL);
+  if (!rc)
+    rc = curl_easy_setopt(x->easy, CURLOPT_CAPATH, tag);
+  if (!rc)
+    rc = curl_easy_setopt(x->easy, CURLOPT_SSL_CTX_FUNCTION, cb_ssl_ctx);
+  if (!rc)
+    rc = curl_easy_setopt(x->easy, CURLOPT_SSL_CTX_DATA, (void *)x);
+  if (!rc && h->share)
+    rc = curl_easy_setopt(x->easy, CURLOPT_SHARE, h->share);
+  return rc;
+}
+
+static CURLcode set_tls(struct http *h, struct http_xfer *x,
+                        const struct http_request *rq)
+{
+  CURL *e = x->easy;
   CURLcode rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 
   if (!rc)
@@ -822,12 +896,8 @@ static CURLcode set_tls(struct http *h, CURL *e, const struct http_request *rq)
     rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!rc)
     rc = curl_easy_setopt(e, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
-  /* CAINFO replaces the default bundle; CAPATH keeps the system store, so
-   * ca_file ADDS a trust anchor (OpenSSL consults both). */
-  if (!rc && ca)
-    rc = curl_easy_setopt(e, CURLOPT_CAINFO, ca);
-  if (!rc && ca)
-    rc = curl_easy_setopt(e, CURLOPT_CAPATH, h->opts.ca_path);
+  if (!rc)
+    rc = set_trust(h, x, rq);
   return rc;
 }
 
@@ -884,7 +954,7 @@ static int xfer_setup(struct http *h, struct http_xfer *x,
   reset_captured(x);
   CURLcode rc = set_transport(h, x);
   if (!rc)
-    rc = set_tls(h, x->easy, rq);
+    rc = set_tls(h, x, rq);
   if (!rc)
     rc = curl_easy_setopt(x->easy, CURLOPT_URL, rq->url);
   if (!rc)
@@ -945,6 +1015,26 @@ static int multi_setup(struct http *h)
   return mc == CURLM_OK ? 0 : (mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL);
 }
 
+/* Requests without a CA file trust what curl would by default: its
+ * built-in bundle (CURLINFO_CAINFO, libcurl >= 7.84). */
+static int init_trust(struct http *h)
+{
+  CURL *e = curl_easy_init();
+  char *bundle = NULL;
+  int err;
+
+  if (!e)
+    return -ENOMEM;
+  if (curl_easy_getinfo(e, CURLINFO_CAINFO, &bundle) != CURLE_OK)
+    bundle = NULL;
+  err = trust_init(&h->trust, h->opts.ca_path, bundle);
+  curl_easy_cleanup(e);
+  h->share = curl_share_init();
+  if (h->share)
+    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  return err;
+}
+
 int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
 {
   if (!h || !loop)
@@ -961,13 +1051,16 @@ int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
     h->opts.max_body = HTTP_MAX_BODY;
   if (!h->opts.ca_path)
     h->opts.ca_path = HTTP_CA_PATH;
+  int err = init_trust(h);
+  if (err)
+    return err;
   h->multi = curl_multi_init();
-  if (!h->multi)
-    return -ENOMEM;
-  int err = multi_setup(h);
+  err = h->multi ? multi_setup(h) : -ENOMEM;
   if (err) {
-    curl_multi_cleanup(h->multi);
+    if (h->multi)
+      curl_multi_cleanup(h->multi);
     h->multi = NULL;
+    trust_free(&h->trust);
     return err;
   }
   /* Both inits cannot fail on Unix (they only fill the struct); the timer
@@ -1040,6 +1133,10 @@ static void teardown(struct http *h)
       break;
     xfer_destroy(x);
   }
+  trust_free(&h->trust); /* live SSL_CTXs hold their own references */
+  if (h->share)
+    curl_share_cleanup(h->share);
+  h->share = NULL;
   uv_timer_stop(&h->timer);
   uv_close((uv_handle_t *)&h->timer, on_uv_handle_close);
   uv_close((uv_handle_t *)&h->kick, on_uv_handle_close);

@@ -43,11 +43,16 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "trust.h"
+
 /* Zero fields take the defaults shown. */
 struct http_opts {
   /* Extra trust anchor (PEM file) used in addition to the system store
-   * (CURLOPT_CAINFO = ca_file plus CURLOPT_CAPATH = ca_path); a request may
-   * override it. NULL: the system bundle only. */
+   * (the hashed directory ca_path); a request may override it. NULL:
+   * libcurl's built-in CA bundle instead. Each file is parsed once into a
+   * store (trust.h), again only when it changes; connections and TLS
+   * sessions (shared by all transfers) are not reused across files or
+   * versions of a file. */
   const char *ca_file;
   const char *ca_path;        /* NULL: "/etc/ssl/certs" */
   long connect_timeout_ms;    /* 10000: TCP + TLS handshake */
@@ -133,7 +138,9 @@ struct http {
   struct http_list spare;   /* reusable easy handles */
   struct http_sock *socks;  /* live per-socket contexts */
   struct http_stats stats;
-  int depth; /* nesting of our libuv callbacks */
+  struct trust trust; /* the CA stores, one per CA file */
+  CURLSH *share;      /* TLS sessions, shared by every transfer */
+  int depth;          /* nesting of our libuv callbacks */
   int open_handles;
   bool closing; /* http_close called */
   bool closed;  /* curl side torn down */

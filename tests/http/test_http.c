@@ -571,6 +571,42 @@ static void test_ca_file_change_seen_by_new_connections(void **state)
   ctx_finish(&c);
 }
 
+/* Connections and TLS sessions belong to a trust domain (the CA file):
+ * a request naming a CA file that does not trust the server neither
+ * reuses the connection another file verified nor resumes its session.
+ * Within a domain, a new connection resumes the session (tserver issues
+ * TLS 1.3 tickets), and all easy handles share it. */
+static void test_trust_domains_do_not_share(void **state)
+{
+  struct ctx c;
+  static struct debug_log dbg;
+  struct http_opts o = {
+      .ca_file = W.good_crt, .debug = on_debug, .debug_arg = &dbg};
+  struct call a, b;
+  int done = 0;
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&a, &c, good_port(), "GET", "/echo?i=1");
+  submit(&a);
+  run_until(&c, ++done);
+  assert_int_equal(a.status, 200);
+  call_setup(&b, &c, good_port(), "GET", "/echo?i=2");
+  b.rq.ca_file = W.wrong_crt;
+  submit(&b);
+  run_until(&c, ++done);
+  assert_int_equal(b.code, CURLE_PEER_FAILED_VERIFICATION);
+  assert_false(b.maybe_sent);
+  dbg.len = 0;
+  dbg.text[0] = '\0';
+  assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
+  if (!strstr(dbg.text, "SSL re-using session ID"))
+    fail_msg("no resumption:\n%s", dbg.text);
+  call_free(&a);
+  call_free(&b);
+  ctx_finish(&c);
+}
+
 static void test_timeouts(void **state)
 {
   struct ctx c;
@@ -766,6 +802,7 @@ int main(void)
       cmocka_unit_test(test_untrusted_fails_closed),
       cmocka_unit_test(test_ca_file_adds_anchor),
       cmocka_unit_test(test_ca_file_change_seen_by_new_connections),
+      cmocka_unit_test(test_trust_domains_do_not_share),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_headers_captured),
       cmocka_unit_test(test_abort_all_then_close),

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 struct tserver {
@@ -20,7 +21,8 @@ struct tserver {
   char *cert, *key;
   unsigned short port;
   atomic_ulong requests;
-  atomic_bool stopping; /* ends /slow sleeps early */
+  atomic_bool stopping;      /* ends /slow sleeps early */
+  gnutls_datum_t ticket_key; /* written before the daemon starts */
 };
 
 struct treq {
@@ -249,6 +251,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   }
 }
 
+/* TLS 1.3 session tickets, as public HTTPS endpoints issue them (MHD
+ * leaves them off): the session is made, its handshake not yet run. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **sock_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  struct tserver *s = cls;
+  const union MHD_ConnectionInfo *ci;
+
+  (void)sock_ctx;
+  if (code != MHD_CONNECTION_NOTIFY_STARTED)
+    return;
+  ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (ci && ci->tls_session)
+    gnutls_session_ticket_enable_server(ci->tls_session, &s->ticket_key);
+}
+
 int tserver_start(struct tserver **out, const char *cert_file,
                   const char *key_file)
 {
@@ -259,15 +277,18 @@ int tserver_start(struct tserver **out, const char *cert_file,
   s->key = slurp(key_file);
   struct sockaddr_in sa = {.sin_family = AF_INET};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (s->cert && s->key)
+  if (s->cert && s->key &&
+      gnutls_session_ticket_key_generate(&s->ticket_key) == 0)
     s->d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
                                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
                             0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                             &sa, MHD_OPTION_HTTPS_MEM_CERT, s->cert,
                             MHD_OPTION_HTTPS_MEM_KEY, s->key,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   if (!s->d) {
+    gnutls_free(s->ticket_key.data);
     free(s->cert);
     free(s->key);
     free(s);
@@ -296,6 +317,7 @@ void tserver_stop(struct tserver *s)
     return;
   atomic_store(&s->stopping, true);
   MHD_stop_daemon(s->d);
+  gnutls_free(s->ticket_key.data);
   free(s->cert);
   free(s->key);
   free(s);
