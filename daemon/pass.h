@@ -109,6 +109,7 @@ struct pass {
   int phase;
   size_t reads_left;
   size_t in_flight;
+  size_t parsing; /* list pages being parsed on the thread pool */
   size_t wave, nwaves;
   size_t *wave_end; /* plan item index where each wave ends */
   bool stopping;
