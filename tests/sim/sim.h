@@ -93,7 +93,6 @@ struct sim_project {
 struct sim_gateway {
   char *instance_id;
   size_t project;
-  struct sim_map domains; /* domain -> slot: lookups need no key building */
 };
 
 /* One domain registered on one gateway: the unit that carries at most one
@@ -109,6 +108,16 @@ struct sim_slot {
   /* position of (domain, instance_id) among all slots, fixed at seed load:
    * the per-certificate lists compare ranks instead of strings */
   size_t rank;
+};
+
+/* A slot in rank order. The slots of one domain are adjacent in that order
+ * (one per gateway that has it, by instance id); run is the rank of the
+ * domain's first slot. gw is here so that a domain's run is searched for a
+ * gateway without touching the slots themselves. */
+struct sim_ranked {
+  size_t slot;
+  size_t gw;
+  size_t run;
 };
 
 /* One slot a write names, with the verify flag it asks for. */
@@ -132,8 +141,8 @@ struct sim_cert {
   char *signature_algorithm;
   char *algorithm_type;
   bool trusted_root_ca;
-  /* bound slots as their ranks, ascending (sim->rank_slot maps a rank back
-   * to its slot): merges and searches compare integers, not strings */
+  /* bound slots as their ranks, ascending (sim->ranked maps a rank back to
+   * its slot): merges and searches compare integers, not strings */
   size_t *ranks;
   size_t nslots;
   size_t capslots;
@@ -325,7 +334,10 @@ struct sim {
   size_t ncerts;
   struct sim_slot *slots;
   size_t nslots;
-  size_t *rank_slot; /* rank -> slot (see sim_slot.rank) */
+  struct sim_ranked *ranked; /* rank -> slot (see sim_slot.rank) */
+  /* domain -> the rank of its first slot: one lookup finds the domain on
+   * every gateway (no per-gateway key to build or hash) */
+  struct sim_map domain_ix;
   /* per slot, the rendered JSON of its list item (sim_http.c), made on
    * first use under world_rw (read) and published with a CAS; freed
    * with the slots (sim_world_free, under world_rw written) */
@@ -368,6 +380,11 @@ int64_t sim_mono_ms(void);
 long sim_find_cert(const struct sim *sim, const char *id);
 long sim_find_gw(const struct sim *sim, const char *instance_id);
 long sim_find_slot(const struct sim *sim, size_t gw, const char *domain);
+/* The run (rank of the first slot) of a domain on any gateway, -1 if no
+ * gateway has it; then its slot on gateway gw, -1 if gw does not have it.
+ * A write looks a domain up once for all of its instance ids. */
+long sim_find_domain(const struct sim *sim, const char *domain);
+long sim_domain_slot(const struct sim *sim, long run, size_t gw);
 long sim_find_project(const struct sim *sim, const char *id);
 bool sim_san_covers(const struct sim_cert *c, const char *domain);
 /* Bind slot to cert (or unbind with cert < 0); keeps the per-certificate
@@ -388,7 +405,7 @@ size_t sim_cert_domain_start(const struct sim *sim, size_t cert,
 /* The i-th bound slot of a certificate, in list order. */
 static inline size_t sim_cert_slot(const struct sim *sim, size_t cert, size_t i)
 {
-  return sim->rank_slot[sim->certs[cert].ranks[i]];
+  return sim->ranked[sim->certs[cert].ranks[i]].slot;
 }
 /* The slots of a certificate visible to reads now (state as of now -
  * visibility delay), sorted. *out is malloc'd; verify flags in *vflags. */

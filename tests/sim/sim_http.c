@@ -443,12 +443,13 @@ static bool attach_targets(struct sim *sim, struct sim_req *r, long cert,
   yajl_val ids = obj_get(e, "instance_ids");
   yajl_val vf = obj_get(e, "verified_client_certificate_enabled");
   bool verify = vf ? YAJL_IS_TRUE(vf) : sim->certs[cert].trusted_root_ca;
+  long run = sim_find_domain(sim, dom); /* once for all the instance ids */
   size_t before = p->n;
   for (size_t i = 0; ids && i < ids->u.array.len; i++) {
     long g = gw_in_project(sim, r, YAJL_GET_STRING(ids->u.array.values[i]));
     if (g < 0)
       return false;
-    long s = sim_find_slot(sim, (size_t)g, dom);
+    long s = sim_domain_slot(sim, run, (size_t)g);
     if (s < 0) {
       set_error(r, 404, "APIG.3020", "The URL domain does not exist");
       return false;
@@ -459,7 +460,7 @@ static bool attach_targets(struct sim *sim, struct sim_req *r, long cert,
   /* no instance_ids: every gateway of the project with that domain */
   for (size_t g = 0; !ids && g < sim->ngws; g++) {
     long s = (long)sim->gws[g].project == r->project
-                 ? sim_find_slot(sim, g, dom)
+                 ? sim_domain_slot(sim, run, g)
                  : -1;
     if (s >= 0 && plan_add(p, (size_t)s, verify))
       return false;
@@ -481,11 +482,12 @@ static bool detach_targets(struct sim *sim, struct sim_req *r, long cert,
 {
   const char *dom = YAJL_GET_STRING(obj_get(e, "domain"));
   yajl_val ids = obj_get(e, "instance_ids");
+  long run = ids ? sim_find_domain(sim, dom) : -1;
   for (size_t i = 0; ids && i < ids->u.array.len; i++) {
     long g = gw_in_project(sim, r, YAJL_GET_STRING(ids->u.array.values[i]));
     if (g < 0)
       return false;
-    long s = sim_find_slot(sim, (size_t)g, dom);
+    long s = sim_domain_slot(sim, run, (size_t)g);
     if (s >= 0 && sim->slots[s].cert == cert && plan_add(p, (size_t)s, false))
       return false;
   }

@@ -52,9 +52,23 @@ long sim_find_project(const struct sim *sim, const char *id)
   return map_find(&sim->project_ix, id);
 }
 
+long sim_find_domain(const struct sim *sim, const char *domain)
+{
+  return map_find(&sim->domain_ix, domain);
+}
+
+long sim_domain_slot(const struct sim *sim, long run, size_t gw)
+{
+  for (size_t r = (size_t)run;
+       run >= 0 && r < sim->nslots && sim->ranked[r].run == (size_t)run; r++)
+    if (sim->ranked[r].gw == gw)
+      return (long)sim->ranked[r].slot;
+  return -1;
+}
+
 long sim_find_slot(const struct sim *sim, size_t gw, const char *domain)
 {
-  return map_find(&sim->gws[gw].domains, domain);
+  return sim_domain_slot(sim, sim_find_domain(sim, domain), gw);
 }
 
 /* A SAN entry covers the domain exactly, or as "*.parent" for exactly one
@@ -92,22 +106,6 @@ static int slot_name_cmp_r(const void *a, const void *b, void *arg)
   return slot_name_cmp(arg, *(const size_t *)a, *(const size_t *)b);
 }
 
-/* Slots never change after the seed is loaded, so their order is computed
- * once; (domain, instance_id) is unique, so ranks are too. */
-static int rank_slots(struct sim *sim)
-{
-  sim->rank_slot = malloc((sim->nslots + 1) * sizeof(*sim->rank_slot));
-  if (!sim->rank_slot)
-    return -ENOMEM;
-  for (size_t i = 0; i < sim->nslots; i++)
-    sim->rank_slot[i] = i;
-  qsort_r(sim->rank_slot, sim->nslots, sizeof(*sim->rank_slot), slot_name_cmp_r,
-          sim);
-  for (size_t i = 0; i < sim->nslots; i++)
-    sim->slots[sim->rank_slot[i]].rank = i;
-  return 0;
-}
-
 static int rank_cmp(const void *a, const void *b)
 {
   size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -134,7 +132,7 @@ size_t sim_cert_domain_start(const struct sim *sim, size_t cert,
   size_t lo = 0, hi = c->nslots;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(sim->slots[sim->rank_slot[c->ranks[mid]]].domain, domain) < 0)
+    if (strcmp(sim->slots[sim->ranked[c->ranks[mid]].slot].domain, domain) < 0)
       lo = mid + 1;
     else
       hi = mid;
@@ -419,7 +417,7 @@ int sim_visible(struct sim *sim, size_t cert, size_t **out, bool **vflags,
   }
   size_t nov = sim->nlog ? build_overrides(sim, ov) : 0, k = 0;
   for (size_t i = 0; i < c->nslots; i++) {
-    size_t slot = sim->rank_slot[c->ranks[i]];
+    size_t slot = sim->ranked[c->ranks[i]].slot;
     if (!find_override(ov, nov, slot))
       res[k++] = slot;
   }
@@ -609,9 +607,6 @@ static int add_slot(struct loader *L, size_t gw, yajl_val d)
                                        : YAJL_GET_STRING(field(d, "domain"));
   if (!name || !*name || strlen(name) > 255)
     return LERR(L, "gateway %s: bad domain entry", sim->gws[gw].instance_id);
-  if (sim_find_slot(sim, gw, name) >= 0)
-    return LERR(L, "gateway %s: domain %s listed twice",
-                sim->gws[gw].instance_id, name);
   struct sim_slot *s = &sim->slots[sim->nslots];
   memset(s, 0, sizeof(*s));
   s->gw = gw;
@@ -629,7 +624,37 @@ static int add_slot(struct loader *L, size_t gw, yajl_val d)
   if (rc)
     return rc;
   hex_id(sim->gws[gw].instance_id, name, s->id);
-  return sim_map_put(&sim->gws[gw].domains, name, sim->nslots - 1);
+  return 0;
+}
+
+/* Slots never change after the seed is loaded, so their order is computed
+ * once: ranks, the rank -> slot table and the domain index. A domain listed
+ * twice on one gateway shows as two adjacent equal slots. */
+static int rank_slots(struct loader *L)
+{
+  struct sim *sim = L->sim;
+  size_t n = sim->nslots, *order = malloc((n + 1) * sizeof(*order));
+  sim->ranked = malloc((n + 1) * sizeof(*sim->ranked));
+  int rc = order && sim->ranked ? 0 : -ENOMEM;
+  for (size_t i = 0; !rc && i < n; i++)
+    order[i] = i;
+  if (!rc)
+    qsort_r(order, n, sizeof(*order), slot_name_cmp_r, sim);
+  for (size_t r = 0, run = 0; !rc && r < n; r++) {
+    struct sim_slot *s = &sim->slots[order[r]];
+    const struct sim_slot *prev = r ? &sim->slots[order[r - 1]] : NULL;
+    if (prev && slot_name_cmp(sim, order[r - 1], order[r]) == 0) {
+      rc = LERR(L, "gateway %s: domain %s listed twice",
+                sim->gws[s->gw].instance_id, s->domain);
+    } else if (!prev || strcmp(prev->domain, s->domain) != 0) {
+      run = r; /* the first slot of a domain */
+      rc = sim_map_put(&sim->domain_ix, s->domain, run);
+    }
+    s->rank = r;
+    sim->ranked[r] = (struct sim_ranked){order[r], s->gw, run};
+  }
+  free(order);
+  return rc;
 }
 
 static int load_gateways(struct loader *L, yajl_val root)
@@ -663,7 +688,7 @@ static int load_gateways(struct loader *L, yajl_val root)
     if (rc)
       return rc;
   }
-  return rank_slots(sim);
+  return rank_slots(L);
 }
 
 static int load_san(struct loader *L, struct sim_cert *c, yajl_val v)
@@ -893,7 +918,6 @@ void sim_world_free(struct sim *sim)
     free_project(&sim->projects[i]);
   for (size_t i = 0; i < sim->ngws; i++) {
     free(sim->gws[i].instance_id);
-    sim_map_free(&sim->gws[i].domains);
   }
   for (size_t i = 0; i < sim->ncerts; i++)
     free_cert(&sim->certs[i]);
@@ -911,20 +935,21 @@ void sim_world_free(struct sim *sim)
   free(sim->gws);
   free(sim->certs);
   free(sim->slots);
-  free(sim->rank_slot);
+  free(sim->ranked);
   free((void *)sim->items);
   free(sim->log);
   free(sim->tokens);
   sim_map_free(&sim->project_ix);
   sim_map_free(&sim->gw_ix);
   sim_map_free(&sim->cert_ix);
+  sim_map_free(&sim->domain_ix);
   sim_map_free(&sim->ak_ix);
   sim_map_free(&sim->token_ix);
   sim->projects = NULL;
   sim->gws = NULL;
   sim->certs = NULL;
   sim->slots = NULL;
-  sim->rank_slot = NULL;
+  sim->ranked = NULL;
   sim->items = NULL;
   sim->log = NULL;
   sim->tokens = NULL;
@@ -1078,7 +1103,7 @@ int sim_state_gen(yajl_gen g, const struct sim *sim)
   for (size_t c = 0; c < sim->ncerts; c++) {
     const struct sim_cert *cert = &sim->certs[c];
     for (size_t i = 0; i < cert->nslots; i++) {
-      const struct sim_slot *s = &sim->slots[sim->rank_slot[cert->ranks[i]]];
+      const struct sim_slot *s = &sim->slots[sim->ranked[cert->ranks[i]].slot];
       yajl_gen_map_open(g);
       rc |= sim_gen_kv_str(g, "certificate_id", cert->id);
       rc |= sim_gen_kv_str(g, "instance_id", sim->gws[s->gw].instance_id);

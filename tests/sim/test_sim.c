@@ -45,6 +45,7 @@ static char s_dir[256];
 static char s_ca[300];
 static struct child s_sim;
 static struct child s_big;
+static struct child s_batch; /* a world for batched writes (see below) */
 
 /* ---- HTTP helper ------------------------------------------------------- */
 
@@ -247,15 +248,15 @@ static int bound(const char *cert, const char *gw, const char *domain)
 
 /* ---- signing ----------------------------------------------------------- */
 
-/* AK/SK-signed request through daemon/sign.h, signing host, content-type
- * (with a body) and x-sdk-date, dated t. */
-static void signed_at(const char *ak, const char *sk, time_t t,
-                      const char *method, const char *path, const char *query,
-                      const char *body, struct resp *out)
+/* AK/SK-signed request to c through daemon/sign.h, signing host,
+ * content-type (with a body) and x-sdk-date, dated t. */
+static void signed_at_on(const struct child *c, const char *ak, const char *sk,
+                         time_t t, const char *method, const char *path,
+                         const char *query, const char *body, struct resp *out)
 {
   char date[SIGN_DATE_LEN + 1], host[128], target[1024];
   assert_int_equal(sign_format_date(t, date), 0);
-  const char *hp = strstr(s_sim.base, "//") + 2;
+  const char *hp = strstr(c->base, "//") + 2;
   snprintf(host, sizeof(host), "%s", hp);
   struct sign_header hs[3] = {{"Host", host},
                               {"X-Sdk-Date", date},
@@ -280,7 +281,14 @@ static void signed_at(const char *ak, const char *sk, time_t t,
                         "Content-Type: application/json", NULL};
   snprintf(target, sizeof(target), "%s%s%s", path, query ? "?" : "",
            query ? query : "");
-  http(method, target, body, hdrs, out);
+  http_on(c, method, target, body, hdrs, out);
+}
+
+static void signed_at(const char *ak, const char *sk, time_t t,
+                      const char *method, const char *path, const char *query,
+                      const char *body, struct resp *out)
+{
+  signed_at_on(&s_sim, ak, sk, t, method, path, query, body, out);
 }
 
 static void signed_req(const char *method, const char *path, const char *query,
@@ -416,6 +424,58 @@ static int write_big_seed(const char *path)
   return fclose(f);
 }
 
+/* Three gateways whose instance-id order (a < b < c) differs from their
+ * seed order (c, a, b), each with b00..b39 registered in a scrambled order
+ * (gw-b lacks b39), so that neither slot nor gateway numbering matches
+ * list order. X holds the even domains everywhere, Y every 4th (from b01)
+ * on gw-a. */
+#define CERT_X "e17be832f2e9441c8127fe48e3b5ac67"
+#define CERT_Y "e27be832f2e9441c8127fe48e3b5ac67"
+#define X_PATH CERTS_PATH CERT_X "/domains/"
+#define Y_PATH CERTS_PATH CERT_Y "/domains/"
+static const char *const s_bgw[] = {"gw-c", "gw-a", "gw-b"};
+
+static int write_batch_seed(const char *path)
+{
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fprintf(f,
+          "{\"projects\":[{\"id\":\"%s\",\"credentials\":[{\"ak\":"
+          "\"AccessKey\",\"sk\":\"SecretKey\"}]}],\"gateways\":[",
+          PROJECT);
+  for (int g = 0; g < 3; g++) {
+    fprintf(f, "%s{\"instance_id\":\"%s\",\"project\":\"%s\",\"domains\":[",
+            g ? "," : "", s_bgw[g], PROJECT);
+    for (int i = 0, n = 0; i < 40; i++) {
+      int d = (i * 7 + g * 3) % 40; /* 7 and 40 are coprime */
+      if (!(g == 2 && d == 39))
+        fprintf(f, "%s\"b%02d.example.com\"", n++ ? "," : "", d);
+    }
+    fprintf(f, "]}");
+  }
+  fprintf(f,
+          "],\"certificates\":[{\"id\":\"%s\",\"project\":\"%s\",\"san\":"
+          "[\"*.example.com\"]},{\"id\":\"%s\",\"project\":\"%s\",\"san\":"
+          "[\"*.example.com\"]}],\"bindings\":[",
+          CERT_X, PROJECT, CERT_Y, PROJECT);
+  const char *sep = "";
+  for (int d = 0; d < 40; d++)
+    for (int g = 0; g < 3; g++) {
+      const char *cert = d % 2 == 0             ? CERT_X
+                         : d % 4 == 1 && g == 1 ? CERT_Y
+                                                : NULL;
+      if (cert)
+        fprintf(f,
+                "%s{\"certificate\":\"%s\",\"instance_id\":\"%s\","
+                "\"domain\":\"b%02d.example.com\"}",
+                sep, cert, s_bgw[g], d);
+      sep = cert ? "," : sep;
+    }
+  fprintf(f, "]}\n");
+  return fclose(f);
+}
+
 static int group_setup(void **state)
 {
   snprintf(s_dir, sizeof(s_dir), "/tmp/apig-sim-test.XXXXXX");
@@ -429,22 +489,27 @@ static int group_setup(void **state)
   snprintf(big, sizeof(big), "%s/big.json", s_dir);
   if (write_big_seed(big) != 0)
     return -1;
+  char batch[300];
+  snprintf(batch, sizeof(batch), "%s/batch.json", s_dir);
+  if (write_batch_seed(batch) != 0)
+    return -1;
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (start_sim(&s_sim, SIM_DIR "/world-test.json", true, "main") != 0)
+  if (start_sim(&s_sim, SIM_DIR "/world-test.json", true, "main") != 0 ||
+      start_sim(&s_batch, batch, true, "batch") != 0)
     return -1;
   return start_sim(&s_big, big, false, "big");
 }
 
 static int group_teardown(void **state)
 {
-  int a = stop_sim(&s_sim), b = stop_sim(&s_big);
+  int a = stop_sim(&s_sim), b = stop_sim(&s_big), c = stop_sim(&s_batch);
   curl_global_cleanup();
   char cmd[400];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
   if (system(cmd) != 0)
     return -1;
   /* apig-sim exits 0 on SIGTERM */
-  return a == 0 && b == 0 ? 0 : -1;
+  return a == 0 && b == 0 && c == 0 ? 0 : -1;
 }
 
 static int reset_world(void **state)
@@ -1493,6 +1558,334 @@ static void test_stats_and_reset(void **state)
   resp_free(&r);
 }
 
+/* ---- tests: batched writes (s_batch) ----------------------------------- */
+
+/* One entry of a write body: domain bNN, the gateways named by ids
+ * ("cab" = gw-c, gw-a, gw-b; NULL = no instance_ids), flag or NULL. */
+struct entry {
+  const char *domain; /* full name, or NULL for b%02d of num */
+  int num;
+  const char *ids;
+  const char *flag;
+};
+
+static void entry_json(char *buf, size_t len, const struct entry *e)
+{
+  char dom[64], ids[128] = "";
+  if (e->domain)
+    snprintf(dom, sizeof(dom), "%s", e->domain);
+  else
+    snprintf(dom, sizeof(dom), "b%02d.example.com", e->num);
+  for (size_t i = 0; e->ids && e->ids[i]; i++) {
+    size_t at = strlen(ids);
+    const char *gw = e->ids[i] == 'x' ? "gw-unknown" : NULL;
+    char tmp[16];
+    if (!gw) {
+      snprintf(tmp, sizeof(tmp), "gw-%c", e->ids[i]);
+      gw = tmp;
+    }
+    snprintf(ids + at, sizeof(ids) - at, "%s\"%s\"", i ? "," : "", gw);
+  }
+  snprintf(buf, len, "{\"domain\":\"%s\"%s%s%s%s%s}", dom,
+           e->ids ? ",\"instance_ids\":[" : "", e->ids ? ids : "",
+           e->ids ? "]" : "",
+           e->flag ? ",\"verified_client_certificate_"
+                     "enabled\":"
+                   : "",
+           e->flag ? e->flag : "");
+}
+
+/* POST {"domains":[entries]} to s_batch; returns the status */
+static long batch_write(const char *path, const struct entry *e, size_t n,
+                        struct resp *out)
+{
+  size_t cap = 256 * (n + 1), at;
+  char *body = malloc(cap);
+  assert_non_null(body);
+  at = (size_t)snprintf(body, cap, "{\"domains\":[");
+  for (size_t i = 0; i < n; i++) {
+    char one[256];
+    entry_json(one, sizeof(one), &e[i]);
+    at += (size_t)snprintf(body + at, cap - at, "%s%s", i ? "," : "", one);
+  }
+  snprintf(body + at, cap - at, "]}");
+  signed_at_on(&s_batch, "AccessKey", "SecretKey", time(NULL), "POST", path,
+               NULL, body, out);
+  free(body);
+  return out->status;
+}
+
+/* The same entries one write per (domain, instance id) binding, in order
+ * (an entry without instance_ids stays one write). */
+static void one_by_one(const char *path, const struct entry *e, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    size_t k = e[i].ids ? strlen(e[i].ids) : 1;
+    for (size_t j = 0; j < k; j++) {
+      struct entry one = e[i];
+      char id[2] = {e[i].ids ? e[i].ids[j] : 0, 0};
+      one.ids = e[i].ids ? id : NULL;
+      struct resp r;
+      batch_write(path, &one, 1, &r);
+      resp_free(&r);
+    }
+  }
+}
+
+static void batch_admin(const char *method, const char *path, const char *json,
+                        struct resp *out)
+{
+  http_on(&s_batch, method, path, json, NULL, out);
+  assert_int_equal(out->cc, CURLE_OK);
+  assert_true(out->status == 200 || out->status == 204);
+}
+
+static void batch_reset(void)
+{
+  struct resp r;
+  batch_admin("POST", "/__sim/reset", NULL, &r);
+  resp_free(&r);
+}
+
+/* What a batch must leave exactly as the one-by-one writes do: the truth
+ * (every certificate's list, in list order), both lists as read, and the
+ * binding counters. */
+struct outcome {
+  char *state;
+  char *list_x;
+  char *list_y;
+  long long changed;
+  long long unbound;
+};
+
+static char *take_body(struct resp *r)
+{
+  char *b = r->body;
+  r->body = NULL;
+  resp_free(r);
+  assert_non_null(b);
+  return b;
+}
+
+static char *batch_list(const char *cert)
+{
+  char path[256];
+  struct resp r;
+  snprintf(path, sizeof(path), CERTS_PATH "%s/attached-domains", cert);
+  signed_at_on(&s_batch, "AccessKey", "SecretKey", time(NULL), "GET", path,
+               "limit=500", NULL, &r);
+  assert_int_equal(r.status, 200);
+  return take_body(&r);
+}
+
+static void outcome_get(struct outcome *o)
+{
+  struct resp r;
+  batch_admin("GET", "/__sim/state", NULL, &r);
+  o->state = take_body(&r);
+  batch_admin("GET", "/__sim/stats", NULL, &r);
+  yajl_val v = parse(&r);
+  o->changed = jint(v, "bindings_changed", NULL);
+  o->unbound = jint(v, "unbound_transitions", NULL);
+  yajl_tree_free(v);
+  resp_free(&r);
+  o->list_x = batch_list(CERT_X);
+  o->list_y = batch_list(CERT_Y);
+}
+
+static void outcome_equal(struct outcome *a, struct outcome *b)
+{
+  assert_string_equal(a->state, b->state);
+  assert_string_equal(a->list_x, b->list_x);
+  assert_string_equal(a->list_y, b->list_y);
+  assert_int_equal(a->changed, b->changed);
+  assert_int_equal(a->unbound, b->unbound);
+  struct outcome *o[] = {a, b};
+  for (size_t i = 0; i < 2; i++) {
+    free(o[i]->state);
+    free(o[i]->list_x);
+    free(o[i]->list_y);
+  }
+}
+
+/* Every certificate's bindings in /__sim/state come in list order (domain,
+ * then instance id, strictly increasing); returns how many cert has. */
+static size_t check_sorted(const char *state, const char *cert)
+{
+  char err[128];
+  yajl_val v = yajl_tree_parse(state, err, sizeof(err));
+  assert_non_null(v);
+  const char *p[] = {"bindings", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  assert_non_null(a);
+  size_t n = 0;
+  for (size_t i = 0; i < a->u.array.len; i++) {
+    yajl_val b = a->u.array.values[i];
+    const char *c = jstr(b, "certificate_id", NULL);
+    n += !strcmp(c, cert);
+    if (i == 0 ||
+        strcmp(c, jstr(a->u.array.values[i - 1], "certificate_id", NULL)))
+      continue;
+    yajl_val q = a->u.array.values[i - 1];
+    int d = strcmp(jstr(q, "domain", NULL), jstr(b, "domain", NULL));
+    assert_true(d < 0 || (d == 0 && strcmp(jstr(q, "instance_id", NULL),
+                                           jstr(b, "instance_id", NULL)) < 0));
+  }
+  yajl_tree_free(v);
+  return n;
+}
+
+static int batch_verify(const char *domain, const char *gw)
+{
+  struct resp r;
+  batch_admin("GET", "/__sim/state", NULL, &r);
+  yajl_val v = parse(&r);
+  const char *p[] = {"bindings", NULL};
+  yajl_val a = yajl_tree_get(v, p, yajl_t_array);
+  int res = -1;
+  for (size_t i = 0; a && i < a->u.array.len; i++) {
+    yajl_val b = a->u.array.values[i];
+    const char *q[] = {"verified_client_certificate_enabled", NULL};
+    if (!strcmp(jstr(b, "domain", NULL), domain) &&
+        !strcmp(jstr(b, "instance_id", NULL), gw))
+      res = YAJL_IS_TRUE(yajl_tree_get(b, q, yajl_t_any));
+  }
+  yajl_tree_free(v);
+  resp_free(&r);
+  return res;
+}
+
+static void test_batch_attach_moves(void **state)
+{
+  /* b07 twice (flag on, then off again), b29..b00 from X, Y or unbound
+   * on all three gateways, and b39 on every gateway that has it */
+  struct entry e[32] = {{NULL, 7, "cab", "true"}};
+  for (int i = 0; i < 30; i++)
+    e[1 + i] = (struct entry){NULL, 29 - i, "acb", "false"};
+  e[31] = (struct entry){NULL, 39, NULL, NULL};
+  struct outcome batch, single;
+  struct resp r;
+  batch_reset();
+  assert_int_equal(batch_write(Y_PATH "attach", e, 32, &r), 204);
+  resp_free(&r);
+  outcome_get(&batch);
+  /* X keeps b30..b38 (5 domains x 3 gateways); Y has b00..b29 everywhere,
+   * b39 on gw-a and gw-c, and its own b33 and b37 on gw-a */
+  assert_int_equal(check_sorted(batch.state, CERT_X), 15);
+  assert_int_equal(check_sorted(batch.state, CERT_Y), 90 + 2 + 2);
+  assert_int_equal(batch_verify("b07.example.com", "gw-b"), 0);
+  batch_reset();
+  one_by_one(Y_PATH "attach", e, 32);
+  outcome_get(&single);
+  outcome_equal(&batch, &single);
+}
+
+static void test_batch_detach(void **state)
+{
+  /* with and without instance_ids, a binding of another certificate (b01
+   * on gw-a is Y's) and a domain already gone */
+  const struct entry e[] = {{NULL, 2, "ba", NULL},  {NULL, 4, NULL, NULL},
+                            {NULL, 1, "a", NULL},   {NULL, 6, "c", NULL},
+                            {NULL, 4, NULL, NULL},  {NULL, 38, NULL, NULL},
+                            {NULL, 10, "cab", NULL}};
+  size_t n = sizeof(e) / sizeof(e[0]);
+  struct outcome batch, single;
+  struct resp r;
+  batch_reset();
+  assert_int_equal(batch_write(X_PATH "detach", e, n, &r), 204);
+  resp_free(&r);
+  outcome_get(&batch);
+  assert_int_equal(check_sorted(batch.state, CERT_X), 60 - 2 - 3 - 1 - 3 - 3);
+  assert_int_equal(check_sorted(batch.state, CERT_Y), 10);
+  assert_int_equal(batch.unbound, 12);
+  batch_reset();
+  one_by_one(X_PATH "detach", e, n);
+  outcome_get(&single);
+  outcome_equal(&batch, &single);
+}
+
+static void test_batch_partial_and_atomic(void **state)
+{
+  /* b10 is fine, nope.example.com is not registered (the error reported),
+   * b11 names an unknown gateway (dropped whole), b12 is fine */
+  const struct entry e[] = {{NULL, 10, "a", NULL},
+                            {"nope.example.com", 0, "a", NULL},
+                            {NULL, 11, "ax", NULL},
+                            {NULL, 12, "bc", "true"}};
+  const struct entry good[] = {e[0], e[3]};
+  struct outcome before, batch, single;
+  struct resp r;
+  batch_reset();
+  outcome_get(&before);
+  /* atomic (the default): nothing at all */
+  assert_int_equal(batch_write(Y_PATH "attach", e, 4, &r), 404);
+  expect_error(&r, 404, "APIG.3020");
+  resp_free(&r);
+  outcome_get(&batch);
+  outcome_equal(&before, &batch);
+  /* partial: the valid entries, the first error */
+  batch_admin("POST", "/__sim/settings", "{\"atomic_batches\":false}", &r);
+  resp_free(&r);
+  assert_int_equal(batch_write(Y_PATH "attach", e, 4, &r), 404);
+  expect_error(&r, 404, "APIG.3020");
+  resp_free(&r);
+  outcome_get(&batch);
+  assert_int_equal(check_sorted(batch.state, CERT_Y), 10 + 3);
+  assert_int_equal(batch_verify("b11.example.com", "gw-a"), -1);
+  assert_int_equal(batch_verify("b12.example.com", "gw-c"), 1);
+  batch_reset();
+  one_by_one(Y_PATH "attach", good, 2);
+  outcome_get(&single);
+  outcome_equal(&batch, &single);
+}
+
+/* A batch move under a visibility delay: reads see the old lists until
+ * the delay has passed, then the new ones. */
+static void test_batch_visibility(void **state)
+{
+  struct entry e[10];
+  for (int i = 0; i < 10; i++)
+    e[i] = (struct entry){NULL, 2 * i, "abc", NULL};
+  struct resp r;
+  batch_reset();
+  char *x0 = batch_list(CERT_X), *y0 = batch_list(CERT_Y);
+  batch_admin("POST", "/__sim/settings", "{\"visibility_delay_ms\":600}", &r);
+  resp_free(&r);
+  assert_int_equal(batch_write(Y_PATH "attach", e, 10, &r), 204);
+  resp_free(&r);
+  char *x1 = batch_list(CERT_X), *y1 = batch_list(CERT_Y);
+  assert_string_equal(x0, x1);
+  assert_string_equal(y0, y1);
+  usleep(700 * 1000);
+  char *y2 = batch_list(CERT_Y);
+  assert_true(strstr(y2, "\"total\":40"));
+  free(x0);
+  free(y0);
+  free(x1);
+  free(y1);
+  free(y2);
+}
+
+/* The seed check for a domain listed twice on one gateway survives the
+ * move of slot lookups to the domain index. */
+static void test_seed_duplicate_domain(void **state)
+{
+  char path[300];
+  snprintf(path, sizeof(path), "%s/dup.json", s_dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f,
+          "{\"projects\":[{\"id\":\"%s\"}],\"gateways\":[{\"instance_id\":"
+          "\"g1\",\"project\":\"%s\",\"domains\":[\"a.example.com\","
+          "\"b.example.com\"]},{\"instance_id\":\"g2\",\"project\":\"%s\","
+          "\"domains\":[\"a.example.com\",\"b.example.com\","
+          "\"a.example.com\"]}]}\n",
+          PROJECT, PROJECT, PROJECT);
+  assert_int_equal(fclose(f), 0);
+  char *argv[] = {SIM_BIN, "--seed-file", path, NULL};
+  assert_int_equal(run_cmd(argv), 1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1526,6 +1919,11 @@ int main(void)
       cmocka_unit_test_setup(test_fault_resets, reset_world),
       cmocka_unit_test_setup(test_fault_slow_body, reset_world),
       cmocka_unit_test_setup(test_stats_and_reset, reset_world),
+      cmocka_unit_test(test_batch_attach_moves),
+      cmocka_unit_test(test_batch_detach),
+      cmocka_unit_test(test_batch_partial_and_atomic),
+      cmocka_unit_test(test_batch_visibility),
+      cmocka_unit_test(test_seed_duplicate_domain),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
