@@ -464,10 +464,30 @@ def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
         confirm_pages = pages(ndomains * ngw)
         # Critical path of one certificate: its read (one page: the new
         # certificate has nothing yet), its writes one after another, then
-        # the confirmation read of all its pages (pages are sequential).
-        res["critical_requests"] = 1 + writes + confirm_pages
+        # one confirmation round: a client that wrote the bindings knows how
+        # many pages to expect and can read them at once (certbind does).
+        res["writes_per_certificate"] = writes
+        res["confirm_pages"] = confirm_pages
+        res["critical_requests"] = 1 + writes + 1
         res["lower_bound_s"] = res["critical_requests"] * LATENCY_MS / 1000.0
+        # SPEC 4: an account's first request goes alone, one more latency
+        res["lower_bound_spec_s"] = res["lower_bound_s"] + LATENCY_MS / 1000.0
+        # the bound of earlier versions: the pages read one after another
+        res["sequential_pages_bound_s"] = \
+            (1 + writes + confirm_pages) * LATENCY_MS / 1000.0
         res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
+        # one pass is noisy on 2 shared cores: the same pass again, from
+        # the same state, for a median
+        runs = [res["certbind"]["pass_done"].get("duration_ms")]
+        for _ in range(args.rollout_runs - 1):
+            sim.reset()
+            state = os.path.join(tmp, "state")
+            for f in os.listdir(state):
+                os.unlink(os.path.join(state, f))
+            r = run_certbind(tools, tmp, cfg)
+            if check_converged(sim, w) == 0 and r["rc"] == 0:
+                runs.append(r["pass_done"].get("duration_ms"))
+        res["certbind"]["pass_runs_ms"] = sorted(x for x in runs if x)
         res["unbound_transitions"] = sim.stats().get("unbound_transitions")
         stages = competitor_stages(w, batch)
         competitors(tools, tmp, sim, w, stages, res)
@@ -778,17 +798,23 @@ def report(results, meta):
     s2 = results.get("rollout")
     if s2:
         c = s2["certbind"]
+        runs2 = [x / 1000.0 for x in c.get("pass_runs_ms") or
+                 [c["pass_done"].get("duration_ms") or 0]]
+        med2 = runs2[len(runs2) // 2]
         L += ["### Scenario 2: fleet rollout (%d certificates × %d domains × %d gateways = %d bindings, batch %d)"
               % (s2["certificates"], s2["domains"], s2["gateways"], s2["bindings"], s2["batch_size"]), "",
-              "Lower bound: per certificate %d sequential requests (1 read + %d writes + %d confirmation pages) × %d ms = %.2f s."
-              % (s2["critical_requests"], math.ceil(s2["domains"] / s2["batch_size"]),
-                 s2["critical_requests"] - 1 - math.ceil(s2["domains"] / s2["batch_size"]),
-                 s2["latency_ms"], s2["lower_bound_s"]), "",
+              "Lower bound: per certificate %d requests one after another (1 read + %d writes + "
+              "1 confirmation round of %d pages read at once) × %d ms = **%.2f s**; with the account's "
+              "first request alone (SPEC §4) %.2f s. (Earlier versions of this file used %.2f s, which "
+              "counted the %d confirmation pages one after another; certbind reads them at once.)"
+              % (s2["critical_requests"], s2["writes_per_certificate"], s2["confirm_pages"],
+                 s2["latency_ms"], s2["lower_bound_s"], s2["lower_bound_spec_s"],
+                 s2["sequential_pages_bound_s"], s2["confirm_pages"]), "",
               "| metric | certbind |", "|---|---|",
               "| wall time (process) | %.2f s (%.2f× the lower bound) |" % (c["wall_s"], c["wall_s"] / s2["lower_bound_s"]),
-              "| pass time (pass.done) | %.2f s (%.2f×) |" % (
-                  (c["pass_done"].get("duration_ms") or 0) / 1000.0,
-                  (c["pass_done"].get("duration_ms") or 0) / 1000.0 / s2["lower_bound_s"]),
+              "| pass time (pass.done), median of %d passes | %.2f s (%.2f× the lower bound, %.2f× with the lone first request; min %.2f s, max %.2f s) |" % (
+                  len(runs2), med2, med2 / s2["lower_bound_s"], med2 / s2["lower_bound_spec_s"],
+                  runs2[0], runs2[-1]),
               "| requests | %d (%s) |" % (c["requests"], ", ".join("%s: %d" % kv for kv in sorted(c["sim"].items()))),
               "| peak concurrent writes per certificate | %s |" % c.get("peak_writes_per_cert"),
               "| (gateway, domain) left without a certificate | %s |" % s2.get("unbound_transitions"),
@@ -884,6 +910,8 @@ def main():
     ap.add_argument("--no-curl", action="store_true")
     ap.add_argument("--no-scaling-competitors", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep work dirs")
+    ap.add_argument("--rollout-runs", type=int, default=9,
+                    help="scenario 2 passes for the median")
     args = ap.parse_args()
     tools = Tools(args.build, node=not args.no_node, curl=not args.no_curl)
     os.makedirs(args.out, exist_ok=True)
