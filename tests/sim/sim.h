@@ -393,9 +393,8 @@ bool sim_san_covers(const struct sim_cert *c, const char *domain);
 bool sim_slot_set(struct sim *sim, size_t slot, long cert, bool verify);
 /* What n calls of sim_slot_set(t[i].slot, cert, t[i].verify) in order do
  * (same slots, flags, stats and visibility log), but each certificate's
- * list is updated once, by a merge, instead of one insert or delete per
- * slot: a write of a few hundred bindings costs a few microseconds.
- * Returns how many of the calls changed something. */
+ * list is updated once, by one pass over it, instead of one binary search
+ * and memmove per slot. Returns how many of the calls changed something. */
 size_t sim_slots_set(struct sim *sim, const struct sim_target *t, size_t n,
                      long cert);
 /* The index in certs[cert].ranks of the first slot with that domain (or

@@ -59,8 +59,10 @@ long sim_find_domain(const struct sim *sim, const char *domain)
 
 long sim_domain_slot(const struct sim *sim, long run, size_t gw)
 {
+  if (run < 0)
+    return -1;
   for (size_t r = (size_t)run;
-       run >= 0 && r < sim->nslots && sim->ranked[r].run == (size_t)run; r++)
+       r < sim->nslots && sim->ranked[r].run == (size_t)run; r++)
     if (sim->ranked[r].gw == gw)
       return (long)sim->ranked[r].slot;
   return -1;
@@ -916,9 +918,8 @@ void sim_world_free(struct sim *sim)
 {
   for (size_t i = 0; i < sim->nprojects; i++)
     free_project(&sim->projects[i]);
-  for (size_t i = 0; i < sim->ngws; i++) {
+  for (size_t i = 0; i < sim->ngws; i++)
     free(sim->gws[i].instance_id);
-  }
   for (size_t i = 0; i < sim->ncerts; i++)
     free_cert(&sim->certs[i]);
   for (size_t i = 0; i < sim->nslots; i++) {
