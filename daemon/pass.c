@@ -1858,6 +1858,13 @@ static void on_reads_done(struct pass *p)
   f.nkv = 4;
   log_event(p->log, LOG_INFO, "plan", &f, NULL);
 
+  /* only a plan that is shown, saved or compared needs its checksum */
+  if ((p->opts.expect_checksum || !p->opts.write || p->opts.dry_run) &&
+      plan_checksum(p->cfg, &p->live, &p->plan) < 0) {
+    refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    finish(p);
+    return;
+  }
   if (p->opts.expect_checksum &&
       strcmp(p->opts.expect_checksum, p->plan.checksum) != 0) {
     refuse(p, PASS_REFUSED, "plan.stale",

@@ -525,7 +525,6 @@ int plan_compute(const struct config *cfg, struct live_state *live,
       qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
     if (out->nmoves > 1)
       qsort(out->moves, out->nmoves, sizeof(*out->moves), cmp_move);
-    rc = compute_checksum(cfg, live, out, out->checksum);
   }
 done:
   free(w);
@@ -534,6 +533,12 @@ done:
   if (rc)
     plan_free(out);
   return rc;
+}
+
+int plan_checksum(const struct config *cfg, const struct live_state *live,
+                  struct plan *p)
+{
+  return compute_checksum(cfg, live, p, p->checksum);
 }
 
 void plan_free(struct plan *p)

@@ -63,7 +63,8 @@ struct plan {
   size_t live_total;    /* live bindings on the file's gateways */
   size_t unknown_certs; /* certificates skipped: live state unknown */
   /* SHA-256 over the config file and the live state the plan was computed
-   * from: a stored plan is stale when it no longer matches. */
+   * from: a stored plan is stale when it no longer matches. "" until
+   * plan_checksum() (only plans that are shown or compared need it). */
   char checksum[65];
   /* Ledger entries to forget: owned bindings no longer live on their
    * certificate (detached by someone, or moved to another certificate). */
@@ -97,6 +98,10 @@ void live_state_free(struct live_state *ls);
  * point into cfg and live, which must outlive the plan. */
 int plan_compute(const struct config *cfg, struct live_state *live,
                  const struct ledger *ledger, struct plan *out);
+/* Fill p->checksum for the plan plan_compute made from cfg and live.
+ * 0 or -ENOMEM/-EIO. */
+int plan_checksum(const struct config *cfg, const struct live_state *live,
+                  struct plan *p);
 void plan_free(struct plan *p);
 
 const char *plan_op_name(enum plan_op op);

@@ -194,12 +194,16 @@ static void test_checksum_follows_live_state(void **state)
   live(f, 0, GW_A, "api.example.com", false);
   finish_live(f);
   assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p1), 0);
+  assert_string_equal(p1.checksum, ""); /* made only when asked for */
+  assert_int_equal(plan_checksum(&f->cfg, &f->live, &p1), 0);
   assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p2), 0);
+  assert_int_equal(plan_checksum(&f->cfg, &f->live, &p2), 0);
   assert_string_equal(p1.checksum, p2.checksum);
   assert_int_equal(strlen(p1.checksum), 64);
   live(f, 1, GW_B, "other.example.com", false);
   live_cert_finish(&f->live.certs[1]);
   assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p3), 0);
+  assert_int_equal(plan_checksum(&f->cfg, &f->live, &p3), 0);
   assert_string_not_equal(p1.checksum, p3.checksum);
   plan_free(&p1);
   plan_free(&p2);
@@ -277,6 +281,7 @@ static void test_checksum_bytes_and_item_order(void **state)
   live(f, 0, GW_A, "a.example.com", false);
   finish_live(f);
   assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(plan_checksum(&f->cfg, &f->live, &p), 0);
   assert_int_equal(p.nitems, 2);
   assert_int_equal(p.items[0].op, PLAN_ATTACH);
   assert_int_equal(p.items[1].op, PLAN_CHANGE);
