@@ -404,11 +404,19 @@ static bool parse_write_body(struct sim *sim, struct sim_req *r)
 
 /* ---- applying writes --------------------------------------------------- */
 
+#define PLAN_GW_MEMO 16
+
 struct plan {
   struct sim_target *v;
   size_t n;
   size_t cap;
   bool failed; /* first failure recorded in the request */
+  /* The entries of a write usually name the same few gateways: the ones
+   * found so far (ids point into the request's JSON), so that each is
+   * looked up in the gateway map once per request, not once per entry. */
+  const char *gw_id[PLAN_GW_MEMO];
+  long gw[PLAN_GW_MEMO];
+  size_t ngw;
 };
 
 static int plan_add(struct plan *p, size_t slot, bool verify)
@@ -435,6 +443,20 @@ static long gw_in_project(struct sim *sim, struct sim_req *r, const char *id)
   return g;
 }
 
+static long plan_gw(struct sim *sim, struct sim_req *r, struct plan *p,
+                    const char *id)
+{
+  for (size_t i = 0; i < p->ngw; i++)
+    if (!strcmp(p->gw_id[i], id))
+      return p->gw[i];
+  long g = gw_in_project(sim, r, id);
+  if (g >= 0 && p->ngw < PLAN_GW_MEMO) {
+    p->gw_id[p->ngw] = id;
+    p->gw[p->ngw++] = g;
+  }
+  return g;
+}
+
 /* The slots one attach entry names; the first error goes to r. */
 static bool attach_targets(struct sim *sim, struct sim_req *r, long cert,
                            yajl_val e, struct plan *p)
@@ -446,7 +468,7 @@ static bool attach_targets(struct sim *sim, struct sim_req *r, long cert,
   long run = sim_find_domain(sim, dom); /* once for all the instance ids */
   size_t before = p->n;
   for (size_t i = 0; ids && i < ids->u.array.len; i++) {
-    long g = gw_in_project(sim, r, YAJL_GET_STRING(ids->u.array.values[i]));
+    long g = plan_gw(sim, r, p, YAJL_GET_STRING(ids->u.array.values[i]));
     if (g < 0)
       return false;
     long s = sim_domain_slot(sim, run, (size_t)g);
@@ -484,7 +506,7 @@ static bool detach_targets(struct sim *sim, struct sim_req *r, long cert,
   yajl_val ids = obj_get(e, "instance_ids");
   long run = ids ? sim_find_domain(sim, dom) : -1;
   for (size_t i = 0; ids && i < ids->u.array.len; i++) {
-    long g = gw_in_project(sim, r, YAJL_GET_STRING(ids->u.array.values[i]));
+    long g = plan_gw(sim, r, p, YAJL_GET_STRING(ids->u.array.values[i]));
     if (g < 0)
       return false;
     long s = sim_domain_slot(sim, run, (size_t)g);
