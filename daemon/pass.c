@@ -1339,7 +1339,7 @@ static void parse_page_done(uv_work_t *req, int status)
   struct page_parse *w = (struct page_parse *)req;
   struct pass *p = w->p;
 
-  p->parsing--;
+  p->pool_work--;
   if (status < 0) {
     drop_job(p, w->j); /* cancelled: as an aborted read, nothing learnt */
   } else {
@@ -1371,7 +1371,7 @@ static int parse_page_off_loop(struct pass *p, struct job *j,
     return -1;
   }
   rs->body = NULL; /* taken (http.h) */
-  p->parsing++;
+  p->pool_work++;
   return 0;
 }
 
@@ -1829,7 +1829,8 @@ static void on_reads_done(struct pass *p)
 
   /* A certificate that could not be read gets no plan: its bindings are
    * reported failed with the read's error (pass_status). */
-  rc = plan_compute(p->cfg, &p->live, p->ledger, &p->plan);
+  rc = plan_compute_wanted(p->cfg, &p->live, p->ledger,
+                           p->wanted_ready ? &p->wanted : NULL, &p->plan);
   if (rc < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
     finish(p);
@@ -2028,7 +2029,7 @@ static void pump(struct pass *p)
   }
   progress_line(p, false);
 
-  if (p->in_flight == 0 && p->parsing == 0 &&
+  if (p->in_flight == 0 && p->pool_work == 0 &&
       (p->stopping || queue_pending(&p->queue) == 0)) {
     bool parked = false;
     for (uint32_t a = 0; a < p->cfg->naccounts; a++)
@@ -2175,6 +2176,55 @@ static int alloc_state(struct pass *p)
   return rc;
 }
 
+/* The plan's sort of the file's bindings needs nothing live: it runs on
+ * the thread pool while the reads are out (80,000 bindings: ~6 ms that
+ * were spent between the last read and the first write). The reads are
+ * not done (pump) until it is back. */
+struct wanted_work {
+  uv_work_t req; /* first: the request is the struct */
+  struct pass *p;
+  struct plan_wanted w;
+  int rc;
+};
+
+static void sort_wanted_work(uv_work_t *req)
+{
+  struct wanted_work *ww = (struct wanted_work *)req;
+
+  ww->rc = plan_wanted_make(ww->p->cfg, &ww->w);
+}
+
+static void sort_wanted_done(uv_work_t *req, int status)
+{
+  struct wanted_work *ww = (struct wanted_work *)req;
+  struct pass *p = ww->p;
+
+  p->pool_work--;
+  if (status == 0 && ww->rc == 0) {
+    p->wanted = ww->w; /* taken */
+    p->wanted_ready = true;
+  } else {
+    plan_wanted_free(&ww->w); /* the plan sorts them itself */
+  }
+  free(ww);
+  pump(p);
+}
+
+static void sort_wanted_off_loop(struct pass *p)
+{
+  struct wanted_work *ww = calloc(1, sizeof(*ww));
+
+  if (!ww)
+    return;
+  ww->p = p;
+  if (uv_queue_work(p->loop, &ww->req, sort_wanted_work, sort_wanted_done) <
+      0) {
+    free(ww);
+    return;
+  }
+  p->pool_work++;
+}
+
 int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
                const struct config *cfg, struct ledger *ledger,
                struct metrics *metrics, const struct log *log,
@@ -2236,6 +2286,7 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
   p->timer.data = p->soak.data = p;
   p->done = done;
   p->done_arg = arg;
+  sort_wanted_off_loop(p);
   pump(p);
   return 0;
 }
@@ -2261,7 +2312,7 @@ void pass_stop(struct pass *p)
     finish(p);
     return;
   }
-  if (p->in_flight == 0 && p->parsing == 0) {
+  if (p->in_flight == 0 && p->pool_work == 0) {
     if (p->phase == PHASE_READ)
       p->outcome = PASS_INTERRUPTED;
     finish(p);
@@ -2378,6 +2429,7 @@ void pass_free(struct pass *p)
   free(p->binding_item);
   free(p->wave_end);
   plan_free(&p->plan);
+  plan_wanted_free(&p->wanted);
   live_state_free(&p->live);
   queue_free(&p->queue);
   memset(p, 0, sizeof(*p));

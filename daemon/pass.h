@@ -109,7 +109,10 @@ struct pass {
   int phase;
   size_t reads_left;
   size_t in_flight;
-  size_t parsing; /* list pages being parsed on the thread pool */
+  size_t pool_work; /* jobs out on libuv's thread pool: page parses, the
+                       wanted bindings' sort */
+  struct plan_wanted wanted; /* sorted while the reads are out */
+  bool wanted_ready;
   size_t wave, nwaves;
   size_t *wave_end; /* plan item index where each wave ends */
   bool stopping;

@@ -477,20 +477,62 @@ static int compute_checksum(const struct config *cfg,
   return 0;
 }
 
+int plan_wanted_make(const struct config *cfg, struct plan_wanted *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->n = cfg->nbindings;
+  out->by_cert = collect_wanted(cfg);
+  if (!out->by_cert)
+    return -ENOMEM;
+  if (cfg->policy.mode != CONFIG_MODE_SYNC)
+    return 0;
+  out->by_pair = malloc((out->n ? out->n : 1) * sizeof(*out->by_pair));
+  if (!out->by_pair) {
+    plan_wanted_free(out);
+    return -ENOMEM;
+  }
+  memcpy(out->by_pair, out->by_cert, out->n * sizeof(*out->by_cert));
+  qsort(out->by_pair, out->n, sizeof(*out->by_pair), cmp_wanted_pair);
+  return 0;
+}
+
+void plan_wanted_free(struct plan_wanted *w)
+{
+  free(w->by_cert);
+  free(w->by_pair);
+  memset(w, 0, sizeof(*w));
+}
+
 int plan_compute(const struct config *cfg, struct live_state *live,
                  const struct ledger *ledger, struct plan *out)
 {
+  return plan_compute_wanted(cfg, live, ledger, NULL, out);
+}
+
+int plan_compute_wanted(const struct config *cfg, struct live_state *live,
+                        const struct ledger *ledger,
+                        const struct plan_wanted *wanted, struct plan *out)
+{
   struct builder bld = {.p = out};
-  struct wanted *w = NULL, *by_pair = NULL;
+  struct plan_wanted mine = {0};
+  const struct wanted *w;
   struct gw_index *gws = NULL;
-  int rc = -ENOMEM;
+  int rc;
 
   memset(out, 0, sizeof(*out));
-  if (live->ncerts != cfg->ncertificates)
+  if (live->ncerts != cfg->ncertificates ||
+      (wanted && wanted->n != cfg->nbindings))
     return -EINVAL;
-  w = collect_wanted(cfg);
+  if (!wanted || (!wanted->by_pair && cfg->policy.mode == CONFIG_MODE_SYNC)) {
+    rc = plan_wanted_make(cfg, &mine);
+    if (rc)
+      return rc;
+    wanted = &mine;
+  }
+  w = wanted->by_cert;
+  rc = -ENOMEM;
   gws = malloc((cfg->ngateways ? cfg->ngateways : 1) * sizeof(*gws));
-  if (!w || !gws)
+  if (!gws)
     goto done;
   for (size_t g = 0; g < cfg->ngateways; g++)
     gws[g] = (struct gw_index){cfg->gateways[g].instance_id, (uint32_t)g};
@@ -508,16 +550,8 @@ int plan_compute(const struct config *cfg, struct live_state *live,
     rc = diff_certificate(&bld, cfg, (uint32_t)c, w + start, i - start,
                           &live->certs[c], gws);
   }
-  if (rc == 0 && ledger && cfg->policy.mode == CONFIG_MODE_SYNC) {
-    by_pair = malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*by_pair));
-    if (!by_pair) {
-      rc = -ENOMEM;
-      goto done;
-    }
-    memcpy(by_pair, w, cfg->nbindings * sizeof(*w));
-    qsort(by_pair, cfg->nbindings, sizeof(*by_pair), cmp_wanted_pair);
-    rc = diff_ledger(&bld, cfg, live, ledger, w, by_pair, gws);
-  }
+  if (rc == 0 && ledger && cfg->policy.mode == CONFIG_MODE_SYNC)
+    rc = diff_ledger(&bld, cfg, live, ledger, w, wanted->by_pair, gws);
   if (rc == 0) {
     /* items is NULL when empty; diff_certificate pushes them in order
      * unless a certificate mixes ops or sync added detaches */
@@ -527,8 +561,7 @@ int plan_compute(const struct config *cfg, struct live_state *live,
       qsort(out->moves, out->nmoves, sizeof(*out->moves), cmp_move);
   }
 done:
-  free(w);
-  free(by_pair);
+  plan_wanted_free(&mine);
   free(gws);
   if (rc)
     plan_free(out);

@@ -98,6 +98,27 @@ void live_state_free(struct live_state *ls);
  * point into cfg and live, which must outlive the plan. */
 int plan_compute(const struct config *cfg, struct live_state *live,
                  const struct ledger *ledger, struct plan *out);
+struct wanted; /* private to plan.c */
+
+/* The file's wanted bindings sorted as plan_compute needs them. They
+ * depend on the file alone, so a pass sorts them while its reads are out
+ * (on the thread pool), not between its last read and its first write. */
+struct plan_wanted {
+  struct wanted *by_cert; /* by certificate, domain, instance */
+  struct wanted *by_pair; /* by instance, domain: sync mode only, or NULL */
+  size_t n;
+};
+
+/* Safe on any thread (reads cfg only). 0 or -ENOMEM. */
+int plan_wanted_make(const struct config *cfg, struct plan_wanted *out);
+void plan_wanted_free(struct plan_wanted *w);
+
+/* plan_compute with the sorted wanted bindings made beforehand from the
+ * same cfg (NULL: sorted here). */
+int plan_compute_wanted(const struct config *cfg, struct live_state *live,
+                        const struct ledger *ledger,
+                        const struct plan_wanted *wanted, struct plan *out);
+
 /* Fill p->checksum for the plan plan_compute made from cfg and live.
  * 0 or -ENOMEM/-EIO. */
 int plan_checksum(const struct config *cfg, const struct live_state *live,
