@@ -18,6 +18,7 @@
 #ifndef CERTBIND_SIM_H
 #define CERTBIND_SIM_H
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -321,6 +322,9 @@ struct sim_item; /* sim_http.c */
 
 struct sim {
   pthread_mutex_t mu;
+  /* HTTPS: the key of the TLS 1.3 session tickets every loop issues (a
+   * client may resume on any loop's socket); set before the loops start */
+  gnutls_datum_t ticket_key;
   /* held for reading while a response renders world strings outside mu;
    * written (after mu) only by /__sim/reset, which frees them */
   pthread_rwlock_t world_rw;

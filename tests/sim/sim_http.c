@@ -703,6 +703,17 @@ static const struct sim_item *slot_item(struct sim *sim, size_t slot)
   return it;
 }
 
+/* Every slot's item, made when the world is loaded (start, reset) rather
+ * on its first listing: a rollout lists every binding once, right after
+ * its writes, and yajl_gen at ~2 us per item was the simulator's largest
+ * cost on the cores it shares with the client under test. A slot whose
+ * item cannot be made now is made on first use, as before. */
+static void prerender_items(struct sim *sim)
+{
+  for (size_t i = 0; i < sim->nslots; i++)
+    (void)slot_item(sim, i);
+}
+
 /* {"total":N,"size":M,"bound_domains":[items]} assembled from the cached
  * items: the bytes yajl_gen (no beautify: no spaces, "%lld" integers) made
  * when it rendered the whole page. */
@@ -1215,6 +1226,8 @@ static void admin(struct sim *sim, struct sim_req *r, const char *url,
   else if (post && !strcmp(url, "/__sim/reset")) {
     pthread_rwlock_wrlock(&sim->world_rw);
     int rc = sim_reset(sim, err, sizeof(err));
+    if (!rc)
+      prerender_items(sim);
     pthread_rwlock_unlock(&sim->world_rw);
     if (rc)
       set_error(r, 500, "SIM.0500", "reset failed: %s", err);
@@ -1530,6 +1543,26 @@ static int claim_port(struct sockaddr_in *sa)
   return rc;
 }
 
+/* TLS 1.3 session tickets, as public HTTPS endpoints issue them (MHD
+ * leaves them off): a client's next connection resumes the session
+ * instead of verifying the certificate chain again. The session exists
+ * here, its handshake has not run yet. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  struct sim *sim = cls;
+  const union MHD_ConnectionInfo *ci;
+
+  (void)socket_context;
+  if (code != MHD_CONNECTION_NOTIFY_STARTED || !sim->ticket_key.data)
+    return;
+  ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (ci && ci->tls_session)
+    (void)gnutls_session_ticket_enable_server(ci->tls_session,
+                                              &sim->ticket_key);
+}
+
 static struct MHD_Daemon *start_daemon(struct sim *sim, struct sim_loop *loop,
                                        int fd, const char *tls_cert_pem,
                                        const char *tls_key_pem, unsigned limit)
@@ -1552,7 +1585,8 @@ static struct MHD_Daemon *start_daemon(struct sim *sim, struct sim_loop *loop,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
       MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)120, MHD_OPTION_URI_LOG_CALLBACK, on_uri, loop,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, loop, MHD_OPTION_ARRAY,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, loop,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, sim, MHD_OPTION_ARRAY,
       tls_cert_pem ? tls : none, MHD_OPTION_END);
 }
 
@@ -1574,6 +1608,9 @@ int sim_http_start(struct sim *sim, const char *tls_cert_pem,
   int rc = claim_port(&sa);
   if (rc)
     return rc;
+  if (tls_cert_pem && gnutls_session_ticket_key_generate(&sim->ticket_key))
+    return -ENOMEM;
+  prerender_items(sim);
   for (size_t i = 0; i < n; i++) {
     struct sim_loop *l = &sim->loops[i];
     int fd = -1;
@@ -1607,4 +1644,6 @@ void sim_http_stop(struct sim *sim)
   free(sim->loops);
   sim->loops = NULL;
   sim->nloops = 0;
+  gnutls_free(sim->ticket_key.data);
+  sim->ticket_key.data = NULL;
 }

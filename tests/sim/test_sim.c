@@ -538,6 +538,66 @@ static void test_request_id_everywhere(void **state)
   resp_free(&c);
 }
 
+struct tls_log {
+  char text[8192];
+  size_t len;
+};
+
+static int on_tls_debug(CURL *e, curl_infotype type, char *data, size_t n,
+                        void *ud)
+{
+  struct tls_log *l = ud;
+  (void)e;
+  if (type == CURLINFO_TEXT && n < sizeof(l->text) - l->len - 1) {
+    memcpy(l->text + l->len, data, n);
+    l->len += n;
+    l->text[l->len] = '\0';
+  }
+  return 0;
+}
+
+/* One GET of the admin stats on a new connection of its own, sharing TLS
+ * sessions through sh; curl's informational text goes to log. */
+static void stats_on_new_connection(CURLSH *sh, struct tls_log *log)
+{
+  char url[600];
+  struct resp r = {0};
+  CURL *e = curl_easy_init();
+  assert_non_null(e);
+  snprintf(url, sizeof(url), "%s/__sim/stats", s_sim.base);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_SHARE, sh);
+  curl_easy_setopt(e, CURLOPT_CAINFO, s_ca);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+  curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_tls_debug);
+  curl_easy_setopt(e, CURLOPT_DEBUGDATA, log);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+  assert_int_equal(curl_easy_perform(e), CURLE_OK);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  curl_easy_cleanup(e); /* the connection goes with the handle */
+}
+
+/* HTTPS issues TLS 1.3 session tickets: a client's next connection
+ * resumes the session instead of a full handshake. */
+static void test_tls_session_resumed(void **state)
+{
+  struct tls_log first = {0}, second = {0};
+  CURLSH *sh = curl_share_init();
+  (void)state;
+  assert_non_null(sh);
+  curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  stats_on_new_connection(sh, &first);
+  stats_on_new_connection(sh, &second);
+  assert_null(strstr(first.text, "SSL re-using session ID"));
+  if (!strstr(second.text, "SSL re-using session ID"))
+    fail_msg("second connection not resumed:\n%s", second.text);
+  curl_share_cleanup(sh);
+}
+
 static void test_unknown_route(void **state)
 {
   struct resp r;
@@ -1891,6 +1951,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_request_id_everywhere, reset_world),
       cmocka_unit_test_setup(test_unknown_route, reset_world),
+      cmocka_unit_test(test_tls_session_resumed),
       cmocka_unit_test_setup(test_show, reset_world),
       cmocka_unit_test_setup(test_token_issue_and_use, reset_world),
       cmocka_unit_test_setup(test_token_expiry_and_revocation, reset_world),
