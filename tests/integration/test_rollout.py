@@ -98,6 +98,42 @@ def wave_world(tmp, bad=()):
 
 
 class WavesTest(SimTestCase):
+    def test_full_pages_parsed_off_the_loop(self):
+        """520 bindings move on two gateways: the reads and confirmations
+        get full 500-binding pages (~250 KB, parsed on the thread pool)
+        and a short one (parsed in place); both count."""
+        w = World(self.tmp)
+        w.account("prod", limits={"requests_per_second": 1000,
+                                  "burst": 1000, "max_in_flight": 64})
+        domains = ["s%03d.big.example.com" % i for i in range(260)]
+        gws = ["edge-0", "edge-1"]
+        for g in gws:
+            w.gateway(g, "prod", domains)
+        old = w.certificate("old-big", "prod", ["*.big.example.com"])
+        new = w.certificate("new-big", "prod", ["*.big.example.com"])
+        for g in gws:
+            for d in domains:
+                w.bind("old-big", g, d)
+        w.want("new-big", gws, domains)
+        w.policy.update({"mode": "upsert", "batch_size": 50,
+                         "confirm_delay_ms": 0})
+        sim, cfg = self.start(w)
+        r = certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        done = [e for e in r.events() if e["event"] == "pass.done"][-1]
+        self.assertEqual(done["attached"], 520, done)
+        self.assertEqual(done["failed"] + done["pending"], 0, done)
+        state = sim.state()["bindings"]
+        self.assertEqual(len([b for b in state if b["certificate_id"] == new]),
+                         520)
+        self.assertFalse([b for b in state if b["certificate_id"] == old])
+        self.assertEqual(sim.stats()["unbound_transitions"], 0)
+        # a second pass reads the full pages again and has nothing to do
+        r = certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        done = [e for e in r.events() if e["event"] == "pass.done"][-1]
+        self.assertEqual(done["unchanged"], 520, done)
+
     def test_waves_in_order_each_confirmed(self):
         w, domains = wave_world(self.tmp)
         sim, cfg = self.start(w)
