@@ -524,7 +524,8 @@ static void copy_file(const char *from, const char *to)
 
 /* One GET on a fresh connection (the previous one is dropped by /reset
  * first): its curl code. */
-static CURLcode get_on_new_connection(struct ctx *c, int *done)
+static CURLcode get_on_new_connection_err(struct ctx *c, int *done, char *error,
+                                          size_t error_len)
 {
   struct call r, k;
   CURLcode code;
@@ -538,16 +539,23 @@ static CURLcode get_on_new_connection(struct ctx *c, int *done)
   code = k.code;
   if (code == CURLE_OK)
     assert_int_equal(k.status, 200);
+  if (error)
+    snprintf(error, error_len, "%s", k.error);
   call_free(&r);
   call_free(&k);
   return code;
+}
+
+static CURLcode get_on_new_connection(struct ctx *c, int *done)
+{
+  return get_on_new_connection_err(c, done, NULL, 0);
 }
 
 /* A CA file replaced while the engine runs (a rotated anchor) is what the
  * next new connection trusts, with no restart; a removed one fails closed. */
 static void test_ca_file_change_seen_by_new_connections(void **state)
 {
-  char ca[160];
+  char ca[160], err[256];
   struct ctx c;
   struct http_stats st;
   int done = 0;
@@ -565,7 +573,11 @@ static void test_ca_file_change_seen_by_new_connections(void **state)
   copy_file(W.good_crt, ca);
   assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
   assert_int_equal(unlink(ca), 0);
-  assert_int_equal(get_on_new_connection(&c, &done), CURLE_SSL_CACERT_BADFILE);
+  assert_int_equal(get_on_new_connection_err(&c, &done, err, sizeof err),
+                   CURLE_SSL_CACERT_BADFILE);
+  /* the error names the file and why */
+  assert_non_null(strstr(err, ca));
+  assert_non_null(strstr(err, "No such file"));
   http_get_stats(&c.h, &st);
   assert_true(st.connects >= 5);
   ctx_finish(&c);
