@@ -21,8 +21,10 @@ measured with GNU time: wall time, user+sys CPU, peak RSS.
 Writes OUT/results.json and OUT/results.md (the tables of RESULTS.md).
 """
 import argparse
+import datetime
 import json
 import math
+import re
 import os
 import shutil
 import signal
@@ -448,13 +450,56 @@ def scenario_throughput(tools, work, n, args, competitors_too=True,
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+LOG_LINE = re.compile(r"apig-sim: (\w+) (\S+) -> \d+ \S* ?([\d.]+)ms")
+
+
+def pass_start_wall(tmp):
+    with open(os.path.join(tmp, "certbind.err"), errors="replace") as f:
+        for line in f:
+            if line.startswith("{") and '"pass.start"' in line:
+                ts = json.loads(line)["ts"].replace("Z", "+00:00")
+                return datetime.datetime.fromisoformat(ts).timestamp()
+    return None
+
+
+def rollout_timeline(lines, mono_at_pass_start):
+    """When each step of every certificate's sequence reached apig-sim and
+    was answered (its request log, stamped on arrival), in seconds from
+    the pass's start: the read, each write, the confirmation pages."""
+    per_cert = {}
+    for tm, line in lines:
+        m = LOG_LINE.search(line)
+        if not m or "/apigw/certificates/" not in m.group(2):
+            continue
+        end = tm - mono_at_pass_start
+        cert = m.group(2).split("/")[5]
+        per_cert.setdefault(cert, []).append(
+            (end - float(m.group(3)) / 1000.0, end, m.group(1)))
+    steps = {}
+    for reqs in per_cert.values():
+        writes = 0
+        for start, end, method in sorted(reqs, key=lambda r: r[1]):
+            if method == "POST":
+                writes += 1
+                name = "write %d" % writes
+            else:
+                name = "read" if writes == 0 else "confirmation pages"
+            steps.setdefault(name, []).append((start, end))
+    order = sorted(steps, key=lambda k: min(s for s, _ in steps[k]))
+    return [{"step": k, "requests": len(steps[k]),
+             "first_start": min(s for s, _ in steps[k]),
+             "last_start": max(s for s, _ in steps[k]),
+             "first_end": min(e for _, e in steps[k]),
+             "last_end": max(e for _, e in steps[k])} for k in order]
+
+
 def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
                      batch=50):
     tmp = tempfile.mkdtemp(prefix="s2-", dir=work)
     pol = {"batch_size": batch}
     pol.update(confirm_policy(args))
     w = rollout_world(tmp, ncerts, ndomains, ngw, UNLIMITED, pol)
-    sim = Sim(tools, tmp, w)
+    sim = Sim(tools, tmp, w, log_requests=True)
     try:
         cfg = write_config(w, sim)
         res = {"certificates": ncerts, "domains": ndomains, "gateways": ngw,
@@ -488,6 +533,19 @@ def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
             if check_converged(sim, w) == 0 and r["rc"] == 0:
                 runs.append(r["pass_done"].get("duration_ms"))
         res["certbind"]["pass_runs_ms"] = sorted(x for x in runs if x)
+        # one more pass for its timeline at the simulator
+        sim.reset()
+        for f in os.listdir(os.path.join(tmp, "state")):
+            os.unlink(os.path.join(tmp, "state", f))
+        t_wall, t_mono = time.time(), time.monotonic()
+        r = run_certbind(tools, tmp, cfg)
+        time.sleep(0.2)  # the reader thread's last lines
+        start = pass_start_wall(tmp)
+        if start and r["rc"] == 0:
+            res["timeline"] = rollout_timeline(
+                list(sim.lines), t_mono + (start - t_wall))
+            res["timeline_pass_s"] = \
+                (r["pass_done"].get("duration_ms") or 0) / 1000.0
         res["unbound_transitions"] = sim.stats().get("unbound_transitions")
         stages = competitor_stages(w, batch)
         competitors(tools, tmp, sim, w, stages, res)
@@ -822,6 +880,18 @@ def report(results, meta):
                   "all" if c["missing"] == 0 else "%d missing" % c["missing"], c["rc"]),
               ""]
         L += compare_table(s2, None) + [""]
+        tl = s2.get("timeline")
+        if tl:
+            L += ["One more pass (%.2f s), as apig-sim saw it: every certificate's steps, in seconds "
+                  "from the pass's start (ideal: the lone first request ends at 0.05, the reads at 0.10, "
+                  "write k at 0.10 + 0.05 k, the confirmation at 0.35)." % s2["timeline_pass_s"], "",
+                  "| step | requests | first / last reached apig-sim | first / last answered |",
+                  "|---|---|---|---|"]
+            for t in tl:
+                L.append("| %s | %d | %.3f / %.3f | %.3f / %.3f |" % (
+                    t["step"], t["requests"], t["first_start"], t["last_start"],
+                    t["first_end"], t["last_end"]))
+            L.append("")
     s3 = results.get("ratelimit")
     if s3:
         L += ["### Scenario 3: rate-limited (limit %d req/s, burst %d; server throttles at %d req/s, burst %d)"
