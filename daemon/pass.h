@@ -109,8 +109,9 @@ struct pass {
   int phase;
   size_t reads_left;
   size_t in_flight;
-  size_t pool_work; /* jobs out on libuv's thread pool: page parses, the
-                       wanted bindings' sort */
+  size_t pool_work;   /* jobs out on libuv's thread pool: page parses, the
+                         wanted bindings' sort */
+  size_t parse_bytes; /* bodies of the pages waiting for the pool */
   struct plan_wanted wanted; /* sorted while the reads are out */
   bool wanted_ready;
   size_t wave, nwaves;
