@@ -118,15 +118,31 @@ static bool valid_key(const char *cert, const char *inst, const char *dom)
   return cert && inst && dom && cert[0] && inst[0] && dom[0];
 }
 
-static char *lowercase_dup(const char *s)
+/* An entry's three strings share one allocation, which certificate_id
+ * owns (the domain lowercased): one malloc per entry, not three. */
+static int entry_set(struct ledger_entry *e, const char *cert, const char *inst,
+                     const char *dom)
 {
-  char *d = strdup(s);
+  size_t lc = strlen(cert) + 1, li = strlen(inst) + 1, ld = strlen(dom) + 1;
+  char *b = malloc(lc + li + ld);
 
-  for (char *p = d; p && *p; p++) {
-    if (*p >= 'A' && *p <= 'Z')
-      *p = (char)(*p - 'A' + 'a');
+  if (!b)
+    return -ENOMEM;
+  memcpy(b, cert, lc);
+  memcpy(b + lc, inst, li);
+  for (size_t i = 0; i < ld; i++) {
+    char ch = dom[i];
+    b[lc + li + i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
   }
-  return d;
+  e->certificate_id = b;
+  e->instance_id = b + lc;
+  e->domain = b + lc + li;
+  return 0;
+}
+
+static void entry_free(struct ledger_entry *e)
+{
+  free(e->certificate_id); /* the block of all three */
 }
 
 int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
@@ -147,16 +163,9 @@ int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
   if (l->slots[s] != 0)
     return 0;
   e = &l->entries[l->count];
-  e->certificate_id = strdup(cert_id);
-  e->instance_id = strdup(instance_id);
-  e->domain = lowercase_dup(domain);
-  e->attached_at = when;
-  if (!e->certificate_id || !e->instance_id || !e->domain) {
-    free(e->certificate_id);
-    free(e->instance_id);
-    free(e->domain);
+  if (entry_set(e, cert_id, instance_id, domain) < 0)
     return -ENOMEM;
-  }
+  e->attached_at = when;
   l->hashes[l->count] = h;
   l->slots[s] = ++l->count;
   return 0;
@@ -197,9 +206,7 @@ int ledger_remove(struct ledger *l, const char *cert_id,
     return -ENOENT;
   i = l->slots[s] - 1;
   unslot(l, s);
-  free(l->entries[i].certificate_id);
-  free(l->entries[i].instance_id);
-  free(l->entries[i].domain);
+  entry_free(&l->entries[i]);
   last = l->count - 1;
   if (i != last) {
     l->slots[slot_of(l, last)] = i + 1;
@@ -244,11 +251,8 @@ void ledger_free(struct ledger *l)
 {
   if (!l)
     return;
-  for (size_t i = 0; i < l->count; i++) {
-    free(l->entries[i].certificate_id);
-    free(l->entries[i].instance_id);
-    free(l->entries[i].domain);
-  }
+  for (size_t i = 0; i < l->count; i++)
+    entry_free(&l->entries[i]);
   free(l->entries);
   free(l->hashes);
   free(l->slots);

@@ -26,6 +26,8 @@
 #define LEDGER_FILE "ledger.json"
 #define LEDGER_MAX_FILE_SIZE (256u * 1024u * 1024u)
 
+/* Owned by the ledger (one allocation for the three strings): read only,
+ * valid until the entry is removed or the ledger freed. */
 struct ledger_entry {
   char *certificate_id;
   char *instance_id;
