@@ -1305,7 +1305,7 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
 }
 
 /* Pages at least this large are parsed on libuv's thread pool: a full
- * page (500 bindings, ~250 KB) is ~0.3 ms of yajl that would otherwise
+ * page (500 bindings, ~250 KB) is ~0.26 ms of yajl that would otherwise
  * hold up every other transfer on the loop thread, and a rollout's
  * confirmation reads arrive together. Smaller pages are parsed in place. */
 #define PARSE_OFF_LOOP_MIN ((size_t)32 << 10)
@@ -2186,9 +2186,9 @@ static int alloc_state(struct pass *p)
 }
 
 /* The plan's sort of the file's bindings needs nothing live: it runs on
- * the thread pool while the reads are out (80,000 bindings: ~6 ms that
- * were spent between the last read and the first write). The reads are
- * not done (pump) until it is back. */
+ * the thread pool while the reads are out, not between the last read and
+ * the first write (80,000 bindings: a sort by strcmp over all of them).
+ * The reads are not done (pump) until it is back. */
 struct wanted_work {
   uv_work_t req; /* first: the request is the struct */
   struct pass *p;
