@@ -1029,10 +1029,20 @@ static int init_trust(struct http *h)
     bundle = NULL;
   err = trust_init(&h->trust, h->opts.ca_path, bundle);
   curl_easy_cleanup(e);
-  h->share = curl_share_init();
-  if (h->share)
-    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   return err;
+}
+
+/* TLS sessions shared by every transfer, so a new connection resumes one
+ * any easy handle made (curl matches them by host and TLS options, the
+ * trust tag among them). Without a share each handle keeps its own. */
+static void init_share(struct http *h)
+{
+  h->share = curl_share_init();
+  if (h->share && curl_share_setopt(h->share, CURLSHOPT_SHARE,
+                                    CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+    curl_share_cleanup(h->share);
+    h->share = NULL;
+  }
 }
 
 int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
@@ -1063,6 +1073,7 @@ int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
     trust_free(&h->trust);
     return err;
   }
+  init_share(h);
   /* Both inits cannot fail on Unix (they only fill the struct); the timer
    * must exist before the first curl_multi_add_handle (P2). */
   uv_timer_init(loop, &h->timer);

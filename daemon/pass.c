@@ -1242,9 +1242,8 @@ static void page_resolved(struct pass *p, struct job *parent)
 /* One page of a list read, parsed (rc < 0: unreadable, why says how):
  * read on, fan out, or complete the read. */
 static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
-                         int rc, const struct apig_page *pg, const char *why)
+                         int rc, const struct apig_page *page, const char *why)
 {
-  struct apig_page page = *pg;
   struct outcome bad;
 
   if (rc < 0) {
@@ -1270,16 +1269,16 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
     page_resolved(p, parent);
     return;
   }
-  if (j->offset == 0 && page.total > (long long)page.count && page.count > 0 &&
-      fan_out_pages(p, j, &page))
+  if (j->offset == 0 && page->total > (long long)page->count &&
+      page->count > 0 && fan_out_pages(p, j, page))
     return;
   /* More pages: by total when given, else while pages are full. A
    * server that never ends (total never reached, the same page again
    * and again) is cut off at LIST_MAX_PAGES: the live state is then
    * unknown, never taken as complete. */
-  if (page.count > 0 &&
-      (page.total >= 0 ? j->offset + (long)page.count < page.total
-                       : page.count >= APIG_LIST_LIMIT)) {
+  if (page->count > 0 &&
+      (page->total >= 0 ? j->offset + (long)page->count < page->total
+                        : page->count >= APIG_LIST_LIMIT)) {
     if (++j->pages >= LIST_MAX_PAGES) {
       bad = *o;
       snprintf(bad.err.code, sizeof(bad.err.code), "bad-response");
@@ -1290,7 +1289,7 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
       abandon_job(p, j, bad.err.code, bad.err.msg, bad.err.request_id);
       return;
     }
-    j->offset += (long)page.count;
+    j->offset += (long)page->count;
     j->q.attempt = 0;
     if (job_push(p, j, 0) < 0)
       abandon_job(p, j, "internal", "queue refused a read", NULL);
@@ -1834,12 +1833,13 @@ static void on_reads_done(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
   struct log_kv kv[4];
+  bool plan_only = !p->opts.write || p->opts.dry_run; /* shown, not made */
   int rc;
 
   /* A certificate that could not be read gets no plan: its bindings are
    * reported failed with the read's error (pass_status). */
   rc = plan_compute_wanted(p->cfg, &p->live, p->ledger,
-                           p->wanted_ready ? &p->wanted : NULL, &p->plan);
+                           p->wanted.by_cert ? &p->wanted : NULL, &p->plan);
   if (rc < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
     finish(p);
@@ -1869,7 +1869,7 @@ static void on_reads_done(struct pass *p)
   log_event(p->log, LOG_INFO, "plan", &f, NULL);
 
   /* only a plan that is shown, saved or compared needs its checksum */
-  if ((p->opts.expect_checksum || !p->opts.write || p->opts.dry_run) &&
+  if ((p->opts.expect_checksum || plan_only) &&
       plan_checksum(p->cfg, &p->live, &p->plan) < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "out of memory");
     finish(p);
@@ -1883,7 +1883,7 @@ static void on_reads_done(struct pass *p)
     finish(p);
     return;
   }
-  if (!p->opts.write || p->opts.dry_run) {
+  if (plan_only) {
     p->outcome = PASS_PLANNED;
     finish(p);
     return;
@@ -2211,7 +2211,6 @@ static void sort_wanted_done(uv_work_t *req, int status)
   p->pool_work--;
   if (status == 0 && ww->rc == 0) {
     p->wanted = ww->w; /* taken */
-    p->wanted_ready = true;
   } else {
     plan_wanted_free(&ww->w); /* the plan sorts them itself */
   }

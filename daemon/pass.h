@@ -112,8 +112,8 @@ struct pass {
   size_t pool_work;   /* jobs out on libuv's thread pool: page parses, the
                          wanted bindings' sort */
   size_t parse_bytes; /* bodies of the pages waiting for the pool */
-  struct plan_wanted wanted; /* sorted while the reads are out */
-  bool wanted_ready;
+  struct plan_wanted wanted; /* sorted while the reads are out (by_cert
+                                NULL: not yet, or it failed) */
   size_t wave, nwaves;
   size_t *wave_end; /* plan item index where each wave ends */
   bool stopping;
