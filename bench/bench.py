@@ -365,15 +365,17 @@ def run_certbind(tools, tmp, cfg, extra_env=None, wrapper=()):
     err = os.path.join(tmp, "certbind.err")
     r = measure([*wrapper, tools.certbind, "apply", "-c", cfg,
                  "--log-format", "json"], out, err, env=env)
-    done = {}
+    events = {"pass.start": {}, "pass.done": {}}
     with open(err, errors="replace") as f:
         for line in f:
-            if line.startswith("{") and '"pass.done"' in line:
-                try:
-                    done = json.loads(line)
-                except ValueError:
-                    pass
-    r["pass_done"] = done
+            for name in events:
+                if line.startswith("{") and '"%s"' % name in line:
+                    try:
+                        events[name] = json.loads(line)
+                    except ValueError:
+                        pass
+    r["pass_start"] = events["pass.start"]
+    r["pass_done"] = events["pass.done"]
     if harness.LOG_DIR:  # under ctest: the suite-wide secret scan reads it
         with open(err, errors="replace") as f:
             harness.record_output("bench-certbind", f.read())
@@ -453,13 +455,12 @@ def scenario_throughput(tools, work, n, args, competitors_too=True,
 LOG_LINE = re.compile(r"apig-sim: (\w+) (\S+) -> \d+ \S* ?([\d.]+)ms")
 
 
-def pass_start_wall(tmp):
-    with open(os.path.join(tmp, "certbind.err"), errors="replace") as f:
-        for line in f:
-            if line.startswith("{") and '"pass.start"' in line:
-                ts = json.loads(line)["ts"].replace("Z", "+00:00")
-                return datetime.datetime.fromisoformat(ts).timestamp()
-    return None
+def pass_start_wall(r):
+    """The wall-clock time of run_certbind result r's pass.start, or None."""
+    ts = r["pass_start"].get("ts")
+    if not ts:
+        return None
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def rollout_timeline(lines, mono_at_pass_start):
@@ -540,7 +541,7 @@ def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
         t_wall, t_mono = time.time(), time.monotonic()
         r = run_certbind(tools, tmp, cfg)
         time.sleep(0.2)  # the reader thread's last lines
-        start = pass_start_wall(tmp)
+        start = pass_start_wall(r)
         if start and r["rc"] == 0:
             res["timeline"] = rollout_timeline(
                 list(sim.lines), t_mono + (start - t_wall))
