@@ -814,6 +814,38 @@ static CURLcode set_method(struct http_xfer *x, const struct http_request *rq)
   return rc;
 }
 
+/* OpenSSL 3 ends every TLS 1.3 client handshake by taking the session out
+ * of the client cache, which marks that SSL_SESSION not resumable: a
+ * ticket is single-use (RFC 8446 C.4, so that an observer cannot link two
+ * connections). curl 7.88 keeps one session per host and offers that same
+ * object to every new connection, so in a burst, once the first resumed
+ * handshake is done, the connections that start before its new ticket is
+ * read make full handshakes: 14 to 63 of scenario 2's 200
+ * (bench/RESULTS.md). Every connection here goes to one API endpoint as one
+ * identity, so there is nothing to unlink; a server that does enforce
+ * single use answers with a full handshake, as before.
+ *
+ * So the cache mode loses SSL_SESS_CACHE_CLIENT from the start of a
+ * handshake until it is done, unless the handshake turns out to be TLS 1.2
+ * (whose session is cached at its end, under that mode). A TLS 1.3 ticket
+ * comes after the handshake and needs the mode to reach curl's cache. The
+ * mode is the SSL_CTX's: curl 7.88 makes one per connection. */
+static void keep_tls13_session(const SSL *ssl, int where, int ret)
+{
+  SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+  long mode = SSL_CTX_get_session_cache_mode(ctx);
+
+  (void)ret;
+  if (where & SSL_CB_HANDSHAKE_START)
+    mode &= ~SSL_SESS_CACHE_CLIENT;
+  else if ((where & SSL_CB_HANDSHAKE_DONE) ||
+           ((where & SSL_CB_LOOP) && SSL_version(ssl) < TLS1_3_VERSION))
+    mode |= SSL_SESS_CACHE_CLIENT;
+  else
+    return;
+  SSL_CTX_set_session_cache_mode(ctx, mode);
+}
+
 /* A new connection's SSL_CTX gets the cached store of its trust domain
  * (trust.h); curl was given no CA file, so it parsed none. */
 static CURLcode cb_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
@@ -827,6 +859,7 @@ static CURLcode cb_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
                 sizeof x->trust_why) < 0)
     return CURLE_SSL_CACERT_BADFILE; /* fail closed */
   SSL_CTX_set1_cert_store(ssl_ctx, store);
+  SSL_CTX_set_info_callback(ssl_ctx, keep_tls13_session);
   return CURLE_OK;
 }
 

@@ -619,6 +619,46 @@ static void test_trust_domains_do_not_share(void **state)
   ctx_finish(&c);
 }
 
+/* A burst of new connections resumes the one cached TLS 1.3 session on
+ * every one of them, not only on those that start before the first of them
+ * has finished its handshake (OpenSSL would mark the session single-use
+ * then; http.c keep_tls13_session). */
+static void test_burst_resumes_every_connection(void **state)
+{
+  enum { N = 48 };
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call first, *calls = calloc(N, sizeof *calls);
+  unsigned long resumed0;
+  struct http_stats st;
+
+  (void)state;
+  assert_non_null(calls);
+  ctx_init(&c, &o);
+  call_setup(&first, &c, good_port(), "GET", "/echo?i=0");
+  submit(&first);
+  run_until(&c, 1); /* a full handshake; its ticket is cached */
+  assert_int_equal(first.status, 200);
+  resumed0 = tserver_resumed(W.good);
+  /* all at once and slow, so each needs a connection of its own */
+  for (int i = 0; i < N; i++) {
+    call_setup(&calls[i], &c, good_port(), "GET", "/slow?ms=300");
+    submit(&calls[i]);
+  }
+  run_until(&c, 1 + N);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(calls[i].status, 200);
+    call_free(&calls[i]);
+  }
+  http_get_stats(&c.h, &st);
+  /* one of them may take the first connection, now idle */
+  assert_true(st.connects >= N && st.connects <= 1 + N);
+  assert_int_equal(tserver_resumed(W.good) - resumed0, st.connects - 1);
+  call_free(&first);
+  ctx_finish(&c);
+  free(calls);
+}
+
 static void test_timeouts(void **state)
 {
   struct ctx c;
@@ -815,6 +855,7 @@ int main(void)
       cmocka_unit_test(test_ca_file_adds_anchor),
       cmocka_unit_test(test_ca_file_change_seen_by_new_connections),
       cmocka_unit_test(test_trust_domains_do_not_share),
+      cmocka_unit_test(test_burst_resumes_every_connection),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_headers_captured),
       cmocka_unit_test(test_abort_all_then_close),

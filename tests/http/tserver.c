@@ -21,6 +21,7 @@ struct tserver {
   char *cert, *key;
   unsigned short port;
   atomic_ulong requests;
+  atomic_ulong resumed;      /* requests on a resumed TLS session */
   atomic_bool stopping;      /* ends /slow sleeps early */
   gnutls_datum_t ticket_key; /* written before the daemon starts */
 };
@@ -206,6 +207,14 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c,
   return route_static(c, 404, "not found", NULL, NULL);
 }
 
+static bool session_resumed(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+  return ci && ci->tls_session && gnutls_session_is_resumed(ci->tls_session);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -221,6 +230,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       return MHD_NO;
     *con_cls = q;
     atomic_fetch_add(&s->requests, 1);
+    if (session_resumed(c))
+      atomic_fetch_add(&s->resumed, 1);
     return MHD_YES;
   }
   if (*upload_size) {
@@ -309,6 +320,11 @@ unsigned short tserver_port(const struct tserver *s)
 unsigned long tserver_requests(const struct tserver *s)
 {
   return atomic_load(&((struct tserver *)s)->requests);
+}
+
+unsigned long tserver_resumed(const struct tserver *s)
+{
+  return atomic_load(&((struct tserver *)s)->resumed);
 }
 
 void tserver_stop(struct tserver *s)

@@ -25,6 +25,8 @@ int tserver_start(struct tserver **out, const char *cert_file,
                   const char *key_file);
 unsigned short tserver_port(const struct tserver *s);
 unsigned long tserver_requests(const struct tserver *s);
+/* Of those, the requests that came on a resumed TLS session. */
+unsigned long tserver_resumed(const struct tserver *s);
 void tserver_stop(struct tserver *s);
 
 #endif
