@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -659,6 +662,80 @@ static void test_burst_resumes_every_connection(void **state)
   free(calls);
 }
 
+/* `openssl s_server -www` for protocol VERSION ("-tls1_2"), on a port of
+ * its choosing: its page says whether the connection's session was "New"
+ * or "Reused", and it closes every connection after its answer. Returns
+ * the port (0 on failure). stop_s_server (the test's teardown, so that a
+ * failed assertion does not leave it running) ends it. */
+static pid_t s_server_pid = -1;
+
+static unsigned short start_s_server(const char *version)
+{
+  int fds[2];
+  char line[128];
+  unsigned port = 0;
+  FILE *out;
+
+  if (pipe(fds) < 0)
+    return 0;
+  s_server_pid = fork();
+  if (s_server_pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(fds[1], STDOUT_FILENO);
+    if (null >= 0)
+      dup2(null, STDERR_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", version,
+           "-www", "-cert", W.good_crt, "-key", W.good_key, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  out = fdopen(fds[0], "r");
+  while (out && fgets(line, sizeof line, out))
+    if (sscanf(line, "ACCEPT 127.0.0.1:%u", &port) == 1)
+      break;
+  if (out)
+    fclose(out); /* the server writes nothing more to stdout */
+  return (unsigned short)port;
+}
+
+static int stop_s_server(void **state)
+{
+  (void)state;
+  if (s_server_pid > 0) {
+    kill(s_server_pid, SIGTERM);
+    waitpid(s_server_pid, NULL, 0);
+  }
+  s_server_pid = -1;
+  return 0;
+}
+
+/* TLS 1.2 sessions are still cached at the end of their handshake
+ * (keep_tls13_session keeps the client cache mode for them). */
+static void test_tls12_session_resumed(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  unsigned short port = start_s_server("-tls1_2");
+
+  (void)state;
+  assert_true(port > 0);
+  ctx_init(&c, &o);
+  for (int i = 0; i < 3; i++) {
+    struct call k;
+    call_setup(&k, &c, port, "GET", "/");
+    submit(&k);
+    run_until(&c, i + 1);
+    assert_int_equal(k.status, 200);
+    assert_non_null(strstr(k.body, "TLSv1.2"));
+    if (!strstr(k.body, i == 0 ? "\nNew, " : "\nReused, "))
+      fail_msg("request %d:\n%s", i, k.body);
+    call_free(&k);
+  }
+  ctx_finish(&c);
+}
+
 static void test_timeouts(void **state)
 {
   struct ctx c;
@@ -856,6 +933,7 @@ int main(void)
       cmocka_unit_test(test_ca_file_change_seen_by_new_connections),
       cmocka_unit_test(test_trust_domains_do_not_share),
       cmocka_unit_test(test_burst_resumes_every_connection),
+      cmocka_unit_test_teardown(test_tls12_session_resumed, stop_s_server),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_headers_captured),
       cmocka_unit_test(test_abort_all_then_close),
