@@ -409,6 +409,13 @@ def competitors(tools, tmp, sim, w, stages, res, rate=None, node=True):
         res["node"] = r
 
 
+def tls_resumed_text(c):
+    if c.get("tls_connections") is None:
+        return "n/a"
+    return "%d of %d new connections (the others: full handshakes)" % (
+        c["tls_resumed"], c["tls_connections"])
+
+
 def certbind_result(tools, tmp, sim, w, cfg, wrapper=()):
     r = run_certbind(tools, tmp, cfg, wrapper=wrapper)
     st = sim.stats()
@@ -419,6 +426,9 @@ def certbind_result(tools, tmp, sim, w, cfg, wrapper=()):
     r["writes_noop"] = st.get("writes_noop")
     r["missing"] = check_converged(sim, w)
     r["connects"] = r["pass_done"].get("connections")
+    # as apig-sim counted them: new TLS connections, and those resumed
+    r["tls_connections"] = st.get("tls_connections")
+    r["tls_resumed"] = st.get("tls_resumed")
     return r
 
 
@@ -842,6 +852,7 @@ def report(results, meta):
               "| TLS handshakes / request | %s |" % (
                   "%.4f (%s connections)" % (c["connects"] / c["requests"], c["connects"])
                   if c.get("connects") is not None else "n/a"),
+              "| TLS sessions resumed (apig-sim's count) | %s |" % tls_resumed_text(c),
               "| peak concurrent requests at the server | %s |" % c.get("peak_concurrent"),
               "| bindings in place / exit code | %s / %d |" % (
                   "all" if c["missing"] == 0 else "%d missing" % c["missing"], c["rc"]),
@@ -875,6 +886,7 @@ def report(results, meta):
                   len(runs2), med2, med2 / s2["lower_bound_s"], med2 / s2["lower_bound_spec_s"],
                   runs2[0], runs2[-1]),
               "| requests | %d (%s) |" % (c["requests"], ", ".join("%s: %d" % kv for kv in sorted(c["sim"].items()))),
+              "| TLS sessions resumed (apig-sim's count) | %s |" % tls_resumed_text(c),
               "| peak concurrent writes per certificate | %s |" % c.get("peak_writes_per_cert"),
               "| (gateway, domain) left without a certificate | %s |" % s2.get("unbound_transitions"),
               "| bindings in place / exit code | %s / %d |" % (

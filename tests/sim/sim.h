@@ -261,6 +261,8 @@ struct sim_stats {
   uint64_t resets;
   uint64_t throttled;
   uint64_t injected_errors;
+  uint64_t tls_connections; /* HTTPS connections that made a request */
+  uint64_t tls_resumed;     /* of those, the ones that resumed a session */
 };
 
 /* ---- event loops (sim_sched.c) --------------------------------------- */

@@ -1021,8 +1021,34 @@ static void arrive_other(struct sim *sim, struct sim_req *r, const char *method)
               "environment");
 }
 
+/* Per connection: whether its TLS session was counted in the stats (on
+ * its first request, once the handshake is done). */
+struct sim_conn {
+  bool tls_counted;
+};
+
+/* The stats count TLS connections, and those that resumed a session, on
+ * their first API request (admin calls are not the API's traffic).
+ * Called with the world locked. */
+static void count_tls_connection(struct sim *sim, struct MHD_Connection *conn)
+{
+  const union MHD_ConnectionInfo *sc =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  struct sim_conn *c = sc ? sc->socket_context : NULL;
+
+  if (!c || c->tls_counted || !ci || !ci->tls_session)
+    return;
+  c->tls_counted = true;
+  sim->stats.tls_connections++;
+  if (gnutls_session_is_resumed(ci->tls_session))
+    sim->stats.tls_resumed++;
+}
+
 static void arrive(struct sim *sim, struct sim_req *r, const char *method)
 {
+  count_tls_connection(sim, r->conn);
   sim->stats.requests++;
   if (++sim->stats.in_flight > sim->stats.peak_in_flight)
     sim->stats.peak_in_flight = sim->stats.in_flight;
@@ -1554,8 +1580,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
   struct sim *sim = cls;
   const union MHD_ConnectionInfo *ci;
 
-  (void)socket_context;
-  if (code != MHD_CONNECTION_NOTIFY_STARTED || !sim->ticket_key.data)
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+    free(*socket_context);
+    *socket_context = NULL;
+    return;
+  }
+  if (code != MHD_CONNECTION_NOTIFY_STARTED)
+    return;
+  *socket_context = calloc(1, sizeof(struct sim_conn)); /* NULL: uncounted */
+  if (!sim->ticket_key.data)
     return;
   ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
   if (ci && ci->tls_session)

@@ -1090,6 +1090,8 @@ int sim_stats_gen(yajl_gen g, const struct sim *sim)
   rc |= sim_gen_kv_int(g, "resets", (long long)s->resets);
   rc |= sim_gen_kv_int(g, "throttled", (long long)s->throttled);
   rc |= sim_gen_kv_int(g, "injected_errors", (long long)s->injected_errors);
+  rc |= sim_gen_kv_int(g, "tls_connections", (long long)s->tls_connections);
+  rc |= sim_gen_kv_int(g, "tls_resumed", (long long)s->tls_resumed);
   yajl_gen_map_close(g);
   return rc ? -EINVAL : 0;
 }

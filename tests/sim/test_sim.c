@@ -538,6 +538,9 @@ static void test_request_id_everywhere(void **state)
   resp_free(&c);
 }
 
+/* One unsigned API request (refused with 401) on a new connection of its
+ * own, sharing TLS sessions through sh; curl's informational text goes
+ * to log. */
 struct tls_log {
   char text[8192];
   size_t len;
@@ -556,15 +559,13 @@ static int on_tls_debug(CURL *e, curl_infotype type, char *data, size_t n,
   return 0;
 }
 
-/* One GET of the admin stats on a new connection of its own, sharing TLS
- * sessions through sh; curl's informational text goes to log. */
-static void stats_on_new_connection(CURLSH *sh, struct tls_log *log)
+static void api_on_new_connection(CURLSH *sh, struct tls_log *log)
 {
   char url[600];
   struct resp r = {0};
   CURL *e = curl_easy_init();
   assert_non_null(e);
-  snprintf(url, sizeof(url), "%s/__sim/stats", s_sim.base);
+  snprintf(url, sizeof(url), "%s/v2/%s/apigw/instances", s_sim.base, PROJECT);
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_SHARE, sh);
   curl_easy_setopt(e, CURLOPT_CAINFO, s_ca);
@@ -576,25 +577,31 @@ static void stats_on_new_connection(CURLSH *sh, struct tls_log *log)
   curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
   assert_int_equal(curl_easy_perform(e), CURLE_OK);
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
-  assert_int_equal(r.status, 200);
+  assert_int_equal(r.status, 401);
   resp_free(&r);
   curl_easy_cleanup(e); /* the connection goes with the handle */
 }
 
 /* HTTPS issues TLS 1.3 session tickets: a client's next connection
- * resumes the session instead of a full handshake. */
+ * resumes the session instead of a full handshake. The stats count both
+ * connections and the one resumption (admin calls, as stat_of's, are not
+ * counted). */
 static void test_tls_session_resumed(void **state)
 {
   struct tls_log first = {0}, second = {0};
+  long long conns = stat_of("tls_connections"),
+            resumed = stat_of("tls_resumed");
   CURLSH *sh = curl_share_init();
   (void)state;
   assert_non_null(sh);
   curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  stats_on_new_connection(sh, &first);
-  stats_on_new_connection(sh, &second);
+  api_on_new_connection(sh, &first);
+  api_on_new_connection(sh, &second);
   assert_null(strstr(first.text, "SSL re-using session ID"));
   if (!strstr(second.text, "SSL re-using session ID"))
     fail_msg("second connection not resumed:\n%s", second.text);
+  assert_int_equal(stat_of("tls_connections"), conns + 2);
+  assert_int_equal(stat_of("tls_resumed"), resumed + 1);
   curl_share_cleanup(sh);
 }
 
