@@ -628,7 +628,7 @@ static void test_trust_domains_do_not_share(void **state)
  * then; http.c keep_tls13_session). */
 static void test_burst_resumes_every_connection(void **state)
 {
-  enum { N = 48 };
+  enum { N = 64 };
   struct ctx c;
   struct http_opts o = {.ca_file = W.good_crt};
   struct call first, *calls = calloc(N, sizeof *calls);
