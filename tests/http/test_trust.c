@@ -56,12 +56,7 @@ static int group_teardown(void **state)
 
 static void copy_file(const char *from, const char *to)
 {
-  char cmd[1024];
-
-  /* cp then rename: a new inode, as a package upgrade or editor makes */
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", from, to,
-           to, to);
-  assert_int_equal(system(cmd), 0);
+  assert_int_equal(tserver_replace_file(from, to), 0);
 }
 
 static void write_text(const char *path, const char *text)

@@ -2,6 +2,7 @@
 #include "tserver.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -44,6 +45,31 @@ static char *slurp(const char *path)
     buf = NULL;
   }
   return buf;
+}
+
+int tserver_replace_file(const char *from, const char *to)
+{
+  char tmp[PATH_MAX], buf[8192];
+  FILE *in, *out;
+  size_t n;
+  int rc = 0;
+
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", to) >= (int)sizeof tmp)
+    return -1;
+  in = fopen(from, "rb");
+  out = in ? fopen(tmp, "wb") : NULL;
+  if (!out) {
+    if (in)
+      fclose(in);
+    return -1;
+  }
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    if (fwrite(buf, 1, n, out) != n)
+      rc = -1;
+  fclose(in);
+  if (fclose(out) != 0 || rc != 0 || rename(tmp, to) != 0)
+    return -1;
+  return 0;
 }
 
 int tserver_make_cert(const char *dir, const char *name, const char *san)

@@ -21,6 +21,10 @@ struct tserver;
  * DIR/NAME.crt and DIR/NAME.key. 0 or -1. */
 int tserver_make_cert(const char *dir, const char *name, const char *san);
 
+/* Replace TO with a copy of FROM through TO.tmp and a rename: a new inode,
+ * as an editor's save or a package upgrade makes. 0 or -1. */
+int tserver_replace_file(const char *from, const char *to);
+
 int tserver_start(struct tserver **out, const char *cert_file,
                   const char *key_file);
 unsigned short tserver_port(const struct tserver *s);
