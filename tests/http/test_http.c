@@ -7,13 +7,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -602,9 +602,17 @@ static void test_trust_domains_do_not_share(void **state)
   assert_false(b.maybe_sent);
   dbg.len = 0;
   dbg.text[0] = '\0';
+  unsigned long resumed = tserver_resumed(W.good);
+  struct http_stats st0, st1;
+  http_get_stats(&c.h, &st0);
   assert_int_equal(get_on_new_connection(&c, &done), CURLE_OK);
   if (!strstr(dbg.text, "SSL re-using session ID"))
     fail_msg("no resumption:\n%s", dbg.text);
+  /* and the server took it: every new connection since was resumed */
+  http_get_stats(&c.h, &st1);
+  assert_true(st1.connects > st0.connects);
+  assert_int_equal(tserver_resumed(W.good) - resumed,
+                   st1.connects - st0.connects);
   call_free(&a);
   call_free(&b);
   ctx_finish(&c);
@@ -670,8 +678,10 @@ static unsigned short start_s_server(const char *version)
   if (s_server_pid == 0) {
     int null = open("/dev/null", O_WRONLY);
     dup2(fds[1], STDOUT_FILENO);
-    if (null >= 0)
+    if (null >= 0) {
       dup2(null, STDERR_FILENO);
+      close(null);
+    }
     close(fds[0]);
     close(fds[1]);
     execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", version,
