@@ -704,7 +704,7 @@ static const struct sim_item *slot_item(struct sim *sim, size_t slot)
 }
 
 /* Every slot's item, made when the world is loaded (start, reset) rather
- * on its first listing: a rollout lists every binding once, right after
+ * than on its first listing: a rollout lists every binding once, right after
  * its writes, and yajl_gen (~0.7 us per item) was then the simulator's
  * largest cost, on the cores it shares with the client under test. A slot whose
  * item cannot be made now is made on first use, as before. */
@@ -1569,10 +1569,11 @@ static int claim_port(struct sockaddr_in *sa)
   return rc;
 }
 
-/* TLS 1.3 session tickets, as public HTTPS endpoints issue them (MHD
- * leaves them off): a client's next connection resumes the session
- * instead of verifying the certificate chain again. The session exists
- * here, its handshake has not run yet. */
+/* Each connection gets its struct sim_conn (count_tls_connection), freed
+ * when it closes. HTTPS connections also get TLS 1.3 session tickets, as
+ * public HTTPS endpoints issue them (MHD leaves them off): a client's next
+ * connection resumes the session instead of verifying the certificate
+ * chain again. The session exists here, its handshake has not run yet. */
 static void on_connection(void *cls, struct MHD_Connection *conn,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
