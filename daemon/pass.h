@@ -76,6 +76,9 @@ struct pass_opts {
 struct pass_counts {
   uint64_t attached, changed, detached, unchanged, failed, pending;
   uint64_t requests, retries, writes;
+  /* bindings a crash left as an unresolved intent and that are live: never
+   * detached, not owned until `certbind adopt` (SPEC §1) */
+  uint64_t uncertain;
 };
 
 struct pass_cert;
