@@ -1493,6 +1493,33 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
             after);
 }
 
+/* A Retry-After holds back the whole account, not only the request that
+ * got it: APIG throttles per user (SPEC §4). The request itself waits at
+ * least as long (queue_backoff_ms takes Retry-After as its floor). */
+static void pause_account(struct pass *p, const struct job *j,
+                          const struct outcome *o)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  uint64_t now = now_ms(p);
+  uint64_t before = queue_account_paused_until(&p->queue, j->q.account);
+  uint64_t until;
+
+  if (o->retry_after_ms == 0 ||
+      (o->cls != APIG_THROTTLED && o->cls != APIG_RETRY))
+    return;
+  queue_pause_account(&p->queue, j->q.account, now, o->retry_after_ms);
+  until = queue_account_paused_until(&p->queue, j->q.account);
+  if (until == before)
+    return;
+  fields_for_cert(p, j->cert, &f);
+  f.http_status = o->status;
+  f.error_code = o->err.code[0] ? o->err.code : NULL;
+  f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;
+  log_event(p->log, LOG_WARN, "account.paused", &f,
+            "Retry-After: no request of this account for %.1f s",
+            (double)(until - now) / 1000.0);
+}
+
 static void on_call_done(struct http_request *rq, struct http_response *rs,
                          void *arg)
 {
@@ -1521,6 +1548,7 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
                QUEUE_RETRY_MAX);
     if (o.cls == APIG_THROTTLED)
       log_rate_cut(p, j, rate);
+    pause_account(p, j, &o);
     if (p->accounts[j->q.account].blocked)
       abandon_job(p, j, o.err.code, o.err.msg, o.err.request_id);
     else if (j->type == JOB_LIST)

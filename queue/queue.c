@@ -36,8 +36,9 @@ struct queue_account {
   uint64_t cut_ms;     /* last adaptive cut */
   uint64_t recover_ms; /* recovery accrues from here */
   bool cut_ever;
-  bool open;    /* gate: a job of this account has succeeded */
-  bool blocked; /* auth failure: release nothing */
+  bool open;             /* gate: a job of this account has succeeded */
+  bool blocked;          /* auth failure: release nothing */
+  uint64_t paused_until; /* Retry-After: release nothing before this */
   double retry_tokens;
   uint32_t in_flight;
   struct queue_list ready_w; /* due writes, FIFO */
@@ -234,7 +235,7 @@ static bool has_ready(const struct queue_account *a)
   return a->ready_w.head || a->ready_r.head;
 }
 
-/* May the account release a job now, tokens aside? */
+/* May the account release a job now, tokens and pause aside? */
 static bool may_release(const struct queue_account *a)
 {
   if (a->blocked || !has_ready(a))
@@ -425,6 +426,8 @@ static uint64_t next_wake(struct queue *q, uint64_t now)
     if (!may_release(a))
       continue;
     uint64_t t = token_time(a, now);
+    if (t < a->paused_until)
+      t = a->paused_until;
     if (t < wake)
       wake = t;
   }
@@ -439,7 +442,7 @@ struct queue_job *queue_pop(struct queue *q, uint64_t now_ms, uint64_t *wake_ms)
   for (uint32_t n = 0; n < q->naccounts; n++) {
     uint32_t i = (q->rr + n) % q->naccounts;
     struct queue_account *a = &q->accounts[i];
-    if (!may_release(a))
+    if (!may_release(a) || now_ms < a->paused_until)
       continue;
     refill(a, now_ms);
     if (a->tokens < 1.0 - TOKEN_EPS)
@@ -521,6 +524,27 @@ struct queue_job *queue_drain_account(struct queue *q, uint32_t account)
   if (j)
     queue_remove(q, j);
   return j;
+}
+
+void queue_pause_account(struct queue *q, uint32_t account, uint64_t now_ms,
+                         uint64_t pause_ms)
+{
+  uint64_t until;
+
+  if (!q || account >= q->naccounts)
+    return;
+  if (pause_ms > QUEUE_RETRY_AFTER_MAX_MS)
+    pause_ms = QUEUE_RETRY_AFTER_MAX_MS;
+  until = now_ms + pause_ms;
+  if (until > q->accounts[account].paused_until)
+    q->accounts[account].paused_until = until;
+}
+
+uint64_t queue_account_paused_until(const struct queue *q, uint32_t account)
+{
+  if (!q || account >= q->naccounts)
+    return 0;
+  return q->accounts[account].paused_until;
 }
 
 void queue_block_account(struct queue *q, uint32_t account)

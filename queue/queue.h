@@ -33,6 +33,9 @@
  *  - Writes before reads when both are runnable for an account; accounts
  *    are served round-robin.
  *  - not_before_ms delays a job (backoff, confirmation polling).
+ *  - Pause: queue_pause_account() (a Retry-After) holds every job of the
+ *    account, reads and writes, until the pause has passed; jobs already
+ *    in flight are not affected.
  *
  * Cost: push, pop, complete and remove are O(log n) in queued jobs plus
  * O(accounts) for the round-robin scan; nothing scans certificates.
@@ -151,6 +154,16 @@ int queue_remove(struct queue *q, struct queue_job *job);
 /* Remove and return one queued job of the account (e.g. to fail the jobs
  * of a blocked account, or on shutdown), or NULL when none is left. */
 struct queue_job *queue_drain_account(struct queue *q, uint32_t account);
+
+/* Retry-After (SPEC §4): APIG throttles per user, so a Retry-After holds
+ * back the whole account, not only the request that got it. Nothing of
+ * the account is released before now_ms + pause_ms (pause_ms clamped to
+ * QUEUE_RETRY_AFTER_MAX_MS); a pause that would end earlier than the one
+ * in force does not shorten it. */
+void queue_pause_account(struct queue *q, uint32_t account, uint64_t now_ms,
+                         uint64_t pause_ms);
+/* When the account's pause ends (0 or a past time: not paused). */
+uint64_t queue_account_paused_until(const struct queue *q, uint32_t account);
 
 void queue_block_account(struct queue *q, uint32_t account);
 void queue_unblock_account(struct queue *q, uint32_t account);

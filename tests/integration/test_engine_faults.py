@@ -7,9 +7,11 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 import unittest
 
-from harness import MAKE_CERTS, SimTestCase, World, certbind
+from harness import MAKE_CERTS, Sim, SimTestCase, World, certbind
 
 
 def fleet(tmp, ncerts=10, ndomains=4, ngws=2, account="prod", w=None,
@@ -58,6 +60,48 @@ def sim_requests(sim):
             if c:
                 out.append((m.group(1), c.group(1), int(m.group(3))))
     return out
+
+
+SIM_TIMED = re.compile(r"^apig-sim: (GET|POST) (\S+) -> (\d+) \S* ?([0-9.]+)ms ")
+
+
+class StampedSim(Sim):
+    """apig-sim whose request log (--log-requests) is read through a FIFO
+    by a thread that stamps each line with time.monotonic() when it
+    arrives: the time the sim answered the request (its log line is
+    written just before the answer), give or take the reader's delay."""
+
+    def __init__(self, tmp, world, extra=()):
+        self.fifo = os.path.join(tmp, "sim.log")
+        os.mkfifo(self.fifo)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        super().__init__(tmp, world, ("--log-requests",) + tuple(extra))
+
+    def _read(self):
+        with open(self.fifo) as f:  # opens once the sim opens its end
+            for line in f:
+                self.lines.append((time.monotonic(), line))
+
+    def requests(self):
+        """(arrived, answered, status) per API request, in seconds of
+        time.monotonic(): answered is the stamp of its log line, arrived
+        that minus the time the sim says it took."""
+        out = []
+        for t, line in list(self.lines):
+            m = SIM_TIMED.match(line)
+            if m and not m.group(2).startswith("/__sim/"):
+                out.append((t - float(m.group(4)) / 1000, t, int(m.group(3))))
+        return out
+
+    def stop(self):
+        super().stop()
+        self.reader.join(10)
+        # the suite records sim.log after the test: a regular file again
+        os.unlink(self.fifo)
+        with open(self.fifo, "w") as f:
+            f.writelines(line for _, line in self.lines)
 
 
 class FaultTest(SimTestCase):
@@ -192,6 +236,39 @@ class FaultTest(SimTestCase):
         # after the cut the client kept near the server's rate: most
         # requests were not throttled
         self.assertLess(st["throttled"], st["requests"] / 2, st)
+
+    def test_retry_after_pauses_the_whole_account(self):
+        """A 429 with Retry-After: 1 holds back every request of the
+        account for that second, not only the throttled one (APIG throttles
+        per user): no request reaches the sim earlier, whatever job it
+        belongs to. One request in flight at a time, so every request after
+        a 429 was sent after certbind had it."""
+        w = fleet(self.tmp, ncerts=3, ndomains=2, ngws=1)
+        w.accounts["prod"]["limits"] = {"requests_per_second": 1000,
+                                        "burst": 1000, "max_in_flight": 1}
+        w.policy["batch_size"] = 1
+        w.faults = {"throttle": {"rps": 2, "burst": 2, "retry_after_s": 1}}
+        sim = StampedSim(self.tmp, w)
+        self.sims.append(sim)
+        cfg = w.write_yaml(sim.ca)
+        r = self.apply(cfg)
+        self.assert_converged(w, sim, r)
+        sim.stop()
+        log = sim.requests()
+        throttled = [(t, i) for i, (_, t, status) in enumerate(log)
+                     if status == 429]
+        self.assertTrue(throttled, log)
+        for answered, i in throttled:
+            later = [arrived for arrived, _, _ in log[i + 1:]]
+            if not later:
+                continue
+            gap = min(later) - answered
+            # 0.1 s: the log's stamps are taken by a Python thread reading
+            # it, which may be late for the 429's line; without the pause
+            # the next request arrived within milliseconds
+            self.assertGreaterEqual(gap, 1.0 - 0.1, (log, i))
+        paused = [e for e in r.events() if e["event"] == "account.paused"]
+        self.assertTrue(paused, r)
 
     # -- 3. resets -------------------------------------------------------
 

@@ -2,7 +2,8 @@
  * test_queue: each scheduling property of queue.h under a fake clock:
  * token bucket rate and burst, max_in_flight, one write per certificate,
  * FIFO per certificate, writes before reads, round-robin, delays, the
- * account gate, adaptive rate cut and recovery, backoff bounds and
+ * account gate, the Retry-After pause of a whole account, adaptive rate
+ * cut and recovery, backoff bounds and
  * distribution, the retry budget under a failure storm, and scale.
  */
 #include <errno.h>
@@ -335,6 +336,71 @@ static void test_account_gate(void **state)
   queue_free(&q);
 }
 
+/* Retry-After pauses the whole account (SPEC §4): after a 429 with
+ * Retry-After 1 s, no job of that account, write or read, of that
+ * certificate or another, is released before the second has passed; a
+ * job already in flight completes normally, other accounts go on, a
+ * shorter later pause does not shorten it, and a pause is clamped. */
+static void test_retry_after_pauses_account(void **state)
+{
+  (void)state;
+  struct queue q;
+  struct queue_account_limits lim[2] = {FAST, FAST};
+  assert_int_equal(queue_init(&q, 2, lim, 4, 1, 0), 0);
+  open_gate(&q, 0, 0);
+  open_gate(&q, 1, 0);
+  struct queue_job w[4] = {
+      {.kind = QUEUE_WRITE, .account = 0, .cert = 0},
+      {.kind = QUEUE_WRITE, .account = 0, .cert = 0}, /* same certificate */
+      {.kind = QUEUE_WRITE, .account = 0, .cert = 1},
+      {.kind = QUEUE_READ, .account = 0},
+  };
+  struct queue_job other = {.kind = QUEUE_READ, .account = 1};
+  push_all(&q, w, 4);
+  uint64_t wake;
+  struct queue_job *throttled = queue_pop(&q, 1000, &wake);
+  struct queue_job *in_flight = queue_pop(&q, 1000, &wake);
+  assert_ptr_equal(throttled, &w[0]);
+  assert_ptr_equal(in_flight, &w[2]);
+  /* the 429 comes back at 1000 with Retry-After: 1 */
+  queue_complete(&q, throttled, QUEUE_THROTTLED, 1000);
+  queue_pause_account(&q, 0, 1000, 1000);
+  assert_true(queue_account_paused_until(&q, 0) == 2000);
+  /* nothing of account 0 goes, not even the other write of certificate
+   * 0 or the read; the wake time is the end of the pause */
+  assert_null(queue_pop(&q, 1000, &wake));
+  assert_true(wake == 2000);
+  assert_int_equal(queue_push(&q, &other), 0);
+  assert_ptr_equal(queue_pop(&q, 1001, &wake), &other); /* account 1 goes */
+  queue_complete(&q, &other, QUEUE_SUCCESS, 1001);
+  /* the job that was in flight before the 429 completes as usual */
+  queue_complete(&q, in_flight, QUEUE_SUCCESS, 1500);
+  /* a shorter pause (Retry-After 0.2 s at 1500) does not shorten it */
+  queue_pause_account(&q, 0, 1500, 200);
+  assert_true(queue_account_paused_until(&q, 0) == 2000);
+  for (uint64_t t = 1000; t < 2000; t += 7)
+    assert_null(queue_pop(&q, t, &wake));
+  assert_null(queue_pop(&q, 1999, &wake));
+  assert_true(wake == 2000);
+  /* at 2000 the account goes again: the queued write, then the read */
+  struct queue_job *a = queue_pop(&q, 2000, &wake);
+  assert_ptr_equal(a, &w[1]);
+  struct queue_job *b = queue_pop(&q, 2000, &wake);
+  assert_ptr_equal(b, &w[3]);
+  queue_complete(&q, a, QUEUE_SUCCESS, 2001);
+  queue_complete(&q, b, QUEUE_SUCCESS, 2001);
+  /* Retry-After is clamped to QUEUE_RETRY_AFTER_MAX_MS */
+  queue_pause_account(&q, 1, 3000, UINT64_MAX / 2);
+  assert_true(queue_account_paused_until(&q, 1) ==
+              3000 + QUEUE_RETRY_AFTER_MAX_MS);
+  assert_int_equal(queue_push(&q, &other), 0);
+  assert_null(queue_pop(&q, 3000 + QUEUE_RETRY_AFTER_MAX_MS - 1, &wake));
+  assert_true(wake == 3000 + QUEUE_RETRY_AFTER_MAX_MS);
+  assert_ptr_equal(queue_pop(&q, 3000 + QUEUE_RETRY_AFTER_MAX_MS, &wake),
+                   &other);
+  queue_free(&q);
+}
+
 /* Releases per second of a saturated account over [from, to) ms. */
 static double measured_rate(struct queue *q, struct queue_job *v, size_t n,
                             uint64_t from, uint64_t to)
@@ -649,6 +715,7 @@ int main(void)
       cmocka_unit_test(test_round_robin),
       cmocka_unit_test(test_delayed_jobs),
       cmocka_unit_test(test_account_gate),
+      cmocka_unit_test(test_retry_after_pauses_account),
       cmocka_unit_test(test_rate_cut_and_recovery),
       cmocka_unit_test(test_backoff_distribution),
       cmocka_unit_test(test_retry_budget_storm),
