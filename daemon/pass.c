@@ -1929,6 +1929,23 @@ static void on_reads_done(struct pass *p)
   start_wave(p);
 }
 
+static void on_soak_done(uv_timer_t *t);
+
+/* The soak is measured on the monotonic clock from when it starts, not
+ * from the loop's cached time: uv_now() is when this loop iteration began,
+ * so a long callback before this point (the last confirmations of a big
+ * wave, or a slow machine) would shorten it, and libuv's millisecond timers
+ * may fire up to 1 ms before the time asked. A soak is never shorter than
+ * rollout.soak_s: on_soak_done re-arms until soak_until_ns has passed. */
+static int arm_soak(struct pass *p)
+{
+  uint64_t now = uv_hrtime();
+  uint64_t left = p->soak_until_ns > now ? p->soak_until_ns - now : 0;
+
+  uv_update_time(p->loop);
+  return uv_timer_start(&p->soak, on_soak_done, (left + 999999) / 1000000, 0);
+}
+
 /* A wave is over: check the abort ratio, soak, start the next. */
 static void on_soak_done(uv_timer_t *t)
 {
@@ -1936,6 +1953,11 @@ static void on_soak_done(uv_timer_t *t)
 
   if (p->stopping) {
     finish(p);
+    return;
+  }
+  if (uv_hrtime() < p->soak_until_ns) {
+    if (arm_soak(p) < 0)
+      finish(p);
     return;
   }
   p->wave++;
@@ -1977,7 +1999,8 @@ static void on_wave_done(struct pass *p)
     return;
   }
   p->phase = PHASE_SOAK;
-  if (uv_timer_start(&p->soak, on_soak_done, (uint64_t)r->soak_s * 1000, 0))
+  p->soak_until_ns = uv_hrtime() + (uint64_t)r->soak_s * 1000000000u;
+  if (arm_soak(p) < 0)
     finish(p);
 }
 

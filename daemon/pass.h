@@ -105,6 +105,7 @@ struct pass {
   struct queue queue;
   uv_timer_t timer;
   uv_timer_t soak;
+  uint64_t soak_until_ns; /* uv_hrtime() when the rollout soak ends */
   struct pass_account *accounts;
   struct pass_cert *certs;
   struct pass_item *items;
