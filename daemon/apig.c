@@ -371,6 +371,20 @@ static int list_fail(struct list_ctx *c, const char *why)
   return 0; /* cancels the parse */
 }
 
+#define APIG_STR_(x) #x
+#define APIG_STR(x) APIG_STR_(x)
+
+/* More entries than the limit asked for: stop reading the page now. */
+static int list_too_many(struct list_ctx *c)
+{
+  if (!c->err) {
+    c->err = -E2BIG;
+    c->why = "more entries in one page than the limit asked "
+             "for (" APIG_STR(APIG_LIST_LIMIT) ")";
+  }
+  return 0; /* cancels the parse */
+}
+
 static int list_oom(struct list_ctx *c)
 {
   c->err = -ENOMEM;
@@ -551,6 +565,8 @@ static int list_open(struct list_ctx *c, bool is_map)
     return list_fail(c, "wrong type for total/size/bound_domains");
   if (slot == 2 && !is_map)
     return list_fail(c, "bound_domains element is not an object");
+  if (slot == 2 && c->page->count >= APIG_LIST_LIMIT)
+    return list_too_many(c);
   if (slot == 2) {
     c->in_item = true;
     c->seen_verify = false;

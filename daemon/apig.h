@@ -75,7 +75,13 @@ struct apig_page {
   size_t count;    /* entries of bound_domains in this page (duplicates too) */
 };
 
-#define APIG_MAX_LIST_BODY ((size_t)8 << 20)
+/* A list page's body is refused past this size (SPEC §4: answers are
+ * bounded). A full page of 500 bindings is ~250 KB as APIG and apig-sim
+ * render it (~500 bytes an entry); with every field at its longest (a
+ * 253-character domain, 64-character group name) ~750 bytes, ~370 KB. 1 MiB
+ * is ~2.8x that, and keeps what a hostile server can make certbind hold
+ * per list read small (http caps it while receiving: http_request.max_body). */
+#define APIG_MAX_LIST_BODY ((size_t)1 << 20)
 #define APIG_MAX_DEPTH 16
 
 /* Parse one page with yajl's streaming parser, appending its entries to
@@ -83,8 +89,12 @@ struct apig_page {
  * missing bound_domains array or url_domain/instance_id in an entry, a
  * duplicate field, malformed JSON or invalid UTF-8 is
  * -EBADMSG; a body over APIG_MAX_LIST_BODY -E2BIG; nesting over
- * APIG_MAX_DEPTH -EBADMSG. On error *out keeps only its earlier entries.
- * why (may be NULL) receives a short reason without any input bytes. */
+ * APIG_MAX_DEPTH -EBADMSG. certbind always asks for pages of
+ * APIG_LIST_LIMIT: a page with more entries is -E2BIG, and parsing stops
+ * at the first entry past the limit (a server sending 140,000 entries a
+ * page costs no more than 500). On error *out keeps only its earlier
+ * entries. why (may be NULL) receives a short reason without any input
+ * bytes. */
 int apig_parse_list(const char *body, size_t len, struct apig_bindings *out,
                     struct apig_page *page, char *why, size_t why_len);
 

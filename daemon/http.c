@@ -29,6 +29,7 @@
 #define HTTP_CONNECT_MS 10000L
 #define HTTP_TOTAL_MS 30000L
 #define HTTP_MAX_BODY ((size_t)8 << 20)
+#define HTTP_MAX_BUFFERED ((size_t)64 << 20)
 #define HTTP_CA_PATH "/etc/ssl/certs"
 #define HTTP_MAX_TOKEN ((size_t)64 << 10)
 /* Idle connections kept for reuse when max_total_connections is 0.
@@ -50,8 +51,10 @@ struct http_xfer {
   void *cb_arg;
   char errbuf[CURL_ERROR_SIZE];
   char *body;
-  size_t len, cap;
+  size_t len, cap; /* cap: counted in h->buffered */
+  size_t max_body; /* this transfer's */
   bool too_large;
+  bool over_budget; /* too_large because of h->opts.max_buffered */
   char request_id[80];
   char *subject_token;
   long retry_after_s;
@@ -153,12 +156,21 @@ static int cb_seek(void *userdata, curl_off_t offset, int origin)
   return CURL_SEEKFUNC_FAIL;
 }
 
+/* The body leaves the transfer (handed out or freed): it no longer counts
+ * in what the transfers hold. */
+static void body_uncount(struct http_xfer *x)
+{
+  x->h->buffered -= x->cap;
+  x->cap = 0;
+}
+
 static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
   struct http_xfer *x = userdata;
+  struct http *h = x->h;
   size_t n = size * nmemb;
 
-  if (n > x->h->opts.max_body - x->len) {
+  if (n > x->max_body - x->len) {
     x->too_large = true;
     return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
   }
@@ -166,10 +178,17 @@ static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t cap = x->cap ? x->cap : 1024;
     while (cap < x->len + n + 1)
       cap *= 2;
+    if (cap > x->max_body + 1)
+      cap = x->max_body + 1; /* never more than the body may need */
+    if (h->buffered - x->cap + cap > h->opts.max_buffered) {
+      x->too_large = x->over_budget = true;
+      return 0;
+    }
     char *b = realloc(x->body, cap);
     if (!b)
       return 0;
     x->body = b;
+    h->buffered += cap - x->cap;
     x->cap = cap;
   }
   memcpy(x->body + x->len, ptr, n);
@@ -456,6 +475,7 @@ static void xfer_destroy(struct http_xfer *x)
   if (x->easy)
     curl_easy_cleanup(x->easy);
   slist_wipe_free(x->headers);
+  body_uncount(x);
   free(x->body);
   wipe_free(x->subject_token);
   free(x);
@@ -465,9 +485,10 @@ static void xfer_recycle(struct http *h, struct http_xfer *x)
 {
   slist_wipe_free(x->headers);
   x->headers = NULL;
+  body_uncount(x);
   free(x->body);
   x->body = NULL;
-  x->len = x->cap = 0;
+  x->len = 0;
   reset_captured(x);
   x->rq = NULL;
   x->cb = NULL;
@@ -488,9 +509,13 @@ static void fill_response(struct http_xfer *x, const struct xfer_info *in,
   rs->curl_code = rc;
   rs->aborted = aborted;
   rs->too_large = x->too_large;
-  if (x->too_large)
+  if (x->over_budget)
+    snprintf(x->errbuf, sizeof x->errbuf,
+             "responses held at once would exceed %zu bytes",
+             x->h->opts.max_buffered);
+  else if (x->too_large)
     snprintf(x->errbuf, sizeof x->errbuf, "response body over %zu bytes",
-             x->h->opts.max_body);
+             x->max_body);
   else if (rc == CURLE_SSL_CACERT_BADFILE && x->trust_why[0])
     snprintf(x->errbuf, sizeof x->errbuf, "%s", x->trust_why);
   else if (rc != CURLE_OK && !x->errbuf[0])
@@ -504,6 +529,7 @@ static void fill_response(struct http_xfer *x, const struct xfer_info *in,
     x->body = NULL;
     x->len = 0;
   }
+  body_uncount(x); /* the caller's now (or freed after its callback) */
   if (!x->body)
     x->body = calloc(1, 1);
   rs->body = x->body;
@@ -982,7 +1008,8 @@ static int xfer_setup(struct http *h, struct http_xfer *x,
   if (err)
     return err;
   x->errbuf[0] = '\0';
-  x->too_large = false;
+  x->too_large = x->over_budget = false;
+  x->max_body = rq->max_body ? rq->max_body : h->opts.max_body;
   x->len = 0;
   reset_captured(x);
   CURLcode rc = set_transport(h, x);
@@ -1092,6 +1119,8 @@ int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
     h->opts.total_timeout_ms = HTTP_TOTAL_MS;
   if (h->opts.max_body == 0)
     h->opts.max_body = HTTP_MAX_BODY;
+  if (h->opts.max_buffered == 0)
+    h->opts.max_buffered = HTTP_MAX_BUFFERED;
   if (!h->opts.ca_path)
     h->opts.ca_path = HTTP_CA_PATH;
   int err = init_trust(h);
@@ -1152,6 +1181,11 @@ int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
 size_t http_in_flight(const struct http *h)
 {
   return h->pending.n + h->active.n;
+}
+
+void http_set_max_buffered(struct http *h, size_t bytes)
+{
+  h->opts.max_buffered = bytes ? bytes : HTTP_MAX_BUFFERED;
 }
 
 void http_abort_all(struct http *h)

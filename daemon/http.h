@@ -54,10 +54,15 @@ struct http_opts {
    * sessions (shared by all transfers) are not reused across files or
    * versions of a file. */
   const char *ca_file;
-  const char *ca_path;        /* NULL: "/etc/ssl/certs" */
-  long connect_timeout_ms;    /* 10000: TCP + TLS handshake */
-  long total_timeout_ms;      /* 30000: whole transfer */
-  size_t max_body;            /* 8 MiB: larger responses fail */
+  const char *ca_path;     /* NULL: "/etc/ssl/certs" */
+  long connect_timeout_ms; /* 10000: TCP + TLS handshake */
+  long total_timeout_ms;   /* 30000: whole transfer */
+  size_t max_body;         /* 8 MiB: larger responses fail */
+  /* Response bodies held at once by the transfers in progress, all
+   * together (what a server can make certbind hold in memory, whatever it
+   * answers): a transfer whose body would take the total past it fails
+   * like a body over max_body (too_large). 0: 64 MiB. */
+  size_t max_buffered;
   long max_host_connections;  /* 0: unlimited */
   long max_total_connections; /* 0: unlimited (up to 1024 kept idle) */
   /* When set, curl's informational text (never headers or data, so never
@@ -88,7 +93,8 @@ struct http_request {
    * maybe_sent) and the request was sent at most once. Reuses pooled
    * connections, unlike fresh_connection. */
   bool no_resend;
-  void *user; /* caller context, untouched */
+  size_t max_body; /* 0: http_opts.max_body */
+  void *user;      /* caller context, untouched */
 };
 
 struct http_response {
@@ -96,7 +102,8 @@ struct http_response {
   CURLcode curl_code; /* CURLE_OK or the transport error */
   const char *error;  /* "" on success; curl's text, never secrets */
   bool maybe_sent;    /* the request may have reached the server */
-  bool too_large;     /* aborted: body over max_body */
+  bool too_large;     /* aborted: body over max_body, or the bodies held
+                         at once over max_buffered (error says which) */
   bool aborted;       /* aborted by http_abort_all / http_close */
   char *body;         /* NUL-terminated, never NULL unless taken */
   size_t body_len;
@@ -138,6 +145,7 @@ struct http {
   struct http_list spare;   /* reusable easy handles */
   struct http_sock *socks;  /* live per-socket contexts */
   struct http_stats stats;
+  size_t buffered;    /* response body bytes allocated by transfers */
   struct trust trust; /* the CA stores, one per CA file */
   CURLSH *share;      /* TLS sessions, shared by every transfer */
   int depth;          /* nesting of our libuv callbacks */
@@ -157,6 +165,10 @@ int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
                 void *arg);
 
 size_t http_in_flight(const struct http *h);
+
+/* Change http_opts.max_buffered (0: the default) for transfers from now
+ * on; bodies already held are not cut. */
+void http_set_max_buffered(struct http *h, size_t bytes);
 
 /* Complete every queued or running transfer now with aborted = true (and
  * curl_code CURLE_ABORTED_BY_CALLBACK) so the caller can requeue it.

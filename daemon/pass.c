@@ -55,10 +55,35 @@ enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
 /* A certificate's list longer than this many pages (500 bindings each) is
  * a server that never ends, not a live state. */
 #define LIST_MAX_PAGES 1000
+
+/*
+ * What a server's answers can make a pass hold in memory is bounded (SPEC
+ * §4: at most 128 MB above what the file needs), whatever they say:
+ *  - bodies being received: each list page at most APIG_MAX_LIST_BODY
+ *    (1 MiB), each other answer at most APIG_MAX_ERROR_BODY (64 KiB), and
+ *    all of them together at most PASS_BUFFER_BASE + PASS_BUFFER_PER_REQUEST
+ *    per request the file lets be in flight (the sum of max_in_flight: a
+ *    typical full page each, what legitimate answers need); a transfer past
+ *    that fails like an oversized body and is retried (http max_buffered);
+ *  - pages waiting for the thread pool: PARSE_OFF_LOOP_MAX_BYTES (16 MiB);
+ *  - parsed entries (at most APIG_LIST_LIMIT a page, the parser stops at
+ *    the first past it): PASS_LIVE_PER_BINDING per binding of the file (its
+ *    live bindings, the API's duplicate per inbound port, a confirmation
+ *    read's copy) plus PASS_LIVE_EXTRA, across every read of the pass;
+ *    past that the certificate whose page crossed it fails. An entry is at
+ *    most ~400 bytes of heap (a 253-character domain), ~120 typically.
+ * Beyond the file's share: 32 + 16 + 1 (a page parsed in place) + 40 MB of
+ * entries at the worst = 89 MB.
+ */
+#define PASS_BUFFER_BASE ((size_t)32 << 20)
+#define PASS_BUFFER_PER_REQUEST ((size_t)256 << 10)
+#define PASS_LIVE_PER_BINDING 4
+#define PASS_LIVE_EXTRA 100000
 enum job_type { JOB_LIST, JOB_WRITE };
 
 struct job {
   struct queue_job q;
+  struct pass *pass;
   enum job_type type;
   uint32_t cert;
   bool reauthed;      /* renewed the token once for this job */
@@ -68,6 +93,9 @@ struct job {
   long offset;
   uint32_t pages; /* pages read so far (cut off at LIST_MAX_PAGES) */
   struct apig_bindings acc;
+  size_t charged;     /* entries of acc counted in pass.live_entries */
+  long long total0;   /* parent: its first page's total, -1 none (yet) */
+  bool restart;       /* parent: a page showed the list changed meanwhile */
   struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
   /* Pages after the first are read in parallel once its total is known:
    * each is a child job; the parent (the first page's job) collects them
@@ -233,8 +261,10 @@ static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
 
   if (!j)
     return NULL;
+  j->pass = p;
   j->type = type;
   j->cert = cert;
+  j->total0 = -1;
   j->q.kind = type == JOB_WRITE ? QUEUE_WRITE : QUEUE_READ;
   j->q.account = cert_account_index(p, cert);
   j->q.cert = cert;
@@ -246,6 +276,7 @@ static void job_free(struct job *j)
 {
   if (!j)
     return;
+  j->pass->live_entries -= j->charged;
   apig_bindings_free(&j->acc);
   free(j->items);
   free(j);
@@ -475,6 +506,7 @@ static void dispatch_list(struct pass *p, struct job *j)
     c->job = j;
     c->op = APIG_OP_LIST;
     c->account = j->q.account;
+    c->rq.max_body = APIG_MAX_LIST_BODY;
     rc = submit_call(p, c, acct, "GET", true);
     if (rc == 0)
       return;
@@ -553,6 +585,7 @@ static void dispatch_write(struct pass *p, struct job *j)
      * re-read first) without a TLS handshake per write, which
      * fresh_connection cost (bench/RESULTS.md) */
     c->rq.no_resend = true;
+    c->rq.max_body = APIG_MAX_ERROR_BODY; /* 204, or an error envelope */
     rc = submit_call(p, c, acct, "POST", true);
     if (rc == 0) {
       p->counts.writes++;
@@ -1153,6 +1186,7 @@ static void on_list_complete(struct pass *p, struct job *j)
     struct live_cert *dst = &p->live.certs[j->cert];
     dst->b = j->acc;
     memset(&j->acc, 0, sizeof(j->acc));
+    j->charged = 0; /* the live state's now, for the whole pass */
     live_cert_finish(dst);
     p->reads_left--;
     job_free(j);
@@ -1166,7 +1200,7 @@ static void on_list_complete(struct pass *p, struct job *j)
   else
     on_verify_read(p, j, &lc);
   live_cert_clear(&lc);
-  job_free(j);
+  job_free(j); /* uncharges what lc held */
 }
 
 /* Move b's entries to the end of a (both from apig_parse_list). */
@@ -1225,6 +1259,46 @@ static bool fan_out_pages(struct pass *p, struct job *j,
   return true;
 }
 
+/* The entries a page added to j's acc count in what the pass holds;
+ * -E2BIG when that is more than a live state the file explains. */
+static int acc_charge(struct pass *p, struct job *j)
+{
+  p->live_entries += j->acc.n - j->charged;
+  j->charged = j->acc.n;
+  return p->live_entries > p->live_entries_max ? -E2BIG : 0;
+}
+
+static void acc_free(struct job *j)
+{
+  j->pass->live_entries -= j->charged;
+  j->charged = 0;
+  apig_bindings_free(&j->acc);
+}
+
+/* A read starts over from its first page (it is retried: max_attempts and
+ * the retry budget bound how often). */
+static void read_again(struct pass *p, struct job *j, struct outcome *bad)
+{
+  log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, bad, -1, NULL);
+  if (!j->spec) /* a speculative parent's acc holds its children's pages */
+    acc_free(j);
+  if (!j->parent) { /* a parent starts over; a child re-reads its page */
+    j->offset = 0;
+    j->pages = 0;
+    j->total0 = -1;
+  }
+  retry_job(p, j, bad);
+}
+
+static void bad_page(struct outcome *bad, const struct outcome *o,
+                     const char *msg)
+{
+  *bad = *o;
+  bad->cls = APIG_RETRY;
+  snprintf(bad->err.code, sizeof(bad->err.code), "bad-response");
+  snprintf(bad->err.msg, sizeof(bad->err.msg), "%s", msg);
+}
+
 /* One child of a fanned-out read is over (read or failed for good). */
 static void page_resolved(struct pass *p, struct job *parent)
 {
@@ -1236,7 +1310,68 @@ static void page_resolved(struct pass *p, struct job *parent)
     abandon_job(p, parent, e.code, e.msg, e.request_id);
     return;
   }
+  if (parent->restart) { /* a page said the list changed: read it again */
+    struct outcome bad;
+    struct outcome none = {.cls = APIG_RETRY, .err = parent->page_err};
+    parent->restart = false;
+    bad_page(&bad, &none, parent->page_err.msg);
+    read_again(p, parent, &bad);
+    return;
+  }
   on_list_complete(p, parent);
+}
+
+/* A page's total is larger than its read's first page said: the list
+ * changed while it was read (or the server makes it up as it goes, never
+ * ending). The whole read starts over, which fails the certificate once
+ * its attempts are spent (SPEC §4: an error for that certificate). */
+static bool total_grew(struct pass *p, struct job *j, const struct outcome *o,
+                       const struct apig_page *page)
+{
+  struct job *head = j->parent ? j->parent : j;
+  struct outcome bad;
+  char msg[160];
+
+  if (head->total0 < 0 || page->total <= head->total0)
+    return false;
+  snprintf(msg, sizeof(msg),
+           "the list's total grew from %lld to %lld between its pages",
+           head->total0, page->total);
+  if (!j->parent) {
+    bad_page(&bad, o, msg);
+    read_again(p, j, &bad);
+    return true;
+  }
+  if (!head->page_failed && !head->restart) {
+    head->restart = true;
+    snprintf(head->page_err.msg, sizeof(head->page_err.msg), "%s", msg);
+    snprintf(head->page_err.request_id, sizeof(head->page_err.request_id), "%s",
+             o->err.request_id);
+  }
+  job_free(j);
+  page_resolved(p, head);
+  return true;
+}
+
+/* The live state read so far is larger than the file explains: the
+ * certificate whose page crossed the line fails (reading it again would
+ * find the same). */
+static void live_too_large(struct pass *p, struct job *j,
+                           const struct outcome *o)
+{
+  struct outcome bad;
+  char msg[200];
+
+  snprintf(msg, sizeof(msg),
+           "the live state read exceeds %zu bindings (%d per binding in the "
+           "file + %d): not believed",
+           p->live_entries_max, PASS_LIVE_PER_BINDING, PASS_LIVE_EXTRA);
+  bad_page(&bad, o, msg);
+  snprintf(bad.err.code, sizeof(bad.err.code), "live-state-too-large");
+  log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
+  if (!j->spec)
+    acc_free(j);
+  abandon_job(p, j, bad.err.code, bad.err.msg, bad.err.request_id);
 }
 
 /* One page of a list read, parsed (rc < 0: unreadable, why says how):
@@ -1245,30 +1380,33 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
                          int rc, const struct apig_page *page, const char *why)
 {
   struct outcome bad;
+  char msg[200];
 
   if (rc < 0) {
-    bad = *o;
-    bad.cls = APIG_RETRY;
-    snprintf(bad.err.code, sizeof(bad.err.code), "bad-response");
-    snprintf(bad.err.msg, sizeof(bad.err.msg),
-             "the list response could not be read: %s", why);
-    log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, &bad, -1, NULL);
-    if (!j->spec) /* a speculative parent's acc holds its children's pages */
-      apig_bindings_free(&j->acc);
-    if (!j->parent) { /* a parent starts over; a child re-reads its page */
-      j->offset = 0;
-      j->pages = 0;
-    }
-    retry_job(p, j, &bad);
+    snprintf(msg, sizeof(msg), "the list response could not be read: %s", why);
+    bad_page(&bad, o, msg);
+    read_again(p, j, &bad);
+    return;
+  }
+  if (total_grew(p, j, o, page))
+    return;
+  if (acc_charge(p, j) < 0) {
+    live_too_large(p, j, o);
     return;
   }
   if (j->parent) {
     struct job *parent = j->parent;
+    size_t moved = j->acc.n;
     append_bindings(&parent->acc, &j->acc);
+    moved -= j->acc.n; /* what did not move is freed with j */
+    j->charged -= moved;
+    parent->charged += moved;
     job_free(j);
     page_resolved(p, parent);
     return;
   }
+  if (j->offset == 0)
+    j->total0 = page->total;
   if (j->offset == 0 && page->total > (long long)page->count &&
       page->count > 0 && fan_out_pages(p, j, page))
     return;
@@ -1285,7 +1423,7 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
       snprintf(bad.err.msg, sizeof(bad.err.msg),
                "the list did not end after %d pages", LIST_MAX_PAGES);
       log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
-      apig_bindings_free(&j->acc);
+      acc_free(j);
       abandon_job(p, j, bad.err.code, bad.err.msg, bad.err.request_id);
       return;
     }
@@ -1311,8 +1449,9 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
 /* A page waiting for the pool holds its body and no longer counts as in
  * flight, so more reads may arrive meanwhile: past this many bytes
  * waiting, pages are parsed in place again. (Scenario 2 of bench/, 200
- * pages of 250 KB arriving together, peaks at ~12 MB.) */
-#define PARSE_OFF_LOOP_MAX_BYTES ((size_t)64 << 20)
+ * pages of 250 KB arriving together, peaks at ~12 MB.) It bounds what a
+ * server's answers can make the pass hold (see PASS_BUFFER_BASE). */
+#define PARSE_OFF_LOOP_MAX_BYTES ((size_t)16 << 20)
 
 struct page_parse {
   uv_work_t req; /* first: the request is the struct */
@@ -2284,6 +2423,20 @@ static void sort_wanted_off_loop(struct pass *p)
   p->pool_work++;
 }
 
+/* The bounds of what the server's answers can make this pass hold (see
+ * PASS_BUFFER_BASE). */
+static void set_memory_bounds(struct pass *p)
+{
+  size_t in_flight = 0;
+
+  for (size_t a = 0; a < p->cfg->naccounts; a++)
+    in_flight += p->cfg->accounts[a].limits.max_in_flight;
+  http_set_max_buffered(p->http,
+                        PASS_BUFFER_BASE + in_flight * PASS_BUFFER_PER_REQUEST);
+  p->live_entries_max =
+      PASS_LIVE_EXTRA + PASS_LIVE_PER_BINDING * p->cfg->nbindings;
+}
+
 int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
                const struct config *cfg, struct ledger *ledger,
                struct metrics *metrics, const struct log *log,
@@ -2308,6 +2461,7 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
   rc = alloc_state(p);
   if (rc < 0)
     return rc; /* pass_free() cleans up; done is never called */
+  set_memory_bounds(p);
 
   kv[0] = (struct log_kv){"certificates", (long long)cfg->ncertificates};
   kv[1] = (struct log_kv){"bindings", (long long)cfg->nbindings};

@@ -116,6 +116,12 @@ struct pass {
   size_t pool_work;   /* jobs out on libuv's thread pool: page parses, the
                          wanted bindings' sort */
   size_t parse_bytes; /* bodies of the pages waiting for the pool */
+
+  /* List entries held (the live state and the reads under way), and the
+   * most the file explains (more is the server's doing: refused). */
+  size_t live_entries;
+  size_t live_entries_max;
+
   struct plan_wanted wanted; /* sorted while the reads are out (by_cert
                                 NULL: not yet, or it failed) */
   size_t wave, nwaves;

@@ -436,6 +436,69 @@ static void test_list_limits(void **state)
   apig_bindings_free(&b);
 }
 
+/* A page of n entries {"url_domain":"dK.example.com","instance_id":"i"},
+ * then tail (what follows the array: "]}" for a complete page). */
+static char *page_of(size_t n, const char *tail)
+{
+  size_t cap = 64 + n * 64 + strlen(tail), len = 0;
+  char *s = malloc(cap);
+
+  assert_non_null(s);
+  len += (size_t)snprintf(s + len, cap - len,
+                          "{\"total\":%zu,\"bound_domains\":[", n);
+  for (size_t i = 0; i < n; i++)
+    len += (size_t)snprintf(s + len, cap - len,
+                            "%s{\"url_domain\":\"d%zu.example.com\","
+                            "\"instance_id\":\"i\"}",
+                            i ? "," : "", i);
+  snprintf(s + len, cap - len, "%s", tail);
+  return s;
+}
+
+/* SPEC §4: a page never holds more entries than the limit asked for
+ * (certbind always asks APIG_LIST_LIMIT); the parser stops at the first
+ * entry past it, so what follows is never read or kept. */
+static void test_list_more_entries_than_the_limit(void **state)
+{
+  struct apig_bindings b = {0};
+  struct apig_page p;
+  char why[128];
+
+  (void)state;
+  char *full = page_of(APIG_LIST_LIMIT, "]}");
+  assert_int_equal(parse(full, &b, &p), 0);
+  assert_int_equal(p.count, APIG_LIST_LIMIT);
+  assert_int_equal(b.n, APIG_LIST_LIMIT);
+  free(full);
+
+  char *over = page_of(APIG_LIST_LIMIT + 1, "]}");
+  assert_int_equal(apig_parse_list(over, strlen(over), &b, &p, why, sizeof why),
+                   -E2BIG);
+  assert_non_null(strstr(why, "more entries in one page than the limit"));
+  assert_int_equal(b.n, APIG_LIST_LIMIT); /* only the earlier page's */
+  assert_int_equal(p.count, 0);
+  free(over);
+
+  /* The parse stops at entry 501: garbage after it is never reached, the
+   * error is the entry count, not the JSON. */
+  char *then_garbage = page_of(APIG_LIST_LIMIT + 1, ",{\"url_domain\":7 \xff");
+  assert_int_equal(apig_parse_list(then_garbage, strlen(then_garbage), &b, &p,
+                                   why, sizeof why),
+                   -E2BIG);
+  free(then_garbage);
+
+  /* 140,000 entries in one page (what a hostile server sent), as much of
+   * it as the body cap lets in: the count, not the cut JSON, stops it. */
+  char *huge = page_of(140000, "]}");
+  assert_true(strlen(huge) > APIG_MAX_LIST_BODY);
+  assert_int_equal(
+      apig_parse_list(huge, APIG_MAX_LIST_BODY, &b, &p, why, sizeof why),
+      -E2BIG);
+  assert_int_equal(b.n, APIG_LIST_LIMIT);
+  free(huge);
+  apig_bindings_free(&b);
+}
+
 /* ---- error envelopes ------------------------------------------------- */
 
 static void test_error_envelope(void **state)
@@ -685,6 +748,7 @@ int main(void)
       cmocka_unit_test(test_list_pages_and_dedupe),
       cmocka_unit_test(test_list_bad),
       cmocka_unit_test(test_list_limits),
+      cmocka_unit_test(test_list_more_entries_than_the_limit),
       cmocka_unit_test(test_error_envelope),
       cmocka_unit_test(test_error_garbage),
       cmocka_unit_test(test_classify),

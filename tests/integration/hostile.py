@@ -6,11 +6,14 @@ from make-certs.sh). Every request is answered by the function set in
 It verifies nothing: it only has to be hostile.
 """
 import http.server
+import re
 import socketserver
 import ssl
 import threading
 import time
 import urllib.parse
+
+CERT_IN_PATH = re.compile(r"/certificates/([^/]+)/")
 
 
 class Answer:
@@ -25,6 +28,12 @@ class Answer:
         self.raw = raw
         self.close = close
         self.chunks = chunks  # iterable of bytes written after the headers
+
+
+def cert_of(path):
+    """The certificate ID of a certificate call's path, or None."""
+    m = CERT_IN_PATH.search(path)
+    return m.group(1) if m else None
 
 
 def op_of(method, path):
@@ -43,6 +52,7 @@ class HostileServer:
     def __init__(self, tls_dir):
         self.lock = threading.Lock()
         self.counts = {}
+        self.by_cert = {}  # (op, certificate id) -> count
         self.times = []
         self.handler = lambda method, path, query: Answer(404, b"{}")
         outer = self
@@ -61,8 +71,10 @@ class HostileServer:
                 u = urllib.parse.urlsplit(self.path)
                 q = urllib.parse.parse_qs(u.query)
                 op = op_of(self.command, u.path)
+                key = (op, cert_of(u.path))
                 with outer.lock:
                     outer.counts[op] = outer.counts.get(op, 0) + 1
+                    outer.by_cert[key] = outer.by_cert.get(key, 0) + 1
                     outer.times.append((time.monotonic(), op))
                 a = outer.handler(self.command, u.path, q)
                 try:
@@ -110,9 +122,18 @@ class HostileServer:
                                        daemon=True)
         self.thread.start()
 
-    def count(self, op):
+    def count(self, op, cert=None):
+        """Requests of an op, of one certificate (its ID) when given."""
         with self.lock:
+            if cert is not None:
+                return self.by_cert.get((op, cert), 0)
             return self.counts.get(op, 0)
+
+    def reset_counts(self):
+        with self.lock:
+            self.counts.clear()
+            self.by_cert.clear()
+            self.times.clear()
 
     def stop(self):
         self.httpd.shutdown()

@@ -4,6 +4,10 @@ JSON, wrong types, truncated responses, invalid UTF-8, endless pagination,
 absurd Retry-After and plain garbage. certbind must end with a clear error
 (exit 1), never crash, never hang, never print a secret. IDs that would
 inject into URLs are refused at load (exit 3) before any request.
+
+Each certbind run costs seconds under valgrind (the integration stage of
+scripts/test.sh): variants of one answer are given to several certificates
+of one run, each certificate checked on its own, rather than one run each.
 """
 import json
 import os
@@ -15,6 +19,7 @@ import time
 import unittest
 
 import harness
+import hostile
 from harness import World, certbind, make_certs
 from hostile import Answer, HostileServer
 
@@ -57,6 +62,33 @@ class HostileTestCase(unittest.TestCase):
         self.server.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def certificates(self, n):
+        """The file wants n certificates (cert-0 ... cert-<n-1>), one domain
+        each on edge-0; their IDs, in order."""
+        w = World(self.tmp)
+        self.acct = w.account("prod")
+        domains = ["api.c%d.example.com" % k for k in range(n)]
+        w.gateway("edge-0", "prod", domains)
+        for k in range(n):
+            w.certificate("cert-%d" % k, "prod", ["*.c%d.example.com" % k])
+            w.want("cert-%d" % k, ["edge-0"], [domains[k]])
+        w.retry = dict(self.world.retry)
+        w.policy = dict(self.world.policy)
+        w.endpoint = self.server.url
+        self.world = w
+        self.cfg = w.write_yaml(os.path.join(self.tls, "ca.pem"))
+        return [w.certs["cert-%d" % k]["id"] for k in range(n)]
+
+    def status_of(self):
+        """certificate name -> the states and error codes of its bindings"""
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        out = {}
+        for b in st["bindings"]:
+            out.setdefault(b["certificate"], []).append(
+                (b["state"], b.get("error_code")))
+        return out
+
     def apply(self, timeout=60):
         t0 = time.monotonic()
         r = certbind("apply", "-c", self.cfg, "--log-format", "json",
@@ -86,8 +118,10 @@ class HostileTestCase(unittest.TestCase):
 
 
 class HostileListTest(HostileTestCase):
-    def test_huge_body_over_8_mib(self):
-        pad = "x" * (9 << 20)
+    def test_huge_body_over_the_list_cap(self):
+        # a list page is refused past 1 MiB (APIG_MAX_LIST_BODY), while it
+        # arrives
+        pad = "x" * (2 << 20)
         self.server.handler = list_only(
             '{"total":0,"size":0,"bound_domains":[],"pad":"%s"}' % pad)
         r = self.apply()
@@ -105,18 +139,34 @@ class HostileListTest(HostileTestCase):
         self.assert_clean_failure(self.apply(), "could not be read")
 
     def test_wrong_types(self):
-        for body in ('{"total":"1","size":1,"bound_domains":[]}',
-                     '{"total":1,"size":1,"bound_domains":{"a":1}}',
-                     '{"total":1,"size":1,"bound_domains":[{"url_domain":7,'
-                     '"instance_id":"x"}]}',
-                     '{"total":1,"size":1,"bound_domains":[{"url_domain":"a.b",'
-                     '"instance_id":["x"]}]}',
-                     '{"total":1,"size":1,"bound_domains":["a.b"]}',
-                     '{"total":1,"size":1}',
-                     '[]', 'null', '"bound_domains"', ''):
+        bodies = ['{"total":"1","size":1,"bound_domains":[]}',
+                  '{"total":1,"size":1,"bound_domains":{"a":1}}',
+                  '{"total":1,"size":1,"bound_domains":[{"url_domain":7,'
+                  '"instance_id":"x"}]}',
+                  '{"total":1,"size":1,"bound_domains":[{"url_domain":"a.b",'
+                  '"instance_id":["x"]}]}',
+                  '{"total":1,"size":1,"bound_domains":["a.b"]}',
+                  '{"total":1,"size":1}',
+                  '[]', 'null', '"bound_domains"', '']
+        # one certificate per body, in one run
+        ids = self.certificates(len(bodies))
+        body_of = dict(zip(ids, bodies))
+
+        def h(method, path, q):
+            if path.endswith("/attached-domains"):
+                return Answer(body=body_of[hostile.cert_of(path)])
+            return Answer(404, b"{}")
+        self.server.handler = h
+        r = self.apply()
+        self.assert_clean_failure(r, "could not be read")
+        st = self.status_of()
+        for k, body in enumerate(bodies):
             with self.subTest(body=body):
-                self.server.handler = list_only(body)
-                self.assert_clean_failure(self.apply(), "could not be read")
+                self.assertEqual(st["cert-%d" % k], [("failed", "bad-response")])
+                self.assertRegex(r.stdout, r"certificate cert-%d: live state "
+                                 r"unreadable: bad-response the list response "
+                                 r"could not be read" % k)
+        self.assertEqual(self.server.count("attach"), 0)
 
     def test_truncated_response(self):
         body = BOUND_ONE[: len(BOUND_ONE) // 2]
@@ -159,18 +209,26 @@ class HostileListTest(HostileTestCase):
         body = json.dumps({"bound_domains": items})
         self.server.handler = list_only(body)
         r = self.apply(timeout=120)
-        self.assert_clean_failure(r, "did not end", max_s=90)
+        # the pages' entries pass what the file explains long before the
+        # page limit
+        self.assert_clean_failure(r, "did not end|live-state-too-large",
+                                  max_s=90)
 
     def test_retry_after_overflow_is_ignored_not_wrapped(self):
+        # one run per value: in one run the reads' 429s would cut the
+        # account's rate again and again (serial requests, gate closed)
         for v in ("18446744073709551616999", "-5", "1e9", "soon", "0x7fffffff"):
             with self.subTest(retry_after=v):
-                self.server.counts.clear()
+                self.server.reset_counts()
                 self.server.handler = list_only(
                     '{"error_code":"APIG.0308","error_msg":"throttled"}',
                     status=429, headers={"Retry-After": v})
                 r = self.apply()
                 self.assert_clean_failure(r, "APIG.0308", max_s=20)
                 self.assertEqual(self.server.count("list"), 3)
+                # an ignored Retry-After pauses nothing
+                self.assertFalse([e for e in r.events()
+                                  if e["event"] == "account.paused"], r)
 
     def test_retry_after_far_future_is_clamped_and_interruptible(self):
         self.server.handler = list_only(
@@ -267,27 +325,41 @@ class InjectionAtLoadTest(unittest.TestCase):
         return w
 
     def test_injecting_ids_exit_3_without_a_request(self):
+        # one file per character with it in all four places: every place
+        # must be reported (validation reports every problem at once), at
+        # its own line, by every command, before any request
         ca = os.path.join(self.tls, "ca.pem")
         good = "0123456789abcdef0123456789abcdef"
         for bad in ("../", "?", "#", "%", "/"):
-            for where in ("project", "certificate", "instance", "domain"):
-                w = self.world()
-                if where == "project":
-                    w.accounts["prod"]["project_id"] = \
-                        '"' + (good[:-len(bad)] + bad) + '"'
-                elif where == "certificate":
-                    w.certs[CERT]["id"] = '"' + good[:-len(bad)] + bad + '"'
-                elif where == "instance":
-                    w.gateways["edge-0"]["instance_id"] = \
-                        '"' + good[:-len(bad)] + bad + '"'
-                else:
-                    w.wanted[0]["domains"] = ["api" + bad + "x.c0.example.com"]
-                cfg = w.write_yaml(ca, "inject.yaml")
-                with self.subTest(where=where, bad=bad):
-                    for cmd in ("validate", "apply", "plan"):
-                        r = certbind(cmd, "-c", cfg)
+            w = self.world()
+            bad_id = good[:-len(bad)] + bad
+            bad_domain = "api" + bad + "x.c0.example.com"
+            w.accounts["prod"]["project_id"] = '"' + bad_id + '"'
+            w.certs[CERT]["id"] = '"' + bad_id + '"'
+            w.gateways["edge-0"]["instance_id"] = '"' + bad_id + '"'
+            w.wanted[0]["domains"] = [bad_domain]
+            cfg = w.write_yaml(ca, "inject.yaml")
+            with open(cfg) as f:
+                lines = f.read().splitlines()
+            places = {
+                "project": [i for i, l in enumerate(lines, 1)
+                            if "project_id:" in l and bad_id in l],
+                "instance": [i for i, l in enumerate(lines, 1)
+                             if "instance_id:" in l and bad_id in l],
+                "certificate": [i for i, l in enumerate(lines, 1)
+                                if " id:" in l and "instance_id" not in l
+                                and "project_id" not in l and bad_id in l],
+                "domain": [i for i, l in enumerate(lines, 1)
+                           if "domains:" in l and bad_domain in l],
+            }
+            for cmd in ("validate", "apply", "plan"):
+                r = certbind(cmd, "-c", cfg)
+                for where, at in places.items():
+                    with self.subTest(bad=bad, cmd=cmd, where=where):
                         self.assertEqual(r.rc, 3, r)
-                        self.assertRegex(r.stderr, r"inject\.yaml:\d+:\d+: ")
+                        self.assertEqual(len(at), 1, (where, lines))
+                        self.assertRegex(r.stderr,
+                                         r"inject\.yaml:%d:\d+: " % at[0])
         self.assertEqual(sum(self.server.counts.values()), 0)
 
 
