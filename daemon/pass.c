@@ -123,6 +123,7 @@ struct pass_cert {
   bool confirm_queued;  /* a confirmation read is queued or running */
   uint32_t confirm_round;
   bool read_failed;
+  bool unreachable; /* read_failed: its account was unreachable (pending) */
   struct apig_error read_error;
   size_t item_lo, item_hi; /* the certificate's plan items */
 };
@@ -137,6 +138,7 @@ struct pass_account {
   double retry_credit[2]; /* by enum job_type: retries paid by successes */
   struct job **parked;    /* popped while the token was missing */
   size_t nparked, capparked;
+  uint32_t first_failures; /* transport failures in a row, gate closed */
 };
 
 struct call {
@@ -1632,6 +1634,94 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
             after);
 }
 
+/*
+ * A dead or silent endpoint bounds the pass (SPEC §4). Until one of its
+ * requests succeeds, an account has one request in flight (the queue's
+ * gate). When that lone request fails max_attempts times in a row for a
+ * transport reason (no HTTP answer: connect, TLS, timeout), the account is
+ * unreachable for this pass: nothing more is sent to it, its certificates
+ * are not read and their bindings stay pending with the reason (status),
+ * and the pass ends (exit 1) once the other accounts are done.
+ *
+ * With the defaults (http: connect timeout 10 s, which covers the TLS
+ * handshake, total 30 s; retry: max_attempts 6, base_delay_ms 500) an
+ * endpoint that accepts TCP and never speaks TLS costs 6 x 10 s = 60 s,
+ * plus at most the backoffs of one certificate's read between its
+ * attempts, 1 + 2 + 4 + 8 + 16 = 31 s, so the pass ends within ~91 s
+ * (< 3 min) however many certificates it has (the next lone request is
+ * usually another certificate's read, due at once). One that completes
+ * TLS and never answers HTTP costs the total timeout instead: at most
+ * 6 x 30 + 31 = 211 s.
+ */
+static void cert_unreachable(struct pass *p, uint32_t cert,
+                             const struct apig_error *why)
+{
+  struct pass_cert *c = &p->certs[cert];
+
+  c->read_failed = true;
+  c->unreachable = true;
+  c->read_error = *why;
+}
+
+/* A job of an unreachable account leaves, its bindings pending. */
+static void leave_unreached(struct pass *p, struct job *j,
+                            const struct apig_error *why)
+{
+  if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
+    cert_unreachable(p, j->cert, why);
+  drop_job(p, j);
+}
+
+static void account_unreachable(struct pass *p, struct job *failed,
+                                const struct outcome *o)
+{
+  uint32_t a = failed->q.account;
+  struct pass_account *acct = &p->accounts[a];
+  struct queue_job *qj;
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct apig_error why = {.code = "unreachable"};
+
+  /* curl's text is short; %.200s keeps the line whole */
+  snprintf(why.msg, sizeof(why.msg),
+           "account %.64s unreachable: its first request failed %u times "
+           "without an answer (%.200s); not read this pass",
+           p->cfg->accounts[a].name, acct->first_failures,
+           o->err.msg[0] ? o->err.msg : "transport error");
+  acct->blocked = true;
+  queue_block_account(&p->queue, a);
+  f.account = p->cfg->accounts[a].name;
+  f.error_code = why.code;
+  f.error_msg = why.msg;
+  log_event(p->log, LOG_ERROR, "account.unreachable", &f,
+            "no more requests for this account in this pass");
+  leave_unreached(p, failed, &why);
+  while ((qj = queue_drain_account(&p->queue, a)))
+    leave_unreached(p, qj->data, &why);
+  for (size_t k = 0; k < acct->nparked; k++)
+    leave_unreached(p, acct->parked[k], &why);
+  acct->nparked = 0;
+}
+
+/* After a completion: true when it made the job's account unreachable
+ * (the job is then gone). */
+static bool first_request_failed(struct pass *p, struct job *j,
+                                 const struct http_response *rs,
+                                 const struct outcome *o)
+{
+  struct pass_account *acct = &p->accounts[j->q.account];
+
+  if (queue_account_open(&p->queue, j->q.account) || acct->blocked)
+    return false;
+  if (rs->status != 0) { /* it answered: reachable, whatever it said */
+    acct->first_failures = 0;
+    return false;
+  }
+  if (++acct->first_failures < p->cfg->retry.max_attempts)
+    return false;
+  account_unreachable(p, j, o);
+  return true;
+}
+
 /* A Retry-After holds back the whole account, not only the request that
  * got it: APIG throttles per user (SPEC §4). The request itself waits at
  * least as long (queue_backoff_ms takes Retry-After as its floor). */
@@ -1688,7 +1778,9 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
     if (o.cls == APIG_THROTTLED)
       log_rate_cut(p, j, rate);
     pause_account(p, j, &o);
-    if (p->accounts[j->q.account].blocked)
+    if (first_request_failed(p, j, rs, &o))
+      ; /* the account is unreachable: j left with its other jobs */
+    else if (p->accounts[j->q.account].blocked)
       abandon_job(p, j, o.err.code, o.err.msg, o.err.request_id);
     else if (j->type == JOB_LIST)
       on_list_done(p, j, rs, &o);

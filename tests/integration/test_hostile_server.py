@@ -111,7 +111,9 @@ class HostileTestCase(unittest.TestCase):
                 json.loads(line)
         if wants:
             self.assertRegex(out, wants)
-        self.assertRegex(r.stdout, "failed  ")  # the operator is told why
+        # the operator is told why (pending: an endpoint that never answered
+        # HTTP is unreachable, its bindings not reached)
+        self.assertRegex(r.stdout, "(failed|pending)  ")
         with open(os.path.join(self.tmp, "state", "status.json")) as f:
             st = json.load(f)
         self.assertIn(st["pass"]["outcome"], ("failed", "partial"))
