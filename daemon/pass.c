@@ -2788,6 +2788,15 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
              : -ENOMEM;
 }
 
+/* A pending binding with why it is pending (an unreachable account). */
+static int pending_reason(struct status_binding *sb, const char *code,
+                          const char *msg)
+{
+  sb->error_code = dup_or_null(code);
+  sb->error_msg = dup_or_null(msg);
+  return sb->error_code && sb->error_msg ? 0 : -ENOMEM;
+}
+
 static int status_pass_fields(const struct pass *p, struct status_pass *sp)
 {
   static const char *const outcome_names[] = {
@@ -2848,7 +2857,8 @@ int pass_status(const struct pass *p, struct status *st)
       attempts = it->attempts;
       next_retry = it->held ? it->held->next_retry : 0;
     } else if (pc->read_failed) {
-      state = STATUS_FAILED;
+      /* an unreachable account's bindings were not reached: pending */
+      state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
       code = pc->read_error.code;
       msg = pc->read_error.msg;
       rid = pc->read_error.request_id;
@@ -2860,6 +2870,8 @@ int pass_status(const struct pass *p, struct status *st)
                       cfg->gateways[cb->gateway].instance_id, cb->domain,
                       cb->verify_client, state, code, msg, rid, attempts);
     st->bindings[st->nbindings - 1].next_retry = next_retry;
+    if (rc == 0 && !it && pc->unreachable)
+      rc = pending_reason(&st->bindings[st->nbindings - 1], code, msg);
   }
   for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
     const struct plan_item *pi = &p->plan.items[i];
@@ -2882,6 +2894,25 @@ static const char *short_request(const char *rid, char buf[16])
     return rid;
   snprintf(buf, 16, "%.4s\xe2\x80\xa6", rid);
   return buf;
+}
+
+/* One line per unreachable account: its certificates were not read. */
+static void print_unreachable(const struct pass *p, FILE *out, bool color)
+{
+  for (size_t a = 0; p->certs && a < p->cfg->naccounts; a++) {
+    const struct pass_cert *first = NULL;
+    size_t n = 0;
+    for (size_t c = 0; c < p->cfg->ncertificates; c++) {
+      if (p->certs[c].unreachable && p->cfg->certificates[c].account == a) {
+        first = first ? first : &p->certs[c];
+        n++;
+      }
+    }
+    if (n)
+      fprintf(out, "  %spending%s  %zu certificate%s not read: %s %s\n",
+              color ? "\033[33m" : "", color ? "\033[0m" : "", n,
+              n == 1 ? "" : "s", first->read_error.code, first->read_error.msg);
+  }
 }
 
 void pass_print_summary(const struct pass *p, FILE *out, bool color)
@@ -2930,7 +2961,7 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
    * say so, or "0 failed" with exit 1 would explain nothing. */
   for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
     const struct pass_cert *pc = &p->certs[c];
-    if (!pc->read_failed)
+    if (!pc->read_failed || pc->unreachable)
       continue;
     fprintf(out, "  %sfailed%s  certificate %s: live state unreadable: %s %s",
             color ? "\033[31m" : "", color ? "\033[0m" : "",
@@ -2941,4 +2972,5 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
               short_request(pc->read_error.request_id, rbuf));
     fputc('\n', out);
   }
+  print_unreachable(p, out, color);
 }
