@@ -217,20 +217,28 @@ class HostileListTest(HostileTestCase):
                                   max_s=90)
 
     def test_retry_after_overflow_is_ignored_not_wrapped(self):
-        # one run per value: in one run the reads' 429s would cut the
-        # account's rate again and again (serial requests, gate closed)
-        for v in ("18446744073709551616999", "-5", "1e9", "soon", "0x7fffffff"):
-            with self.subTest(retry_after=v):
-                self.server.reset_counts()
-                self.server.handler = list_only(
-                    '{"error_code":"APIG.0308","error_msg":"throttled"}',
-                    status=429, headers={"Retry-After": v})
-                r = self.apply()
-                self.assert_clean_failure(r, "APIG.0308", max_s=20)
-                self.assertEqual(self.server.count("list"), 3)
-                # an ignored Retry-After pauses nothing
-                self.assertFalse([e for e in r.events()
-                                  if e["event"] == "account.paused"], r)
+        # one run, each attempt of the read answered with the next value:
+        # every one is ignored (no pause, no wrapped or huge wait), so the
+        # five attempts come back to back and the run ends at once
+        values = ["18446744073709551616999", "-5", "1e9", "soon", "0x7fffffff"]
+        self.world.retry["max_attempts"] = len(values)
+        self.cfg = self.world.write_yaml(os.path.join(self.tls, "ca.pem"))
+        sent = []
+
+        def h(method, path, q):
+            if path.endswith("/attached-domains"):
+                v = values[len(sent) % len(values)]
+                sent.append(v)
+                return Answer(429, '{"error_code":"APIG.0308",'
+                              '"error_msg":"throttled"}',
+                              headers={"Retry-After": v})
+            return Answer(404, b"{}")
+        self.server.handler = h
+        r = self.apply()
+        self.assert_clean_failure(r, "APIG.0308", max_s=20)
+        self.assertEqual(sent, values)
+        self.assertFalse([e for e in r.events()
+                          if e["event"] == "account.paused"], r)
 
     def test_retry_after_far_future_is_clamped_and_interruptible(self):
         self.server.handler = list_only(
@@ -327,43 +335,41 @@ class InjectionAtLoadTest(unittest.TestCase):
         return w
 
     def test_injecting_ids_exit_3_without_a_request(self):
-        # one file per character with it in all four places: every place
-        # must be reported (validation reports every problem at once), at
-        # its own line, by every command, before any request
+        # one file: each character in the project, certificate and instance
+        # IDs and a domain of an account of its own. Validation reports
+        # every problem at once: each of the 20 must be reported at its own
+        # line, by every command, before any request.
         ca = os.path.join(self.tls, "ca.pem")
         good = "0123456789abcdef0123456789abcdef"
-        for bad in ("../", "?", "#", "%", "/"):
-            w = self.world()
-            bad_id = good[:-len(bad)] + bad
-            bad_domain = "api" + bad + "x.c0.example.com"
-            w.accounts["prod"]["project_id"] = '"' + bad_id + '"'
-            w.certs[CERT]["id"] = '"' + bad_id + '"'
-            w.gateways["edge-0"]["instance_id"] = '"' + bad_id + '"'
-            w.wanted[0]["domains"] = [bad_domain]
-            cfg = w.write_yaml(ca, "inject.yaml")
-            with open(cfg) as f:
-                lines = f.read().splitlines()
-            places = {
-                "project": [i for i, l in enumerate(lines, 1)
-                            if "project_id:" in l and bad_id in l],
-                "instance": [i for i, l in enumerate(lines, 1)
-                             if "instance_id:" in l and bad_id in l],
-                "certificate": [i for i, l in enumerate(lines, 1)
-                                if " id:" in l and "instance_id" not in l
-                                and "project_id" not in l and bad_id in l],
-                "domain": [i for i, l in enumerate(lines, 1)
-                           if "domains:" in l and bad_domain in l],
-            }
-            for cmd in ("validate", "apply", "plan"):
-                r = certbind(cmd, "-c", cfg)
-                for where, at in places.items():
-                    with self.subTest(bad=bad, cmd=cmd, where=where):
-                        self.assertEqual(r.rc, 3, r)
-                        self.assertEqual(len(at), 1, (where, lines))
-                        self.assertRegex(r.stderr,
-                                         r"inject\.yaml:%d:\d+: " % at[0])
+        w = World(self.tmp)
+        w.endpoint = self.server.url
+        bad_ids, bad_domains = [], []
+        for k, bad in enumerate(("../", "?", "#", "%", "/")):
+            bad_id = good[:-len(bad) - 1] + str(k) + bad
+            bad_domain = "api" + bad + "x.c%d.example.com" % k
+            bad_ids.append(bad_id)
+            bad_domains.append(bad_domain)
+            w.account("a%d" % k, project_id='"%s"' % bad_id)
+            w.gateway("g%d" % k, "a%d" % k, [bad_domain])
+            w.gateways["g%d" % k]["instance_id"] = '"%s"' % bad_id
+            w.certificate("c%d" % k, "a%d" % k, ["*.c%d.example.com" % k])
+            w.certs["c%d" % k]["id"] = '"%s"' % bad_id
+            w.want("c%d" % k, ["g%d" % k], [bad_domain])
+        cfg = w.write_yaml(ca, "inject.yaml")
+        with open(cfg) as f:
+            lines = f.read().splitlines()
+        places = []  # (what, line)
+        for n, l in enumerate(lines, 1):
+            if any(b in l for b in bad_ids + bad_domains):
+                places.append((l.strip(), n))
+        self.assertEqual(len(places), 20, lines)  # 5 x 4 places
+        for cmd in ("validate", "apply", "plan"):
+            r = certbind(cmd, "-c", cfg)
+            for what, n in places:
+                with self.subTest(cmd=cmd, place=what):
+                    self.assertEqual(r.rc, 3, r)
+                    self.assertRegex(r.stderr, r"inject\.yaml:%d:\d+: " % n)
         self.assertEqual(sum(self.server.counts.values()), 0)
-
 
 if __name__ == "__main__":
     unittest.main()
