@@ -137,6 +137,7 @@ static void reload(struct daemon *d, bool force)
   rc = config_load(path, &fresh, &diag);
   uv_update_time(&d->loop); /* a big file takes a while (P13) */
   if (rc < 0) {
+    size_t problems = diag.count; /* config_diag_free() zeroes it */
     for (size_t i = 0; i < diag.count; i++)
       log_event(d->log, LOG_ERROR, "config.rejected", NULL, "%s",
                 diag.lines[i]);
@@ -154,7 +155,7 @@ static void reload(struct daemon *d, bool force)
     notify(d,
            "READY=1\nSTATUS=file rejected (%zu problems); last good file "
            "in force",
-           diag.count);
+           problems);
     return;
   }
   config_diag_free(&diag);

@@ -250,6 +250,28 @@ class ReloadTest(DaemonTestCase):
         d.wait_pass(m)
         self.assertEqual(bound(sim), set(domains[:5]))
 
+    def test_rejected_status_counts_the_problems(self):
+        # issue 13 item 13: the diagnostics were freed before they were
+        # counted, so STATUS= said "file rejected (0 problems)"
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        text = w.yaml(sim.ca).replace(
+            "policy:\n", "policy:\n  batch_size: many\n  max_detach_ratio: 7\n")
+        with open(cfg, "w") as f:
+            f.write(text)
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: "problem(s)" in e.get("msg", ""))
+        lines = [e for e in d.named("config.rejected", m)
+                 if re.search(re.escape(cfg) + r":\d+:\d+: ", e.get("msg", ""))]
+        self.assertEqual(len(lines), 2, lines)
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n)
+        _, ready = d.notify.wait_for("READY", "1", after=i + 1)
+        self.assertIn("file rejected (2 problems)", ready.get("STATUS", ""))
+
     def test_file_removed_then_restored_and_touched(self):
         w, domains = daemon_world(self.tmp)
         sim, cfg = self.start(w)
