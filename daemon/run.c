@@ -2,16 +2,16 @@
  * run: the daemon (SPEC §7).
  *
  * One loop: passes at the jittered resync interval, at once when the file
- * changes (the directory is watched, so editors' and config management's
- * rename-over works) or on SIGHUP; a change during a pass starts one more
- * pass after it (coalesced). A file that fails validation is logged and the
- * last good one stays. SIGTERM/SIGINT stop new requests, let those in
+ * or a file it names changes (their directories are watched, see inputs.h)
+ * or on SIGHUP; a change during a pass starts one more pass after it
+ * (coalesced). A file that fails validation is logged and the last good
+ * one stays; it is validated again when something it depends on changes,
+ * not on every event. SIGTERM/SIGINT stop new requests, let those in
  * flight finish within a deadline, write the status and exit 0; a second
  * signal aborts what is in flight at once. systemd hears READY, RELOADING,
  * STOPPING, STATUS and WATCHDOG from the loop itself.
  */
 #include <errno.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "cli.h"
 #include "http.h"
+#include "inputs.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "pass.h"
@@ -43,7 +43,11 @@ struct daemon {
   struct config cfg;      /* in force */
   struct config next_cfg; /* validated, waiting for the pass to end */
   bool have_next;
-  char rejected_sha[65]; /* last file that failed validation */
+  /* What each was validated with (inputs.h): the file in force, the one
+   * waiting, and the newest one, when it was rejected. */
+  struct inputs_ident cfg_ident, next_ident, rejected_ident;
+  bool rejected; /* the newest file failed validation */
+  struct inputs inputs;
   struct ledger ledger;
   bool ledger_ok;
   struct metrics metrics;
@@ -54,9 +58,7 @@ struct daemon {
   int signals;
   uv_signal_t sighup, sigterm, sigint;
   uv_timer_t resync, debounce, drain, watchdog;
-  uv_fs_event_t watch;
   uint64_t debounce_first; /* loop ms of the first event being debounced */
-  char *watch_dir;
   uint64_t seed;
   int open_handles;
 };
@@ -89,9 +91,16 @@ static uint64_t jittered_interval_ms(struct daemon *d)
   return (uint64_t)(base * (0.9 + 0.2 * u));
 }
 
+static bool reload(struct daemon *d, bool force);
+
 static void on_resync(uv_timer_t *t)
 {
-  start_pass(t->data, "resync");
+  struct daemon *d = t->data;
+
+  /* A change no watch saw (a directory that could not be watched) is
+   * taken now; a reload that is taken starts the pass itself. */
+  if (!reload(d, false))
+    start_pass(d, "resync");
 }
 
 static void schedule_resync(struct daemon *d)
@@ -99,39 +108,32 @@ static void schedule_resync(struct daemon *d)
   uv_timer_start(&d->resync, on_resync, jittered_interval_ms(d), 0);
 }
 
-static int file_sha256(const char *path, char out[65])
+/* Nothing the last validation depended on changed since: validating
+ * again would give the same answer. A rejected file waits for a change of
+ * its own inputs, even back to those of the file in force (that is a fix
+ * too, and says so). */
+static bool unchanged(const struct daemon *d, const struct inputs_ident *now)
 {
-  char *buf;
-  size_t len;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  int rc = statefile_read(path, CONFIG_MAX_FILE_SIZE + 1, &buf, &len);
-
-  if (rc < 0)
-    return rc;
-  rc = EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) ? 0 : -EIO;
-  free(buf);
-  for (unsigned int i = 0; rc == 0 && i < mdlen; i++)
-    snprintf(out + 2 * i, 3, "%02x", md[i]);
-  return rc;
+  if (d->rejected)
+    return inputs_same(now, &d->rejected_ident);
+  return inputs_same(now, &d->cfg_ident) ||
+         (d->have_next && inputs_same(now, &d->next_ident));
 }
 
-/* Load the file again. force: SIGHUP (even when unchanged). */
-static void reload(struct daemon *d, bool force)
+/* Load the file again when it or a file it names changed (force: SIGHUP,
+ * even when nothing did). Returns true when it started a pass. */
+static bool reload(struct daemon *d, bool force)
 {
   struct config fresh = {0};
   struct config_diag diag = {0};
-  char sha[65] = "", after[65] = "";
+  struct inputs_ident before, after;
   const char *path = d->args->config_path;
   int rc;
 
-  if (file_sha256(path, sha) < 0)
-    sha[0] = '\0'; /* missing or unreadable: config_load says why */
-  if (!force && sha[0] &&
-      (strcmp(sha, d->cfg.sha256) == 0 ||
-       (d->have_next && strcmp(sha, d->next_cfg.sha256) == 0) ||
-       strcmp(sha, d->rejected_sha) == 0))
-    return; /* nothing new (an editor's temp file, a touch) */
+  inputs_ident(&d->inputs, &before);
+  inputs_watch(&d->inputs); /* the files it names now, even if rejected */
+  if (!force && unchanged(d, &before))
+    return false; /* nothing new (an editor's temp file, a touch) */
   notify(d, "RELOADING=1\nSTATUS=reloading %s", path);
   uv_update_time(&d->loop);
   rc = config_load(path, &fresh, &diag);
@@ -143,52 +145,54 @@ static void reload(struct daemon *d, bool force)
                 diag.lines[i]);
     log_event(d->log, LOG_ERROR, "config.rejected", NULL,
               "%s: %zu problem(s); the last good file stays in force", path,
-              diag.count);
+              problems);
     config_diag_free(&diag);
-    /* Remember the rejected content only when it is surely what was
-     * validated: the file was there before and unchanged after the load.
-     * Hashing it again afterwards alone would race with a file deleted
-     * and re-created (config management): the new, good content would be
-     * taken for the rejected one and never loaded. */
-    if (sha[0] && file_sha256(path, after) == 0 && strcmp(sha, after) == 0)
-      memcpy(d->rejected_sha, sha, sizeof(sha));
+    /* Remember what was rejected only when it is surely what was
+     * validated: the inputs were the same before and after the load. A
+     * file deleted and re-created during it (config management) may have
+     * been read new: taking it for the rejected one would never load it. */
+    inputs_ident(&d->inputs, &after);
+    d->rejected = true;
+    d->rejected_ident = before;
+    if (!inputs_same(&before, &after))
+      d->rejected_ident.valid = false; /* the next event validates again */
     notify(d,
            "READY=1\nSTATUS=file rejected (%zu problems); last good file "
            "in force",
            problems);
-    return;
+    return false;
   }
   config_diag_free(&diag);
-  d->rejected_sha[0] = '\0';
+  d->rejected = false;
   log_event(d->log, LOG_INFO, "config.reload", NULL,
             "%s: %zu bindings (sha256 %.12s)", path, fresh.nbindings,
             fresh.sha256);
   if (d->have_next)
     config_free(&d->next_cfg);
   d->next_cfg = fresh;
+  d->next_ident = before; /* a change during the load is an event to come */
   d->have_next = true;
   notify(d, "READY=1");
   start_pass(d, force ? "SIGHUP" : "file changed");
+  return true;
 }
 
 static void on_debounce(uv_timer_t *t)
 {
-  reload(t->data, false);
+  (void)reload(t->data, false);
 }
 
-static void on_watch(uv_fs_event_t *h, const char *filename, int events,
-                     int status)
+static void on_inputs_event(void *arg)
 {
-  struct daemon *d = h->data;
+  struct daemon *d = arg;
 
-  (void)filename;
-  (void)events;
-  if (status < 0 || d->stopping)
+  if (d->stopping)
     return;
-  /* Any change in the directory: the file itself, a rename over it, a
-   * symlink swap. The hash decides whether anything changed. Events keep
-   * pushing the reload back, but not beyond DEBOUNCE_MAX_MS: another file
-   * of the directory written all the time must not starve it. */
+  /* Any change in a watched directory: the file itself, a rename over it,
+   * a symlink swap, a chmod of a secret. The ident decides whether
+   * anything the file depends on changed. Events keep pushing the reload
+   * back, but not beyond DEBOUNCE_MAX_MS: another file of the directory
+   * written all the time must not starve it. */
   uint64_t now = uv_now(&d->loop);
   if (!uv_is_active((uv_handle_t *)&d->debounce))
     d->debounce_first = now;
@@ -253,6 +257,7 @@ static void start_pass(struct daemon *d, const char *why)
     config_free(&d->cfg);
     d->cfg = d->next_cfg;
     memset(&d->next_cfg, 0, sizeof(d->next_cfg));
+    d->cfg_ident = d->next_ident;
     d->have_next = false;
   }
   uv_timer_stop(&d->resync);
@@ -308,7 +313,7 @@ static void shutdown_handles(struct daemon *d)
   close_handle(d, (uv_handle_t *)&d->debounce);
   close_handle(d, (uv_handle_t *)&d->drain);
   close_handle(d, (uv_handle_t *)&d->watchdog);
-  close_handle(d, (uv_handle_t *)&d->watch);
+  inputs_stop(&d->inputs);
   http_close(&d->http, NULL);
 }
 
@@ -322,7 +327,7 @@ static void begin_shutdown(struct daemon *d, int signum)
             signum, DRAIN_DEADLINE_MS / 1000);
   uv_timer_stop(&d->resync);
   uv_timer_stop(&d->debounce);
-  uv_fs_event_stop(&d->watch);
+  inputs_stop(&d->inputs);
   if (d->pass) {
     pass_stop(d->pass);
     uv_timer_start(&d->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
@@ -337,7 +342,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
   if (signum == SIGHUP) {
     if (!d->stopping)
-      reload(d, true);
+      (void)reload(d, true);
     return;
   }
   if (d->signals++ == 0) {
@@ -363,7 +368,7 @@ static int init_handles(struct daemon *d)
       (uv_handle_t *)&d->sighup,   (uv_handle_t *)&d->sigterm,
       (uv_handle_t *)&d->sigint,   (uv_handle_t *)&d->resync,
       (uv_handle_t *)&d->debounce, (uv_handle_t *)&d->drain,
-      (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->watch,
+      (uv_handle_t *)&d->watchdog,
   };
 
   if (!rc)
@@ -380,8 +385,6 @@ static int init_handles(struct daemon *d)
     rc = uv_timer_init(&d->loop, &d->drain);
   if (!rc)
     rc = uv_timer_init(&d->loop, &d->watchdog);
-  if (!rc)
-    rc = uv_fs_event_init(&d->loop, &d->watch);
   if (rc)
     return rc;
   d->open_handles = (int)(sizeof(hs) / sizeof(hs[0]));
@@ -392,25 +395,10 @@ static int init_handles(struct daemon *d)
     rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
   if (!rc)
     rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
-  if (!rc)
-    rc = uv_fs_event_start(&d->watch, on_watch, d->watch_dir, 0);
   if (!rc && sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
     rc = uv_timer_start(&d->watchdog, on_watchdog, wd_usec / 2000,
                         wd_usec / 2000);
   return rc;
-}
-
-/* The file's directory is watched, not the file: editors and config
- * management replace it by rename, which a watch on the file would lose. */
-static int set_watch_dir(struct daemon *d, const char *path)
-{
-  char *copy = strdup(path);
-
-  if (!copy)
-    return -ENOMEM;
-  d->watch_dir = strdup(dirname(copy));
-  free(copy);
-  return d->watch_dir ? 0 : -ENOMEM;
 }
 
 static void daemon_free(struct daemon *d)
@@ -421,7 +409,7 @@ static void daemon_free(struct daemon *d)
   ledger_free(&d->ledger);
   metrics_free(&d->metrics);
   pass_memory_free(&d->memory);
-  free(d->watch_dir);
+  inputs_free(&d->inputs);
 }
 
 static void open_daemon_ledger(struct daemon *d)
@@ -457,20 +445,25 @@ int cli_run(const struct cli_args *a)
       (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
   /* Errors at start-up are fatal (SPEC §2 exit codes); later ones are
    * logged and contained. */
+  inputs_init(&d->inputs, &d->loop, d->log, a->config_path, on_inputs_event, d);
+  /* what the file in force was validated with: taken before the load, so
+   * that a change during it is a difference later */
+  inputs_ident(&d->inputs, &d->cfg_ident);
   rc = cli_load_config(a->config_path, &d->cfg);
   if (rc) {
+    inputs_free(&d->inputs);
     free(d);
     return rc;
   }
   open_daemon_ledger(d);
-  rc = set_watch_dir(d, a->config_path);
-  if (rc == 0)
-    rc = uv_loop_init(&d->loop);
+  rc = uv_loop_init(&d->loop);
   if (rc == 0) {
     struct http_opts ho = {0};
     rc = http_init(&d->http, &d->loop, &ho);
     if (rc == 0)
       rc = init_handles(d);
+    if (rc == 0)
+      inputs_watch(&d->inputs);
   }
   if (rc < 0) {
     log_event(d->log, LOG_ERROR, "startup.failed", NULL, "%s", uv_strerror(rc));

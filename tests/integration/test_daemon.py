@@ -364,6 +364,81 @@ class ReloadTest(DaemonTestCase):
         self.assertGreater(starts[1], first)
 
 
+class InputFilesTest(DaemonTestCase):
+    """Issue 13 item 14: what was validated is the file AND the files it
+    names (secret files, the CA file); a change to any of them makes the
+    daemon validate again, with no edit of the file and no SIGHUP."""
+
+    def summaries(self, d, after):
+        return [e for e in d.named("config.rejected", after)
+                if "problem(s)" in e.get("msg", "")]
+
+    def test_secret_chmod_rejected_then_fixed_without_an_edit(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        sk = os.path.join(self.tmp, "secrets", "prod-sk")
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        # the secret becomes group-readable and the file wants one more
+        # domain: rejected, the last good file stays in force
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:3]
+        text = w.yaml(sim.ca)  # (rewrites the secret files, mode 0600)
+        os.chmod(sk, 0o640)
+        with open(cfg, "w") as f:
+            f.write(text)
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: "problem(s)" in e.get("msg", ""))
+        self.assertTrue(any(sk in e.get("msg", "") and "chmod 600" in e["msg"]
+                            for e in d.named("config.rejected", m)))
+        self.assertEqual(d.named("pass.start", m), [])
+        self.assertEqual(bound(sim), set(domains[:2]))
+        # nothing it depends on changes: no new validation, no log spam
+        # (a touch of the file, another file written beside the secret)
+        os.utime(cfg)
+        with open(os.path.join(self.tmp, "secrets", "unrelated"), "w") as f:
+            f.write("x\n")
+        time.sleep(1.0)  # > the 300 ms debounce
+        self.assertEqual(len(self.summaries(d, m)), 1)
+        self.assertEqual(d.named("config.reload", m), [])
+        # fixed outside the file: validated again, taken, a pass
+        m = d.mark()
+        os.chmod(sk, 0o600)
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertEqual(bound(sim), set(domains[:3]))
+        self.assertEqual(self.summaries(d, m), [])
+        last = [f for f in d.notify.snapshot() if "STATUS" in f][-1]
+        self.assertNotIn("rejected", last["STATUS"])
+
+    def test_rejected_for_a_missing_secret_then_it_is_created(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        # the file moves the secret key to a directory that does not exist
+        # yet (config management writes the file before the secret)
+        newdir = os.path.join(self.tmp, "creds")
+        newsk = os.path.join(newdir, "prod-sk")
+        m = d.mark()
+        w.wanted[0]["domains"] = domains[:3]
+        old = os.path.join(self.tmp, "secrets", "prod-sk")
+        rename_over(cfg, w.yaml(sim.ca).replace(old, newsk))
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: newsk in e.get("msg", ""))
+        self.assertEqual(d.named("pass.start", m), [])
+        # the secret arrives: validated again, taken, a pass
+        m = d.mark()
+        os.mkdir(newdir, 0o700)
+        fd = os.open(newsk + ".tmp", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (w.accounts["prod"]["sk"] + "\n").encode())
+        os.close(fd)
+        os.rename(newsk + ".tmp", newsk)
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m)
+        self.assertEqual(bound(sim), set(domains[:3]))
+
+
 class StopTest(DaemonTestCase):
     def busy_world(self, latency):
         w = World(self.tmp)

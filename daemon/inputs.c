@@ -1,0 +1,281 @@
+/*
+ * inputs: the desired-state file's inputs, their ident and their watches
+ * (see inputs.h).
+ */
+#include "inputs.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+
+#include "statefile.h"
+
+struct inputs_watch {
+  uv_fs_event_t h;
+  struct inputs *in;
+  char *dir;
+  bool active; /* uv_fs_event_start succeeded */
+  bool wanted; /* still needed by the last inputs_watch() */
+};
+
+void inputs_init(struct inputs *in, uv_loop_t *loop, const struct log *log,
+                 const char *path, void (*changed)(void *arg), void *arg)
+{
+  memset(in, 0, sizeof(*in));
+  in->loop = loop;
+  in->log = log;
+  in->path = path;
+  in->changed = changed;
+  in->arg = arg;
+}
+
+bool inputs_same(const struct inputs_ident *a, const struct inputs_ident *b)
+{
+  return a->valid && b->valid && memcmp(a->md, b->md, sizeof(a->md)) == 0;
+}
+
+/* The list of named files follows the file's bytes: parsed again only when
+ * they changed (a busy directory costs a hash, not a YAML parse). A file
+ * that does not parse names nothing. */
+static void refresh_named(struct inputs *in, const char *buf, size_t len,
+                          const unsigned char md[32])
+{
+  struct config_files fresh;
+
+  if (in->have_named && memcmp(md, in->named_md, 32) == 0)
+    return;
+  if (config_named_files(buf, len, &fresh) == -ENOMEM)
+    return; /* keep the old list; the next event tries again */
+  config_files_free(&in->named);
+  in->named = fresh;
+  memcpy(in->named_md, md, 32);
+  in->have_named = true;
+}
+
+/* One named file's part of the ident: what the loader's checks see. */
+static void digest_file(EVP_MD_CTX *ctx, const char *path)
+{
+  struct stat st;
+  int64_t v[10];
+
+  memset(v, 0, sizeof(v));
+  if (stat(path, &st) < 0) {
+    v[0] = -errno;
+  } else {
+    v[1] = (int64_t)st.st_dev;
+    v[2] = (int64_t)st.st_ino;
+    v[3] = (int64_t)st.st_size;
+    v[4] = (int64_t)st.st_mtim.tv_sec;
+    v[5] = (int64_t)st.st_mtim.tv_nsec;
+    v[6] = (int64_t)st.st_mode;
+    v[7] = (int64_t)st.st_uid;
+    v[8] = (int64_t)st.st_gid;
+  }
+  EVP_DigestUpdate(ctx, path, strlen(path) + 1);
+  EVP_DigestUpdate(ctx, v, sizeof(v));
+}
+
+void inputs_ident(struct inputs *in, struct inputs_ident *out)
+{
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char md[32];
+  unsigned int mdlen = 0;
+  char *buf = NULL;
+  size_t len = 0;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    EVP_MD_CTX_free(ctx);
+    return;
+  }
+  rc = statefile_read(in->path, CONFIG_MAX_FILE_SIZE + 1, &buf, &len);
+  if (rc == 0 && EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) == 1) {
+    refresh_named(in, buf, len, md);
+    EVP_DigestUpdate(ctx, "F", 1);
+    EVP_DigestUpdate(ctx, md, sizeof(md));
+  } else {
+    /* missing or unreadable: the loader will say why; the reason is the
+     * state (a second event while it stays missing changes nothing) */
+    int64_t err = rc;
+    EVP_DigestUpdate(ctx, "E", 1);
+    EVP_DigestUpdate(ctx, &err, sizeof(err));
+  }
+  free(buf);
+  for (size_t i = 0; i < in->named.n; i++)
+    digest_file(ctx, in->named.paths[i]);
+  if (EVP_DigestFinal_ex(ctx, out->md, &mdlen) == 1 && mdlen == 32)
+    out->valid = true;
+  EVP_MD_CTX_free(ctx);
+}
+
+/* ---- watches ---------------------------------------------------------- */
+
+static void on_event(uv_fs_event_t *h, const char *filename, int events,
+                     int status)
+{
+  struct inputs_watch *w = h->data;
+
+  (void)filename;
+  (void)events;
+  if (status < 0)
+    return;
+  w->in->changed(w->in->arg);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+  struct inputs_watch *w = h->data;
+
+  free(w->dir);
+  free(w);
+}
+
+static void drop_watch(struct inputs_watch *w)
+{
+  uv_close((uv_handle_t *)&w->h, on_closed);
+}
+
+/* The directory to watch for path: its own, or while that does not exist
+ * its nearest existing parent (creating the directory is an event there;
+ * the next inputs_watch() then moves to it). Malloc'd, NULL on ENOMEM. */
+static char *dir_to_watch(const char *path)
+{
+  char *copy = strdup(path), *dir;
+  struct stat st;
+
+  if (!copy)
+    return NULL;
+  dir = strdup(dirname(copy));
+  free(copy);
+  while (dir && stat(dir, &st) < 0 && strcmp(dir, "/") != 0 &&
+         strcmp(dir, ".") != 0) {
+    char *up = strdup(dirname(dir));
+    free(dir);
+    dir = up;
+  }
+  return dir;
+}
+
+static struct inputs_watch *find_watch(struct inputs *in, const char *dir)
+{
+  for (size_t i = 0; i < in->nwatches; i++)
+    if (strcmp(in->watches[i]->dir, dir) == 0)
+      return in->watches[i];
+  return NULL;
+}
+
+static int add_watch(struct inputs *in, char *dir)
+{
+  struct inputs_watch *w;
+  struct inputs_watch **n;
+  int rc;
+
+  n = realloc(in->watches, (in->nwatches + 1) * sizeof(*n));
+  if (!n)
+    return -ENOMEM;
+  in->watches = n;
+  w = calloc(1, sizeof(*w));
+  if (!w)
+    return -ENOMEM;
+  rc = uv_fs_event_init(in->loop, &w->h);
+  if (rc < 0) {
+    free(w);
+    return rc;
+  }
+  w->h.data = w;
+  w->in = in;
+  w->dir = dir;
+  w->wanted = true;
+  in->watches[in->nwatches++] = w;
+  rc = uv_fs_event_start(&w->h, on_event, dir, 0);
+  w->active = rc == 0;
+  if (rc < 0)
+    log_event(in->log, LOG_WARN, "watch.failed", NULL,
+              "cannot watch %s (%s): changes there are noticed at the next "
+              "resync or SIGHUP",
+              dir, uv_strerror(rc));
+  return 0;
+}
+
+/* The directories to watch now: the file's, then those of the files it
+ * names, each once, and one more than can be watched at most (enough to
+ * know that some are not). A directory that could not be allocated is
+ * left out: the next inputs_watch() tries again. */
+static size_t wanted_dirs(struct inputs *in, char **dirs)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i <= in->named.n && n <= INPUTS_MAX_WATCHED_DIRS; i++) {
+    char *dir = dir_to_watch(i == 0 ? in->path : in->named.paths[i - 1]);
+    bool dup = false;
+    for (size_t k = 0; dir && k < n && !dup; k++)
+      dup = strcmp(dirs[k], dir) == 0;
+    if (dir && !dup)
+      dirs[n++] = dir;
+    else
+      free(dir);
+  }
+  return n;
+}
+
+void inputs_watch(struct inputs *in)
+{
+  char **dirs = calloc(INPUTS_MAX_WATCHED_DIRS + 1, sizeof(*dirs));
+  size_t n, keep = 0;
+  bool over = false;
+
+  if (!dirs)
+    return;
+  n = wanted_dirs(in, dirs);
+  /* drop what is no longer wanted first, so that it makes room */
+  for (size_t i = 0; i < in->nwatches; i++) {
+    struct inputs_watch *w = in->watches[i];
+    w->wanted = false;
+    for (size_t k = 0; k < n && !w->wanted; k++)
+      w->wanted = strcmp(dirs[k], w->dir) == 0;
+    if (w->wanted)
+      in->watches[keep++] = w;
+    else
+      drop_watch(w);
+  }
+  in->nwatches = keep;
+  for (size_t k = 0; k < n; k++) {
+    if (find_watch(in, dirs[k])) {
+      free(dirs[k]);
+    } else if (in->nwatches >= INPUTS_MAX_WATCHED_DIRS) {
+      if (!in->over_limit && !over)
+        log_event(in->log, LOG_WARN, "watch.limit", NULL,
+                  "the file names files in more than %d directories: "
+                  "changes in %s and others are noticed at the next resync "
+                  "or SIGHUP",
+                  INPUTS_MAX_WATCHED_DIRS, dirs[k]);
+      over = true;
+      free(dirs[k]);
+    } else if (add_watch(in, dirs[k]) < 0) {
+      free(dirs[k]);
+    }
+  }
+  in->over_limit = over; /* said again only after it fitted once */
+  free(dirs);
+}
+
+void inputs_stop(struct inputs *in)
+{
+  for (size_t i = 0; i < in->nwatches; i++)
+    drop_watch(in->watches[i]);
+  free(in->watches);
+  in->watches = NULL;
+  in->nwatches = 0;
+}
+
+void inputs_free(struct inputs *in)
+{
+  inputs_stop(in);
+  config_files_free(&in->named);
+}
