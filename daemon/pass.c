@@ -793,6 +793,8 @@ static bool try_reauth(struct pass *p, struct job *j)
   }
   if (!pa->token_fetching)
     auth_token_clear(&pa->token);
+  if (p->opts.tokens) /* revoked or expired: not for the next pass either */
+    auth_token_cache_drop(p->opts.tokens, acct);
   park_job(p, j);
   return true;
 }
@@ -1442,6 +1444,10 @@ static void on_token_done(struct pass *p, struct call *c,
     pa->token_attempt = 0;
     pa->token_gen++;
     log_event(p->log, LOG_INFO, "token.ok", &f, "IAM token obtained");
+    /* kept for the daemon's next passes (a failure only costs a fetch) */
+    if (p->opts.tokens)
+      (void)auth_token_cache_put(p->opts.tokens, &p->cfg->accounts[c->account],
+                                 &pa->token);
     for (size_t k = 0; k < pa->nparked; k++) {
       if (job_push(p, pa->parked[k], 0) < 0)
         abandon_job(p, pa->parked[k], "internal", "queue refused", NULL);
@@ -1984,6 +1990,27 @@ static void progress_line(struct pass *p, bool final)
     fputs("\r\033[K", stderr);
 }
 
+/* The daemon's token of each password account, when an earlier pass got
+ * one for the same credentials and it is not due for renewal: the pass
+ * starts with it instead of asking IAM again (SPEC §4). */
+static void take_cached_tokens(struct pass *p)
+{
+  for (size_t a = 0; p->opts.tokens && a < p->cfg->naccounts; a++) {
+    const struct config_account *acct = &p->cfg->accounts[a];
+    struct log_fields f = LOG_FIELDS_INIT;
+
+    if (acct->auth_method != CONFIG_AUTH_PASSWORD ||
+        auth_token_cache_get(p->opts.tokens, acct, time(NULL),
+                             &p->accounts[a].token) < 0)
+      continue;
+    p->accounts[a].token_gen++;
+    f.account = acct->name;
+    f.op = "token";
+    log_event(p->log, LOG_DEBUG, "token.reused", &f,
+              "IAM token of an earlier pass reused");
+  }
+}
+
 /* Password accounts wait for their token; a token near its end is
  * renewed in the background while it still serves. */
 static bool account_needs_token(struct pass *p, uint32_t a)
@@ -2265,6 +2292,7 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
   f.nkv = 3;
   log_event(log, LOG_INFO, "pass.start", &f, "mode %s",
             config_mode_name(cfg->policy.mode));
+  take_cached_tokens(p);
 
   for (size_t c = 0; c < cfg->ncertificates; c++) {
     struct job *j = job_new(p, JOB_LIST, (uint32_t)c);
@@ -2273,7 +2301,8 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
     j->purpose = LIST_INITIAL;
     p->reads_left++;
     /* A password account's reads wait for its IAM token. */
-    if (cert_account(p, (uint32_t)c)->auth_method == CONFIG_AUTH_PASSWORD) {
+    if (cert_account(p, (uint32_t)c)->auth_method == CONFIG_AUTH_PASSWORD &&
+        !p->accounts[cfg->certificates[c].account].token.value) {
       park_job(p, j);
       p->requests_planned++;
     } else if (job_push(p, j, 0) < 0) {

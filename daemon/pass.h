@@ -27,6 +27,7 @@
 #include "plan.h"
 #include "queue.h"
 
+struct auth_token_cache;
 struct ledger;
 struct metrics;
 struct status;
@@ -71,6 +72,9 @@ struct pass_opts {
   const char *command;       /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
   const struct pass_memory *memory; /* daemon: earlier failures, or NULL */
+  /* daemon: IAM tokens kept across passes (taken while before their
+   * renewal time, new ones stored back), or NULL */
+  struct auth_token_cache *tokens;
 };
 
 struct pass_counts {

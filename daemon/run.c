@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "cli.h"
 #include "http.h"
 #include "inputs.h"
@@ -48,6 +49,8 @@ struct daemon {
   struct inputs_ident cfg_ident, next_ident, rejected_ident;
   bool rejected; /* the newest file failed validation */
   struct inputs inputs;
+  /* IAM tokens of password accounts, kept across passes (auth.h) */
+  struct auth_token_cache tokens;
   struct ledger ledger;
   bool ledger_ok;
   struct metrics metrics;
@@ -259,6 +262,8 @@ static void start_pass(struct daemon *d, const char *why)
     memset(&d->next_cfg, 0, sizeof(d->next_cfg));
     d->cfg_ident = d->next_ident;
     d->have_next = false;
+    /* no token outlives its account or credentials */
+    auth_token_cache_retain(&d->tokens, &d->cfg);
   }
   uv_timer_stop(&d->resync);
   d->pass = calloc(1, sizeof(*d->pass));
@@ -268,6 +273,7 @@ static void start_pass(struct daemon *d, const char *why)
   }
   po.seed = d->seed;
   po.memory = &d->memory;
+  po.tokens = &d->tokens;
   log_event(d->log, LOG_DEBUG, "pass.trigger", NULL, "%s", why);
   rc = pass_start(d->pass, &d->loop, &d->http, &d->cfg,
                   d->ledger_ok ? &d->ledger : NULL, &d->metrics, d->log, &po,
@@ -409,6 +415,7 @@ static void daemon_free(struct daemon *d)
   ledger_free(&d->ledger);
   metrics_free(&d->metrics);
   pass_memory_free(&d->memory);
+  auth_token_cache_free(&d->tokens);
   inputs_free(&d->inputs);
 }
 
