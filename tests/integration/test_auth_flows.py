@@ -334,10 +334,19 @@ class DaemonTokenTest(SimTestCase):
         self.assertEqual(token_calls(st), {"201": 2}, st)
         self.assertEqual(st["auth_failures"], 1, st)
 
-        # a reload with other credentials does not use the old token
+        # a reload with other credentials does not use the old token (one
+        # change: the new password in a new file, then the file renamed
+        # over; World.yaml() would rewrite the named secret file first)
         m = d.mark()
-        acct["user"], acct["password"] = other["name"], other["password"]
-        rename_over(cfg, w.yaml(sim.ca))
+        pw2 = w.secret_file("iam-pw2", other["password"])
+        with open(cfg) as f:
+            text = f.read()
+        text = text.replace("user: %s\n" % acct["user"],
+                            "user: %s\n" % other["name"])
+        text = text.replace(os.path.join(self.tmp, "secrets", "iam-pw"), pw2)
+        self.assertIn(pw2, text)
+        self.assertIn("user: deployer2\n", text)
+        rename_over(cfg, text)
         d.wait("config.reload", m, timeout=10)
         d.wait_pass(m)
         self.sighup_pass(d)
