@@ -5,15 +5,21 @@
 #include "inputs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "statefile.h"
+
+#define HASH_CHUNK 65536
 
 struct inputs_watch {
   uv_fs_event_t h;
@@ -32,6 +38,7 @@ void inputs_init(struct inputs *in, uv_loop_t *loop, const struct log *log,
   in->path = path;
   in->changed = changed;
   in->arg = arg;
+  in->salted = RAND_bytes(in->salt, sizeof(in->salt)) == 1;
 }
 
 bool inputs_same(const struct inputs_ident *a, const struct inputs_ident *b)
@@ -57,27 +64,61 @@ static void refresh_named(struct inputs *in, const char *buf, size_t len,
   in->have_named = true;
 }
 
-/* One named file's part of the ident: what the loader's checks see. */
+/* The bytes of an open regular file into the digest, in chunks wiped
+ * after use (a secret file's bytes are a secret); a file that grew past
+ * INPUTS_MAX_HASHED since its fstat is cut there. */
+static int digest_content(EVP_MD_CTX *ctx, int fd)
+{
+  unsigned char *buf = malloc(HASH_CHUNK);
+  size_t total = 0;
+  int rc = 0;
+
+  if (!buf)
+    return -ENOMEM;
+  while (total < INPUTS_MAX_HASHED) {
+    ssize_t r = read(fd, buf, HASH_CHUNK);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      rc = r < 0 ? -errno : 0;
+      break;
+    }
+    EVP_DigestUpdate(ctx, buf, (size_t)r);
+    total += (size_t)r;
+  }
+  OPENSSL_cleanse(buf, HASH_CHUNK);
+  free(buf);
+  return rc;
+}
+
+/* One named file's part of the ident: what the loader's checks see (can
+ * it be opened, is it a regular file, its mode and owner) and its bytes.
+ * Not its inode or time stamps: config management rewriting a secret
+ * with the same bytes changes nothing. */
 static void digest_file(EVP_MD_CTX *ctx, const char *path)
 {
   struct stat st;
-  int64_t v[10];
+  int64_t v[6];
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
   memset(v, 0, sizeof(v));
-  if (stat(path, &st) < 0) {
+  if (fd < 0 || fstat(fd, &st) < 0) {
     v[0] = -errno;
   } else {
-    v[1] = (int64_t)st.st_dev;
-    v[2] = (int64_t)st.st_ino;
-    v[3] = (int64_t)st.st_size;
-    v[4] = (int64_t)st.st_mtim.tv_sec;
-    v[5] = (int64_t)st.st_mtim.tv_nsec;
-    v[6] = (int64_t)st.st_mode;
-    v[7] = (int64_t)st.st_uid;
-    v[8] = (int64_t)st.st_gid;
+    v[1] = (int64_t)st.st_mode;
+    v[2] = (int64_t)st.st_uid;
+    v[3] = (int64_t)st.st_gid;
+    if ((uint64_t)st.st_size > INPUTS_MAX_HASHED) {
+      v[4] = (int64_t)st.st_size;
+      v[5] = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
   }
   EVP_DigestUpdate(ctx, path, strlen(path) + 1);
+  if (fd >= 0 && v[0] == 0 && S_ISREG(st.st_mode) && v[4] == 0)
+    v[0] = digest_content(ctx, fd);
   EVP_DigestUpdate(ctx, v, sizeof(v));
+  if (fd >= 0)
+    close(fd);
 }
 
 void inputs_ident(struct inputs *in, struct inputs_ident *out)
@@ -90,10 +131,11 @@ void inputs_ident(struct inputs *in, struct inputs_ident *out)
   int rc;
 
   memset(out, 0, sizeof(*out));
-  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+  if (!in->salted || !ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
     EVP_MD_CTX_free(ctx);
     return;
   }
+  EVP_DigestUpdate(ctx, in->salt, sizeof(in->salt));
   rc = statefile_read(in->path, CONFIG_MAX_FILE_SIZE + 1, &buf, &len);
   if (rc == 0 && EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) == 1) {
     refresh_named(in, buf, len, md);
@@ -278,4 +320,5 @@ void inputs_free(struct inputs *in)
 {
   inputs_stop(in);
   config_files_free(&in->named);
+  OPENSSL_cleanse(in->salt, sizeof(in->salt));
 }

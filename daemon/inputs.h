@@ -5,9 +5,10 @@
  * A file can be rejected, or validate to something else, for a reason
  * outside it: a secret file chmod'ed 0640, a secret file that does not
  * exist yet, a CA file replaced. So "what was validated" is the file's
- * bytes plus the identity and metadata (device, inode, size, mtime, mode,
- * owner) of every file it names (config_named_files()), or why they
- * cannot be read. inputs_ident() digests that into one value: when it
+ * bytes plus, for every file it names (config_named_files()), its bytes,
+ * type, mode and owner, or why it cannot be opened. inputs_ident()
+ * digests that into one value, salted with random bytes of this process
+ * (secret files' bytes go into it; the value is never shown): when it
  * differs from the one a validation was made with, something it depends
  * on changed and the file must be validated again; when it does not,
  * nothing did (a touch, an editor's temp file, another file of the
@@ -34,6 +35,10 @@
  * noticed at the next resync pass (the daemon compares idents then too)
  * or SIGHUP. inotify watches are a per-user kernel budget. */
 #define INPUTS_MAX_WATCHED_DIRS 256
+/* A named file larger than this counts by its size and mtime instead of
+ * its bytes (the loader reads secrets of at most 64 KiB; a CA bundle or a
+ * certificate chain is well under it). */
+#define INPUTS_MAX_HASHED (4u * 1024u * 1024u)
 
 struct inputs_ident {
   unsigned char md[32]; /* SHA-256 */
@@ -53,6 +58,8 @@ struct inputs {
   struct inputs_watch **watches;
   size_t nwatches;
   bool over_limit; /* said once that some directories are not watched */
+  unsigned char salt[32];
+  bool salted; /* false: no ident can be made (every event validates) */
   void (*changed)(void *arg);
   void *arg;
 };

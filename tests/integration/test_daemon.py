@@ -401,9 +401,12 @@ class InputFilesTest(DaemonTestCase):
         d.notify.wait_for("STATUS", "file rejected (1 problems); last good "
                           "file in force", after=n)
         # nothing it depends on changes: no new validation, no log spam
-        # (a touch of the file, another file written beside the secret)
+        # (a touch of the file, the secret rewritten with the same bytes,
+        # another file written beside it)
         m = d.mark()
         os.utime(cfg)
+        w.secret_file("prod-sk", w.accounts["prod"]["sk"])
+        self.assertEqual(os.stat(sk).st_mode & 0o777, 0o640)
         with open(os.path.join(self.tmp, "secrets", "unrelated"), "w") as f:
             f.write("x\n")
         time.sleep(1.0)  # > the 300 ms debounce
