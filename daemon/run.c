@@ -123,13 +123,47 @@ static bool unchanged(const struct daemon *d, const struct inputs_ident *now)
          (d->have_next && inputs_same(now, &d->next_ident));
 }
 
+/* Remember what was rejected only when it is surely what was validated:
+ * the inputs were the same before and after the load. A file deleted and
+ * re-created during it (config management) may have been read new: taking
+ * it for the rejected one would never load it. */
+static void remember_rejected(struct daemon *d,
+                              const struct inputs_ident *before)
+{
+  struct inputs_ident after;
+
+  inputs_ident(&d->inputs, &after);
+  d->rejected = true;
+  d->rejected_ident = *before;
+  if (!inputs_same(before, &after))
+    d->rejected_ident.valid = false; /* the next event validates again */
+}
+
+/* Every problem, a summary, and systemd's STATUS= (frees diag). */
+static void report_rejected(struct daemon *d, struct config_diag *diag)
+{
+  const char *path = d->args->config_path;
+  size_t problems = diag->count; /* config_diag_free() zeroes it */
+
+  for (size_t i = 0; i < diag->count; i++)
+    log_event(d->log, LOG_ERROR, "config.rejected", NULL, "%s", diag->lines[i]);
+  log_event(d->log, LOG_ERROR, "config.rejected", NULL,
+            "%s: %zu problem(s); the last good file stays in force", path,
+            problems);
+  config_diag_free(diag);
+  notify(d,
+         "READY=1\nSTATUS=file rejected (%zu problems); last good file "
+         "in force",
+         problems);
+}
+
 /* Load the file again when it or a file it names changed (force: SIGHUP,
  * even when nothing did). Returns true when it started a pass. */
 static bool reload(struct daemon *d, bool force)
 {
   struct config fresh = {0};
   struct config_diag diag = {0};
-  struct inputs_ident before, after;
+  struct inputs_ident before;
   const char *path = d->args->config_path;
   int rc;
 
@@ -142,27 +176,8 @@ static bool reload(struct daemon *d, bool force)
   rc = config_load(path, &fresh, &diag);
   uv_update_time(&d->loop); /* a big file takes a while (P13) */
   if (rc < 0) {
-    size_t problems = diag.count; /* config_diag_free() zeroes it */
-    for (size_t i = 0; i < diag.count; i++)
-      log_event(d->log, LOG_ERROR, "config.rejected", NULL, "%s",
-                diag.lines[i]);
-    log_event(d->log, LOG_ERROR, "config.rejected", NULL,
-              "%s: %zu problem(s); the last good file stays in force", path,
-              problems);
-    config_diag_free(&diag);
-    /* Remember what was rejected only when it is surely what was
-     * validated: the inputs were the same before and after the load. A
-     * file deleted and re-created during it (config management) may have
-     * been read new: taking it for the rejected one would never load it. */
-    inputs_ident(&d->inputs, &after);
-    d->rejected = true;
-    d->rejected_ident = before;
-    if (!inputs_same(&before, &after))
-      d->rejected_ident.valid = false; /* the next event validates again */
-    notify(d,
-           "READY=1\nSTATUS=file rejected (%zu problems); last good file "
-           "in force",
-           problems);
+    remember_rejected(d, &before); /* first: as close to the load as can be */
+    report_rejected(d, &diag);
     return false;
   }
   config_diag_free(&diag);
