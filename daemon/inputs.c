@@ -25,8 +25,7 @@ struct inputs_watch {
   uv_fs_event_t h;
   struct inputs *in;
   char *dir;
-  bool active; /* uv_fs_event_start succeeded */
-  bool wanted; /* still needed by the last inputs_watch() */
+  bool failed; /* could not be watched (said once) */
 };
 
 void inputs_init(struct inputs *in, uv_loop_t *loop, const struct log *log,
@@ -204,47 +203,6 @@ static char *dir_to_watch(const char *path)
   return dir;
 }
 
-static struct inputs_watch *find_watch(struct inputs *in, const char *dir)
-{
-  for (size_t i = 0; i < in->nwatches; i++)
-    if (strcmp(in->watches[i]->dir, dir) == 0)
-      return in->watches[i];
-  return NULL;
-}
-
-static int add_watch(struct inputs *in, char *dir)
-{
-  struct inputs_watch *w;
-  struct inputs_watch **n;
-  int rc;
-
-  n = realloc(in->watches, (in->nwatches + 1) * sizeof(*n));
-  if (!n)
-    return -ENOMEM;
-  in->watches = n;
-  w = calloc(1, sizeof(*w));
-  if (!w)
-    return -ENOMEM;
-  rc = uv_fs_event_init(in->loop, &w->h);
-  if (rc < 0) {
-    free(w);
-    return rc;
-  }
-  w->h.data = w;
-  w->in = in;
-  w->dir = dir;
-  w->wanted = true;
-  in->watches[in->nwatches++] = w;
-  rc = uv_fs_event_start(&w->h, on_event, dir, 0);
-  w->active = rc == 0;
-  if (rc < 0)
-    log_event(in->log, LOG_WARN, "watch.failed", NULL,
-              "cannot watch %s (%s): changes there are noticed at the next "
-              "resync or SIGHUP",
-              dir, uv_strerror(rc));
-  return 0;
-}
-
 /* The directories to watch now: the file's, then those of the files it
  * names, each once, and one more than can be watched at most (enough to
  * know that some are not). A directory that could not be allocated is
@@ -266,31 +224,66 @@ static size_t wanted_dirs(struct inputs *in, char **dirs)
   return n;
 }
 
+/* Watch dir (taken) with a new handle. A directory that cannot be watched
+ * is said once, as long as it keeps failing (was_failed). */
+static struct inputs_watch *new_watch(struct inputs *in, char *dir,
+                                      bool was_failed)
+{
+  struct inputs_watch *w = calloc(1, sizeof(*w));
+  int rc;
+
+  if (!w || uv_fs_event_init(in->loop, &w->h) < 0) {
+    free(w);
+    free(dir);
+    return NULL;
+  }
+  w->h.data = w;
+  w->in = in;
+  w->dir = dir;
+  rc = uv_fs_event_start(&w->h, on_event, dir, 0);
+  w->failed = rc < 0;
+  if (rc < 0 && !was_failed)
+    log_event(in->log, LOG_WARN, "watch.failed", NULL,
+              "cannot watch %s (%s): changes there are noticed at the next "
+              "resync or SIGHUP",
+              dir, uv_strerror(rc));
+  return w;
+}
+
+static const struct inputs_watch *find_watch(struct inputs_watch **ws, size_t n,
+                                             const char *dir)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(ws[i]->dir, dir) == 0)
+      return ws[i];
+  return NULL;
+}
+
+/* Every wanted directory gets a fresh watch, then the old ones go. A
+ * directory removed and made again under the same name is another one
+ * (maybe with the same inode number), and the old watch hears nothing
+ * from it; for a directory that did not change, inotify hands the new
+ * handle the same kernel watch, so nothing is lost in between and it
+ * costs a system call. */
 void inputs_watch(struct inputs *in)
 {
   char **dirs = calloc(INPUTS_MAX_WATCHED_DIRS + 1, sizeof(*dirs));
-  size_t n, keep = 0;
+  struct inputs_watch **fresh;
+  size_t n, nfresh = 0;
   bool over = false;
 
   if (!dirs)
     return;
   n = wanted_dirs(in, dirs);
-  /* drop what is no longer wanted first, so that it makes room */
-  for (size_t i = 0; i < in->nwatches; i++) {
-    struct inputs_watch *w = in->watches[i];
-    w->wanted = false;
-    for (size_t k = 0; k < n && !w->wanted; k++)
-      w->wanted = strcmp(dirs[k], w->dir) == 0;
-    if (w->wanted)
-      in->watches[keep++] = w;
-    else
-      drop_watch(w);
-  }
-  in->nwatches = keep;
-  for (size_t k = 0; k < n; k++) {
-    if (find_watch(in, dirs[k])) {
+  fresh = calloc(n ? n : 1, sizeof(*fresh));
+  if (!fresh) {
+    for (size_t k = 0; k < n; k++)
       free(dirs[k]);
-    } else if (in->nwatches >= INPUTS_MAX_WATCHED_DIRS) {
+    free(dirs);
+    return;
+  }
+  for (size_t k = 0; k < n; k++) {
+    if (nfresh >= INPUTS_MAX_WATCHED_DIRS) {
       if (!in->over_limit && !over)
         log_event(in->log, LOG_WARN, "watch.limit", NULL,
                   "the file names files in more than %d directories: "
@@ -299,11 +292,20 @@ void inputs_watch(struct inputs *in)
                   INPUTS_MAX_WATCHED_DIRS, dirs[k]);
       over = true;
       free(dirs[k]);
-    } else if (add_watch(in, dirs[k]) < 0) {
-      free(dirs[k]);
+      continue;
     }
+    const struct inputs_watch *old =
+        find_watch(in->watches, in->nwatches, dirs[k]);
+    struct inputs_watch *w = new_watch(in, dirs[k], old && old->failed);
+    if (w)
+      fresh[nfresh++] = w;
   }
   in->over_limit = over; /* said again only after it fitted once */
+  for (size_t i = 0; i < in->nwatches; i++)
+    drop_watch(in->watches[i]);
+  free(in->watches);
+  in->watches = fresh;
+  in->nwatches = nfresh;
   free(dirs);
 }
 

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -369,10 +370,14 @@ class InputFilesTest(DaemonTestCase):
     names (secret files, the CA file); a change to any of them makes the
     daemon validate again, with no edit of the file and no SIGHUP."""
 
-    def wait_rejected(self, d, n, problems=1):
-        """The reload that starts after notify message n ends rejected:
-        systemd hears RELOADING=1, then READY=1 with the STATUS, and the
-        daemon's bookkeeping of the rejection is done by then."""
+    def wait_rejected(self, d, m, n, problems=1):
+        """The reload that starts after event m / notify message n ends
+        rejected: its summary is logged and systemd hears RELOADING=1, then
+        READY=1 with the STATUS (the daemon's bookkeeping of the rejection
+        is done by then). Both, since the log and the notify socket are
+        read apart."""
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: "problem(s)" in e.get("msg", ""))
         i, _ = d.notify.wait_for("RELOADING", "1", after=n)
         _, ready = d.notify.wait_for("READY", "1", after=i + 1)
         self.assertEqual(ready.get("STATUS"),
@@ -394,13 +399,14 @@ class InputFilesTest(DaemonTestCase):
         m = d.mark()
         n = len(d.notify.snapshot())
         os.chmod(sk, 0o640)
-        self.wait_rejected(d, n)
+        self.wait_rejected(d, m, n)
         self.assertTrue(any(sk in e.get("msg", "") and "chmod 600" in e["msg"]
                             for e in d.named("config.rejected", m)))
         # an edit while the secret is still wrong: rejected too
+        m = d.mark()
         n = len(d.notify.snapshot())
         rename_over(cfg, text)
-        self.wait_rejected(d, n)
+        self.wait_rejected(d, m, n)
         # nothing it depends on changes: no new validation, no log spam
         # (a touch of the file, the secret replaced by the same bytes with
         # the same mode, another file written beside it)
@@ -428,6 +434,36 @@ class InputFilesTest(DaemonTestCase):
         self.assertEqual(d.named("config.rejected", m), [])
         last = [f for f in d.notify.snapshot() if "STATUS" in f][-1]
         self.assertNotIn("rejected", last["STATUS"])
+
+    def test_secret_directory_made_again_is_still_watched(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass()
+        # the secrets' directory is removed and made again with the same
+        # files (a deploy tool, a credentials directory set up anew):
+        # nothing the file depends on changed, but the old watch is dead
+        secrets = os.path.join(self.tmp, "secrets")
+        saved = {}
+        for name in os.listdir(secrets):
+            with open(os.path.join(secrets, name)) as f:
+                saved[name] = f.read()
+        m = d.mark()
+        shutil.rmtree(secrets)
+        os.mkdir(secrets, 0o700)
+        for name, text in saved.items():
+            fd = os.open(os.path.join(secrets, name),
+                         os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, text.encode())
+            os.close(fd)
+        time.sleep(1.0)  # > the 300 ms debounce: the daemon looked again
+        self.assertEqual(d.named("config.reload", m), [])
+        self.assertEqual(d.named("config.rejected", m), [])
+        # a change in the new directory is seen
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        os.chmod(os.path.join(secrets, "prod-sk"), 0o640)
+        self.wait_rejected(d, m, n)
 
     def test_rejected_for_a_missing_secret_then_it_is_created(self):
         w, domains = daemon_world(self.tmp)
