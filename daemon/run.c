@@ -9,7 +9,8 @@
  * not on every event. SIGTERM/SIGINT stop new requests, let those in
  * flight finish within a deadline, write the status and exit 0; a second
  * signal aborts what is in flight at once. systemd hears READY, RELOADING,
- * STOPPING, STATUS and WATCHDOG from the loop itself.
+ * STOPPING, STATUS and WATCHDOG from the loop itself. IAM tokens of
+ * password accounts outlive passes (auth.h's token cache).
  */
 #include <errno.h>
 #include <stdarg.h>
