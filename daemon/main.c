@@ -30,6 +30,8 @@ static const char usage_text[] =
     "confirm\n"
     "  run      -c FILE                          the daemon\n"
     "  status   [--state-dir DIR] [--json]       the last pass\n"
+    "  adopt    -c FILE [--certificate NAME]     own the live bindings the "
+    "file wants\n"
     "\n"
     "options:\n"
     "  -c, --config FILE        the desired-state file\n"
@@ -51,6 +53,7 @@ enum {
   OPT_PLAN,
   OPT_DRY_RUN,
   OPT_STATE_DIR,
+  OPT_CERTIFICATE,
   OPT_VERSION,
 };
 
@@ -63,6 +66,7 @@ static const struct option long_options[] = {
     {"plan", required_argument, NULL, OPT_PLAN},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"certificate", required_argument, NULL, OPT_CERTIFICATE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -100,6 +104,8 @@ static int check_options(const struct cli_args *a)
     return usage_error("--plan and --dry-run are for apply, not %s", cmd);
   if (a->state_dir && strcmp(cmd, "status"))
     return usage_error("--state-dir is for status, not %s", cmd);
+  if (a->certificate && strcmp(cmd, "adopt"))
+    return usage_error("--certificate is for adopt, not %s", cmd);
   return 0;
 }
 
@@ -137,6 +143,9 @@ static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
       break;
     case OPT_STATE_DIR:
       a->state_dir = optarg;
+      break;
+    case OPT_CERTIFICATE:
+      a->certificate = optarg;
       break;
     case 'h':
       fputs(usage_text, stdout);
@@ -186,6 +195,7 @@ int main(int argc, char **argv)
   } commands[] = {
       {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
       {"run", cli_run},           {"status", cli_status},
+      {"adopt", cli_adopt},
   };
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(args.command, commands[i].name) == 0) {
