@@ -191,14 +191,14 @@ class CrashRestartTest(SimTestCase):
             self.assertIsNone(proc.poll())
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
+            out, err = proc.communicate(timeout=harness.scaled(30))
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         harness.record_output("certbind", out + err)
         drain_s = time.monotonic() - t0
-        self.assertLess(drain_s, 10, err[-3000:])
+        self.assertLess(drain_s, harness.scaled(10), err[-3000:])
         events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
         names = [e["event"] for e in events]
         self.assertIn("shutdown", names, err[-3000:])

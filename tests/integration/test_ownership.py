@@ -9,16 +9,13 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import time
 import unittest
 
 import harness
-from harness import SimTestCase, World, certbind
+from harness import SimTestCase, World, certbind, scaled
 from test_daemon import Daemon
-
-SCALE = float(os.environ.get("CERTBIND_TEST_TIME_SCALE") or 1)
 
 
 def ledger_doc(state):
@@ -144,13 +141,13 @@ class OwnershipTest(StateTestCase):
             [harness.CERTBIND, "apply", "-c", cfg, "--log-format", "json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 30 * SCALE
+            deadline = time.monotonic() + scaled(30)
             while sim.stats()["writes_total"] < 3:
                 self.assertLess(time.monotonic(), deadline)
                 self.assertIsNone(proc.poll())
                 time.sleep(0.02)
             proc.send_signal(15)
-            out, err = proc.communicate(timeout=60 * SCALE)
+            out, err = proc.communicate(timeout=scaled(60))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -353,7 +350,7 @@ class StateLockTest(StateTestCase):
         sim, cfg = self.start(w)
         d = Daemon(cfg, self.tmp)
         try:
-            first = d.wait_pass(timeout=30 * SCALE)
+            first = d.wait_pass(timeout=scaled(30))
             w.wanted = []
             w.want("cert-0", ["edge-0"], domains[4:])
             other = w.write_yaml(sim.ca, "other.yaml")
@@ -367,8 +364,8 @@ class StateLockTest(StateTestCase):
                    domains[:4] + ["manual.own.example.com"])
             mark = d.mark()
             w.write_yaml(sim.ca)
-            d.wait("config.reload", after=mark, timeout=30 * SCALE)
-            d.wait_pass(after=mark, timeout=30 * SCALE)
+            d.wait("config.reload", after=mark, timeout=scaled(30))
+            d.wait_pass(after=mark, timeout=scaled(30))
             self.assertGreater(mark, first)
         finally:
             d.stop()
@@ -391,7 +388,7 @@ class StateLockTest(StateTestCase):
             f.write("{not json")
         d = Daemon(cfg, self.tmp)
         try:
-            d.wait_pass(timeout=30 * SCALE)
+            d.wait_pass(timeout=scaled(30))
             self.assertTrue(d.named("ledger.unusable"))
             self.assertIn(domains[2], {b[2] for b in sim.state_set()})
             # mended: the next pass reads it and detaches what it owns
@@ -401,7 +398,7 @@ class StateLockTest(StateTestCase):
                      "attached_at": 1} for dm in domains[2:4]]}, f)
             mark = d.mark()
             d.signal(1)
-            d.wait_pass(after=mark, timeout=30 * SCALE)
+            d.wait_pass(after=mark, timeout=scaled(30))
             self.assertEqual({b[2] for b in sim.state_set()},
                              set(domains[:2]) | {"manual.own.example.com"})
             # a reload to another state_dir reads that directory's ledger
@@ -416,8 +413,8 @@ class StateLockTest(StateTestCase):
             w.daemon["state_dir"] = other
             mark = d.mark()
             w.write_yaml(sim.ca)
-            d.wait("config.reload", after=mark, timeout=30 * SCALE)
-            d.wait_pass(after=mark, timeout=30 * SCALE)
+            d.wait("config.reload", after=mark, timeout=scaled(30))
+            d.wait_pass(after=mark, timeout=scaled(30))
         finally:
             d.stop()
         self.assertEqual({b[2] for b in sim.state_set()}, set(domains[:2]))
