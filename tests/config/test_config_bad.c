@@ -296,19 +296,19 @@ static void test_same_instance_two_names(void **state)
     free(doc);
   }
   /* a third name: its own error, the first is not reported twice */
-  assert_int_equal(
-      t_load(T_ACCOUNTS "gateways:\n"
-                        "  g1: {account: a1, instance_id: "
-                        "0123456789abcdef0123456789abcdef}\n"
-                        "  g2: {account: a1, instance_id: "
-                        "0123456789abcdef0123456789abcdef}\n"
-                        "  g3: {account: a1, instance_id: "
-                        "01234567-89ab-cdef-0123-456789abcdef}\n"
-                        "  g4: {account: a1, instance_id: "
-                        "11111111222233334444555555555555}\n"
-                        "certificates: {}\nbindings: []\n" T_POLICY,
-             &cfg, &d),
-      -EINVAL);
+  assert_int_equal(t_load(T_ACCOUNTS
+                          "gateways:\n"
+                          "  g1: {account: a1, instance_id: "
+                          "0123456789abcdef0123456789abcdef}\n"
+                          "  g2: {account: a1, instance_id: "
+                          "0123456789abcdef0123456789abcdef}\n"
+                          "  g3: {account: a1, instance_id: "
+                          "01234567-89ab-cdef-0123-456789abcdef}\n"
+                          "  g4: {account: a1, instance_id: "
+                          "11111111222233334444555555555555}\n"
+                          "certificates: {}\nbindings: []\n" T_POLICY,
+                          &cfg, &d),
+                   -EINVAL);
   t_dump(&d);
   assert_int_equal(d.count, 3);
   assert_true(t_has(&d, 12, 34, "as gateway \"g2\" (line 13)"));

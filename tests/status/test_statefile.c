@@ -336,8 +336,8 @@ static void test_fifo_refused_without_blocking(void **state)
   assert_int_equal(rc, -EINVAL);
   assert_message(rc, "write", f->path, "a FIFO");
   assert_fifo_intact(f);
-  assert_int_equal(
-      statefile_write_atomic_gen(f->path, 0600, gen_hello, NULL), -EINVAL);
+  assert_int_equal(statefile_write_atomic_gen(f->path, 0600, gen_hello, NULL),
+                   -EINVAL);
   assert_fifo_intact(f);
 }
 
