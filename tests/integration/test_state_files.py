@@ -27,7 +27,7 @@ def time_scale():
 
 
 # A working plan/apply/status against apig-sim takes well under a second.
-BOUND_S = 30 * time_scale()
+BOUND_S = 15 * time_scale()
 
 
 class StateFileTest(DaemonTestCase):
