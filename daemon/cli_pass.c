@@ -163,11 +163,12 @@ static struct ledger *open_ledger(const struct cli_args *a,
                                   const struct config *cfg, struct ledger *l)
 {
   int rc = ledger_load(cfg->daemon.state_dir, l);
-  char why[512];
+  char path[PATH_MAX], why[512];
 
   if (rc == 0 || rc == -ENOENT)
     return l;
-  statefile_strerror(rc, "read", cfg->daemon.state_dir, why, sizeof(why));
+  statefile_path(path, sizeof(path), cfg->daemon.state_dir, LEDGER_FILE);
+  statefile_strerror(rc, "read", path, why, sizeof(why));
   log_event(&a->log, LOG_ERROR, "ledger.unusable", NULL,
             "%s: ownership unknown, nothing will be detached and the "
             "ledger is left as it is",
@@ -185,6 +186,16 @@ static void log_write_error(const struct log *log, const char *event, int rc,
   log_event(log, LOG_ERROR, event, NULL, "%s", why);
 }
 
+/* The message names the file, not only its directory. */
+static void log_state_write_error(const struct log *log, const char *event,
+                                  int rc, const char *dir, const char *name)
+{
+  char path[PATH_MAX];
+
+  statefile_path(path, sizeof(path), dir, name);
+  log_write_error(log, event, rc, path);
+}
+
 void cli_save_pass(const struct log *log, const struct config *cfg,
                    const struct pass *p, struct ledger *ledger,
                    struct metrics *m)
@@ -197,13 +208,13 @@ void cli_save_pass(const struct log *log, const struct config *cfg,
   if (pass_status(p, &st) == 0) {
     rc = status_write(dir, &st);
     if (rc < 0)
-      log_write_error(log, "status.failed", rc, dir);
+      log_state_write_error(log, "status.failed", rc, dir, STATUS_FILE);
     status_free(&st);
   }
   if (ledger && p->ledger_dirty) {
     rc = ledger_save(dir, ledger);
     if (rc < 0)
-      log_write_error(log, "ledger.failed", rc, dir);
+      log_state_write_error(log, "ledger.failed", rc, dir, LEDGER_FILE);
   }
   m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
   m->pending = p->counts.pending;

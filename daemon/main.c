@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -168,6 +169,14 @@ int main(int argc, char **argv)
   bool done;
   int rc;
 
+  /* Before any secret is read: a non-dumpable process leaves no core file
+   * (with the AK/SK, a token, an Authorization header) and cannot be
+   * ptrace'd or have its /proc memory read by other processes of its uid. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+    fprintf(stderr, "certbind: cannot make the process non-dumpable: %s\n",
+            strerror(errno));
+    return CLI_EXIT_FAILURE;
+  }
   /* libuv does not protect writes from SIGPIPE (libuv#45), and curl with
    * CURLOPT_NOSIGNAL does not ignore it either. */
   signal(SIGPIPE, SIG_IGN);

@@ -491,7 +491,7 @@ static void daemon_free(struct daemon *d)
 
 static void open_daemon_ledger(struct daemon *d)
 {
-  char why[512];
+  char path[PATH_MAX], why[512];
   int rc;
 
   ledger_free(&d->ledger);
@@ -502,7 +502,8 @@ static void open_daemon_ledger(struct daemon *d)
   rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
   d->ledger_ok = rc == 0 || rc == -ENOENT;
   if (!d->ledger_ok) {
-    statefile_strerror(rc, "read", d->cfg.daemon.state_dir, why, sizeof(why));
+    statefile_path(path, sizeof(path), d->cfg.daemon.state_dir, LEDGER_FILE);
+    statefile_strerror(rc, "read", path, why, sizeof(why));
     log_event(d->log, LOG_ERROR, "ledger.unusable", NULL,
               "%s: ownership unknown, nothing will be detached and the "
               "ledger is left as it is",
