@@ -25,6 +25,7 @@ struct cli_args {
   const char *out_path;
   const char *plan_path;
   const char *state_dir;
+  const char *certificate; /* adopt --certificate NAME */
   bool json;
   bool dry_run;
   struct log log;
@@ -49,5 +50,6 @@ int cli_plan(const struct cli_args *a);
 int cli_apply(const struct cli_args *a);
 int cli_run(const struct cli_args *a);
 int cli_status(const struct cli_args *a);
+int cli_adopt(const struct cli_args *a);
 
 #endif

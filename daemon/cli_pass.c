@@ -1,11 +1,14 @@
 /*
- * cli_pass: the commands that run one pass against the API (plan, apply)
- * and `status`, which reads what the last pass left.
+ * cli_pass: the commands that run one pass against the API (plan, apply,
+ * adopt) and `status`, which reads what the last pass left. Each holds
+ * state_dir/lock (statelock.h) while it reads or writes the state files:
+ * exclusive for apply and adopt, shared for plan and status.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -18,6 +21,7 @@
 #include "pass.h"
 #include "report.h"
 #include "statefile.h"
+#include "statelock.h"
 #include "status.h"
 
 #define DRAIN_DEADLINE_MS 30000
@@ -134,17 +138,37 @@ static bool want_color(FILE *f)
   return isatty(fileno(f)) && !(nc && *nc);
 }
 
+/* Take state_dir/lock (SPEC §5), waiting STATELOCK_WAIT_MS for another
+ * holder: 0, or -1 after logging why (the holder's pid, or the file). */
+static int lock_state_dir(const struct log *log, const char *dir,
+                          bool exclusive, struct statelock *lk)
+{
+  char why[600];
+  pid_t holder = 0;
+  int rc;
+
+  if (exclusive)
+    (void)statefile_mkdir(dir); /* the first pass: statelock says why not */
+  rc = statelock_wait(dir, exclusive, STATELOCK_WAIT_MS, lk, &holder);
+  if (rc == 0)
+    return 0;
+  statelock_strerror(rc, dir, holder, STATELOCK_WAIT_MS, why, sizeof(why));
+  log_event(log, LOG_ERROR, "state.locked", NULL, "%s", why);
+  return -1;
+}
+
 /* The ledger of state_dir: a corrupt one is not used (nothing is detached
  * and it is not overwritten), so an operator can inspect it. */
 static struct ledger *open_ledger(const struct cli_args *a,
                                   const struct config *cfg, struct ledger *l)
 {
   int rc = ledger_load(cfg->daemon.state_dir, l);
-  char why[512];
+  char path[PATH_MAX], why[512];
 
   if (rc == 0 || rc == -ENOENT)
     return l;
-  statefile_strerror(rc, "read", cfg->daemon.state_dir, why, sizeof(why));
+  statefile_path(path, sizeof(path), cfg->daemon.state_dir, LEDGER_FILE);
+  statefile_strerror(rc, "read", path, why, sizeof(why));
   log_event(&a->log, LOG_ERROR, "ledger.unusable", NULL,
             "%s: ownership unknown, nothing will be detached and the "
             "ledger is left as it is",
@@ -162,6 +186,16 @@ static void log_write_error(const struct log *log, const char *event, int rc,
   log_event(log, LOG_ERROR, event, NULL, "%s", why);
 }
 
+/* The message names the file, not only its directory. */
+static void log_state_write_error(const struct log *log, const char *event,
+                                  int rc, const char *dir, const char *name)
+{
+  char path[PATH_MAX];
+
+  statefile_path(path, sizeof(path), dir, name);
+  log_write_error(log, event, rc, path);
+}
+
 void cli_save_pass(const struct log *log, const struct config *cfg,
                    const struct pass *p, struct ledger *ledger,
                    struct metrics *m)
@@ -174,13 +208,13 @@ void cli_save_pass(const struct log *log, const struct config *cfg,
   if (pass_status(p, &st) == 0) {
     rc = status_write(dir, &st);
     if (rc < 0)
-      log_write_error(log, "status.failed", rc, dir);
+      log_state_write_error(log, "status.failed", rc, dir, STATUS_FILE);
     status_free(&st);
   }
   if (ledger && p->ledger_dirty) {
     rc = ledger_save(dir, ledger);
     if (rc < 0)
-      log_write_error(log, "ledger.failed", rc, dir);
+      log_state_write_error(log, "ledger.failed", rc, dir, LEDGER_FILE);
   }
   m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
   m->pending = p->counts.pending;
@@ -232,6 +266,7 @@ int cli_plan(const struct cli_args *a)
   struct ledger ledger_store = {0}, *ledger;
   struct metrics m = {0};
   struct pass_opts po = {.write = false, .command = "plan"};
+  struct statelock lock;
   struct one_pass *op;
   int rc = cli_load_config(a->config_path, &cfg);
 
@@ -242,7 +277,15 @@ int cli_plan(const struct cli_args *a)
     config_free(&cfg);
     return CLI_EXIT_FAILURE;
   }
+  /* the ledger decides what sync would detach: read it whole, not while
+   * a pass rewrites it */
+  if (lock_state_dir(&a->log, cfg.daemon.state_dir, false, &lock) < 0) {
+    free(op);
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
   ledger = open_ledger(a, &cfg, &ledger_store);
+  statelock_release(&lock);
   po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
   if (rc == 0 && op->pass.outcome == PASS_PLANNED) {
@@ -296,6 +339,7 @@ int cli_apply(const struct cli_args *a)
   struct pass_opts po = {
       .write = true, .dry_run = a->dry_run, .command = "apply"};
   char checksum[65];
+  struct statelock lock;
   struct one_pass *op;
   int rc = cli_load_config(a->config_path, &cfg);
 
@@ -315,6 +359,13 @@ int cli_apply(const struct cli_args *a)
     config_free(&cfg);
     return CLI_EXIT_FAILURE;
   }
+  /* held from the ledger's read to the last state file's write, so that
+   * a daemon's pass cannot write an older ledger over this one's */
+  if (lock_state_dir(&a->log, cfg.daemon.state_dir, true, &lock) < 0) {
+    free(op);
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
   ledger = open_ledger(a, &cfg, &ledger_store);
   po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
@@ -330,6 +381,7 @@ int cli_apply(const struct cli_args *a)
       cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m);
     rc = apply_exit_code(&op->pass);
   }
+  statelock_release(&lock);
   pass_free(&op->pass);
   free(op);
   ledger_free(&ledger_store);
@@ -342,9 +394,14 @@ int cli_status(const struct cli_args *a)
 {
   const char *dir = a->state_dir ? a->state_dir : "/var/lib/certbind";
   struct status st;
+  struct statelock lock;
   char path[4096], why[512];
-  int rc = status_read(dir, &st);
+  int rc;
 
+  if (lock_state_dir(&a->log, dir, false, &lock) < 0)
+    return CLI_EXIT_FAILURE;
+  rc = status_read(dir, &st);
+  statelock_release(&lock);
   if (rc < 0) {
     statefile_path(path, sizeof(path), dir, STATUS_FILE);
     statefile_strerror(rc, "read", path, why, sizeof(why));
@@ -355,4 +412,121 @@ int cli_status(const struct cli_args *a)
   rc = status_print(&st, stdout, a->json, want_color(stdout));
   status_free(&st);
   return rc < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+/* The index of the certificate named `name` in cfg, or -1. */
+static long find_certificate(const struct config *cfg, const char *name)
+{
+  for (size_t i = 0; i < cfg->ncertificates; i++) {
+    if (strcmp(cfg->certificates[i].name, name) == 0)
+      return (long)i;
+  }
+  return -1;
+}
+
+struct adopt_counts {
+  size_t adopted, uncertain, owned, missing, unread;
+};
+
+/* Own every live binding the file wants (of certificate `only`, or all
+ * when -1): what a read showed, never what it did not. */
+static void adopt_live(const struct config *cfg, const struct live_state *live,
+                       long only, struct ledger *l, struct adopt_counts *n)
+{
+  int64_t now = (int64_t)time(NULL);
+
+  for (size_t i = 0; i < cfg->nbindings; i++) {
+    const struct config_binding *b = &cfg->bindings[i];
+    const struct live_cert *lc = &live->certs[b->certificate];
+    const char *cert_id = cfg->certificates[b->certificate].id;
+    const char *inst = cfg->gateways[b->gateway].instance_id;
+    if (only >= 0 && b->certificate != (size_t)only)
+      continue;
+    if (!lc->known) {
+      n->unread++;
+      continue;
+    }
+    if (!live_cert_find(lc, inst, b->domain)) {
+      n->missing++;
+      continue;
+    }
+    if (ledger_owns(l, cert_id, inst, b->domain)) {
+      n->owned++;
+      continue;
+    }
+    n->uncertain += ledger_contains(l, cert_id, inst, b->domain);
+    if (ledger_add(l, cert_id, inst, b->domain, now) == 0)
+      n->adopted++;
+  }
+}
+
+/* certbind adopt (SPEC §2): the live bindings that the file wants become
+ * owned, so that sync mode can manage a fleet certbind did not build, and
+ * bindings left uncertain by a crash are owned again. Nothing is written
+ * to APIG. */
+int cli_adopt(const struct cli_args *a)
+{
+  struct config cfg = {0};
+  struct ledger ledger_store = {0}, *ledger;
+  struct metrics m = {0};
+  struct pass_opts po = {.write = false, .command = "adopt"};
+  struct adopt_counts n = {0};
+  struct statelock lock;
+  struct one_pass *op;
+  long only = -1;
+  char why[600];
+  int rc = cli_load_config(a->config_path, &cfg);
+
+  if (rc)
+    return rc;
+  if (a->certificate && (only = find_certificate(&cfg, a->certificate)) < 0) {
+    fprintf(stderr, "certbind: adopt: %s names no certificate '%s'\n",
+            a->config_path, a->certificate);
+    config_free(&cfg);
+    return CLI_EXIT_USAGE;
+  }
+  op = calloc(1, sizeof(*op));
+  if (!op || lock_state_dir(&a->log, cfg.daemon.state_dir, true, &lock) < 0) {
+    free(op);
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
+  ledger = open_ledger(a, &cfg, &ledger_store);
+  if (!ledger) { /* unreadable: never written over (open_ledger said why) */
+    rc = CLI_EXIT_FAILURE;
+    goto out;
+  }
+  rc = run_pass(a, &cfg, ledger, &m, &po, op);
+  if (rc < 0 || op->pass.outcome != PASS_PLANNED) {
+    rc = CLI_EXIT_FAILURE;
+    goto out;
+  }
+  adopt_live(&cfg, &op->pass.live, only, ledger, &n);
+  rc = n.unread ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+  if (n.adopted) {
+    int err = ledger_save(cfg.daemon.state_dir, ledger);
+    if (err < 0) {
+      char path[4096];
+      statefile_path(path, sizeof(path), cfg.daemon.state_dir, LEDGER_FILE);
+      statefile_strerror(err, "write", path, why, sizeof(why));
+      log_event(&a->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+      n.adopted = n.uncertain = 0;
+      rc = CLI_EXIT_FAILURE;
+    }
+  }
+  printf("adopted %zu binding(s) (%zu were uncertain), %zu already owned, "
+         "%zu wanted but not live (apply attaches them)\n",
+         n.adopted, n.uncertain, n.owned, n.missing);
+  if (n.unread)
+    printf("%zu binding(s) not adopted: their certificate could not be "
+           "read\n",
+           n.unread);
+out:
+  statelock_release(&lock);
+  pass_free(&op->pass);
+  free(op);
+  ledger_free(&ledger_store);
+  metrics_free(&m);
+  config_free(&cfg);
+  return rc;
 }

@@ -42,6 +42,9 @@ enum item_state {
 struct pass_item {
   uint8_t state;
   bool permanent; /* failed with a 4xx: not retried by the daemon */
+  bool intent;    /* sync attach: its intent is in the ledger (ahead) */
+  bool disowned;  /* sync detach: its ownership was dropped ahead */
+  int64_t owned_at; /* disowned: the entry's attached_at, to restore it */
   const struct pass_memo *held; /* not written: an earlier failure holds it */
   uint32_t attempts;
   uint64_t written_ms; /* loop ms of the successful write */
@@ -1616,7 +1619,7 @@ static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
     for (size_t i = lo; i < hi; i++) {
       bool det = p->plan.items[i].op == PLAN_DETACH;
       if (det == (pass_detach == 1) && p->items[i].state == ITEM_PENDING &&
-          !held_back(p, i))
+          !p->items[i].held)
         idx[n++] = i;
     }
     /* plan order is (op, domain, gateway): usually this order already */
@@ -1693,43 +1696,113 @@ static int setup_waves(struct pass *p)
   return 0;
 }
 
-/* Ownership is recorded before the attach is sent (write-ahead): a crash
- * between the attach and the end of the pass must not leave a binding
- * certbind made that its ledger does not know (sync mode could then never
- * remove it). An entry whose attach never took effect is forgotten by a
- * later pass once it is older than confirm_timeout_s and still not live. */
-static void record_intent(struct pass *p, size_t lo, size_t hi)
+/* The ledger file, for messages. */
+static void ledger_write_error(const struct pass *p, int rc, char *why,
+                               size_t size)
 {
-  bool added = false;
+  char path[4096];
+
+  if (statefile_path(path, sizeof(path), p->cfg->daemon.state_dir,
+                     LEDGER_FILE) < 0)
+    snprintf(path, sizeof(path), "%s", p->cfg->daemon.state_dir);
+  statefile_strerror(rc, "write", path, why, size);
+}
+
+/* The ownership changes of items [lo, hi) go to disk before any of their
+ * writes is sent (SPEC §1): an attach's intent (a crash after the attach
+ * leaves it to be found: uncertain, never detached), a detach's loss of
+ * ownership (a crash after the detach must not leave certbind owning a
+ * binding a person may attach again). Sync mode only: upsert detaches
+ * nothing, and an attach a crash left unrecorded is merely not owned.
+ * When the ledger cannot be written, none of those writes is sent: they
+ * fail with the reason, and the in-memory ledger is put back. */
+static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
+{
+  int64_t now = (int64_t)time(NULL);
+  bool changed = false;
+  char why[600];
   int rc;
 
-  /* Only sync mode acts on ownership. In upsert mode a binding a crash
-   * left unrecorded is merely not owned, the safe side, and the ledger is
-   * saved once at the end instead of before the first write. */
   if (!p->ledger || p->cfg->policy.mode != CONFIG_MODE_SYNC)
     return;
   for (size_t i = lo; i < hi; i++) {
     const struct plan_item *pi = &p->plan.items[i];
-    const struct pass_item *it = &p->items[i];
+    struct pass_item *it = &p->items[i];
     const char *cert_id = p->cfg->certificates[pi->cert].id;
-    if (pi->op != PLAN_ATTACH || it->state != ITEM_PENDING || it->held)
+    if (it->state != ITEM_PENDING || it->held)
       continue;
-    /* An entry left by an earlier attempt gets this attempt's time: the
-     * grace period runs from the latest attach that may still show. */
-    ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
-    if (ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-                   (int64_t)time(NULL)) == 0)
-      added = true;
+    if (pi->op == PLAN_ATTACH) {
+      if (ledger_add_intent(p->ledger, cert_id, pi->instance_id, pi->domain,
+                            now, &it->intent) < 0) {
+        item_fail(p, i, "internal", "out of memory", NULL);
+        continue;
+      }
+      changed |= it->intent;
+    } else if (pi->op == PLAN_DETACH) {
+      const struct ledger_entry *e =
+          ledger_find(p->ledger, cert_id, pi->instance_id, pi->domain);
+      if (!e || e->intent)
+        continue; /* plan_compute detaches only owned bindings */
+      it->owned_at = e->attached_at;
+      ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
+      it->disowned = changed = true;
+    }
   }
-  if (!added)
+  if (!changed)
     return;
   p->ledger_dirty = true;
   (void)statefile_mkdir(p->cfg->daemon.state_dir); /* first pass: none yet */
   rc = ledger_save(p->cfg->daemon.state_dir, p->ledger);
-  if (rc < 0) {
-    char why[512];
-    statefile_strerror(rc, "write", p->cfg->daemon.state_dir, why, sizeof(why));
-    log_event(p->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+  if (rc == 0)
+    return;
+  ledger_write_error(p, rc, why, sizeof(why));
+  log_event(p->log, LOG_ERROR, "ledger.failed", NULL,
+            "%s: the attaches and detaches that change ownership are not "
+            "sent",
+            why);
+  for (size_t i = lo; i < hi; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    struct pass_item *it = &p->items[i];
+    const char *cert_id = p->cfg->certificates[pi->cert].id;
+    if (it->intent)
+      ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
+    else if (it->disowned)
+      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                 it->owned_at);
+    else
+      continue;
+    it->intent = it->disowned = false;
+    item_fail(p, i, "state-file", why, NULL);
+  }
+}
+
+/* At the end of a pass its own intents are resolved (SPEC §1): an attach
+ * that answered 204 (or showed) is owned, in both modes; any other intent
+ * (refused, never sent, outcome never resolved) is dropped. A detach whose
+ * ownership went ahead but that was never sent, or that APIG refused for
+ * good, left the binding in place: owned again. One whose outcome stayed
+ * unknown is not: owning too little is the safe side. */
+static void settle_ownership(struct pass *p)
+{
+  for (size_t i = 0; p->ledger && p->items && i < p->plan.nitems; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    const struct pass_item *it = &p->items[i];
+    const char *cert_id = p->cfg->certificates[pi->cert].id;
+    bool applied = it->state == ITEM_CONVERGED || it->written_ms != 0;
+    if (pi->op == PLAN_ATTACH && applied) {
+      if (!ledger_owns(p->ledger, cert_id, pi->instance_id, pi->domain))
+        ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                   (int64_t)time(NULL));
+      p->ledger_dirty = true;
+    } else if (it->intent) {
+      ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
+      p->ledger_dirty = true;
+    } else if (it->disowned && it->state != ITEM_CONVERGED &&
+               (it->attempts == 0 || it->permanent)) {
+      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                 it->owned_at);
+      p->ledger_dirty = true;
+    }
   }
 }
 
@@ -1748,6 +1821,11 @@ static void start_wave(struct pass *p)
     f.nkv = 3;
     log_event(p->log, LOG_INFO, "wave.start", &f, NULL);
   }
+  for (size_t i = lo; i < hi; i++) {
+    if (p->items[i].state == ITEM_PENDING)
+      held_back(p, i);
+  }
+  write_ownership_ahead(p, lo, hi);
   for (size_t i = lo; i < hi;) {
     uint32_t cert = p->plan.items[i].cert;
     size_t end = i;
@@ -1759,7 +1837,6 @@ static void start_wave(struct pass *p)
     }
     i = end;
   }
-  record_intent(p, lo, hi);
 }
 
 static void refuse(struct pass *p, enum pass_outcome o, const char *event,
@@ -1814,7 +1891,7 @@ static void forget_stale_ownership(struct pass *p)
   for (size_t k = 0; k < n; k++) {
     const struct ledger_entry *e =
         ledger_at(p->ledger, p->plan.stale_ledger[k]);
-    /* attached (or about to be: see record_intent) too recently to show
+    /* attached, or an intent (write_ownership_ahead), too recently to show
      * yet, as APIG takes seconds to show a write: keep it */
     if (e->attached_at >
         (int64_t)time(NULL) - (int64_t)p->cfg->policy.confirm_timeout_s)
@@ -2099,6 +2176,7 @@ static void compute_counts(struct pass *p)
   struct pass_counts *k = &p->counts;
 
   k->unchanged = p->plan.unchanged;
+  k->uncertain = p->plan.nuncertain;
   k->attached = k->changed = k->detached = k->failed = k->pending = 0;
   for (size_t i = 0; i < p->plan.nitems && p->items; i++) {
     const struct pass_item *it = &p->items[i];
@@ -2134,6 +2212,7 @@ static void finish(struct pass *p)
     return;
   p->phase = PHASE_DONE;
   p->ended_ms = wall_ms();
+  settle_ownership(p);
   compute_counts(p);
   for (size_t c = 0; c < p->cfg->ncertificates; c++)
     any_read |= !p->certs[c].read_failed;

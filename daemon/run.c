@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "pass.h"
 #include "statefile.h"
+#include "statelock.h"
 #include "status.h"
 
 #define DRAIN_DEADLINE_MS 30000
@@ -52,8 +53,11 @@ struct daemon {
   struct inputs inputs;
   /* IAM tokens of password accounts, kept across passes (auth.h) */
   struct auth_token_cache tokens;
-  struct ledger ledger;
+  struct ledger ledger; /* read again at the start of every pass */
   bool ledger_ok;
+  struct statelock lock;  /* state_dir/lock, held for each pass */
+  uint64_t lock_wait_ms;  /* loop ms the wait for the lock began, or 0 */
+  const char *lock_why;   /* the trigger of the pass waiting for it */
   struct metrics metrics;
   struct pass_memory memory;
   struct pass *pass; /* the running pass, or NULL */
@@ -61,7 +65,7 @@ struct daemon {
   bool stopping;
   int signals;
   uv_signal_t sighup, sigterm, sigint;
-  uv_timer_t resync, debounce, drain, watchdog;
+  uv_timer_t resync, debounce, drain, watchdog, lockwait;
   uint64_t debounce_first; /* loop ms of the first event being debounced */
   uint64_t seed;
   int open_handles;
@@ -246,6 +250,7 @@ static void on_pass_done(struct pass *p, void *arg)
   pass_free(p);
   free(p);
   d->pass = NULL;
+  statelock_release(&d->lock);
   if (d->stopping) {
     shutdown_handles(d);
     return;
@@ -261,6 +266,50 @@ static void on_pass_done(struct pass *p, void *arg)
   schedule_resync(d);
 }
 
+static void open_daemon_ledger(struct daemon *d);
+
+static void on_lockwait(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+
+  start_pass(d, d->lock_why);
+}
+
+/* state_dir/lock for one pass (SPEC §5), without blocking the loop: while
+ * another process (an apply) holds it, try again every 100 ms, for at most
+ * STATELOCK_WAIT_MS; then this pass is skipped (logged with the holder's
+ * pid) and the next one comes at the resync interval. 0: held; -EAGAIN:
+ * waiting; another negative errno: skipped. */
+static int lock_for_pass(struct daemon *d, const char *why)
+{
+  const char *dir = d->cfg.daemon.state_dir;
+  char msg[600];
+  pid_t holder = 0;
+  uint64_t now = uv_now(&d->loop);
+  int rc;
+
+  (void)statefile_mkdir(dir);
+  rc = statelock_try(dir, true, &d->lock, &holder);
+  if (rc == 0) {
+    d->lock_wait_ms = 0;
+    return 0;
+  }
+  if (rc == -EWOULDBLOCK) {
+    if (d->lock_wait_ms == 0)
+      d->lock_wait_ms = now ? now : 1;
+    if (now - d->lock_wait_ms < STATELOCK_WAIT_MS) {
+      d->lock_why = why;
+      uv_timer_start(&d->lockwait, on_lockwait, 100, 0);
+      return -EAGAIN;
+    }
+  }
+  statelock_strerror(rc, dir, holder, STATELOCK_WAIT_MS, msg, sizeof(msg));
+  log_event(d->log, LOG_ERROR, "state.locked", NULL,
+            "%s: this pass is skipped", msg);
+  d->lock_wait_ms = 0;
+  return rc;
+}
+
 static void start_pass(struct daemon *d, const char *why)
 {
   struct pass_opts po = {.write = true, .command = "run"};
@@ -268,7 +317,7 @@ static void start_pass(struct daemon *d, const char *why)
 
   if (d->stopping)
     return;
-  if (d->pass) {
+  if (d->pass || uv_is_active((uv_handle_t *)&d->lockwait)) {
     d->rerun = true; /* coalesced: one more pass after this one */
     return;
   }
@@ -282,8 +331,19 @@ static void start_pass(struct daemon *d, const char *why)
     auth_token_cache_retain(&d->tokens, &d->cfg);
   }
   uv_timer_stop(&d->resync);
+  rc = lock_for_pass(d, why);
+  if (rc == -EAGAIN)
+    return;
+  if (rc < 0) {
+    schedule_resync(d);
+    return;
+  }
+  /* another process (apply, adopt) may have changed it since the last
+   * pass, and a reload may have moved state_dir */
+  open_daemon_ledger(d);
   d->pass = calloc(1, sizeof(*d->pass));
   if (!d->pass) {
+    statelock_release(&d->lock);
     schedule_resync(d);
     return;
   }
@@ -300,6 +360,7 @@ static void start_pass(struct daemon *d, const char *why)
     pass_free(d->pass);
     free(d->pass);
     d->pass = NULL;
+    statelock_release(&d->lock);
     schedule_resync(d);
   }
 }
@@ -335,6 +396,7 @@ static void shutdown_handles(struct daemon *d)
   close_handle(d, (uv_handle_t *)&d->debounce);
   close_handle(d, (uv_handle_t *)&d->drain);
   close_handle(d, (uv_handle_t *)&d->watchdog);
+  close_handle(d, (uv_handle_t *)&d->lockwait);
   inputs_stop(&d->inputs);
   http_close(&d->http, NULL);
 }
@@ -349,6 +411,7 @@ static void begin_shutdown(struct daemon *d, int signum)
             signum, DRAIN_DEADLINE_MS / 1000);
   uv_timer_stop(&d->resync);
   uv_timer_stop(&d->debounce);
+  uv_timer_stop(&d->lockwait);
   inputs_stop(&d->inputs);
   if (d->pass) {
     pass_stop(d->pass);
@@ -390,7 +453,7 @@ static int init_handles(struct daemon *d)
       (uv_handle_t *)&d->sighup,   (uv_handle_t *)&d->sigterm,
       (uv_handle_t *)&d->sigint,   (uv_handle_t *)&d->resync,
       (uv_handle_t *)&d->debounce, (uv_handle_t *)&d->drain,
-      (uv_handle_t *)&d->watchdog,
+      (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->lockwait,
   };
 
   if (!rc)
@@ -407,6 +470,8 @@ static int init_handles(struct daemon *d)
     rc = uv_timer_init(&d->loop, &d->drain);
   if (!rc)
     rc = uv_timer_init(&d->loop, &d->watchdog);
+  if (!rc)
+    rc = uv_timer_init(&d->loop, &d->lockwait);
   if (rc)
     return rc;
   d->open_handles = (int)(sizeof(hs) / sizeof(hs[0]));
@@ -437,9 +502,10 @@ static void daemon_free(struct daemon *d)
 
 static void open_daemon_ledger(struct daemon *d)
 {
-  char why[512];
+  char path[PATH_MAX], why[512];
   int rc;
 
+  ledger_free(&d->ledger);
   rc = statefile_mkdir(d->cfg.daemon.state_dir);
   if (rc < 0)
     log_event(d->log, LOG_WARN, "state.dir", NULL, "cannot create %s: %s",
@@ -447,7 +513,8 @@ static void open_daemon_ledger(struct daemon *d)
   rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
   d->ledger_ok = rc == 0 || rc == -ENOENT;
   if (!d->ledger_ok) {
-    statefile_strerror(rc, "read", d->cfg.daemon.state_dir, why, sizeof(why));
+    statefile_path(path, sizeof(path), d->cfg.daemon.state_dir, LEDGER_FILE);
+    statefile_strerror(rc, "read", path, why, sizeof(why));
     log_event(d->log, LOG_ERROR, "ledger.unusable", NULL,
               "%s: ownership unknown, nothing will be detached and the "
               "ledger is left as it is",
@@ -478,7 +545,6 @@ int cli_run(const struct cli_args *a)
     free(d);
     return rc;
   }
-  open_daemon_ledger(d);
   rc = uv_loop_init(&d->loop);
   if (rc == 0) {
     struct http_opts ho = {0};

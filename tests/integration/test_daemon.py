@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import CERTBIND, SimTestCase, World, record_output
+from harness import CERTBIND, SimTestCase, World, record_output, scaled
 from notify import NotifySocket
 
 
@@ -257,20 +257,22 @@ class ReloadTest(DaemonTestCase):
         w, domains = daemon_world(self.tmp)
         sim, cfg = self.start(w)
         d = self.run_daemon(cfg)
-        d.wait_pass()
+        d.wait_pass(timeout=scaled(30))
         m = d.mark()
         n = len(d.notify.snapshot())
         text = w.yaml(sim.ca).replace(
             "policy:\n", "policy:\n  batch_size: many\n  max_detach_ratio: 7\n")
         with open(cfg, "w") as f:
             f.write(text)
-        d.wait("config.rejected", m, timeout=10,
+        d.wait("config.rejected", m, timeout=scaled(10),
                pred=lambda e: "problem(s)" in e.get("msg", ""))
         lines = [e for e in d.named("config.rejected", m)
                  if re.search(re.escape(cfg) + r":\d+:\d+: ", e.get("msg", ""))]
         self.assertEqual(len(lines), 2, lines)
-        i, _ = d.notify.wait_for("RELOADING", "1", after=n)
-        _, ready = d.notify.wait_for("READY", "1", after=i + 1)
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n,
+                                 timeout=scaled(20))
+        _, ready = d.notify.wait_for("READY", "1", after=i + 1,
+                                     timeout=scaled(20))
         self.assertIn("file rejected (2 problems)", ready.get("STATUS", ""))
 
     def test_file_removed_then_restored_and_touched(self):
@@ -376,10 +378,12 @@ class InputFilesTest(DaemonTestCase):
         READY=1 with the STATUS (the daemon's bookkeeping of the rejection
         is done by then). Both, since the log and the notify socket are
         read apart."""
-        d.wait("config.rejected", m, timeout=10,
+        d.wait("config.rejected", m, timeout=scaled(10),
                pred=lambda e: "problem(s)" in e.get("msg", ""))
-        i, _ = d.notify.wait_for("RELOADING", "1", after=n)
-        _, ready = d.notify.wait_for("READY", "1", after=i + 1)
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n,
+                                 timeout=scaled(20))
+        _, ready = d.notify.wait_for("READY", "1", after=i + 1,
+                                     timeout=scaled(20))
         self.assertEqual(ready.get("STATUS"),
                          "file rejected (%d problems); last good file in "
                          "force" % problems)
@@ -393,7 +397,7 @@ class InputFilesTest(DaemonTestCase):
         w.wanted[0]["domains"] = domains[:3]
         text = w.yaml(sim.ca)
         d = self.run_daemon(cfg)
-        d.wait_pass()
+        d.wait_pass(timeout=scaled(30))
         # the secret becomes group-readable: the file in force is validated
         # again and rejected; the last good file stays in force
         m = d.mark()
@@ -428,8 +432,8 @@ class InputFilesTest(DaemonTestCase):
         # edit of the file and no SIGHUP
         m = d.mark()
         os.chmod(sk, 0o600)
-        d.wait("config.reload", m, timeout=10)
-        d.wait_pass(m)
+        d.wait("config.reload", m, timeout=scaled(10))
+        d.wait_pass(m, timeout=scaled(30))
         self.assertEqual(bound(sim), set(domains[:3]))
         self.assertEqual(d.named("config.rejected", m), [])
         last = [f for f in d.notify.snapshot() if "STATUS" in f][-1]
@@ -439,7 +443,7 @@ class InputFilesTest(DaemonTestCase):
         w, domains = daemon_world(self.tmp)
         sim, cfg = self.start(w)
         d = self.run_daemon(cfg)
-        d.wait_pass()
+        d.wait_pass(timeout=scaled(30))
         # the secrets' directory is removed and made again with the same
         # files (a deploy tool, a credentials directory set up anew):
         # nothing the file depends on changed, but the old watch is dead
@@ -476,10 +480,10 @@ class InputFilesTest(DaemonTestCase):
         w.wanted[0]["domains"] = domains[:3]
         text = w.yaml(sim.ca).replace(old, newsk)
         d = self.run_daemon(cfg)
-        d.wait_pass()
+        d.wait_pass(timeout=scaled(30))
         m = d.mark()
         rename_over(cfg, text)
-        d.wait("config.rejected", m, timeout=10,
+        d.wait("config.rejected", m, timeout=scaled(10),
                pred=lambda e: newsk in e.get("msg", ""))
         self.assertEqual(d.named("pass.start", m), [])
         # the secret arrives: validated again, taken, a pass
@@ -489,8 +493,8 @@ class InputFilesTest(DaemonTestCase):
         os.write(fd, (w.accounts["prod"]["sk"] + "\n").encode())
         os.close(fd)
         os.rename(newsk + ".tmp", newsk)
-        d.wait("config.reload", m, timeout=10)
-        d.wait_pass(m)
+        d.wait("config.reload", m, timeout=scaled(10))
+        d.wait_pass(m, timeout=scaled(30))
         self.assertEqual(bound(sim), set(domains[:3]))
 
 
