@@ -161,9 +161,13 @@ class CrashRestartTest(SimTestCase):
         self.assertTrue({b[:3] for b in want} <= owned, seed)
         self.assertNotIn(foreign[:3], owned)
         self.assertEqual(owned & extra, set(), seed)
-        # most kills must land inside a pass, not after it ended (a pass
-        # has nothing to do when the one before was killed early)
-        self.assertGreater(points["before-exit"], kills * 0.5,
+        # a good share of the kills must land inside a pass, not after it
+        # ended (a pass has nothing to do when the one before was killed
+        # early). How many do depends on the machine's speed (a quiet one
+        # ends passes sooner): a quarter is enough to exercise every point,
+        # and no busy or quiet CI machine should come near it (about half
+        # land inside here).
+        self.assertGreater(points["before-exit"], kills * 0.25,
                            (points, seed))
         # no temp file of a killed writer is left behind
         left = [f for f in os.listdir(state) if f.startswith(".")]
