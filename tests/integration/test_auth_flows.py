@@ -301,7 +301,7 @@ class DaemonTokenTest(SimTestCase):
     def sighup_pass(self, d):
         m = d.mark()
         d.signal(signal.SIGHUP)
-        i = d.wait_pass(m, timeout=scaled(30))
+        i = d.wait_pass(m, timeout=30)
         self.assertIn("outcome converged", d.events[i]["msg"], d.events[i])
 
     def test_daemon_reuses_the_token_until_it_must_be_renewed(self):
@@ -317,7 +317,7 @@ class DaemonTokenTest(SimTestCase):
             dict(p, users=p["users"] + [other]) for p in seed()["projects"]])
         sim, cfg = self.start(w)
         d = self.daemon = Daemon(cfg, self.tmp)
-        d.wait_pass(timeout=scaled(30))
+        d.wait_pass(timeout=30)
         for _ in range(4):  # each SIGHUP also reloads the same file
             self.sighup_pass(d)
         st = sim.stats()
@@ -347,8 +347,8 @@ class DaemonTokenTest(SimTestCase):
         self.assertIn(pw2, text)
         self.assertIn("user: deployer2\n", text)
         rename_over(cfg, text)
-        d.wait("config.reload", m, timeout=scaled(10))
-        d.wait_pass(m, timeout=scaled(30))
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m, timeout=30)
         self.sighup_pass(d)
         st = sim.stats()
         self.assertEqual(token_calls(st), {"201": 3}, st)

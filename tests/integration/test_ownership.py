@@ -350,7 +350,7 @@ class StateLockTest(StateTestCase):
         sim, cfg = self.start(w)
         d = Daemon(cfg, self.tmp)
         try:
-            first = d.wait_pass(timeout=scaled(30))
+            first = d.wait_pass(timeout=30)
             w.wanted = []
             w.want("cert-0", ["edge-0"], domains[4:])
             other = w.write_yaml(sim.ca, "other.yaml")
@@ -364,8 +364,8 @@ class StateLockTest(StateTestCase):
                    domains[:4] + ["manual.own.example.com"])
             mark = d.mark()
             w.write_yaml(sim.ca)
-            d.wait("config.reload", after=mark, timeout=scaled(30))
-            d.wait_pass(after=mark, timeout=scaled(30))
+            d.wait("config.reload", after=mark, timeout=30)
+            d.wait_pass(after=mark, timeout=30)
             self.assertGreater(mark, first)
         finally:
             d.stop()
@@ -388,7 +388,7 @@ class StateLockTest(StateTestCase):
             f.write("{not json")
         d = Daemon(cfg, self.tmp)
         try:
-            d.wait_pass(timeout=scaled(30))
+            d.wait_pass(timeout=30)
             self.assertTrue(d.named("ledger.unusable"))
             self.assertIn(domains[2], {b[2] for b in sim.state_set()})
             # mended: the next pass reads it and detaches what it owns
@@ -398,7 +398,7 @@ class StateLockTest(StateTestCase):
                      "attached_at": 1} for dm in domains[2:4]]}, f)
             mark = d.mark()
             d.signal(1)
-            d.wait_pass(after=mark, timeout=scaled(30))
+            d.wait_pass(after=mark, timeout=30)
             self.assertEqual({b[2] for b in sim.state_set()},
                              set(domains[:2]) | {"manual.own.example.com"})
             # a reload to another state_dir reads that directory's ledger
@@ -413,8 +413,8 @@ class StateLockTest(StateTestCase):
             w.daemon["state_dir"] = other
             mark = d.mark()
             w.write_yaml(sim.ca)
-            d.wait("config.reload", after=mark, timeout=scaled(30))
-            d.wait_pass(after=mark, timeout=scaled(30))
+            d.wait("config.reload", after=mark, timeout=30)
+            d.wait_pass(after=mark, timeout=30)
         finally:
             d.stop()
         self.assertEqual({b[2] for b in sim.state_set()}, set(domains[:2]))
