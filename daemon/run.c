@@ -148,6 +148,7 @@ static void reload(struct daemon *d, bool force)
               "%s: %zu problem(s); the last good file stays in force", path,
               diag.count);
     config_diag_free(&diag);
+    d->metrics.reload = METRICS_RELOAD_FAILED;
     /* Remember the rejected content only when it is surely what was
      * validated: the file was there before and unchanged after the load.
      * Hashing it again afterwards alone would race with a file deleted
@@ -162,6 +163,7 @@ static void reload(struct daemon *d, bool force)
     return;
   }
   config_diag_free(&diag);
+  d->metrics.reload = METRICS_RELOAD_OK;
   d->rejected_sha[0] = '\0';
   log_event(d->log, LOG_INFO, "config.reload", NULL,
             "%s: %zu bindings (sha256 %.12s)", path, fresh.nbindings,
@@ -529,6 +531,7 @@ int cli_run(const struct cli_args *a)
     free(d);
     return rc;
   }
+  d->metrics.reload = METRICS_RELOAD_OK; /* the file it starts with */
   rc = set_watch_dir(d, a->config_path);
   if (rc == 0)
     rc = uv_loop_init(&d->loop);
