@@ -450,9 +450,12 @@ int cli_apply(const struct cli_args *a)
   } else {
     pass_print_summary(&op->pass, stdout, want_color(stdout));
     rc = apply_exit_code(&op->pass);
-    if (cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m) < 0 &&
+    /* a dry run writes nothing to state_dir; a state file that cannot be
+     * written fails the pass */
+    if (!a->dry_run &&
+        cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m) < 0 &&
         rc == CLI_EXIT_OK)
-      rc = CLI_EXIT_FAILURE; /* a state file could not be written */
+      rc = CLI_EXIT_FAILURE;
   }
   statelock_release(&lock);
   pass_free(&op->pass);

@@ -2607,7 +2607,7 @@ static bool binding_unreached(const struct pass *p, const struct pass_cert *pc,
                               const struct pass_item *it)
 {
   if (!p->items)
-    return !pc->read_failed;
+    return pc && !pc->read_failed;
   return it && it->state == ITEM_PENDING && !it->held && it->attempts == 0;
 }
 

@@ -241,5 +241,66 @@ class DaemonMetricsTest(Checks, DaemonTestCase):
         self.assertGreater(seen[-1]["certbind_last_success_timestamp_seconds"], 0)
 
 
+class SaveFailureTest(SimTestCase):
+    """A state file that cannot be written fails `apply` (exit 1); the log
+    names that file and the cause; the other files are still written."""
+
+    def failed_events(self, r):
+        return [e for e in r.events()
+                if e["event"] in ("status.failed", "metrics.failed",
+                                  "ledger.failed")]
+
+    def test_unwritable_status_fails_apply(self):
+        w = world(self.tmp)
+        sim, cfg = self.start(w)
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(os.path.join(state, "status.json"))  # rename over it fails
+        r = certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(w.binding_set(), sim.state_set())  # the pass itself worked
+        ev = self.failed_events(r)
+        self.assertEqual([e["event"] for e in ev], ["status.failed"], r)
+        self.assertIn(os.path.join(state, "status.json") + ":", ev[0]["msg"])
+        self.assertIn("Is a directory", ev[0]["msg"])
+        # the metrics and the counters were written all the same
+        self.assertEqual(read_prom(w.daemon["metrics_file"])
+                         ["certbind_passes_total"], 1)
+
+    def test_unwritable_metrics_file_fails_apply(self):
+        w = world(self.tmp)
+        missing = os.path.join(self.tmp, "no-such-dir")
+        w.daemon["metrics_file"] = os.path.join(missing, "certbind.prom")
+        sim, cfg = self.start(w)
+        r = certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 1, r)
+        ev = self.failed_events(r)
+        self.assertEqual([e["event"] for e in ev], ["metrics.failed"], r)
+        self.assertIn(w.daemon["metrics_file"], ev[0]["msg"])
+        self.assertIn("does not exist", ev[0]["msg"])
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            self.assertEqual(json.load(f)["pass"]["outcome"], "converged")
+
+    def test_dry_run_writes_no_state(self):
+        """Not even when it is refused (a stale --plan): refused passes of
+        a real apply are saved, a dry run leaves state_dir alone."""
+        w = world(self.tmp)
+        sim, cfg = self.start(w)
+        plan = os.path.join(self.tmp, "plan.json")
+        self.assertEqual(certbind("plan", "-c", cfg, "--out", plan).rc, 2)
+        with open(cfg, "a") as f:
+            f.write("# an edit after the plan was made\n")
+        r = certbind("apply", "-c", cfg, "--plan", plan, "--dry-run")
+        self.assertEqual(r.rc, 4, r)
+        state = os.path.join(self.tmp, "state")
+        kept = set(os.listdir(state)) if os.path.isdir(state) else set()
+        self.assertEqual(kept - {"lock"}, set())  # the lock file is no state
+        self.assertFalse(os.path.exists(w.daemon["metrics_file"]))
+        # the same without --dry-run: the refusal is recorded
+        r = certbind("apply", "-c", cfg, "--plan", plan)
+        self.assertEqual(r.rc, 4, r)
+        with open(os.path.join(state, "status.json")) as f:
+            self.assertEqual(json.load(f)["pass"]["outcome"], "refused")
+
+
 if __name__ == "__main__":
     unittest.main()
