@@ -159,13 +159,13 @@ class MetricsTest(Checks, SimTestCase):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, NO_COLOR="1"))
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + harness.scaled(60)
             while sim.stats()["writes_total"] == writes:
                 self.assertIsNone(proc.poll(), "the pass ended before the signal")
                 self.assertLess(time.monotonic(), deadline, "no write sent")
                 time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(timeout=harness.scaled(120))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -205,18 +205,18 @@ class DaemonMetricsTest(Checks, DaemonTestCase):
         # that the edit lands during it, or the resync after it)
         sim.faults({"latency": {"kind": "fixed", "ms": 1000}})
         d = self.run_daemon(cfg)
-        d.notify.wait_for("READY", "1")
+        d.notify.wait_for("READY", "1", timeout=harness.scaled(20))
         m = d.mark()
         with open(cfg, "w") as f:
             f.write(good.replace("policy:\n", "policy:\n  batch_size: many\n"))
-        d.wait("config.rejected", m, timeout=30)
-        d.wait_pass(m, timeout=90)
+        d.wait("config.rejected", m, timeout=harness.scaled(30))
+        d.wait_pass(m, timeout=harness.scaled(90))
         seen.append(read_prom(prom))
         self.assert_grew(seen[-2], seen[-1])
         self.assertEqual(seen[-1]["certbind_config_last_reload_successful"], 0)
         sim.faults({})
         d.signal(signal.SIGTERM)
-        self.assertEqual(d.wait_exit(60), 0)
+        self.assertEqual(d.wait_exit(harness.scaled(60)), 0)
         d.stop()  # frees its notify socket for the next daemon
         self.daemons.remove(d)
 
@@ -231,7 +231,7 @@ class DaemonMetricsTest(Checks, DaemonTestCase):
 
         # a daemon started on a good file says 1
         d = self.run_daemon(cfg)
-        d.wait_pass(timeout=60)
+        d.wait_pass(timeout=harness.scaled(60))
         seen.append(read_prom(prom))
         self.assert_grew(seen[-2], seen[-1])
         self.assertEqual(seen[-1]["certbind_config_last_reload_successful"], 1)

@@ -89,13 +89,13 @@ class StateKeptTest(SimTestCase):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, NO_COLOR="1"))
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + harness.scaled(60)
             while sim.stats()["in_flight"] == 0:
                 self.assertIsNone(proc.poll(), "the pass ended before the signal")
                 self.assertLess(time.monotonic(), deadline, "no request sent")
                 time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(timeout=harness.scaled(120))
         finally:
             if proc.poll() is None:
                 proc.kill()
