@@ -5,6 +5,7 @@
  * exclusive for apply and adopt, shared for plan and status.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -186,49 +187,120 @@ static void log_write_error(const struct log *log, const char *event, int rc,
   log_event(log, LOG_ERROR, event, NULL, "%s", why);
 }
 
-/* The message names the file, not only its directory. */
-static void log_state_write_error(const struct log *log, const char *event,
-                                  int rc, const char *dir, const char *name)
+/* status.json: this pass's bindings, and those it did not reach as the
+ * earlier status.json has them (an unreadable one is logged and left
+ * out). n: the bindings by state, for the gauges. */
+static int save_status(const struct log *log, const char *dir,
+                       const struct pass *p, uint64_t n[STATUS_FAILED + 1])
 {
-  char path[PATH_MAX];
-
-  statefile_path(path, sizeof(path), dir, name);
-  log_write_error(log, event, rc, path);
-}
-
-void cli_save_pass(const struct log *log, const struct config *cfg,
-                   const struct pass *p, struct ledger *ledger,
-                   struct metrics *m)
-{
-  const char *dir = cfg->daemon.state_dir;
-  struct status st;
+  struct status prev, st;
+  bool have_prev = false;
+  char path[PATH_MAX], why[512];
   int rc;
 
-  (void)statefile_mkdir(dir); /* status_write reports the real problem */
-  if (pass_status(p, &st) == 0) {
-    rc = status_write(dir, &st);
-    if (rc < 0)
-      log_state_write_error(log, "status.failed", rc, dir, STATUS_FILE);
-    status_free(&st);
+  statefile_path(path, sizeof(path), dir, STATUS_FILE);
+  if (!pass_reached_all(p)) {
+    rc = status_read(dir, &prev);
+    have_prev = rc == 0;
+    if (rc < 0 && rc != -ENOENT) {
+      statefile_strerror(rc, "read", path, why, sizeof(why));
+      log_event(log, LOG_WARN, "status.unreadable", NULL,
+                "%s: the bindings this pass did not reach are shown pending",
+                why);
+    }
+    if (!have_prev)
+      status_free(&prev);
   }
-  if (ledger && p->ledger_dirty) {
-    rc = ledger_save(dir, ledger);
-    if (rc < 0)
-      log_state_write_error(log, "ledger.failed", rc, dir, LEDGER_FILE);
+  rc = pass_status(p, have_prev ? &prev : NULL, &st);
+  if (have_prev)
+    status_free(&prev);
+  if (rc < 0) {
+    log_write_error(log, "status.failed", rc, path);
+    return rc;
   }
-  m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
-  m->pending = p->counts.pending;
-  m->failed = p->counts.failed;
+  status_count(&st, n);
+  rc = status_write(dir, &st);
+  status_free(&st);
+  if (rc < 0)
+    log_write_error(log, "status.failed", rc, path);
+  return rc;
+}
+
+/* The counters kept in state_dir plus what this process counted since it
+ * last saved them, written back, then the textfile from that sum: the
+ * counters of the textfile never go down, whoever writes it. A missing or
+ * corrupt counters file starts them from zero; it never stops a pass. */
+static int save_metrics(const struct log *log, const struct config *cfg,
+                        const struct pass *p, struct metrics *m,
+                        const uint64_t n[STATUS_FAILED + 1])
+{
+  const char *dir = cfg->daemon.state_dir;
+  struct metrics total;
+  char path[PATH_MAX], why[512];
+  int rc, err = 0;
+
   m->passes_total++;
-  m->last_pass_ts = p->ended_ms / 1000;
-  if (p->outcome == PASS_CONVERGED)
+  if (pass_succeeded(p))
     m->last_success_ts = p->ended_ms / 1000;
-  m->pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  statefile_path(path, sizeof(path), dir, METRICS_COUNTERS_FILE);
+  rc = metrics_counters_read(dir, &total);
+  if (rc < 0) {
+    statefile_strerror(rc, "read", path, why, sizeof(why));
+    log_event(log, LOG_WARN, "metrics.counters", NULL,
+              "%s: the counters start from zero", why);
+    metrics_free(&total);
+    memset(&total, 0, sizeof(total));
+  }
+  err = metrics_add(&total, m);
+  if (err == 0)
+    err = metrics_counters_write(dir, &total);
+  if (err < 0)
+    log_write_error(log, "metrics.failed", err, path);
+  else
+    metrics_saved(m); /* else added again, to the same file, next time */
+  total.converged = n[STATUS_CONVERGED];
+  total.pending = n[STATUS_PENDING];
+  total.failed = n[STATUS_FAILED];
+  total.uncertain = p->counts.uncertain;
+  total.last_pass_ts = p->ended_ms / 1000;
+  total.pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
   if (cfg->daemon.metrics_file) {
-    rc = metrics_write(cfg->daemon.metrics_file, m);
+    rc = metrics_write(cfg->daemon.metrics_file, &total);
     if (rc < 0)
       log_write_error(log, "metrics.failed", rc, cfg->daemon.metrics_file);
+    if (err == 0)
+      err = rc;
   }
+  metrics_free(&total);
+  return err;
+}
+
+int cli_save_pass(const struct log *log, const struct config *cfg,
+                  const struct pass *p, struct ledger *ledger,
+                  struct metrics *m)
+{
+  const char *dir = cfg->daemon.state_dir;
+  uint64_t n[STATUS_FAILED + 1] = {
+      [STATUS_CONVERGED] =
+          p->counts.attached + p->counts.changed + p->counts.unchanged,
+      [STATUS_PENDING] = p->counts.pending,
+      [STATUS_FAILED] = p->counts.failed,
+  }; /* replaced by the status's own count when it can be made */
+  char path[PATH_MAX];
+  int rc, err;
+
+  (void)statefile_mkdir(dir); /* the writes below report the real problem */
+  err = save_status(log, dir, p, n);
+  if (ledger && p->ledger_dirty) {
+    rc = ledger_save(dir, ledger);
+    if (rc < 0) {
+      statefile_path(path, sizeof(path), dir, LEDGER_FILE);
+      log_write_error(log, "ledger.failed", rc, path);
+      err = err ? err : rc;
+    }
+  }
+  rc = save_metrics(log, cfg, p, m, n);
+  return err ? err : rc;
 }
 
 static bool any_read_failed(const struct pass *p)
@@ -377,9 +449,13 @@ int cli_apply(const struct cli_args *a)
     rc = CLI_EXIT_OK;
   } else {
     pass_print_summary(&op->pass, stdout, want_color(stdout));
-    if (op->pass.outcome != PASS_REFUSED)
-      cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m);
     rc = apply_exit_code(&op->pass);
+    /* a dry run writes nothing to state_dir; a state file that cannot be
+     * written fails the pass */
+    if (!a->dry_run &&
+        cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m) < 0 &&
+        rc == CLI_EXIT_OK)
+      rc = CLI_EXIT_FAILURE;
   }
   statelock_release(&lock);
   pass_free(&op->pass);

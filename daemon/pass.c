@@ -2626,10 +2626,162 @@ static int status_pass_fields(const struct pass *p, struct status_pass *sp)
              : -ENOMEM;
 }
 
-int pass_status(const struct pass *p, struct status *st)
+/* The pass did not reach a binding of the file, which then keeps what an
+ * earlier pass knew of it (docs/cli.md, status.json): the pass ended
+ * before its plan and the certificate's read did not fail, or the binding
+ * needed a write that was never sent (the pass was stopped, refused, or
+ * aborted before its wave). A binding the daemon's memory held back is
+ * reached: that memory is what is known of it. */
+static bool binding_unreached(const struct pass *p, const struct pass_cert *pc,
+                              const struct pass_item *it)
+{
+  if (!p->items)
+    return pc && !pc->read_failed;
+  return it && it->state == ITEM_PENDING && !it->held && it->attempts == 0;
+}
+
+static const struct pass_item *binding_item(const struct pass *p, size_t b)
+{
+  size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
+
+  return p->items && i != SIZE_MAX ? &p->items[i] : NULL;
+}
+
+static int replace_str(char **dst, const char *src)
+{
+  char *s = src ? strdup(src) : NULL;
+
+  if (src && !s)
+    return -ENOMEM;
+  free(*dst);
+  *dst = s;
+  return 0;
+}
+
+/* sb, not reached by this pass, takes old's state: all of it when the pass
+ * never planned it; when the pass saw that it needs a write, a known
+ * failure or wait still holds, "converged" no longer does. An entry for
+ * another client-verification flag is another binding. */
+static int take_previous(struct status_binding *sb,
+                         const struct status_binding *old, bool planned)
+{
+  int rc;
+
+  if (old->verify_client != sb->verify_client ||
+      (planned && old->state == STATUS_CONVERGED))
+    return 0;
+  sb->state = old->state;
+  sb->attempts = old->attempts;
+  sb->next_retry = old->next_retry;
+  rc = replace_str(&sb->error_code, old->error_code);
+  if (rc == 0)
+    rc = replace_str(&sb->error_msg, old->error_msg);
+  if (rc == 0)
+    rc = replace_str(&sb->request_id, old->request_id);
+  return rc;
+}
+
+static int status_binding_of(const struct pass *p, size_t b,
+                             struct status_binding *sb)
 {
   const struct config *cfg = p->cfg;
-  size_t n = cfg->nbindings;
+  const struct config_binding *cb = &cfg->bindings[b];
+  const struct pass_cert *pc = &p->certs[cb->certificate];
+  const struct pass_item *it = binding_item(p, b);
+  enum status_state state = STATUS_CONVERGED;
+  const char *code = NULL, *msg = NULL, *rid = NULL;
+  uint32_t attempts = 0;
+  int rc;
+
+  if (it) {
+    state = item_status(it);
+    code = it->error_code;
+    msg = it->error_msg;
+    rid = it->request_id;
+    attempts = it->attempts;
+  } else if (pc->read_failed) {
+    state = STATUS_FAILED;
+    code = pc->read_error.code;
+    msg = pc->read_error.msg;
+    rid = pc->read_error.request_id;
+  } else if (!p->items) {
+    state = STATUS_PENDING; /* the pass ended before its plan */
+  }
+  rc = fill_binding(p, sb, (uint32_t)cb->certificate, (uint32_t)cb->gateway,
+                    cfg->gateways[cb->gateway].instance_id, cb->domain,
+                    cb->verify_client, state, code, msg, rid, attempts);
+  sb->next_retry = it && it->held ? it->held->next_retry : 0;
+  return rc;
+}
+
+static int cmp_cert_id(const void *a, const void *b)
+{
+  return strcmp((*(const struct config_certificate *const *)a)->id,
+                (*(const struct config_certificate *const *)b)->id);
+}
+
+/* The file's certificate of that id whose live state this pass does not
+ * know (no plan, or its read failed), or NULL. */
+static const struct config_certificate *
+unread_cert(const struct pass *p, const struct config_certificate **by_id,
+            const char *id)
+{
+  struct config_certificate probe = {.id = (char *)id};
+  const struct config_certificate *pk = &probe, **hit;
+  size_t c;
+
+  hit = bsearch(&pk, by_id, p->cfg->ncertificates, sizeof(*by_id), cmp_cert_id);
+  if (!hit)
+    return NULL;
+  c = (size_t)(*hit - p->cfg->certificates);
+  return !p->items || p->certs[c].read_failed ? *hit : NULL;
+}
+
+/* Entries of the earlier status that are no binding of the file (detaches
+ * that were pending or failed), of certificates whose live state this
+ * pass does not know: kept as they were. used: the entries (by position in
+ * ix) that are bindings of the file. */
+static int keep_previous_detaches(const struct pass *p,
+                                  const struct status_index *ix,
+                                  const bool *used, struct status *st)
+{
+  const struct config_certificate **by_id;
+  struct status_binding *grown;
+  size_t keep = 0, n = p->cfg->ncertificates;
+  int rc = 0;
+
+  by_id = malloc((n ? n : 1) * sizeof(*by_id));
+  if (!by_id)
+    return -ENOMEM;
+  for (size_t c = 0; c < n; c++)
+    by_id[c] = &p->cfg->certificates[c];
+  qsort(by_id, n, sizeof(*by_id), cmp_cert_id);
+  for (size_t k = 0; k < ix->n; k++)
+    keep += !used[k] && unread_cert(p, by_id, ix->sorted[k]->certificate_id);
+  grown = keep ? realloc(st->bindings,
+                         (st->nbindings + keep) * sizeof(*st->bindings))
+               : st->bindings;
+  if (!grown)
+    rc = -ENOMEM;
+  else
+    st->bindings = grown;
+  for (size_t k = 0; rc == 0 && keep && k < ix->n; k++) {
+    if (used[k] || !unread_cert(p, by_id, ix->sorted[k]->certificate_id))
+      continue;
+    rc = status_binding_copy(&st->bindings[st->nbindings], ix->sorted[k]);
+    st->nbindings += rc == 0;
+  }
+  free(by_id);
+  return rc;
+}
+
+int pass_status(const struct pass *p, const struct status *prev,
+                struct status *st)
+{
+  const struct config *cfg = p->cfg;
+  struct status_index ix = {0};
+  bool *used = NULL;
+  size_t n = cfg->nbindings, pos;
   int rc;
 
   memset(st, 0, sizeof(*st));
@@ -2637,54 +2789,86 @@ int pass_status(const struct pass *p, struct status *st)
     n += p->plan.items[i].op == PLAN_DETACH &&
          p->items[i].state != ITEM_CONVERGED;
   st->bindings = calloc(n ? n : 1, sizeof(*st->bindings));
-  if (!st->bindings)
-    return -ENOMEM;
-  rc = status_pass_fields(p, &st->pass);
+  rc = st->bindings ? status_index_build(prev, &ix) : -ENOMEM;
+  if (rc == 0 && ix.n && !(used = calloc(ix.n, sizeof(*used))))
+    rc = -ENOMEM;
+  if (rc == 0)
+    rc = status_pass_fields(p, &st->pass);
   for (size_t b = 0; rc == 0 && b < cfg->nbindings; b++) {
     const struct config_binding *cb = &cfg->bindings[b];
-    const struct pass_cert *pc = &p->certs[cb->certificate];
-    size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
-    const struct pass_item *it =
-        p->items && i != SIZE_MAX ? &p->items[i] : NULL;
-    enum status_state state = STATUS_CONVERGED;
-    const char *code = NULL, *msg = NULL, *rid = NULL;
-    uint32_t attempts = 0;
-    int64_t next_retry = 0;
+    const struct pass_item *it = binding_item(p, b);
+    struct status_binding *sb = &st->bindings[st->nbindings++];
+    const struct status_binding *old;
 
-    if (it) {
-      state = item_status(it);
-      code = it->error_code;
-      msg = it->error_msg;
-      rid = it->request_id;
-      attempts = it->attempts;
-      next_retry = it->held ? it->held->next_retry : 0;
-    } else if (pc->read_failed) {
-      state = STATUS_FAILED;
-      code = pc->read_error.code;
-      msg = pc->read_error.msg;
-      rid = pc->read_error.request_id;
-    } else if (!p->items) {
-      state = STATUS_PENDING; /* the pass ended before its plan */
-    }
-    rc = fill_binding(p, &st->bindings[st->nbindings++],
-                      (uint32_t)cb->certificate, (uint32_t)cb->gateway,
-                      cfg->gateways[cb->gateway].instance_id, cb->domain,
-                      cb->verify_client, state, code, msg, rid, attempts);
-    st->bindings[st->nbindings - 1].next_retry = next_retry;
+    rc = status_binding_of(p, b, sb);
+    old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
+                            sb->domain, &pos);
+    if (old)
+      used[pos] = true;
+    if (rc == 0 && old && binding_unreached(p, &p->certs[cb->certificate], it))
+      rc = take_previous(sb, old, it != NULL);
   }
   for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
     const struct plan_item *pi = &p->plan.items[i];
     const struct pass_item *it = &p->items[i];
+    struct status_binding *sb;
+    const struct status_binding *old;
+
     if (pi->op != PLAN_DETACH || it->state == ITEM_CONVERGED)
       continue;
-    rc = fill_binding(p, &st->bindings[st->nbindings++], pi->cert, pi->gateway,
-                      pi->instance_id, pi->domain, pi->verify_client,
-                      item_status(it), it->error_code, it->error_msg,
-                      it->request_id, it->attempts);
+    sb = &st->bindings[st->nbindings++];
+    rc = fill_binding(p, sb, pi->cert, pi->gateway, pi->instance_id, pi->domain,
+                      pi->verify_client, item_status(it), it->error_code,
+                      it->error_msg, it->request_id, it->attempts);
+    old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
+                            sb->domain, &pos);
+    if (old)
+      used[pos] = true;
+    if (rc == 0 && old && binding_unreached(p, NULL, it))
+      rc = take_previous(sb, old, true);
   }
+  if (rc == 0 && ix.n)
+    rc = keep_previous_detaches(p, &ix, used, st);
+  free(used);
+  status_index_free(&ix);
   if (rc < 0)
     status_free(st);
   return rc;
+}
+
+bool pass_reached_all(const struct pass *p)
+{
+  if (!p->items)
+    return false;
+  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
+    if (p->certs[c].read_failed)
+      return false;
+  }
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    if (binding_unreached(p, NULL, &p->items[i]))
+      return false;
+  }
+  return true;
+}
+
+bool pass_succeeded(const struct pass *p)
+{
+  if ((p->outcome != PASS_CONVERGED && p->outcome != PASS_PARTIAL) ||
+      !p->items || p->counts.pending)
+    return false;
+  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
+    if (p->certs[c].read_failed)
+      return false;
+  }
+  /* a permanent failure is only ever recorded for a write of one domain
+   * (a failed batch is split until the bad domain stands alone) */
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    const struct pass_item *it = &p->items[i];
+    if (it->state != ITEM_CONVERGED &&
+        !(it->state == ITEM_FAILED && it->permanent))
+      return false;
+  }
+  return true;
 }
 
 static const char *short_request(const char *rid, char buf[16])

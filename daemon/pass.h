@@ -142,8 +142,20 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
  * bounds that with http_abort_all after its deadline). */
 void pass_stop(struct pass *p);
 
-/* The pass's bindings and summary as a status model (status_free it). */
-int pass_status(const struct pass *p, struct status *st);
+/* The pass's bindings and summary as a status model (status_free it).
+ * prev (NULL: none) is the status an earlier pass left: the bindings this
+ * pass did not reach keep their state from it. */
+int pass_status(const struct pass *p, const struct status *prev,
+                struct status *st);
+
+/* Whether the pass reached every binding (else pass_status wants the
+ * earlier status). */
+bool pass_reached_all(const struct pass *p);
+
+/* A success (the metric's last success): the pass ran to its end, nothing
+ * is pending, and every failure is a permanent error (4xx) of one domain's
+ * write. */
+bool pass_succeeded(const struct pass *p);
 
 /* Print the SPEC §9 summary ("done in 2.4 s: …" and the failures). */
 void pass_print_summary(const struct pass *p, FILE *out, bool color);

@@ -183,10 +183,12 @@ static bool reload(struct daemon *d, bool force)
   if (rc < 0) {
     remember_rejected(d, &before); /* first: as close to the load as can be */
     report_rejected(d, &diag);
+    d->metrics.reload = METRICS_RELOAD_FAILED;
     return false;
   }
   config_diag_free(&diag);
   d->rejected = false;
+  d->metrics.reload = METRICS_RELOAD_OK;
   log_event(d->log, LOG_INFO, "config.reload", NULL,
             "%s: %zu bindings (sha256 %.12s)", path, fresh.nbindings,
             fresh.sha256);
@@ -545,6 +547,7 @@ int cli_run(const struct cli_args *a)
     free(d);
     return rc;
   }
+  d->metrics.reload = METRICS_RELOAD_OK; /* the file it starts with */
   rc = uv_loop_init(&d->loop);
   if (rc == 0) {
     struct http_opts ho = {0};
