@@ -235,15 +235,19 @@ static void on_pass_done(struct pass *p, void *arg)
   struct tm tm;
   char when[16];
 
-  cli_save_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
-                &d->metrics);
+  /* a state file that cannot be written fails the pass: the file and the
+   * cause are logged (state.*.failed), STATUS says so */
+  bool saved = cli_save_pass(d->log, &d->cfg, p,
+                             d->ledger_ok ? &d->ledger : NULL,
+                             &d->metrics) == 0;
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
   notify(d,
-         "STATUS=last pass %s at %s: %llu in place, %llu written, "
+         "STATUS=last pass %s%s at %s: %llu in place, %llu written, "
          "%llu failed, %llu pending",
-         pass_outcome_name(p->outcome), when,
+         pass_outcome_name(p->outcome),
+         saved ? "" : " (state files not written)", when,
          (unsigned long long)p->counts.unchanged,
          (unsigned long long)(p->counts.attached + p->counts.changed +
                               p->counts.detached),
