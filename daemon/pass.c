@@ -1915,7 +1915,7 @@ static void forget_stale_ownership(struct pass *p)
 static void on_reads_done(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[4];
+  struct log_kv kv[5];
   bool plan_only = !p->opts.write || p->opts.dry_run; /* shown, not made */
   int rc;
 
@@ -1947,8 +1947,9 @@ static void on_reads_done(struct pass *p)
   kv[1] = (struct log_kv){"change", (long long)p->plan.nchange};
   kv[2] = (struct log_kv){"detach", (long long)p->plan.ndetach};
   kv[3] = (struct log_kv){"unchanged", (long long)p->plan.unchanged};
+  kv[4] = (struct log_kv){"uncertain", (long long)p->plan.nuncertain};
   f.kv = kv;
-  f.nkv = 4;
+  f.nkv = 5;
   log_event(p->log, LOG_INFO, "plan", &f, NULL);
 
   /* only a plan that is shown, saved or compared needs its checksum */
@@ -2618,6 +2619,7 @@ static int status_pass_fields(const struct pass *p, struct status_pass *sp)
   sp->unchanged = p->counts.unchanged;
   sp->failed = p->counts.failed;
   sp->pending = p->counts.pending;
+  sp->uncertain = p->counts.uncertain;
   sp->requests = p->counts.requests;
   sp->retries = p->counts.retries;
   return sp->outcome && sp->command && sp->mode && sp->config_sha256 &&

@@ -65,7 +65,7 @@ static const struct field pass_fields[] = {
     PF(detached, F_U64, false),  PF(unchanged, F_U64, false),
     PF(failed, F_U64, false),    PF(pending, F_U64, false),
     PF(requests, F_U64, false),  PF(retries, F_U64, false),
-    PF(message, F_STR, false),
+    PF(uncertain, F_U64, false), PF(message, F_STR, false),
 };
 #undef PF
 
@@ -883,6 +883,12 @@ static void print_summary(const struct printer *pr, const struct status *st)
           " pending; %" PRIu64 " requests, %" PRIu64 " retries\n",
           p->attached, p->changed, p->detached, p->unchanged, p->failed,
           p->pending, p->requests, p->retries);
+  if (p->uncertain)
+    fprintf(pr->out,
+            "  %" PRIu64 " uncertain: live bindings an interrupted pass may "
+            "have attached; never detached (certbind plan lists them, "
+            "certbind adopt owns those the file wants)\n",
+            p->uncertain);
   if (p->message && p->message[0]) {
     fprintf(pr->out, "  reason: ");
     put_safe(pr->out, p->message);

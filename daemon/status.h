@@ -58,6 +58,7 @@ struct status_pass {
   char *config_sha256;
   uint64_t attached, changed, detached, unchanged, failed, pending, requests,
       retries;
+  uint64_t uncertain; /* live bindings with a crash-left intent (ledger.h) */
   char *message; /* one line: why refused/aborted, or "" */
 };
 
