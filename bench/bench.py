@@ -878,7 +878,7 @@ def report(results, meta):
               % (s2["certificates"], s2["domains"], s2["gateways"], s2["bindings"], s2["batch_size"]), "",
               "Lower bound: per certificate %d requests one after another (1 read + %d writes + "
               "1 confirmation round of %d pages read at once) × %d ms = **%.2f s**; with the account's "
-              "first request alone (SPEC §4) %.2f s. (Earlier versions of this file used %.2f s, which "
+              "first request alone %.2f s. (Earlier versions of this file used %.2f s, which "
               "counted the %d confirmation pages one after another; certbind reads them at once.)"
               % (s2["critical_requests"], s2["writes_per_certificate"], s2["confirm_pages"],
                  s2["latency_ms"], s2["lower_bound_s"], s2["lower_bound_spec_s"],

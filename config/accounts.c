@@ -239,12 +239,71 @@ static void one_account(struct config__loader *l, const struct config__node *v,
     .name = n, .type = t, .off = offsetof(struct config_gateway, f),           \
     __VA_ARGS__                                                                \
   }
+enum { G_ACCOUNT, G_INSTANCE };
 static const struct config__field gateway_fields[] = {
-    GF("account", CONFIG__F_CUSTOM, account, .required = true,
-       .custom = ref_account),
-    GF("instance_id", CONFIG__F_STR, instance_id, .required = true,
-       .check = config__check_instance_id),
+    [G_ACCOUNT] = GF("account", CONFIG__F_CUSTOM, account, .required = true,
+                     .custom = ref_account),
+    [G_INSTANCE] = GF("instance_id", CONFIG__F_STR, instance_id,
+                      .required = true, .check = config__check_instance_id),
 };
+
+static bool instance_eq(size_t val, const void *arg)
+{
+  const struct config__loader *l = arg;
+
+  return strcmp(l->inst[val].key, l->inst[l->ninst].key) == 0;
+}
+
+static void report_same_instance(struct config__loader *l,
+                                 const struct config__instance *at,
+                                 const struct config__instance *other)
+{
+  config__error(l->c, at->node->line, at->node->col,
+                "gateways.%s.instance_id: the same instance as gateway \"%s\" "
+                "(line %u): an instance has one gateway name (instance IDs "
+                "compare without case and dashes)",
+                at->gateway, other->gateway, (unsigned)other->node->line);
+}
+
+/*
+ * Two gateway names for one instance would each plan the instance's
+ * bindings and undo each other's writes, pass after pass: refuse them, at
+ * both places. APIG takes an instance ID dashed or not and in any case,
+ * so the key is the 32 hex digits, lowercased. Any account: an instance
+ * ID is a UUID, one instance whichever account names it.
+ */
+static void index_instance(struct config__loader *l, const char *gateway,
+                           const struct config__node *node, const char *id)
+{
+  struct config__instance *cur;
+  size_t found;
+  int rc;
+
+  if (l->inst == NULL)
+    return; /* out of memory: reported */
+  cur = &l->inst[l->ninst];
+  config__instance_key(id, cur->key);
+  cur->gateway = gateway;
+  cur->node = node;
+  cur->reported = false;
+  rc = config__htab_upsert(&l->instances,
+                           config__hash(cur->key, strlen(cur->key), 0),
+                           l->ninst, instance_eq, l, &found);
+  if (rc < 0) {
+    l->c->oom = true;
+    return;
+  }
+  if (rc == 0) {
+    l->ninst++;
+    return;
+  }
+  struct config__instance *first = &l->inst[found];
+  if (!first->reported) {
+    report_same_instance(l, first, cur);
+    first->reported = true;
+  }
+  report_same_instance(l, cur, first);
+}
 
 static void one_gateway(struct config__loader *l, const struct config__node *v,
                         const char *path, void *elem)
@@ -255,10 +314,13 @@ static void one_gateway(struct config__loader *l, const struct config__node *v,
   gw->account = NO_INDEX;
   config__section(l->c, v, path, gateway_fields, NELEM(gateway_fields), gw,
                   seen, l);
+  if (gw->instance_id == NULL || seen[G_INSTANCE] == NULL)
+    return; /* missing or invalid: reported */
   /* APIG returns instance IDs in lowercase: compare like with like */
-  for (char *p = gw->instance_id; p != NULL && *p != '\0'; p++)
+  for (char *p = gw->instance_id; *p != '\0'; p++)
     if (*p >= 'A' && *p <= 'F')
       *p = (char)(*p - 'A' + 'a');
+  index_instance(l, gw->name, seen[G_INSTANCE], gw->instance_id);
 }
 
 #define CF(n, t, f, ...)                                                       \
@@ -362,9 +424,17 @@ void config__load_accounts(struct config__loader *l,
 void config__load_gateways(struct config__loader *l,
                            const struct config__node *map)
 {
+  /* one slot per gateway, plus the one index_instance() fills to look up */
+  l->inst = calloc(map->n / 2 + 1, sizeof(*l->inst));
+  if (l->inst == NULL)
+    l->c->oom = true;
   l->cfg->gateways =
       named_map(l, map, "gateways", &l->gateways, sizeof(struct config_gateway),
                 &l->cfg->ngateways, one_gateway);
+  config__htab_free(&l->instances);
+  free(l->inst);
+  l->inst = NULL;
+  l->ninst = 0;
 }
 
 void config__load_certificates(struct config__loader *l,

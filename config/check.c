@@ -67,6 +67,16 @@ const char *config__check_instance_id(const char *s, size_t len)
   return NULL;
 }
 
+void config__instance_key(const char *s, char key[33])
+{
+  size_t n = 0;
+
+  for (; *s != '\0' && n < 32; s++)
+    if (*s != '-')
+      key[n++] = to_lower(*s);
+  key[n] = '\0';
+}
+
 const char *config__check_region(const char *s, size_t len)
 {
   if (len == 0 || len > 63)

@@ -163,6 +163,27 @@ void config_free(struct config *cfg);
 
 void config_diag_free(struct config_diag *diag);
 
+/*
+ * The files a desired-state file names as inputs: secret sources
+ * ({ file: PATH }, and { credential: NAME } under $CREDENTIALS_DIRECTORY),
+ * tls.ca_file and certificate files (cert_file). A change to any of them
+ * can change what the file validates to, so the daemon watches them.
+ * Taken from the YAML alone (config_named_files works for a file that
+ * fails validation, as long as it parses); paths as written (a relative
+ * one is relative to the working directory, as the loader reads it),
+ * sorted, each once.
+ */
+struct config_files {
+  char **paths;
+  size_t n;
+};
+
+/* 0 with *out filled (maybe empty); -EINVAL when buf is not YAML the
+ * loader would parse (anchors, too deep, too big), -ENOMEM. *out is empty
+ * on failure. */
+int config_named_files(const char *buf, size_t len, struct config_files *out);
+void config_files_free(struct config_files *f);
+
 const char *config_mode_name(enum config_mode mode);
 const char *config_auth_method_name(enum config_auth_method method);
 

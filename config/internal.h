@@ -109,6 +109,9 @@ uint64_t config__hash(const void *p, size_t len, uint64_t seed);
 /* ---- format checks (check.c); each returns NULL or why it failed ---- */
 const char *config__check_id32(const char *s, size_t len);
 const char *config__check_instance_id(const char *s, size_t len);
+/* The comparison key of a valid instance ID (32 hex digits or a dashed
+ * UUID): its 32 hex digits, lowercased, in key (33 bytes). */
+void config__instance_key(const char *s, char key[33]);
 const char *config__check_region(const char *s, size_t len);
 const char *config__check_name(const char *s, size_t len);
 /* out gets the lowercased domain (len + 1 bytes). */
@@ -184,6 +187,15 @@ bool config__get_str(struct config__ctx *c, const struct config__node *v,
 void config__defaults(struct config__ctx *c, const struct config__field *f,
                       size_t nf, void *base);
 
+/* One gateway's instance while the gateways load (accounts.c): a gateway
+ * is its instance, so two names for one instance are an error. */
+struct config__instance {
+  char key[33];                    /* 32 lowercase hex digits, no dashes */
+  const char *gateway;             /* the gateway's name (in cfg) */
+  const struct config__node *node; /* its instance_id scalar */
+  bool reported;                   /* its own diagnostic is out */
+};
+
 /* ---- one load in progress (config.c, accounts.c, bindings.c) ---- */
 struct config__loader {
   struct config__ctx *c;
@@ -191,6 +203,10 @@ struct config__loader {
   struct config__htab accounts, gateways, certificates;
   struct config__htab pairs; /* (gateway, domain) -> binding index */
   size_t bcap;               /* capacity of cfg->bindings */
+  /* instance key -> index into inst; only while the gateways load */
+  struct config__htab instances;
+  struct config__instance *inst;
+  size_t ninst;
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
@@ -495,4 +497,172 @@ void auth_token_clear(struct auth_token *t)
     free(t->value);
   }
   memset(t, 0, sizeof(*t));
+}
+
+/* ---- tokens kept across passes -------------------------------------- */
+
+struct auth_token_slot {
+  char *account;
+  unsigned char key[32]; /* credentials_key() it was stored with */
+  struct auth_token token;
+};
+
+static void digest_field(EVP_MD_CTX *ctx, const char *s, size_t len)
+{
+  uint64_t n = s ? (uint64_t)len : UINT64_MAX; /* NULL differs from "" */
+
+  EVP_DigestUpdate(ctx, &n, sizeof(n));
+  if (s)
+    EVP_DigestUpdate(ctx, s, len);
+}
+
+static void digest_str(EVP_MD_CTX *ctx, const char *s)
+{
+  digest_field(ctx, s, s ? strlen(s) : 0);
+}
+
+/* Everything the token was obtained with and for, salted. */
+static int credentials_key(struct auth_token_cache *c,
+                           const struct config_account *a,
+                           unsigned char out[32])
+{
+  EVP_MD_CTX *ctx;
+  unsigned int len = 0;
+  int ok;
+
+  if (!c->salted) {
+    if (RAND_bytes(c->salt, sizeof(c->salt)) != 1)
+      return -EIO;
+    c->salted = true;
+  }
+  ctx = EVP_MD_CTX_new();
+  if (!ctx)
+    return -ENOMEM;
+  ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+  if (ok) {
+    EVP_DigestUpdate(ctx, c->salt, sizeof(c->salt));
+    digest_str(ctx, a->name);
+    digest_str(ctx, a->region);
+    digest_str(ctx, a->project_id);
+    digest_str(ctx, a->endpoint);
+    digest_str(ctx, a->iam_endpoint);
+    digest_str(ctx, a->user);
+    digest_str(ctx, a->domain);
+    digest_field(ctx, a->password.value, a->password.len);
+    ok = EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == 32;
+  }
+  EVP_MD_CTX_free(ctx);
+  return ok ? 0 : -ENOMEM;
+}
+
+static struct auth_token_slot *find_slot(struct auth_token_cache *c,
+                                         const char *account)
+{
+  for (size_t i = 0; account && i < c->n; i++)
+    if (strcmp(c->slots[i].account, account) == 0)
+      return &c->slots[i];
+  return NULL;
+}
+
+static void remove_slot(struct auth_token_cache *c, struct auth_token_slot *s)
+{
+  auth_token_clear(&s->token);
+  free(s->account);
+  OPENSSL_cleanse(s->key, sizeof(s->key));
+  *s = c->slots[--c->n];
+}
+
+int auth_token_cache_get(struct auth_token_cache *c,
+                         const struct config_account *acct, time_t now,
+                         struct auth_token *out)
+{
+  struct auth_token_slot *s = c ? find_slot(c, acct->name) : NULL;
+  unsigned char key[32];
+  int rc;
+
+  if (!s)
+    return -ENOENT;
+  rc = credentials_key(c, acct, key);
+  if (rc < 0)
+    return rc;
+  if (CRYPTO_memcmp(key, s->key, sizeof(key)) != 0) {
+    remove_slot(c, s); /* made for other credentials: never again */
+    return -ENOENT;
+  }
+  if (auth_token_needs_renewal(&s->token, now))
+    return -ENOENT;
+  return auth_token_set(out, s->token.value, strlen(s->token.value),
+                        s->token.expires_at, s->token.obtained_at);
+}
+
+int auth_token_cache_put(struct auth_token_cache *c,
+                         const struct config_account *acct,
+                         const struct auth_token *t)
+{
+  struct auth_token_slot *s;
+  unsigned char key[32];
+  int rc;
+
+  if (!c || !acct->name || !t || !t->value)
+    return -EINVAL;
+  rc = credentials_key(c, acct, key);
+  if (rc < 0)
+    return rc;
+  s = find_slot(c, acct->name);
+  if (!s) {
+    struct auth_token_slot *n = realloc(c->slots, (c->n + 1) * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    c->slots = n;
+    s = &c->slots[c->n];
+    memset(s, 0, sizeof(*s));
+    s->account = strdup(acct->name);
+    if (!s->account)
+      return -ENOMEM;
+    c->n++;
+  }
+  memcpy(s->key, key, sizeof(key));
+  rc = auth_token_set(&s->token, t->value, strlen(t->value), t->expires_at,
+                      t->obtained_at);
+  if (rc < 0)
+    remove_slot(c, s); /* never leave a stale token under a new key */
+  return rc;
+}
+
+void auth_token_cache_drop(struct auth_token_cache *c,
+                           const struct config_account *acct)
+{
+  struct auth_token_slot *s = c ? find_slot(c, acct->name) : NULL;
+
+  if (s)
+    remove_slot(c, s);
+}
+
+void auth_token_cache_retain(struct auth_token_cache *c,
+                             const struct config *cfg)
+{
+  for (size_t i = 0; c && i < c->n;) {
+    const struct config_account *a = NULL;
+    unsigned char key[32];
+    for (size_t k = 0; k < cfg->naccounts && !a; k++)
+      if (strcmp(cfg->accounts[k].name, c->slots[i].account) == 0)
+        a = &cfg->accounts[k];
+    if (a && a->auth_method == CONFIG_AUTH_PASSWORD &&
+        credentials_key(c, a, key) == 0 &&
+        CRYPTO_memcmp(key, c->slots[i].key, sizeof(key)) == 0)
+      i++;
+    else
+      remove_slot(c, &c->slots[i]); /* the last slot moves to i */
+  }
+}
+
+void auth_token_cache_free(struct auth_token_cache *c)
+{
+  if (!c)
+    return;
+  while (c->n)
+    remove_slot(c, &c->slots[c->n - 1]);
+  free(c->slots);
+  OPENSSL_cleanse(c->salt, sizeof(c->salt));
+  memset(c, 0, sizeof(*c));
 }

@@ -102,4 +102,48 @@ bool auth_token_needs_renewal(const struct auth_token *t, time_t now);
 /* Wipe (OPENSSL_cleanse) and free the value; zero the struct. */
 void auth_token_clear(struct auth_token *t);
 
+/*
+ * IAM tokens kept across passes (the daemon, SPEC §4: a token is reused
+ * until its renewal time). One slot per account name, with a digest of
+ * everything the token was obtained with and for: the IAM endpoint, user,
+ * domain, password, project, region and APIG endpoint. A reload that
+ * changes any of them finds no token, so a token is never sent for other
+ * credentials than those it was made with. The digest is a SHA-256
+ * salted with random bytes of this cache: it says nothing about the
+ * password outside the process. Tokens are wiped when replaced, dropped
+ * or freed. Zero-initialise.
+ */
+struct auth_token_slot;
+struct auth_token_cache {
+  struct auth_token_slot *slots;
+  size_t n;
+  unsigned char salt[32];
+  bool salted;
+};
+
+/* A copy of acct's cached token into *out (auth_token_clear it) when one
+ * was stored for the same credentials and is not due for renewal at now
+ * (auth_token_needs_renewal): 0. -ENOENT when there is none (a token
+ * stored for other credentials is wiped then), -ENOMEM. */
+int auth_token_cache_get(struct auth_token_cache *c,
+                         const struct config_account *acct, time_t now,
+                         struct auth_token *out);
+
+/* Store a copy of t as acct's token (the previous one is wiped). */
+int auth_token_cache_put(struct auth_token_cache *c,
+                         const struct config_account *acct,
+                         const struct auth_token *t);
+
+/* Forget acct's token (it earned a token error: revoked or expired). */
+void auth_token_cache_drop(struct auth_token_cache *c,
+                           const struct config_account *acct);
+
+/* Wipe the tokens of accounts that cfg no longer has, or whose
+ * credentials changed (a reload). */
+void auth_token_cache_retain(struct auth_token_cache *c,
+                             const struct config *cfg);
+
+/* Wipe and free every token; the cache is empty and usable again. */
+void auth_token_cache_free(struct auth_token_cache *c);
+
 #endif

@@ -25,6 +25,7 @@ struct cli_args {
   const char *out_path;
   const char *plan_path;
   const char *state_dir;
+  const char *certificate; /* adopt --certificate NAME */
   bool json;
   bool dry_run;
   struct log log;
@@ -38,16 +39,22 @@ struct pass;
 struct ledger;
 struct metrics;
 
-/* After a pass: status.json, the ledger (when the pass changed it and
- * ledger is not NULL) and the metrics textfile; failures are logged. */
-void cli_save_pass(const struct log *log, const struct config *cfg,
-                   const struct pass *p, struct ledger *ledger,
-                   struct metrics *m);
+/* After a pass (also an interrupted or refused one): status.json (the
+ * bindings the pass did not reach keep their earlier state), the ledger
+ * (when the pass changed it and ledger is not NULL), the counters kept in
+ * state_dir (m's counts are added to them, then m counts from zero) and
+ * the metrics textfile. Every file is attempted; each failure is logged
+ * naming the file and its cause. 0, or the first failure's negative
+ * errno: a state file that cannot be written fails the pass. */
+int cli_save_pass(const struct log *log, const struct config *cfg,
+                  const struct pass *p, struct ledger *ledger,
+                  struct metrics *m);
 
 int cli_validate(const struct cli_args *a);
 int cli_plan(const struct cli_args *a);
 int cli_apply(const struct cli_args *a);
 int cli_run(const struct cli_args *a);
 int cli_status(const struct cli_args *a);
+int cli_adopt(const struct cli_args *a);
 
 #endif

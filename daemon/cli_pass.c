@@ -1,11 +1,15 @@
 /*
- * cli_pass: the commands that run one pass against the API (plan, apply)
- * and `status`, which reads what the last pass left.
+ * cli_pass: the commands that run one pass against the API (plan, apply,
+ * adopt) and `status`, which reads what the last pass left. Each holds
+ * state_dir/lock (statelock.h) while it reads or writes the state files:
+ * exclusive for apply and adopt, shared for plan and status.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -18,6 +22,7 @@
 #include "pass.h"
 #include "report.h"
 #include "statefile.h"
+#include "statelock.h"
 #include "status.h"
 
 #define DRAIN_DEADLINE_MS 30000
@@ -134,17 +139,37 @@ static bool want_color(FILE *f)
   return isatty(fileno(f)) && !(nc && *nc);
 }
 
+/* Take state_dir/lock (SPEC §5), waiting STATELOCK_WAIT_MS for another
+ * holder: 0, or -1 after logging why (the holder's pid, or the file). */
+static int lock_state_dir(const struct log *log, const char *dir,
+                          bool exclusive, struct statelock *lk)
+{
+  char why[600];
+  pid_t holder = 0;
+  int rc;
+
+  if (exclusive)
+    (void)statefile_mkdir(dir); /* the first pass: statelock says why not */
+  rc = statelock_wait(dir, exclusive, STATELOCK_WAIT_MS, lk, &holder);
+  if (rc == 0)
+    return 0;
+  statelock_strerror(rc, dir, holder, STATELOCK_WAIT_MS, why, sizeof(why));
+  log_event(log, LOG_ERROR, "state.locked", NULL, "%s", why);
+  return -1;
+}
+
 /* The ledger of state_dir: a corrupt one is not used (nothing is detached
  * and it is not overwritten), so an operator can inspect it. */
 static struct ledger *open_ledger(const struct cli_args *a,
                                   const struct config *cfg, struct ledger *l)
 {
   int rc = ledger_load(cfg->daemon.state_dir, l);
-  char why[512];
+  char path[PATH_MAX], why[512];
 
   if (rc == 0 || rc == -ENOENT)
     return l;
-  statefile_strerror(rc, "read", cfg->daemon.state_dir, why, sizeof(why));
+  statefile_path(path, sizeof(path), cfg->daemon.state_dir, LEDGER_FILE);
+  statefile_strerror(rc, "read", path, why, sizeof(why));
   log_event(&a->log, LOG_ERROR, "ledger.unusable", NULL,
             "%s: ownership unknown, nothing will be detached and the "
             "ledger is left as it is",
@@ -162,39 +187,120 @@ static void log_write_error(const struct log *log, const char *event, int rc,
   log_event(log, LOG_ERROR, event, NULL, "%s", why);
 }
 
-void cli_save_pass(const struct log *log, const struct config *cfg,
-                   const struct pass *p, struct ledger *ledger,
-                   struct metrics *m)
+/* status.json: this pass's bindings, and those it did not reach as the
+ * earlier status.json has them (an unreadable one is logged and left
+ * out). n: the bindings by state, for the gauges. */
+static int save_status(const struct log *log, const char *dir,
+                       const struct pass *p, uint64_t n[STATUS_FAILED + 1])
 {
-  const char *dir = cfg->daemon.state_dir;
-  struct status st;
+  struct status prev, st;
+  bool have_prev = false;
+  char path[PATH_MAX], why[512];
   int rc;
 
-  (void)statefile_mkdir(dir); /* status_write reports the real problem */
-  if (pass_status(p, &st) == 0) {
-    rc = status_write(dir, &st);
-    if (rc < 0)
-      log_write_error(log, "status.failed", rc, dir);
-    status_free(&st);
+  statefile_path(path, sizeof(path), dir, STATUS_FILE);
+  if (!pass_reached_all(p)) {
+    rc = status_read(dir, &prev);
+    have_prev = rc == 0;
+    if (rc < 0 && rc != -ENOENT) {
+      statefile_strerror(rc, "read", path, why, sizeof(why));
+      log_event(log, LOG_WARN, "status.unreadable", NULL,
+                "%s: the bindings this pass did not reach are shown pending",
+                why);
+    }
+    if (!have_prev)
+      status_free(&prev);
   }
-  if (ledger && p->ledger_dirty) {
-    rc = ledger_save(dir, ledger);
-    if (rc < 0)
-      log_write_error(log, "ledger.failed", rc, dir);
+  rc = pass_status(p, have_prev ? &prev : NULL, &st);
+  if (have_prev)
+    status_free(&prev);
+  if (rc < 0) {
+    log_write_error(log, "status.failed", rc, path);
+    return rc;
   }
-  m->converged = p->counts.attached + p->counts.changed + p->counts.unchanged;
-  m->pending = p->counts.pending;
-  m->failed = p->counts.failed;
+  status_count(&st, n);
+  rc = status_write(dir, &st);
+  status_free(&st);
+  if (rc < 0)
+    log_write_error(log, "status.failed", rc, path);
+  return rc;
+}
+
+/* The counters kept in state_dir plus what this process counted since it
+ * last saved them, written back, then the textfile from that sum: the
+ * counters of the textfile never go down, whoever writes it. A missing or
+ * corrupt counters file starts them from zero; it never stops a pass. */
+static int save_metrics(const struct log *log, const struct config *cfg,
+                        const struct pass *p, struct metrics *m,
+                        const uint64_t n[STATUS_FAILED + 1])
+{
+  const char *dir = cfg->daemon.state_dir;
+  struct metrics total;
+  char path[PATH_MAX], why[512];
+  int rc, err = 0;
+
   m->passes_total++;
-  m->last_pass_ts = p->ended_ms / 1000;
-  if (p->outcome == PASS_CONVERGED)
+  if (pass_succeeded(p))
     m->last_success_ts = p->ended_ms / 1000;
-  m->pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  statefile_path(path, sizeof(path), dir, METRICS_COUNTERS_FILE);
+  rc = metrics_counters_read(dir, &total);
+  if (rc < 0) {
+    statefile_strerror(rc, "read", path, why, sizeof(why));
+    log_event(log, LOG_WARN, "metrics.counters", NULL,
+              "%s: the counters start from zero", why);
+    metrics_free(&total);
+    memset(&total, 0, sizeof(total));
+  }
+  err = metrics_add(&total, m);
+  if (err == 0)
+    err = metrics_counters_write(dir, &total);
+  if (err < 0)
+    log_write_error(log, "metrics.failed", err, path);
+  else
+    metrics_saved(m); /* else added again, to the same file, next time */
+  total.converged = n[STATUS_CONVERGED];
+  total.pending = n[STATUS_PENDING];
+  total.failed = n[STATUS_FAILED];
+  total.uncertain = p->counts.uncertain;
+  total.last_pass_ts = p->ended_ms / 1000;
+  total.pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
   if (cfg->daemon.metrics_file) {
-    rc = metrics_write(cfg->daemon.metrics_file, m);
+    rc = metrics_write(cfg->daemon.metrics_file, &total);
     if (rc < 0)
       log_write_error(log, "metrics.failed", rc, cfg->daemon.metrics_file);
+    if (err == 0)
+      err = rc;
   }
+  metrics_free(&total);
+  return err;
+}
+
+int cli_save_pass(const struct log *log, const struct config *cfg,
+                  const struct pass *p, struct ledger *ledger,
+                  struct metrics *m)
+{
+  const char *dir = cfg->daemon.state_dir;
+  uint64_t n[STATUS_FAILED + 1] = {
+      [STATUS_CONVERGED] =
+          p->counts.attached + p->counts.changed + p->counts.unchanged,
+      [STATUS_PENDING] = p->counts.pending,
+      [STATUS_FAILED] = p->counts.failed,
+  }; /* replaced by the status's own count when it can be made */
+  char path[PATH_MAX];
+  int rc, err;
+
+  (void)statefile_mkdir(dir); /* the writes below report the real problem */
+  err = save_status(log, dir, p, n);
+  if (ledger && p->ledger_dirty) {
+    rc = ledger_save(dir, ledger);
+    if (rc < 0) {
+      statefile_path(path, sizeof(path), dir, LEDGER_FILE);
+      log_write_error(log, "ledger.failed", rc, path);
+      err = err ? err : rc;
+    }
+  }
+  rc = save_metrics(log, cfg, p, m, n);
+  return err ? err : rc;
 }
 
 static bool any_read_failed(const struct pass *p)
@@ -232,6 +338,7 @@ int cli_plan(const struct cli_args *a)
   struct ledger ledger_store = {0}, *ledger;
   struct metrics m = {0};
   struct pass_opts po = {.write = false, .command = "plan"};
+  struct statelock lock;
   struct one_pass *op;
   int rc = cli_load_config(a->config_path, &cfg);
 
@@ -242,7 +349,15 @@ int cli_plan(const struct cli_args *a)
     config_free(&cfg);
     return CLI_EXIT_FAILURE;
   }
+  /* the ledger decides what sync would detach: read it whole, not while
+   * a pass rewrites it */
+  if (lock_state_dir(&a->log, cfg.daemon.state_dir, false, &lock) < 0) {
+    free(op);
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
   ledger = open_ledger(a, &cfg, &ledger_store);
+  statelock_release(&lock);
   po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
   if (rc == 0 && op->pass.outcome == PASS_PLANNED) {
@@ -296,6 +411,7 @@ int cli_apply(const struct cli_args *a)
   struct pass_opts po = {
       .write = true, .dry_run = a->dry_run, .command = "apply"};
   char checksum[65];
+  struct statelock lock;
   struct one_pass *op;
   int rc = cli_load_config(a->config_path, &cfg);
 
@@ -315,6 +431,13 @@ int cli_apply(const struct cli_args *a)
     config_free(&cfg);
     return CLI_EXIT_FAILURE;
   }
+  /* held from the ledger's read to the last state file's write, so that
+   * a daemon's pass cannot write an older ledger over this one's */
+  if (lock_state_dir(&a->log, cfg.daemon.state_dir, true, &lock) < 0) {
+    free(op);
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
   ledger = open_ledger(a, &cfg, &ledger_store);
   po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
@@ -326,10 +449,15 @@ int cli_apply(const struct cli_args *a)
     rc = CLI_EXIT_OK;
   } else {
     pass_print_summary(&op->pass, stdout, want_color(stdout));
-    if (op->pass.outcome != PASS_REFUSED)
-      cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m);
     rc = apply_exit_code(&op->pass);
+    /* a dry run writes nothing to state_dir; a state file that cannot be
+     * written fails the pass */
+    if (!a->dry_run &&
+        cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m) < 0 &&
+        rc == CLI_EXIT_OK)
+      rc = CLI_EXIT_FAILURE;
   }
+  statelock_release(&lock);
   pass_free(&op->pass);
   free(op);
   ledger_free(&ledger_store);
@@ -342,9 +470,14 @@ int cli_status(const struct cli_args *a)
 {
   const char *dir = a->state_dir ? a->state_dir : "/var/lib/certbind";
   struct status st;
+  struct statelock lock;
   char path[4096], why[512];
-  int rc = status_read(dir, &st);
+  int rc;
 
+  if (lock_state_dir(&a->log, dir, false, &lock) < 0)
+    return CLI_EXIT_FAILURE;
+  rc = status_read(dir, &st);
+  statelock_release(&lock);
   if (rc < 0) {
     statefile_path(path, sizeof(path), dir, STATUS_FILE);
     statefile_strerror(rc, "read", path, why, sizeof(why));
@@ -355,4 +488,121 @@ int cli_status(const struct cli_args *a)
   rc = status_print(&st, stdout, a->json, want_color(stdout));
   status_free(&st);
   return rc < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+/* The index of the certificate named `name` in cfg, or -1. */
+static long find_certificate(const struct config *cfg, const char *name)
+{
+  for (size_t i = 0; i < cfg->ncertificates; i++) {
+    if (strcmp(cfg->certificates[i].name, name) == 0)
+      return (long)i;
+  }
+  return -1;
+}
+
+struct adopt_counts {
+  size_t adopted, uncertain, owned, missing, unread;
+};
+
+/* Own every live binding the file wants (of certificate `only`, or all
+ * when -1): what a read showed, never what it did not. */
+static void adopt_live(const struct config *cfg, const struct live_state *live,
+                       long only, struct ledger *l, struct adopt_counts *n)
+{
+  int64_t now = (int64_t)time(NULL);
+
+  for (size_t i = 0; i < cfg->nbindings; i++) {
+    const struct config_binding *b = &cfg->bindings[i];
+    const struct live_cert *lc = &live->certs[b->certificate];
+    const char *cert_id = cfg->certificates[b->certificate].id;
+    const char *inst = cfg->gateways[b->gateway].instance_id;
+    if (only >= 0 && b->certificate != (size_t)only)
+      continue;
+    if (!lc->known) {
+      n->unread++;
+      continue;
+    }
+    if (!live_cert_find(lc, inst, b->domain)) {
+      n->missing++;
+      continue;
+    }
+    if (ledger_owns(l, cert_id, inst, b->domain)) {
+      n->owned++;
+      continue;
+    }
+    n->uncertain += ledger_contains(l, cert_id, inst, b->domain);
+    if (ledger_add(l, cert_id, inst, b->domain, now) == 0)
+      n->adopted++;
+  }
+}
+
+/* certbind adopt (SPEC §2): the live bindings that the file wants become
+ * owned, so that sync mode can manage a fleet certbind did not build, and
+ * bindings left uncertain by a crash are owned again. Nothing is written
+ * to APIG. */
+int cli_adopt(const struct cli_args *a)
+{
+  struct config cfg = {0};
+  struct ledger ledger_store = {0}, *ledger;
+  struct metrics m = {0};
+  struct pass_opts po = {.write = false, .command = "adopt"};
+  struct adopt_counts n = {0};
+  struct statelock lock;
+  struct one_pass *op;
+  long only = -1;
+  char why[600];
+  int rc = cli_load_config(a->config_path, &cfg);
+
+  if (rc)
+    return rc;
+  if (a->certificate && (only = find_certificate(&cfg, a->certificate)) < 0) {
+    fprintf(stderr, "certbind: adopt: %s names no certificate '%s'\n",
+            a->config_path, a->certificate);
+    config_free(&cfg);
+    return CLI_EXIT_USAGE;
+  }
+  op = calloc(1, sizeof(*op));
+  if (!op || lock_state_dir(&a->log, cfg.daemon.state_dir, true, &lock) < 0) {
+    free(op);
+    config_free(&cfg);
+    return CLI_EXIT_FAILURE;
+  }
+  ledger = open_ledger(a, &cfg, &ledger_store);
+  if (!ledger) { /* unreadable: never written over (open_ledger said why) */
+    rc = CLI_EXIT_FAILURE;
+    goto out;
+  }
+  rc = run_pass(a, &cfg, ledger, &m, &po, op);
+  if (rc < 0 || op->pass.outcome != PASS_PLANNED) {
+    rc = CLI_EXIT_FAILURE;
+    goto out;
+  }
+  adopt_live(&cfg, &op->pass.live, only, ledger, &n);
+  rc = n.unread ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+  if (n.adopted) {
+    int err = ledger_save(cfg.daemon.state_dir, ledger);
+    if (err < 0) {
+      char path[4096];
+      statefile_path(path, sizeof(path), cfg.daemon.state_dir, LEDGER_FILE);
+      statefile_strerror(err, "write", path, why, sizeof(why));
+      log_event(&a->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+      n.adopted = n.uncertain = 0;
+      rc = CLI_EXIT_FAILURE;
+    }
+  }
+  printf("adopted %zu binding(s) (%zu were uncertain), %zu already owned, "
+         "%zu wanted but not live (apply attaches them)\n",
+         n.adopted, n.uncertain, n.owned, n.missing);
+  if (n.unread)
+    printf("%zu binding(s) not adopted: their certificate could not be "
+           "read\n",
+           n.unread);
+out:
+  statelock_release(&lock);
+  pass_free(&op->pass);
+  free(op);
+  ledger_free(&ledger_store);
+  metrics_free(&m);
+  config_free(&cfg);
+  return rc;
 }

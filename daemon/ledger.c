@@ -145,8 +145,11 @@ static void entry_free(struct ledger_entry *e)
   free(e->certificate_id); /* the block of all three */
 }
 
-int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
-               const char *domain, int64_t when)
+/* The entry of the key, created (not an intent, attached_at `when`) when
+ * it is not there yet: *created says which. */
+static int entry_get(struct ledger *l, const char *cert_id,
+                     const char *instance_id, const char *domain, int64_t when,
+                     struct ledger_entry **out, bool *created)
 {
   struct ledger_entry *e;
   uint64_t h;
@@ -160,14 +163,52 @@ int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
     return rc;
   h = key_hash(cert_id, instance_id, domain);
   s = probe(l, h, cert_id, instance_id, domain); /* one hash, one probe */
-  if (l->slots[s] != 0)
+  *created = l->slots[s] == 0;
+  if (!*created) {
+    *out = &l->entries[l->slots[s] - 1];
     return 0;
+  }
   e = &l->entries[l->count];
   if (entry_set(e, cert_id, instance_id, domain) < 0)
     return -ENOMEM;
   e->attached_at = when;
+  e->intent = false;
   l->hashes[l->count] = h;
   l->slots[s] = ++l->count;
+  *out = e;
+  return 0;
+}
+
+int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
+               const char *domain, int64_t when)
+{
+  struct ledger_entry *e;
+  bool created;
+  int rc = entry_get(l, cert_id, instance_id, domain, when, &e, &created);
+
+  if (rc == 0 && e->intent) { /* the attach it announced was applied */
+    e->intent = false;
+    e->attached_at = when;
+  }
+  return rc;
+}
+
+int ledger_add_intent(struct ledger *l, const char *cert_id,
+                      const char *instance_id, const char *domain,
+                      int64_t when, bool *added)
+{
+  struct ledger_entry *e;
+  bool created;
+  int rc = entry_get(l, cert_id, instance_id, domain, when, &e, &created);
+
+  if (added)
+    *added = false;
+  if (rc < 0 || (!created && !e->intent))
+    return rc; /* owned stays owned */
+  e->intent = true;
+  e->attached_at = when;
+  if (added)
+    *added = true;
   return 0;
 }
 
@@ -237,6 +278,24 @@ bool ledger_contains(const struct ledger *l, const char *cert_id,
   return ledger_find(l, cert_id, instance_id, domain) != NULL;
 }
 
+bool ledger_owns(const struct ledger *l, const char *cert_id,
+                 const char *instance_id, const char *domain)
+{
+  const struct ledger_entry *e = ledger_find(l, cert_id, instance_id, domain);
+
+  return e && !e->intent;
+}
+
+int ledger_remove_intent(struct ledger *l, const char *cert_id,
+                         const char *instance_id, const char *domain)
+{
+  const struct ledger_entry *e = ledger_find(l, cert_id, instance_id, domain);
+
+  if (!e || !e->intent)
+    return -ENOENT;
+  return ledger_remove(l, cert_id, instance_id, domain);
+}
+
 size_t ledger_count(const struct ledger *l)
 {
   return l ? l->count : 0;
@@ -304,6 +363,24 @@ static yajl_gen_status gen_entry(yajl_gen g, const struct ledger_entry *e)
   return gs;
 }
 
+/* One array under key: the sorted entries whose intent flag is `intent`. */
+static yajl_gen_status gen_array(yajl_gen g, const char *key,
+                                 const struct ledger_entry *const *sorted,
+                                 size_t n, bool intent)
+{
+  yajl_gen_status gs = gen_str(g, key);
+
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < n && gs == yajl_gen_status_ok; i++) {
+    if (sorted[i]->intent == intent)
+      gs = gen_entry(g, sorted[i]);
+  }
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  return gs;
+}
+
 static yajl_gen_status
 gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
 {
@@ -314,13 +391,9 @@ gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_integer(g, LEDGER_VERSION);
   if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, "entries");
+    gs = gen_array(g, "entries", sorted, n, false);
   if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_array_open(g);
-  for (size_t i = 0; i < n && gs == yajl_gen_status_ok; i++)
-    gs = gen_entry(g, sorted[i]);
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_array_close(g);
+    gs = gen_array(g, "intents", sorted, n, true);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -386,7 +459,7 @@ int ledger_save(const char *state_dir, const struct ledger *l)
 
 enum where { W_START, W_TOP, W_ENTRIES, W_ENTRY, W_DONE };
 
-enum { K_NONE, K_CERT, K_INST, K_DOMAIN, K_AT, K_VERSION, K_ENTRIES };
+enum { K_NONE, K_CERT, K_INST, K_DOMAIN, K_AT, K_VERSION, K_ENTRIES, K_INTENTS };
 
 struct parser {
   struct ledger *l;
@@ -395,7 +468,8 @@ struct parser {
   int key;       /* K_* of the current key */
   char *cert, *inst, *dom;
   int64_t at;
-  bool have_at, version_ok, have_entries;
+  bool have_at, version_ok, have_entries, have_intents;
+  bool in_intents; /* the array being read is "intents" */
   int err;
 };
 
@@ -423,6 +497,7 @@ static int on_json_map_key(void *ctx, const unsigned char *key, size_t len)
       {"certificate_id", K_CERT}, {"instance_id", K_INST},
       {"domain", K_DOMAIN},       {"attached_at", K_AT},
       {"version", K_VERSION},     {"entries", K_ENTRIES},
+      {"intents", K_INTENTS},
   };
   struct parser *p = ctx;
 
@@ -434,9 +509,11 @@ static int on_json_map_key(void *ctx, const unsigned char *key, size_t len)
       p->key = keys[i].key;
   }
   /* Each key is ours only in its own object. */
-  if (p->where == W_TOP && p->key != K_VERSION && p->key != K_ENTRIES)
+  if (p->where == W_TOP && p->key != K_VERSION && p->key != K_ENTRIES &&
+      p->key != K_INTENTS)
     p->key = K_NONE;
-  if (p->where == W_ENTRY && (p->key == K_VERSION || p->key == K_ENTRIES))
+  if (p->where == W_ENTRY &&
+      (p->key == K_VERSION || p->key == K_ENTRIES || p->key == K_INTENTS))
     p->key = K_NONE;
   return 1;
 }
@@ -529,6 +606,13 @@ static int open_container(struct parser *p, bool map)
     if (p->have_entries)
       return fail(p, -EBADMSG);
     p->have_entries = true;
+    p->in_intents = false;
+    p->where = W_ENTRIES;
+  } else if (p->where == W_TOP && p->key == K_INTENTS && !map) {
+    if (p->have_intents)
+      return fail(p, -EBADMSG);
+    p->have_intents = true;
+    p->in_intents = true;
     p->where = W_ENTRIES;
   } else if (p->where == W_ENTRIES && map) {
     clear_entry(p);
@@ -566,7 +650,14 @@ static int on_json_end_map(void *ctx)
   }
   if (p->where != W_ENTRY || !p->cert || !p->inst || !p->dom || !p->have_at)
     return fail(p, -EBADMSG);
-  rc = ledger_add(p->l, p->cert, p->inst, p->dom, p->at);
+  /* a key in both arrays is a corrupt file: ownership would be unclear */
+  const struct ledger_entry *dup = ledger_find(p->l, p->cert, p->inst, p->dom);
+  if (dup && dup->intent != p->in_intents)
+    rc = -EBADMSG;
+  else if (p->in_intents)
+    rc = ledger_add_intent(p->l, p->cert, p->inst, p->dom, p->at, NULL);
+  else
+    rc = ledger_add(p->l, p->cert, p->inst, p->dom, p->at);
   clear_entry(p);
   if (rc < 0)
     return fail(p, rc);

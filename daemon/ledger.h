@@ -2,8 +2,17 @@
  * ledger: the ownership ledger (SPEC §1, §5), state_dir/ledger.json.
  *
  * It records the bindings (certificate_id, instance_id, domain) that
- * certbind itself attached, and when. `sync` mode detaches only bindings
- * found here; a missing ledger means nothing is owned.
+ * certbind saw itself attach (a 204, or its own re-read after an unknown
+ * outcome), and when: what it owns. `sync` mode detaches only owned
+ * bindings; a missing ledger means nothing is owned.
+ *
+ * Beside ownership it keeps intents: attaches about to be sent in sync
+ * mode, written ahead so that a crash between an attach and the end of
+ * the pass is noticed. An intent is never ownership. The pass that wrote
+ * an intent resolves it before it ends (owned when the attach was applied,
+ * dropped otherwise); an intent found at the start of a pass was left by
+ * a crash, and when its binding is live it is *uncertain*: never detached,
+ * owned only after `certbind adopt`.
  *
  * In memory: an array of entries plus an open-addressing hash index, so
  * lookups are O(1) and 100,000 entries are cheap. Domains are compared
@@ -12,7 +21,9 @@
  * file is always sorted, so it is stable and diffable.
  *
  * File: {"version":1,"entries":[{"certificate_id":…,"instance_id":…,
- * "domain":…,"attached_at":<unix s>}, …]}, mode 0600, written atomically.
+ * "domain":…,"attached_at":<unix s>}, …],"intents":[same fields]}, mode
+ * 0600, written atomically. "entries" are owned; "intents" (optional, an
+ * older certbind skips it) are not. One key is in at most one of them.
  *
  * A zero-initialised struct ledger is a valid empty ledger.
  */
@@ -32,7 +43,8 @@ struct ledger_entry {
   char *certificate_id;
   char *instance_id;
   char *domain;
-  int64_t attached_at; /* unix seconds */
+  int64_t attached_at; /* unix seconds: the attach, or the intent's time */
+  bool intent;         /* an attach about to be sent: not owned */
 };
 
 struct ledger {
@@ -51,24 +63,43 @@ int ledger_load(const char *state_dir, struct ledger *l);
 /* Write state_dir/ledger.json atomically, sorted, mode 0600. */
 int ledger_save(const char *state_dir, const struct ledger *l);
 
-/* Record an attach. Idempotent: an entry already present keeps its
- * attached_at. 0, -EINVAL (an empty or NULL field) or -ENOMEM. */
+/* Record an applied attach: owned from now on. An owned entry already
+ * present keeps its attached_at; an intent for the key becomes owned at
+ * `when`. 0, -EINVAL (an empty or NULL field) or -ENOMEM. */
 int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
                const char *domain, int64_t when);
 
-/* Forget a binding: 0, or -ENOENT when it was not there. */
+/* Record the intent to attach: a new entry with intent set (an intent
+ * already there takes `when`). An owned key stays owned and unchanged
+ * (*added false). *added (may be NULL): whether an intent was written. */
+int ledger_add_intent(struct ledger *l, const char *cert_id,
+                      const char *instance_id, const char *domain,
+                      int64_t when, bool *added);
+
+/* Forget a binding, owned or intent: 0, or -ENOENT when it was not there. */
 int ledger_remove(struct ledger *l, const char *cert_id,
                   const char *instance_id, const char *domain);
 
+/* Drop an intent; an owned entry is left alone (-ENOENT). */
+int ledger_remove_intent(struct ledger *l, const char *cert_id,
+                         const char *instance_id, const char *domain);
+
+/* Any entry, owned or intent. */
 bool ledger_contains(const struct ledger *l, const char *cert_id,
                      const char *instance_id, const char *domain);
 
-/* The entry for a binding, or NULL. Valid until the next add/remove. */
+/* An owned entry (not an intent). */
+bool ledger_owns(const struct ledger *l, const char *cert_id,
+                 const char *instance_id, const char *domain);
+
+/* The entry for a binding (owned or intent), or NULL. Valid until the
+ * next add/remove. */
 const struct ledger_entry *ledger_find(const struct ledger *l,
                                        const char *cert_id,
                                        const char *instance_id,
                                        const char *domain);
 
+/* Entries, owned and intents alike. */
 size_t ledger_count(const struct ledger *l);
 
 /* Entry i < ledger_count(l), in unspecified order. */

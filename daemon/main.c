@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -30,6 +31,8 @@ static const char usage_text[] =
     "confirm\n"
     "  run      -c FILE                          the daemon\n"
     "  status   [--state-dir DIR] [--json]       the last pass\n"
+    "  adopt    -c FILE [--certificate NAME]     own the live bindings the "
+    "file wants\n"
     "\n"
     "options:\n"
     "  -c, --config FILE        the desired-state file\n"
@@ -51,6 +54,7 @@ enum {
   OPT_PLAN,
   OPT_DRY_RUN,
   OPT_STATE_DIR,
+  OPT_CERTIFICATE,
   OPT_VERSION,
 };
 
@@ -63,6 +67,7 @@ static const struct option long_options[] = {
     {"plan", required_argument, NULL, OPT_PLAN},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"certificate", required_argument, NULL, OPT_CERTIFICATE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -100,6 +105,8 @@ static int check_options(const struct cli_args *a)
     return usage_error("--plan and --dry-run are for apply, not %s", cmd);
   if (a->state_dir && strcmp(cmd, "status"))
     return usage_error("--state-dir is for status, not %s", cmd);
+  if (a->certificate && strcmp(cmd, "adopt"))
+    return usage_error("--certificate is for adopt, not %s", cmd);
   return 0;
 }
 
@@ -138,6 +145,9 @@ static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
     case OPT_STATE_DIR:
       a->state_dir = optarg;
       break;
+    case OPT_CERTIFICATE:
+      a->certificate = optarg;
+      break;
     case 'h':
       fputs(usage_text, stdout);
       *done = true;
@@ -159,6 +169,14 @@ int main(int argc, char **argv)
   bool done;
   int rc;
 
+  /* Before any secret is read: a non-dumpable process leaves no core file
+   * (with the AK/SK, a token, an Authorization header) and cannot be
+   * ptrace'd or have its /proc memory read by other processes of its uid. */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+    fprintf(stderr, "certbind: cannot make the process non-dumpable: %s\n",
+            strerror(errno));
+    return CLI_EXIT_FAILURE;
+  }
   /* libuv does not protect writes from SIGPIPE (libuv#45), and curl with
    * CURLOPT_NOSIGNAL does not ignore it either. */
   signal(SIGPIPE, SIG_IGN);
@@ -186,6 +204,7 @@ int main(int argc, char **argv)
   } commands[] = {
       {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
       {"run", cli_run},           {"status", cli_status},
+      {"adopt", cli_adopt},
   };
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(args.command, commands[i].name) == 0) {

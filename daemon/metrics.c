@@ -1,24 +1,48 @@
 /*
  * metrics: Prometheus text exposition format 0.0.4, built in memory with
- * open_memstream and written with statefile_write_atomic.
+ * open_memstream and written with statefile_write_atomic; the counters
+ * file is JSON (yajl).
  */
 #include "metrics.h"
 
 #include "statefile.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#ifndef CERTBIND_VERSION
+#define CERTBIND_VERSION "unknown"
+#endif
+
+#define COUNTERS_VERSION 1
+
+/* Label values are UTF-8 in the exposition format and in the counters
+ * file: a byte outside ASCII (a server's code, or a character cut in two
+ * at METRICS_MAX_LABEL) is stored as '?'. */
+static char label_byte(char c)
+{
+  return (unsigned char)c >= 0x80 ? '?' : c;
+}
 
 /* A label value as stored: cut to METRICS_MAX_LABEL bytes, never empty. */
 static char *label_dup(const char *s)
 {
   size_t n = strnlen(s, METRICS_MAX_LABEL);
+  char *d;
 
-  return n ? strndup(s, n) : strdup("none");
+  if (n == 0)
+    return strdup("none");
+  d = strndup(s, n);
+  for (size_t i = 0; d && i < n; i++)
+    d[i] = label_byte(d[i]);
+  return d;
 }
 
 static bool label_equal(const char *stored, const char *s)
@@ -27,7 +51,13 @@ static bool label_equal(const char *stored, const char *s)
 
   if (n == 0)
     return strcmp(stored, "none") == 0;
-  return strlen(stored) == n && strncmp(stored, s, n) == 0;
+  if (strlen(stored) != n)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    if (stored[i] != label_byte(s[i]))
+      return false;
+  }
+  return true;
 }
 
 static struct metrics_request *find_request(struct metrics *m, const char *op,
@@ -41,7 +71,8 @@ static struct metrics_request *find_request(struct metrics *m, const char *op,
   return NULL;
 }
 
-static int add_request(struct metrics *m, const char *op, const char *code)
+static int add_request(struct metrics *m, const char *op, const char *code,
+                       uint64_t count)
 {
   struct metrics_request *r;
 
@@ -57,7 +88,7 @@ static int add_request(struct metrics *m, const char *op, const char *code)
   r = &m->requests[m->nrequests];
   r->op = label_dup(op);
   r->code = label_dup(code);
-  r->count = 1;
+  r->count = count;
   if (!r->op || !r->code) {
     free(r->op);
     free(r->code);
@@ -67,7 +98,8 @@ static int add_request(struct metrics *m, const char *op, const char *code)
   return 0;
 }
 
-int metrics_count_request(struct metrics *m, const char *op, const char *code)
+static int add_to_request(struct metrics *m, const char *op, const char *code,
+                          uint64_t count)
 {
   struct metrics_request *r;
 
@@ -80,10 +112,15 @@ int metrics_count_request(struct metrics *m, const char *op, const char *code)
     r = find_request(m, op, code);
   }
   if (r) {
-    r->count++;
+    r->count += count;
     return 0;
   }
-  return add_request(m, op, code);
+  return add_request(m, op, code, count);
+}
+
+int metrics_count_request(struct metrics *m, const char *op, const char *code)
+{
+  return add_to_request(m, op, code, 1);
 }
 
 /* Label values escape backslash, double quote and newline. */
@@ -148,6 +185,10 @@ static int put_all(FILE *f, const struct metrics *m)
           m->converged);
   fprintf(f, "certbind_bindings{state=\"pending\"} %" PRIu64 "\n", m->pending);
   fprintf(f, "certbind_bindings{state=\"failed\"} %" PRIu64 "\n", m->failed);
+  put_header(f, "certbind_bindings_uncertain", "gauge",
+             "Live bindings left as unresolved intents by a crash: never "
+             "detached, not owned until certbind adopt.");
+  fprintf(f, "certbind_bindings_uncertain %" PRIu64 "\n", m->uncertain);
   if (put_requests(f, m) < 0)
     return -ENOMEM;
   put_header(f, "certbind_retries_total", "counter",
@@ -157,7 +198,8 @@ static int put_all(FILE *f, const struct metrics *m)
              "Reconciliation passes run.");
   fprintf(f, "certbind_passes_total %" PRIu64 "\n", m->passes_total);
   put_header(f, "certbind_last_success_timestamp_seconds", "gauge",
-             "End of the last pass that converged, unix time (0: never).");
+             "End of the last successful pass (nothing pending, every failure "
+             "a permanent error of one binding), unix time (0: never).");
   fprintf(f, "certbind_last_success_timestamp_seconds %" PRId64 "\n",
           m->last_success_ts);
   put_header(f, "certbind_last_pass_timestamp_seconds", "gauge",
@@ -167,6 +209,15 @@ static int put_all(FILE *f, const struct metrics *m)
   put_header(f, "certbind_pass_duration_seconds", "gauge",
              "Duration of the last pass in seconds.");
   fprintf(f, "certbind_pass_duration_seconds %.3f\n", m->pass_duration_s);
+  put_header(f, "certbind_config_last_reload_successful", "gauge",
+             "Whether the daemon accepted the last (re)load of the file.");
+  fprintf(f, "certbind_config_last_reload_successful %d\n",
+          m->reload != METRICS_RELOAD_FAILED);
+  put_header(f, "certbind_build_info", "gauge",
+             "The running certbind's version, always 1.");
+  fputs("certbind_build_info{version=\"", f);
+  put_label(f, CERTBIND_VERSION);
+  fputs("\"} 1\n", f);
   return 0;
 }
 
@@ -207,6 +258,223 @@ int metrics_write(const char *path, const struct metrics *m)
   rc = statefile_write_atomic(path, text, len, 0644);
   free(text);
   return rc;
+}
+
+/* ---- the counters file ---- */
+
+static yajl_gen_status gen_key(yajl_gen g, const char *key)
+{
+  return yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+}
+
+static long long clamp_u64(uint64_t v)
+{
+  return v > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)v;
+}
+
+static yajl_gen_status gen_u64(yajl_gen g, const char *key, uint64_t v)
+{
+  yajl_gen_status gs = gen_key(g, key);
+
+  return gs == yajl_gen_status_ok ? yajl_gen_integer(g, clamp_u64(v)) : gs;
+}
+
+static yajl_gen_status gen_request(yajl_gen g, const struct metrics_request *r)
+{
+  yajl_gen_status gs = yajl_gen_map_open(g);
+
+  if (gs == yajl_gen_status_ok)
+    gs = gen_key(g, "op");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_string(g, (const unsigned char *)r->op, strlen(r->op));
+  if (gs == yajl_gen_status_ok)
+    gs = gen_key(g, "code");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_string(g, (const unsigned char *)r->code, strlen(r->code));
+  if (gs == yajl_gen_status_ok)
+    gs = gen_u64(g, "count", r->count);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_map_close(g);
+  return gs;
+}
+
+static yajl_gen_status gen_counters(yajl_gen g, const struct metrics *m)
+{
+  yajl_gen_status gs = yajl_gen_map_open(g);
+
+  if (gs == yajl_gen_status_ok)
+    gs = gen_u64(g, "version", COUNTERS_VERSION);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_key(g, "requests");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < m->nrequests && gs == yajl_gen_status_ok; i++)
+    gs = gen_request(g, &m->requests[i]);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_u64(g, "retries_total", m->retries_total);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_u64(g, "passes_total", m->passes_total);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_u64(g, "last_success_timestamp_seconds",
+                 m->last_success_ts > 0 ? (uint64_t)m->last_success_ts : 0);
+  if (gs == yajl_gen_status_ok && m->reload != METRICS_RELOAD_UNKNOWN) {
+    gs = gen_key(g, "config_last_reload_successful");
+    if (gs == yajl_gen_status_ok)
+      gs = yajl_gen_bool(g, m->reload == METRICS_RELOAD_OK);
+  }
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_map_close(g);
+  return gs;
+}
+
+int metrics_counters_write(const char *state_dir, const struct metrics *m)
+{
+  char path[PATH_MAX];
+  const unsigned char *buf;
+  size_t len;
+  yajl_gen g;
+  int rc;
+
+  if (!state_dir || !m)
+    return -EINVAL;
+  rc = statefile_path(path, sizeof(path), state_dir, METRICS_COUNTERS_FILE);
+  if (rc < 0)
+    return rc;
+  g = yajl_gen_alloc(NULL);
+  if (!g)
+    return -ENOMEM;
+  if (gen_counters(g, m) != yajl_gen_status_ok ||
+      yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+    rc = -ENOMEM; /* every other yajl_gen error is a bug of ours */
+  else
+    rc = statefile_write_atomic(path, buf, len, 0600);
+  yajl_gen_free(g);
+  return rc;
+}
+
+/* A non-negative JSON integer under key of obj: 0, or -EBADMSG when it is
+ * missing or anything else. */
+static int get_count(yajl_val obj, const char *key, uint64_t *out)
+{
+  const char *path[] = {key, NULL};
+  yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+
+  if (!v || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0)
+    return -EBADMSG;
+  *out = (uint64_t)YAJL_GET_INTEGER(v);
+  return 0;
+}
+
+static int get_requests(yajl_val root, struct metrics *m)
+{
+  const char *path[] = {"requests", NULL};
+  yajl_val arr = yajl_tree_get(root, path, yajl_t_array);
+
+  if (!arr)
+    return -EBADMSG;
+  for (size_t i = 0; i < arr->u.array.len; i++) {
+    yajl_val r = arr->u.array.values[i];
+    const char *op_path[] = {"op", NULL}, *code_path[] = {"code", NULL};
+    const char *op = YAJL_GET_STRING(yajl_tree_get(r, op_path, yajl_t_string));
+    const char *code =
+        YAJL_GET_STRING(yajl_tree_get(r, code_path, yajl_t_string));
+    uint64_t count;
+    int rc;
+
+    if (!YAJL_IS_OBJECT(r) || !op || !code || get_count(r, "count", &count))
+      return -EBADMSG;
+    rc = add_to_request(m, op, code, count);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int counters_from_json(const char *json, struct metrics *m)
+{
+  const char *reload_path[] = {"config_last_reload_successful", NULL};
+  yajl_val root = yajl_tree_parse(json, NULL, 0), reload;
+  uint64_t version = 0, last = 0;
+  int rc;
+
+  if (!root)
+    return -EBADMSG; /* yajl_tree says nothing more useful than this */
+  rc = YAJL_IS_OBJECT(root) ? get_count(root, "version", &version) : -EBADMSG;
+  if (rc == 0 && version != COUNTERS_VERSION)
+    rc = -EPROTONOSUPPORT;
+  if (rc == 0)
+    rc = get_requests(root, m);
+  if (rc == 0)
+    rc = get_count(root, "retries_total", &m->retries_total);
+  if (rc == 0)
+    rc = get_count(root, "passes_total", &m->passes_total);
+  if (rc == 0)
+    rc = get_count(root, "last_success_timestamp_seconds", &last);
+  if (rc == 0 && last > (uint64_t)INT64_MAX)
+    rc = -EBADMSG;
+  m->last_success_ts = (int64_t)last;
+  reload = yajl_tree_get(root, reload_path, yajl_t_any);
+  if (rc == 0 && reload) {
+    if (YAJL_IS_TRUE(reload))
+      m->reload = METRICS_RELOAD_OK;
+    else if (YAJL_IS_FALSE(reload))
+      m->reload = METRICS_RELOAD_FAILED;
+    else
+      rc = -EBADMSG;
+  }
+  yajl_tree_free(root);
+  return rc;
+}
+
+int metrics_counters_read(const char *state_dir, struct metrics *m)
+{
+  char path[PATH_MAX];
+  char *buf;
+  size_t len;
+  int rc;
+
+  if (!state_dir || !m)
+    return -EINVAL;
+  memset(m, 0, sizeof(*m));
+  rc = statefile_path(path, sizeof(path), state_dir, METRICS_COUNTERS_FILE);
+  if (rc < 0)
+    return rc;
+  rc = statefile_read(path, METRICS_COUNTERS_MAX_SIZE, &buf, &len);
+  if (rc < 0)
+    return rc;
+  rc = strlen(buf) == len ? counters_from_json(buf, m) : -EBADMSG;
+  free(buf);
+  return rc;
+}
+
+int metrics_add(struct metrics *dst, const struct metrics *src)
+{
+  for (size_t i = 0; i < src->nrequests; i++) {
+    int rc = add_to_request(dst, src->requests[i].op, src->requests[i].code,
+                            src->requests[i].count);
+    if (rc < 0)
+      return rc;
+  }
+  dst->retries_total += src->retries_total;
+  dst->passes_total += src->passes_total;
+  if (src->last_success_ts > dst->last_success_ts)
+    dst->last_success_ts = src->last_success_ts;
+  if (src->reload != METRICS_RELOAD_UNKNOWN)
+    dst->reload = src->reload;
+  return 0;
+}
+
+void metrics_saved(struct metrics *m)
+{
+  for (size_t i = 0; i < m->nrequests; i++) {
+    free(m->requests[i].op);
+    free(m->requests[i].code);
+  }
+  m->nrequests = 0;
+  m->retries_total = 0;
+  m->passes_total = 0;
 }
 
 void metrics_free(struct metrics *m)

@@ -2,16 +2,24 @@
  * metrics: the Prometheus textfile (SPEC §5), for node-exporter's textfile
  * collector, written atomically (mode 0644) after every pass.
  *
- * The engine keeps one struct metrics for the life of the process: the
- * binding gauges and the pass gauges describe the last pass, the *_total
- * counters only grow. Series written:
+ * The counters (requests, retries, passes) and the last success are kept
+ * in state_dir/counters.json, so that `apply` and the daemon add to the
+ * same ones and they never go down between two writes of the textfile:
+ * a process counts into its own struct metrics (what it did since it last
+ * saved), and after each pass the caller reads the file, adds its counts
+ * (metrics_add), writes the file back and the textfile from the sum, and
+ * then forgets what it saved (metrics_saved). The binding and pass gauges
+ * describe the last pass. Series written:
  *   certbind_bindings{state="converged|pending|failed"}      gauge
+ *   certbind_bindings_uncertain                              gauge
  *   certbind_requests_total{op="…",code="…"}                 counter
  *   certbind_retries_total                                   counter
  *   certbind_passes_total                                    counter
  *   certbind_last_success_timestamp_seconds                  gauge
  *   certbind_last_pass_timestamp_seconds                     gauge
  *   certbind_pass_duration_seconds                           gauge
+ *   certbind_config_last_reload_successful                   gauge (0/1)
+ *   certbind_build_info{version="…"}                         gauge (1)
  * A zero-initialised struct metrics is valid.
  */
 #ifndef CERTBIND_METRICS_H
@@ -32,16 +40,31 @@ struct metrics_request {
   uint64_t count;
 };
 
+/* Whether the daemon's last (re)load of the file was accepted. Only the
+ * daemon knows (`apply` leaves it UNKNOWN and the kept value stands);
+ * written 1 unless FAILED. */
+enum metrics_reload {
+  METRICS_RELOAD_UNKNOWN = 0,
+  METRICS_RELOAD_OK,
+  METRICS_RELOAD_FAILED,
+};
+
 struct metrics {
   uint64_t converged, pending, failed; /* bindings after the last pass */
+  uint64_t uncertain; /* unresolved intents of a crash that are live */
   uint64_t retries_total;
   uint64_t passes_total;
-  int64_t last_success_ts; /* unix s of the last converged pass, 0 = never */
+  int64_t last_success_ts; /* unix s of the last successful pass, 0 = never */
   int64_t last_pass_ts;    /* unix s of the end of the last pass, 0 = never */
   double pass_duration_s;  /* of the last pass */
+  enum metrics_reload reload;
   struct metrics_request *requests;
   size_t nrequests, caprequests;
 };
+
+#define METRICS_COUNTERS_FILE "counters.json"
+/* metrics_counters_read refuses bigger files. */
+#define METRICS_COUNTERS_MAX_SIZE (1u << 20)
 
 /* Count one response (or transport failure) of operation op. 0, -EINVAL,
  * -ENOMEM. */
@@ -53,6 +76,24 @@ int metrics_format(const struct metrics *m, char **out, size_t *len);
 /* Write the textfile to path atomically, mode 0644 (node-exporter runs as
  * another user). 0 or a negative errno (see statefile_strerror). */
 int metrics_write(const char *path, const struct metrics *m);
+
+/* Read state_dir/counters.json into *m (initialised here; metrics_free
+ * it, also after an error): the request counters, retries, passes, the
+ * last success and the last reload result. -ENOENT when there is none,
+ * -EBADMSG when it is not a complete, valid counters file. */
+int metrics_counters_read(const char *state_dir, struct metrics *m);
+
+/* Write m's counters to state_dir/counters.json atomically, mode 0600.
+ * 0 or a negative errno (see statefile_strerror). */
+int metrics_counters_write(const char *state_dir, const struct metrics *m);
+
+/* Add src's counters to dst's; dst keeps the later last success, and
+ * src's reload result unless src does not know it. 0 or -ENOMEM. */
+int metrics_add(struct metrics *dst, const struct metrics *src);
+
+/* src's counters are saved (added to the file): start counting from zero
+ * again. The gauges, the last success and the reload result stay. */
+void metrics_saved(struct metrics *m);
 
 void metrics_free(struct metrics *m);
 

@@ -42,6 +42,9 @@ enum item_state {
 struct pass_item {
   uint8_t state;
   bool permanent; /* failed with a 4xx: not retried by the daemon */
+  bool intent;    /* sync attach: its intent is in the ledger (ahead) */
+  bool disowned;  /* sync detach: its ownership was dropped ahead */
+  int64_t owned_at; /* disowned: the entry's attached_at, to restore it */
   const struct pass_memo *held; /* not written: an earlier failure holds it */
   uint32_t attempts;
   uint64_t written_ms; /* loop ms of the successful write */
@@ -828,6 +831,8 @@ static bool try_reauth(struct pass *p, struct job *j)
   }
   if (!pa->token_fetching)
     auth_token_clear(&pa->token);
+  if (p->opts.tokens) /* revoked or expired: not for the next pass either */
+    auth_token_cache_drop(p->opts.tokens, acct);
   park_job(p, j);
   return true;
 }
@@ -1583,6 +1588,10 @@ static void on_token_done(struct pass *p, struct call *c,
     pa->token_attempt = 0;
     pa->token_gen++;
     log_event(p->log, LOG_INFO, "token.ok", &f, "IAM token obtained");
+    /* kept for the daemon's next passes (a failure only costs a fetch) */
+    if (p->opts.tokens)
+      (void)auth_token_cache_put(p->opts.tokens, &p->cfg->accounts[c->account],
+                                 &pa->token);
     for (size_t k = 0; k < pa->nparked; k++) {
       if (job_push(p, pa->parked[k], 0) < 0)
         abandon_job(p, pa->parked[k], "internal", "queue refused", NULL);
@@ -1869,7 +1878,7 @@ static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
     for (size_t i = lo; i < hi; i++) {
       bool det = p->plan.items[i].op == PLAN_DETACH;
       if (det == (pass_detach == 1) && p->items[i].state == ITEM_PENDING &&
-          !held_back(p, i))
+          !p->items[i].held)
         idx[n++] = i;
     }
     /* plan order is (op, domain, gateway): usually this order already */
@@ -1946,43 +1955,113 @@ static int setup_waves(struct pass *p)
   return 0;
 }
 
-/* Ownership is recorded before the attach is sent (write-ahead): a crash
- * between the attach and the end of the pass must not leave a binding
- * certbind made that its ledger does not know (sync mode could then never
- * remove it). An entry whose attach never took effect is forgotten by a
- * later pass once it is older than confirm_timeout_s and still not live. */
-static void record_intent(struct pass *p, size_t lo, size_t hi)
+/* The ledger file, for messages. */
+static void ledger_write_error(const struct pass *p, int rc, char *why,
+                               size_t size)
 {
-  bool added = false;
+  char path[4096];
+
+  if (statefile_path(path, sizeof(path), p->cfg->daemon.state_dir,
+                     LEDGER_FILE) < 0)
+    snprintf(path, sizeof(path), "%s", p->cfg->daemon.state_dir);
+  statefile_strerror(rc, "write", path, why, size);
+}
+
+/* The ownership changes of items [lo, hi) go to disk before any of their
+ * writes is sent (SPEC §1): an attach's intent (a crash after the attach
+ * leaves it to be found: uncertain, never detached), a detach's loss of
+ * ownership (a crash after the detach must not leave certbind owning a
+ * binding a person may attach again). Sync mode only: upsert detaches
+ * nothing, and an attach a crash left unrecorded is merely not owned.
+ * When the ledger cannot be written, none of those writes is sent: they
+ * fail with the reason, and the in-memory ledger is put back. */
+static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
+{
+  int64_t now = (int64_t)time(NULL);
+  bool changed = false;
+  char why[600];
   int rc;
 
-  /* Only sync mode acts on ownership. In upsert mode a binding a crash
-   * left unrecorded is merely not owned, the safe side, and the ledger is
-   * saved once at the end instead of before the first write. */
   if (!p->ledger || p->cfg->policy.mode != CONFIG_MODE_SYNC)
     return;
   for (size_t i = lo; i < hi; i++) {
     const struct plan_item *pi = &p->plan.items[i];
-    const struct pass_item *it = &p->items[i];
+    struct pass_item *it = &p->items[i];
     const char *cert_id = p->cfg->certificates[pi->cert].id;
-    if (pi->op != PLAN_ATTACH || it->state != ITEM_PENDING || it->held)
+    if (it->state != ITEM_PENDING || it->held)
       continue;
-    /* An entry left by an earlier attempt gets this attempt's time: the
-     * grace period runs from the latest attach that may still show. */
-    ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
-    if (ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-                   (int64_t)time(NULL)) == 0)
-      added = true;
+    if (pi->op == PLAN_ATTACH) {
+      if (ledger_add_intent(p->ledger, cert_id, pi->instance_id, pi->domain,
+                            now, &it->intent) < 0) {
+        item_fail(p, i, "internal", "out of memory", NULL);
+        continue;
+      }
+      changed |= it->intent;
+    } else if (pi->op == PLAN_DETACH) {
+      const struct ledger_entry *e =
+          ledger_find(p->ledger, cert_id, pi->instance_id, pi->domain);
+      if (!e || e->intent)
+        continue; /* plan_compute detaches only owned bindings */
+      it->owned_at = e->attached_at;
+      ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
+      it->disowned = changed = true;
+    }
   }
-  if (!added)
+  if (!changed)
     return;
   p->ledger_dirty = true;
   (void)statefile_mkdir(p->cfg->daemon.state_dir); /* first pass: none yet */
   rc = ledger_save(p->cfg->daemon.state_dir, p->ledger);
-  if (rc < 0) {
-    char why[512];
-    statefile_strerror(rc, "write", p->cfg->daemon.state_dir, why, sizeof(why));
-    log_event(p->log, LOG_ERROR, "ledger.failed", NULL, "%s", why);
+  if (rc == 0)
+    return;
+  ledger_write_error(p, rc, why, sizeof(why));
+  log_event(p->log, LOG_ERROR, "ledger.failed", NULL,
+            "%s: the attaches and detaches that change ownership are not "
+            "sent",
+            why);
+  for (size_t i = lo; i < hi; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    struct pass_item *it = &p->items[i];
+    const char *cert_id = p->cfg->certificates[pi->cert].id;
+    if (it->intent)
+      ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
+    else if (it->disowned)
+      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                 it->owned_at);
+    else
+      continue;
+    it->intent = it->disowned = false;
+    item_fail(p, i, "state-file", why, NULL);
+  }
+}
+
+/* At the end of a pass its own intents are resolved (SPEC §1): an attach
+ * that answered 204 (or showed) is owned, in both modes; any other intent
+ * (refused, never sent, outcome never resolved) is dropped. A detach whose
+ * ownership went ahead but that was never sent, or that APIG refused for
+ * good, left the binding in place: owned again. One whose outcome stayed
+ * unknown is not: owning too little is the safe side. */
+static void settle_ownership(struct pass *p)
+{
+  for (size_t i = 0; p->ledger && p->items && i < p->plan.nitems; i++) {
+    const struct plan_item *pi = &p->plan.items[i];
+    const struct pass_item *it = &p->items[i];
+    const char *cert_id = p->cfg->certificates[pi->cert].id;
+    bool applied = it->state == ITEM_CONVERGED || it->written_ms != 0;
+    if (pi->op == PLAN_ATTACH && applied) {
+      if (!ledger_owns(p->ledger, cert_id, pi->instance_id, pi->domain))
+        ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                   (int64_t)time(NULL));
+      p->ledger_dirty = true;
+    } else if (it->intent) {
+      ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
+      p->ledger_dirty = true;
+    } else if (it->disowned && it->state != ITEM_CONVERGED &&
+               (it->attempts == 0 || it->permanent)) {
+      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
+                 it->owned_at);
+      p->ledger_dirty = true;
+    }
   }
 }
 
@@ -2001,6 +2080,11 @@ static void start_wave(struct pass *p)
     f.nkv = 3;
     log_event(p->log, LOG_INFO, "wave.start", &f, NULL);
   }
+  for (size_t i = lo; i < hi; i++) {
+    if (p->items[i].state == ITEM_PENDING)
+      held_back(p, i);
+  }
+  write_ownership_ahead(p, lo, hi);
   for (size_t i = lo; i < hi;) {
     uint32_t cert = p->plan.items[i].cert;
     size_t end = i;
@@ -2012,7 +2096,6 @@ static void start_wave(struct pass *p)
     }
     i = end;
   }
-  record_intent(p, lo, hi);
 }
 
 static void refuse(struct pass *p, enum pass_outcome o, const char *event,
@@ -2067,7 +2150,7 @@ static void forget_stale_ownership(struct pass *p)
   for (size_t k = 0; k < n; k++) {
     const struct ledger_entry *e =
         ledger_at(p->ledger, p->plan.stale_ledger[k]);
-    /* attached (or about to be: see record_intent) too recently to show
+    /* attached, or an intent (write_ownership_ahead), too recently to show
      * yet, as APIG takes seconds to show a write: keep it */
     if (e->attached_at >
         (int64_t)time(NULL) - (int64_t)p->cfg->policy.confirm_timeout_s)
@@ -2091,7 +2174,7 @@ static void forget_stale_ownership(struct pass *p)
 static void on_reads_done(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[4];
+  struct log_kv kv[5];
   bool plan_only = !p->opts.write || p->opts.dry_run; /* shown, not made */
   int rc;
 
@@ -2123,8 +2206,9 @@ static void on_reads_done(struct pass *p)
   kv[1] = (struct log_kv){"change", (long long)p->plan.nchange};
   kv[2] = (struct log_kv){"detach", (long long)p->plan.ndetach};
   kv[3] = (struct log_kv){"unchanged", (long long)p->plan.unchanged};
+  kv[4] = (struct log_kv){"uncertain", (long long)p->plan.nuncertain};
   f.kv = kv;
-  f.nkv = 4;
+  f.nkv = 5;
   log_event(p->log, LOG_INFO, "plan", &f, NULL);
 
   /* only a plan that is shown, saved or compared needs its checksum */
@@ -2266,6 +2350,27 @@ static void progress_line(struct pass *p, bool final)
     fputs("\r\033[K", stderr);
 }
 
+/* The daemon's token of each password account, when an earlier pass got
+ * one for the same credentials and it is not due for renewal: the pass
+ * starts with it instead of asking IAM again (SPEC §4). */
+static void take_cached_tokens(struct pass *p)
+{
+  for (size_t a = 0; p->opts.tokens && a < p->cfg->naccounts; a++) {
+    const struct config_account *acct = &p->cfg->accounts[a];
+    struct log_fields f = LOG_FIELDS_INIT;
+
+    if (acct->auth_method != CONFIG_AUTH_PASSWORD ||
+        auth_token_cache_get(p->opts.tokens, acct, time(NULL),
+                             &p->accounts[a].token) < 0)
+      continue;
+    p->accounts[a].token_gen++;
+    f.account = acct->name;
+    f.op = "token";
+    log_event(p->log, LOG_DEBUG, "token.reused", &f,
+              "IAM token of an earlier pass reused");
+  }
+}
+
 /* Password accounts wait for their token; a token near its end is
  * renewed in the background while it still serves. */
 static bool account_needs_token(struct pass *p, uint32_t a)
@@ -2354,6 +2459,7 @@ static void compute_counts(struct pass *p)
   struct pass_counts *k = &p->counts;
 
   k->unchanged = p->plan.unchanged;
+  k->uncertain = p->plan.nuncertain;
   k->attached = k->changed = k->detached = k->failed = k->pending = 0;
   for (size_t i = 0; i < p->plan.nitems && p->items; i++) {
     const struct pass_item *it = &p->items[i];
@@ -2389,6 +2495,7 @@ static void finish(struct pass *p)
     return;
   p->phase = PHASE_DONE;
   p->ended_ms = wall_ms();
+  settle_ownership(p);
   compute_counts(p);
   for (size_t c = 0; c < p->cfg->ncertificates; c++)
     any_read |= !p->certs[c].read_failed;
@@ -2562,6 +2669,7 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
   f.nkv = 3;
   log_event(log, LOG_INFO, "pass.start", &f, "mode %s",
             config_mode_name(cfg->policy.mode));
+  take_cached_tokens(p);
 
   for (size_t c = 0; c < cfg->ncertificates; c++) {
     struct job *j = job_new(p, JOB_LIST, (uint32_t)c);
@@ -2570,7 +2678,8 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
     j->purpose = LIST_INITIAL;
     p->reads_left++;
     /* A password account's reads wait for its IAM token. */
-    if (cert_account(p, (uint32_t)c)->auth_method == CONFIG_AUTH_PASSWORD) {
+    if (cert_account(p, (uint32_t)c)->auth_method == CONFIG_AUTH_PASSWORD &&
+        !p->accounts[cfg->certificates[c].account].token.value) {
       park_job(p, j);
       p->requests_planned++;
     } else if (job_push(p, j, 0) < 0) {
@@ -2816,6 +2925,7 @@ static int status_pass_fields(const struct pass *p, struct status_pass *sp)
   sp->unchanged = p->counts.unchanged;
   sp->failed = p->counts.failed;
   sp->pending = p->counts.pending;
+  sp->uncertain = p->counts.uncertain;
   sp->requests = p->counts.requests;
   sp->retries = p->counts.retries;
   return sp->outcome && sp->command && sp->mode && sp->config_sha256 &&
@@ -2824,10 +2934,165 @@ static int status_pass_fields(const struct pass *p, struct status_pass *sp)
              : -ENOMEM;
 }
 
-int pass_status(const struct pass *p, struct status *st)
+/* The pass did not reach a binding of the file, which then keeps what an
+ * earlier pass knew of it (docs/cli.md, status.json): the pass ended
+ * before its plan and the certificate's read did not fail, or the binding
+ * needed a write that was never sent (the pass was stopped, refused, or
+ * aborted before its wave). A binding the daemon's memory held back is
+ * reached: that memory is what is known of it. */
+static bool binding_unreached(const struct pass *p, const struct pass_cert *pc,
+                              const struct pass_item *it)
+{
+  if (!p->items)
+    return pc && !pc->read_failed;
+  return it && it->state == ITEM_PENDING && !it->held && it->attempts == 0;
+}
+
+static const struct pass_item *binding_item(const struct pass *p, size_t b)
+{
+  size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
+
+  return p->items && i != SIZE_MAX ? &p->items[i] : NULL;
+}
+
+static int replace_str(char **dst, const char *src)
+{
+  char *s = src ? strdup(src) : NULL;
+
+  if (src && !s)
+    return -ENOMEM;
+  free(*dst);
+  *dst = s;
+  return 0;
+}
+
+/* sb, not reached by this pass, takes old's state: all of it when the pass
+ * never planned it; when the pass saw that it needs a write, a known
+ * failure or wait still holds, "converged" no longer does. An entry for
+ * another client-verification flag is another binding. */
+static int take_previous(struct status_binding *sb,
+                         const struct status_binding *old, bool planned)
+{
+  int rc;
+
+  if (old->verify_client != sb->verify_client ||
+      (planned && old->state == STATUS_CONVERGED))
+    return 0;
+  sb->state = old->state;
+  sb->attempts = old->attempts;
+  sb->next_retry = old->next_retry;
+  rc = replace_str(&sb->error_code, old->error_code);
+  if (rc == 0)
+    rc = replace_str(&sb->error_msg, old->error_msg);
+  if (rc == 0)
+    rc = replace_str(&sb->request_id, old->request_id);
+  return rc;
+}
+
+static int status_binding_of(const struct pass *p, size_t b,
+                             struct status_binding *sb)
 {
   const struct config *cfg = p->cfg;
-  size_t n = cfg->nbindings;
+  const struct config_binding *cb = &cfg->bindings[b];
+  const struct pass_cert *pc = &p->certs[cb->certificate];
+  const struct pass_item *it = binding_item(p, b);
+  enum status_state state = STATUS_CONVERGED;
+  const char *code = NULL, *msg = NULL, *rid = NULL;
+  uint32_t attempts = 0;
+  int rc;
+
+  if (it) {
+    state = item_status(it);
+    code = it->error_code;
+    msg = it->error_msg;
+    rid = it->request_id;
+    attempts = it->attempts;
+  } else if (pc->read_failed) {
+    /* an unreachable account's bindings were not reached: pending */
+    state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
+    code = pc->read_error.code;
+    msg = pc->read_error.msg;
+    rid = pc->read_error.request_id;
+  } else if (!p->items) {
+    state = STATUS_PENDING; /* the pass ended before its plan */
+  }
+  rc = fill_binding(p, sb, (uint32_t)cb->certificate, (uint32_t)cb->gateway,
+                    cfg->gateways[cb->gateway].instance_id, cb->domain,
+                    cb->verify_client, state, code, msg, rid, attempts);
+  sb->next_retry = it && it->held ? it->held->next_retry : 0;
+  if (rc == 0 && !it && pc->unreachable)
+    rc = pending_reason(sb, code, msg);
+  return rc;
+}
+
+static int cmp_cert_id(const void *a, const void *b)
+{
+  return strcmp((*(const struct config_certificate *const *)a)->id,
+                (*(const struct config_certificate *const *)b)->id);
+}
+
+/* The file's certificate of that id whose live state this pass does not
+ * know (no plan, or its read failed), or NULL. */
+static const struct config_certificate *
+unread_cert(const struct pass *p, const struct config_certificate **by_id,
+            const char *id)
+{
+  struct config_certificate probe = {.id = (char *)id};
+  const struct config_certificate *pk = &probe, **hit;
+  size_t c;
+
+  hit = bsearch(&pk, by_id, p->cfg->ncertificates, sizeof(*by_id), cmp_cert_id);
+  if (!hit)
+    return NULL;
+  c = (size_t)(*hit - p->cfg->certificates);
+  return !p->items || p->certs[c].read_failed ? *hit : NULL;
+}
+
+/* Entries of the earlier status that are no binding of the file (detaches
+ * that were pending or failed), of certificates whose live state this
+ * pass does not know: kept as they were. used: the entries (by position in
+ * ix) that are bindings of the file. */
+static int keep_previous_detaches(const struct pass *p,
+                                  const struct status_index *ix,
+                                  const bool *used, struct status *st)
+{
+  const struct config_certificate **by_id;
+  struct status_binding *grown;
+  size_t keep = 0, n = p->cfg->ncertificates;
+  int rc = 0;
+
+  by_id = malloc((n ? n : 1) * sizeof(*by_id));
+  if (!by_id)
+    return -ENOMEM;
+  for (size_t c = 0; c < n; c++)
+    by_id[c] = &p->cfg->certificates[c];
+  qsort(by_id, n, sizeof(*by_id), cmp_cert_id);
+  for (size_t k = 0; k < ix->n; k++)
+    keep += !used[k] && unread_cert(p, by_id, ix->sorted[k]->certificate_id);
+  grown = keep ? realloc(st->bindings,
+                         (st->nbindings + keep) * sizeof(*st->bindings))
+               : st->bindings;
+  if (!grown)
+    rc = -ENOMEM;
+  else
+    st->bindings = grown;
+  for (size_t k = 0; rc == 0 && keep && k < ix->n; k++) {
+    if (used[k] || !unread_cert(p, by_id, ix->sorted[k]->certificate_id))
+      continue;
+    rc = status_binding_copy(&st->bindings[st->nbindings], ix->sorted[k]);
+    st->nbindings += rc == 0;
+  }
+  free(by_id);
+  return rc;
+}
+
+int pass_status(const struct pass *p, const struct status *prev,
+                struct status *st)
+{
+  const struct config *cfg = p->cfg;
+  struct status_index ix = {0};
+  bool *used = NULL;
+  size_t n = cfg->nbindings, pos;
   int rc;
 
   memset(st, 0, sizeof(*st));
@@ -2835,57 +3100,86 @@ int pass_status(const struct pass *p, struct status *st)
     n += p->plan.items[i].op == PLAN_DETACH &&
          p->items[i].state != ITEM_CONVERGED;
   st->bindings = calloc(n ? n : 1, sizeof(*st->bindings));
-  if (!st->bindings)
-    return -ENOMEM;
-  rc = status_pass_fields(p, &st->pass);
+  rc = st->bindings ? status_index_build(prev, &ix) : -ENOMEM;
+  if (rc == 0 && ix.n && !(used = calloc(ix.n, sizeof(*used))))
+    rc = -ENOMEM;
+  if (rc == 0)
+    rc = status_pass_fields(p, &st->pass);
   for (size_t b = 0; rc == 0 && b < cfg->nbindings; b++) {
     const struct config_binding *cb = &cfg->bindings[b];
-    const struct pass_cert *pc = &p->certs[cb->certificate];
-    size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
-    const struct pass_item *it =
-        p->items && i != SIZE_MAX ? &p->items[i] : NULL;
-    enum status_state state = STATUS_CONVERGED;
-    const char *code = NULL, *msg = NULL, *rid = NULL;
-    uint32_t attempts = 0;
-    int64_t next_retry = 0;
+    const struct pass_item *it = binding_item(p, b);
+    struct status_binding *sb = &st->bindings[st->nbindings++];
+    const struct status_binding *old;
 
-    if (it) {
-      state = item_status(it);
-      code = it->error_code;
-      msg = it->error_msg;
-      rid = it->request_id;
-      attempts = it->attempts;
-      next_retry = it->held ? it->held->next_retry : 0;
-    } else if (pc->read_failed) {
-      /* an unreachable account's bindings were not reached: pending */
-      state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
-      code = pc->read_error.code;
-      msg = pc->read_error.msg;
-      rid = pc->read_error.request_id;
-    } else if (!p->items) {
-      state = STATUS_PENDING; /* the pass ended before its plan */
-    }
-    rc = fill_binding(p, &st->bindings[st->nbindings++],
-                      (uint32_t)cb->certificate, (uint32_t)cb->gateway,
-                      cfg->gateways[cb->gateway].instance_id, cb->domain,
-                      cb->verify_client, state, code, msg, rid, attempts);
-    st->bindings[st->nbindings - 1].next_retry = next_retry;
-    if (rc == 0 && !it && pc->unreachable)
-      rc = pending_reason(&st->bindings[st->nbindings - 1], code, msg);
+    rc = status_binding_of(p, b, sb);
+    old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
+                            sb->domain, &pos);
+    if (old)
+      used[pos] = true;
+    if (rc == 0 && old && binding_unreached(p, &p->certs[cb->certificate], it))
+      rc = take_previous(sb, old, it != NULL);
   }
   for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
     const struct plan_item *pi = &p->plan.items[i];
     const struct pass_item *it = &p->items[i];
+    struct status_binding *sb;
+    const struct status_binding *old;
+
     if (pi->op != PLAN_DETACH || it->state == ITEM_CONVERGED)
       continue;
-    rc = fill_binding(p, &st->bindings[st->nbindings++], pi->cert, pi->gateway,
-                      pi->instance_id, pi->domain, pi->verify_client,
-                      item_status(it), it->error_code, it->error_msg,
-                      it->request_id, it->attempts);
+    sb = &st->bindings[st->nbindings++];
+    rc = fill_binding(p, sb, pi->cert, pi->gateway, pi->instance_id, pi->domain,
+                      pi->verify_client, item_status(it), it->error_code,
+                      it->error_msg, it->request_id, it->attempts);
+    old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
+                            sb->domain, &pos);
+    if (old)
+      used[pos] = true;
+    if (rc == 0 && old && binding_unreached(p, NULL, it))
+      rc = take_previous(sb, old, true);
   }
+  if (rc == 0 && ix.n)
+    rc = keep_previous_detaches(p, &ix, used, st);
+  free(used);
+  status_index_free(&ix);
   if (rc < 0)
     status_free(st);
   return rc;
+}
+
+bool pass_reached_all(const struct pass *p)
+{
+  if (!p->items)
+    return false;
+  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
+    if (p->certs[c].read_failed)
+      return false;
+  }
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    if (binding_unreached(p, NULL, &p->items[i]))
+      return false;
+  }
+  return true;
+}
+
+bool pass_succeeded(const struct pass *p)
+{
+  if ((p->outcome != PASS_CONVERGED && p->outcome != PASS_PARTIAL) ||
+      !p->items || p->counts.pending)
+    return false;
+  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
+    if (p->certs[c].read_failed)
+      return false;
+  }
+  /* a permanent failure is only ever recorded for a write of one domain
+   * (a failed batch is split until the bad domain stands alone) */
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    const struct pass_item *it = &p->items[i];
+    if (it->state != ITEM_CONVERGED &&
+        !(it->state == ITEM_FAILED && it->permanent))
+      return false;
+  }
+  return true;
 }
 
 static const char *short_request(const char *rid, char buf[16])

@@ -27,6 +27,7 @@
 #include "plan.h"
 #include "queue.h"
 
+struct auth_token_cache;
 struct ledger;
 struct metrics;
 struct status;
@@ -71,6 +72,9 @@ struct pass_opts {
   const char *command;       /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
   const struct pass_memory *memory; /* daemon: earlier failures, or NULL */
+  /* daemon: IAM tokens kept across passes (taken while before their
+   * renewal time, new ones stored back), or NULL */
+  struct auth_token_cache *tokens;
 };
 
 struct pass_counts {
@@ -145,8 +149,20 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
  * bounds that with http_abort_all after its deadline). */
 void pass_stop(struct pass *p);
 
-/* The pass's bindings and summary as a status model (status_free it). */
-int pass_status(const struct pass *p, struct status *st);
+/* The pass's bindings and summary as a status model (status_free it).
+ * prev (NULL: none) is the status an earlier pass left: the bindings this
+ * pass did not reach keep their state from it. */
+int pass_status(const struct pass *p, const struct status *prev,
+                struct status *st);
+
+/* Whether the pass reached every binding (else pass_status wants the
+ * earlier status). */
+bool pass_reached_all(const struct pass *p);
+
+/* A success (the metric's last success): the pass ran to its end, nothing
+ * is pending, and every failure is a permanent error (4xx) of one domain's
+ * write. */
+bool pass_succeeded(const struct pass *p);
 
 /* Print the SPEC §9 summary ("done in 2.4 s: …" and the failures). */
 void pass_print_summary(const struct pass *p, FILE *out, bool color);

@@ -169,6 +169,7 @@ struct builder {
   size_t cap;
   size_t stale_cap;
   size_t move_cap;
+  size_t uncertain_cap;
 };
 
 static int push_item(struct builder *b, const struct plan_item *it)
@@ -211,6 +212,22 @@ static int push_stale(struct builder *b, size_t idx)
     b->stale_cap = cap;
   }
   p->stale_ledger[p->nstale_ledger++] = idx;
+  return 0;
+}
+
+static int push_uncertain(struct builder *b, const struct plan_uncertain *u)
+{
+  struct plan *p = b->p;
+
+  if (p->nuncertain == b->uncertain_cap) {
+    size_t cap = b->uncertain_cap ? b->uncertain_cap * 2 : 16;
+    struct plan_uncertain *n = realloc(p->uncertain, cap * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    p->uncertain = n;
+    b->uncertain_cap = cap;
+  }
+  p->uncertain[p->nuncertain++] = *u;
   return 0;
 }
 
@@ -333,14 +350,38 @@ static int cmp_cert_id(const void *a, const void *b)
                 ((const struct cert_id *)b)->id);
 }
 
-/* Sync mode: owned, live, unwanted and not moving → detach. Owned and no
- * longer live on its certificate → forget. */
+/* A crash-left intent (ledger.h): live → uncertain, never detached; no
+ * longer live → forgotten (its attach never showed, or it went). */
+static int diff_intent(struct builder *bld, const struct ledger_entry *le,
+                       size_t k, uint32_t cert, const struct live_cert *lc,
+                       const struct gw_index *gws, size_t ngws)
+{
+  const struct apig_binding *e =
+      live_cert_find(lc, le->instance_id, le->domain);
+  struct gw_index gk = {.instance_id = le->instance_id};
+  const struct gw_index *g;
+
+  if (!e)
+    return push_stale(bld, k);
+  g = bsearch(&gk, gws, ngws, sizeof(*gws), cmp_gw_index);
+  return push_uncertain(bld, &(struct plan_uncertain){
+                                 .cert = cert,
+                                 .gateway = g ? g->gateway : UINT32_MAX,
+                                 .instance_id = e->instance_id,
+                                 .domain = e->url_domain,
+                             });
+}
+
+/* Owned entries, sync mode only: owned, live, unwanted and not moving →
+ * detach; owned and no longer live on its certificate → forget. Intents,
+ * in both modes: diff_intent. */
 static int diff_ledger(struct builder *bld, const struct config *cfg,
                        const struct live_state *live,
                        const struct ledger *ledger, const struct wanted *w,
                        const struct wanted *by_pair, const struct gw_index *gws)
 {
   size_t n = ledger_count(ledger);
+  bool sync = cfg->policy.mode == CONFIG_MODE_SYNC;
   struct cert_id *ids =
       malloc((cfg->ncertificates ? cfg->ncertificates : 1) * sizeof(*ids));
   int rc = 0;
@@ -353,6 +394,8 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
 
   for (size_t k = 0; rc == 0 && k < n; k++) {
     const struct ledger_entry *le = ledger_at(ledger, k);
+    if (!sync && !le->intent)
+      continue; /* upsert detaches nothing: ownership is only kept */
     struct cert_id key = {.id = le->certificate_id};
     const struct cert_id *ci =
         bsearch(&key, ids, cfg->ncertificates, sizeof(*ids), cmp_cert_id);
@@ -361,6 +404,10 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
     const struct live_cert *lc = &live->certs[ci->cert];
     if (!lc->known)
       continue; /* unread: ownership stays as it is */
+    if (le->intent) {
+      rc = diff_intent(bld, le, k, ci->cert, lc, gws, cfg->ngateways);
+      continue;
+    }
     const struct apig_binding *e =
         live_cert_find(lc, le->instance_id, le->domain);
     if (!e) {
@@ -550,7 +597,7 @@ int plan_compute_wanted(const struct config *cfg, struct live_state *live,
     rc = diff_certificate(&bld, cfg, (uint32_t)c, w + start, i - start,
                           &live->certs[c], gws);
   }
-  if (rc == 0 && ledger && cfg->policy.mode == CONFIG_MODE_SYNC)
+  if (rc == 0 && ledger)
     rc = diff_ledger(&bld, cfg, live, ledger, w, wanted->by_pair, gws);
   if (rc == 0) {
     /* items is NULL when empty; diff_certificate pushes them in order
@@ -579,5 +626,6 @@ void plan_free(struct plan *p)
   free(p->items);
   free(p->stale_ledger);
   free(p->moves);
+  free(p->uncertain);
   memset(p, 0, sizeof(*p));
 }

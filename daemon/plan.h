@@ -4,9 +4,10 @@
  *
  * Live bindings are known per certificate named in the file. A binding on
  * a gateway the file does not name is never touched. In sync mode a live
- * binding is detached only when the ledger says certbind attached it, the
- * file no longer wants it, and no other certificate of the file wants the
- * same (gateway, domain): that case is a move, done by the attach alone.
+ * binding is detached only when the ledger says certbind owns it (not a
+ * mere intent), the file no longer wants it, and no other certificate of
+ * the file wants the same (gateway, domain): that case is a move, done by
+ * the attach alone. Intents a crash left are listed as uncertain.
  */
 #ifndef CERTBIND_PLAN_H
 #define CERTBIND_PLAN_H
@@ -55,6 +56,16 @@ struct plan_move {
   uint32_t from_cert; /* index into config.certificates: the old one */
 };
 
+/* A live binding that a crash left as an unresolved intent in the ledger:
+ * certbind may have attached it, or a person may have. Never detached;
+ * owned only after `certbind adopt`. */
+struct plan_uncertain {
+  uint32_t cert;           /* index into config.certificates */
+  uint32_t gateway;        /* index into config.gateways, or UINT32_MAX */
+  const char *instance_id; /* points into the live state */
+  const char *domain;      /* points into the live state */
+};
+
 struct plan {
   struct plan_item *items; /* sorted by certificate, op, domain, gateway */
   size_t nitems;
@@ -76,6 +87,10 @@ struct plan {
    * (same instance and domain) goes (SPEC §1 step 2). */
   struct plan_move *moves;
   size_t nmoves;
+  /* Both modes: live bindings with a crash-left intent (unsorted). Their
+   * intents that are no longer live are in stale_ledger. */
+  struct plan_uncertain *uncertain;
+  size_t nuncertain;
 };
 
 int live_state_init(struct live_state *ls, size_t ncerts);
@@ -92,7 +107,8 @@ const struct apig_binding *live_cert_find(const struct live_cert *lc,
                                           const char *domain);
 void live_state_free(struct live_state *ls);
 
-/* Compute the diff. ledger is consulted only in sync mode (may be NULL).
+/* Compute the diff. ledger (may be NULL): owned entries are consulted in
+ * sync mode only, intents in both modes.
  * A certificate whose live state is not known (not finished: its read
  * failed) gets no items, and its ledger entries are left alone. Items
  * point into cfg and live, which must outlive the plan. */

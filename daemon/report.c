@@ -87,6 +87,32 @@ static void print_line(const struct config *cfg, const struct plan_item *it,
   fputc('\n', out);
 }
 
+#define REPORT_MAX_UNCERTAIN_LINES 20
+
+/* Bindings a crash left as unresolved intents: shown, never detached. */
+static void print_uncertain(const struct config *cfg, const struct plan *p,
+                            FILE *out)
+{
+  size_t n = p->nuncertain;
+
+  if (n == 0)
+    return;
+  fprintf(out,
+          "Uncertain: %zu live binding(s) that an interrupted pass may have "
+          "attached; never detached, owned only after `certbind adopt`:\n",
+          n);
+  for (size_t i = 0; i < n && i < REPORT_MAX_UNCERTAIN_LINES; i++) {
+    const struct plan_uncertain *u = &p->uncertain[i];
+    fprintf(out, "    ? uncertain %s   on %s   certificate %s\n", u->domain,
+            u->gateway == UINT32_MAX ? u->instance_id
+                                     : cfg->gateways[u->gateway].name,
+            cfg->certificates[u->cert].name);
+  }
+  if (n > REPORT_MAX_UNCERTAIN_LINES)
+    fprintf(out, "    ... and %zu more (plan --json lists them all)\n",
+            n - REPORT_MAX_UNCERTAIN_LINES);
+}
+
 int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                      bool color)
 {
@@ -119,6 +145,7 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
       i += n;
     }
   }
+  print_uncertain(cfg, p, out);
   if (p->nitems == 0)
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
   else
@@ -175,6 +202,25 @@ fail:
   return -ENOMEM;
 }
 
+static int gen_uncertain(yajl_gen g, const struct config *cfg,
+                         const struct plan_uncertain *u)
+{
+  const struct config_certificate *c = &cfg->certificates[u->cert];
+
+  GEN_OK(yajl_gen_map_open(g));
+  GEN_OK(gen_kv(g, "certificate", c->name));
+  GEN_OK(gen_kv(g, "certificate_id", c->id));
+  GEN_OK(gen_kv(g, "gateway", u->gateway == UINT32_MAX
+                                  ? ""
+                                  : cfg->gateways[u->gateway].name));
+  GEN_OK(gen_kv(g, "instance_id", u->instance_id));
+  GEN_OK(gen_kv(g, "domain", u->domain));
+  GEN_OK(yajl_gen_map_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
 int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
                      size_t *len)
 {
@@ -198,11 +244,19 @@ int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
   GEN_OK(gen_kn(g, "change", (long long)p->nchange));
   GEN_OK(gen_kn(g, "detach", (long long)p->ndetach));
   GEN_OK(gen_kn(g, "unchanged", (long long)p->unchanged));
+  GEN_OK(gen_kn(g, "uncertain", (long long)p->nuncertain));
   GEN_OK(yajl_gen_map_close(g));
   GEN_OK(gen_cstr(g, "changes"));
   GEN_OK(yajl_gen_array_open(g));
   for (size_t i = 0; i < p->nitems; i++) {
     if (gen_change(g, cfg, &p->items[i]) < 0)
+      goto fail;
+  }
+  GEN_OK(yajl_gen_array_close(g));
+  GEN_OK(gen_cstr(g, "uncertain"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (size_t i = 0; i < p->nuncertain; i++) {
+    if (gen_uncertain(g, cfg, &p->uncertain[i]) < 0)
       goto fail;
   }
   GEN_OK(yajl_gen_array_close(g));

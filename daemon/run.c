@@ -2,16 +2,17 @@
  * run: the daemon (SPEC §7).
  *
  * One loop: passes at the jittered resync interval, at once when the file
- * changes (the directory is watched, so editors' and config management's
- * rename-over works) or on SIGHUP; a change during a pass starts one more
- * pass after it (coalesced). A file that fails validation is logged and the
- * last good one stays. SIGTERM/SIGINT stop new requests, let those in
+ * or a file it names changes (their directories are watched, see inputs.h)
+ * or on SIGHUP; a change during a pass starts one more pass after it
+ * (coalesced). A file that fails validation is logged and the last good
+ * one stays; it is validated again when something it depends on changes,
+ * not on every event. SIGTERM/SIGINT stop new requests, let those in
  * flight finish within a deadline, write the status and exit 0; a second
  * signal aborts what is in flight at once. systemd hears READY, RELOADING,
- * STOPPING, STATUS and WATCHDOG from the loop itself.
+ * STOPPING, STATUS and WATCHDOG from the loop itself. IAM tokens of
+ * password accounts outlive passes (auth.h's token cache).
  */
 #include <errno.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "cli.h"
 #include "http.h"
+#include "inputs.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "pass.h"
 #include "statefile.h"
+#include "statelock.h"
 #include "status.h"
 
 #define DRAIN_DEADLINE_MS 30000
@@ -43,9 +46,18 @@ struct daemon {
   struct config cfg;      /* in force */
   struct config next_cfg; /* validated, waiting for the pass to end */
   bool have_next;
-  char rejected_sha[65]; /* last file that failed validation */
-  struct ledger ledger;
+  /* What each was validated with (inputs.h): the file in force, the one
+   * waiting, and the newest one, when it was rejected. */
+  struct inputs_ident cfg_ident, next_ident, rejected_ident;
+  bool rejected; /* the newest file failed validation */
+  struct inputs inputs;
+  /* IAM tokens of password accounts, kept across passes (auth.h) */
+  struct auth_token_cache tokens;
+  struct ledger ledger; /* read again at the start of every pass */
   bool ledger_ok;
+  struct statelock lock;  /* state_dir/lock, held for each pass */
+  uint64_t lock_wait_ms;  /* loop ms the wait for the lock began, or 0 */
+  const char *lock_why;   /* the trigger of the pass waiting for it */
   struct metrics metrics;
   struct pass_memory memory;
   struct pass *pass; /* the running pass, or NULL */
@@ -53,10 +65,8 @@ struct daemon {
   bool stopping;
   int signals;
   uv_signal_t sighup, sigterm, sigint;
-  uv_timer_t resync, debounce, drain, watchdog;
-  uv_fs_event_t watch;
+  uv_timer_t resync, debounce, drain, watchdog, lockwait;
   uint64_t debounce_first; /* loop ms of the first event being debounced */
-  char *watch_dir;
   uint64_t seed;
   int open_handles;
 };
@@ -89,9 +99,16 @@ static uint64_t jittered_interval_ms(struct daemon *d)
   return (uint64_t)(base * (0.9 + 0.2 * u));
 }
 
+static bool reload(struct daemon *d, bool force);
+
 static void on_resync(uv_timer_t *t)
 {
-  start_pass(t->data, "resync");
+  struct daemon *d = t->data;
+
+  /* A change no watch saw (a directory that could not be watched) is
+   * taken now; a reload that is taken starts the pass itself. */
+  if (!reload(d, false))
+    start_pass(d, "resync");
 }
 
 static void schedule_resync(struct daemon *d)
@@ -99,95 +116,108 @@ static void schedule_resync(struct daemon *d)
   uv_timer_start(&d->resync, on_resync, jittered_interval_ms(d), 0);
 }
 
-static int file_sha256(const char *path, char out[65])
+/* Nothing the last validation depended on changed since: validating
+ * again would give the same answer. A rejected file waits for a change of
+ * its own inputs, even back to those of the file in force (that is a fix
+ * too, and says so). */
+static bool unchanged(const struct daemon *d, const struct inputs_ident *now)
 {
-  char *buf;
-  size_t len;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  int rc = statefile_read(path, CONFIG_MAX_FILE_SIZE + 1, &buf, &len);
-
-  if (rc < 0)
-    return rc;
-  rc = EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) ? 0 : -EIO;
-  free(buf);
-  for (unsigned int i = 0; rc == 0 && i < mdlen; i++)
-    snprintf(out + 2 * i, 3, "%02x", md[i]);
-  return rc;
+  if (d->rejected)
+    return inputs_same(now, &d->rejected_ident);
+  return inputs_same(now, &d->cfg_ident) ||
+         (d->have_next && inputs_same(now, &d->next_ident));
 }
 
-/* Load the file again. force: SIGHUP (even when unchanged). */
-static void reload(struct daemon *d, bool force)
+/* Remember what was rejected only when it is surely what was validated:
+ * the inputs were the same before and after the load. A file deleted and
+ * re-created during it (config management) may have been read new: taking
+ * it for the rejected one would never load it. */
+static void remember_rejected(struct daemon *d,
+                              const struct inputs_ident *before)
+{
+  struct inputs_ident after;
+
+  inputs_ident(&d->inputs, &after);
+  d->rejected = true;
+  d->rejected_ident = *before;
+  if (!inputs_same(before, &after))
+    d->rejected_ident.valid = false; /* the next event validates again */
+}
+
+/* Every problem, a summary, and systemd's STATUS= (frees diag). */
+static void report_rejected(struct daemon *d, struct config_diag *diag)
+{
+  const char *path = d->args->config_path;
+  size_t problems = diag->count; /* config_diag_free() zeroes it */
+
+  for (size_t i = 0; i < diag->count; i++)
+    log_event(d->log, LOG_ERROR, "config.rejected", NULL, "%s", diag->lines[i]);
+  log_event(d->log, LOG_ERROR, "config.rejected", NULL,
+            "%s: %zu problem(s); the last good file stays in force", path,
+            problems);
+  config_diag_free(diag);
+  notify(d,
+         "READY=1\nSTATUS=file rejected (%zu problems); last good file "
+         "in force",
+         problems);
+}
+
+/* Load the file again when it or a file it names changed (force: SIGHUP,
+ * even when nothing did). Returns true when it started a pass. */
+static bool reload(struct daemon *d, bool force)
 {
   struct config fresh = {0};
   struct config_diag diag = {0};
-  char sha[65] = "", after[65] = "";
+  struct inputs_ident before;
   const char *path = d->args->config_path;
   int rc;
 
-  if (file_sha256(path, sha) < 0)
-    sha[0] = '\0'; /* missing or unreadable: config_load says why */
-  if (!force && sha[0] &&
-      (strcmp(sha, d->cfg.sha256) == 0 ||
-       (d->have_next && strcmp(sha, d->next_cfg.sha256) == 0) ||
-       strcmp(sha, d->rejected_sha) == 0))
-    return; /* nothing new (an editor's temp file, a touch) */
+  inputs_ident(&d->inputs, &before);
+  inputs_watch(&d->inputs); /* the files it names now, even if rejected */
+  if (!force && unchanged(d, &before))
+    return false; /* nothing new (an editor's temp file, a touch) */
   notify(d, "RELOADING=1\nSTATUS=reloading %s", path);
   uv_update_time(&d->loop);
   rc = config_load(path, &fresh, &diag);
   uv_update_time(&d->loop); /* a big file takes a while (P13) */
   if (rc < 0) {
-    for (size_t i = 0; i < diag.count; i++)
-      log_event(d->log, LOG_ERROR, "config.rejected", NULL, "%s",
-                diag.lines[i]);
-    log_event(d->log, LOG_ERROR, "config.rejected", NULL,
-              "%s: %zu problem(s); the last good file stays in force", path,
-              diag.count);
-    config_diag_free(&diag);
-    /* Remember the rejected content only when it is surely what was
-     * validated: the file was there before and unchanged after the load.
-     * Hashing it again afterwards alone would race with a file deleted
-     * and re-created (config management): the new, good content would be
-     * taken for the rejected one and never loaded. */
-    if (sha[0] && file_sha256(path, after) == 0 && strcmp(sha, after) == 0)
-      memcpy(d->rejected_sha, sha, sizeof(sha));
-    notify(d,
-           "READY=1\nSTATUS=file rejected (%zu problems); last good file "
-           "in force",
-           diag.count);
-    return;
+    remember_rejected(d, &before); /* first: as close to the load as can be */
+    report_rejected(d, &diag);
+    d->metrics.reload = METRICS_RELOAD_FAILED;
+    return false;
   }
   config_diag_free(&diag);
-  d->rejected_sha[0] = '\0';
+  d->rejected = false;
+  d->metrics.reload = METRICS_RELOAD_OK;
   log_event(d->log, LOG_INFO, "config.reload", NULL,
             "%s: %zu bindings (sha256 %.12s)", path, fresh.nbindings,
             fresh.sha256);
   if (d->have_next)
     config_free(&d->next_cfg);
   d->next_cfg = fresh;
+  d->next_ident = before; /* a change during the load is an event to come */
   d->have_next = true;
   notify(d, "READY=1");
   start_pass(d, force ? "SIGHUP" : "file changed");
+  return true;
 }
 
 static void on_debounce(uv_timer_t *t)
 {
-  reload(t->data, false);
+  (void)reload(t->data, false);
 }
 
-static void on_watch(uv_fs_event_t *h, const char *filename, int events,
-                     int status)
+static void on_inputs_event(void *arg)
 {
-  struct daemon *d = h->data;
+  struct daemon *d = arg;
 
-  (void)filename;
-  (void)events;
-  if (status < 0 || d->stopping)
+  if (d->stopping)
     return;
-  /* Any change in the directory: the file itself, a rename over it, a
-   * symlink swap. The hash decides whether anything changed. Events keep
-   * pushing the reload back, but not beyond DEBOUNCE_MAX_MS: another file
-   * of the directory written all the time must not starve it. */
+  /* Any change in a watched directory: the file itself, a rename over it,
+   * a symlink swap, a chmod of a secret. The ident decides whether
+   * anything the file depends on changed. Events keep pushing the reload
+   * back, but not beyond DEBOUNCE_MAX_MS: another file of the directory
+   * written all the time must not starve it. */
   uint64_t now = uv_now(&d->loop);
   if (!uv_is_active((uv_handle_t *)&d->debounce))
     d->debounce_first = now;
@@ -205,15 +235,19 @@ static void on_pass_done(struct pass *p, void *arg)
   struct tm tm;
   char when[16];
 
-  cli_save_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
-                &d->metrics);
+  /* a state file that cannot be written fails the pass: the file and the
+   * cause are logged (state.*.failed), STATUS says so */
+  bool saved = cli_save_pass(d->log, &d->cfg, p,
+                             d->ledger_ok ? &d->ledger : NULL,
+                             &d->metrics) == 0;
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
   notify(d,
-         "STATUS=last pass %s at %s: %llu in place, %llu written, "
+         "STATUS=last pass %s%s at %s: %llu in place, %llu written, "
          "%llu failed, %llu pending",
-         pass_outcome_name(p->outcome), when,
+         pass_outcome_name(p->outcome),
+         saved ? "" : " (state files not written)", when,
          (unsigned long long)p->counts.unchanged,
          (unsigned long long)(p->counts.attached + p->counts.changed +
                               p->counts.detached),
@@ -222,6 +256,7 @@ static void on_pass_done(struct pass *p, void *arg)
   pass_free(p);
   free(p);
   d->pass = NULL;
+  statelock_release(&d->lock);
   if (d->stopping) {
     shutdown_handles(d);
     return;
@@ -237,6 +272,50 @@ static void on_pass_done(struct pass *p, void *arg)
   schedule_resync(d);
 }
 
+static void open_daemon_ledger(struct daemon *d);
+
+static void on_lockwait(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+
+  start_pass(d, d->lock_why);
+}
+
+/* state_dir/lock for one pass (SPEC §5), without blocking the loop: while
+ * another process (an apply) holds it, try again every 100 ms, for at most
+ * STATELOCK_WAIT_MS; then this pass is skipped (logged with the holder's
+ * pid) and the next one comes at the resync interval. 0: held; -EAGAIN:
+ * waiting; another negative errno: skipped. */
+static int lock_for_pass(struct daemon *d, const char *why)
+{
+  const char *dir = d->cfg.daemon.state_dir;
+  char msg[600];
+  pid_t holder = 0;
+  uint64_t now = uv_now(&d->loop);
+  int rc;
+
+  (void)statefile_mkdir(dir);
+  rc = statelock_try(dir, true, &d->lock, &holder);
+  if (rc == 0) {
+    d->lock_wait_ms = 0;
+    return 0;
+  }
+  if (rc == -EWOULDBLOCK) {
+    if (d->lock_wait_ms == 0)
+      d->lock_wait_ms = now ? now : 1;
+    if (now - d->lock_wait_ms < STATELOCK_WAIT_MS) {
+      d->lock_why = why;
+      uv_timer_start(&d->lockwait, on_lockwait, 100, 0);
+      return -EAGAIN;
+    }
+  }
+  statelock_strerror(rc, dir, holder, STATELOCK_WAIT_MS, msg, sizeof(msg));
+  log_event(d->log, LOG_ERROR, "state.locked", NULL,
+            "%s: this pass is skipped", msg);
+  d->lock_wait_ms = 0;
+  return rc;
+}
+
 static void start_pass(struct daemon *d, const char *why)
 {
   struct pass_opts po = {.write = true, .command = "run"};
@@ -244,7 +323,7 @@ static void start_pass(struct daemon *d, const char *why)
 
   if (d->stopping)
     return;
-  if (d->pass) {
+  if (d->pass || uv_is_active((uv_handle_t *)&d->lockwait)) {
     d->rerun = true; /* coalesced: one more pass after this one */
     return;
   }
@@ -252,16 +331,31 @@ static void start_pass(struct daemon *d, const char *why)
     config_free(&d->cfg);
     d->cfg = d->next_cfg;
     memset(&d->next_cfg, 0, sizeof(d->next_cfg));
+    d->cfg_ident = d->next_ident;
     d->have_next = false;
+    /* no token outlives its account or credentials */
+    auth_token_cache_retain(&d->tokens, &d->cfg);
   }
   uv_timer_stop(&d->resync);
+  rc = lock_for_pass(d, why);
+  if (rc == -EAGAIN)
+    return;
+  if (rc < 0) {
+    schedule_resync(d);
+    return;
+  }
+  /* another process (apply, adopt) may have changed it since the last
+   * pass, and a reload may have moved state_dir */
+  open_daemon_ledger(d);
   d->pass = calloc(1, sizeof(*d->pass));
   if (!d->pass) {
+    statelock_release(&d->lock);
     schedule_resync(d);
     return;
   }
   po.seed = d->seed;
   po.memory = &d->memory;
+  po.tokens = &d->tokens;
   log_event(d->log, LOG_DEBUG, "pass.trigger", NULL, "%s", why);
   rc = pass_start(d->pass, &d->loop, &d->http, &d->cfg,
                   d->ledger_ok ? &d->ledger : NULL, &d->metrics, d->log, &po,
@@ -272,6 +366,7 @@ static void start_pass(struct daemon *d, const char *why)
     pass_free(d->pass);
     free(d->pass);
     d->pass = NULL;
+    statelock_release(&d->lock);
     schedule_resync(d);
   }
 }
@@ -307,7 +402,8 @@ static void shutdown_handles(struct daemon *d)
   close_handle(d, (uv_handle_t *)&d->debounce);
   close_handle(d, (uv_handle_t *)&d->drain);
   close_handle(d, (uv_handle_t *)&d->watchdog);
-  close_handle(d, (uv_handle_t *)&d->watch);
+  close_handle(d, (uv_handle_t *)&d->lockwait);
+  inputs_stop(&d->inputs);
   http_close(&d->http, NULL);
 }
 
@@ -321,7 +417,8 @@ static void begin_shutdown(struct daemon *d, int signum)
             signum, DRAIN_DEADLINE_MS / 1000);
   uv_timer_stop(&d->resync);
   uv_timer_stop(&d->debounce);
-  uv_fs_event_stop(&d->watch);
+  uv_timer_stop(&d->lockwait);
+  inputs_stop(&d->inputs);
   if (d->pass) {
     pass_stop(d->pass);
     uv_timer_start(&d->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
@@ -336,7 +433,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
   if (signum == SIGHUP) {
     if (!d->stopping)
-      reload(d, true);
+      (void)reload(d, true);
     return;
   }
   if (d->signals++ == 0) {
@@ -362,7 +459,7 @@ static int init_handles(struct daemon *d)
       (uv_handle_t *)&d->sighup,   (uv_handle_t *)&d->sigterm,
       (uv_handle_t *)&d->sigint,   (uv_handle_t *)&d->resync,
       (uv_handle_t *)&d->debounce, (uv_handle_t *)&d->drain,
-      (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->watch,
+      (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->lockwait,
   };
 
   if (!rc)
@@ -380,7 +477,7 @@ static int init_handles(struct daemon *d)
   if (!rc)
     rc = uv_timer_init(&d->loop, &d->watchdog);
   if (!rc)
-    rc = uv_fs_event_init(&d->loop, &d->watch);
+    rc = uv_timer_init(&d->loop, &d->lockwait);
   if (rc)
     return rc;
   d->open_handles = (int)(sizeof(hs) / sizeof(hs[0]));
@@ -391,25 +488,10 @@ static int init_handles(struct daemon *d)
     rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
   if (!rc)
     rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
-  if (!rc)
-    rc = uv_fs_event_start(&d->watch, on_watch, d->watch_dir, 0);
   if (!rc && sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
     rc = uv_timer_start(&d->watchdog, on_watchdog, wd_usec / 2000,
                         wd_usec / 2000);
   return rc;
-}
-
-/* The file's directory is watched, not the file: editors and config
- * management replace it by rename, which a watch on the file would lose. */
-static int set_watch_dir(struct daemon *d, const char *path)
-{
-  char *copy = strdup(path);
-
-  if (!copy)
-    return -ENOMEM;
-  d->watch_dir = strdup(dirname(copy));
-  free(copy);
-  return d->watch_dir ? 0 : -ENOMEM;
 }
 
 static void daemon_free(struct daemon *d)
@@ -420,14 +502,16 @@ static void daemon_free(struct daemon *d)
   ledger_free(&d->ledger);
   metrics_free(&d->metrics);
   pass_memory_free(&d->memory);
-  free(d->watch_dir);
+  auth_token_cache_free(&d->tokens);
+  inputs_free(&d->inputs);
 }
 
 static void open_daemon_ledger(struct daemon *d)
 {
-  char why[512];
+  char path[PATH_MAX], why[512];
   int rc;
 
+  ledger_free(&d->ledger);
   rc = statefile_mkdir(d->cfg.daemon.state_dir);
   if (rc < 0)
     log_event(d->log, LOG_WARN, "state.dir", NULL, "cannot create %s: %s",
@@ -435,7 +519,8 @@ static void open_daemon_ledger(struct daemon *d)
   rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
   d->ledger_ok = rc == 0 || rc == -ENOENT;
   if (!d->ledger_ok) {
-    statefile_strerror(rc, "read", d->cfg.daemon.state_dir, why, sizeof(why));
+    statefile_path(path, sizeof(path), d->cfg.daemon.state_dir, LEDGER_FILE);
+    statefile_strerror(rc, "read", path, why, sizeof(why));
     log_event(d->log, LOG_ERROR, "ledger.unusable", NULL,
               "%s: ownership unknown, nothing will be detached and the "
               "ledger is left as it is",
@@ -456,20 +541,25 @@ int cli_run(const struct cli_args *a)
       (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
   /* Errors at start-up are fatal (SPEC §2 exit codes); later ones are
    * logged and contained. */
+  inputs_init(&d->inputs, &d->loop, d->log, a->config_path, on_inputs_event, d);
+  /* what the file in force was validated with: taken before the load, so
+   * that a change during it is a difference later */
+  inputs_ident(&d->inputs, &d->cfg_ident);
   rc = cli_load_config(a->config_path, &d->cfg);
   if (rc) {
+    inputs_free(&d->inputs);
     free(d);
     return rc;
   }
-  open_daemon_ledger(d);
-  rc = set_watch_dir(d, a->config_path);
-  if (rc == 0)
-    rc = uv_loop_init(&d->loop);
+  d->metrics.reload = METRICS_RELOAD_OK; /* the file it starts with */
+  rc = uv_loop_init(&d->loop);
   if (rc == 0) {
     struct http_opts ho = {0};
     rc = http_init(&d->http, &d->loop, &ho);
     if (rc == 0)
       rc = init_handles(d);
+    if (rc == 0)
+      inputs_watch(&d->inputs);
   }
   if (rc < 0) {
     log_event(d->log, LOG_ERROR, "startup.failed", NULL, "%s", uv_strerror(rc));

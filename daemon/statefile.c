@@ -210,6 +210,25 @@ void statefile_buf_print(void *ctx, const char *s, size_t n)
   b->p[b->len] = '\0';
 }
 
+/*
+ * Only a regular file (or nothing) is replaced. A FIFO, device, socket or
+ * directory at a state file's name is a mistake (or a trick) that the
+ * reader would trip on; renaming over it would hide it, so it is refused
+ * and the error names it. A symlink counts as what it points to (a
+ * dangling one as nothing). The check races with whoever owns the
+ * directory, who can do worse anyway: it is there for mistakes.
+ */
+static int check_target(int dirfd, const char *base)
+{
+  struct stat st;
+
+  if (fstatat(dirfd, base, &st, 0) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (S_ISREG(st.st_mode))
+    return 0;
+  return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+}
+
 /* buf/len, or (gen set) what gen prints, streamed. */
 static int write_atomic(const char *path, const void *buf, size_t len,
                         mode_t mode,
@@ -226,6 +245,11 @@ static int write_atomic(const char *path, const void *buf, size_t len,
   dirfd = open(t.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
     return -errno;
+  rc = check_target(dirfd, t.base);
+  if (rc < 0) {
+    close(dirfd);
+    return rc;
+  }
   fd = create_temp(&t, tmp, sizeof(tmp));
   if (fd < 0) {
     close(dirfd);
@@ -350,7 +374,10 @@ int statefile_read(const char *path, size_t max, char **buf, size_t *len)
 
   if (!path || !buf || !len)
     return -EINVAL;
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: opening a FIFO for reading would wait for a writer
+   * forever; with it the open returns and fstat refuses it. (A regular
+   * file's reads ignore the flag.) */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return -errno;
   if (fstat(fd, &st) < 0)
@@ -416,17 +443,51 @@ static void read_message(int err, const char *path, char *buf, size_t size)
   }
 }
 
+/* What path is when an error says it is not a regular file: "a FIFO"...,
+ * or NULL when it is a regular file after all (the error had another
+ * cause) or cannot be looked at. stat() opens nothing: it never blocks. */
+static const char *irregular_kind(int err, const char *path)
+{
+  struct stat st;
+
+  if ((err != EISDIR && err != EINVAL && err != ENXIO) || stat(path, &st) < 0)
+    return NULL;
+  if (S_ISDIR(st.st_mode))
+    return err == EISDIR ? "a directory" : NULL;
+  if (err == EISDIR || S_ISREG(st.st_mode))
+    return NULL;
+  if (S_ISFIFO(st.st_mode))
+    return "a FIFO";
+  if (S_ISCHR(st.st_mode))
+    return "a character device";
+  if (S_ISBLK(st.st_mode))
+    return "a block device";
+  if (S_ISSOCK(st.st_mode))
+    return "a socket";
+  return "not a file";
+}
+
 void statefile_strerror(int rc, const char *op, const char *path, char *buf,
                         size_t size)
 {
   struct target t;
   int err = rc < 0 ? -rc : rc;
+  bool writing = op && strcmp(op, "write") == 0;
+  const char *kind;
 
   if (!buf || size == 0)
     return;
   if (!path)
     path = "(null)";
-  if (op && strcmp(op, "write") == 0) {
+  kind = irregular_kind(err, path);
+  if (kind && writing) {
+    snprintf(buf, size,
+             "cannot write %s: it is not a regular file (%s); only a regular "
+             "file is replaced, remove it",
+             path, kind);
+  } else if (kind) {
+    snprintf(buf, size, "%s is not a regular file (%s)", path, kind);
+  } else if (writing) {
     if (split_target(path, &t) < 0)
       strcpy(t.dir, ".");
     write_message(err, path, t.dir, buf, size);

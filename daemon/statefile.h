@@ -13,6 +13,11 @@
  * Temp files left behind by a killed writer carry no lock any more; every
  * successful write removes such stale ".NAME.*" files of its own target,
  * and leaves alone the temp files of writers that are still running.
+ *
+ * State files are regular files: a read never blocks on a FIFO (opened
+ * O_NONBLOCK, then fstat'ed) and a write never replaces a FIFO, device,
+ * socket or directory; either is an error the caller reports naming the
+ * file (statefile_strerror says what is there instead).
  */
 #ifndef CERTBIND_STATEFILE_H
 #define CERTBIND_STATEFILE_H
@@ -21,13 +26,18 @@
 #include <sys/types.h>
 
 /* Atomically replace path with buf[0..len), file mode exactly mode (umask
- * does not apply). Returns 0 or a negative errno. */
+ * does not apply). Returns 0 or a negative errno. Only a regular file (or
+ * nothing, or a dangling symlink) at path is replaced: a directory there is
+ * -EISDIR, a FIFO, device or socket -EINVAL, and nothing is written (a
+ * symlink counts as what it points to). */
 int statefile_write_atomic(const char *path, const void *buf, size_t len,
                            mode_t mode);
 
 /* Read all of path into a new NUL-terminated *buf (free() it), its length
  * without the NUL in *len. -ENOENT when missing, -EFBIG when larger than
- * max bytes, -EISDIR/-EINVAL when not a regular file. */
+ * max bytes, -EISDIR/-EINVAL when not a regular file (-ENXIO: a socket).
+ * Never blocks: path is opened O_NONBLOCK, so a FIFO is refused at once
+ * instead of waiting for a writer. */
 int statefile_read(const char *path, size_t max, char **buf, size_t *len);
 
 /* A growable output buffer for a generator's print callback (yajl_gen
@@ -69,7 +79,10 @@ int statefile_path(char *buf, size_t size, const char *dir, const char *name);
 /* A one-line operator message for an error rc of statefile_write_atomic
  * ("write") or statefile_read/a parser ("read") on path, e.g.
  * "cannot write /var/lib/certbind/status.json: directory /var/lib/certbind
- * is not writable (Permission denied)". Always NUL-terminates buf. */
+ * is not writable (Permission denied)". path must be the file itself, not
+ * its directory: a "not a regular file" error looks at it (stat, which
+ * never blocks) to say what it is, e.g. "/var/lib/certbind/ledger.json is
+ * not a regular file (a FIFO)". Always NUL-terminates buf. */
 void statefile_strerror(int rc, const char *op, const char *path, char *buf,
                         size_t size);
 

@@ -65,7 +65,7 @@ static const struct field pass_fields[] = {
     PF(detached, F_U64, false),  PF(unchanged, F_U64, false),
     PF(failed, F_U64, false),    PF(pending, F_U64, false),
     PF(requests, F_U64, false),  PF(retries, F_U64, false),
-    PF(message, F_STR, false),
+    PF(uncertain, F_U64, false), PF(message, F_STR, false),
 };
 #undef PF
 
@@ -692,6 +692,106 @@ void status_free(struct status *st)
   memset(st, 0, sizeof(*st));
 }
 
+/* ---- what an earlier pass knew ---- */
+
+void status_count(const struct status *st, uint64_t n[STATUS_FAILED + 1])
+{
+  for (unsigned s = 0; s <= STATUS_FAILED; s++)
+    n[s] = 0;
+  for (size_t i = 0; st && i < st->nbindings; i++) {
+    if ((unsigned)st->bindings[i].state <= STATUS_FAILED)
+      n[st->bindings[i].state]++;
+  }
+}
+
+static int cmp_triple(const char *cert, const char *iid, const char *domain,
+                      const struct status_binding *b)
+{
+  int c = strcmp(cert, b->certificate_id);
+
+  if (c == 0)
+    c = strcmp(iid, b->instance_id);
+  return c ? c : strcmp(domain, b->domain);
+}
+
+static int cmp_indexed(const void *a, const void *b)
+{
+  const struct status_binding *x = *(const struct status_binding *const *)a;
+  const struct status_binding *y = *(const struct status_binding *const *)b;
+  int c = cmp_triple(x->certificate_id, x->instance_id, x->domain, y);
+
+  /* equal triples keep the file's order: the first one is found */
+  return c ? c : (x < y ? -1 : x > y);
+}
+
+int status_index_build(const struct status *st, struct status_index *ix)
+{
+  memset(ix, 0, sizeof(*ix));
+  if (!st || st->nbindings == 0)
+    return 0;
+  ix->sorted = malloc(st->nbindings * sizeof(*ix->sorted));
+  if (!ix->sorted)
+    return -ENOMEM;
+  for (size_t i = 0; i < st->nbindings; i++)
+    ix->sorted[i] = &st->bindings[i];
+  ix->n = st->nbindings;
+  qsort(ix->sorted, ix->n, sizeof(*ix->sorted), cmp_indexed);
+  return 0;
+}
+
+const struct status_binding *status_index_find(const struct status_index *ix,
+                                               const char *certificate_id,
+                                               const char *instance_id,
+                                               const char *domain, size_t *pos)
+{
+  size_t lo = 0, hi = ix ? ix->n : 0;
+
+  if (!certificate_id || !instance_id || !domain)
+    return NULL;
+  while (lo < hi) { /* the first entry not below the triple */
+    size_t mid = lo + (hi - lo) / 2;
+    if (cmp_triple(certificate_id, instance_id, domain, ix->sorted[mid]) > 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == (ix ? ix->n : 0) ||
+      cmp_triple(certificate_id, instance_id, domain, ix->sorted[lo]) != 0)
+    return NULL;
+  if (pos)
+    *pos = lo;
+  return ix->sorted[lo];
+}
+
+void status_index_free(struct status_index *ix)
+{
+  free(ix->sorted);
+  memset(ix, 0, sizeof(*ix));
+}
+
+int status_binding_copy(struct status_binding *dst,
+                        const struct status_binding *src)
+{
+  *dst = *src;
+  for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
+    char **s = (char **)((char *)dst + binding_fields[i].offset);
+
+    if (binding_fields[i].type == F_STR && *s)
+      *s = strdup(*s);
+  }
+  for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
+    const char *const *from =
+        (const char *const *)((const char *)src + binding_fields[i].offset);
+    char **to = (char **)((char *)dst + binding_fields[i].offset);
+
+    if (binding_fields[i].type == F_STR && *from && !*to) {
+      free_strings(binding_fields, NFIELDS(binding_fields), dst);
+      return -ENOMEM;
+    }
+  }
+  return 0;
+}
+
 /* ---- printing ---- */
 
 #define C_RED "\033[31m"
@@ -783,6 +883,12 @@ static void print_summary(const struct printer *pr, const struct status *st)
           " pending; %" PRIu64 " requests, %" PRIu64 " retries\n",
           p->attached, p->changed, p->detached, p->unchanged, p->failed,
           p->pending, p->requests, p->retries);
+  if (p->uncertain)
+    fprintf(pr->out,
+            "  %" PRIu64 " uncertain: live bindings an interrupted pass may "
+            "have attached; never detached (certbind plan lists them, "
+            "certbind adopt owns those the file wants)\n",
+            p->uncertain);
   if (p->message && p->message[0]) {
     fprintf(pr->out, "  reason: ");
     put_safe(pr->out, p->message);
@@ -792,15 +898,14 @@ static void print_summary(const struct printer *pr, const struct status *st)
 
 static void print_states(const struct printer *pr, const struct status *st)
 {
-  size_t n[STATUS_FAILED + 1] = {0};
+  uint64_t n[STATUS_FAILED + 1];
 
-  for (size_t i = 0; i < st->nbindings; i++) {
-    if ((unsigned)st->bindings[i].state <= STATUS_FAILED)
-      n[st->bindings[i].state]++;
-  }
-  fprintf(
-      pr->out, "  bindings: %zu converged, %zu pending, %zu failed (of %zu)\n",
-      n[STATUS_CONVERGED], n[STATUS_PENDING], n[STATUS_FAILED], st->nbindings);
+  status_count(st, n);
+  fprintf(pr->out,
+          "  bindings: %" PRIu64 " converged, %" PRIu64 " pending, %" PRIu64
+          " failed (of %zu)\n",
+          n[STATUS_CONVERGED], n[STATUS_PENDING], n[STATUS_FAILED],
+          st->nbindings);
 }
 
 /* "bad.example.com on sg-edge-1 (certificate star-example-2026)" */

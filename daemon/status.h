@@ -58,6 +58,7 @@ struct status_pass {
   char *config_sha256;
   uint64_t attached, changed, detached, unchanged, failed, pending, requests,
       retries;
+  uint64_t uncertain; /* live bindings with a crash-left intent (ledger.h) */
   char *message; /* one line: why refused/aborted, or "" */
 };
 
@@ -90,6 +91,33 @@ int status_from_json(const char *json, size_t len, struct status *st);
  * colours (the caller decides: a terminal and no NO_COLOR). Times are
  * local time. 0 or a negative errno (-EIO when out fails). */
 int status_print(const struct status *st, FILE *out, bool json, bool color);
+
+/* Bindings by state: n[STATUS_CONVERGED], n[STATUS_PENDING], ... */
+void status_count(const struct status *st, uint64_t n[STATUS_FAILED + 1]);
+
+/* The bindings of a status looked up by (certificate_id, instance_id,
+ * domain): what an earlier pass knew about a binding. Points into the
+ * status, which must outlive it. */
+struct status_index {
+  const struct status_binding **sorted;
+  size_t n;
+};
+
+/* 0 or -ENOMEM; status_index_free it either way. */
+int status_index_build(const struct status *st, struct status_index *ix);
+
+/* The binding of that triple (the first one, should there be several), or
+ * NULL; *pos (when not NULL) gets its position in ix->sorted. */
+const struct status_binding *status_index_find(const struct status_index *ix,
+                                               const char *certificate_id,
+                                               const char *instance_id,
+                                               const char *domain, size_t *pos);
+
+void status_index_free(struct status_index *ix);
+
+/* A deep copy of src into *dst: 0, or -ENOMEM with nothing allocated. */
+int status_binding_copy(struct status_binding *dst,
+                        const struct status_binding *src);
 
 /* "converged" | "pending" | "failed"; parse: 0 or -EINVAL. */
 const char *status_state_name(enum status_state s);

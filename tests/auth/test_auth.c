@@ -479,6 +479,113 @@ static void test_no_secret_leaks(void **state)
   }
 }
 
+/* The daemon's token cache (issue 13 item 9): a token is reused until its
+ * renewal time, never for other credentials, and dropped on a token error
+ * or when its account leaves the file. */
+static void cache_store(struct auth_token_cache *c,
+                        const struct config_account *a, const char *value,
+                        time_t expires, time_t now)
+{
+  struct auth_token t = {0};
+
+  assert_int_equal(auth_token_set(&t, value, strlen(value), expires, now), 0);
+  assert_int_equal(auth_token_cache_put(c, a, &t), 0);
+  auth_token_clear(&t);
+}
+
+static bool cache_has(struct auth_token_cache *c,
+                      const struct config_account *a, time_t now,
+                      const char *value)
+{
+  struct auth_token t = {0};
+  int rc = auth_token_cache_get(c, a, now, &t);
+  bool ok = rc == 0 && strcmp(t.value, value) == 0;
+
+  if (rc != 0)
+    assert_int_equal(rc, -ENOENT);
+  auth_token_clear(&t);
+  return ok;
+}
+
+static void test_token_cache_reuse_until_renewal(void **state)
+{
+  (void)state;
+  struct auth_token_cache c = {0};
+  struct config_account a = password_account();
+  struct config_account b = password_account();
+  b.name = "other";
+
+  assert_false(cache_has(&c, &a, 1000, "t1"));
+  cache_store(&c, &a, "t1", 1000 + 86400, 1000);
+  cache_store(&c, &b, "t-b", 1000 + 86400, 1000);
+  /* a copy, for as long as it is before its renewal time (80 %) */
+  assert_true(cache_has(&c, &a, 1000, "t1"));
+  assert_true(cache_has(&c, &a, 1000 + 69119, "t1"));
+  assert_false(cache_has(&c, &a, 1000 + 69120, "t1"));
+  /* a renewal replaces it */
+  cache_store(&c, &a, "t2", 5000 + 86400, 5000);
+  assert_true(cache_has(&c, &a, 5000, "t2"));
+  assert_true(cache_has(&c, &b, 5000, "t-b"));
+  /* a token error drops it, for that account only */
+  auth_token_cache_drop(&c, &a);
+  assert_false(cache_has(&c, &a, 5000, "t2"));
+  assert_true(cache_has(&c, &b, 5000, "t-b"));
+  auth_token_cache_free(&c);
+  assert_int_equal(c.n, 0);
+  assert_false(cache_has(&c, &b, 5000, "t-b"));
+  auth_token_cache_free(&c);
+}
+
+static void test_token_cache_never_serves_other_credentials(void **state)
+{
+  (void)state;
+  struct config_account base = password_account();
+  struct config_account changed[7];
+  for (size_t i = 0; i < ARRAY_LEN(changed); i++)
+    changed[i] = base;
+  changed[0].password = (struct config_secret){.value = "x", .len = 1};
+  changed[1].user = "bob";
+  changed[2].domain = "other-domain";
+  changed[3].project_id = "fedcba9876543210fedcba9876543210";
+  changed[4].iam_endpoint = "https://iam.example.test";
+  changed[5].endpoint = "https://apig.example.test";
+  changed[6].region = "ap-southeast-1";
+
+  for (size_t i = 0; i < ARRAY_LEN(changed); i++) {
+    struct auth_token_cache c = {0};
+    cache_store(&c, &base, "tok", 1000 + 86400, 1000);
+    assert_true(cache_has(&c, &base, 1000, "tok"));
+    /* the same account name after a reload with other credentials */
+    assert_false(cache_has(&c, &changed[i], 1000, "tok"));
+    /* and the token is gone, not kept for a reload back */
+    assert_false(cache_has(&c, &base, 1000, "tok"));
+    auth_token_cache_free(&c);
+  }
+}
+
+static void test_token_cache_retain(void **state)
+{
+  (void)state;
+  struct auth_token_cache c = {0};
+  struct config_account acc[3] = {password_account(), password_account(),
+                                  password_account()};
+  acc[1].name = "kept";
+  acc[2].name = "gone";
+  struct config_account now[2] = {acc[0], acc[1]};
+  now[0].user = "bob"; /* same name, other credentials */
+  struct config cfg = {.accounts = now, .naccounts = 2};
+
+  for (size_t i = 0; i < 3; i++)
+    cache_store(&c, &acc[i], "tok", 1000 + 86400, 1000);
+  assert_int_equal(c.n, 3);
+  auth_token_cache_retain(&c, &cfg);
+  assert_int_equal(c.n, 1);
+  assert_true(cache_has(&c, &acc[1], 1000, "tok"));
+  assert_false(cache_has(&c, &acc[0], 1000, "tok"));
+  assert_false(cache_has(&c, &acc[2], 1000, "tok"));
+  auth_token_cache_free(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -494,6 +601,9 @@ int main(void)
       cmocka_unit_test(test_token_renewal),
       cmocka_unit_test(test_secret_header_names),
       cmocka_unit_test(test_no_secret_leaks),
+      cmocka_unit_test(test_token_cache_reuse_until_renewal),
+      cmocka_unit_test(test_token_cache_never_serves_other_credentials),
+      cmocka_unit_test(test_token_cache_retain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

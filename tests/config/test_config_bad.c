@@ -260,6 +260,63 @@ static void test_binding_conflicts(void **state)
       "21");
 }
 
+/* A gateway is its instance: two names for one instance_id are refused at
+ * both names' instance_id, the dashed and undashed forms and any case
+ * being one instance, whichever account names it. */
+static void test_same_instance_two_names(void **state)
+{
+  static const char *const same[][2] = {
+      {"f0fa1789-3b76-433b-a787-9892951c620e",
+       "f0fa1789-3b76-433b-a787-9892951c620e"},
+      {"f0fa1789-3b76-433b-a787-9892951c620e",
+       "F0FA17893B76433BA7879892951C620E"},
+      {"f0fa17893b76433ba7879892951c620e",
+       "F0FA1789-3B76-433B-A787-9892951C620E"},
+  };
+  struct config cfg;
+  struct config_diag d = {0};
+
+  (void)state;
+  for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+    char *doc = t_fmt(T_ACCOUNTS "gateways:\n"
+                                 "  g1: {account: a1, instance_id: %s}\n"
+                                 "  g2: {account: a2, instance_id: %s}\n"
+                                 "certificates: {}\nbindings: []\n" T_POLICY,
+                      same[i][0], same[i][1]);
+    assert_int_equal(t_load(doc, &cfg, &d), -EINVAL);
+    t_dump(&d);
+    assert_int_equal(d.count, 2);
+    assert_true(t_has(&d, 12, 34,
+                      "gateways.g1.instance_id: the same instance as gateway "
+                      "\"g2\" (line 13)"));
+    assert_true(t_has(&d, 13, 34,
+                      "gateways.g2.instance_id: the same instance as gateway "
+                      "\"g1\" (line 12)"));
+    config_diag_free(&d);
+    free(doc);
+  }
+  /* a third name: its own error, the first is not reported twice */
+  assert_int_equal(t_load(T_ACCOUNTS
+                          "gateways:\n"
+                          "  g1: {account: a1, instance_id: "
+                          "0123456789abcdef0123456789abcdef}\n"
+                          "  g2: {account: a1, instance_id: "
+                          "0123456789abcdef0123456789abcdef}\n"
+                          "  g3: {account: a1, instance_id: "
+                          "01234567-89ab-cdef-0123-456789abcdef}\n"
+                          "  g4: {account: a1, instance_id: "
+                          "11111111222233334444555555555555}\n"
+                          "certificates: {}\nbindings: []\n" T_POLICY,
+                          &cfg, &d),
+                   -EINVAL);
+  t_dump(&d);
+  assert_int_equal(d.count, 3);
+  assert_true(t_has(&d, 12, 34, "as gateway \"g2\" (line 13)"));
+  assert_true(t_has(&d, 13, 34, "as gateway \"g1\" (line 12)"));
+  assert_true(t_has(&d, 14, 34, "as gateway \"g1\" (line 12)"));
+  config_diag_free(&d);
+}
+
 /* ---- formats ---- */
 
 static void test_id_formats(void **state)
@@ -647,6 +704,7 @@ int main(void)
       cmocka_unit_test(test_undefined_references),
       cmocka_unit_test(test_account_mismatch),
       cmocka_unit_test(test_binding_conflicts),
+      cmocka_unit_test(test_same_instance_two_names),
       cmocka_unit_test(test_id_formats),
       cmocka_unit_test(test_instance_id_formats),
       cmocka_unit_test(test_domain_formats),

@@ -381,3 +381,16 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
+
+
+# How much slower than native the code under test may run: 10 when certbind
+# runs under valgrind (tests/integration/CMakeLists.txt sets it), 1 else.
+# Every upper bound a test puts on wall-clock time is multiplied by it; a
+# lower bound (what the code guarantees, e.g. a soak never shorter than
+# configured) never is.
+TIME_SCALE = float(os.environ.get("CERTBIND_TEST_TIME_SCALE") or 1)
+
+
+def scaled(seconds):
+    """An upper bound on wall-clock time, stretched by TIME_SCALE."""
+    return seconds * TIME_SCALE

@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+from harness import scaled
+
 
 class NotifySocket:
     def __init__(self, directory):
@@ -55,7 +57,9 @@ class NotifySocket:
 
     def wait_for(self, key, value=None, after=0, timeout=20):
         """Wait until message index >= after carries key (=value); return
-        (index, fields), or raise AssertionError on timeout."""
+        (index, fields), or raise AssertionError on timeout (stretched by
+        harness.scaled())."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:

@@ -2,15 +2,18 @@
 a wrong access key or a skewed clock cost ONE failed request per account
 (APIG locks a key after 5), the account's first request goes alone, other
 accounts still converge; password (IAM token: fetch, renewal on expiry or
-revocation mid-pass, wrong password) and static token methods."""
+revocation mid-pass, wrong password) and static token methods; the daemon
+keeps its IAM token across passes (issue 13 item 9)."""
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.request
 
 from harness import (CERTBIND, SimTestCase, World, certbind, record_output,
-                     record_secrets, Result)
+                     record_secrets, Result, scaled)
+from test_daemon import Daemon, rename_over
 from test_engine_faults import fleet
 
 
@@ -278,6 +281,94 @@ class AuthTest(SimTestCase):
         self.assertEqual(st["requests"] - before, 1, st)
         self.assertEqual(st["auth_failures"], 1)
         self.assertEqual(token_calls(st), {"201": 1})
+
+
+class DaemonTokenTest(SimTestCase):
+    """certbind run keeps an IAM token across its passes until the token's
+    renewal time (issue 13 item 9: 8 passes fetched 8 tokens), renews it
+    after a token error or past that time, and never uses it for other
+    credentials after a reload."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon = None
+
+    def tearDown(self):
+        if self.daemon:
+            self.daemon.stop()
+        super().tearDown()
+
+    def sighup_pass(self, d):
+        m = d.mark()
+        d.signal(signal.SIGHUP)
+        i = d.wait_pass(m, timeout=30)
+        self.assertIn("outcome converged", d.events[i]["msg"], d.events[i])
+
+    def test_daemon_reuses_the_token_until_it_must_be_renewed(self):
+        w = World(self.tmp)
+        acct = w.account("iam", auth="password")
+        fleet(self.tmp, ncerts=3, ndomains=2, ngws=1, account="iam", w=w)
+        w.daemon["resync_interval_s"] = 3600  # passes on SIGHUP
+        other = {"domain": acct["domain"], "name": "deployer2",
+                 "password": "PW-" + acct["password"][3:] + "-other"}
+        record_secrets([other["password"]])
+        seed = w.seed
+        w.seed = lambda: dict(seed(), projects=[
+            dict(p, users=p["users"] + [other]) for p in seed()["projects"]])
+        sim, cfg = self.start(w)
+        d = self.daemon = Daemon(cfg, self.tmp)
+        d.wait_pass(timeout=30)
+        for _ in range(4):  # each SIGHUP also reloads the same file
+            self.sighup_pass(d)
+        st = sim.stats()
+        self.assertEqual(len(d.named("pass.done")), 5)
+        self.assertEqual(token_calls(st), {"201": 1}, st)
+        self.assertEqual(st["auth_failures"], 0, st)
+        self.assertTrue(w.binding_set() <= sim.state_set())
+
+        # revoked between passes: one 401, one new token, reused after
+        sim.revoke_tokens(acct["project_id"])
+        self.sighup_pass(d)
+        self.sighup_pass(d)
+        st = sim.stats()
+        self.assertEqual(token_calls(st), {"201": 2}, st)
+        self.assertEqual(st["auth_failures"], 1, st)
+
+        # a reload with other credentials does not use the old token (one
+        # change: the new password in a new file, then the file renamed
+        # over; World.yaml() would rewrite the named secret file first)
+        m = d.mark()
+        pw2 = w.secret_file("iam-pw2", other["password"])
+        with open(cfg) as f:
+            text = f.read()
+        text = text.replace("user: %s\n" % acct["user"],
+                            "user: %s\n" % other["name"])
+        text = text.replace(os.path.join(self.tmp, "secrets", "iam-pw"), pw2)
+        self.assertIn(pw2, text)
+        self.assertIn("user: deployer2\n", text)
+        rename_over(cfg, text)
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m, timeout=30)
+        self.sighup_pass(d)
+        st = sim.stats()
+        self.assertEqual(token_calls(st), {"201": 3}, st)
+        self.assertEqual(st["auth_failures"], 1, st)
+
+        # a token past its renewal time is not reused: with a 3 s life it
+        # is renewed 1.5 s after it was obtained; wait until it expired
+        sim.settings({"token_ttl_s": 3})
+        sim.revoke_tokens(acct["project_id"])
+        self.sighup_pass(d)  # a 401, then a 3 s token
+        st = sim.stats()
+        tokens, failures = token_calls(st)["201"], st["auth_failures"]
+        self.assertGreaterEqual(tokens, 4, st)
+        time.sleep(3.5)
+        self.sighup_pass(d)
+        st = sim.stats()
+        self.assertGreater(token_calls(st)["201"], tokens, st)
+        # renewed before it was sent: no request was refused for it
+        self.assertEqual(st["auth_failures"], failures, st)
+        self.assertNotIn("account.blocked", [e["event"] for e in d.events])
 
 
 if __name__ == "__main__":

@@ -94,6 +94,36 @@ class CliTest(unittest.TestCase):
         os.chmod(sk, stat.S_IRUSR | stat.S_IWUSR)
         self.assertEqual(certbind("validate", "-c", cfg).rc, 0)
 
+    def test_two_names_for_one_instance_exit_3(self):
+        # the repro: two certificates each want the domain on "their"
+        # gateway, and both gateways are one instance (dashed and not, in
+        # another case): passes would move the domain back and forth
+        w = self.w
+        w.certificate("other", "prod", ["*.example.com"])
+        iid = w.gateways["edge-1"]["instance_id"]
+        w.gateway("edge-1-again", "prod", [])
+        w.gateways["edge-1-again"]["instance_id"] = iid.replace("-", "").upper()
+        w.want("other", ["edge-1-again"], ["api.example.com"])
+        cfg = w.write_yaml(self.ca)
+        with open(cfg) as f:
+            lines = f.read().splitlines()
+        at = {}
+        for n, line in enumerate(lines, 1):
+            for gw in ("edge-1", "edge-1-again"):
+                if line.startswith("  %s: " % gw):
+                    at[gw] = "%s:%d:%d: gateways.%s.instance_id: " % (
+                        cfg, n, line.index("instance_id: ") + 14, gw)
+        for cmd in ("validate", "plan"):
+            with self.subTest(cmd=cmd):
+                r = certbind(cmd, "-c", cfg, timeout=60)
+                self.assertEqual(r.rc, 3, r)
+                self.assertIn(at["edge-1"] +
+                              'the same instance as gateway "edge-1-again"',
+                              r.stderr)
+                self.assertIn(at["edge-1-again"] +
+                              'the same instance as gateway "edge-1"',
+                              r.stderr)
+
     def test_validate_missing_file(self):
         r = certbind("validate", "-c", os.path.join(self.tmp, "absent.yaml"))
         self.assertEqual(r.rc, 3, r)

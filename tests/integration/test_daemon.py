@@ -6,13 +6,14 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import CERTBIND, SimTestCase, World, record_output
+from harness import CERTBIND, SimTestCase, World, record_output, scaled
 from notify import NotifySocket
 
 
@@ -58,7 +59,9 @@ class Daemon:
             return [e for e in self.events[after:] if e["event"] == name]
 
     def wait(self, name, after=0, timeout=30, pred=None):
-        """The index of the first event `name` at or after `after`."""
+        """The index of the first event `name` at or after `after`; the
+        timeout is stretched by harness.scaled()."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -80,7 +83,7 @@ class Daemon:
         i = self.wait("pass.done", after, timeout)
         with self.cond:
             n = sum(1 for e in self.events[:i + 1] if e["event"] == "pass.done")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while self.saved() < n:
             if time.monotonic() > deadline:
                 raise AssertionError("pass %d ended but was not saved: %r" %
@@ -250,6 +253,30 @@ class ReloadTest(DaemonTestCase):
         d.wait_pass(m)
         self.assertEqual(bound(sim), set(domains[:5]))
 
+    def test_rejected_status_counts_the_problems(self):
+        # issue 13 item 13: the diagnostics were freed before they were
+        # counted, so STATUS= said "file rejected (0 problems)"
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass(timeout=30)
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        text = w.yaml(sim.ca).replace(
+            "policy:\n", "policy:\n  batch_size: many\n  max_detach_ratio: 7\n")
+        with open(cfg, "w") as f:
+            f.write(text)
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: "problem(s)" in e.get("msg", ""))
+        lines = [e for e in d.named("config.rejected", m)
+                 if re.search(re.escape(cfg) + r":\d+:\d+: ", e.get("msg", ""))]
+        self.assertEqual(len(lines), 2, lines)
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n,
+                                 timeout=scaled(20))
+        _, ready = d.notify.wait_for("READY", "1", after=i + 1,
+                                     timeout=scaled(20))
+        self.assertIn("file rejected (2 problems)", ready.get("STATUS", ""))
+
     def test_file_removed_then_restored_and_touched(self):
         w, domains = daemon_world(self.tmp)
         sim, cfg = self.start(w)
@@ -342,6 +369,137 @@ class ReloadTest(DaemonTestCase):
         self.assertGreater(starts[1], first)
 
 
+class InputFilesTest(DaemonTestCase):
+    """Issue 13 item 14: what was validated is the file AND the files it
+    names (secret files, the CA file); a change to any of them makes the
+    daemon validate again, with no edit of the file and no SIGHUP."""
+
+    def wait_rejected(self, d, m, n, problems=1):
+        """The reload that starts after event m / notify message n ends
+        rejected: its summary is logged and systemd hears RELOADING=1, then
+        READY=1 with the STATUS (the daemon's bookkeeping of the rejection
+        is done by then). Both, since the log and the notify socket are
+        read apart."""
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: "problem(s)" in e.get("msg", ""))
+        i, _ = d.notify.wait_for("RELOADING", "1", after=n,
+                                 timeout=scaled(20))
+        _, ready = d.notify.wait_for("READY", "1", after=i + 1,
+                                     timeout=scaled(20))
+        self.assertEqual(ready.get("STATUS"),
+                         "file rejected (%d problems); last good file in "
+                         "force" % problems)
+
+    def test_secret_chmod_rejected_then_fixed_without_an_edit(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        sk = os.path.join(self.tmp, "secrets", "prod-sk")
+        # the next file, made now: World.yaml() rewrites the secret files,
+        # which would be a change of its own while the daemon runs
+        w.wanted[0]["domains"] = domains[:3]
+        text = w.yaml(sim.ca)
+        d = self.run_daemon(cfg)
+        d.wait_pass(timeout=30)
+        # the secret becomes group-readable: the file in force is validated
+        # again and rejected; the last good file stays in force
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        os.chmod(sk, 0o640)
+        self.wait_rejected(d, m, n)
+        self.assertTrue(any(sk in e.get("msg", "") and "chmod 600" in e["msg"]
+                            for e in d.named("config.rejected", m)))
+        # an edit while the secret is still wrong: rejected too
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        rename_over(cfg, text)
+        self.wait_rejected(d, m, n)
+        # nothing it depends on changes: no new validation, no log spam
+        # (a touch of the file, the secret replaced by the same bytes with
+        # the same mode, another file written beside it)
+        m = d.mark()
+        os.utime(cfg)
+        fd = os.open(sk + ".new", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (w.accounts["prod"]["sk"] + "\n").encode())
+        os.fchmod(fd, 0o640)
+        os.close(fd)
+        os.rename(sk + ".new", sk)
+        with open(os.path.join(self.tmp, "secrets", "unrelated"), "w") as f:
+            f.write("x\n")
+        time.sleep(1.0)  # > the 300 ms debounce
+        self.assertEqual(d.named("config.rejected", m), [])
+        self.assertEqual(d.named("config.reload", m), [])
+        self.assertEqual(len(d.named("pass.start")), 1)
+        self.assertEqual(bound(sim), set(domains[:2]))
+        # fixed outside the file: validated again, taken, a pass; no
+        # edit of the file and no SIGHUP
+        m = d.mark()
+        os.chmod(sk, 0o600)
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m, timeout=30)
+        self.assertEqual(bound(sim), set(domains[:3]))
+        self.assertEqual(d.named("config.rejected", m), [])
+        last = [f for f in d.notify.snapshot() if "STATUS" in f][-1]
+        self.assertNotIn("rejected", last["STATUS"])
+
+    def test_secret_directory_made_again_is_still_watched(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        d = self.run_daemon(cfg)
+        d.wait_pass(timeout=30)
+        # the secrets' directory is removed and made again with the same
+        # files (a deploy tool, a credentials directory set up anew):
+        # nothing the file depends on changed, but the old watch is dead
+        secrets = os.path.join(self.tmp, "secrets")
+        saved = {}
+        for name in os.listdir(secrets):
+            with open(os.path.join(secrets, name)) as f:
+                saved[name] = f.read()
+        m = d.mark()
+        shutil.rmtree(secrets)
+        os.mkdir(secrets, 0o700)
+        for name, text in saved.items():
+            fd = os.open(os.path.join(secrets, name),
+                         os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, text.encode())
+            os.close(fd)
+        time.sleep(1.0)  # > the 300 ms debounce: the daemon looked again
+        self.assertEqual(d.named("config.reload", m), [])
+        self.assertEqual(d.named("config.rejected", m), [])
+        # a change in the new directory is seen
+        m = d.mark()
+        n = len(d.notify.snapshot())
+        os.chmod(os.path.join(secrets, "prod-sk"), 0o640)
+        self.wait_rejected(d, m, n)
+
+    def test_rejected_for_a_missing_secret_then_it_is_created(self):
+        w, domains = daemon_world(self.tmp)
+        sim, cfg = self.start(w)
+        # the next file moves the secret key to a directory that does not
+        # exist yet (config management writes the file before the secret)
+        newdir = os.path.join(self.tmp, "creds")
+        newsk = os.path.join(newdir, "prod-sk")
+        old = os.path.join(self.tmp, "secrets", "prod-sk")
+        w.wanted[0]["domains"] = domains[:3]
+        text = w.yaml(sim.ca).replace(old, newsk)
+        d = self.run_daemon(cfg)
+        d.wait_pass(timeout=30)
+        m = d.mark()
+        rename_over(cfg, text)
+        d.wait("config.rejected", m, timeout=10,
+               pred=lambda e: newsk in e.get("msg", ""))
+        self.assertEqual(d.named("pass.start", m), [])
+        # the secret arrives: validated again, taken, a pass
+        m = d.mark()
+        os.mkdir(newdir, 0o700)
+        fd = os.open(newsk + ".tmp", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (w.accounts["prod"]["sk"] + "\n").encode())
+        os.close(fd)
+        os.rename(newsk + ".tmp", newsk)
+        d.wait("config.reload", m, timeout=10)
+        d.wait_pass(m, timeout=30)
+        self.assertEqual(bound(sim), set(domains[:3]))
+
+
 class StopTest(DaemonTestCase):
     def busy_world(self, latency):
         w = World(self.tmp)
@@ -380,10 +538,11 @@ class StopTest(DaemonTestCase):
         t0 = time.monotonic()
         d.signal(signal.SIGTERM)
         d.notify.wait_for("STOPPING", "1", after=n, timeout=5)
-        rc = d.wait_exit(35)
+        rc = d.wait_exit(30 + scaled(5))
         took = time.monotonic() - t0
         self.assertEqual(rc, 0, "".join(d.raw[-30:]))
-        self.assertLess(took, 30)
+        # the drain deadline is 30 s; then the exit itself
+        self.assertLess(took, 30 + scaled(3))
         st = sim.stats()
         self.assertEqual(st["in_flight"], 0)
         # every write the sim answered was heard by certbind (none cut off)
@@ -413,8 +572,8 @@ class StopTest(DaemonTestCase):
         d.wait("shutdown", timeout=5)
         t0 = time.monotonic()
         d.signal(signal.SIGINT)
-        rc = d.wait_exit(5)
-        self.assertLess(time.monotonic() - t0, 4)
+        rc = d.wait_exit(scaled(5))
+        self.assertLess(time.monotonic() - t0, scaled(4))
         self.assertEqual(rc, 0, "".join(d.raw[-20:]))
         self.assertTrue(os.path.exists(os.path.join(self.tmp, "state", "status.json")))
 
@@ -424,7 +583,7 @@ class StopTest(DaemonTestCase):
         d = self.run_daemon(cfg)
         d.wait_pass()
         d.signal(signal.SIGTERM)
-        self.assertEqual(d.wait_exit(10), 0)
+        self.assertEqual(d.wait_exit(scaled(10)), 0)
         d.notify.wait_for("STOPPING", "1", timeout=2)
 
 
@@ -442,7 +601,7 @@ class ResyncTest(DaemonTestCase):
         start = d.wait("pass.start", first + 1, timeout=20)
         gap = ts(d.events[start]) - ts(d.events[first])
         self.assertGreaterEqual(gap, 8.9)  # 10 s - 10 %
-        self.assertLess(gap, 14)           # 10 s + 10 %, and a loaded box
+        self.assertLess(gap, 11 + scaled(3))  # 10 s + 10 %, and a loaded box
         d.wait_pass(start)
         # nothing to do: the resync pass read, wrote nothing
         self.assertEqual(sim.stats()["writes_total"], 1)
@@ -459,7 +618,7 @@ class ResyncTest(DaemonTestCase):
         d.wait("wave.done", timeout=20)
         t0 = time.monotonic()
         d.signal(signal.SIGTERM)
-        self.assertEqual(d.wait_exit(10), 0)
+        self.assertEqual(d.wait_exit(scaled(10)), 0)
         self.assertLess(time.monotonic() - t0, 8)
         self.assertEqual(len(bound(sim)), 1)  # the second wave never started
         self.assertEqual(d.named("wave.start", 0)[-1]["wave"], 1)

@@ -6,14 +6,7 @@ import json
 import os
 import unittest
 
-import harness
-from harness import SimTestCase, World, certbind
-
-# Waits stretch with CERTBIND_TEST_TIME_SCALE, and certbind under valgrind
-# (the integration stage of scripts/test.sh runs it through a wrapper) is
-# about 10x slower.
-SCALE = float(os.environ.get("CERTBIND_TEST_TIME_SCALE") or
-              (10 if "valgrind" in harness.CERTBIND else 1))
+from harness import SimTestCase, World, certbind, scaled
 
 
 def ts(event):
@@ -184,7 +177,7 @@ class WavesTest(SimTestCase):
         for k in (1, 2):
             gap = ts(ev[pos[("wave.start", k + 1)]]) - ts(ev[pos[("wave.done", k)]])
             self.assertGreaterEqual(gap.total_seconds(), soak - 0.001)
-            self.assertLess(gap.total_seconds(), soak + 5 * SCALE)
+            self.assertLess(gap.total_seconds(), soak + scaled(5))
 
     def test_wave_failing_above_ratio_aborts(self):
         bad = ["d1.wave.example.com", "d2.wave.example.com"]

@@ -12,15 +12,11 @@ import threading
 import time
 import unittest
 
-import harness
-from harness import SimTestCase, World, certbind
+from harness import SimTestCase, World, certbind, scaled
 
 # certbind's connect timeout (TCP + TLS handshake, daemon/http.c): each
 # attempt against a silent endpoint lasts this long. Not a setting.
 CONNECT_TIMEOUT_S = 10
-UNDER_VALGRIND = "valgrind" in harness.CERTBIND
-SCALE = float(os.environ.get("CERTBIND_TEST_TIME_SCALE") or
-              (10 if UNDER_VALGRIND else 1))
 
 
 class SilentListener:
@@ -87,7 +83,7 @@ class UnreachableTest(SimTestCase):
 
         t0 = time.monotonic()
         r = certbind("apply", "-c", cfg, "--log-format", "json",
-                     timeout=300 * SCALE)
+                     timeout=scaled(300))
         elapsed = time.monotonic() - t0
         self.assertEqual(r.rc, 1, r)
         # the lone first request, max_attempts times: not once per
@@ -96,7 +92,7 @@ class UnreachableTest(SimTestCase):
         # bounded by what the settings imply: max_attempts connect timeouts
         # and the backoffs between them (<= 2 x 20 ms here), plus start-up
         # and the other account (generous, scaled)
-        self.assertLess(elapsed, attempts * CONNECT_TIMEOUT_S + 20 * SCALE, r)
+        self.assertLess(elapsed, attempts * CONNECT_TIMEOUT_S + scaled(20), r)
         with open(os.path.join(self.tmp, "state", "status.json")) as f:
             st = json.load(f)
         dead = [b for b in st["bindings"] if b["account"] == "dead"]

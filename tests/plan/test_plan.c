@@ -164,6 +164,37 @@ static void test_sync_detaches_only_owned(void **state)
   plan_free(&p);
 }
 
+/* A crash-left intent: live → uncertain in both modes, never detached
+ * (even in sync mode, unwanted); not live → stale (to be forgotten). */
+static void test_intent_is_uncertain_never_detached(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  for (int mode = 0; mode < 2; mode++) {
+    f->cfg.policy.mode = mode ? CONFIG_MODE_SYNC : CONFIG_MODE_UPSERT;
+    live_state_free(&f->live);
+    ledger_free(&f->ledger);
+    assert_int_equal(live_state_init(&f->live, 2), 0);
+    live(f, 0, GW_A, "maybe.example.com", false); /* unwanted, live */
+    finish_live(f);
+    ledger_add_intent(&f->ledger, CERT_OLD, GW_A, "maybe.example.com", 1,
+                      NULL);
+    ledger_add_intent(&f->ledger, CERT_OLD, GW_B, "never.example.com", 1,
+                      NULL);
+    assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
+    assert_int_equal(p.nitems, 0);
+    assert_int_equal(p.nuncertain, 1);
+    assert_string_equal(p.uncertain[0].domain, "maybe.example.com");
+    assert_int_equal(p.uncertain[0].gateway, 0);
+    assert_int_equal(p.uncertain[0].cert, 0);
+    assert_int_equal(p.nstale_ledger, 1);
+    assert_string_equal(ledger_at(&f->ledger, p.stale_ledger[0])->domain,
+                        "never.example.com");
+    plan_free(&p);
+  }
+}
+
 /* A rollout old -> new is moved by the attach alone: the old binding is
  * never detached, even though certbind owns it and the file dropped it. */
 static void test_sync_move_is_not_detached(void **state)
@@ -302,6 +333,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_sync_detaches_only_owned, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_intent_is_uncertain_never_detached,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_sync_move_is_not_detached, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_checksum_bytes_and_item_order, setup,

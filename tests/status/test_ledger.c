@@ -231,6 +231,73 @@ static void test_corrupt_refused(void **state)
   }
 }
 
+/* Intents are kept apart from ownership: an intent never counts as owned,
+ * an applied attach upgrades it, an owned entry is never turned back into
+ * an intent, and both survive the file (two arrays). */
+static void test_intents_apart_from_ownership(void **state)
+{
+  struct fixture *f = *state;
+  struct ledger l = {0}, back;
+  bool added;
+
+  assert_int_equal(ledger_add_intent(&l, CERT_A, GW_1, "a.example.com", 5,
+                                     &added),
+                   0);
+  assert_true(added);
+  assert_true(ledger_contains(&l, CERT_A, GW_1, "a.example.com"));
+  assert_false(ledger_owns(&l, CERT_A, GW_1, "a.example.com"));
+  /* the applied attach: owned, at its own time */
+  assert_int_equal(ledger_add(&l, CERT_A, GW_1, "A.example.com", 9), 0);
+  assert_true(ledger_owns(&l, CERT_A, GW_1, "a.example.com"));
+  assert_int_equal(ledger_find(&l, CERT_A, GW_1, "a.example.com")->attached_at,
+                   9);
+  /* owned stays owned */
+  assert_int_equal(ledger_add_intent(&l, CERT_A, GW_1, "a.example.com", 11,
+                                     &added),
+                   0);
+  assert_false(added);
+  assert_true(ledger_owns(&l, CERT_A, GW_1, "a.example.com"));
+  assert_int_equal(ledger_remove_intent(&l, CERT_A, GW_1, "a.example.com"),
+                   -ENOENT);
+  assert_true(ledger_owns(&l, CERT_A, GW_1, "a.example.com"));
+  /* an intent is dropped by remove_intent */
+  ledger_add_intent(&l, CERT_B, GW_2, "b.example.com", 7, NULL);
+  ledger_add_intent(&l, CERT_B, GW_2, "c.example.com", 7, NULL);
+  assert_int_equal(ledger_remove_intent(&l, CERT_B, GW_2, "c.example.com"), 0);
+  assert_false(ledger_contains(&l, CERT_B, GW_2, "c.example.com"));
+  /* the file: owned under "entries", intents under "intents" */
+  assert_int_equal(ledger_save(f->dir, &l), 0);
+  assert_int_equal(ledger_load(f->dir, &back), 0);
+  assert_int_equal(ledger_count(&back), 2);
+  assert_true(ledger_owns(&back, CERT_A, GW_1, "a.example.com"));
+  assert_true(ledger_contains(&back, CERT_B, GW_2, "b.example.com"));
+  assert_false(ledger_owns(&back, CERT_B, GW_2, "b.example.com"));
+  {
+    char *json;
+    size_t len;
+    assert_int_equal(ledger_to_json(&back, &json, &len), 0);
+    char *intents = strstr(json, "\"intents\"");
+    assert_non_null(intents);
+    assert_true(strstr(json, "a.example.com") < intents);
+    assert_true(strstr(json, "b.example.com") > intents);
+    free(json);
+  }
+  ledger_free(&back);
+  ledger_free(&l);
+  /* a file from before intents existed loads as owned entries only; one
+   * that has a key both owned and intended is corrupt */
+  expect_load(f,
+              "{\"version\":1,\"entries\":[" ENTRY("\"c\"", "\"i\"",
+                                                   "\"d\"", "1") "]}",
+              0);
+  expect_load(f,
+              "{\"version\":1,\"entries\":[" ENTRY(
+                  "\"c\"", "\"i\"", "\"d\"",
+                  "1") "],\"intents\":[" ENTRY("\"c\"", "\"i\"", "\"D\"",
+                                               "2") "]}",
+              -EBADMSG);
+}
+
 static void make_key(size_t i, char cert[33], char inst[37], char dom[64])
 {
   snprintf(cert, 33, "%032zx", i % 97);
@@ -285,6 +352,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_missing_is_empty, setup, teardown),
       cmocka_unit_test_setup_teardown(test_round_trip_sorted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_intents_apart_from_ownership, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
   };
 

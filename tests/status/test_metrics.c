@@ -1,7 +1,9 @@
 /*
  * metrics: the textfile parses as Prometheus text format, carries every
  * required family with HELP/TYPE, the right labels and values, escapes
- * label values, bounds the series count, and is written 0644.
+ * label values, bounds the series count, and is written 0644. The
+ * counters file (state_dir/counters.json) round-trips, a corrupt one is
+ * refused, and two writers adding to it never make a counter go down.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,6 +135,7 @@ static void fill(struct metrics *m)
   m->last_success_ts = 1772366400;
   m->last_pass_ts = 1772366460;
   m->pass_duration_s = 2.4;
+  m->uncertain = 4;
   for (int i = 0; i < 9; i++)
     assert_int_equal(metrics_count_request(m, "attach", "204"), 0);
   assert_int_equal(metrics_count_request(m, "attach", "APIG.3020"), 0);
@@ -159,6 +162,9 @@ static void test_content(void **state)
   assert_family(&parsed, "certbind_last_success_timestamp_seconds", "gauge");
   assert_family(&parsed, "certbind_last_pass_timestamp_seconds", "gauge");
   assert_family(&parsed, "certbind_pass_duration_seconds", "gauge");
+  assert_family(&parsed, "certbind_bindings_uncertain", "gauge");
+  assert_family(&parsed, "certbind_config_last_reload_successful", "gauge");
+  assert_family(&parsed, "certbind_build_info", "gauge");
   assert_true(value_of(&parsed, "certbind_bindings", "state=\"converged\"") ==
               297);
   assert_true(value_of(&parsed, "certbind_bindings", "state=\"pending\"") == 2);
@@ -176,7 +182,13 @@ static void test_content(void **state)
   assert_true(value_of(&parsed, "certbind_last_success_timestamp_seconds",
                        NULL) == 1772366400);
   assert_true(value_of(&parsed, "certbind_pass_duration_seconds", NULL) == 2.4);
-  assert_int_equal(parsed.n, 3 + 4 + 5);
+  assert_true(value_of(&parsed, "certbind_bindings_uncertain", NULL) == 4);
+  /* reload unknown (apply): not a failure */
+  assert_true(
+      value_of(&parsed, "certbind_config_last_reload_successful", NULL) == 1);
+  assert_true(value_of(&parsed, "certbind_build_info",
+                       "version=\"" CERTBIND_VERSION "\"") == 1);
+  assert_int_equal(parsed.n, 3 + 1 + 4 + 5 + 2);
   /* request series sorted by op, then code: stable between passes */
   assert_true(strstr(text, "code=\"204\"") < strstr(text, "code=\"APIG.3020"));
   assert_true(strstr(text, "op=\"attach\"") < strstr(text, "op=\"list\""));
@@ -268,6 +280,231 @@ static void test_write_file(void **state)
   free(dir);
 }
 
+static void test_reload_gauge(void **state)
+{
+  struct metrics m = {0};
+  char *text;
+  size_t len;
+
+  (void)state;
+  m.reload = METRICS_RELOAD_FAILED;
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  parse(text, &parsed);
+  assert_true(
+      value_of(&parsed, "certbind_config_last_reload_successful", NULL) == 0);
+  free(text);
+  m.reload = METRICS_RELOAD_OK;
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  parse(text, &parsed);
+  assert_true(
+      value_of(&parsed, "certbind_config_last_reload_successful", NULL) == 1);
+  free(text);
+  metrics_free(&m);
+}
+
+static uint64_t request_count(const struct metrics *m, const char *op,
+                              const char *code)
+{
+  for (size_t i = 0; i < m->nrequests; i++) {
+    if (strcmp(m->requests[i].op, op) == 0 &&
+        strcmp(m->requests[i].code, code) == 0)
+      return m->requests[i].count;
+  }
+  return 0;
+}
+
+static void test_counters_round_trip(void **state)
+{
+  struct metrics m, back;
+  char *dir = testutil_mkdtemp();
+  char *path = testutil_join(dir, METRICS_COUNTERS_FILE);
+  mode_t old = umask(0);
+
+  (void)state;
+  fill(&m);
+  m.reload = METRICS_RELOAD_FAILED;
+  assert_int_equal(metrics_count_request(&m, "token", "\xc3\xa9t\xc3"), 0);
+  assert_int_equal(metrics_counters_write(dir, &m), 0);
+  umask(old);
+  assert_int_equal(testutil_mode(path), 0600);
+  assert_int_equal(metrics_counters_read(dir, &back), 0);
+  assert_int_equal(back.nrequests, m.nrequests);
+  for (size_t i = 0; i < m.nrequests; i++)
+    assert_int_equal(request_count(&back, m.requests[i].op, m.requests[i].code),
+                     m.requests[i].count);
+  /* bytes outside ASCII are stored as '?': the file stays valid JSON */
+  assert_int_equal(request_count(&back, "token", "??t?"), 1);
+  assert_int_equal(back.retries_total, 7);
+  assert_int_equal(back.passes_total, 3);
+  assert_int_equal(back.last_success_ts, 1772366400);
+  assert_int_equal(back.reload, METRICS_RELOAD_FAILED);
+  /* gauges are not counters: not kept */
+  assert_int_equal(back.converged, 0);
+  assert_int_equal(back.uncertain, 0);
+  metrics_free(&back);
+
+  m.reload = METRICS_RELOAD_UNKNOWN; /* apply: says nothing about it */
+  assert_int_equal(metrics_counters_write(dir, &m), 0);
+  assert_int_equal(metrics_counters_read(dir, &back), 0);
+  assert_int_equal(back.reload, METRICS_RELOAD_UNKNOWN);
+  metrics_free(&back);
+  metrics_free(&m);
+  testutil_rmdir(dir);
+  free(path);
+  free(dir);
+}
+
+static void write_text(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "w");
+
+  assert_non_null(f);
+  fputs(text, f);
+  assert_int_equal(fclose(f), 0);
+}
+
+static void test_counters_corrupt_or_missing(void **state)
+{
+  static const char *const bad[] = {
+      "",
+      "{not json",
+      "[]",
+      "{\"version\":1,\"requests\":[],\"retries_total\":1,\"passes_total\":2",
+      "{\"version\":1,\"retries_total\":1,\"passes_total\":2,"
+      "\"last_success_timestamp_seconds\":0}",
+      "{\"version\":1,\"requests\":[{\"op\":\"list\",\"code\":\"200\","
+      "\"count\":-1}],\"retries_total\":1,\"passes_total\":2,"
+      "\"last_success_timestamp_seconds\":0}",
+      "{\"version\":1,\"requests\":[{\"op\":\"list\",\"count\":1}],"
+      "\"retries_total\":1,\"passes_total\":2,"
+      "\"last_success_timestamp_seconds\":0}",
+      "{\"version\":1,\"requests\":[],\"retries_total\":\"1\","
+      "\"passes_total\":2,\"last_success_timestamp_seconds\":0}",
+      "{\"version\":1,\"requests\":[],\"retries_total\":1.5,"
+      "\"passes_total\":2,\"last_success_timestamp_seconds\":0}",
+      "{\"version\":1,\"requests\":[],\"retries_total\":1,"
+      "\"passes_total\":2,\"last_success_timestamp_seconds\":0,"
+      "\"config_last_reload_successful\":1}",
+  };
+  char *dir = testutil_mkdtemp();
+  char *path = testutil_join(dir, METRICS_COUNTERS_FILE);
+  struct metrics m;
+
+  (void)state;
+  assert_int_equal(metrics_counters_read(dir, &m), -ENOENT);
+  metrics_free(&m);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    write_text(path, bad[i]);
+    if (metrics_counters_read(dir, &m) != -EBADMSG)
+      fail_msg("accepted: %s", bad[i]);
+    metrics_free(&m);
+  }
+  write_text(path, "{\"version\":2,\"requests\":[],\"retries_total\":1,"
+                   "\"passes_total\":2,\"last_success_timestamp_seconds\":0}");
+  assert_int_equal(metrics_counters_read(dir, &m), -EPROTONOSUPPORT);
+  metrics_free(&m);
+  /* a later version may add keys */
+  write_text(path, "{\"version\":1,\"requests\":[],\"retries_total\":1,"
+                   "\"passes_total\":2,\"last_success_timestamp_seconds\":5,"
+                   "\"later\":{\"x\":[1]}}");
+  assert_int_equal(metrics_counters_read(dir, &m), 0);
+  assert_int_equal(m.passes_total, 2);
+  assert_int_equal(m.last_success_ts, 5);
+  metrics_free(&m);
+  testutil_rmdir(dir);
+  free(path);
+  free(dir);
+}
+
+/* What cli_save_pass does after a pass: the kept counters plus what this
+ * process counted, saved, and the textfile from the sum. */
+static void save_like_a_pass(const char *dir, struct metrics *mine,
+                             struct parsed *out)
+{
+  struct metrics total;
+  char *text;
+  size_t len;
+
+  mine->passes_total++;
+  if (metrics_counters_read(dir, &total) < 0) {
+    metrics_free(&total);
+    memset(&total, 0, sizeof(total));
+  }
+  assert_int_equal(metrics_add(&total, mine), 0);
+  assert_int_equal(metrics_counters_write(dir, &total), 0);
+  metrics_saved(mine);
+  assert_int_equal(mine->nrequests, 0);
+  assert_int_equal(mine->retries_total, 0);
+  assert_int_equal(mine->passes_total, 0);
+  assert_int_equal(metrics_format(&total, &text, &len), 0);
+  parse(text, out);
+  free(text);
+  metrics_free(&total);
+}
+
+/* `apply` and the daemon take turns writing the textfile, each with its
+ * own in-process counts: every counter of the file only grows, and ends as
+ * the sum of everything both counted. */
+static void test_two_writers_counters_only_grow(void **state)
+{
+  static struct parsed before, after;
+  char *dir = testutil_mkdtemp();
+  struct metrics daemon = {0}, apply = {0};
+  const char *series[] = {"op=\"list\",code=\"200\"",
+                          "op=\"attach\",code=\"204\""};
+
+  (void)state;
+  daemon.reload = METRICS_RELOAD_FAILED;
+  memset(&before, 0, sizeof(before));
+  for (int round = 0; round < 6; round++) {
+    struct metrics *who = round % 2 ? &apply : &daemon;
+
+    for (int k = 0; k <= round; k++) {
+      assert_int_equal(metrics_count_request(who, "list", "200"), 0);
+      assert_int_equal(metrics_count_request(who, "attach", "204"), 0);
+      who->retries_total++;
+    }
+    save_like_a_pass(dir, who, &after);
+    for (size_t s = 0; s < 2; s++) {
+      if (round > 0)
+        assert_true(value_of(&after, "certbind_requests_total", series[s]) >
+                    value_of(&before, "certbind_requests_total", series[s]));
+    }
+    assert_true(value_of(&after, "certbind_passes_total", NULL) == round + 1);
+    /* the daemon's rejected reload stands while apply writes */
+    assert_true(
+        value_of(&after, "certbind_config_last_reload_successful", NULL) == 0);
+    before = after;
+  }
+  /* 1 + 2 + ... + 6 of each */
+  assert_true(value_of(&after, "certbind_requests_total", series[0]) == 21);
+  assert_true(value_of(&after, "certbind_retries_total", NULL) == 21);
+  metrics_free(&daemon);
+  metrics_free(&apply);
+  testutil_rmdir(dir);
+  free(dir);
+}
+
+static void test_add_keeps_the_later_success(void **state)
+{
+  struct metrics dst = {0}, src = {0};
+
+  (void)state;
+  dst.last_success_ts = 2000;
+  src.last_success_ts = 1000;
+  assert_int_equal(metrics_add(&dst, &src), 0);
+  assert_int_equal(dst.last_success_ts, 2000);
+  src.last_success_ts = 3000;
+  src.reload = METRICS_RELOAD_OK;
+  assert_int_equal(metrics_add(&dst, &src), 0);
+  assert_int_equal(dst.last_success_ts, 3000);
+  assert_int_equal(dst.reload, METRICS_RELOAD_OK);
+  metrics_saved(&src);
+  assert_int_equal(src.last_success_ts, 3000); /* a gauge: stays */
+  metrics_free(&dst);
+  metrics_free(&src);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -275,6 +512,11 @@ int main(void)
       cmocka_unit_test(test_label_escaping),
       cmocka_unit_test(test_series_bounded),
       cmocka_unit_test(test_write_file),
+      cmocka_unit_test(test_reload_gauge),
+      cmocka_unit_test(test_counters_round_trip),
+      cmocka_unit_test(test_counters_corrupt_or_missing),
+      cmocka_unit_test(test_two_writers_counters_only_grow),
+      cmocka_unit_test(test_add_keeps_the_later_success),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 
 struct fixture {
   char *dir;
@@ -237,6 +242,178 @@ static void test_read_messages(void **state)
   assert_int_equal(strlen(msg), 7);
 }
 
+/* CERTBIND_TEST_TIME_SCALE (10 under valgrind) stretches the bound. */
+static long time_scale(void)
+{
+  const char *s = getenv("CERTBIND_TEST_TIME_SCALE");
+  long v = s ? strtol(s, NULL, 10) : 1;
+
+  return v > 0 ? v : 1;
+}
+
+/* statefile_read(path) in a child: its rc (as a positive errno), or -1
+ * when it was still blocked after a bound no working read comes near (it
+ * is then killed). The child is how a test survives the hang it checks. */
+static int read_in_child(const char *path)
+{
+  long waited_ms = 0, bound_ms = 10000 * time_scale();
+  int status = 0;
+  pid_t pid = fork();
+
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = statefile_read(path, 1 << 20, &buf, &len);
+
+    free(buf);
+    _exit(rc < 0 ? -rc : 0);
+  }
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (waited_ms >= bound_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    waited_ms += 10;
+  }
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static void assert_message(int rc, const char *op, const char *path,
+                           const char *kind)
+{
+  char msg[512], want[512];
+
+  statefile_strerror(rc, op, path, msg, sizeof(msg));
+  if (strcmp(op, "write") == 0)
+    snprintf(want, sizeof(want),
+             "cannot write %s: it is not a regular file (%s); only a regular "
+             "file is replaced, remove it",
+             path, kind);
+  else
+    snprintf(want, sizeof(want), "%s is not a regular file (%s)", path, kind);
+  assert_string_equal(msg, want);
+}
+
+static int gen_hello(struct statefile_buf *b, void *arg)
+{
+  (void)arg;
+  statefile_buf_print(b, "hello", 5);
+  return 0;
+}
+
+/* The FIFO is left as it was: not replaced, no temp file beside it. */
+static void assert_fifo_intact(const struct fixture *f)
+{
+  struct stat st;
+
+  assert_int_equal(lstat(f->path, &st), 0);
+  assert_true(S_ISFIFO(st.st_mode));
+  assert_int_equal(testutil_count(f->dir, ".state.json."), 0);
+}
+
+/* A FIFO as a state file: reading it returns at once (an open for reading
+ * would wait for a writer forever: plan, apply, status and the daemon's
+ * start hung), and a write refuses to rename over it. Both errors say
+ * what is there. */
+static void test_fifo_refused_without_blocking(void **state)
+{
+  struct fixture *f = *state;
+  int rc;
+
+  assert_int_equal(mkfifo(f->path, 0600), 0);
+  rc = read_in_child(f->path);
+  if (rc < 0)
+    fail_msg("statefile_read(%s) was still blocked on a FIFO after %ld s",
+             f->path, 10 * time_scale());
+  assert_int_equal(rc, EINVAL);
+  assert_message(-rc, "read", f->path, "a FIFO");
+
+  rc = statefile_write_atomic(f->path, "x", 1, 0600);
+  assert_int_equal(rc, -EINVAL);
+  assert_message(rc, "write", f->path, "a FIFO");
+  assert_fifo_intact(f);
+  assert_int_equal(statefile_write_atomic_gen(f->path, 0600, gen_hello, NULL),
+                   -EINVAL);
+  assert_fifo_intact(f);
+}
+
+/* A device (through a symlink: a symlink counts as what it points to), a
+ * socket and a directory are refused the same way; the symlink and the
+ * socket stay. */
+static void test_other_irregular_files(void **state)
+{
+  struct fixture *f = *state;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  char *buf = NULL;
+  size_t len = 0;
+  struct stat st;
+  int sock, rc;
+
+  assert_int_equal(symlink("/dev/null", f->path), 0);
+  rc = statefile_read(f->path, 100, &buf, &len);
+  assert_int_equal(rc, -EINVAL);
+  assert_message(rc, "read", f->path, "a character device");
+  rc = statefile_write_atomic(f->path, "x", 1, 0600);
+  assert_int_equal(rc, -EINVAL);
+  assert_message(rc, "write", f->path, "a character device");
+  assert_int_equal(lstat(f->path, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_equal(unlink(f->path), 0);
+
+  sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  assert_true(sock >= 0);
+  assert_true(strlen(f->path) < sizeof(sa.sun_path));
+  strcpy(sa.sun_path, f->path);
+  assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  rc = statefile_read(f->path, 100, &buf, &len);
+  assert_int_equal(rc, -ENXIO);
+  assert_message(rc, "read", f->path, "a socket");
+  rc = statefile_write_atomic(f->path, "x", 1, 0600);
+  assert_int_equal(rc, -EINVAL);
+  assert_message(rc, "write", f->path, "a socket");
+  assert_int_equal(lstat(f->path, &st), 0);
+  assert_true(S_ISSOCK(st.st_mode));
+  close(sock);
+  assert_int_equal(unlink(f->path), 0);
+
+  assert_int_equal(mkdir(f->path, 0700), 0);
+  rc = statefile_read(f->path, 100, &buf, &len);
+  assert_int_equal(rc, -EISDIR);
+  assert_message(rc, "read", f->path, "a directory");
+  rc = statefile_write_atomic(f->path, "x", 1, 0600);
+  assert_int_equal(rc, -EISDIR);
+  assert_message(rc, "write", f->path, "a directory");
+  assert_int_equal(rmdir(f->path), 0);
+  assert_null(buf);
+
+  /* a dangling symlink is nothing: replaced by the regular file */
+  assert_int_equal(symlink("nowhere", f->path), 0);
+  assert_int_equal(statefile_write_atomic(f->path, "ok", 2, 0600), 0);
+  assert_int_equal(lstat(f->path, &st), 0);
+  assert_true(S_ISREG(st.st_mode));
+  assert_content(f->path, "ok");
+}
+
+/* A regular file that makes a parser fail with EINVAL is not called "not
+ * a regular file": the message looks at what is there. */
+static void test_einval_on_a_regular_file(void **state)
+{
+  struct fixture *f = *state;
+  char msg[512];
+
+  assert_int_equal(statefile_write_atomic(f->path, "x", 1, 0600), 0);
+  statefile_strerror(-EINVAL, "read", f->path, msg, sizeof(msg));
+  assert_null(strstr(msg, "not a regular file"));
+  assert_non_null(strstr(msg, f->path));
+  /* a directory given for an EINVAL (not EISDIR) is not blamed either */
+  statefile_strerror(-EINVAL, "write", f->dir, msg, sizeof(msg));
+  assert_null(strstr(msg, "not a regular file"));
+}
+
 static void test_bad_arguments(void **state)
 {
   struct fixture *f = *state;
@@ -265,6 +442,12 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_read_limits, setup, teardown),
       cmocka_unit_test(test_read_messages),
+      cmocka_unit_test_setup_teardown(test_fifo_refused_without_blocking, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_other_irregular_files, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_einval_on_a_regular_file, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
   };
 

@@ -526,6 +526,67 @@ static void test_hundred_thousand(void **state)
   status_free(&big);
 }
 
+/* What an earlier pass knew, looked up by (certificate_id, instance_id,
+ * domain), copied whole into the next status, counted by state. */
+static void test_index_copy_count(void **state)
+{
+  struct fixture *f = *state;
+  struct status_index ix;
+  struct status_binding copy;
+  struct status one = {0};
+  const struct status_binding *b;
+  uint64_t n[STATUS_FAILED + 1];
+  size_t pos = SIZE_MAX;
+
+  add_binding(&f->st, "a.example.com", "sg-edge-1", STATUS_CONVERGED);
+  free(f->st.bindings[3].certificate_id);
+  f->st.bindings[3].certificate_id = xstrdup("0000another");
+  status_count(&f->st, n);
+  assert_int_equal(n[STATUS_CONVERGED], 2);
+  assert_int_equal(n[STATUS_PENDING], 1);
+  assert_int_equal(n[STATUS_FAILED], 1);
+
+  assert_int_equal(status_index_build(&f->st, &ix), 0);
+  assert_int_equal(ix.n, 4);
+  b = status_index_find(&ix, "a27be832f2e9441c8127fe48e3b5ac67",
+                        "f0fa1789-3b76-433b-a787-9892951c620e",
+                        "bad.example.com", &pos);
+  assert_ptr_equal(b, &f->st.bindings[1]);
+  assert_ptr_equal(ix.sorted[pos], b);
+  /* same domain, another certificate: another binding */
+  b = status_index_find(&ix, "0000another",
+                        "f0fa1789-3b76-433b-a787-9892951c620e", "a.example.com",
+                        NULL);
+  assert_ptr_equal(b, &f->st.bindings[3]);
+  assert_null(status_index_find(&ix, "a27be832f2e9441c8127fe48e3b5ac67",
+                                "f0fa1789-3b76-433b-a787-9892951c620e",
+                                "a.example.com", NULL));
+  assert_null(status_index_find(&ix, "a27be832f2e9441c8127fe48e3b5ac67",
+                                "another-instance", "bad.example.com", NULL));
+  assert_null(status_index_find(&ix, NULL, "x", "y", NULL));
+
+  assert_int_equal(status_binding_copy(&copy, &f->st.bindings[1]), 0);
+  assert_true(copy.error_msg != f->st.bindings[1].error_msg);
+  assert_string_equal(copy.error_msg, "The URL domain does not exist");
+  assert_string_equal(copy.request_id, "5b1c2f0e9d8a4b7c");
+  assert_int_equal(copy.state, STATUS_FAILED);
+  assert_int_equal(copy.attempts, 3);
+  one.bindings = malloc(sizeof(copy));
+  assert_non_null(one.bindings);
+  one.bindings[0] = copy;
+  one.nbindings = 1;
+  status_free(&one); /* frees the copy's strings, not the original's */
+  assert_string_equal(f->st.bindings[1].error_msg,
+                      "The URL domain does not exist");
+  status_index_free(&ix);
+  assert_null(ix.sorted);
+
+  /* nothing known yet */
+  assert_int_equal(status_index_build(NULL, &ix), 0);
+  assert_null(status_index_find(&ix, "a", "b", "c", NULL));
+  status_index_free(&ix);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -547,6 +608,7 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_unwritable_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_index_copy_count, setup, teardown),
   };
 
   /* Times print in local time: pin it. */
