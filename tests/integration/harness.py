@@ -343,6 +343,35 @@ def certbind(*args, timeout=120, env=None, input=None):
     return Result(proc, out, err)
 
 
+def certbind_signalled(*args, ready, what, sig=signal.SIGTERM, wait=30):
+    """Run certbind with args, send it sig once ready() is true (polled;
+    certbind must still be running then, and it must happen within
+    scaled(wait) s), and wait for its exit. Returns (Result, seconds from
+    the signal to the exit)."""
+    e = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.Popen([CERTBIND, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=e, text=True)
+    out = err = ""
+    try:
+        deadline = time.monotonic() + scaled(wait)
+        while not ready():
+            if proc.poll() is not None:
+                raise AssertionError("certbind ended before " + what)
+            if time.monotonic() > deadline:
+                raise AssertionError("no %s within %.0f s" % (what, scaled(wait)))
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=scaled(120))
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    record_output("certbind", out + "\n" + err)
+    return Result(proc, out, err), took
+
+
 class SimTestCase(unittest.TestCase):
     """A temporary directory per test; the sim is stopped at the end."""
 

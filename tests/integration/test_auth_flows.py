@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 from harness import (CERTBIND, SimTestCase, World, certbind, record_output,
-                     record_secrets, Result, scaled)
+                     record_secrets, Result)
 from test_daemon import Daemon, rename_over
 from test_engine_faults import fleet
 

@@ -184,24 +184,10 @@ class CrashRestartTest(SimTestCase):
         w.policy["batch_size"] = 1
         desired(w, "A")
         sim, cfg = self.start(w)
-        proc = subprocess.Popen(
-            [harness.CERTBIND, cmd, "-c", cfg, "--log-format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, NO_COLOR="1"))
-        try:
-            deadline = time.monotonic() + 20
-            while sim.stats()["writes_total"] < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertIsNone(proc.poll())
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=harness.scaled(30))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        harness.record_output("certbind", out + err)
-        drain_s = time.monotonic() - t0
+        r, drain_s = harness.certbind_signalled(
+            cmd, "-c", cfg, "--log-format", "json", what="the third write",
+            ready=lambda: sim.stats()["writes_total"] >= 3)
+        err = r.stderr
         self.assertLess(drain_s, harness.scaled(10), err[-3000:])
         events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
         names = [e["event"] for e in events]
@@ -210,7 +196,7 @@ class CrashRestartTest(SimTestCase):
         # writes that were in flight finished; nothing new was sent after
         writes = sim.stats()["writes_total"]
         self.assertLess(writes, NCERTS * NDOMAINS, "drain sent everything")
-        return proc.returncode, st, names
+        return r.rc, st, names
 
     def test_sigterm_mid_apply_drains(self):
         rc, st, names = self.sigterm_mid_pass("apply")

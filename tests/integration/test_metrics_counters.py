@@ -10,13 +10,12 @@ import os
 import re
 import signal
 import stat
-import subprocess
 import time
 import unittest
 
 import harness
 from harness import SimTestCase, World, certbind
-from test_daemon import Daemon, DaemonTestCase
+from test_daemon import DaemonTestCase
 
 BAD = "bad.c0.example.com"  # wanted, registered on no gateway: 404 APIG.3020
 COUNTERS = ("certbind_requests_total", "certbind_retries_total",
@@ -154,23 +153,10 @@ class MetricsTest(Checks, SimTestCase):
         # a pass stopped while it writes: bindings left pending
         sim.faults({"latency": {"kind": "fixed", "ms": 300}})
         writes = sim.stats()["writes_total"]
-        proc = subprocess.Popen(
-            [harness.CERTBIND, "apply", "-c", cfg, "--log-format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, NO_COLOR="1"))
-        try:
-            deadline = time.monotonic() + harness.scaled(60)
-            while sim.stats()["writes_total"] == writes:
-                self.assertIsNone(proc.poll(), "the pass ended before the signal")
-                self.assertLess(time.monotonic(), deadline, "no write sent")
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=harness.scaled(120))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        harness.record_output("certbind", out + err)
+        r, _ = harness.certbind_signalled(
+            "apply", "-c", cfg, "--log-format", "json", wait=60,
+            what="a write", ready=lambda: sim.stats()["writes_total"] != writes)
+        err = r.stderr
         with open(os.path.join(self.tmp, "state", "status.json")) as f:
             st = json.load(f)
         self.assertEqual(st["pass"]["outcome"], "interrupted", err[-3000:])

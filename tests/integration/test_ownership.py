@@ -14,7 +14,7 @@ import time
 import unittest
 
 import harness
-from harness import SimTestCase, World, certbind, scaled
+from harness import SimTestCase, World, certbind
 from test_daemon import Daemon
 
 
@@ -137,22 +137,10 @@ class OwnershipTest(StateTestCase):
         w.policy["batch_size"] = 1
         w.faults = {"latency": {"kind": "fixed", "ms": 100}}
         sim, cfg = self.start(w)
-        proc = subprocess.Popen(
-            [harness.CERTBIND, "apply", "-c", cfg, "--log-format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + scaled(30)
-            while sim.stats()["writes_total"] < 3:
-                self.assertLess(time.monotonic(), deadline)
-                self.assertIsNone(proc.poll())
-                time.sleep(0.02)
-            proc.send_signal(15)
-            out, err = proc.communicate(timeout=scaled(60))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        harness.record_output("certbind", out + err)
+        r, _ = harness.certbind_signalled(
+            "apply", "-c", cfg, what="the third write",
+            ready=lambda: sim.stats()["writes_total"] >= 3)
+        err = r.stderr
         live = {b[:3] for b in sim.state_set()}
         mine = owned(self.state())
         self.assertLess(len(live), 30, "the signal came too late to test")

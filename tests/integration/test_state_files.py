@@ -12,7 +12,6 @@ import os
 import signal
 import stat
 import subprocess
-import time
 import unittest
 
 from harness import CERTBIND, Result, record_output

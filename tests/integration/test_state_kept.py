@@ -7,9 +7,6 @@ that, not zeroed. Interruptions: SIGTERM while the live state is being read
 import json
 import os
 import re
-import signal
-import subprocess
-import time
 import unittest
 
 import harness
@@ -84,27 +81,14 @@ class StateKeptTest(SimTestCase):
         sim.faults({"latency": {"kind": "fixed", "ms": LATENCY_MS}})
         lists = sim.stats()["by_op"].get("list", {})
         before = sum(lists.values())
-        proc = subprocess.Popen(
-            [harness.CERTBIND, cmd, "-c", cfg, "--log-format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, NO_COLOR="1"))
-        try:
-            deadline = time.monotonic() + harness.scaled(60)
-            while sim.stats()["in_flight"] == 0:
-                self.assertIsNone(proc.poll(), "the pass ended before the signal")
-                self.assertLess(time.monotonic(), deadline, "no request sent")
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=harness.scaled(120))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        harness.record_output("certbind", out + err)
+        r, _ = harness.certbind_signalled(
+            cmd, "-c", cfg, "--log-format", "json", wait=60,
+            what="a request in flight",
+            ready=lambda: sim.stats()["in_flight"] > 0)
         sim.faults({})
         lists = sim.stats()["by_op"].get("list", {})
         self.assertGreater(sum(lists.values()), before)
-        return proc.returncode, err
+        return r.rc, r.stderr
 
     def check_interrupted(self, rc, err, want_rc):
         self.assertEqual(rc, want_rc, err[-3000:])
