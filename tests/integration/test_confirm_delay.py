@@ -4,7 +4,7 @@ benchmarks). The bounds asserted hold on any machine: a pass cannot end
 before its configured delay, and with no delay it does not wait for it."""
 import unittest
 
-from harness import SimTestCase, World, certbind
+from harness import SimTestCase, World, certbind, scaled
 
 
 def world(tmp, delay_ms):
@@ -35,7 +35,9 @@ class ConfirmDelayTest(SimTestCase):
         self.assertGreaterEqual(self.run_pass(2500), 2500)
 
     def test_zero_delay_confirms_at_once(self):
-        self.assertLess(self.run_pass(0), 2500)
+        # an upper bound on time: stretched under valgrind (the plain and
+        # ASan stages keep it below the delay it must not wait for)
+        self.assertLess(self.run_pass(0), scaled(2500))
 
     def test_default_is_one_second(self):
         self.assertGreaterEqual(self.run_pass(None), 1000)
