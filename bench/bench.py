@@ -47,8 +47,8 @@ UNLIMITED = {"requests_per_second": 10000, "burst": 10000,
 
 class Tools:
     def __init__(self, build, node=True, curl=True):
-        self.certbind = os.path.join(build, "daemon", "certbind")
-        self.sim = os.path.join(build, "tests", "sim", "apig-sim")
+        self.certbind = os.path.join(build, "cli", "certbind")
+        self.sim = os.path.join(build, "tools", "apig-sim", "apig-sim")
         self.sign = os.path.join(build, "bench", "sign_requests")
         self.make_certs = os.path.join(ROOT, "tests", "sim", "make-certs.sh")
         self.pool_js = os.path.join(ROOT, "bench", "node", "pool.js")

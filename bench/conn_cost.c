@@ -1,6 +1,6 @@
 /*
  * conn_cost URL CA_FILE N: client CPU of a request on a new TLS connection,
- * through certbind's own HTTP engine (daemon/http.c). Three rounds of N
+ * through certbind's own HTTP engine (net/http.c). Three rounds of N
  * GETs at once: new connections (full handshakes: no session yet), new
  * connections again (sessions resumed when the server issues tickets),
  * then pooled connections. Prints CPU (getrusage) per request per round.

@@ -10,8 +10,8 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target apig-sim conn_cost -j"$(nproc)" >/dev/null
 tmp=$(mktemp -d)
 trap 'kill "$sim" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-"$root/tests/sim/make-certs.sh" "$tmp" >/dev/null
-"$build/tests/sim/apig-sim" --listen 127.0.0.1:0 --port-file "$tmp/port" \
+"$root/tests/certs/make-certs.sh" "$tmp" >/dev/null
+"$build/tools/apig-sim/apig-sim" --listen 127.0.0.1:0 --port-file "$tmp/port" \
   --seed-file "$root/tests/sim/world-test.json" --tls-cert "$tmp/server.pem" \
   --tls-key "$tmp/server.key" 2>/dev/null &
 sim=$!

@@ -1,7 +1,7 @@
 /*
  * sign_requests: turn a list of APIG requests into a curl config file
  * (`curl --parallel -K FILE`) whose every request carries the same AK/SK
- * headers certbind would send (daemon/sign.h: Host, X-Sdk-Date and, with a
+ * headers certbind would send (api/sign.h: Host, X-Sdk-Date and, with a
  * body, Content-Type signed; X-Project-Id unsigned).
  *
  *   sign_requests BASE_URL PROJECT_ID AK_FILE SK_FILE CA_FILE < reqs.tsv

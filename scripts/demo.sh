@@ -62,8 +62,8 @@ if [ -z "${CERTBIND_DEMO_NO_BUILD:-}" ]; then
     fail "the build failed"
   fi
 fi
-CERTBIND=$BUILD/daemon/certbind
-SIM=$BUILD/tests/sim/apig-sim
+CERTBIND=$BUILD/cli/certbind
+SIM=$BUILD/tools/apig-sim/apig-sim
 if [ ! -x "$CERTBIND" ] || [ ! -x "$SIM" ]; then
   fail "no $CERTBIND or $SIM: build first"
 fi
@@ -73,7 +73,7 @@ export NO_COLOR=${NO_COLOR:-}
 # ---- 2. the world: TLS, secrets (0600), seed, desired-state file ---------
 step "preparing the demo world in $TMP"
 umask 077
-sh "$ROOT/tests/sim/make-certs.sh" "$TMP/tls"
+sh "$ROOT/tests/certs/make-certs.sh" "$TMP/tls"
 rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 SG_AK=$(rand_hex 10 | tr a-f A-F)
 SG_SK=$(rand_hex 20)

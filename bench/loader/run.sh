@@ -8,7 +8,7 @@
 #   GEN_ARGS="--gateways 1 --domains-per-entry 500" bench/loader/run.sh
 #     (another file shape: N distinct domains instead of N/4)
 #
-# Runs `certbind validate -c FILE` when BUILD_DIR/daemon/certbind exists,
+# Runs `certbind validate -c FILE` when BUILD_DIR/cli/certbind exists,
 # else the loader-only driver BUILD_DIR/bench/loader/load_config (same
 # config_load call, one-line summary). Files come from
 # docs/examples/gen-bindings.py, secrets in a temp dir with mode 0600.
@@ -23,8 +23,8 @@ RUNS=${RUNS:-9}
 SIZES=${SIZES:-"1 10000 25000 50000 100000"}
 GEN_ARGS=${GEN_ARGS:-}
 
-if [ -x "$BUILD/daemon/certbind" ]; then
-  CMD=("$BUILD/daemon/certbind" validate -c)
+if [ -x "$BUILD/cli/certbind" ]; then
+  CMD=("$BUILD/cli/certbind" validate -c)
 else
   cmake --build "$BUILD" --target load_config >/dev/null
   CMD=("$BUILD/bench/loader/load_config")

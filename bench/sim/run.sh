@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-sim}
 dur=${2:-30}
-sim=$build/tests/sim/apig-sim
+sim=$build/tools/apig-sim/apig-sim
 pin_sim=() pin_wrk=()
 if [ "${PIN:-0}" = 1 ]; then pin_sim=(taskset -c 0) pin_wrk=(taskset -c 1); fi
 wrk_bin=$(command -v wrk || true)
@@ -28,8 +28,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$root/tests/sim/make-certs.sh" "$work/certs"
-python3 "$root/tests/sim/gen-world.py" --certs 100 --domains 10 --gateways 4 \
+"$root/tests/certs/make-certs.sh" "$work/certs"
+python3 "$root/tools/apig-sim/gen-world.py" --certs 100 --domains 10 --gateways 4 \
   --bound 0.5 -o "$work/world.json"
 project=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["projects"][0]["id"])' "$work/world.json")
 cert=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["id"])' "$work/world.json")

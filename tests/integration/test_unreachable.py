@@ -14,7 +14,7 @@ import unittest
 
 from harness import SimTestCase, World, certbind, scaled
 
-# certbind's connect timeout (TCP + TLS handshake, daemon/http.c): each
+# certbind's connect timeout (TCP + TLS handshake, net/http.c): each
 # attempt against a silent endpoint lasts this long. Not a setting.
 CONNECT_TIMEOUT_S = 10
 

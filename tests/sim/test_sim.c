@@ -1,6 +1,6 @@
 /* apig-sim end-to-end tests: start the real simulator as a child process
  * over HTTPS with a test CA made by make-certs.sh, talk to it with libcurl,
- * sign with certbind's daemon/sign.h, and check every endpoint, error path
+ * sign with certbind's api/sign.h, and check every endpoint, error path
  * and fault knob. A second, plain-HTTP instance with 600 bindings checks
  * the page-size clamp. */
 #include <errno.h>
@@ -248,7 +248,7 @@ static int bound(const char *cert, const char *gw, const char *domain)
 
 /* ---- signing ----------------------------------------------------------- */
 
-/* AK/SK-signed request to c through daemon/sign.h, signing host,
+/* AK/SK-signed request to c through api/sign.h, signing host,
  * content-type (with a body) and x-sdk-date, dated t. */
 static void signed_at_on(const struct child *c, const char *ak, const char *sk,
                          time_t t, const char *method, const char *path,
@@ -481,7 +481,7 @@ static int group_setup(void **state)
   snprintf(s_dir, sizeof(s_dir), "/tmp/apig-sim-test.XXXXXX");
   if (!mkdtemp(s_dir))
     return -1;
-  char *mk[] = {SIM_DIR "/make-certs.sh", s_dir, NULL};
+  char *mk[] = {MAKE_CERTS, s_dir, NULL};
   if (run_cmd(mk) != 0)
     return -1;
   snprintf(s_ca, sizeof(s_ca), "%s/ca.pem", s_dir);

@@ -1,5 +1,5 @@
 /*
- * Helpers shared by the tests/status programs: a private temp directory
+ * Helpers shared by the tests/state and tests/util programs: a private temp directory
  * per test, removed afterwards.
  */
 #ifndef CERTBIND_TESTS_STATUS_TESTUTIL_H
