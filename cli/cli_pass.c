@@ -30,7 +30,7 @@
 struct one_pass {
   uv_loop_t loop;
   struct http http;
-  struct pass pass;
+  struct pass *pass;
   uv_signal_t sigint, sigterm;
   uv_timer_t drain;
   const struct log *log;
@@ -71,7 +71,7 @@ static void on_signal(uv_signal_t *s, int signum)
   if (op->signals++ == 0) {
     log_event(op->log, LOG_WARN, "shutdown", NULL,
               "signal %d: no new requests, finishing those in flight", signum);
-    pass_stop(&op->pass);
+    pass_stop(op->pass);
     uv_timer_start(&op->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
   } else {
     log_event(op->log, LOG_WARN, "shutdown", NULL,
@@ -114,13 +114,20 @@ static int run_pass(const struct cli_args *a, const struct config *cfg,
   rc = http_init(&op->http, &op->loop, &ho);
   if (rc == 0)
     rc = init_signals(op);
-  if (rc == 0)
-    rc = pass_start(&op->pass, &op->loop, &op->http, cfg, ledger, m, &a->log,
-                    po, on_pass_done, op);
+  if (rc == 0) {
+    struct pass_deps deps = {.loop = &op->loop,
+                             .http = &op->http,
+                             .cfg = cfg,
+                             .ledger = ledger,
+                             .metrics = m,
+                             .log = &a->log};
+    op->pass = pass_new(&deps, po);
+    rc = op->pass ? pass_start(op->pass, on_pass_done, op) : -ENOMEM;
+  }
   if (rc < 0) {
     log_event(&a->log, LOG_ERROR, "pass.failed", NULL, "could not start: %s",
               strerror(-rc));
-    pass_stop(&op->pass);
+    pass_stop(op->pass);
     uv_close((uv_handle_t *)&op->sigint, on_closed);
     uv_close((uv_handle_t *)&op->sigterm, on_closed);
     uv_close((uv_handle_t *)&op->drain, on_closed);
@@ -239,9 +246,11 @@ static int save_metrics(const struct log *log, const struct config *cfg,
   char path[PATH_MAX], why[512];
   int rc, err = 0;
 
+  const struct pass_result *r = pass_result(p);
+
   m->passes_total++;
   if (pass_succeeded(p))
-    m->last_success_ts = p->ended_ms / 1000;
+    m->last_success_ts = r->ended_ms / 1000;
   statefile_path(path, sizeof(path), dir, METRICS_COUNTERS_FILE);
   rc = metrics_counters_read(dir, &total);
   if (rc < 0) {
@@ -261,9 +270,9 @@ static int save_metrics(const struct log *log, const struct config *cfg,
   total.converged = n[STATUS_CONVERGED];
   total.pending = n[STATUS_PENDING];
   total.failed = n[STATUS_FAILED];
-  total.uncertain = p->counts.uncertain;
-  total.last_pass_ts = p->ended_ms / 1000;
-  total.pass_duration_s = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  total.uncertain = r->counts.uncertain;
+  total.last_pass_ts = r->ended_ms / 1000;
+  total.pass_duration_s = (double)(r->ended_ms - r->started_ms) / 1000.0;
   if (cfg->daemon.metrics_file) {
     rc = metrics_write(cfg->daemon.metrics_file, &total);
     if (rc < 0)
@@ -280,18 +289,18 @@ int cli_save_pass(const struct log *log, const struct config *cfg,
                   struct metrics *m)
 {
   const char *dir = cfg->daemon.state_dir;
+  const struct pass_counts *k = &pass_result(p)->counts;
   uint64_t n[STATUS_FAILED + 1] = {
-      [STATUS_CONVERGED] =
-          p->counts.attached + p->counts.changed + p->counts.unchanged,
-      [STATUS_PENDING] = p->counts.pending,
-      [STATUS_FAILED] = p->counts.failed,
+      [STATUS_CONVERGED] = k->attached + k->changed + k->unchanged,
+      [STATUS_PENDING] = k->pending,
+      [STATUS_FAILED] = k->failed,
   }; /* replaced by the status's own count when it can be made */
   char path[PATH_MAX];
   int rc, err;
 
   (void)statefile_mkdir(dir); /* the writes below report the real problem */
   err = save_status(log, dir, p, n);
-  if (ledger && p->ledger_dirty) {
+  if (ledger && pass_ledger_dirty(p)) {
     rc = ledger_save(dir, ledger);
     if (rc < 0) {
       statefile_path(path, sizeof(path), dir, LEDGER_FILE);
@@ -305,12 +314,14 @@ int cli_save_pass(const struct log *log, const struct config *cfg,
 
 static bool any_read_failed(const struct pass *p)
 {
-  for (size_t c = 0; c < p->live.ncerts; c++) {
-    if (!p->live.certs[c].known)
+  const struct pass_result *r = pass_result(p);
+
+  for (size_t c = 0; c < r->live->ncerts; c++) {
+    if (!r->live->certs[c].known)
       return true;
   }
-  return p->outcome == PASS_FAILED || p->outcome == PASS_INTERRUPTED ||
-         p->counts.failed > 0;
+  return r->outcome == PASS_FAILED || r->outcome == PASS_INTERRUPTED ||
+         r->counts.failed > 0;
 }
 
 static int write_plan_file(const struct cli_args *a, const struct config *cfg,
@@ -319,7 +330,7 @@ static int write_plan_file(const struct cli_args *a, const struct config *cfg,
   char *json;
   size_t len;
   char why[512];
-  int rc = report_plan_json(cfg, &p->plan, &json, &len);
+  int rc = report_plan_json(cfg, pass_result(p)->plan, &json, &len);
 
   if (rc == 0)
     rc = statefile_write_atomic(a->out_path, json, len, 0644);
@@ -338,6 +349,7 @@ int cli_plan(const struct cli_args *a)
   struct ledger ledger_store = {0}, *ledger;
   struct metrics m = {0};
   struct pass_opts po = {.write = false, .command = "plan"};
+  const struct pass_result *res;
   struct statelock lock;
   struct one_pass *op;
   int rc = cli_load_config(a->config_path, &cfg);
@@ -360,28 +372,29 @@ int cli_plan(const struct cli_args *a)
   statelock_release(&lock);
   po.progress = a->log.format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
-  if (rc == 0 && op->pass.outcome == PASS_PLANNED) {
+  res = op->pass ? pass_result(op->pass) : NULL;
+  if (rc == 0 && res->outcome == PASS_PLANNED) {
     if (a->json) {
       char *json;
       size_t len;
-      if (report_plan_json(&cfg, &op->pass.plan, &json, &len) == 0) {
+      if (report_plan_json(&cfg, res->plan, &json, &len) == 0) {
         fwrite(json, 1, len, stdout);
         fputc('\n', stdout);
         free(json);
       }
     } else {
-      report_plan_text(&cfg, &op->pass.plan, stdout, want_color(stdout));
+      report_plan_text(&cfg, res->plan, stdout, want_color(stdout));
     }
-    if (a->out_path && write_plan_file(a, &cfg, &op->pass) < 0)
+    if (a->out_path && write_plan_file(a, &cfg, op->pass) < 0)
       rc = -EIO;
   }
-  if (rc < 0 || op->pass.outcome != PASS_PLANNED || any_read_failed(&op->pass))
+  if (rc < 0 || res->outcome != PASS_PLANNED || any_read_failed(op->pass))
     rc = CLI_EXIT_FAILURE;
   else
-    rc = op->pass.plan.nitems ? CLI_EXIT_CHANGES : CLI_EXIT_OK;
-  if (rc == CLI_EXIT_FAILURE && op->pass.items)
-    pass_print_summary(&op->pass, stderr, want_color(stderr));
-  pass_free(&op->pass);
+    rc = res->plan->nitems ? CLI_EXIT_CHANGES : CLI_EXIT_OK;
+  if (rc == CLI_EXIT_FAILURE && res && res->has_plan)
+    pass_print_summary(op->pass, stderr, want_color(stderr));
+  pass_free(op->pass);
   free(op);
   ledger_free(&ledger_store);
   metrics_free(&m);
@@ -391,7 +404,7 @@ int cli_plan(const struct cli_args *a)
 
 static int apply_exit_code(const struct pass *p)
 {
-  switch (p->outcome) {
+  switch (pass_result(p)->outcome) {
   case PASS_CONVERGED:
   case PASS_PLANNED:
     return CLI_EXIT_OK;
@@ -443,22 +456,22 @@ int cli_apply(const struct cli_args *a)
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
   if (rc < 0) {
     rc = CLI_EXIT_FAILURE;
-  } else if (a->dry_run && op->pass.outcome == PASS_PLANNED) {
-    report_plan_text(&cfg, &op->pass.plan, stdout, want_color(stdout));
+  } else if (a->dry_run && pass_result(op->pass)->outcome == PASS_PLANNED) {
+    report_plan_text(&cfg, pass_result(op->pass)->plan, stdout,
+                     want_color(stdout));
     puts("dry run: nothing was written");
     rc = CLI_EXIT_OK;
   } else {
-    pass_print_summary(&op->pass, stdout, want_color(stdout));
-    rc = apply_exit_code(&op->pass);
+    pass_print_summary(op->pass, stdout, want_color(stdout));
+    rc = apply_exit_code(op->pass);
     /* a dry run writes nothing to state_dir; a state file that cannot be
      * written fails the pass */
-    if (!a->dry_run &&
-        cli_save_pass(&a->log, &cfg, &op->pass, ledger, &m) < 0 &&
+    if (!a->dry_run && cli_save_pass(&a->log, &cfg, op->pass, ledger, &m) < 0 &&
         rc == CLI_EXIT_OK)
       rc = CLI_EXIT_FAILURE;
   }
   statelock_release(&lock);
-  pass_free(&op->pass);
+  pass_free(op->pass);
   free(op);
   ledger_free(&ledger_store);
   metrics_free(&m);
@@ -573,11 +586,11 @@ int cli_adopt(const struct cli_args *a)
     goto out;
   }
   rc = run_pass(a, &cfg, ledger, &m, &po, op);
-  if (rc < 0 || op->pass.outcome != PASS_PLANNED) {
+  if (rc < 0 || pass_result(op->pass)->outcome != PASS_PLANNED) {
     rc = CLI_EXIT_FAILURE;
     goto out;
   }
-  adopt_live(&cfg, &op->pass.live, only, ledger, &n);
+  adopt_live(&cfg, pass_result(op->pass)->live, only, ledger, &n);
   rc = n.unread ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
   if (n.adopted) {
     int err = ledger_save(cfg.daemon.state_dir, ledger);
@@ -599,7 +612,7 @@ int cli_adopt(const struct cli_args *a)
            n.unread);
 out:
   statelock_release(&lock);
-  pass_free(&op->pass);
+  pass_free(op->pass);
   free(op);
   ledger_free(&ledger_store);
   metrics_free(&m);

@@ -59,7 +59,7 @@ struct daemon {
   uint64_t lock_wait_ms;  /* loop ms the wait for the lock began, or 0 */
   const char *lock_why;   /* the trigger of the pass waiting for it */
   struct metrics metrics;
-  struct pass_memory memory;
+  struct memo_set memory;
   struct pass *pass; /* the running pass, or NULL */
   bool rerun;        /* something changed during the pass */
   bool stopping;
@@ -231,6 +231,7 @@ static void shutdown_handles(struct daemon *d);
 static void on_pass_done(struct pass *p, void *arg)
 {
   struct daemon *d = arg;
+  const struct pass_result *r = pass_result(p);
   time_t now = time(NULL);
   struct tm tm;
   char when[16];
@@ -246,15 +247,14 @@ static void on_pass_done(struct pass *p, void *arg)
   notify(d,
          "STATUS=last pass %s%s at %s: %llu in place, %llu written, "
          "%llu failed, %llu pending",
-         pass_outcome_name(p->outcome),
+         pass_outcome_name(r->outcome),
          saved ? "" : " (state files not written)", when,
-         (unsigned long long)p->counts.unchanged,
-         (unsigned long long)(p->counts.attached + p->counts.changed +
-                              p->counts.detached),
-         (unsigned long long)p->counts.failed,
-         (unsigned long long)p->counts.pending);
+         (unsigned long long)r->counts.unchanged,
+         (unsigned long long)(r->counts.attached + r->counts.changed +
+                              r->counts.detached),
+         (unsigned long long)r->counts.failed,
+         (unsigned long long)r->counts.pending);
   pass_free(p);
-  free(p);
   d->pass = NULL;
   statelock_release(&d->lock);
   if (d->stopping) {
@@ -347,24 +347,27 @@ static void start_pass(struct daemon *d, const char *why)
   /* another process (apply, adopt) may have changed it since the last
    * pass, and a reload may have moved state_dir */
   open_daemon_ledger(d);
-  d->pass = calloc(1, sizeof(*d->pass));
+  po.seed = d->seed;
+  po.memory = &d->memory;
+  po.tokens = &d->tokens;
+  struct pass_deps deps = {.loop = &d->loop,
+                           .http = &d->http,
+                           .cfg = &d->cfg,
+                           .ledger = d->ledger_ok ? &d->ledger : NULL,
+                           .metrics = &d->metrics,
+                           .log = d->log};
+  d->pass = pass_new(&deps, &po);
   if (!d->pass) {
     statelock_release(&d->lock);
     schedule_resync(d);
     return;
   }
-  po.seed = d->seed;
-  po.memory = &d->memory;
-  po.tokens = &d->tokens;
   log_event(d->log, LOG_DEBUG, "pass.trigger", NULL, "%s", why);
-  rc = pass_start(d->pass, &d->loop, &d->http, &d->cfg,
-                  d->ledger_ok ? &d->ledger : NULL, &d->metrics, d->log, &po,
-                  on_pass_done, d);
+  rc = pass_start(d->pass, on_pass_done, d);
   if (rc < 0) {
     log_event(d->log, LOG_ERROR, "pass.failed", NULL, "could not start: %s",
               strerror(-rc));
     pass_free(d->pass);
-    free(d->pass);
     d->pass = NULL;
     statelock_release(&d->lock);
     schedule_resync(d);
@@ -501,7 +504,7 @@ static void daemon_free(struct daemon *d)
     config_free(&d->next_cfg);
   ledger_free(&d->ledger);
   metrics_free(&d->metrics);
-  pass_memory_free(&d->memory);
+  memo_set_free(&d->memory);
   auth_token_cache_free(&d->tokens);
   inputs_free(&d->inputs);
 }
