@@ -33,6 +33,13 @@
 
 enum phase { PHASE_READ, PHASE_WRITE, PHASE_SOAK, PHASE_DONE };
 
+/* Why the phase may change (pass_transition). */
+enum pass_event {
+  PASS_EV_IDLE,   /* nothing queued, in flight or on the thread pool */
+  PASS_EV_STOP,   /* pass_stop(): idle, or soaking */
+  PASS_EV_SOAKED, /* the soak's timer fired */
+};
+
 enum item_state {
   ITEM_PENDING,   /* not yet written */
   ITEM_WRITTEN,   /* written, waiting to show in a re-read */
@@ -85,6 +92,13 @@ enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
 #define PASS_LIVE_EXTRA 100000
 enum job_type { JOB_LIST, JOB_WRITE };
 
+/* How a job that entered the pass leaves it (job_end). */
+enum job_end {
+  JOB_DONE,    /* its result was used */
+  JOB_FAILED,  /* for good: its bindings or certificate fail with why */
+  JOB_DROPPED, /* stopping, or its account unreachable: nothing learnt */
+};
+
 struct job {
   struct queue_job q;
   struct pass *pass;
@@ -102,15 +116,19 @@ struct job {
   bool restart;       /* parent: a page showed the list changed meanwhile */
   struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
   /* Pages after the first are read in parallel once its total is known:
-   * each is a child job; the parent (the first page's job) collects them
-   * and completes when the last child is resolved. */
+   * each is a child job; the parent (the first page's job) collects them.
+   * pages_left counts the parent's pieces still out: its own reading (one,
+   * from job_new until its last page) and each child that entered the
+   * pass. Only read_hold() and read_release() change it; the read ends
+   * (read_resolve) when it reaches 0. */
   struct job *parent;
-  uint32_t pages_left; /* parent: children not yet resolved */
-  bool page_failed;    /* parent: a child failed for good */
+  uint32_t pages_left;
+  bool page_failed;  /* parent: a piece failed for good (page_err) */
+  bool page_dropped; /* parent: a piece was dropped (stopping) */
   /* A confirmation read starts its pages all at once, as many as the
-   * bindings the certificate should have after its writes: spec_end is
-   * the offset where those speculative children end, and spec says the
-   * parent's own reading still holds one count of pages_left. */
+   * bindings the certificate should have after its writes, before its
+   * first page says how many there are: spec says those speculative
+   * children are out, spec_end is the offset where they end. */
   bool spec;
   long spec_end;
   struct apig_error page_err;
@@ -157,11 +175,16 @@ struct call {
 };
 
 static void pump(struct pass *p);
-static void finish(struct pass *p);
-static void start_wave(struct pass *p);
+static void pass_transition(struct pass *p, enum pass_event ev);
 static void schedule_confirm(struct pass *p, uint32_t cert);
 static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay);
-static void page_resolved(struct pass *p, struct job *parent);
+static void read_hold(struct job *head);
+static void read_release(struct pass *p, struct job *head);
+static void read_resolve(struct pass *p, struct job *head);
+static bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
+                           const struct apig_error *why);
+static void job_end(struct pass *p, struct job *j, enum job_end how,
+                    const struct apig_error *why);
 
 /* ---- the clock (pass.h: struct pass_clock) --------------------------- */
 
@@ -220,6 +243,16 @@ static void fields_for_cert(const struct pass *p, uint32_t cert,
   f->certificate = c->name;
 }
 
+/* An error of the pass itself, not of an answer: no request ID. */
+static struct apig_error pass_error(const char *code, const char *msg)
+{
+  struct apig_error e = {.request_id = ""};
+
+  snprintf(e.code, sizeof(e.code), "%s", code);
+  snprintf(e.msg, sizeof(e.msg), "%s", msg);
+  return e;
+}
+
 /* ---- items ---------------------------------------------------------- */
 
 static void item_set_error(struct pass_item *it, const char *code,
@@ -232,15 +265,14 @@ static void item_set_error(struct pass_item *it, const char *code,
            request_id ? request_id : "");
 }
 
-static void item_fail(struct pass *p, size_t i, const char *code,
-                      const char *msg, const char *request_id)
+static void item_fail(struct pass *p, size_t i, const struct apig_error *why)
 {
   struct pass_item *it = &p->items[i];
 
   if (it->state == ITEM_CONVERGED || it->state == ITEM_FAILED)
     return;
   it->state = ITEM_FAILED;
-  item_set_error(it, code, msg, request_id);
+  item_set_error(it, why->code, why->msg, why->request_id);
 }
 
 /* A move shows (the attach to the new certificate is confirmed, so APIG
@@ -297,6 +329,7 @@ static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
   j->type = type;
   j->cert = cert;
   j->total0 = -1;
+  j->pages_left = type == JOB_LIST; /* a read's own reading */
   j->q.kind = type == JOB_WRITE ? QUEUE_WRITE : QUEUE_READ;
   j->q.account = cert_account_index(p, cert);
   j->q.cert = cert;
@@ -304,6 +337,8 @@ static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
   return j;
 }
 
+/* Free a job no counter knows of: it never entered the pass (job_push
+ * failed or was not called), or job_end() has done its accounting. */
 static void job_free(struct job *j)
 {
   if (!j)
@@ -327,122 +362,76 @@ static int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
   return rc;
 }
 
-/* ---- failure of whole certificates and accounts ---------------------- */
+/* ---- the end of a job --------------------------------------------------- */
 
-static void fail_write_job(struct pass *p, struct job *j, const char *code,
-                           const char *msg, const char *request_id)
+/* A write leaves: its certificate's last write schedules the confirmation
+ * read of what its writes sent (also when that last one failed). */
+static void write_end(struct pass *p, struct job *j, enum job_end how,
+                      const struct apig_error *why)
+{
+  struct pass_cert *c = &p->certs[j->cert];
+  bool sent = how == JOB_DONE;
+
+  for (size_t k = 0; how == JOB_FAILED && k < j->nitems; k++)
+    item_fail(p, j->items[k], why);
+  if (--c->writes_left > 0 || how == JOB_DROPPED)
+    return;
+  for (size_t i = c->item_lo; !sent && i < c->item_hi; i++)
+    sent = p->items[i].state == ITEM_WRITTEN;
+  if (sent)
+    schedule_confirm(p, j->cert);
+}
+
+/*
+ * The one way a job that entered the pass leaves it: its kind's
+ * accounting, then free. A read's page with other pages of the same read
+ * still out ends as one piece of that read (read_piece_end); the read
+ * ends with its last piece.
+ *  DONE     the caller used its result (a read's live state, a write's
+ *           204) before;
+ *  FAILED   for good (why): a write's bindings fail, a first read's
+ *           certificate fails, a confirmation read's written bindings
+ *           fail, a re-read after an unknown outcome fails its write;
+ *  DROPPED  stopping, or its account unreachable: what is known of its
+ *           bindings does not change (writes not sent stay pending).
+ */
+static void job_end(struct pass *p, struct job *j, enum job_end how,
+                    const struct apig_error *why)
 {
   struct pass_cert *c = &p->certs[j->cert];
 
-  for (size_t k = 0; k < j->nitems; k++)
-    item_fail(p, j->items[k], code, msg, request_id);
-  /* The certificate's last write failed: what its earlier writes sent
-   * still has to be confirmed, as after a successful last write. */
-  if (--c->writes_left == 0) {
-    for (size_t i = c->item_lo; i < c->item_hi; i++) {
-      if (p->items[i].state == ITEM_WRITTEN) {
-        schedule_confirm(p, j->cert);
-        break;
-      }
-    }
-  }
-}
-
-/* Stopping: a job leaves without changing what we know of its bindings
- * (writes not sent stay pending). */
-static void drop_job(struct pass *p, struct job *j)
-{
-  struct job *parent = j->type == JOB_LIST ? j->parent : NULL;
-
-  if (parent) {
-    job_free(j);
-    if (--parent->pages_left == 0)
-      drop_job(p, parent);
+  if (j->type == JOB_LIST && read_piece_end(p, j, how, why))
     return;
-  }
-  if (j->type == JOB_LIST && j->spec) {
-    j->spec = false; /* its own hold; the last child drops the rest */
-    if (--j->pages_left > 0)
-      return;
-  }
   if (j->type == JOB_WRITE) {
-    p->certs[j->cert].writes_left--;
+    write_end(p, j, how, why);
   } else if (j->purpose == LIST_INITIAL) {
+    if (how == JOB_FAILED) {
+      c->read_failed = true;
+      c->read_error = *why;
+    }
     p->reads_left--;
   } else if (j->purpose == LIST_CONFIRM) {
-    p->certs[j->cert].confirm_queued = false;
-  } else {
-    p->certs[j->cert].writes_left--;
-    job_free(j->verify);
-  }
-  job_free(j);
-}
-
-/* A job leaves the pass for good without its normal outcome. */
-static void abandon_job(struct pass *p, struct job *j, const char *code,
-                        const char *msg, const char *request_id)
-{
-  if (p->stopping) {
-    drop_job(p, j);
-    return;
-  }
-  if (j->type == JOB_LIST && j->parent) {
-    struct job *parent = j->parent;
-    if (!parent->page_failed) {
-      parent->page_failed = true;
-      snprintf(parent->page_err.code, sizeof(parent->page_err.code), "%s",
-               code);
-      snprintf(parent->page_err.msg, sizeof(parent->page_err.msg), "%s", msg);
-      snprintf(parent->page_err.request_id, sizeof(parent->page_err.request_id),
-               "%s", request_id ? request_id : "");
-    }
-    job_free(j);
-    page_resolved(p, parent);
-    return;
-  }
-  if (j->type == JOB_LIST && j->spec) {
-    /* a parent whose speculative children are still out: it fails with
-     * the last of them */
-    j->spec = false;
-    if (j->pages_left > 1) {
-      if (!j->page_failed) {
-        j->page_failed = true;
-        snprintf(j->page_err.code, sizeof(j->page_err.code), "%s", code);
-        snprintf(j->page_err.msg, sizeof(j->page_err.msg), "%s", msg);
-        snprintf(j->page_err.request_id, sizeof(j->page_err.request_id), "%s",
-                 request_id ? request_id : "");
-      }
-      page_resolved(p, j);
-      return;
-    }
-    j->pages_left = 0;
-  }
-  if (j->type == JOB_WRITE) {
-    fail_write_job(p, j, code, msg, request_id);
-  } else if (j->purpose == LIST_INITIAL) {
-    struct pass_cert *c = &p->certs[j->cert];
-    c->read_failed = true;
-    snprintf(c->read_error.code, sizeof(c->read_error.code), "%s", code);
-    snprintf(c->read_error.msg, sizeof(c->read_error.msg), "%s", msg);
-    snprintf(c->read_error.request_id, sizeof(c->read_error.request_id), "%s",
-             request_id ? request_id : "");
-    p->reads_left--;
-  } else if (j->purpose == LIST_CONFIRM) {
-    struct pass_cert *c = &p->certs[j->cert];
     c->confirm_queued = false;
-    for (size_t i = c->item_lo; i < c->item_hi; i++) {
+    for (size_t i = c->item_lo; how == JOB_FAILED && i < c->item_hi; i++) {
       if (p->items[i].state == ITEM_WRITTEN)
-        item_fail(p, i, code, msg, request_id);
+        item_fail(p, i, why);
     }
-  } else { /* LIST_VERIFY */
-    fail_write_job(p, j->verify, code, msg, request_id);
-    job_free(j->verify);
+  } else if (j->verify) { /* LIST_VERIFY: its write ends with it */
+    job_end(p, j->verify, how, why);
   }
   job_free(j);
 }
 
-static void block_account(struct pass *p, uint32_t a, const char *code,
-                          const char *msg, const char *request_id)
+/* A job leaves for good without its normal outcome: it fails, or, when the
+ * pass is stopping, it is dropped. */
+static void job_abandon(struct pass *p, struct job *j,
+                        const struct apig_error *why)
+{
+  job_end(p, j, p->stopping ? JOB_DROPPED : JOB_FAILED, why);
+}
+
+static void block_account(struct pass *p, uint32_t a,
+                          const struct apig_error *why)
 {
   struct pass_account *acct = &p->accounts[a];
   struct queue_job *qj;
@@ -453,16 +442,16 @@ static void block_account(struct pass *p, uint32_t a, const char *code,
   acct->blocked = true;
   queue_block_account(&p->queue, a);
   f.account = p->cfg->accounts[a].name;
-  f.error_code = code;
-  f.error_msg = msg;
-  f.request_id = request_id;
+  f.error_code = why->code[0] ? why->code : NULL;
+  f.error_msg = why->msg[0] ? why->msg : NULL;
+  f.request_id = why->request_id[0] ? why->request_id : NULL;
   log_event(p->log, LOG_ERROR, "account.blocked", &f,
             "authentication or permission failure: no more requests for "
             "this account in this pass (retrying could lock the key)");
   while ((qj = queue_drain_account(&p->queue, a)))
-    abandon_job(p, qj->data, code, msg, request_id);
+    job_abandon(p, qj->data, why);
   for (size_t k = 0; k < acct->nparked; k++)
-    abandon_job(p, acct->parked[k], code, msg, request_id);
+    job_abandon(p, acct->parked[k], why);
   acct->nparked = 0;
 }
 
@@ -527,6 +516,7 @@ static void dispatch_list(struct pass *p, struct job *j)
 {
   const struct config_account *acct = cert_account(p, j->cert);
   struct call *c = calloc(1, sizeof(*c));
+  struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
 
   if (rc == 0)
@@ -546,7 +536,8 @@ static void dispatch_list(struct pass *p, struct job *j)
   if (c)
     call_free(c);
   queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
-  abandon_job(p, j, "internal", strerror(-rc), NULL);
+  why = pass_error("internal", strerror(-rc));
+  job_abandon(p, j, &why);
 }
 
 /* Body items: one per domain, with every instance ID it needs. */
@@ -587,6 +578,7 @@ static int build_write_body(struct pass *p, struct job *j, char **body,
 static void dispatch_write(struct pass *p, struct job *j)
 {
   const struct config_account *acct = cert_account(p, j->cert);
+  struct apig_error why;
   struct call *c;
   int rc;
 
@@ -595,7 +587,8 @@ static void dispatch_write(struct pass *p, struct job *j)
               "dry run: a write reached the submission point and was not "
               "sent");
     queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
-    abandon_job(p, j, "dry-run", "not written (dry run)", NULL);
+    why = pass_error("dry-run", "not written (dry run)");
+    job_abandon(p, j, &why);
     return;
   }
   c = calloc(1, sizeof(*c));
@@ -627,7 +620,8 @@ static void dispatch_write(struct pass *p, struct job *j)
   if (c)
     call_free(c);
   queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
-  abandon_job(p, j, "internal", strerror(-rc), NULL);
+  why = pass_error("internal", strerror(-rc));
+  job_abandon(p, j, &why);
 }
 
 static void start_token_fetch(struct pass *p, uint32_t a)
@@ -635,6 +629,7 @@ static void start_token_fetch(struct pass *p, uint32_t a)
   const struct config_account *acct = &p->cfg->accounts[a];
   struct pass_account *pa = &p->accounts[a];
   struct call *c = calloc(1, sizeof(*c));
+  struct apig_error why;
   char *url = NULL;
   int rc = c ? 0 : -ENOMEM;
 
@@ -657,7 +652,8 @@ static void start_token_fetch(struct pass *p, uint32_t a)
   }
   if (c)
     call_free(c);
-  block_account(p, a, "internal", strerror(-rc), NULL);
+  why = pass_error("internal", strerror(-rc));
+  block_account(p, a, &why);
 }
 
 /* ---- completions ---------------------------------------------------- */
@@ -810,7 +806,7 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
              out_of_attempts ? "giving up after %u attempts"
                              : "retry budget exhausted after %u attempt(s)",
              attempt);
-    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    job_abandon(p, j, &o->err);
     return;
   }
   delay = queue_backoff_ms(&p->queue, attempt, r->base_delay_ms,
@@ -820,7 +816,7 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
   if (p->metrics)
     p->metrics->retries_total++;
   if (job_push(p, j, delay) < 0)
-    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    job_abandon(p, j, &o->err);
 }
 
 static void park_job(struct pass *p, struct job *j)
@@ -831,7 +827,8 @@ static void park_job(struct pass *p, struct job *j)
     size_t cap = pa->capparked ? pa->capparked * 2 : 16;
     struct job **n = realloc(pa->parked, cap * sizeof(*n));
     if (!n) {
-      abandon_job(p, j, "internal", "out of memory", NULL);
+      struct apig_error why = pass_error("internal", "out of memory");
+      job_abandon(p, j, &why);
       return;
     }
     pa->parked = n;
@@ -852,8 +849,10 @@ static bool try_reauth(struct pass *p, struct job *j)
   if (pa->token.value && j->token_gen != pa->token_gen) {
     /* sent with an older token (a straggler of the last renewal): the
      * current one is newer, so use it rather than renewing again */
-    if (job_push(p, j, 0) < 0)
-      abandon_job(p, j, "internal", "queue refused a job", NULL);
+    if (job_push(p, j, 0) < 0) {
+      struct apig_error why = pass_error("internal", "queue refused a job");
+      job_abandon(p, j, &why);
+    }
     return true;
   }
   if (!pa->token_fetching)
@@ -880,8 +879,8 @@ static size_t expected_live(const struct pass *p, uint32_t cert)
   return n;
 }
 
-/* A child read of the page of j's certificate at offset off; j's
- * pages_left counts it. NULL when out of memory. */
+/* A child read of the page of j's certificate at offset off; j counts it
+ * once it is pushed (read_hold). NULL when out of memory. */
 static struct job *page_child(struct pass *p, struct job *j, long off)
 {
   struct job *c = job_new(p, JOB_LIST, j->cert);
@@ -891,7 +890,7 @@ static struct job *page_child(struct pass *p, struct job *j, long off)
   c->purpose = j->purpose;
   c->parent = j;
   c->offset = off;
-  j->pages_left++;
+  c->pages_left = 0; /* a piece of j's read, not a read of its own */
   return c;
 }
 
@@ -908,16 +907,15 @@ static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
       want / APIG_LIST_LIMIT >= (size_t)LIST_MAX_PAGES)
     return;
   j->spec = true;
-  j->pages_left = 1; /* the parent's own reading */
   for (; (size_t)end < want; end += APIG_LIST_LIMIT) {
     struct job *c = page_child(p, j, end);
     if (!c)
       break;
     if (job_push(p, c, delay) < 0) {
-      j->pages_left--;
       job_free(c);
       break;
     }
+    read_hold(j);
   }
   j->spec_end = end;
 }
@@ -952,20 +950,11 @@ static void schedule_confirm(struct pass *p, uint32_t cert)
   spec_fan_out(p, j, delay);
 }
 
-static void write_finished(struct pass *p, struct job *j)
-{
-  struct pass_cert *c = &p->certs[j->cert];
-
-  c->writes_left--;
-  if (c->writes_left == 0)
-    schedule_confirm(p, j->cert);
-  job_free(j);
-}
-
 /* Split a failing multi-domain write in halves (SPEC §1 step 5). */
 static bool split_write(struct pass *p, struct job *j)
 {
   size_t ndom = 0, half, cut = 0, seen = 0;
+  struct apig_error why;
   struct job *b;
 
   for (size_t k = 0; k < j->nitems; k++) {
@@ -999,10 +988,11 @@ static bool split_write(struct pass *p, struct job *j)
   j->nitems = cut;
   j->q.attempt = 0;
   p->certs[j->cert].writes_left++;
+  why = pass_error("internal", "queue refused a split batch");
   if (job_push(p, j, 0) < 0)
-    abandon_job(p, j, "internal", "queue refused a split batch", NULL);
+    job_abandon(p, j, &why);
   if (job_push(p, b, 0) < 0)
-    abandon_job(p, b, "internal", "queue refused a split batch", NULL);
+    job_abandon(p, b, &why);
   return true;
 }
 
@@ -1019,14 +1009,13 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
              w->q.attempt + 1 >= r->max_attempts
                  ? "outcome unknown after the last attempt"
                  : "outcome unknown; retry budget exhausted");
-    fail_write_job(p, w, o->err.code, o->err.msg, o->err.request_id);
-    job_free(w);
+    job_end(p, w, JOB_FAILED, &o->err);
     return;
   }
   v = job_new(p, JOB_LIST, w->cert);
   if (!v) {
-    fail_write_job(p, w, "internal", "out of memory", NULL);
-    job_free(w);
+    struct apig_error why = pass_error("internal", "out of memory");
+    job_end(p, w, JOB_FAILED, &why);
     return;
   }
   v->purpose = LIST_VERIFY;
@@ -1041,7 +1030,7 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   delay = queue_backoff_ms(&p->queue, w->q.attempt, r->base_delay_ms,
                            r->max_delay_ms, o->retry_after_ms);
   if (job_push(p, v, delay) < 0)
-    abandon_job(p, v, o->err.code, o->err.msg, o->err.request_id);
+    job_abandon(p, v, &o->err); /* its write ends with it */
 }
 
 static void on_write_done(struct pass *p, struct job *j,
@@ -1058,14 +1047,14 @@ static void on_write_done(struct pass *p, struct job *j,
       snprintf(it->request_id, sizeof(it->request_id), "%s", o->err.request_id);
     }
     log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
-    write_finished(p, j);
+    job_end(p, j, JOB_DONE, NULL);
     return;
   case APIG_DONE_ALREADY:
     for (size_t k = 0; k < j->nitems; k++)
       item_converge(p, j->items[k]);
     log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, "%s",
              "already detached");
-    write_finished(p, j);
+    job_end(p, j, JOB_DONE, NULL);
     return;
   case APIG_REAUTH:
     if (try_reauth(p, j))
@@ -1074,9 +1063,8 @@ static void on_write_done(struct pass *p, struct job *j,
     /* fall through */
   case APIG_AUTH_FATAL:
     log_call(p, LOG_ERROR, "write.failed", j, j->op, o, latency, NULL);
-    block_account(p, j->q.account, o->err.code, o->err.msg, o->err.request_id);
-    fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
-    job_free(j);
+    block_account(p, j->q.account, &o->err);
+    job_end(p, j, JOB_FAILED, &o->err);
     return;
   case APIG_PERMANENT:
     if (j->nitems > 1 &&
@@ -1090,8 +1078,7 @@ static void on_write_done(struct pass *p, struct job *j,
     log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
     for (size_t k = 0; k < j->nitems; k++)
       p->items[j->items[k]].permanent = true;
-    fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
-    job_free(j);
+    job_end(p, j, JOB_FAILED, &o->err);
     return;
   case APIG_RETRY:
   case APIG_THROTTLED:
@@ -1104,8 +1091,7 @@ static void on_write_done(struct pass *p, struct job *j,
     log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, NULL);
     if (j->q.attempt + 1 >= p->cfg->retry.max_attempts) {
       log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
-      fail_write_job(p, j, o->err.code, o->err.msg, o->err.request_id);
-      job_free(j);
+      job_end(p, j, JOB_FAILED, &o->err);
       return;
     }
     retry_job(p, j, o);
@@ -1148,12 +1134,10 @@ static bool verify_again(struct pass *p, struct job *w)
 
 /* Re-read after an unknown outcome: what is in place is done, the rest is
  * re-read again for a while (verify_again), then written again. */
-static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
+static void on_verify_read(struct pass *p, struct job *w, struct live_cert *lc)
 {
-  struct job *w = v->verify;
   size_t keep = 0;
 
-  v->verify = NULL;
   for (size_t k = 0; k < w->nitems; k++) {
     size_t i = w->items[k];
     if (plan_item_shows(lc, &p->plan.items[i]))
@@ -1163,13 +1147,15 @@ static void on_verify_read(struct pass *p, struct job *v, struct live_cert *lc)
   }
   w->nitems = keep;
   if (keep == 0) {
-    write_finished(p, w);
+    job_end(p, w, JOB_DONE, NULL);
     return;
   }
   if (verify_again(p, w))
     return;
-  if (job_push(p, w, 0) < 0)
-    abandon_job(p, w, "internal", "queue refused a write", NULL);
+  if (job_push(p, w, 0) < 0) {
+    struct apig_error why = pass_error("internal", "queue refused a write");
+    job_abandon(p, w, &why);
+  }
 }
 
 static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
@@ -1190,10 +1176,11 @@ static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
       item_converge(p, i);
       confirmed++;
     } else if (now - it->written_ms >= timeout) {
-      item_fail(p, i, "confirm-timeout",
-                "the write was accepted but did not show within "
-                "policy.confirm_timeout_s",
-                it->request_id);
+      struct apig_error why = pass_error(
+          "confirm-timeout", "the write was accepted but did not show within "
+                             "policy.confirm_timeout_s");
+      snprintf(why.request_id, sizeof(why.request_id), "%s", it->request_id);
+      item_fail(p, i, &why);
       timed_out++;
     } else {
       waiting++;
@@ -1211,30 +1198,34 @@ static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
     schedule_confirm(p, cert);
 }
 
-/* All pages of one certificate read. */
+/* All pages of one certificate read: the read ends (job_end) before its
+ * live state is used, so that a confirmation it schedules is the next. */
 static void on_list_complete(struct pass *p, struct job *j)
 {
   struct live_cert lc = {0};
+  struct job *w = j->verify;
+  enum list_purpose purpose = j->purpose;
+  uint32_t cert = j->cert;
 
-  if (j->purpose == LIST_INITIAL) {
-    struct live_cert *dst = &p->live.certs[j->cert];
+  if (purpose == LIST_INITIAL) {
+    struct live_cert *dst = &p->live.certs[cert];
     dst->b = j->acc;
     memset(&j->acc, 0, sizeof(j->acc));
     j->charged = 0; /* the live state's now, for the whole pass */
     live_cert_finish(dst);
-    p->reads_left--;
-    job_free(j);
+    job_end(p, j, JOB_DONE, NULL);
     return;
   }
   lc.b = j->acc;
   memset(&j->acc, 0, sizeof(j->acc));
+  j->verify = NULL;              /* w goes on (on_verify_read) */
+  job_end(p, j, JOB_DONE, NULL); /* uncharges what lc holds */
   live_cert_finish(&lc);
-  if (j->purpose == LIST_CONFIRM)
-    on_confirm_read(p, j->cert, &lc);
+  if (purpose == LIST_CONFIRM)
+    on_confirm_read(p, cert, &lc);
   else
-    on_verify_read(p, j, &lc);
+    on_verify_read(p, w, &lc);
   live_cert_clear(&lc);
-  job_free(j); /* uncharges what lc held */
 }
 
 /* Move b's entries to the end of a (both from apig_parse_list). */
@@ -1270,26 +1261,23 @@ static bool fan_out_pages(struct pass *p, struct job *j,
   long from = j->spec && stride == APIG_LIST_LIMIT ? j->spec_end : stride;
 
   if ((total - stride + stride - 1) / stride >= LIST_MAX_PAGES)
-    return false; /* the sequential path refuses it with a clear error */
-  if (j->spec)
-    j->spec = false; /* its own hold becomes the creation hold */
-  else
-    j->pages_left = 1; /* held while the children are created */
+    return false;  /* the sequential path refuses it with a clear error */
+  j->spec = false; /* its own hold keeps it while the children are made */
   for (long off = from; off < total; off += stride) {
     struct job *c = page_child(p, j, off);
     if (!c)
       break;
+    read_hold(j);
     if (job_push(p, c, 0) < 0) {
-      abandon_job(p, c, "internal", "queue refused a read", NULL);
+      struct apig_error why = pass_error("internal", "queue refused a read");
+      job_abandon(p, c, &why);
       continue;
     }
     n++;
   }
-  if (n == 0 && from < total && !j->page_failed && j->pages_left == 1) {
-    j->pages_left = 0;
-    return false; /* nothing started: read on sequentially */
-  }
-  page_resolved(p, j); /* drop the hold */
+  if (n == 0 && from < total && !j->page_failed && j->pages_left == 1)
+    return false;     /* nothing started: read on sequentially */
+  read_release(p, j); /* its own reading is over */
   return true;
 }
 
@@ -1333,26 +1321,67 @@ static void bad_page(struct outcome *bad, const struct outcome *o,
   snprintf(bad->err.msg, sizeof(bad->err.msg), "%s", msg);
 }
 
-/* One child of a fanned-out read is over (read or failed for good). */
-static void page_resolved(struct pass *p, struct job *parent)
+/* One more piece of head's read is out: a child that entered the pass. */
+static void read_hold(struct job *head)
 {
-  if (--parent->pages_left > 0)
+  head->pages_left++;
+}
+
+/* One piece of head's read is over; the last one ends the read. */
+static void read_release(struct pass *p, struct job *head)
+{
+  if (--head->pages_left == 0)
+    read_resolve(p, head);
+}
+
+/* Every piece of head's read is over: it ends as its pieces said. */
+static void read_resolve(struct pass *p, struct job *head)
+{
+  if (head->page_dropped) {
+    job_end(p, head, JOB_DROPPED, NULL);
     return;
-  if (parent->page_failed) {
-    struct apig_error e = parent->page_err;
+  }
+  if (head->page_failed) {
+    struct apig_error e = head->page_err;
     log_event(p->log, LOG_ERROR, "list.failed", NULL, "%s: %s", e.code, e.msg);
-    abandon_job(p, parent, e.code, e.msg, e.request_id);
+    job_abandon(p, head, &e);
     return;
   }
-  if (parent->restart) { /* a page said the list changed: read it again */
+  if (head->restart) { /* a page said the list changed: read it again */
     struct outcome bad;
-    struct outcome none = {.cls = APIG_RETRY, .err = parent->page_err};
-    parent->restart = false;
-    bad_page(&bad, &none, parent->page_err.msg);
-    read_again(p, parent, &bad);
+    struct outcome none = {.cls = APIG_RETRY, .err = head->page_err};
+    head->restart = false;
+    read_hold(head); /* its own reading again */
+    bad_page(&bad, &none, head->page_err.msg);
+    read_again(p, head, &bad);
     return;
   }
-  on_list_complete(p, parent);
+  on_list_complete(p, head);
+}
+
+/* A job of a read ends (job_end) while other pieces of that read are out:
+ * a child, or a parent whose speculative children are out. Its read is
+ * marked (the first failure, or dropped) and released, and ends with its
+ * last piece. false: j is the read's last piece, to end as a whole. */
+static bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
+                           const struct apig_error *why)
+{
+  struct job *head = j->parent ? j->parent : j;
+
+  if (!j->parent && j->pages_left <= 1)
+    return false;
+  if (how == JOB_DROPPED) {
+    head->page_dropped = true;
+  } else if (how == JOB_FAILED && !head->page_failed) {
+    head->page_failed = true;
+    head->page_err = *why;
+  }
+  if (j->parent)
+    job_free(j);
+  else
+    j->spec = false; /* its own reading is over */
+  read_release(p, head);
+  return true;
 }
 
 /* A page's total is larger than its read's first page said: the list
@@ -1382,8 +1411,7 @@ static bool total_grew(struct pass *p, struct job *j, const struct outcome *o,
     snprintf(head->page_err.request_id, sizeof(head->page_err.request_id), "%s",
              o->err.request_id);
   }
-  job_free(j);
-  page_resolved(p, head);
+  job_end(p, j, JOB_DONE, NULL); /* head reads again once all are over */
   return true;
 }
 
@@ -1405,7 +1433,7 @@ static void live_too_large(struct pass *p, struct job *j,
   log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
   if (!j->spec)
     acc_free(j);
-  abandon_job(p, j, bad.err.code, bad.err.msg, bad.err.request_id);
+  job_abandon(p, j, &bad.err);
 }
 
 /* One page of a list read, parsed (rc < 0: unreadable, why says how):
@@ -1435,8 +1463,7 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
     moved -= j->acc.n; /* what did not move is freed with j */
     j->charged -= moved;
     parent->charged += moved;
-    job_free(j);
-    page_resolved(p, parent);
+    job_end(p, j, JOB_DONE, NULL);
     return;
   }
   if (j->offset == 0)
@@ -1458,21 +1485,19 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
                "the list did not end after %d pages", LIST_MAX_PAGES);
       log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
       acc_free(j);
-      abandon_job(p, j, bad.err.code, bad.err.msg, bad.err.request_id);
+      job_abandon(p, j, &bad.err);
       return;
     }
     j->offset += (long)page->count;
     j->q.attempt = 0;
-    if (job_push(p, j, 0) < 0)
-      abandon_job(p, j, "internal", "queue refused a read", NULL);
+    if (job_push(p, j, 0) < 0) {
+      struct apig_error err = pass_error("internal", "queue refused a read");
+      job_abandon(p, j, &err);
+    }
     return;
   }
-  if (j->spec) { /* its speculative children may still be out */
-    j->spec = false;
-    page_resolved(p, j);
-    return;
-  }
-  on_list_complete(p, j);
+  j->spec = false;    /* its speculative children may still be out */
+  read_release(p, j); /* its own reading is over */
 }
 
 /* Pages at least this large are parsed on libuv's thread pool: a full
@@ -1519,7 +1544,8 @@ static void parse_page_done(uv_work_t *req, int status)
   p->pool_work--;
   p->parse_bytes -= w->len;
   if (status < 0) {
-    drop_job(p, w->j); /* cancelled: as an aborted read, nothing learnt */
+    /* cancelled: as an aborted read, nothing learnt */
+    job_end(p, w->j, JOB_DROPPED, NULL);
   } else {
     append_bindings(&w->j->acc, &w->out);
     on_list_page(p, w->j, &w->o, w->rc, &w->page, w->why);
@@ -1578,14 +1604,14 @@ static void on_list_done(struct pass *p, struct job *j,
   case APIG_AUTH_FATAL:
     log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
              NULL);
-    block_account(p, j->q.account, o->err.code, o->err.msg, o->err.request_id);
-    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    block_account(p, j->q.account, &o->err);
+    job_abandon(p, j, &o->err);
     return;
   case APIG_PERMANENT:
   case APIG_DONE_ALREADY:
     log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
              NULL);
-    abandon_job(p, j, o->err.code, o->err.msg, o->err.request_id);
+    job_abandon(p, j, &o->err);
     return;
   case APIG_RETRY:
   case APIG_THROTTLED:
@@ -1601,6 +1627,7 @@ static void on_token_done(struct pass *p, struct call *c,
 {
   struct pass_account *pa = &p->accounts[c->account];
   struct log_fields f = LOG_FIELDS_INIT;
+  struct apig_error why;
   time_t expires = 0;
 
   pa->token_fetching = false;
@@ -1620,8 +1647,10 @@ static void on_token_done(struct pass *p, struct call *c,
       (void)auth_token_cache_put(p->opts.tokens, &p->cfg->accounts[c->account],
                                  &pa->token);
     for (size_t k = 0; k < pa->nparked; k++) {
-      if (job_push(p, pa->parked[k], 0) < 0)
-        abandon_job(p, pa->parked[k], "internal", "queue refused", NULL);
+      if (job_push(p, pa->parked[k], 0) < 0) {
+        struct apig_error err = pass_error("internal", "queue refused");
+        job_abandon(p, pa->parked[k], &err);
+      }
     }
     pa->nparked = 0;
     return;
@@ -1648,9 +1677,12 @@ static void on_token_done(struct pass *p, struct call *c,
   }
   log_event(p->log, LOG_ERROR, "token.failed", &f,
             "could not obtain an IAM token");
-  block_account(p, c->account, o->err.code[0] ? o->err.code : "token",
-                o->err.msg[0] ? o->err.msg : "could not obtain an IAM token",
-                o->err.request_id);
+  why = o->err;
+  if (!why.code[0])
+    snprintf(why.code, sizeof(why.code), "token");
+  if (!why.msg[0])
+    snprintf(why.msg, sizeof(why.msg), "could not obtain an IAM token");
+  block_account(p, c->account, &why);
 }
 
 /* Throttled: say so when the queue cut the account's rate. */
@@ -1705,7 +1737,7 @@ static void leave_unreached(struct pass *p, struct job *j,
 {
   if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
     cert_unreachable(p, j->cert, why);
-  drop_job(p, j);
+  job_end(p, j, JOB_DROPPED, NULL);
 }
 
 static void account_unreachable(struct pass *p, struct job *failed,
@@ -1802,7 +1834,7 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
     /* Stopped before an answer: a write may have been applied, so its
      * bindings stay pending for the next pass to read. */
     queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
-    drop_job(p, j);
+    job_end(p, j, JOB_DROPPED, NULL);
   } else {
     struct pass_account *pa = &p->accounts[j->q.account];
     double rate = queue_account_rate(&p->queue, j->q.account);
@@ -1817,7 +1849,7 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
     if (first_request_failed(p, j, rs, &o))
       ; /* the account is unreachable: j left with its other jobs */
     else if (p->accounts[j->q.account].blocked)
-      abandon_job(p, j, o.err.code, o.err.msg, o.err.request_id);
+      job_abandon(p, j, &o.err);
     else if (j->type == JOB_LIST)
       on_list_done(p, j, rs, &o);
     else
@@ -1990,6 +2022,7 @@ static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
 {
   int64_t now = (int64_t)unix_s(p);
   bool changed = false;
+  struct apig_error err;
   char why[600];
   int rc;
 
@@ -2004,7 +2037,8 @@ static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
     if (pi->op == PLAN_ATTACH) {
       if (ledger_add_intent(p->ledger, cert_id, pi->instance_id, pi->domain,
                             now, &it->intent) < 0) {
-        item_fail(p, i, "internal", "out of memory", NULL);
+        err = pass_error("internal", "out of memory");
+        item_fail(p, i, &err);
         continue;
       }
       changed |= it->intent;
@@ -2030,6 +2064,7 @@ static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
             "%s: the attaches and detaches that change ownership are not "
             "sent",
             why);
+  err = pass_error("state-file", why);
   for (size_t i = lo; i < hi; i++) {
     const struct plan_item *pi = &p->plan.items[i];
     struct pass_item *it = &p->items[i];
@@ -2041,7 +2076,7 @@ static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
     else
       continue;
     it->intent = it->disowned = false;
-    item_fail(p, i, "state-file", why, NULL);
+    item_fail(p, i, &err);
   }
 }
 
@@ -2083,7 +2118,6 @@ static void start_wave(struct pass *p)
                         {"waves", (long long)p->nwaves},
                         {"bindings", (long long)(hi - lo)}};
 
-  p->phase = PHASE_WRITE;
   if (p->nwaves > 1) {
     f.kv = kv;
     f.nkv = 3;
@@ -2100,8 +2134,9 @@ static void start_wave(struct pass *p)
     while (end < hi && p->plan.items[end].cert == cert)
       end++;
     if (queue_cert_writes(p, cert, i, end) < 0) {
+      struct apig_error why = pass_error("internal", "out of memory");
       for (size_t k = i; k < end; k++)
-        item_fail(p, k, "internal", "out of memory", NULL);
+        item_fail(p, k, &why);
     }
     i = end;
   }
@@ -2180,7 +2215,10 @@ static void forget_stale_ownership(struct pass *p)
   free(gone);
 }
 
-static void on_reads_done(struct pass *p)
+/* The reads are over: plan, and check the guards. PHASE_WRITE: the first
+ * wave is to be written; PHASE_DONE: nothing to write (plan only, a guard
+ * refused, or the plan could not be made). */
+static enum phase plan_pass(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
   struct log_kv kv[5];
@@ -2193,14 +2231,12 @@ static void on_reads_done(struct pass *p)
                            p->wanted.by_cert ? &p->wanted : NULL, &p->plan);
   if (rc < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
   p->items = calloc(p->plan.nitems + 1, sizeof(*p->items));
   if (!p->items) {
     refuse(p, PASS_FAILED, "plan.failed", "out of memory");
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
   p->res.has_plan = true;
   for (size_t i = 0; i < p->plan.nitems; i++) {
@@ -2225,36 +2261,34 @@ static void on_reads_done(struct pass *p)
   if ((p->opts.expect_checksum || plan_only) &&
       plan_checksum(p->cfg, &p->live, &p->plan) < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "out of memory");
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
   if (p->opts.expect_checksum &&
       strcmp(p->opts.expect_checksum, p->plan.checksum) != 0) {
     refuse(p, PASS_REFUSED, "plan.stale",
            "refused: the live state or the file changed since the plan was "
            "made (checksum mismatch); run certbind plan again");
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
   if (plan_only) {
     p->res.outcome = PASS_PLANNED;
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
   if (p->cfg->policy.mode == CONFIG_MODE_SYNC && !detach_guard_ok(p)) {
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
   forget_stale_ownership(p);
   if (setup_waves(p) < 0) {
     refuse(p, PASS_FAILED, "plan.failed", "out of memory");
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
-  start_wave(p);
+  return PHASE_WRITE;
 }
 
-static void on_soak_done(uv_timer_t *t);
+static void on_soak_done(uv_timer_t *t)
+{
+  pass_transition(t->data, PASS_EV_SOAKED);
+}
 
 /* The soak is measured on the monotonic clock (soak_now_ns) from when it
  * starts, not
@@ -2273,26 +2307,10 @@ static int arm_soak(struct pass *p)
                         timer_ms(p, (left + 999999) / 1000000), 0);
 }
 
-/* A wave is over: check the abort ratio, soak, start the next. */
-static void on_soak_done(uv_timer_t *t)
-{
-  struct pass *p = t->data;
-
-  if (p->stopping) {
-    finish(p);
-    return;
-  }
-  if (soak_now_ns(p) < p->soak_until_ns) {
-    if (arm_soak(p) < 0)
-      finish(p);
-    return;
-  }
-  p->wave++;
-  start_wave(p);
-  pump(p);
-}
-
-static void on_wave_done(struct pass *p)
+/* A wave's writes and confirmations are over: check the abort ratio.
+ * PHASE_SOAK: another wave follows (soak_until_ns is set); PHASE_DONE: the
+ * last wave, aborted, or stopping. */
+static enum phase wave_over(struct pass *p)
 {
   size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
   size_t hi = p->wave_end[p->wave];
@@ -2318,17 +2336,12 @@ static void on_wave_done(struct pass *p)
              "(more than rollout.abort_failure_ratio %.2f)",
              p->wave + 1, p->nwaves, failed, hi - lo, r->abort_failure_ratio);
     refuse(p, PASS_ABORTED, "rollout.aborted", msg);
-    finish(p);
-    return;
+    return PHASE_DONE;
   }
-  if (p->wave + 1 >= p->nwaves || p->stopping) {
-    finish(p);
-    return;
-  }
-  p->phase = PHASE_SOAK;
+  if (p->wave + 1 >= p->nwaves || p->stopping)
+    return PHASE_DONE;
   p->soak_until_ns = soak_now_ns(p) + (uint64_t)r->soak_s * 1000000000u;
-  if (arm_soak(p) < 0)
-    finish(p);
+  return PHASE_SOAK;
 }
 
 /* ---- the pump ------------------------------------------------------- */
@@ -2444,19 +2457,8 @@ static void pump(struct pass *p)
       parked |= p->accounts[a].nparked > 0 && !p->accounts[a].blocked;
     if (parked && !p->stopping) {
       /* waiting for a token fetch retry */
-    } else if (p->phase == PHASE_READ) {
-      if (p->stopping) {
-        p->res.outcome = PASS_INTERRUPTED;
-        finish(p);
-        return;
-      }
-      on_reads_done(p);
-      if (p->phase == PHASE_DONE)
-        return;
-      pump(p);
-      return;
-    } else if (p->phase == PHASE_WRITE) {
-      on_wave_done(p);
+    } else if (p->phase == PHASE_READ || p->phase == PHASE_WRITE) {
+      pass_transition(p, PASS_EV_IDLE);
       return;
     }
   }
@@ -2511,9 +2513,6 @@ static void finish(struct pass *p)
   struct http_stats hs;
   bool any_read = false;
 
-  if (p->phase == PHASE_DONE)
-    return;
-  p->phase = PHASE_DONE;
   p->res.ended_ms = unix_ms(p);
   settle_ownership(p);
   compute_counts(p);
@@ -2556,6 +2555,79 @@ static void finish(struct pass *p)
   uv_timer_stop(&p->soak);
   uv_close((uv_handle_t *)&p->timer, on_handle_closed);
   uv_close((uv_handle_t *)&p->soak, on_handle_closed);
+}
+
+/* Entering a phase. */
+static void enter(struct pass *p, enum phase next)
+{
+  p->phase = next;
+  switch (next) {
+  case PHASE_READ:
+    break;
+  case PHASE_WRITE:
+    start_wave(p);
+    pump(p);
+    break;
+  case PHASE_SOAK:
+    if (arm_soak(p) < 0)
+      enter(p, PHASE_DONE);
+    break;
+  case PHASE_DONE:
+    finish(p);
+    break;
+  }
+}
+
+/*
+ * The one place the phase changes, when the work of the phase is over
+ * (ev says how it is known):
+ *
+ *   READ  -idle->  plan (plan_pass): WRITE (wave 1), or DONE when nothing
+ *                  is to be written (plan only, refused, failed)
+ *   READ  -idle or stop, stopping->  DONE (interrupted)
+ *   WRITE -idle->  the wave is over (wave_over): SOAK before the next
+ *                  wave, or DONE (the last wave, aborted, stopping)
+ *   WRITE -stop->  DONE (nothing in flight: what was queued is dropped)
+ *   SOAK  -soaked->  WRITE (the next wave) once soak_until_ns has
+ *                  passed, else the soak waits on (its timer can fire
+ *                  early); DONE when stopping
+ *   SOAK  -stop->  DONE
+ *
+ * DONE is final: finish() settles ownership, counts, logs and closes the
+ * handles; done() follows once they are closed.
+ */
+static void pass_transition(struct pass *p, enum pass_event ev)
+{
+  enum phase next = PHASE_DONE;
+
+  switch (p->phase) {
+  case PHASE_READ:
+    if (p->stopping)
+      p->res.outcome = PASS_INTERRUPTED;
+    else
+      next = plan_pass(p);
+    break;
+  case PHASE_WRITE:
+    if (ev == PASS_EV_IDLE)
+      next = wave_over(p);
+    break;
+  case PHASE_SOAK:
+    if (ev == PASS_EV_IDLE)
+      return; /* the soak's timer ends it */
+    if (ev == PASS_EV_SOAKED && !p->stopping) {
+      if (soak_now_ns(p) < p->soak_until_ns) {
+        if (arm_soak(p) == 0)
+          return;
+        break; /* no timer: done */
+      }
+      p->wave++;
+      next = PHASE_WRITE;
+    }
+    break;
+  case PHASE_DONE:
+    return;
+  }
+  enter(p, next);
 }
 
 static int alloc_state(struct pass *p)
@@ -2760,21 +2832,13 @@ void pass_stop(struct pass *p)
   /* Queued work is dropped: writes stay pending, nothing is sent. */
   for (uint32_t a = 0; a < p->cfg->naccounts; a++) {
     while ((qj = queue_drain_account(&p->queue, a)))
-      drop_job(p, qj->data);
+      job_end(p, qj->data, JOB_DROPPED, NULL);
     for (size_t k = 0; k < p->accounts[a].nparked; k++)
-      drop_job(p, p->accounts[a].parked[k]);
+      job_end(p, p->accounts[a].parked[k], JOB_DROPPED, NULL);
     p->accounts[a].nparked = 0;
   }
-  if (p->phase == PHASE_SOAK) {
-    uv_timer_stop(&p->soak);
-    finish(p);
-    return;
-  }
-  if (p->in_flight == 0 && p->pool_work == 0) {
-    if (p->phase == PHASE_READ)
-      p->res.outcome = PASS_INTERRUPTED;
-    finish(p);
-  }
+  if (p->phase == PHASE_SOAK || (p->in_flight == 0 && p->pool_work == 0))
+    pass_transition(p, PASS_EV_STOP);
 }
 
 int pass_remember(const struct pass *p, struct memo_set *out)
@@ -2814,12 +2878,25 @@ int pass_remember(const struct pass *p, struct memo_set *out)
   return 0;
 }
 
+/* The one table of outcome names: the command line's, and the status
+ * file's, which has no "planned" (a plan changes nothing: what the status
+ * says of the bindings still holds). */
+static const struct {
+  const char *name;
+  const char *status;
+} outcome_names[] = {
+    [PASS_CONVERGED] = {"converged", "converged"},
+    [PASS_PLANNED] = {"planned", "converged"},
+    [PASS_PARTIAL] = {"partial", "partial"},
+    [PASS_FAILED] = {"failed", "failed"},
+    [PASS_REFUSED] = {"refused", "refused"},
+    [PASS_ABORTED] = {"aborted", "aborted"},
+    [PASS_INTERRUPTED] = {"interrupted", "interrupted"},
+};
+
 const char *pass_outcome_name(enum pass_outcome o)
 {
-  static const char *const names[] = {"converged",  "planned", "partial",
-                                      "failed",     "refused", "aborted",
-                                      "interrupted"};
-  return names[o];
+  return outcome_names[o].name;
 }
 
 static void release(struct pass *p)
@@ -2884,28 +2961,36 @@ static char *dup_or_null(const char *s)
   return s && *s ? strdup(s) : NULL;
 }
 
+/* What the status says of one binding. */
+struct binding_fill {
+  uint32_t cert;
+  uint32_t gateway; /* UINT32_MAX: none of the file's (a detach) */
+  const char *instance_id, *domain;
+  bool verify_client;
+  enum status_state state;
+  const char *error_code, *error_msg, *request_id; /* failed only */
+  uint32_t attempts;
+};
+
 static int fill_binding(const struct pass *p, struct status_binding *sb,
-                        uint32_t cert, uint32_t gw, const char *instance_id,
-                        const char *domain, bool verify,
-                        enum status_state state, const char *code,
-                        const char *msg, const char *request_id,
-                        uint32_t attempts)
+                        const struct binding_fill *b)
 {
-  const struct config_certificate *c = &p->cfg->certificates[cert];
+  const struct config_certificate *c = &p->cfg->certificates[b->cert];
 
   sb->account = strdup(p->cfg->accounts[c->account].name);
   sb->certificate = strdup(c->name);
   sb->certificate_id = strdup(c->id);
-  sb->gateway = strdup(gw == UINT32_MAX ? "" : p->cfg->gateways[gw].name);
-  sb->instance_id = strdup(instance_id);
-  sb->domain = strdup(domain);
-  sb->verify_client = verify;
-  sb->state = state;
-  sb->attempts = attempts;
-  if (state == STATUS_FAILED) {
-    sb->error_code = dup_or_null(code);
-    sb->error_msg = dup_or_null(msg);
-    sb->request_id = dup_or_null(request_id);
+  sb->gateway =
+      strdup(b->gateway == UINT32_MAX ? "" : p->cfg->gateways[b->gateway].name);
+  sb->instance_id = strdup(b->instance_id);
+  sb->domain = strdup(b->domain);
+  sb->verify_client = b->verify_client;
+  sb->state = b->state;
+  sb->attempts = b->attempts;
+  if (b->state == STATUS_FAILED) {
+    sb->error_code = dup_or_null(b->error_code);
+    sb->error_msg = dup_or_null(b->error_msg);
+    sb->request_id = dup_or_null(b->request_id);
   }
   return sb->account && sb->certificate && sb->certificate_id && sb->gateway &&
                  sb->instance_id && sb->domain
@@ -2914,23 +2999,19 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
 }
 
 /* A pending binding with why it is pending (an unreachable account). */
-static int pending_reason(struct status_binding *sb, const char *code,
-                          const char *msg)
+static int pending_reason(struct status_binding *sb,
+                          const struct apig_error *why)
 {
-  sb->error_code = dup_or_null(code);
-  sb->error_msg = dup_or_null(msg);
+  sb->error_code = dup_or_null(why->code);
+  sb->error_msg = dup_or_null(why->msg);
   return sb->error_code && sb->error_msg ? 0 : -ENOMEM;
 }
 
 static int status_pass_fields(const struct pass *p, struct status_pass *sp)
 {
-  static const char *const outcome_names[] = {
-      "converged", "converged", "partial",    "failed",
-      "refused",   "aborted",   "interrupted"};
-
   sp->started_ms = p->res.started_ms;
   sp->ended_ms = p->res.ended_ms;
-  sp->outcome = strdup(outcome_names[p->res.outcome]);
+  sp->outcome = strdup(outcome_names[p->res.outcome].status);
   sp->command = strdup(p->opts.command ? p->opts.command : "apply");
   sp->mode = strdup(config_mode_name(p->cfg->policy.mode));
   sp->config_sha256 = strdup(p->cfg->sha256);
@@ -3012,32 +3093,35 @@ static int status_binding_of(const struct pass *p, size_t b,
   const struct config_binding *cb = &cfg->bindings[b];
   const struct pass_cert *pc = &p->certs[cb->certificate];
   const struct pass_item *it = binding_item(p, b);
-  enum status_state state = STATUS_CONVERGED;
-  const char *code = NULL, *msg = NULL, *rid = NULL;
-  uint32_t attempts = 0;
+  struct binding_fill f = {
+      .cert = (uint32_t)cb->certificate,
+      .gateway = (uint32_t)cb->gateway,
+      .instance_id = cfg->gateways[cb->gateway].instance_id,
+      .domain = cb->domain,
+      .verify_client = cb->verify_client,
+      .state = STATUS_CONVERGED,
+  };
   int rc;
 
   if (it) {
-    state = item_status(it);
-    code = it->error_code;
-    msg = it->error_msg;
-    rid = it->request_id;
-    attempts = it->attempts;
+    f.state = item_status(it);
+    f.error_code = it->error_code;
+    f.error_msg = it->error_msg;
+    f.request_id = it->request_id;
+    f.attempts = it->attempts;
   } else if (pc->read_failed) {
     /* an unreachable account's bindings were not reached: pending */
-    state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
-    code = pc->read_error.code;
-    msg = pc->read_error.msg;
-    rid = pc->read_error.request_id;
+    f.state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
+    f.error_code = pc->read_error.code;
+    f.error_msg = pc->read_error.msg;
+    f.request_id = pc->read_error.request_id;
   } else if (!p->items) {
-    state = STATUS_PENDING; /* the pass ended before its plan */
+    f.state = STATUS_PENDING; /* the pass ended before its plan */
   }
-  rc = fill_binding(p, sb, (uint32_t)cb->certificate, (uint32_t)cb->gateway,
-                    cfg->gateways[cb->gateway].instance_id, cb->domain,
-                    cb->verify_client, state, code, msg, rid, attempts);
+  rc = fill_binding(p, sb, &f);
   sb->next_retry = it && it->held ? it->held->next_retry : 0;
   if (rc == 0 && !it && pc->unreachable)
-    rc = pending_reason(sb, code, msg);
+    rc = pending_reason(sb, &pc->read_error);
   return rc;
 }
 
@@ -3144,9 +3228,17 @@ int pass_status(const struct pass *p, const struct status *prev,
     if (pi->op != PLAN_DETACH || it->state == ITEM_CONVERGED)
       continue;
     sb = &st->bindings[st->nbindings++];
-    rc = fill_binding(p, sb, pi->cert, pi->gateway, pi->instance_id, pi->domain,
-                      pi->verify_client, item_status(it), it->error_code,
-                      it->error_msg, it->request_id, it->attempts);
+    rc = fill_binding(p, sb,
+                      &(struct binding_fill){.cert = pi->cert,
+                                             .gateway = pi->gateway,
+                                             .instance_id = pi->instance_id,
+                                             .domain = pi->domain,
+                                             .verify_client = pi->verify_client,
+                                             .state = item_status(it),
+                                             .error_code = it->error_code,
+                                             .error_msg = it->error_msg,
+                                             .request_id = it->request_id,
+                                             .attempts = it->attempts});
     old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
                             sb->domain, &pos);
     if (old)
