@@ -6,8 +6,8 @@
  * confirmation reads) → DONE. All work waits in the queue or is in flight,
  * so "nothing queued and nothing in flight" is the end of a phase.
  *
- * Every HTTP request goes through submit_call(); every write through
- * dispatch_write(), the one place that enforces --dry-run.
+ * Every HTTP request goes through call_submit(); every write through
+ * write_dispatch(), the one place that enforces --dry-run.
  */
 #include "pass_int.h"
 
@@ -31,171 +31,20 @@
 #include "statefile.h"
 #include "status.h"
 
-enum phase { PHASE_READ, PHASE_WRITE, PHASE_SOAK, PHASE_DONE };
-
-/* Why the phase may change (pass_transition). */
-enum pass_event {
-  PASS_EV_IDLE,   /* nothing queued, in flight or on the thread pool */
-  PASS_EV_STOP,   /* pass_stop(): idle, or soaking */
-  PASS_EV_SOAKED, /* the soak's timer fired */
-};
-
-enum item_state {
-  ITEM_PENDING,   /* not yet written */
-  ITEM_WRITTEN,   /* written, waiting to show in a re-read */
-  ITEM_CONVERGED, /* shows in the live state */
-  ITEM_FAILED,
-};
-
-struct pass_item {
-  uint8_t state;
-  bool permanent;   /* failed with a 4xx: not retried by the daemon */
-  bool intent;      /* sync attach: its intent is in the ledger (ahead) */
-  bool disowned;    /* sync detach: its ownership was dropped ahead */
-  int64_t owned_at; /* disowned: the entry's attached_at, to restore it */
-  const struct memo *held; /* not written: an earlier failure holds it */
-  uint32_t attempts;
-  uint64_t written_ms; /* loop ms of the successful write */
-  char error_code[64];
-  char *error_msg;
-  char request_id[80];
-};
-
-enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
-
-/* A certificate's list longer than this many pages (500 bindings each) is
- * a server that never ends, not a live state. */
-#define LIST_MAX_PAGES 1000
-
-/*
- * What a server's answers can make a pass hold in memory is bounded (SPEC
- * §4: at most 128 MB above what the file needs), whatever they say:
- *  - bodies being received: each list page at most APIG_MAX_LIST_BODY
- *    (1 MiB), each other answer at most APIG_MAX_ERROR_BODY (64 KiB), and
- *    all of them together at most PASS_BUFFER_BASE + PASS_BUFFER_PER_REQUEST
- *    per request the file lets be in flight (the sum of max_in_flight: a
- *    typical full page each, what legitimate answers need); a transfer past
- *    that fails like an oversized body and is retried (http max_buffered);
- *  - pages waiting for the thread pool: PARSE_OFF_LOOP_MAX_BYTES (16 MiB);
- *  - parsed entries (at most APIG_LIST_LIMIT a page, the parser stops at
- *    the first past it): PASS_LIVE_PER_BINDING per binding of the file (its
- *    live bindings, the API's duplicate per inbound port, a confirmation
- *    read's copy) plus PASS_LIVE_EXTRA, across every read of the pass;
- *    past that the certificate whose page crossed it fails. An entry is at
- *    most ~400 bytes of heap (a 253-character domain), ~120 typically.
- * Beyond the file's share: 32 + 16 + 1 (a page parsed in place) + 40 MB of
- * entries at the worst = 89 MB.
- */
-#define PASS_BUFFER_BASE ((size_t)32 << 20)
-#define PASS_BUFFER_PER_REQUEST ((size_t)256 << 10)
-#define PASS_LIVE_PER_BINDING 4
-#define PASS_LIVE_EXTRA 100000
-enum job_type { JOB_LIST, JOB_WRITE };
-
-/* How a job that entered the pass leaves it (job_end). */
-enum job_end {
-  JOB_DONE,    /* its result was used */
-  JOB_FAILED,  /* for good: its bindings or certificate fail with why */
-  JOB_DROPPED, /* stopping, or its account unreachable: nothing learnt */
-};
-
-struct job {
-  struct queue_job q;
-  struct pass *pass;
-  enum job_type type;
-  uint32_t cert;
-  bool reauthed;      /* renewed the token once for this job */
-  uint32_t token_gen; /* password: the account's token it was last sent with */
-  /* list */
-  enum list_purpose purpose;
-  long offset;
-  uint32_t pages; /* pages read so far (cut off at LIST_MAX_PAGES) */
-  struct apig_bindings acc;
-  size_t charged;     /* entries of acc counted in pass.live_entries */
-  long long total0;   /* parent: its first page's total, -1 none (yet) */
-  bool restart;       /* parent: a page showed the list changed meanwhile */
-  struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
-  /* Pages after the first are read in parallel once its total is known:
-   * each is a child job; the parent (the first page's job) collects them.
-   * pages_left counts the parent's pieces still out: its own reading (one,
-   * from job_new until its last page) and each child that entered the
-   * pass. Only read_hold() and read_release() change it; the read ends
-   * (read_resolve) when it reaches 0. */
-  struct job *parent;
-  uint32_t pages_left;
-  bool page_failed;  /* parent: a piece failed for good (page_err) */
-  bool page_dropped; /* parent: a piece was dropped (stopping) */
-  /* A confirmation read starts its pages all at once, as many as the
-   * bindings the certificate should have after its writes, before its
-   * first page says how many there are: spec says those speculative
-   * children are out, spec_end is the offset where they end. */
-  bool spec;
-  long spec_end;
-  struct apig_error page_err;
-  /* write */
-  enum apig_op op;
-  size_t *items; /* plan item indexes, grouped by domain */
-  size_t nitems;
-  uint64_t unknown_ms;   /* loop ms its outcome last became unknown */
-  uint32_t verify_round; /* re-reads since then */
-};
-
-struct pass_cert {
-  uint32_t writes_left; /* write jobs not finished */
-  bool confirm_queued;  /* a confirmation read is queued or running */
-  uint32_t confirm_round;
-  bool read_failed;
-  bool unreachable; /* read_failed: its account was unreachable (pending) */
-  struct apig_error read_error;
-  size_t item_lo, item_hi; /* the certificate's plan items */
-};
-
-struct pass_account {
-  struct auth_token token; /* password method: value NULL until fetched */
-  bool token_fetching;
-  uint32_t token_gen; /* +1 per token obtained */
-  uint32_t token_attempt;
-  uint64_t token_next_ms;
-  bool blocked;
-  double retry_credit[2]; /* by enum job_type: retries paid by successes */
-  struct job **parked;    /* popped while the token was missing */
-  size_t nparked, capparked;
-  uint32_t first_failures; /* transport failures in a row, gate closed */
-};
-
-struct call {
-  struct http_request rq;
-  struct apig_url url;
-  char *body;
-  size_t body_len;
-  struct pass *p;
-  struct job *job;  /* NULL for a token request */
-  uint32_t account; /* token requests */
-  enum apig_op op;
-};
-
-static void pump(struct pass *p);
-static void pass_transition(struct pass *p, enum pass_event ev);
-static void schedule_confirm(struct pass *p, uint32_t cert);
-static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay);
 static void read_hold(struct job *head);
 static void read_release(struct pass *p, struct job *head);
 static void read_resolve(struct pass *p, struct job *head);
-static bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
-                           const struct apig_error *why);
-static void job_end(struct pass *p, struct job *j, enum job_end how,
-                    const struct apig_error *why);
 
 /* ---- the clock (pass.h: struct pass_clock) --------------------------- */
 
 /* Monotonic ms: the queue's time, request and confirmation deadlines. */
-static uint64_t now_ms(const struct pass *p)
+uint64_t pass_now_ms(const struct pass *p)
 {
   return p->clock ? p->clock->mono_ms(p->clock->arg) : uv_now(p->loop);
 }
 
 /* Wall-clock ms since the epoch. */
-static int64_t unix_ms(const struct pass *p)
+int64_t pass_unix_ms(const struct pass *p)
 {
   struct timeval tv;
 
@@ -206,37 +55,36 @@ static int64_t unix_ms(const struct pass *p)
 }
 
 /* Wall-clock s: signing time, token expiry, ledger and memo times. */
-static time_t unix_s(const struct pass *p)
+time_t pass_unix_s(const struct pass *p)
 {
-  return p->clock ? (time_t)(unix_ms(p) / 1000) : time(NULL);
+  return p->clock ? (time_t)(pass_unix_ms(p) / 1000) : time(NULL);
 }
 
 /* The real ms a timer waits for delay_ms of the pass's clock. */
-static uint64_t timer_ms(const struct pass *p, uint64_t delay_ms)
+uint64_t pass_timer_ms(const struct pass *p, uint64_t delay_ms)
 {
   return p->clock ? p->clock->timer_ms(p->clock->arg, delay_ms) : delay_ms;
 }
 
 /* Monotonic ns for the soak: uv_hrtime() (the current time, not the
  * loop's cached one), or an injected clock's ms. */
-static uint64_t soak_now_ns(const struct pass *p)
+uint64_t pass_soak_now_ns(const struct pass *p)
 {
   return p->clock ? p->clock->mono_ms(p->clock->arg) * 1000000u : uv_hrtime();
 }
 
-static const struct config_account *cert_account(const struct pass *p,
-                                                 uint32_t cert)
+const struct config_account *pass_cert_account(const struct pass *p,
+                                               uint32_t cert)
 {
   return &p->cfg->accounts[p->cfg->certificates[cert].account];
 }
 
-static uint32_t cert_account_index(const struct pass *p, uint32_t cert)
+uint32_t pass_cert_account_index(const struct pass *p, uint32_t cert)
 {
   return (uint32_t)p->cfg->certificates[cert].account;
 }
 
-static void fields_for_cert(const struct pass *p, uint32_t cert,
-                            struct log_fields *f)
+void pass_cert_fields(const struct pass *p, uint32_t cert, struct log_fields *f)
 {
   const struct config_certificate *c = &p->cfg->certificates[cert];
   f->account = p->cfg->accounts[c->account].name;
@@ -244,7 +92,7 @@ static void fields_for_cert(const struct pass *p, uint32_t cert,
 }
 
 /* An error of the pass itself, not of an answer: no request ID. */
-static struct apig_error pass_error(const char *code, const char *msg)
+struct apig_error pass_error(const char *code, const char *msg)
 {
   struct apig_error e = {.request_id = ""};
 
@@ -255,8 +103,8 @@ static struct apig_error pass_error(const char *code, const char *msg)
 
 /* ---- items ---------------------------------------------------------- */
 
-static void item_set_error(struct pass_item *it, const char *code,
-                           const char *msg, const char *request_id)
+void item_set_error(struct pass_item *it, const char *code, const char *msg,
+                    const char *request_id)
 {
   snprintf(it->error_code, sizeof(it->error_code), "%s", code ? code : "");
   free(it->error_msg);
@@ -265,7 +113,7 @@ static void item_set_error(struct pass_item *it, const char *code,
            request_id ? request_id : "");
 }
 
-static void item_fail(struct pass *p, size_t i, const struct apig_error *why)
+void item_fail(struct pass *p, size_t i, const struct apig_error *why)
 {
   struct pass_item *it = &p->items[i];
 
@@ -295,7 +143,7 @@ static void forget_moved_from(struct pass *p, const struct plan_item *pi)
                   pi->instance_id, pi->domain);
 }
 
-static void item_converge(struct pass *p, size_t i)
+void item_converge(struct pass *p, size_t i)
 {
   const struct plan_item *pi = &p->plan.items[i];
   const char *cert_id = p->cfg->certificates[pi->cert].id;
@@ -311,7 +159,7 @@ static void item_converge(struct pass *p, size_t i)
     ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
   else if (pi->op == PLAN_ATTACH)
     ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-               (int64_t)unix_s(p));
+               (int64_t)pass_unix_s(p));
   if (pi->op == PLAN_ATTACH && pi->binding != SIZE_MAX)
     forget_moved_from(p, pi);
   p->ledger_dirty = true;
@@ -319,7 +167,7 @@ static void item_converge(struct pass *p, size_t i)
 
 /* ---- jobs ----------------------------------------------------------- */
 
-static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
+struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
 {
   struct job *j = calloc(1, sizeof(*j));
 
@@ -331,7 +179,7 @@ static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
   j->total0 = -1;
   j->pages_left = type == JOB_LIST; /* a read's own reading */
   j->q.kind = type == JOB_WRITE ? QUEUE_WRITE : QUEUE_READ;
-  j->q.account = cert_account_index(p, cert);
+  j->q.account = pass_cert_account_index(p, cert);
   j->q.cert = cert;
   j->q.data = j;
   return j;
@@ -339,7 +187,7 @@ static struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
 
 /* Free a job no counter knows of: it never entered the pass (job_push
  * failed or was not called), or job_end() has done its accounting. */
-static void job_free(struct job *j)
+void job_free(struct job *j)
 {
   if (!j)
     return;
@@ -349,13 +197,13 @@ static void job_free(struct job *j)
   free(j);
 }
 
-static int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
+int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
 {
   int rc;
 
   if (p->stopping)
     return -ECANCELED;
-  j->q.not_before_ms = now_ms(p) + delay_ms;
+  j->q.not_before_ms = pass_now_ms(p) + delay_ms;
   rc = queue_push(&p->queue, &j->q);
   if (rc == 0 && j->type == JOB_LIST)
     p->requests_planned++;
@@ -379,7 +227,7 @@ static void write_end(struct pass *p, struct job *j, enum job_end how,
   for (size_t i = c->item_lo; !sent && i < c->item_hi; i++)
     sent = p->items[i].state == ITEM_WRITTEN;
   if (sent)
-    schedule_confirm(p, j->cert);
+    write_schedule_confirm(p, j->cert);
 }
 
 /*
@@ -395,8 +243,8 @@ static void write_end(struct pass *p, struct job *j, enum job_end how,
  *  DROPPED  stopping, or its account unreachable: what is known of its
  *           bindings does not change (writes not sent stay pending).
  */
-static void job_end(struct pass *p, struct job *j, enum job_end how,
-                    const struct apig_error *why)
+void job_end(struct pass *p, struct job *j, enum job_end how,
+             const struct apig_error *why)
 {
   struct pass_cert *c = &p->certs[j->cert];
 
@@ -424,14 +272,12 @@ static void job_end(struct pass *p, struct job *j, enum job_end how,
 
 /* A job leaves for good without its normal outcome: it fails, or, when the
  * pass is stopping, it is dropped. */
-static void job_abandon(struct pass *p, struct job *j,
-                        const struct apig_error *why)
+void job_abandon(struct pass *p, struct job *j, const struct apig_error *why)
 {
   job_end(p, j, p->stopping ? JOB_DROPPED : JOB_FAILED, why);
 }
 
-static void block_account(struct pass *p, uint32_t a,
-                          const struct apig_error *why)
+void account_block(struct pass *p, uint32_t a, const struct apig_error *why)
 {
   struct pass_account *acct = &p->accounts[a];
   struct queue_job *qj;
@@ -460,7 +306,7 @@ static void block_account(struct pass *p, uint32_t a,
 static void on_call_done(struct http_request *rq, struct http_response *rs,
                          void *arg);
 
-static void call_free(struct call *c)
+void call_free(struct call *c)
 {
   apig_url_free(&c->url);
   if (c->body) {
@@ -471,9 +317,9 @@ static void call_free(struct call *c)
 }
 
 /* Sign and submit. Takes ownership of c. */
-static int submit_call(struct pass *p, struct call *c,
-                       const struct config_account *acct, const char *method,
-                       bool sign)
+int call_submit(struct pass *p, struct call *c,
+                const struct config_account *acct, const char *method,
+                bool sign)
 {
   struct curl_slist *headers = NULL;
   int rc = 0;
@@ -483,7 +329,7 @@ static int submit_call(struct pass *p, struct call *c,
                             ? p->accounts[c->account].token.value
                             : NULL;
     rc = auth_add_headers(acct, token, method, c->url.host, c->url.path,
-                          c->url.query, c->body, c->body_len, unix_s(p),
+                          c->url.query, c->body, c->body_len, pass_unix_s(p),
                           &headers);
     if (c->job)
       c->job->token_gen = p->accounts[c->account].token_gen;
@@ -512,9 +358,9 @@ static int submit_call(struct pass *p, struct call *c,
   return rc;
 }
 
-static void dispatch_list(struct pass *p, struct job *j)
+void read_dispatch(struct pass *p, struct job *j)
 {
-  const struct config_account *acct = cert_account(p, j->cert);
+  const struct config_account *acct = pass_cert_account(p, j->cert);
   struct call *c = calloc(1, sizeof(*c));
   struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
@@ -529,13 +375,13 @@ static void dispatch_list(struct pass *p, struct job *j)
     c->op = APIG_OP_LIST;
     c->account = j->q.account;
     c->rq.max_body = APIG_MAX_LIST_BODY;
-    rc = submit_call(p, c, acct, "GET", true);
+    rc = call_submit(p, c, acct, "GET", true);
     if (rc == 0)
       return;
   }
   if (c)
     call_free(c);
-  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
   why = pass_error("internal", strerror(-rc));
   job_abandon(p, j, &why);
 }
@@ -575,9 +421,9 @@ static int build_write_body(struct pass *p, struct job *j, char **body,
 }
 
 /* The one place a write is submitted. */
-static void dispatch_write(struct pass *p, struct job *j)
+void write_dispatch(struct pass *p, struct job *j)
 {
-  const struct config_account *acct = cert_account(p, j->cert);
+  const struct config_account *acct = pass_cert_account(p, j->cert);
   struct apig_error why;
   struct call *c;
   int rc;
@@ -586,7 +432,7 @@ static void dispatch_write(struct pass *p, struct job *j)
     log_event(p->log, LOG_ERROR, "write.refused", NULL,
               "dry run: a write reached the submission point and was not "
               "sent");
-    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
     why = pass_error("dry-run", "not written (dry run)");
     job_abandon(p, j, &why);
     return;
@@ -611,7 +457,7 @@ static void dispatch_write(struct pass *p, struct job *j)
      * fresh_connection cost (bench/RESULTS.md) */
     c->rq.no_resend = true;
     c->rq.max_body = APIG_MAX_ERROR_BODY; /* 204, or an error envelope */
-    rc = submit_call(p, c, acct, "POST", true);
+    rc = call_submit(p, c, acct, "POST", true);
     if (rc == 0) {
       p->res.counts.writes++;
       return;
@@ -619,12 +465,12 @@ static void dispatch_write(struct pass *p, struct job *j)
   }
   if (c)
     call_free(c);
-  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
   why = pass_error("internal", strerror(-rc));
   job_abandon(p, j, &why);
 }
 
-static void start_token_fetch(struct pass *p, uint32_t a)
+void token_fetch(struct pass *p, uint32_t a)
 {
   const struct config_account *acct = &p->cfg->accounts[a];
   struct pass_account *pa = &p->accounts[a];
@@ -644,7 +490,7 @@ static void start_token_fetch(struct pass *p, uint32_t a)
     c->p = p;
     c->op = APIG_OP_TOKEN;
     c->account = a;
-    rc = submit_call(p, c, acct, "POST", false);
+    rc = call_submit(p, c, acct, "POST", false);
   }
   if (rc == 0) {
     pa->token_fetching = true;
@@ -653,18 +499,10 @@ static void start_token_fetch(struct pass *p, uint32_t a)
   if (c)
     call_free(c);
   why = pass_error("internal", strerror(-rc));
-  block_account(p, a, &why);
+  account_block(p, a, &why);
 }
 
 /* ---- completions ---------------------------------------------------- */
-
-struct outcome {
-  enum apig_class cls;
-  bool unknown; /* a write that may have been applied */
-  long status;
-  struct apig_error err;
-  uint64_t retry_after_ms;
-};
 
 static void read_outcome(const struct call *c, const struct http_response *rs,
                          struct outcome *o)
@@ -723,8 +561,8 @@ static enum queue_outcome queue_outcome_of(enum apig_class cls)
   return QUEUE_FAILURE;
 }
 
-__attribute__((format(printf, 8, 9))) static void
-log_call(struct pass *p, enum log_level lvl, const char *event,
+__attribute__((format(printf, 8, 9))) void
+call_log(struct pass *p, enum log_level lvl, const char *event,
          const struct job *j, enum apig_op op, const struct outcome *o,
          double latency, const char *fmt, ...)
 {
@@ -736,7 +574,7 @@ log_call(struct pass *p, enum log_level lvl, const char *event,
 
   if (!log_enabled(p->log, lvl))
     return;
-  fields_for_cert(p, j->cert, &f);
+  pass_cert_fields(p, j->cert, &f);
   f.op = apig_op_name(op);
   f.attempt = (long)j->q.attempt + 1;
   if (o) {
@@ -761,23 +599,8 @@ log_call(struct pass *p, enum log_level lvl, const char *event,
   log_event(p->log, lvl, event, &f, fmt ? "%s" : NULL, msg);
 }
 
-/* Each success of an account pays for one retry of the same kind (a read
- * for a read, a write for a write; stored up to QUEUE_RETRY_MAX), on top
- * of the queue's budget of QUEUE_RETRY_RATIO per first attempt: a storm
- * where nothing of a kind succeeds ends after about QUEUE_RETRY_MIN + 20 %
- * extra requests instead of max_attempts x (and reads that work do not pay
- * for resending writes that all fail), while a partial storm (under ~50 %
- * failures) keeps retrying to convergence. The re-read after a write of
- * unknown outcome is that write's retry. Each kind starts with a few
- * credits of its own, so that the writes are not left without any because
- * the reads spent the queue's budget. Throttling (429) is not paid for: the
- * account's rate is already cut and Retry-After waited, and max_attempts
- * still bounds it; failing a binding for a burst of 429s would be wrong. */
-#define PASS_RETRY_CREDIT_PER_SUCCESS 1.0
-#define PASS_RETRY_CREDIT_START 5.0
-
-static bool retry_paid(struct pass *p, uint32_t account, enum job_type kind,
-                       const struct outcome *o)
+bool call_retry_paid(struct pass *p, uint32_t account, enum job_type kind,
+                     const struct outcome *o)
 {
   struct pass_account *pa = &p->accounts[account];
 
@@ -791,7 +614,7 @@ static bool retry_paid(struct pass *p, uint32_t account, enum job_type kind,
 }
 
 /* Retry a job after backoff, or give up when attempts or budget say so. */
-static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
+void call_retry(struct pass *p, struct job *j, const struct outcome *o)
 {
   const struct config_retry *r = &p->cfg->retry;
   uint32_t attempt = j->q.attempt + 1;
@@ -800,8 +623,8 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
 
   /* Out of attempts or of retry budget: a storm of failures must not
    * multiply the traffic. */
-  if (out_of_attempts || !retry_paid(p, j->q.account, j->type, o)) {
-    log_call(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
+  if (out_of_attempts || !call_retry_paid(p, j->q.account, j->type, o)) {
+    call_log(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
              j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
              out_of_attempts ? "giving up after %u attempts"
                              : "retry budget exhausted after %u attempt(s)",
@@ -819,7 +642,7 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
     job_abandon(p, j, &o->err);
 }
 
-static void park_job(struct pass *p, struct job *j)
+void token_park(struct pass *p, struct job *j)
 {
   struct pass_account *pa = &p->accounts[j->q.account];
 
@@ -838,9 +661,9 @@ static void park_job(struct pass *p, struct job *j)
 }
 
 /* Token errors: renew once (password), then it is an auth failure. */
-static bool try_reauth(struct pass *p, struct job *j)
+bool token_reauth(struct pass *p, struct job *j)
 {
-  const struct config_account *acct = cert_account(p, j->cert);
+  const struct config_account *acct = pass_cert_account(p, j->cert);
   struct pass_account *pa = &p->accounts[j->q.account];
 
   if (acct->auth_method != CONFIG_AUTH_PASSWORD || j->reauthed)
@@ -859,7 +682,7 @@ static bool try_reauth(struct pass *p, struct job *j)
     auth_token_clear(&pa->token);
   if (p->opts.tokens) /* revoked or expired: not for the next pass either */
     auth_token_cache_drop(p->opts.tokens, acct);
-  park_job(p, j);
+  token_park(p, j);
   return true;
 }
 
@@ -898,7 +721,7 @@ static struct job *page_child(struct pass *p, struct job *j, long off)
  * the others: the pages the expected count needs start with the first
  * (fan_out_pages adds what the total shows beyond them, and a short list
  * only makes a page come back empty). Saves a round trip per pass. */
-static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
+void read_spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
 {
   size_t want = expected_live(p, j->cert);
   long end = APIG_LIST_LIMIT;
@@ -920,7 +743,7 @@ static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
   j->spec_end = end;
 }
 
-static void schedule_confirm(struct pass *p, uint32_t cert)
+void write_schedule_confirm(struct pass *p, uint32_t cert)
 {
   struct pass_cert *c = &p->certs[cert];
   /* policy.confirm_delay_ms (pass_opts overrides when set); re-reads
@@ -947,7 +770,7 @@ static void schedule_confirm(struct pass *p, uint32_t cert)
     job_free(j);
     return;
   }
-  spec_fan_out(p, j, delay);
+  read_spec_fan_out(p, j, delay);
 }
 
 /* Split a failing multi-domain write in halves (SPEC §1 step 5). */
@@ -1004,8 +827,8 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   uint64_t delay;
 
   if (w->q.attempt + 1 >= r->max_attempts ||
-      !retry_paid(p, w->q.account, JOB_WRITE, o)) {
-    log_call(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
+      !call_retry_paid(p, w->q.account, JOB_WRITE, o)) {
+    call_log(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
              w->q.attempt + 1 >= r->max_attempts
                  ? "outcome unknown after the last attempt"
                  : "outcome unknown; retry budget exhausted");
@@ -1021,7 +844,7 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   v->purpose = LIST_VERIFY;
   v->verify = w;
   v->q.attempt = 1; /* part of the write's retry: earns no retry budget */
-  w->unknown_ms = now_ms(p);
+  w->unknown_ms = pass_now_ms(p);
   w->verify_round = 0;
   w->q.attempt++;
   p->res.counts.retries++;
@@ -1033,10 +856,10 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
     job_abandon(p, v, &o->err); /* its write ends with it */
 }
 
-static void on_write_done(struct pass *p, struct job *j,
-                          const struct outcome *o, double latency)
+void write_done(struct pass *p, struct job *j, const struct outcome *o,
+                double latency)
 {
-  uint64_t now = now_ms(p);
+  uint64_t now = pass_now_ms(p);
 
   switch (o->cls) {
   case APIG_OK:
@@ -1046,36 +869,36 @@ static void on_write_done(struct pass *p, struct job *j,
       it->written_ms = now;
       snprintf(it->request_id, sizeof(it->request_id), "%s", o->err.request_id);
     }
-    log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
+    call_log(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
     job_end(p, j, JOB_DONE, NULL);
     return;
   case APIG_DONE_ALREADY:
     for (size_t k = 0; k < j->nitems; k++)
       item_converge(p, j->items[k]);
-    log_call(p, LOG_INFO, "write.ok", j, j->op, o, latency, "%s",
+    call_log(p, LOG_INFO, "write.ok", j, j->op, o, latency, "%s",
              "already detached");
     job_end(p, j, JOB_DONE, NULL);
     return;
   case APIG_REAUTH:
-    if (try_reauth(p, j))
+    if (token_reauth(p, j))
       return;
     /* A token that cannot be renewed is an auth failure. */
     /* fall through */
   case APIG_AUTH_FATAL:
-    log_call(p, LOG_ERROR, "write.failed", j, j->op, o, latency, NULL);
-    block_account(p, j->q.account, &o->err);
+    call_log(p, LOG_ERROR, "write.failed", j, j->op, o, latency, NULL);
+    account_block(p, j->q.account, &o->err);
     job_end(p, j, JOB_FAILED, &o->err);
     return;
   case APIG_PERMANENT:
     if (j->nitems > 1 &&
         strcmp(p->plan.items[j->items[0]].domain,
                p->plan.items[j->items[j->nitems - 1]].domain)) {
-      log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
+      call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
                "batch failed: split in halves to isolate the bad domain(s)");
       if (split_write(p, j))
         return;
     }
-    log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
+    call_log(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
     for (size_t k = 0; k < j->nitems; k++)
       p->items[j->items[k]].permanent = true;
     job_end(p, j, JOB_FAILED, &o->err);
@@ -1083,18 +906,18 @@ static void on_write_done(struct pass *p, struct job *j,
   case APIG_RETRY:
   case APIG_THROTTLED:
     if (o->unknown) {
-      log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
+      call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
                "outcome unknown: re-reading before any resend");
       verify_write(p, j, o);
       return;
     }
-    log_call(p, LOG_WARN, "write.retry", j, j->op, o, latency, NULL);
+    call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, NULL);
     if (j->q.attempt + 1 >= p->cfg->retry.max_attempts) {
-      log_call(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
+      call_log(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
       job_end(p, j, JOB_FAILED, &o->err);
       return;
     }
-    retry_job(p, j, o);
+    call_retry(p, j, o);
     return;
   }
 }
@@ -1110,7 +933,7 @@ static void on_write_done(struct pass *p, struct job *j,
 static bool verify_again(struct pass *p, struct job *w)
 {
   uint64_t window = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
-  uint64_t elapsed = now_ms(p) - w->unknown_ms;
+  uint64_t elapsed = pass_now_ms(p) - w->unknown_ms;
   uint64_t delay = 1000ull << (w->verify_round < 3 ? w->verify_round : 3);
   struct job *v;
 
@@ -1134,7 +957,7 @@ static bool verify_again(struct pass *p, struct job *w)
 
 /* Re-read after an unknown outcome: what is in place is done, the rest is
  * re-read again for a while (verify_again), then written again. */
-static void on_verify_read(struct pass *p, struct job *w, struct live_cert *lc)
+void write_verify_read(struct pass *p, struct job *w, struct live_cert *lc)
 {
   size_t keep = 0;
 
@@ -1158,10 +981,10 @@ static void on_verify_read(struct pass *p, struct job *w, struct live_cert *lc)
   }
 }
 
-static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
+void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
 {
   struct pass_cert *c = &p->certs[cert];
-  uint64_t now = now_ms(p);
+  uint64_t now = pass_now_ms(p);
   uint64_t timeout = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
   size_t confirmed = 0, waiting = 0, timed_out = 0;
   struct log_fields f = LOG_FIELDS_INIT;
@@ -1186,7 +1009,7 @@ static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
       waiting++;
     }
   }
-  fields_for_cert(p, cert, &f);
+  pass_cert_fields(p, cert, &f);
   f.op = "list";
   if (confirmed)
     log_event(p->log, LOG_INFO, "confirm.ok", &f, "%zu binding(s) show",
@@ -1195,7 +1018,7 @@ static void on_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
     log_event(p->log, LOG_WARN, "confirm.timeout", &f,
               "%zu binding(s) did not show in time", timed_out);
   if (waiting)
-    schedule_confirm(p, cert);
+    write_schedule_confirm(p, cert);
 }
 
 /* All pages of one certificate read: the read ends (job_end) before its
@@ -1222,9 +1045,9 @@ static void on_list_complete(struct pass *p, struct job *j)
   job_end(p, j, JOB_DONE, NULL); /* uncharges what lc holds */
   live_cert_finish(&lc);
   if (purpose == LIST_CONFIRM)
-    on_confirm_read(p, cert, &lc);
+    write_confirm_read(p, cert, &lc);
   else
-    on_verify_read(p, w, &lc);
+    write_verify_read(p, w, &lc);
   live_cert_clear(&lc);
 }
 
@@ -1301,7 +1124,7 @@ static void acc_free(struct job *j)
  * the retry budget bound how often). */
 static void read_again(struct pass *p, struct job *j, struct outcome *bad)
 {
-  log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, bad, -1, NULL);
+  call_log(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, bad, -1, NULL);
   if (!j->spec) /* a speculative parent's acc holds its children's pages */
     acc_free(j);
   if (!j->parent) { /* a parent starts over; a child re-reads its page */
@@ -1309,7 +1132,7 @@ static void read_again(struct pass *p, struct job *j, struct outcome *bad)
     j->pages = 0;
     j->total0 = -1;
   }
-  retry_job(p, j, bad);
+  call_retry(p, j, bad);
 }
 
 static void bad_page(struct outcome *bad, const struct outcome *o,
@@ -1363,8 +1186,8 @@ static void read_resolve(struct pass *p, struct job *head)
  * a child, or a parent whose speculative children are out. Its read is
  * marked (the first failure, or dropped) and released, and ends with its
  * last piece. false: j is the read's last piece, to end as a whole. */
-static bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
-                           const struct apig_error *why)
+bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
+                    const struct apig_error *why)
 {
   struct job *head = j->parent ? j->parent : j;
 
@@ -1430,7 +1253,7 @@ static void live_too_large(struct pass *p, struct job *j,
            p->live_entries_max, PASS_LIVE_PER_BINDING, PASS_LIVE_EXTRA);
   bad_page(&bad, o, msg);
   snprintf(bad.err.code, sizeof(bad.err.code), "live-state-too-large");
-  log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
+  call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
   if (!j->spec)
     acc_free(j);
   job_abandon(p, j, &bad.err);
@@ -1483,7 +1306,7 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
       snprintf(bad.err.code, sizeof(bad.err.code), "bad-response");
       snprintf(bad.err.msg, sizeof(bad.err.msg),
                "the list did not end after %d pages", LIST_MAX_PAGES);
-      log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
+      call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
       acc_free(j);
       job_abandon(p, j, &bad.err);
       return;
@@ -1553,7 +1376,7 @@ static void parse_page_done(uv_work_t *req, int status)
   apig_bindings_free(&w->out);
   free(w->body);
   free(w);
-  pump(p);
+  pass_pump(p);
 }
 
 /* Hand the body to the thread pool; 0, or -1 to parse it here. */
@@ -1582,8 +1405,8 @@ static int parse_page_off_loop(struct pass *p, struct job *j,
   return 0;
 }
 
-static void on_list_done(struct pass *p, struct job *j,
-                         struct http_response *rs, const struct outcome *o)
+void read_done(struct pass *p, struct job *j, struct http_response *rs,
+               const struct outcome *o)
 {
   struct apig_page page;
   char why[128] = "";
@@ -1598,32 +1421,32 @@ static void on_list_done(struct pass *p, struct job *j,
     on_list_page(p, j, o, rc, &page, why);
     return;
   case APIG_REAUTH:
-    if (try_reauth(p, j))
+    if (token_reauth(p, j))
       return;
     /* fall through */
   case APIG_AUTH_FATAL:
-    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
+    call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
              NULL);
-    block_account(p, j->q.account, &o->err);
+    account_block(p, j->q.account, &o->err);
     job_abandon(p, j, &o->err);
     return;
   case APIG_PERMANENT:
   case APIG_DONE_ALREADY:
-    log_call(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
+    call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
              NULL);
     job_abandon(p, j, &o->err);
     return;
   case APIG_RETRY:
   case APIG_THROTTLED:
-    log_call(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms,
+    call_log(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms,
              NULL);
-    retry_job(p, j, o);
+    call_retry(p, j, o);
     return;
   }
 }
 
-static void on_token_done(struct pass *p, struct call *c,
-                          struct http_response *rs, const struct outcome *o)
+void token_done(struct pass *p, struct call *c, struct http_response *rs,
+                const struct outcome *o)
 {
   struct pass_account *pa = &p->accounts[c->account];
   struct log_fields f = LOG_FIELDS_INIT;
@@ -1638,7 +1461,7 @@ static void on_token_done(struct pass *p, struct call *c,
   if (o->cls == APIG_OK && rs->subject_token &&
       auth_iam_parse_expiry(rs->body, rs->body_len, &expires) == 0 &&
       auth_token_set(&pa->token, rs->subject_token, strlen(rs->subject_token),
-                     expires, unix_s(p)) == 0) {
+                     expires, pass_unix_s(p)) == 0) {
     pa->token_attempt = 0;
     pa->token_gen++;
     log_event(p->log, LOG_INFO, "token.ok", &f, "IAM token obtained");
@@ -1658,8 +1481,9 @@ static void on_token_done(struct pass *p, struct call *c,
   f.error_code = o->err.code[0] ? o->err.code : NULL;
   f.error_msg = o->err.msg[0] ? o->err.msg : NULL;
   f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;
-  if (pa->token.value && !auth_token_needs_renewal(&pa->token, unix_s(p)) &&
-      pa->token.expires_at > unix_s(p)) {
+  if (pa->token.value &&
+      !auth_token_needs_renewal(&pa->token, pass_unix_s(p)) &&
+      pa->token.expires_at > pass_unix_s(p)) {
     /* a background renewal failed; the current token still serves */
     log_event(p->log, LOG_WARN, "token.retry", &f,
               "IAM token renewal failed; the current token is still valid");
@@ -1668,10 +1492,10 @@ static void on_token_done(struct pass *p, struct call *c,
   if ((o->cls == APIG_RETRY || o->cls == APIG_THROTTLED) &&
       ++pa->token_attempt < p->cfg->retry.max_attempts) {
     pa->token_next_ms =
-        now_ms(p) + queue_backoff_ms(&p->queue, pa->token_attempt,
-                                     p->cfg->retry.base_delay_ms,
-                                     p->cfg->retry.max_delay_ms,
-                                     o->retry_after_ms);
+        pass_now_ms(p) + queue_backoff_ms(&p->queue, pa->token_attempt,
+                                          p->cfg->retry.base_delay_ms,
+                                          p->cfg->retry.max_delay_ms,
+                                          o->retry_after_ms);
     log_event(p->log, LOG_WARN, "token.retry", &f, "IAM token request failed");
     return;
   }
@@ -1682,7 +1506,7 @@ static void on_token_done(struct pass *p, struct call *c,
     snprintf(why.code, sizeof(why.code), "token");
   if (!why.msg[0])
     snprintf(why.msg, sizeof(why.msg), "could not obtain an IAM token");
-  block_account(p, c->account, &why);
+  account_block(p, c->account, &why);
 }
 
 /* Throttled: say so when the queue cut the account's rate. */
@@ -1797,7 +1621,7 @@ static void pause_account(struct pass *p, const struct job *j,
                           const struct outcome *o)
 {
   struct log_fields f = LOG_FIELDS_INIT;
-  uint64_t now = now_ms(p);
+  uint64_t now = pass_now_ms(p);
   uint64_t before = queue_account_paused_until(&p->queue, j->q.account);
   uint64_t until;
 
@@ -1808,7 +1632,7 @@ static void pause_account(struct pass *p, const struct job *j,
   until = queue_account_paused_until(&p->queue, j->q.account);
   if (until == before)
     return;
-  fields_for_cert(p, j->cert, &f);
+  pass_cert_fields(p, j->cert, &f);
   f.http_status = o->status;
   f.error_code = o->err.code[0] ? o->err.code : NULL;
   f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;
@@ -1829,16 +1653,16 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
   read_outcome(c, rs, &o);
   count_request(p, c->op, &o);
   if (!j) {
-    on_token_done(p, c, rs, &o);
+    token_done(p, c, rs, &o);
   } else if (rs->aborted) {
     /* Stopped before an answer: a write may have been applied, so its
      * bindings stay pending for the next pass to read. */
-    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, now_ms(p));
+    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
     job_end(p, j, JOB_DROPPED, NULL);
   } else {
     struct pass_account *pa = &p->accounts[j->q.account];
     double rate = queue_account_rate(&p->queue, j->q.account);
-    queue_complete(&p->queue, &j->q, queue_outcome_of(o.cls), now_ms(p));
+    queue_complete(&p->queue, &j->q, queue_outcome_of(o.cls), pass_now_ms(p));
     if (o.cls == APIG_OK || o.cls == APIG_DONE_ALREADY)
       pa->retry_credit[j->type] =
           fmin(pa->retry_credit[j->type] + PASS_RETRY_CREDIT_PER_SUCCESS,
@@ -1851,12 +1675,12 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
     else if (p->accounts[j->q.account].blocked)
       job_abandon(p, j, &o.err);
     else if (j->type == JOB_LIST)
-      on_list_done(p, j, rs, &o);
+      read_done(p, j, rs, &o);
     else
-      on_write_done(p, j, &o, rs->latency_ms);
+      write_done(p, j, &o, rs->latency_ms);
   }
   call_free(c);
-  pump(p);
+  pass_pump(p);
 }
 
 /* ---- planning and waves --------------------------------------------- */
@@ -1875,8 +1699,8 @@ static int cmp_size_domain(const void *a, const void *b, void *arg)
   return strcmp(x->instance_id, y->instance_id);
 }
 
-static int item_memo_key(const struct pass *p, const struct plan_item *it,
-                         char *buf, size_t len)
+int item_memo_key(const struct pass *p, const struct plan_item *it, char *buf,
+                  size_t len)
 {
   return memo_key(buf, len, p->cfg->certificates[it->cert].id, it->instance_id,
                   it->domain, it->verify_client);
@@ -1893,7 +1717,7 @@ static bool held_back(struct pass *p, size_t i)
   if (!p->opts.memory || item_memo_key(p, &p->plan.items[i], key, sizeof(key)))
     return false;
   m = memo_find(p->opts.memory, key);
-  if (!m || !memo_holds(m, (int64_t)unix_s(p)))
+  if (!m || !memo_holds(m, (int64_t)pass_unix_s(p)))
     return false;
   it->held = m;
   it->attempts = m->attempts;
@@ -1907,8 +1731,7 @@ static bool held_back(struct pass *p, size_t i)
 
 /* Queue the writes of plan items [lo, hi) of one certificate: attaches and
  * changes first, then detaches, batch_size domains per request. */
-static int queue_cert_writes(struct pass *p, uint32_t cert, size_t lo,
-                             size_t hi)
+int write_queue_cert(struct pass *p, uint32_t cert, size_t lo, size_t hi)
 {
   size_t *idx = malloc((hi - lo + 1) * sizeof(*idx));
   uint32_t batch = p->cfg->policy.batch_size;
@@ -2018,9 +1841,9 @@ static void ledger_write_error(const struct pass *p, int rc, char *why,
  * nothing, and an attach a crash left unrecorded is merely not owned.
  * When the ledger cannot be written, none of those writes is sent: they
  * fail with the reason, and the in-memory ledger is put back. */
-static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
+void owner_write_ahead(struct pass *p, size_t lo, size_t hi)
 {
-  int64_t now = (int64_t)unix_s(p);
+  int64_t now = (int64_t)pass_unix_s(p);
   bool changed = false;
   struct apig_error err;
   char why[600];
@@ -2086,7 +1909,7 @@ static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
  * ownership went ahead but that was never sent, or that APIG refused for
  * good, left the binding in place: owned again. One whose outcome stayed
  * unknown is not: owning too little is the safe side. */
-static void settle_ownership(struct pass *p)
+void owner_settle(struct pass *p)
 {
   for (size_t i = 0; p->ledger && p->items && i < p->plan.nitems; i++) {
     const struct plan_item *pi = &p->plan.items[i];
@@ -2096,7 +1919,7 @@ static void settle_ownership(struct pass *p)
     if (pi->op == PLAN_ATTACH && applied) {
       if (!ledger_owns(p->ledger, cert_id, pi->instance_id, pi->domain))
         ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-                   (int64_t)unix_s(p));
+                   (int64_t)pass_unix_s(p));
       p->ledger_dirty = true;
     } else if (it->intent) {
       ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
@@ -2109,7 +1932,7 @@ static void settle_ownership(struct pass *p)
   }
 }
 
-static void start_wave(struct pass *p)
+void rollout_start_wave(struct pass *p)
 {
   size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
   size_t hi = p->wave_end[p->wave];
@@ -2127,13 +1950,13 @@ static void start_wave(struct pass *p)
     if (p->items[i].state == ITEM_PENDING)
       held_back(p, i);
   }
-  write_ownership_ahead(p, lo, hi);
+  owner_write_ahead(p, lo, hi);
   for (size_t i = lo; i < hi;) {
     uint32_t cert = p->plan.items[i].cert;
     size_t end = i;
     while (end < hi && p->plan.items[end].cert == cert)
       end++;
-    if (queue_cert_writes(p, cert, i, end) < 0) {
+    if (write_queue_cert(p, cert, i, end) < 0) {
       struct apig_error why = pass_error("internal", "out of memory");
       for (size_t k = i; k < end; k++)
         item_fail(p, k, &why);
@@ -2142,8 +1965,8 @@ static void start_wave(struct pass *p)
   }
 }
 
-static void refuse(struct pass *p, enum pass_outcome o, const char *event,
-                   const char *msg)
+void pass_refuse(struct pass *p, enum pass_outcome o, const char *event,
+                 const char *msg)
 {
   p->res.outcome = o;
   snprintf(p->message, sizeof(p->message), "%s", msg);
@@ -2163,7 +1986,7 @@ static bool detach_guard_ok(struct pass *p)
     snprintf(msg, sizeof(msg),
              "refused: %zu detaches exceed policy.max_detach_count %u", nd,
              pol->max_detach_count);
-    refuse(p, PASS_REFUSED, "guard.refused", msg);
+    pass_refuse(p, PASS_REFUSED, "guard.refused", msg);
     return false;
   }
   if (p->plan.live_total &&
@@ -2172,7 +1995,7 @@ static bool detach_guard_ok(struct pass *p)
              "refused: %zu detaches of %zu live bindings exceed "
              "policy.max_detach_ratio %.2f",
              nd, p->plan.live_total, pol->max_detach_ratio);
-    refuse(p, PASS_REFUSED, "guard.refused", msg);
+    pass_refuse(p, PASS_REFUSED, "guard.refused", msg);
     return false;
   }
   return true;
@@ -2181,7 +2004,7 @@ static bool detach_guard_ok(struct pass *p)
 /* Owned bindings no longer live on their certificate (detached by someone
  * else, or moved by a rollout) are owned no more. Entries are copied out
  * first: a removal moves another entry into the hole. */
-static void forget_stale_ownership(struct pass *p)
+void owner_forget_stale(struct pass *p)
 {
   size_t n = p->plan.nstale_ledger;
   struct ledger_entry *gone;
@@ -2197,7 +2020,7 @@ static void forget_stale_ownership(struct pass *p)
     /* attached, or an intent (write_ownership_ahead), too recently to show
      * yet, as APIG takes seconds to show a write: keep it */
     if (e->attached_at >
-        (int64_t)unix_s(p) - (int64_t)p->cfg->policy.confirm_timeout_s)
+        (int64_t)pass_unix_s(p) - (int64_t)p->cfg->policy.confirm_timeout_s)
       continue;
     gone[k].certificate_id = strdup(e->certificate_id);
     gone[k].instance_id = strdup(e->instance_id);
@@ -2218,7 +2041,7 @@ static void forget_stale_ownership(struct pass *p)
 /* The reads are over: plan, and check the guards. PHASE_WRITE: the first
  * wave is to be written; PHASE_DONE: nothing to write (plan only, a guard
  * refused, or the plan could not be made). */
-static enum phase plan_pass(struct pass *p)
+enum phase rollout_plan(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
   struct log_kv kv[5];
@@ -2230,12 +2053,12 @@ static enum phase plan_pass(struct pass *p)
   rc = plan_compute_wanted(p->cfg, &p->live, p->ledger,
                            p->wanted.by_cert ? &p->wanted : NULL, &p->plan);
   if (rc < 0) {
-    refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
+    pass_refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
     return PHASE_DONE;
   }
   p->items = calloc(p->plan.nitems + 1, sizeof(*p->items));
   if (!p->items) {
-    refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
     return PHASE_DONE;
   }
   p->res.has_plan = true;
@@ -2260,14 +2083,15 @@ static enum phase plan_pass(struct pass *p)
   /* only a plan that is shown, saved or compared needs its checksum */
   if ((p->opts.expect_checksum || plan_only) &&
       plan_checksum(p->cfg, &p->live, &p->plan) < 0) {
-    refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
     return PHASE_DONE;
   }
   if (p->opts.expect_checksum &&
       strcmp(p->opts.expect_checksum, p->plan.checksum) != 0) {
-    refuse(p, PASS_REFUSED, "plan.stale",
-           "refused: the live state or the file changed since the plan was "
-           "made (checksum mismatch); run certbind plan again");
+    pass_refuse(
+        p, PASS_REFUSED, "plan.stale",
+        "refused: the live state or the file changed since the plan was "
+        "made (checksum mismatch); run certbind plan again");
     return PHASE_DONE;
   }
   if (plan_only) {
@@ -2277,9 +2101,9 @@ static enum phase plan_pass(struct pass *p)
   if (p->cfg->policy.mode == CONFIG_MODE_SYNC && !detach_guard_ok(p)) {
     return PHASE_DONE;
   }
-  forget_stale_ownership(p);
+  owner_forget_stale(p);
   if (setup_waves(p) < 0) {
-    refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
     return PHASE_DONE;
   }
   return PHASE_WRITE;
@@ -2297,20 +2121,20 @@ static void on_soak_done(uv_timer_t *t)
  * wave, or a slow machine) would shorten it, and libuv's millisecond timers
  * may fire up to 1 ms before the time asked. A soak is never shorter than
  * rollout.soak_s: on_soak_done re-arms until soak_until_ns has passed. */
-static int arm_soak(struct pass *p)
+int rollout_arm_soak(struct pass *p)
 {
-  uint64_t now = soak_now_ns(p);
+  uint64_t now = pass_soak_now_ns(p);
   uint64_t left = p->soak_until_ns > now ? p->soak_until_ns - now : 0;
 
   uv_update_time(p->loop);
   return uv_timer_start(&p->soak, on_soak_done,
-                        timer_ms(p, (left + 999999) / 1000000), 0);
+                        pass_timer_ms(p, (left + 999999) / 1000000), 0);
 }
 
 /* A wave's writes and confirmations are over: check the abort ratio.
  * PHASE_SOAK: another wave follows (soak_until_ns is set); PHASE_DONE: the
  * last wave, aborted, or stopping. */
-static enum phase wave_over(struct pass *p)
+enum phase rollout_wave_over(struct pass *p)
 {
   size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
   size_t hi = p->wave_end[p->wave];
@@ -2335,12 +2159,12 @@ static enum phase wave_over(struct pass *p)
              "rollout aborted: wave %zu of %zu failed %zu of %zu bindings "
              "(more than rollout.abort_failure_ratio %.2f)",
              p->wave + 1, p->nwaves, failed, hi - lo, r->abort_failure_ratio);
-    refuse(p, PASS_ABORTED, "rollout.aborted", msg);
+    pass_refuse(p, PASS_ABORTED, "rollout.aborted", msg);
     return PHASE_DONE;
   }
   if (p->wave + 1 >= p->nwaves || p->stopping)
     return PHASE_DONE;
-  p->soak_until_ns = soak_now_ns(p) + (uint64_t)r->soak_s * 1000000000u;
+  p->soak_until_ns = pass_soak_now_ns(p) + (uint64_t)r->soak_s * 1000000000u;
   return PHASE_SOAK;
 }
 
@@ -2348,13 +2172,13 @@ static enum phase wave_over(struct pass *p)
 
 static void on_timer(uv_timer_t *t)
 {
-  pump(t->data);
+  pass_pump(t->data);
 }
 
 static void progress_line(struct pass *p, bool final)
 {
-  uint64_t now = now_ms(p);
-  double el = (double)(unix_ms(p) - p->res.started_ms) / 1000.0;
+  uint64_t now = pass_now_ms(p);
+  double el = (double)(pass_unix_ms(p) - p->res.started_ms) / 1000.0;
   uint64_t done = p->res.counts.requests - p->in_flight;
   uint64_t total = p->requests_planned > done ? p->requests_planned : done;
   double rate = el > 0 ? (double)done / el : 0;
@@ -2378,14 +2202,14 @@ static void progress_line(struct pass *p, bool final)
 /* The daemon's token of each password account, when an earlier pass got
  * one for the same credentials and it is not due for renewal: the pass
  * starts with it instead of asking IAM again (SPEC §4). */
-static void take_cached_tokens(struct pass *p)
+void token_take_cached(struct pass *p)
 {
   for (size_t a = 0; p->opts.tokens && a < p->cfg->naccounts; a++) {
     const struct config_account *acct = &p->cfg->accounts[a];
     struct log_fields f = LOG_FIELDS_INIT;
 
     if (acct->auth_method != CONFIG_AUTH_PASSWORD ||
-        auth_token_cache_get(p->opts.tokens, acct, unix_s(p),
+        auth_token_cache_get(p->opts.tokens, acct, pass_unix_s(p),
                              &p->accounts[a].token) < 0)
       continue;
     p->accounts[a].token_gen++;
@@ -2398,7 +2222,7 @@ static void take_cached_tokens(struct pass *p)
 
 /* Password accounts wait for their token; a token near its end is
  * renewed in the background while it still serves. */
-static bool account_needs_token(struct pass *p, uint32_t a)
+bool token_needed(struct pass *p, uint32_t a)
 {
   struct pass_account *pa = &p->accounts[a];
 
@@ -2406,19 +2230,20 @@ static bool account_needs_token(struct pass *p, uint32_t a)
     return false;
   /* An expired token (with a second of margin for the way there) would
    * only earn a 401: drop it, so that requests wait for the new one. */
-  if (pa->token.value && unix_s(p) + 1 >= pa->token.expires_at)
+  if (pa->token.value && pass_unix_s(p) + 1 >= pa->token.expires_at)
     auth_token_clear(&pa->token);
   if (!pa->token.value)
     return true;
-  if (!pa->token_fetching && auth_token_needs_renewal(&pa->token, unix_s(p)))
-    start_token_fetch(p, a);
+  if (!pa->token_fetching &&
+      auth_token_needs_renewal(&pa->token, pass_unix_s(p)))
+    token_fetch(p, a);
   return false;
 }
 
 /* Release what the queue allows, then sleep until the next thing can go. */
-static void pump(struct pass *p)
+void pass_pump(struct pass *p)
 {
-  uint64_t now = now_ms(p), wake = UINT64_MAX;
+  uint64_t now = pass_now_ms(p), wake = UINT64_MAX;
   struct queue_job *qj;
 
   if (p->phase == PHASE_DONE)
@@ -2426,24 +2251,24 @@ static void pump(struct pass *p)
   while (!p->stopping && (qj = queue_pop(&p->queue, now, &wake))) {
     struct job *j = qj->data;
     uint32_t a = qj->account;
-    if (account_needs_token(p, a)) {
+    if (token_needed(p, a)) {
       /* Not sent: the job waits for the token (renewed after a token
        * error), and the gate is unchanged. */
       queue_complete(&p->queue, qj, QUEUE_FAILURE, now);
-      park_job(p, j);
+      token_park(p, j);
       continue;
     }
     if (j->type == JOB_WRITE)
-      dispatch_write(p, j);
+      write_dispatch(p, j);
     else
-      dispatch_list(p, j);
+      read_dispatch(p, j);
   }
   for (uint32_t a = 0; !p->stopping && a < p->cfg->naccounts; a++) {
     struct pass_account *pa = &p->accounts[a];
     if (!pa->blocked && !pa->token.value && !pa->token_fetching &&
         pa->nparked) {
       if (pa->token_next_ms <= now)
-        start_token_fetch(p, a);
+        token_fetch(p, a);
       else if (pa->token_next_ms < wake)
         wake = pa->token_next_ms;
     }
@@ -2464,33 +2289,10 @@ static void pump(struct pass *p)
   }
   if (wake != UINT64_MAX && !p->stopping)
     uv_timer_start(&p->timer, on_timer,
-                   timer_ms(p, wake > now ? wake - now : 1), 0);
+                   pass_timer_ms(p, wake > now ? wake - now : 1), 0);
 }
 
 /* ---- start, stop, finish -------------------------------------------- */
-
-static void compute_counts(struct pass *p)
-{
-  struct pass_counts *k = &p->res.counts;
-
-  k->unchanged = p->plan.unchanged;
-  k->uncertain = p->plan.nuncertain;
-  k->attached = k->changed = k->detached = k->failed = k->pending = 0;
-  for (size_t i = 0; i < p->plan.nitems && p->items; i++) {
-    const struct pass_item *it = &p->items[i];
-    enum plan_op op = p->plan.items[i].op;
-    if (it->state == ITEM_CONVERGED)
-      *(op == PLAN_ATTACH   ? &k->attached
-        : op == PLAN_CHANGE ? &k->changed
-                            : &k->detached) += 1;
-    else if (it->state == ITEM_FAILED)
-      k->failed++;
-    else
-      k->pending++;
-  }
-  if (!p->items)
-    k->pending = p->plan.nitems;
-}
 
 static void release(struct pass *p);
 
@@ -2513,9 +2315,9 @@ static void finish(struct pass *p)
   struct http_stats hs;
   bool any_read = false;
 
-  p->res.ended_ms = unix_ms(p);
-  settle_ownership(p);
-  compute_counts(p);
+  p->res.ended_ms = pass_unix_ms(p);
+  owner_settle(p);
+  result_count(p);
   for (size_t c = 0; c < p->cfg->ncertificates; c++)
     any_read |= !p->certs[c].read_failed;
   if (p->res.outcome == PASS_CONVERGED) {
@@ -2565,11 +2367,11 @@ static void enter(struct pass *p, enum phase next)
   case PHASE_READ:
     break;
   case PHASE_WRITE:
-    start_wave(p);
-    pump(p);
+    rollout_start_wave(p);
+    pass_pump(p);
     break;
   case PHASE_SOAK:
-    if (arm_soak(p) < 0)
+    if (rollout_arm_soak(p) < 0)
       enter(p, PHASE_DONE);
     break;
   case PHASE_DONE:
@@ -2596,7 +2398,7 @@ static void enter(struct pass *p, enum phase next)
  * DONE is final: finish() settles ownership, counts, logs and closes the
  * handles; done() follows once they are closed.
  */
-static void pass_transition(struct pass *p, enum pass_event ev)
+void pass_transition(struct pass *p, enum pass_event ev)
 {
   enum phase next = PHASE_DONE;
 
@@ -2605,18 +2407,18 @@ static void pass_transition(struct pass *p, enum pass_event ev)
     if (p->stopping)
       p->res.outcome = PASS_INTERRUPTED;
     else
-      next = plan_pass(p);
+      next = rollout_plan(p);
     break;
   case PHASE_WRITE:
     if (ev == PASS_EV_IDLE)
-      next = wave_over(p);
+      next = rollout_wave_over(p);
     break;
   case PHASE_SOAK:
     if (ev == PASS_EV_IDLE)
       return; /* the soak's timer ends it */
     if (ev == PASS_EV_SOAKED && !p->stopping) {
-      if (soak_now_ns(p) < p->soak_until_ns) {
-        if (arm_soak(p) == 0)
+      if (pass_soak_now_ns(p) < p->soak_until_ns) {
+        if (rollout_arm_soak(p) == 0)
           return;
         break; /* no timer: done */
       }
@@ -2659,8 +2461,8 @@ static int alloc_state(struct pass *p)
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
                   p->opts.seed ? p->opts.seed
-                               : (uint64_t)unix_ms(p) ^ (uint64_t)getpid(),
-                  now_ms(p));
+                               : (uint64_t)pass_unix_ms(p) ^ (uint64_t)getpid(),
+                  pass_now_ms(p));
   free(lim);
   if (rc == 0)
     rc = live_state_init(&p->live, cfg->ncertificates);
@@ -2697,7 +2499,7 @@ static void sort_wanted_done(uv_work_t *req, int status)
     plan_wanted_free(&ww->w); /* the plan sorts them itself */
   }
   free(ww);
-  pump(p);
+  pass_pump(p);
 }
 
 static void sort_wanted_off_loop(struct pass *p)
@@ -2778,7 +2580,7 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   struct log_kv kv[3];
   int rc;
 
-  p->res.started_ms = unix_ms(p);
+  p->res.started_ms = pass_unix_ms(p);
   rc = alloc_state(p);
   if (rc < 0)
     return rc; /* pass_free() cleans up; done is never called */
@@ -2791,7 +2593,7 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   f.nkv = 3;
   log_event(p->log, LOG_INFO, "pass.start", &f, "mode %s",
             config_mode_name(cfg->policy.mode));
-  take_cached_tokens(p);
+  token_take_cached(p);
 
   for (size_t c = 0; c < cfg->ncertificates; c++) {
     struct job *j = job_new(p, JOB_LIST, (uint32_t)c);
@@ -2800,9 +2602,10 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
     j->purpose = LIST_INITIAL;
     p->reads_left++;
     /* A password account's reads wait for its IAM token. */
-    if (cert_account(p, (uint32_t)c)->auth_method == CONFIG_AUTH_PASSWORD &&
+    if (pass_cert_account(p, (uint32_t)c)->auth_method ==
+            CONFIG_AUTH_PASSWORD &&
         !p->accounts[cfg->certificates[c].account].token.value) {
-      park_job(p, j);
+      token_park(p, j);
       p->requests_planned++;
     } else if (job_push(p, j, 0) < 0) {
       job_free(j);
@@ -2817,7 +2620,7 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   p->done = done;
   p->done_arg = arg;
   sort_wanted_off_loop(p);
-  pump(p);
+  pass_pump(p);
   return 0;
 }
 
@@ -2839,64 +2642,6 @@ void pass_stop(struct pass *p)
   }
   if (p->phase == PHASE_SOAK || (p->in_flight == 0 && p->pool_work == 0))
     pass_transition(p, PASS_EV_STOP);
-}
-
-int pass_remember(const struct pass *p, struct memo_set *out)
-{
-  struct memo_set next = {0};
-  char key[MEMO_KEY_MAX];
-  int rc = 0;
-
-  for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
-    const struct pass_item *it = &p->items[i];
-    struct memo m = {0};
-
-    if (item_memo_key(p, &p->plan.items[i], key, sizeof(key)))
-      continue;
-    if (it->held) {
-      rc = memo_set_add(&next, it->held);
-      continue;
-    }
-    if (it->state != ITEM_FAILED)
-      continue;
-    m.key = key;
-    memo_next(&m, memo_find(p->opts.memory, key), it->permanent,
-              p->res.ended_ms / 1000);
-    m.attempts = it->attempts;
-    snprintf(m.error_code, sizeof(m.error_code), "%s", it->error_code);
-    m.error_msg = it->error_msg;
-    snprintf(m.request_id, sizeof(m.request_id), "%s", it->request_id);
-    rc = memo_set_add(&next, &m);
-  }
-  if (rc < 0) {
-    memo_set_free(&next);
-    return rc;
-  }
-  memo_set_sort(&next);
-  memo_set_free(out);
-  *out = next;
-  return 0;
-}
-
-/* The one table of outcome names: the command line's, and the status
- * file's, which has no "planned" (a plan changes nothing: what the status
- * says of the bindings still holds). */
-static const struct {
-  const char *name;
-  const char *status;
-} outcome_names[] = {
-    [PASS_CONVERGED] = {"converged", "converged"},
-    [PASS_PLANNED] = {"planned", "converged"},
-    [PASS_PARTIAL] = {"partial", "partial"},
-    [PASS_FAILED] = {"failed", "failed"},
-    [PASS_REFUSED] = {"refused", "refused"},
-    [PASS_ABORTED] = {"aborted", "aborted"},
-    [PASS_INTERRUPTED] = {"interrupted", "interrupted"},
-};
-
-const char *pass_outcome_name(enum pass_outcome o)
-{
-  return outcome_names[o].name;
 }
 
 static void release(struct pass *p)
@@ -2940,439 +2685,4 @@ const struct pass_result *pass_result(const struct pass *p)
 bool pass_ledger_dirty(const struct pass *p)
 {
   return p->ledger_dirty;
-}
-
-/* ---- results -------------------------------------------------------- */
-
-static enum status_state item_status(const struct pass_item *it)
-{
-  switch (it->state) {
-  case ITEM_CONVERGED:
-    return STATUS_CONVERGED;
-  case ITEM_FAILED:
-    return STATUS_FAILED;
-  default:
-    return STATUS_PENDING;
-  }
-}
-
-static char *dup_or_null(const char *s)
-{
-  return s && *s ? strdup(s) : NULL;
-}
-
-/* What the status says of one binding. */
-struct binding_fill {
-  uint32_t cert;
-  uint32_t gateway; /* UINT32_MAX: none of the file's (a detach) */
-  const char *instance_id, *domain;
-  bool verify_client;
-  enum status_state state;
-  const char *error_code, *error_msg, *request_id; /* failed only */
-  uint32_t attempts;
-};
-
-static int fill_binding(const struct pass *p, struct status_binding *sb,
-                        const struct binding_fill *b)
-{
-  const struct config_certificate *c = &p->cfg->certificates[b->cert];
-
-  sb->account = strdup(p->cfg->accounts[c->account].name);
-  sb->certificate = strdup(c->name);
-  sb->certificate_id = strdup(c->id);
-  sb->gateway =
-      strdup(b->gateway == UINT32_MAX ? "" : p->cfg->gateways[b->gateway].name);
-  sb->instance_id = strdup(b->instance_id);
-  sb->domain = strdup(b->domain);
-  sb->verify_client = b->verify_client;
-  sb->state = b->state;
-  sb->attempts = b->attempts;
-  if (b->state == STATUS_FAILED) {
-    sb->error_code = dup_or_null(b->error_code);
-    sb->error_msg = dup_or_null(b->error_msg);
-    sb->request_id = dup_or_null(b->request_id);
-  }
-  return sb->account && sb->certificate && sb->certificate_id && sb->gateway &&
-                 sb->instance_id && sb->domain
-             ? 0
-             : -ENOMEM;
-}
-
-/* A pending binding with why it is pending (an unreachable account). */
-static int pending_reason(struct status_binding *sb,
-                          const struct apig_error *why)
-{
-  sb->error_code = dup_or_null(why->code);
-  sb->error_msg = dup_or_null(why->msg);
-  return sb->error_code && sb->error_msg ? 0 : -ENOMEM;
-}
-
-static int status_pass_fields(const struct pass *p, struct status_pass *sp)
-{
-  sp->started_ms = p->res.started_ms;
-  sp->ended_ms = p->res.ended_ms;
-  sp->outcome = strdup(outcome_names[p->res.outcome].status);
-  sp->command = strdup(p->opts.command ? p->opts.command : "apply");
-  sp->mode = strdup(config_mode_name(p->cfg->policy.mode));
-  sp->config_sha256 = strdup(p->cfg->sha256);
-  sp->message = strdup(p->message);
-  sp->attached = p->res.counts.attached;
-  sp->changed = p->res.counts.changed;
-  sp->detached = p->res.counts.detached;
-  sp->unchanged = p->res.counts.unchanged;
-  sp->failed = p->res.counts.failed;
-  sp->pending = p->res.counts.pending;
-  sp->uncertain = p->res.counts.uncertain;
-  sp->requests = p->res.counts.requests;
-  sp->retries = p->res.counts.retries;
-  return sp->outcome && sp->command && sp->mode && sp->config_sha256 &&
-                 sp->message
-             ? 0
-             : -ENOMEM;
-}
-
-/* The pass did not reach a binding of the file, which then keeps what an
- * earlier pass knew of it (docs/cli.md, status.json): the pass ended
- * before its plan and the certificate's read did not fail, or the binding
- * needed a write that was never sent (the pass was stopped, refused, or
- * aborted before its wave). A binding the daemon's memory held back is
- * reached: that memory is what is known of it. */
-static bool binding_unreached(const struct pass *p, const struct pass_cert *pc,
-                              const struct pass_item *it)
-{
-  if (!p->items)
-    return pc && !pc->read_failed;
-  return it && it->state == ITEM_PENDING && !it->held && it->attempts == 0;
-}
-
-static const struct pass_item *binding_item(const struct pass *p, size_t b)
-{
-  size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
-
-  return p->items && i != SIZE_MAX ? &p->items[i] : NULL;
-}
-
-static int replace_str(char **dst, const char *src)
-{
-  char *s = src ? strdup(src) : NULL;
-
-  if (src && !s)
-    return -ENOMEM;
-  free(*dst);
-  *dst = s;
-  return 0;
-}
-
-/* sb, not reached by this pass, takes old's state: all of it when the pass
- * never planned it; when the pass saw that it needs a write, a known
- * failure or wait still holds, "converged" no longer does. An entry for
- * another client-verification flag is another binding. */
-static int take_previous(struct status_binding *sb,
-                         const struct status_binding *old, bool planned)
-{
-  int rc;
-
-  if (old->verify_client != sb->verify_client ||
-      (planned && old->state == STATUS_CONVERGED))
-    return 0;
-  sb->state = old->state;
-  sb->attempts = old->attempts;
-  sb->next_retry = old->next_retry;
-  rc = replace_str(&sb->error_code, old->error_code);
-  if (rc == 0)
-    rc = replace_str(&sb->error_msg, old->error_msg);
-  if (rc == 0)
-    rc = replace_str(&sb->request_id, old->request_id);
-  return rc;
-}
-
-static int status_binding_of(const struct pass *p, size_t b,
-                             struct status_binding *sb)
-{
-  const struct config *cfg = p->cfg;
-  const struct config_binding *cb = &cfg->bindings[b];
-  const struct pass_cert *pc = &p->certs[cb->certificate];
-  const struct pass_item *it = binding_item(p, b);
-  struct binding_fill f = {
-      .cert = (uint32_t)cb->certificate,
-      .gateway = (uint32_t)cb->gateway,
-      .instance_id = cfg->gateways[cb->gateway].instance_id,
-      .domain = cb->domain,
-      .verify_client = cb->verify_client,
-      .state = STATUS_CONVERGED,
-  };
-  int rc;
-
-  if (it) {
-    f.state = item_status(it);
-    f.error_code = it->error_code;
-    f.error_msg = it->error_msg;
-    f.request_id = it->request_id;
-    f.attempts = it->attempts;
-  } else if (pc->read_failed) {
-    /* an unreachable account's bindings were not reached: pending */
-    f.state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
-    f.error_code = pc->read_error.code;
-    f.error_msg = pc->read_error.msg;
-    f.request_id = pc->read_error.request_id;
-  } else if (!p->items) {
-    f.state = STATUS_PENDING; /* the pass ended before its plan */
-  }
-  rc = fill_binding(p, sb, &f);
-  sb->next_retry = it && it->held ? it->held->next_retry : 0;
-  if (rc == 0 && !it && pc->unreachable)
-    rc = pending_reason(sb, &pc->read_error);
-  return rc;
-}
-
-static int cmp_cert_id(const void *a, const void *b)
-{
-  return strcmp((*(const struct config_certificate *const *)a)->id,
-                (*(const struct config_certificate *const *)b)->id);
-}
-
-/* The file's certificate of that id whose live state this pass does not
- * know (no plan, or its read failed), or NULL. */
-static const struct config_certificate *
-unread_cert(const struct pass *p, const struct config_certificate **by_id,
-            const char *id)
-{
-  struct config_certificate probe = {.id = (char *)id};
-  const struct config_certificate *pk = &probe, **hit;
-  size_t c;
-
-  hit = bsearch(&pk, by_id, p->cfg->ncertificates, sizeof(*by_id), cmp_cert_id);
-  if (!hit)
-    return NULL;
-  c = (size_t)(*hit - p->cfg->certificates);
-  return !p->items || p->certs[c].read_failed ? *hit : NULL;
-}
-
-/* Entries of the earlier status that are no binding of the file (detaches
- * that were pending or failed), of certificates whose live state this
- * pass does not know: kept as they were. used: the entries (by position in
- * ix) that are bindings of the file. */
-static int keep_previous_detaches(const struct pass *p,
-                                  const struct status_index *ix,
-                                  const bool *used, struct status *st)
-{
-  const struct config_certificate **by_id;
-  struct status_binding *grown;
-  size_t keep = 0, n = p->cfg->ncertificates;
-  int rc = 0;
-
-  by_id = malloc((n ? n : 1) * sizeof(*by_id));
-  if (!by_id)
-    return -ENOMEM;
-  for (size_t c = 0; c < n; c++)
-    by_id[c] = &p->cfg->certificates[c];
-  qsort(by_id, n, sizeof(*by_id), cmp_cert_id);
-  for (size_t k = 0; k < ix->n; k++)
-    keep += !used[k] && unread_cert(p, by_id, ix->sorted[k]->certificate_id);
-  grown = keep ? realloc(st->bindings,
-                         (st->nbindings + keep) * sizeof(*st->bindings))
-               : st->bindings;
-  if (!grown)
-    rc = -ENOMEM;
-  else
-    st->bindings = grown;
-  for (size_t k = 0; rc == 0 && keep && k < ix->n; k++) {
-    if (used[k] || !unread_cert(p, by_id, ix->sorted[k]->certificate_id))
-      continue;
-    rc = status_binding_copy(&st->bindings[st->nbindings], ix->sorted[k]);
-    st->nbindings += rc == 0;
-  }
-  free(by_id);
-  return rc;
-}
-
-int pass_status(const struct pass *p, const struct status *prev,
-                struct status *st)
-{
-  const struct config *cfg = p->cfg;
-  struct status_index ix = {0};
-  bool *used = NULL;
-  size_t n = cfg->nbindings, pos;
-  int rc;
-
-  memset(st, 0, sizeof(*st));
-  for (size_t i = 0; p->items && i < p->plan.nitems; i++)
-    n += p->plan.items[i].op == PLAN_DETACH &&
-         p->items[i].state != ITEM_CONVERGED;
-  st->bindings = calloc(n ? n : 1, sizeof(*st->bindings));
-  rc = st->bindings ? status_index_build(prev, &ix) : -ENOMEM;
-  if (rc == 0 && ix.n && !(used = calloc(ix.n, sizeof(*used))))
-    rc = -ENOMEM;
-  if (rc == 0)
-    rc = status_pass_fields(p, &st->pass);
-  for (size_t b = 0; rc == 0 && b < cfg->nbindings; b++) {
-    const struct config_binding *cb = &cfg->bindings[b];
-    const struct pass_item *it = binding_item(p, b);
-    struct status_binding *sb = &st->bindings[st->nbindings++];
-    const struct status_binding *old;
-
-    rc = status_binding_of(p, b, sb);
-    old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
-                            sb->domain, &pos);
-    if (old)
-      used[pos] = true;
-    if (rc == 0 && old && binding_unreached(p, &p->certs[cb->certificate], it))
-      rc = take_previous(sb, old, it != NULL);
-  }
-  for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
-    const struct plan_item *pi = &p->plan.items[i];
-    const struct pass_item *it = &p->items[i];
-    struct status_binding *sb;
-    const struct status_binding *old;
-
-    if (pi->op != PLAN_DETACH || it->state == ITEM_CONVERGED)
-      continue;
-    sb = &st->bindings[st->nbindings++];
-    rc = fill_binding(p, sb,
-                      &(struct binding_fill){.cert = pi->cert,
-                                             .gateway = pi->gateway,
-                                             .instance_id = pi->instance_id,
-                                             .domain = pi->domain,
-                                             .verify_client = pi->verify_client,
-                                             .state = item_status(it),
-                                             .error_code = it->error_code,
-                                             .error_msg = it->error_msg,
-                                             .request_id = it->request_id,
-                                             .attempts = it->attempts});
-    old = status_index_find(&ix, sb->certificate_id, sb->instance_id,
-                            sb->domain, &pos);
-    if (old)
-      used[pos] = true;
-    if (rc == 0 && old && binding_unreached(p, NULL, it))
-      rc = take_previous(sb, old, true);
-  }
-  if (rc == 0 && ix.n)
-    rc = keep_previous_detaches(p, &ix, used, st);
-  free(used);
-  status_index_free(&ix);
-  if (rc < 0)
-    status_free(st);
-  return rc;
-}
-
-bool pass_reached_all(const struct pass *p)
-{
-  if (!p->items)
-    return false;
-  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
-    if (p->certs[c].read_failed)
-      return false;
-  }
-  for (size_t i = 0; i < p->plan.nitems; i++) {
-    if (binding_unreached(p, NULL, &p->items[i]))
-      return false;
-  }
-  return true;
-}
-
-bool pass_succeeded(const struct pass *p)
-{
-  if ((p->res.outcome != PASS_CONVERGED && p->res.outcome != PASS_PARTIAL) ||
-      !p->items || p->res.counts.pending)
-    return false;
-  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
-    if (p->certs[c].read_failed)
-      return false;
-  }
-  /* a permanent failure is only ever recorded for a write of one domain
-   * (a failed batch is split until the bad domain stands alone) */
-  for (size_t i = 0; i < p->plan.nitems; i++) {
-    const struct pass_item *it = &p->items[i];
-    if (it->state != ITEM_CONVERGED &&
-        !(it->state == ITEM_FAILED && it->permanent))
-      return false;
-  }
-  return true;
-}
-
-static const char *short_request(const char *rid, char buf[16])
-{
-  if (strlen(rid) <= 12)
-    return rid;
-  snprintf(buf, 16, "%.4s\xe2\x80\xa6", rid);
-  return buf;
-}
-
-/* One line per unreachable account: its certificates were not read. */
-static void print_unreachable(const struct pass *p, FILE *out, bool color)
-{
-  for (size_t a = 0; p->certs && a < p->cfg->naccounts; a++) {
-    const struct pass_cert *first = NULL;
-    size_t n = 0;
-    for (size_t c = 0; c < p->cfg->ncertificates; c++) {
-      if (p->certs[c].unreachable && p->cfg->certificates[c].account == a) {
-        first = first ? first : &p->certs[c];
-        n++;
-      }
-    }
-    if (n)
-      fprintf(out, "  %spending%s  %zu certificate%s not read: %s %s\n",
-              color ? "\033[33m" : "", color ? "\033[0m" : "", n,
-              n == 1 ? "" : "s", first->read_error.code, first->read_error.msg);
-  }
-}
-
-void pass_print_summary(const struct pass *p, FILE *out, bool color)
-{
-  const struct pass_counts *k = &p->res.counts;
-  double secs = (double)(p->res.ended_ms - p->res.started_ms) / 1000.0;
-  uint64_t written = k->attached + k->changed + k->detached;
-  size_t shown = 0;
-  char rbuf[16];
-
-  if (p->res.outcome == PASS_REFUSED || p->res.outcome == PASS_ABORTED) {
-    fprintf(out, "%s%s%s\n", color ? "\033[31m" : "", p->message,
-            color ? "\033[0m" : "");
-    if (p->res.outcome == PASS_REFUSED)
-      return;
-  }
-  fprintf(out,
-          "done in %.1f s: %llu binding%s written in %llu request%s, "
-          "%llu unchanged, %llu failed",
-          secs, (unsigned long long)written, written == 1 ? "" : "s",
-          (unsigned long long)k->writes, k->writes == 1 ? "" : "s",
-          (unsigned long long)k->unchanged, (unsigned long long)k->failed);
-  if (k->pending)
-    fprintf(out, ", %llu pending", (unsigned long long)k->pending);
-  fputc('\n', out);
-  for (size_t i = 0; p->items && i < p->plan.nitems; i++) {
-    const struct pass_item *it = &p->items[i];
-    const struct plan_item *pi = &p->plan.items[i];
-    if (it->state != ITEM_FAILED)
-      continue;
-    if (shown++ == 20) {
-      fprintf(out, "  … and %llu more (certbind status lists them all)\n",
-              (unsigned long long)(k->failed - 20));
-      break;
-    }
-    fprintf(out, "  %sfailed%s  %s on %s: %s %s", color ? "\033[31m" : "",
-            color ? "\033[0m" : "", pi->domain,
-            pi->gateway == UINT32_MAX ? pi->instance_id
-                                      : p->cfg->gateways[pi->gateway].name,
-            it->error_code, it->error_msg ? it->error_msg : "");
-    if (it->request_id[0])
-      fprintf(out, " (request %s)", short_request(it->request_id, rbuf));
-    fputc('\n', out);
-  }
-  /* A certificate whose live state could not be read was not planned:
-   * say so, or "0 failed" with exit 1 would explain nothing. */
-  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
-    const struct pass_cert *pc = &p->certs[c];
-    if (!pc->read_failed || pc->unreachable)
-      continue;
-    fprintf(out, "  %sfailed%s  certificate %s: live state unreadable: %s %s",
-            color ? "\033[31m" : "", color ? "\033[0m" : "",
-            p->cfg->certificates[c].name, pc->read_error.code,
-            pc->read_error.msg);
-    if (pc->read_error.request_id[0])
-      fprintf(out, " (request %s)",
-              short_request(pc->read_error.request_id, rbuf));
-    fputc('\n', out);
-  }
-  print_unreachable(p, out, color);
 }

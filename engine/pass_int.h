@@ -1,7 +1,27 @@
 /*
  * pass_int: the inside of a pass (pass.h), shared by the engine's pass*.c
- * files and by nothing else: engine/ is the only target whose sources see
- * it.
+ * files and by nothing else.
+ *
+ * Who does what:
+ *   pass.c          lifecycle (new, start, stop, free), the clock, the
+ *                   pump (queue -> requests), and pass_transition(), the
+ *                   one place the phase changes
+ *   pass_call.c     one request: build, sign, submit, turn the answer into
+ *                   one struct outcome; retries; accounts that fail (auth,
+ *                   unreachable, Retry-After)
+ *   pass_job.c      a job's life: made, queued, and its one end (job_end)
+ *   pass_read.c     list reads: pages (sequential or fanned out), their
+ *                   accounting (read_hold/read_release), parsing off the
+ *                   loop, the live-state bound
+ *   pass_write.c    binding results (items), write batches, split of a
+ *                   refused batch, re-read after an unknown outcome,
+ *                   confirmation reads
+ *   pass_token.c    IAM tokens of password accounts
+ *   pass_owner.c    ownership in the ledger: written ahead, settled at the
+ *                   end, stale entries
+ *   pass_rollout.c  the plan's guards, waves and the soak between them
+ *   pass_result.c   counts, status conversion, summary, outcome names, the
+ *                   memory for the next pass
  */
 #ifndef CERTBIND_PASS_INT_H
 #define CERTBIND_PASS_INT_H
@@ -9,19 +29,194 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <uv.h>
 
+#include "apig.h"
+#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "memo.h"
 #include "pass.h"
 #include "plan.h"
 #include "queue.h"
 
-struct pass_cert;
-struct pass_item;
-struct pass_account;
+/* The phases of a pass; pass_transition() (pass.c) is the one place
+ * that changes them. */
+enum phase {
+  PHASE_READ,  /* list every certificate, all pages; plan when done */
+  PHASE_WRITE, /* one wave: batched writes, each certificate's followed by
+                  confirmation reads */
+  PHASE_SOAK,  /* between two waves: wait rollout.soak_s */
+  PHASE_DONE,  /* over: results final, handles closing */
+};
+
+/* Why the phase may change (pass_transition). */
+enum pass_event {
+  PASS_EV_IDLE,   /* nothing queued, in flight or on the thread pool */
+  PASS_EV_STOP,   /* pass_stop(): idle, or soaking */
+  PASS_EV_SOAKED, /* the soak's timer fired */
+};
+
+enum item_state {
+  ITEM_PENDING,   /* not yet written */
+  ITEM_WRITTEN,   /* written, waiting to show in a re-read */
+  ITEM_CONVERGED, /* shows in the live state */
+  ITEM_FAILED,
+};
+
+struct pass_item {
+  uint8_t state;
+  bool permanent;   /* failed with a 4xx: not retried by the daemon */
+  bool intent;      /* sync attach: its intent is in the ledger (ahead) */
+  bool disowned;    /* sync detach: its ownership was dropped ahead */
+  int64_t owned_at; /* disowned: the entry's attached_at, to restore it */
+  const struct memo *held; /* not written: an earlier failure holds it */
+  uint32_t attempts;
+  uint64_t written_ms; /* loop ms of the successful write */
+  char error_code[64];
+  char *error_msg;
+  char request_id[80];
+};
+
+enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
+
+/* A certificate's list longer than this many pages (500 bindings each) is
+ * a server that never ends, not a live state. */
+#define LIST_MAX_PAGES 1000
+
+/*
+ * What a server's answers can make a pass hold in memory is bounded (at
+ * most 128 MB above what the file needs), whatever they say:
+ *  - bodies being received: each list page at most APIG_MAX_LIST_BODY
+ *    (1 MiB), each other answer at most APIG_MAX_ERROR_BODY (64 KiB), and
+ *    all of them together at most PASS_BUFFER_BASE + PASS_BUFFER_PER_REQUEST
+ *    per request the file lets be in flight (the sum of max_in_flight: a
+ *    typical full page each, what legitimate answers need); a transfer past
+ *    that fails like an oversized body and is retried (http max_buffered);
+ *  - pages waiting for the thread pool: PARSE_OFF_LOOP_MAX_BYTES (16 MiB);
+ *  - parsed entries (at most APIG_LIST_LIMIT a page, the parser stops at
+ *    the first past it): PASS_LIVE_PER_BINDING per binding of the file (its
+ *    live bindings, the API's duplicate per inbound port, a confirmation
+ *    read's copy) plus PASS_LIVE_EXTRA, across every read of the pass;
+ *    past that the certificate whose page crossed it fails. An entry is at
+ *    most ~400 bytes of heap (a 253-character domain), ~120 typically.
+ * Beyond the file's share: 32 + 16 + 1 (a page parsed in place) + 40 MB of
+ * entries at the worst = 89 MB.
+ */
+#define PASS_BUFFER_BASE ((size_t)32 << 20)
+#define PASS_BUFFER_PER_REQUEST ((size_t)256 << 10)
+#define PASS_LIVE_PER_BINDING 4
+#define PASS_LIVE_EXTRA 100000
+
+enum job_type { JOB_LIST, JOB_WRITE };
+
+/* How a job that entered the pass leaves it (job_end). */
+enum job_end {
+  JOB_DONE,    /* its result was used */
+  JOB_FAILED,  /* for good: its bindings or certificate fail with why */
+  JOB_DROPPED, /* stopping, or its account unreachable: nothing learnt */
+};
+
+struct job {
+  struct queue_job q;
+  struct pass *pass;
+  enum job_type type;
+  uint32_t cert;
+  bool reauthed;      /* renewed the token once for this job */
+  uint32_t token_gen; /* password: the account's token it was last sent with */
+  /* list */
+  enum list_purpose purpose;
+  long offset;
+  uint32_t pages; /* pages read so far (cut off at LIST_MAX_PAGES) */
+  struct apig_bindings acc;
+  size_t charged;     /* entries of acc counted in pass.live_entries */
+  long long total0;   /* parent: its first page's total, -1 none (yet) */
+  bool restart;       /* parent: a page showed the list changed meanwhile */
+  struct job *verify; /* LIST_VERIFY: the write whose outcome is unknown */
+  /* Pages after the first are read in parallel once its total is known:
+   * each is a child job; the parent (the first page's job) collects them.
+   * pages_left counts the parent's pieces still out: its own reading (one,
+   * from job_new until its last page) and each child that entered the
+   * pass. Only read_hold() and read_release() change it; the read ends
+   * (read_resolve) when it reaches 0. */
+  struct job *parent;
+  uint32_t pages_left;
+  bool page_failed;  /* parent: a piece failed for good (page_err) */
+  bool page_dropped; /* parent: a piece was dropped (stopping) */
+  /* A confirmation read starts its pages all at once, as many as the
+   * bindings the certificate should have after its writes, before its
+   * first page says how many there are: spec says those speculative
+   * children are out, spec_end is the offset where they end. */
+  bool spec;
+  long spec_end;
+  struct apig_error page_err;
+  /* write */
+  enum apig_op op;
+  size_t *items; /* plan item indexes, grouped by domain */
+  size_t nitems;
+  uint64_t unknown_ms;   /* loop ms its outcome last became unknown */
+  uint32_t verify_round; /* re-reads since then */
+};
+
+struct pass_cert {
+  uint32_t writes_left; /* write jobs not finished */
+  bool confirm_queued;  /* a confirmation read is queued or running */
+  uint32_t confirm_round;
+  bool read_failed;
+  bool unreachable; /* read_failed: its account was unreachable (pending) */
+  struct apig_error read_error;
+  size_t item_lo, item_hi; /* the certificate's plan items */
+};
+
+struct pass_account {
+  struct auth_token token; /* password method: value NULL until fetched */
+  bool token_fetching;
+  uint32_t token_gen; /* +1 per token obtained */
+  uint32_t token_attempt;
+  uint64_t token_next_ms;
+  bool blocked;
+  double retry_credit[2]; /* by enum job_type: retries paid by successes */
+  struct job **parked;    /* popped while the token was missing */
+  size_t nparked, capparked;
+  uint32_t first_failures; /* transport failures in a row, gate closed */
+};
+
+struct call {
+  struct http_request rq;
+  struct apig_url url;
+  char *body;
+  size_t body_len;
+  struct pass *p;
+  struct job *job;  /* NULL for a token request */
+  uint32_t account; /* token requests */
+  enum apig_op op;
+};
+
+struct outcome {
+  enum apig_class cls;
+  bool unknown; /* a write that may have been applied */
+  long status;
+  struct apig_error err;
+  uint64_t retry_after_ms;
+};
+
+/* Each success of an account pays for one retry of the same kind (a read
+ * for a read, a write for a write; stored up to QUEUE_RETRY_MAX), on top
+ * of the queue's budget of QUEUE_RETRY_RATIO per first attempt: a storm
+ * where nothing of a kind succeeds ends after about QUEUE_RETRY_MIN + 20 %
+ * extra requests instead of max_attempts x (and reads that work do not pay
+ * for resending writes that all fail), while a partial storm (under ~50 %
+ * failures) keeps retrying to convergence. The re-read after a write of
+ * unknown outcome is that write's retry. Each kind starts with a few
+ * credits of its own, so that the writes are not left without any because
+ * the reads spent the queue's budget. Throttling (429) is not paid for: the
+ * account's rate is already cut and Retry-After waited, and max_attempts
+ * still bounds it; failing a binding for a burst of 429s would be wrong. */
+#define PASS_RETRY_CREDIT_PER_SUCCESS 1.0
+#define PASS_RETRY_CREDIT_START 5.0
 
 struct pass {
   /* Results: pass_result() hands out res; its pointers point below. */
@@ -48,7 +243,7 @@ struct pass {
   struct pass_cert *certs;
   struct pass_item *items;
   size_t *binding_item; /* config binding -> plan item, SIZE_MAX: none */
-  int phase;
+  enum phase phase;
   size_t reads_left;
   size_t in_flight;
   size_t pool_work;   /* jobs out on libuv's thread pool: page parses, the
@@ -74,5 +269,162 @@ struct pass {
   void (*done)(struct pass *p, void *arg);
   void *done_arg;
 };
+
+/* ---- pass.c ------------------------------------------------------------ */
+
+/* The clock (pass.h: struct pass_clock). Monotonic ms: the queue's time,
+ * request and confirmation deadlines. */
+uint64_t pass_now_ms(const struct pass *p);
+/* Wall-clock ms since the epoch. */
+int64_t pass_unix_ms(const struct pass *p);
+/* Wall-clock s: signing time, token expiry, ledger and memo times. */
+time_t pass_unix_s(const struct pass *p);
+/* The real ms a timer waits for delay_ms of the pass's clock. */
+uint64_t pass_timer_ms(const struct pass *p, uint64_t delay_ms);
+/* Monotonic ns for the soak: uv_hrtime() (the current time, not the
+ * loop's cached one), or an injected clock's ms. */
+uint64_t pass_soak_now_ns(const struct pass *p);
+
+const struct config_account *pass_cert_account(const struct pass *p,
+                                               uint32_t cert);
+uint32_t pass_cert_account_index(const struct pass *p, uint32_t cert);
+/* The log fields naming a certificate and its account. */
+void pass_cert_fields(const struct pass *p, uint32_t cert,
+                      struct log_fields *f);
+/* An error of the pass itself, not of an answer: no request ID. */
+struct apig_error pass_error(const char *code, const char *msg);
+/* The pass ends with outcome o and why (logged as event). */
+void pass_refuse(struct pass *p, enum pass_outcome o, const char *event,
+                 const char *msg);
+/* Release what the queue allows, then sleep until the next thing can go;
+ * when the phase's work is over, pass_transition(). */
+void pass_pump(struct pass *p);
+void pass_transition(struct pass *p, enum pass_event ev);
+
+/* ---- pass_call.c ------------------------------------------------------- */
+
+/* Sign (when sign) and submit c, a request of job c->job (NULL: a token
+ * request); takes ownership of c. < 0: not submitted (c is the caller's
+ * to free). */
+int call_submit(struct pass *p, struct call *c,
+                const struct config_account *acct, const char *method,
+                bool sign);
+void call_free(struct call *c);
+/* One log line of a job's request (o: its outcome, NULL none). */
+__attribute__((format(printf, 8, 9))) void
+call_log(struct pass *p, enum log_level lvl, const char *event,
+         const struct job *j, enum apig_op op, const struct outcome *o,
+         double latency, const char *fmt, ...);
+/* Whether a retry of that kind is paid for (credits, the queue's budget;
+ * throttling always is). */
+bool call_retry_paid(struct pass *p, uint32_t account, enum job_type kind,
+                     const struct outcome *o);
+/* Retry a job after backoff, or give up (job_abandon) when attempts or
+ * budget say so. */
+void call_retry(struct pass *p, struct job *j, const struct outcome *o);
+/* Auth or permission failure: no more requests for account a in this
+ * pass; its queued and parked jobs are abandoned with why. */
+void account_block(struct pass *p, uint32_t a, const struct apig_error *why);
+
+/* ---- pass_job.c -------------------------------------------------------- */
+
+struct job *job_new(struct pass *p, enum job_type type, uint32_t cert);
+/* Free a job no counter knows of: it never entered the pass (job_push
+ * failed or was not called), or job_end() has done its accounting. */
+void job_free(struct job *j);
+/* Queue j to go in delay_ms (not when stopping: -ECANCELED). */
+int job_push(struct pass *p, struct job *j, uint64_t delay_ms);
+/* The one way a job that entered the pass leaves it (see pass_job.c). */
+void job_end(struct pass *p, struct job *j, enum job_end how,
+             const struct apig_error *why);
+/* job_end with FAILED, or DROPPED when the pass is stopping. */
+void job_abandon(struct pass *p, struct job *j, const struct apig_error *why);
+
+/* ---- pass_read.c ------------------------------------------------------- */
+
+/* Submit the request of a list job the queue released. */
+void read_dispatch(struct pass *p, struct job *j);
+/* A list request answered (not aborted, account not blocked). */
+void read_done(struct pass *p, struct job *j, struct http_response *rs,
+               const struct outcome *o);
+/* A confirmation read j, queued to go in delay: start the pages the
+ * certificate should have after its writes at once. */
+void read_spec_fan_out(struct pass *p, struct job *j, uint64_t delay);
+/* job_end's branch for a page of a read with other pages out: true when
+ * it took j (the read ends with its last piece). */
+bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
+                    const struct apig_error *why);
+
+/* ---- pass_write.c ------------------------------------------------------ */
+
+void item_set_error(struct pass_item *it, const char *code, const char *msg,
+                    const char *request_id);
+/* Binding i failed with why (unless it converged or failed already). */
+void item_fail(struct pass *p, size_t i, const struct apig_error *why);
+/* Binding i shows as the file wants: converged, and owned. */
+void item_converge(struct pass *p, size_t i);
+/* Queue the writes of plan items [lo, hi) of one certificate. */
+int write_queue_cert(struct pass *p, uint32_t cert, size_t lo, size_t hi);
+/* Submit a write the queue released (the one place a write is sent). */
+void write_dispatch(struct pass *p, struct job *j);
+/* A write answered (not aborted, account not blocked). */
+void write_done(struct pass *p, struct job *j, const struct outcome *o,
+                double latency);
+/* Queue a confirmation read of cert's written bindings. */
+void write_schedule_confirm(struct pass *p, uint32_t cert);
+/* What a confirmation read (write_confirm_read) or a re-read after an
+ * unknown outcome of write w (write_verify_read) found. */
+void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc);
+void write_verify_read(struct pass *p, struct job *w, struct live_cert *lc);
+
+/* ---- pass_token.c ------------------------------------------------------ */
+
+/* Ask IAM for account a's token. */
+void token_fetch(struct pass *p, uint32_t a);
+/* The token answer of call c. */
+void token_done(struct pass *p, struct call *c, struct http_response *rs,
+                const struct outcome *o);
+/* j waits for its account's token. */
+void token_park(struct pass *p, struct job *j);
+/* A token error of j: true when j waits for a renewed token (or goes
+ * again with a newer one); false: an auth failure. */
+bool token_reauth(struct pass *p, struct job *j);
+/* Take the daemon's cached tokens of password accounts. */
+void token_take_cached(struct pass *p);
+/* Whether account a's requests wait for a token (renewing one near its
+ * end in the background). */
+bool token_needed(struct pass *p, uint32_t a);
+
+/* ---- pass_owner.c ------------------------------------------------------ */
+
+/* Binding i converged: the ledger follows (attach owned, detach gone). */
+void owner_converged(struct pass *p, size_t i);
+/* Sync: ownership changes of items [lo, hi) go to disk before their
+ * writes; a ledger that cannot be written fails them. */
+void owner_write_ahead(struct pass *p, size_t lo, size_t hi);
+/* The end of the pass: its intents resolved, ownership put back. */
+void owner_settle(struct pass *p);
+/* Owned bindings no longer live are owned no more. */
+void owner_forget_stale(struct pass *p);
+
+/* ---- pass_rollout.c ---------------------------------------------------- */
+
+/* The reads are over: plan and check the guards. PHASE_WRITE or
+ * PHASE_DONE. */
+enum phase rollout_plan(struct pass *p);
+/* Queue the current wave's writes. */
+void rollout_start_wave(struct pass *p);
+/* A wave is over: PHASE_SOAK (soak_until_ns set) or PHASE_DONE. */
+enum phase rollout_wave_over(struct pass *p);
+/* Arm the soak's timer for what is left of it. */
+int rollout_arm_soak(struct pass *p);
+/* The memo key (memo.h) of a plan item. */
+int item_memo_key(const struct pass *p, const struct plan_item *it, char *buf,
+                  size_t len);
+
+/* ---- pass_result.c ----------------------------------------------------- */
+
+/* The counts of the results (p->res.counts), from the items. */
+void result_count(struct pass *p);
 
 #endif
