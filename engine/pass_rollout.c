@@ -1,0 +1,261 @@
+/*
+ * pass_rollout: from the reads to the writes. The plan and its guards
+ * (a stale plan, too many detaches), the waves the writes go in (the
+ * rollout section: each wave's bindings, the abort ratio) and the soak
+ * between two waves. The daemon's memory holds back what failed before.
+ */
+#include "pass_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int item_memo_key(const struct pass *p, const struct plan_item *it, char *buf,
+                  size_t len)
+{
+  return memo_key(buf, len, p->cfg->certificates[it->cert].id, it->instance_id,
+                  it->domain, it->verify_client);
+}
+
+/* The daemon does not rewrite what failed for good, nor what waits for its
+ * next retry: it stays failed (permanent) or pending with the old error. */
+static bool held_back(struct pass *p, size_t i)
+{
+  char key[MEMO_KEY_MAX];
+  const struct memo *m;
+  struct pass_item *it = &p->items[i];
+
+  if (!p->opts.memory || item_memo_key(p, &p->plan.items[i], key, sizeof(key)))
+    return false;
+  m = memo_find(p->opts.memory, key);
+  if (!m || !memo_holds(m, (int64_t)pass_unix_s(p)))
+    return false;
+  it->held = m;
+  it->attempts = m->attempts;
+  item_set_error(it, m->error_code, m->error_msg, m->request_id);
+  if (m->permanent) {
+    it->state = ITEM_FAILED;
+    it->permanent = true;
+  }
+  return true;
+}
+
+static size_t wave_size(const struct config_wave *w, size_t total)
+{
+  if (!w->is_share)
+    return w->count < total ? w->count : total;
+  size_t n = (size_t)ceil(w->share * (double)total);
+  return n < total ? n : total;
+}
+
+static int setup_waves(struct pass *p)
+{
+  const struct config_rollout *r = &p->cfg->rollout;
+  size_t total = p->plan.nitems;
+
+  p->nwaves = r->enabled && r->nwaves ? r->nwaves : 1;
+  p->wave_end = calloc(p->nwaves + 1, sizeof(*p->wave_end));
+  if (!p->wave_end)
+    return -ENOMEM;
+  for (size_t w = 0; w < p->nwaves; w++) {
+    size_t end =
+        r->enabled && r->nwaves ? wave_size(&r->waves[w], total) : total;
+    if (w + 1 == p->nwaves)
+      end = total; /* the last wave takes what is left */
+    p->wave_end[w] = end;
+  }
+  return 0;
+}
+
+void rollout_start_wave(struct pass *p)
+{
+  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
+  size_t hi = p->wave_end[p->wave];
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[] = {{"wave", (long long)p->wave + 1},
+                        {"waves", (long long)p->nwaves},
+                        {"bindings", (long long)(hi - lo)}};
+
+  if (p->nwaves > 1) {
+    f.kv = kv;
+    f.nkv = 3;
+    log_event(p->log, LOG_INFO, "wave.start", &f, NULL);
+  }
+  for (size_t i = lo; i < hi; i++) {
+    if (p->items[i].state == ITEM_PENDING)
+      held_back(p, i);
+  }
+  owner_write_ahead(p, lo, hi);
+  for (size_t i = lo; i < hi;) {
+    uint32_t cert = p->plan.items[i].cert;
+    size_t end = i;
+    while (end < hi && p->plan.items[end].cert == cert)
+      end++;
+    if (write_queue_cert(p, cert, i, end) < 0) {
+      struct apig_error why = pass_error("internal", "out of memory");
+      for (size_t k = i; k < end; k++)
+        item_fail(p, k, &why);
+    }
+    i = end;
+  }
+}
+
+/* Sync: refuse a pass that would detach too much (SPEC §3 policy). */
+static bool detach_guard_ok(struct pass *p)
+{
+  const struct config_policy *pol = &p->cfg->policy;
+  size_t nd = p->plan.ndetach;
+  char msg[256];
+
+  if (nd == 0)
+    return true;
+  if (nd > pol->max_detach_count) {
+    snprintf(msg, sizeof(msg),
+             "refused: %zu detaches exceed policy.max_detach_count %u", nd,
+             pol->max_detach_count);
+    pass_refuse(p, PASS_REFUSED, "guard.refused", msg);
+    return false;
+  }
+  if (p->plan.live_total &&
+      (double)nd > pol->max_detach_ratio * (double)p->plan.live_total) {
+    snprintf(msg, sizeof(msg),
+             "refused: %zu detaches of %zu live bindings exceed "
+             "policy.max_detach_ratio %.2f",
+             nd, p->plan.live_total, pol->max_detach_ratio);
+    pass_refuse(p, PASS_REFUSED, "guard.refused", msg);
+    return false;
+  }
+  return true;
+}
+
+/* The reads are over: plan, and check the guards. PHASE_WRITE: the first
+ * wave is to be written; PHASE_DONE: nothing to write (plan only, a guard
+ * refused, or the plan could not be made). */
+enum phase rollout_plan(struct pass *p)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[5];
+  bool plan_only = !p->opts.write || p->opts.dry_run; /* shown, not made */
+  int rc;
+
+  /* A certificate that could not be read gets no plan: its bindings are
+   * reported failed with the read's error (pass_status). */
+  rc = plan_compute_wanted(p->cfg, &p->live, p->ledger,
+                           p->wanted.by_cert ? &p->wanted : NULL, &p->plan);
+  if (rc < 0) {
+    pass_refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
+    return PHASE_DONE;
+  }
+  p->items = calloc(p->plan.nitems + 1, sizeof(*p->items));
+  if (!p->items) {
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    return PHASE_DONE;
+  }
+  p->res.has_plan = true;
+  for (size_t i = 0; i < p->plan.nitems; i++) {
+    const struct plan_item *it = &p->plan.items[i];
+    struct pass_cert *c = &p->certs[it->cert];
+    if (c->item_hi == 0)
+      c->item_lo = i;
+    c->item_hi = i + 1;
+    if (it->binding != SIZE_MAX)
+      p->binding_item[it->binding] = i;
+  }
+  kv[0] = (struct log_kv){"attach", (long long)p->plan.nattach};
+  kv[1] = (struct log_kv){"change", (long long)p->plan.nchange};
+  kv[2] = (struct log_kv){"detach", (long long)p->plan.ndetach};
+  kv[3] = (struct log_kv){"unchanged", (long long)p->plan.unchanged};
+  kv[4] = (struct log_kv){"uncertain", (long long)p->plan.nuncertain};
+  f.kv = kv;
+  f.nkv = 5;
+  log_event(p->log, LOG_INFO, "plan", &f, NULL);
+
+  /* only a plan that is shown, saved or compared needs its checksum */
+  if ((p->opts.expect_checksum || plan_only) &&
+      plan_checksum(p->cfg, &p->live, &p->plan) < 0) {
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    return PHASE_DONE;
+  }
+  if (p->opts.expect_checksum &&
+      strcmp(p->opts.expect_checksum, p->plan.checksum) != 0) {
+    pass_refuse(
+        p, PASS_REFUSED, "plan.stale",
+        "refused: the live state or the file changed since the plan was "
+        "made (checksum mismatch); run certbind plan again");
+    return PHASE_DONE;
+  }
+  if (plan_only) {
+    p->res.outcome = PASS_PLANNED;
+    return PHASE_DONE;
+  }
+  if (p->cfg->policy.mode == CONFIG_MODE_SYNC && !detach_guard_ok(p)) {
+    return PHASE_DONE;
+  }
+  owner_forget_stale(p);
+  if (setup_waves(p) < 0) {
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    return PHASE_DONE;
+  }
+  return PHASE_WRITE;
+}
+
+/* The soak's timer: pass_transition decides whether it is over. */
+static void on_soak_done(uv_timer_t *t)
+{
+  pass_transition(t->data, PASS_EV_SOAKED);
+}
+
+/* The soak is measured on the monotonic clock (pass_soak_now_ns) from
+ * when it starts, not from the loop's cached time: uv_now() is when this
+ * loop iteration began, so a long callback before this point (the last
+ * confirmations of a big wave, or a slow machine) would shorten it, and
+ * libuv's millisecond timers may fire up to 1 ms before the time asked. A
+ * soak is never shorter than rollout.soak_s: pass_transition re-arms until
+ * soak_until_ns has passed. */
+int rollout_arm_soak(struct pass *p)
+{
+  uint64_t now = pass_soak_now_ns(p);
+  uint64_t left = p->soak_until_ns > now ? p->soak_until_ns - now : 0;
+
+  uv_update_time(p->loop);
+  return uv_timer_start(&p->soak, on_soak_done,
+                        pass_timer_ms(p, (left + 999999) / 1000000), 0);
+}
+
+/* A wave's writes and confirmations are over: check the abort ratio.
+ * PHASE_SOAK: another wave follows (soak_until_ns is set); PHASE_DONE: the
+ * last wave, aborted, or stopping. */
+enum phase rollout_wave_over(struct pass *p)
+{
+  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
+  size_t hi = p->wave_end[p->wave];
+  size_t failed = 0;
+  const struct config_rollout *r = &p->cfg->rollout;
+
+  for (size_t i = lo; i < hi; i++)
+    failed += p->items[i].state == ITEM_FAILED;
+  if (p->nwaves > 1) {
+    struct log_fields f = LOG_FIELDS_INIT;
+    struct log_kv kv[] = {{"wave", (long long)p->wave + 1},
+                          {"failed", (long long)failed},
+                          {"bindings", (long long)(hi - lo)}};
+    f.kv = kv;
+    f.nkv = 3;
+    log_event(p->log, LOG_INFO, "wave.done", &f, NULL);
+  }
+  if (r->enabled && hi > lo &&
+      (double)failed > r->abort_failure_ratio * (double)(hi - lo)) {
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "rollout aborted: wave %zu of %zu failed %zu of %zu bindings "
+             "(more than rollout.abort_failure_ratio %.2f)",
+             p->wave + 1, p->nwaves, failed, hi - lo, r->abort_failure_ratio);
+    pass_refuse(p, PASS_ABORTED, "rollout.aborted", msg);
+    return PHASE_DONE;
+  }
+  if (p->wave + 1 >= p->nwaves || p->stopping)
+    return PHASE_DONE;
+  p->soak_until_ns = pass_soak_now_ns(p) + (uint64_t)r->soak_s * 1000000000u;
+  return PHASE_SOAK;
+}
