@@ -1,0 +1,529 @@
+/*
+ * pass_read: list reads. A read lists one certificate's bindings, page
+ * after page; once its first page gives the total, the other pages are
+ * read at once, each by a child job (a confirmation read starts them
+ * before, from the count its writes should leave). The read's pieces
+ * still out are counted in one place (read_hold, read_release), and the
+ * read ends once, with its last piece (read_resolve). Big pages are
+ * parsed on libuv's thread pool; what the pages may make the pass hold is
+ * bounded (PASS_LIVE_PER_BINDING).
+ */
+#include "pass_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void read_hold(struct job *head);
+static void read_release(struct pass *p, struct job *head);
+static void read_resolve(struct pass *p, struct job *head);
+
+void read_dispatch(struct pass *p, struct job *j)
+{
+  const struct config_account *acct = pass_cert_account(p, j->cert);
+  struct call *c = calloc(1, sizeof(*c));
+  struct apig_error why;
+  int rc = c ? 0 : -ENOMEM;
+
+  if (rc == 0)
+    rc = apig_url_list(acct->endpoint, acct->project_id,
+                       p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
+                       j->offset, NULL, &c->url);
+  if (rc == 0) {
+    c->p = p;
+    c->job = j;
+    c->op = APIG_OP_LIST;
+    c->account = j->q.account;
+    c->rq.max_body = APIG_MAX_LIST_BODY;
+    rc = call_submit(p, c, acct, "GET", true);
+    if (rc == 0)
+      return;
+  }
+  if (c)
+    call_free(c);
+  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
+  why = pass_error("internal", strerror(-rc));
+  job_abandon(p, j, &why);
+}
+
+/* How many bindings the certificate should list once its writes show:
+ * what the first read found plus the attaches minus the detaches. */
+static size_t expected_live(const struct pass *p, uint32_t cert)
+{
+  const struct pass_cert *c = &p->certs[cert];
+  size_t n = cert < p->live.ncerts ? p->live.certs[cert].b.n : 0;
+
+  for (size_t i = c->item_lo; i < c->item_hi; i++) {
+    if (p->plan.items[i].op == PLAN_ATTACH)
+      n++;
+    else if (p->plan.items[i].op == PLAN_DETACH && n > 0)
+      n--;
+  }
+  return n;
+}
+
+/* A child read of the page of j's certificate at offset off; j counts it
+ * once it is pushed (read_hold). NULL when out of memory. */
+static struct job *page_child(struct pass *p, struct job *j, long off)
+{
+  struct job *c = job_new(p, JOB_LIST, j->cert);
+
+  if (!c)
+    return NULL;
+  c->purpose = j->purpose;
+  c->parent = j;
+  c->offset = off;
+  c->pages_left = 0; /* a piece of j's read, not a read of its own */
+  return c;
+}
+
+/* A confirmation read does not wait for its first page's total to read
+ * the others: the pages the expected count needs start with the first
+ * (fan_out_pages adds what the total shows beyond them, and a short list
+ * only makes a page come back empty). Saves a round trip per pass. */
+void read_spec_fan_out(struct pass *p, struct job *j, uint64_t delay)
+{
+  size_t want = expected_live(p, j->cert);
+  long end = APIG_LIST_LIMIT;
+
+  if (want <= APIG_LIST_LIMIT ||
+      want / APIG_LIST_LIMIT >= (size_t)LIST_MAX_PAGES)
+    return;
+  j->spec = true;
+  for (; (size_t)end < want; end += APIG_LIST_LIMIT) {
+    struct job *c = page_child(p, j, end);
+    if (!c)
+      break;
+    if (job_push(p, c, delay) < 0) {
+      job_free(c);
+      break;
+    }
+    read_hold(j);
+  }
+  j->spec_end = end;
+}
+
+/* Move b's entries to the end of a (both from apig_parse_list). */
+static void append_bindings(struct apig_bindings *a, struct apig_bindings *b)
+{
+  if (b->n && a->n + b->n > a->cap) {
+    size_t cap = a->n + b->n;
+    struct apig_binding *n = realloc(a->items, cap * sizeof(*n));
+    if (!n)
+      return; /* the caller's page stays with b and is freed: the read is
+                 then incomplete, which confirmation re-reads tolerate */
+    a->items = n;
+    a->cap = cap;
+  }
+  if (b->n)
+    memcpy(a->items + a->n, b->items, b->n * sizeof(*b->items));
+  a->n += b->n;
+  b->n = 0;
+}
+
+/* The entries a page added to j's acc count in what the pass holds;
+ * -E2BIG when that is more than a live state the file explains. */
+static int acc_charge(struct pass *p, struct job *j)
+{
+  p->live_entries += j->acc.n - j->charged;
+  j->charged = j->acc.n;
+  return p->live_entries > p->live_entries_max ? -E2BIG : 0;
+}
+
+static void acc_free(struct job *j)
+{
+  j->pass->live_entries -= j->charged;
+  j->charged = 0;
+  apig_bindings_free(&j->acc);
+}
+
+/* All pages of one certificate read: the read ends (job_end) before its
+ * live state is used, so that a confirmation it schedules is the next. */
+static void on_list_complete(struct pass *p, struct job *j)
+{
+  struct live_cert lc = {0};
+  struct job *w = j->verify;
+  enum list_purpose purpose = j->purpose;
+  uint32_t cert = j->cert;
+
+  if (purpose == LIST_INITIAL) {
+    struct live_cert *dst = &p->live.certs[cert];
+    dst->b = j->acc;
+    memset(&j->acc, 0, sizeof(j->acc));
+    j->charged = 0; /* the live state's now, for the whole pass */
+    live_cert_finish(dst);
+    job_end(p, j, JOB_DONE, NULL);
+    return;
+  }
+  lc.b = j->acc;
+  memset(&j->acc, 0, sizeof(j->acc));
+  j->verify = NULL;              /* w goes on (on_verify_read) */
+  job_end(p, j, JOB_DONE, NULL); /* uncharges what lc holds */
+  live_cert_finish(&lc);
+  if (purpose == LIST_CONFIRM)
+    write_confirm_read(p, cert, &lc);
+  else
+    write_verify_read(p, w, &lc);
+  live_cert_clear(&lc);
+}
+
+/* The first page says how many follow: read them all at once instead of
+ * one after the other (a certificate on 8 gateways with 200 domains has 4
+ * pages). The parent completes when its last child does. */
+static bool fan_out_pages(struct pass *p, struct job *j,
+                          const struct apig_page *page)
+{
+  long stride = (long)page->count;
+  long total = (long)page->total;
+  uint32_t n = 0;
+  /* speculative children already read [APIG_LIST_LIMIT, spec_end) when
+   * the server's pages are that size (a smaller page size: all again,
+   * the duplicates merge) */
+  long from = j->spec && stride == APIG_LIST_LIMIT ? j->spec_end : stride;
+
+  if ((total - stride + stride - 1) / stride >= LIST_MAX_PAGES)
+    return false;  /* the sequential path refuses it with a clear error */
+  j->spec = false; /* its own hold keeps it while the children are made */
+  for (long off = from; off < total; off += stride) {
+    struct job *c = page_child(p, j, off);
+    if (!c)
+      break;
+    read_hold(j);
+    if (job_push(p, c, 0) < 0) {
+      struct apig_error why = pass_error("internal", "queue refused a read");
+      job_abandon(p, c, &why);
+      continue;
+    }
+    n++;
+  }
+  if (n == 0 && from < total && !j->page_failed && j->pages_left == 1)
+    return false;     /* nothing started: read on sequentially */
+  read_release(p, j); /* its own reading is over */
+  return true;
+}
+
+/* A read starts over from its first page (it is retried: max_attempts and
+ * the retry budget bound how often). */
+static void read_again(struct pass *p, struct job *j, struct outcome *bad)
+{
+  call_log(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, bad, -1, NULL);
+  if (!j->spec) /* a speculative parent's acc holds its children's pages */
+    acc_free(j);
+  if (!j->parent) { /* a parent starts over; a child re-reads its page */
+    j->offset = 0;
+    j->pages = 0;
+    j->total0 = -1;
+  }
+  call_retry(p, j, bad);
+}
+
+static void bad_page(struct outcome *bad, const struct outcome *o,
+                     const char *msg)
+{
+  *bad = *o;
+  bad->cls = APIG_RETRY;
+  snprintf(bad->err.code, sizeof(bad->err.code), "bad-response");
+  snprintf(bad->err.msg, sizeof(bad->err.msg), "%s", msg);
+}
+
+/* One more piece of head's read is out: a child that entered the pass. */
+static void read_hold(struct job *head)
+{
+  head->pages_left++;
+}
+
+/* One piece of head's read is over; the last one ends the read. */
+static void read_release(struct pass *p, struct job *head)
+{
+  if (--head->pages_left == 0)
+    read_resolve(p, head);
+}
+
+/* Every piece of head's read is over: it ends as its pieces said. */
+static void read_resolve(struct pass *p, struct job *head)
+{
+  if (head->page_dropped) {
+    job_end(p, head, JOB_DROPPED, NULL);
+    return;
+  }
+  if (head->page_failed) {
+    struct apig_error e = head->page_err;
+    log_event(p->log, LOG_ERROR, "list.failed", NULL, "%s: %s", e.code, e.msg);
+    job_abandon(p, head, &e);
+    return;
+  }
+  if (head->restart) { /* a page said the list changed: read it again */
+    struct outcome bad;
+    struct outcome none = {.cls = APIG_RETRY, .err = head->page_err};
+    head->restart = false;
+    read_hold(head); /* its own reading again */
+    bad_page(&bad, &none, head->page_err.msg);
+    read_again(p, head, &bad);
+    return;
+  }
+  on_list_complete(p, head);
+}
+
+/* A job of a read ends (job_end) while other pieces of that read are out:
+ * a child, or a parent whose speculative children are out. Its read is
+ * marked (the first failure, or dropped) and released, and ends with its
+ * last piece. false: j is the read's last piece, to end as a whole. */
+bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
+                    const struct apig_error *why)
+{
+  struct job *head = j->parent ? j->parent : j;
+
+  if (!j->parent && j->pages_left <= 1)
+    return false;
+  if (how == JOB_DROPPED) {
+    head->page_dropped = true;
+  } else if (how == JOB_FAILED && !head->page_failed) {
+    head->page_failed = true;
+    head->page_err = *why;
+  }
+  if (j->parent)
+    job_free(j);
+  else
+    j->spec = false; /* its own reading is over */
+  read_release(p, head);
+  return true;
+}
+
+/* A page's total is larger than its read's first page said: the list
+ * changed while it was read (or the server makes it up as it goes, never
+ * ending). The whole read starts over, which fails the certificate once
+ * its attempts are spent (SPEC §4: an error for that certificate). */
+static bool total_grew(struct pass *p, struct job *j, const struct outcome *o,
+                       const struct apig_page *page)
+{
+  struct job *head = j->parent ? j->parent : j;
+  struct outcome bad;
+  char msg[160];
+
+  if (head->total0 < 0 || page->total <= head->total0)
+    return false;
+  snprintf(msg, sizeof(msg),
+           "the list's total grew from %lld to %lld between its pages",
+           head->total0, page->total);
+  if (!j->parent) {
+    bad_page(&bad, o, msg);
+    read_again(p, j, &bad);
+    return true;
+  }
+  if (!head->page_failed && !head->restart) {
+    head->restart = true;
+    snprintf(head->page_err.msg, sizeof(head->page_err.msg), "%s", msg);
+    snprintf(head->page_err.request_id, sizeof(head->page_err.request_id), "%s",
+             o->err.request_id);
+  }
+  job_end(p, j, JOB_DONE, NULL); /* head reads again once all are over */
+  return true;
+}
+
+/* The live state read so far is larger than the file explains: the
+ * certificate whose page crossed the line fails (reading it again would
+ * find the same). */
+static void live_too_large(struct pass *p, struct job *j,
+                           const struct outcome *o)
+{
+  struct outcome bad;
+  char msg[200];
+
+  snprintf(msg, sizeof(msg),
+           "the live state read exceeds %zu bindings (%d per binding in the "
+           "file + %d): not believed",
+           p->live_entries_max, PASS_LIVE_PER_BINDING, PASS_LIVE_EXTRA);
+  bad_page(&bad, o, msg);
+  snprintf(bad.err.code, sizeof(bad.err.code), "live-state-too-large");
+  call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
+  if (!j->spec)
+    acc_free(j);
+  job_abandon(p, j, &bad.err);
+}
+
+/* One page of a list read, parsed (rc < 0: unreadable, why says how):
+ * read on, fan out, or complete the read. */
+static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
+                         int rc, const struct apig_page *page, const char *why)
+{
+  struct outcome bad;
+  char msg[200];
+
+  if (rc < 0) {
+    snprintf(msg, sizeof(msg), "the list response could not be read: %s", why);
+    bad_page(&bad, o, msg);
+    read_again(p, j, &bad);
+    return;
+  }
+  if (total_grew(p, j, o, page))
+    return;
+  if (acc_charge(p, j) < 0) {
+    live_too_large(p, j, o);
+    return;
+  }
+  if (j->parent) {
+    struct job *parent = j->parent;
+    size_t moved = j->acc.n;
+    append_bindings(&parent->acc, &j->acc);
+    moved -= j->acc.n; /* what did not move is freed with j */
+    j->charged -= moved;
+    parent->charged += moved;
+    job_end(p, j, JOB_DONE, NULL);
+    return;
+  }
+  if (j->offset == 0)
+    j->total0 = page->total;
+  if (j->offset == 0 && page->total > (long long)page->count &&
+      page->count > 0 && fan_out_pages(p, j, page))
+    return;
+  /* More pages: by total when given, else while pages are full. A
+   * server that never ends (total never reached, the same page again
+   * and again) is cut off at LIST_MAX_PAGES: the live state is then
+   * unknown, never taken as complete. */
+  if (page->count > 0 &&
+      (page->total >= 0 ? j->offset + (long)page->count < page->total
+                        : page->count >= APIG_LIST_LIMIT)) {
+    if (++j->pages >= LIST_MAX_PAGES) {
+      bad = *o;
+      snprintf(bad.err.code, sizeof(bad.err.code), "bad-response");
+      snprintf(bad.err.msg, sizeof(bad.err.msg),
+               "the list did not end after %d pages", LIST_MAX_PAGES);
+      call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, &bad, -1, NULL);
+      acc_free(j);
+      job_abandon(p, j, &bad.err);
+      return;
+    }
+    j->offset += (long)page->count;
+    j->q.attempt = 0;
+    if (job_push(p, j, 0) < 0) {
+      struct apig_error err = pass_error("internal", "queue refused a read");
+      job_abandon(p, j, &err);
+    }
+    return;
+  }
+  j->spec = false;    /* its speculative children may still be out */
+  read_release(p, j); /* its own reading is over */
+}
+
+/* Pages at least this large are parsed on libuv's thread pool: a full
+ * page (500 bindings, ~250 KB) is ~0.26 ms of yajl that would otherwise
+ * hold up every other transfer on the loop thread, and a rollout's
+ * confirmation reads arrive together. Smaller pages are parsed in place. */
+#define PARSE_OFF_LOOP_MIN ((size_t)32 << 10)
+/* A page waiting for the pool holds its body and no longer counts as in
+ * flight, so more reads may arrive meanwhile: past this many bytes
+ * waiting, pages are parsed in place again. (Scenario 2 of bench/, 200
+ * pages of 250 KB arriving together, peaks at ~12 MB.) It bounds what a
+ * server's answers can make the pass hold (see PASS_BUFFER_BASE). */
+#define PARSE_OFF_LOOP_MAX_BYTES ((size_t)16 << 20)
+
+struct page_parse {
+  uv_work_t req; /* first: the request is the struct */
+  struct pass *p;
+  struct job *j;
+  struct outcome o;
+  char *body;
+  size_t len;
+  struct apig_bindings out;
+  struct apig_page page;
+  char why[128];
+  int rc;
+};
+
+/* Thread pool: touches nothing but its own struct page_parse. */
+static void parse_page_work(uv_work_t *req)
+{
+  struct page_parse *w = (struct page_parse *)req;
+
+  w->rc = apig_parse_list(w->body, w->len, &w->out, &w->page, w->why,
+                          sizeof(w->why));
+  free(w->body);
+  w->body = NULL;
+}
+
+static void parse_page_done(uv_work_t *req, int status)
+{
+  struct page_parse *w = (struct page_parse *)req;
+  struct pass *p = w->p;
+
+  p->pool_work--;
+  p->parse_bytes -= w->len;
+  if (status < 0) {
+    /* cancelled: as an aborted read, nothing learnt */
+    job_end(p, w->j, JOB_DROPPED, NULL);
+  } else {
+    append_bindings(&w->j->acc, &w->out);
+    on_list_page(p, w->j, &w->o, w->rc, &w->page, w->why);
+  }
+  apig_bindings_free(&w->out);
+  free(w->body);
+  free(w);
+  pass_pump(p);
+}
+
+/* Hand the body to the thread pool; 0, or -1 to parse it here. */
+static int parse_page_off_loop(struct pass *p, struct job *j,
+                               struct http_response *rs,
+                               const struct outcome *o)
+{
+  struct page_parse *w;
+
+  if (rs->body_len < PARSE_OFF_LOOP_MIN ||
+      p->parse_bytes + rs->body_len > PARSE_OFF_LOOP_MAX_BYTES ||
+      !(w = calloc(1, sizeof(*w))))
+    return -1;
+  w->p = p;
+  w->j = j;
+  w->o = *o;
+  w->body = rs->body;
+  w->len = rs->body_len;
+  if (uv_queue_work(p->loop, &w->req, parse_page_work, parse_page_done) < 0) {
+    free(w);
+    return -1;
+  }
+  rs->body = NULL; /* taken (http.h) */
+  p->pool_work++;
+  p->parse_bytes += w->len;
+  return 0;
+}
+
+void read_done(struct pass *p, struct job *j, struct http_response *rs,
+               const struct outcome *o)
+{
+  struct apig_page page;
+  char why[128] = "";
+  int rc;
+
+  switch (o->cls) {
+  case APIG_OK:
+    if (parse_page_off_loop(p, j, rs, o) == 0)
+      return;
+    rc = apig_parse_list(rs->body, rs->body_len, &j->acc, &page, why,
+                         sizeof(why));
+    on_list_page(p, j, o, rc, &page, why);
+    return;
+  case APIG_REAUTH:
+    if (token_reauth(p, j))
+      return;
+    /* fall through */
+  case APIG_AUTH_FATAL:
+    call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
+             NULL);
+    account_block(p, j->q.account, &o->err);
+    job_abandon(p, j, &o->err);
+    return;
+  case APIG_PERMANENT:
+  case APIG_DONE_ALREADY:
+    call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
+             NULL);
+    job_abandon(p, j, &o->err);
+    return;
+  case APIG_RETRY:
+  case APIG_THROTTLED:
+    call_log(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms,
+             NULL);
+    call_retry(p, j, o);
+    return;
+  }
+}
