@@ -1,10 +1,23 @@
 /*
- * pass: one reconciliation pass (SPEC §1, §4).
+ * pass: one reconciliation pass. Its lifecycle (pass.h), its clock, the
+ * pump that turns queued jobs into requests, and pass_transition(), the
+ * one place its phase changes. The rest of the engine's pass is in the
+ * pass_*.c files (pass_int.h says which does what).
  *
- * Phases: READ (list every certificate, all pages) → PLAN (diff, guards)
- * → WRITE (per wave: batched writes through the queue, each followed by
- * confirmation reads) → DONE. All work waits in the queue or is in flight,
- * so "nothing queued and nothing in flight" is the end of a phase.
+ * Phases (enum phase):
+ *   READ   every certificate's bindings are listed, all pages, while the
+ *          file's bindings are sorted on the thread pool. Then the plan is
+ *          made and its guards checked: a plan-only pass, or a plan that
+ *          is refused or cannot be made, ends here.
+ *   WRITE  one wave: its bindings' writes in batches through the queue,
+ *          each certificate's followed by confirmation reads. Then the
+ *          wave is judged (rollout.abort_failure_ratio).
+ *   SOAK   between two waves: rollout.soak_s, then the next wave.
+ *   DONE   ownership settled, counts and outcome made, handles closed;
+ *          done() follows once they are.
+ * All work of a phase waits in the queue, is in flight or is on the
+ * thread pool, so "none of those" (which the pump sees) is the end of a
+ * READ or WRITE phase.
  *
  * Every HTTP request goes through call_submit(); every write through
  * write_dispatch(), the one place that enforces --dry-run.
@@ -12,26 +25,14 @@
 #include "pass_int.h"
 
 #include <errno.h>
-#include <math.h>
-#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
-#include "apig.h"
-#include "auth.h"
-#include "ledger.h"
-#include "memo.h"
-#include "metrics.h"
-#include "statefile.h"
-#include "status.h"
-
-/* ---- the clock (pass.h: struct pass_clock) --------------------------- */
+/* ---- the clock (pass.h: struct pass_clock) ------------------------- */
 
 /* Monotonic ms: the queue's time, request and confirmation deadlines. */
 uint64_t pass_now_ms(const struct pass *p)
@@ -69,6 +70,8 @@ uint64_t pass_soak_now_ns(const struct pass *p)
   return p->clock ? p->clock->mono_ms(p->clock->arg) * 1000000u : uv_hrtime();
 }
 
+/* ---- small shared things ----------------------------------------------- */
+
 const struct config_account *pass_cert_account(const struct pass *p,
                                                uint32_t cert)
 {
@@ -97,487 +100,6 @@ struct apig_error pass_error(const char *code, const char *msg)
   return e;
 }
 
-/* ---- items ---------------------------------------------------------- */
-
-void item_set_error(struct pass_item *it, const char *code, const char *msg,
-                    const char *request_id)
-{
-  snprintf(it->error_code, sizeof(it->error_code), "%s", code ? code : "");
-  free(it->error_msg);
-  it->error_msg = strdup(msg ? msg : "");
-  snprintf(it->request_id, sizeof(it->request_id), "%s",
-           request_id ? request_id : "");
-}
-
-void item_fail(struct pass *p, size_t i, const struct apig_error *why)
-{
-  struct pass_item *it = &p->items[i];
-
-  if (it->state == ITEM_CONVERGED || it->state == ITEM_FAILED)
-    return;
-  it->state = ITEM_FAILED;
-  item_set_error(it, why->code, why->msg, why->request_id);
-}
-
-void item_converge(struct pass *p, size_t i)
-{
-  if (p->items[i].state == ITEM_CONVERGED)
-    return;
-  p->items[i].state = ITEM_CONVERGED;
-  owner_converged(p, i);
-}
-
-/* ---- jobs ----------------------------------------------------------- */
-
-/* ---- the end of a job --------------------------------------------------- */
-
-/* ---- requests ------------------------------------------------------- */
-
-/* Body items: one per domain, with every instance ID it needs. */
-static int build_write_body(struct pass *p, struct job *j, char **body,
-                            size_t *len)
-{
-  struct apig_domain_item *di = calloc(j->nitems, sizeof(*di));
-  const char **ids = calloc(j->nitems, sizeof(*ids));
-  size_t n = 0;
-  int rc;
-
-  if (!di || !ids) {
-    free(di);
-    free(ids);
-    return -ENOMEM;
-  }
-  for (size_t k = 0; k < j->nitems; k++) {
-    const struct plan_item *it = &p->plan.items[j->items[k]];
-    ids[k] = it->instance_id;
-    if (n && strcmp(di[n - 1].domain, it->domain) == 0 &&
-        di[n - 1].verify_client == it->verify_client) {
-      di[n - 1].n_instances++;
-      continue;
-    }
-    di[n].domain = it->domain;
-    di[n].instance_ids = &ids[k];
-    di[n].n_instances = 1;
-    di[n].verify_client = it->verify_client;
-    n++;
-  }
-  rc = apig_write_body(di, n, body, len);
-  free(di);
-  free(ids);
-  return rc;
-}
-
-/* The one place a write is submitted. */
-void write_dispatch(struct pass *p, struct job *j)
-{
-  const struct config_account *acct = pass_cert_account(p, j->cert);
-  struct apig_error why;
-  struct call *c;
-  int rc;
-
-  if (p->opts.dry_run || !p->opts.write) {
-    log_event(p->log, LOG_ERROR, "write.refused", NULL,
-              "dry run: a write reached the submission point and was not "
-              "sent");
-    queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
-    why = pass_error("dry-run", "not written (dry run)");
-    job_abandon(p, j, &why);
-    return;
-  }
-  c = calloc(1, sizeof(*c));
-  rc = c ? 0 : -ENOMEM;
-  if (rc == 0)
-    rc = apig_url_write(acct->endpoint, acct->project_id,
-                        p->cfg->certificates[j->cert].id, j->op, &c->url);
-  if (rc == 0)
-    rc = build_write_body(p, j, &c->body, &c->body_len);
-  if (rc == 0) {
-    c->p = p;
-    c->job = j;
-    c->op = j->op;
-    c->account = j->q.account;
-    for (size_t k = 0; k < j->nitems; k++)
-      p->items[j->items[k]].attempts++;
-    /* curl must never re-send it blindly if a reused connection turns out
-     * dead (http.h): no_resend makes that re-send fail (outcome unknown,
-     * re-read first) without a TLS handshake per write, which
-     * fresh_connection cost (bench/RESULTS.md) */
-    c->rq.no_resend = true;
-    c->rq.max_body = APIG_MAX_ERROR_BODY; /* 204, or an error envelope */
-    rc = call_submit(p, c, acct, "POST", true);
-    if (rc == 0) {
-      p->res.counts.writes++;
-      return;
-    }
-  }
-  if (c)
-    call_free(c);
-  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
-  why = pass_error("internal", strerror(-rc));
-  job_abandon(p, j, &why);
-}
-
-/* ---- completions ---------------------------------------------------- */
-
-void write_schedule_confirm(struct pass *p, uint32_t cert)
-{
-  struct pass_cert *c = &p->certs[cert];
-  /* policy.confirm_delay_ms (pass_opts overrides when set); re-reads
-   * after the first back off from at least 100 ms, so a 0 delay cannot
-   * turn into a re-read loop while a write is not yet visible */
-  uint32_t base = p->opts.confirm_delay_ms ? p->opts.confirm_delay_ms
-                                           : p->cfg->policy.confirm_delay_ms;
-  uint64_t delay = c->confirm_round == 0
-                       ? base
-                       : (uint64_t)(base < 100 ? 100 : base)
-                             << (c->confirm_round < 3 ? c->confirm_round : 3);
-  struct job *j;
-
-  if (c->confirm_queued || p->stopping)
-    return;
-  j = job_new(p, JOB_LIST, cert);
-  if (!j)
-    return;
-  j->purpose = LIST_CONFIRM;
-  c->confirm_queued = true;
-  c->confirm_round++;
-  if (job_push(p, j, delay) < 0) {
-    c->confirm_queued = false;
-    job_free(j);
-    return;
-  }
-  read_spec_fan_out(p, j, delay);
-}
-
-/* Split a failing multi-domain write in halves (SPEC §1 step 5). */
-static bool split_write(struct pass *p, struct job *j)
-{
-  size_t ndom = 0, half, cut = 0, seen = 0;
-  struct apig_error why;
-  struct job *b;
-
-  for (size_t k = 0; k < j->nitems; k++) {
-    if (k == 0 || strcmp(p->plan.items[j->items[k]].domain,
-                         p->plan.items[j->items[k - 1]].domain) != 0)
-      ndom++;
-  }
-  if (ndom < 2)
-    return false;
-  half = ndom / 2;
-  for (size_t k = 0; k < j->nitems; k++) {
-    if (k == 0 || strcmp(p->plan.items[j->items[k]].domain,
-                         p->plan.items[j->items[k - 1]].domain) != 0) {
-      if (seen++ == half) {
-        cut = k;
-        break;
-      }
-    }
-  }
-  b = job_new(p, JOB_WRITE, j->cert);
-  if (!b)
-    return false;
-  b->op = j->op;
-  b->items = malloc((j->nitems - cut) * sizeof(*b->items));
-  if (!b->items) {
-    job_free(b);
-    return false;
-  }
-  memcpy(b->items, j->items + cut, (j->nitems - cut) * sizeof(*b->items));
-  b->nitems = j->nitems - cut;
-  j->nitems = cut;
-  j->q.attempt = 0;
-  p->certs[j->cert].writes_left++;
-  why = pass_error("internal", "queue refused a split batch");
-  if (job_push(p, j, 0) < 0)
-    job_abandon(p, j, &why);
-  if (job_push(p, b, 0) < 0)
-    job_abandon(p, b, &why);
-  return true;
-}
-
-/* Unknown outcome: re-read the certificate before anything is re-sent. */
-static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
-{
-  const struct config_retry *r = &p->cfg->retry;
-  struct job *v;
-  uint64_t delay;
-
-  if (w->q.attempt + 1 >= r->max_attempts ||
-      !call_retry_paid(p, w->q.account, JOB_WRITE, o)) {
-    call_log(p, LOG_WARN, "write.failed", w, w->op, o, -1, "%s",
-             w->q.attempt + 1 >= r->max_attempts
-                 ? "outcome unknown after the last attempt"
-                 : "outcome unknown; retry budget exhausted");
-    job_end(p, w, JOB_FAILED, &o->err);
-    return;
-  }
-  v = job_new(p, JOB_LIST, w->cert);
-  if (!v) {
-    struct apig_error why = pass_error("internal", "out of memory");
-    job_end(p, w, JOB_FAILED, &why);
-    return;
-  }
-  v->purpose = LIST_VERIFY;
-  v->verify = w;
-  v->q.attempt = 1; /* part of the write's retry: earns no retry budget */
-  w->unknown_ms = pass_now_ms(p);
-  w->verify_round = 0;
-  w->q.attempt++;
-  p->res.counts.retries++;
-  if (p->metrics)
-    p->metrics->retries_total++;
-  delay = queue_backoff_ms(&p->queue, w->q.attempt, r->base_delay_ms,
-                           r->max_delay_ms, o->retry_after_ms);
-  if (job_push(p, v, delay) < 0)
-    job_abandon(p, v, &o->err); /* its write ends with it */
-}
-
-void write_done(struct pass *p, struct job *j, const struct outcome *o,
-                double latency)
-{
-  uint64_t now = pass_now_ms(p);
-
-  switch (o->cls) {
-  case APIG_OK:
-    for (size_t k = 0; k < j->nitems; k++) {
-      struct pass_item *it = &p->items[j->items[k]];
-      it->state = ITEM_WRITTEN;
-      it->written_ms = now;
-      snprintf(it->request_id, sizeof(it->request_id), "%s", o->err.request_id);
-    }
-    call_log(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
-    job_end(p, j, JOB_DONE, NULL);
-    return;
-  case APIG_DONE_ALREADY:
-    for (size_t k = 0; k < j->nitems; k++)
-      item_converge(p, j->items[k]);
-    call_log(p, LOG_INFO, "write.ok", j, j->op, o, latency, "%s",
-             "already detached");
-    job_end(p, j, JOB_DONE, NULL);
-    return;
-  case APIG_REAUTH:
-    if (token_reauth(p, j))
-      return;
-    /* A token that cannot be renewed is an auth failure. */
-    /* fall through */
-  case APIG_AUTH_FATAL:
-    call_log(p, LOG_ERROR, "write.failed", j, j->op, o, latency, NULL);
-    account_block(p, j->q.account, &o->err);
-    job_end(p, j, JOB_FAILED, &o->err);
-    return;
-  case APIG_PERMANENT:
-    if (j->nitems > 1 &&
-        strcmp(p->plan.items[j->items[0]].domain,
-               p->plan.items[j->items[j->nitems - 1]].domain)) {
-      call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
-               "batch failed: split in halves to isolate the bad domain(s)");
-      if (split_write(p, j))
-        return;
-    }
-    call_log(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
-    for (size_t k = 0; k < j->nitems; k++)
-      p->items[j->items[k]].permanent = true;
-    job_end(p, j, JOB_FAILED, &o->err);
-    return;
-  case APIG_RETRY:
-  case APIG_THROTTLED:
-    if (o->unknown) {
-      call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
-               "outcome unknown: re-reading before any resend");
-      verify_write(p, j, o);
-      return;
-    }
-    call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, NULL);
-    if (j->q.attempt + 1 >= p->cfg->retry.max_attempts) {
-      call_log(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
-      job_end(p, j, JOB_FAILED, &o->err);
-      return;
-    }
-    call_retry(p, j, o);
-    return;
-  }
-}
-
-/* APIG shows a write only seconds after it was applied (reference §0: 5-10
- * s), so one re-read right after an unknown outcome cannot tell "not
- * applied" from "not visible yet". A write whose outcome is unknown is
- * re-read (1 s, 2 s, 4 s, 8 s apart) for up to this long, capped by
- * policy.confirm_timeout_s, before it is re-sent: an applied write is not
- * sent twice; one that was not applied waits that long for its resend. */
-#define PASS_VERIFY_WINDOW_MS 10000u
-
-static bool verify_again(struct pass *p, struct job *w)
-{
-  uint64_t window = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
-  uint64_t elapsed = pass_now_ms(p) - w->unknown_ms;
-  uint64_t delay = 1000ull << (w->verify_round < 3 ? w->verify_round : 3);
-  struct job *v;
-
-  if (window > PASS_VERIFY_WINDOW_MS)
-    window = PASS_VERIFY_WINDOW_MS;
-  if (elapsed >= window || !(v = job_new(p, JOB_LIST, w->cert)))
-    return false;
-  if (delay > window - elapsed)
-    delay = window - elapsed;
-  v->purpose = LIST_VERIFY;
-  v->verify = w;
-  v->q.attempt = 1;
-  if (job_push(p, v, delay) < 0) {
-    v->verify = NULL;
-    job_free(v);
-    return false;
-  }
-  w->verify_round++;
-  return true;
-}
-
-/* Re-read after an unknown outcome: what is in place is done, the rest is
- * re-read again for a while (verify_again), then written again. */
-void write_verify_read(struct pass *p, struct job *w, struct live_cert *lc)
-{
-  size_t keep = 0;
-
-  for (size_t k = 0; k < w->nitems; k++) {
-    size_t i = w->items[k];
-    if (plan_item_shows(lc, &p->plan.items[i]))
-      item_converge(p, i);
-    else
-      w->items[keep++] = i;
-  }
-  w->nitems = keep;
-  if (keep == 0) {
-    job_end(p, w, JOB_DONE, NULL);
-    return;
-  }
-  if (verify_again(p, w))
-    return;
-  if (job_push(p, w, 0) < 0) {
-    struct apig_error why = pass_error("internal", "queue refused a write");
-    job_abandon(p, w, &why);
-  }
-}
-
-void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
-{
-  struct pass_cert *c = &p->certs[cert];
-  uint64_t now = pass_now_ms(p);
-  uint64_t timeout = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
-  size_t confirmed = 0, waiting = 0, timed_out = 0;
-  struct log_fields f = LOG_FIELDS_INIT;
-
-  c->confirm_queued = false;
-  for (size_t i = c->item_lo; i < c->item_hi; i++) {
-    const struct plan_item *pi = &p->plan.items[i];
-    struct pass_item *it = &p->items[i];
-    if (it->state != ITEM_WRITTEN)
-      continue;
-    if (plan_item_shows(lc, pi)) {
-      item_converge(p, i);
-      confirmed++;
-    } else if (now - it->written_ms >= timeout) {
-      struct apig_error why = pass_error(
-          "confirm-timeout", "the write was accepted but did not show within "
-                             "policy.confirm_timeout_s");
-      snprintf(why.request_id, sizeof(why.request_id), "%s", it->request_id);
-      item_fail(p, i, &why);
-      timed_out++;
-    } else {
-      waiting++;
-    }
-  }
-  pass_cert_fields(p, cert, &f);
-  f.op = "list";
-  if (confirmed)
-    log_event(p->log, LOG_INFO, "confirm.ok", &f, "%zu binding(s) show",
-              confirmed);
-  if (timed_out)
-    log_event(p->log, LOG_WARN, "confirm.timeout", &f,
-              "%zu binding(s) did not show in time", timed_out);
-  if (waiting)
-    write_schedule_confirm(p, cert);
-}
-
-/* ---- planning and waves --------------------------------------------- */
-
-static int cmp_size_domain(const void *a, const void *b, void *arg)
-{
-  const struct plan *pl = arg;
-  const struct plan_item *x = &pl->items[*(const size_t *)a];
-  const struct plan_item *y = &pl->items[*(const size_t *)b];
-  int c = strcmp(x->domain, y->domain);
-
-  if (c)
-    return c;
-  if (x->verify_client != y->verify_client)
-    return x->verify_client ? 1 : -1;
-  return strcmp(x->instance_id, y->instance_id);
-}
-
-/* Queue the writes of plan items [lo, hi) of one certificate: attaches and
- * changes first, then detaches, batch_size domains per request. */
-int write_queue_cert(struct pass *p, uint32_t cert, size_t lo, size_t hi)
-{
-  size_t *idx = malloc((hi - lo + 1) * sizeof(*idx));
-  uint32_t batch = p->cfg->policy.batch_size;
-  int rc = 0;
-
-  if (!idx)
-    return -ENOMEM;
-  for (int pass_detach = 0; rc == 0 && pass_detach < 2; pass_detach++) {
-    size_t n = 0;
-    for (size_t i = lo; i < hi; i++) {
-      bool det = p->plan.items[i].op == PLAN_DETACH;
-      if (det == (pass_detach == 1) && p->items[i].state == ITEM_PENDING &&
-          !p->items[i].held)
-        idx[n++] = i;
-    }
-    /* plan order is (op, domain, gateway): usually this order already */
-    bool sorted = true;
-    for (size_t k = 1; sorted && k < n; k++)
-      sorted = cmp_size_domain(&idx[k - 1], &idx[k], &p->plan) <= 0;
-    if (!sorted)
-      qsort_r(idx, n, sizeof(*idx), cmp_size_domain, &p->plan);
-    for (size_t k = 0; rc == 0 && k < n;) {
-      size_t start = k, ndom = 0;
-      /* up to batch_size domains, each with all its instances */
-      while (k < n) {
-        const struct plan_item *it = &p->plan.items[idx[k]];
-        const struct plan_item *prev =
-            k > start ? &p->plan.items[idx[k - 1]] : NULL;
-        bool new_dom = !prev || strcmp(it->domain, prev->domain) != 0 ||
-                       it->verify_client != prev->verify_client;
-        if (new_dom && ndom == batch)
-          break;
-        ndom += new_dom;
-        k++;
-      }
-      struct job *j = job_new(p, JOB_WRITE, cert);
-      if (!j) {
-        rc = -ENOMEM;
-        break;
-      }
-      j->op = pass_detach ? APIG_OP_DETACH : APIG_OP_ATTACH;
-      j->nitems = k - start;
-      j->items = malloc(j->nitems * sizeof(*j->items));
-      if (!j->items) {
-        job_free(j);
-        rc = -ENOMEM;
-        break;
-      }
-      memcpy(j->items, idx + start, j->nitems * sizeof(*j->items));
-      p->certs[cert].writes_left++;
-      p->requests_planned += 2; /* the write and its confirmation */
-      rc = job_push(p, j, 0);
-      if (rc < 0) {
-        p->certs[cert].writes_left--;
-        job_free(j);
-      }
-    }
-  }
-  free(idx);
-  return rc;
-}
-
 void pass_refuse(struct pass *p, enum pass_outcome o, const char *event,
                  const char *msg)
 {
@@ -586,7 +108,7 @@ void pass_refuse(struct pass *p, enum pass_outcome o, const char *event,
   log_event(p->log, LOG_ERROR, event, NULL, "%s", msg);
 }
 
-/* ---- the pump ------------------------------------------------------- */
+/* ---- the pump --------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t)
 {
@@ -669,7 +191,7 @@ void pass_pump(struct pass *p)
                    pass_timer_ms(p, wake > now ? wake - now : 1), 0);
 }
 
-/* ---- start, stop, finish -------------------------------------------- */
+/* ---- phases ----------------------------------------------------------- */
 
 static void release(struct pass *p);
 
@@ -761,10 +283,10 @@ static void enter(struct pass *p, enum phase next)
  * The one place the phase changes, when the work of the phase is over
  * (ev says how it is known):
  *
- *   READ  -idle->  plan (plan_pass): WRITE (wave 1), or DONE when nothing
+ *   READ  -idle->  plan (rollout_plan): WRITE (wave 1), or DONE when nothing
  *                  is to be written (plan only, refused, failed)
  *   READ  -idle or stop, stopping->  DONE (interrupted)
- *   WRITE -idle->  the wave is over (wave_over): SOAK before the next
+ *   WRITE -idle->  the wave is over (rollout_wave_over): SOAK before the next
  *                  wave, or DONE (the last wave, aborted, stopping)
  *   WRITE -stop->  DONE (nothing in flight: what was queued is dropped)
  *   SOAK  -soaked->  WRITE (the next wave) once soak_until_ns has
@@ -808,6 +330,8 @@ void pass_transition(struct pass *p, enum pass_event ev)
   }
   enter(p, next);
 }
+
+/* ---- lifecycle --------------------------------------------------------- */
 
 static int alloc_state(struct pass *p)
 {

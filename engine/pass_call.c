@@ -254,7 +254,7 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
 }
 
 /*
- * A dead or silent endpoint bounds the pass (SPEC §4). Until one of its
+ * A dead or silent endpoint bounds the pass. Until one of its
  * requests succeeds, an account has one request in flight (the queue's
  * gate). When that lone request fails max_attempts times in a row for a
  * transport reason (no HTTP answer: connect, TLS, timeout), the account is
@@ -342,7 +342,7 @@ static bool first_request_failed(struct pass *p, struct job *j,
 }
 
 /* A Retry-After holds back the whole account, not only the request that
- * got it: APIG throttles per user (SPEC §4). The request itself waits at
+ * got it: APIG throttles per user. The request itself waits at
  * least as long (queue_backoff_ms takes Retry-After as its floor). */
 static void pause_account(struct pass *p, const struct job *j,
                           const struct outcome *o)

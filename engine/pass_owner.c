@@ -16,7 +16,7 @@
 
 /* A move shows (the attach to the new certificate is confirmed, so APIG
  * took the domain off the old one): the old certificate's ledger entry
- * goes now, not on the next pass (SPEC §1 step 2). */
+ * goes now, not on the next pass. */
 static void forget_moved_from(struct pass *p, const struct plan_item *pi)
 {
   const struct plan_move *m = p->plan.moves;
@@ -66,7 +66,7 @@ static void ledger_write_error(const struct pass *p, int rc, char *why,
 }
 
 /* The ownership changes of items [lo, hi) go to disk before any of their
- * writes is sent (SPEC §1): an attach's intent (a crash after the attach
+ * writes is sent: an attach's intent (a crash after the attach
  * leaves it to be found: uncertain, never detached), a detach's loss of
  * ownership (a crash after the detach must not leave certbind owning a
  * binding a person may attach again). Sync mode only: upsert detaches
@@ -135,7 +135,7 @@ void owner_write_ahead(struct pass *p, size_t lo, size_t hi)
   }
 }
 
-/* At the end of a pass its own intents are resolved (SPEC §1): an attach
+/* At the end of a pass its own intents are resolved: an attach
  * that answered 204 (or showed) is owned, in both modes; any other intent
  * (refused, never sent, outcome never resolved) is dropped. A detach whose
  * ownership went ahead but that was never sent, or that APIG refused for

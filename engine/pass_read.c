@@ -293,7 +293,7 @@ bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
 /* A page's total is larger than its read's first page said: the list
  * changed while it was read (or the server makes it up as it goes, never
  * ending). The whole read starts over, which fails the certificate once
- * its attempts are spent (SPEC §4: an error for that certificate). */
+ * its attempts are spent (an error for that certificate alone). */
 static bool total_grew(struct pass *p, struct job *j, const struct outcome *o,
                        const struct apig_page *page)
 {

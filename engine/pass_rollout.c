@@ -101,7 +101,8 @@ void rollout_start_wave(struct pass *p)
   }
 }
 
-/* Sync: refuse a pass that would detach too much (SPEC §3 policy). */
+/* Sync: refuse a pass that would detach too much (policy.max_detach_count,
+ * policy.max_detach_ratio). */
 static bool detach_guard_ok(struct pass *p)
 {
   const struct config_policy *pol = &p->cfg->policy;

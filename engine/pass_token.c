@@ -12,7 +12,7 @@
 
 /* The daemon's token of each password account, when an earlier pass got
  * one for the same credentials and it is not due for renewal: the pass
- * starts with it instead of asking IAM again (SPEC §4). */
+ * starts with it instead of asking IAM again. */
 void token_take_cached(struct pass *p)
 {
   for (size_t a = 0; p->opts.tokens && a < p->cfg->naccounts; a++) {

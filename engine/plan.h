@@ -1,6 +1,6 @@
 /*
  * plan: the diff between the desired bindings (config) and the live ones
- * (SPEC §1 step 2). Pure: no I/O, no clock.
+ * (what to attach, change and detach). Pure: no I/O, no clock.
  *
  * Live bindings are known per certificate named in the file. A binding on
  * a gateway the file does not name is never touched. In sync mode a live
@@ -84,7 +84,7 @@ struct plan {
   /* Sync: owned bindings that move to another certificate of the file (a
    * rollout), sorted by binding: once the attach of config binding
    * `binding` shows, the ledger entry of the old certificate `from_cert`
-   * (same instance and domain) goes (SPEC §1 step 2). */
+   * (same instance and domain) goes. */
   struct plan_move *moves;
   size_t nmoves;
   /* Both modes: live bindings with a crash-left intent (unsorted). Their
