@@ -238,7 +238,7 @@ struct pass {
   struct queue queue;
   uv_timer_t timer;
   uv_timer_t soak;
-  uint64_t soak_until_ns; /* when the rollout soak ends (soak_now_ns) */
+  uint64_t soak_until_ns; /* when the rollout soak ends (pass_soak_now_ns) */
   struct pass_account *accounts;
   struct pass_cert *certs;
   struct pass_item *items;
@@ -261,7 +261,7 @@ struct pass {
   size_t *wave_end; /* plan item index where each wave ends */
   bool stopping;
   bool ledger_dirty;
-  bool started;      /* pass_start() was called */
+  bool started;      /* pass_start() succeeded: its handles exist */
   bool free_pending; /* pass_free() waits for the handles to close */
   int open_handles;
   uint64_t progress_ms;

@@ -180,7 +180,7 @@ void owner_forget_stale(struct pass *p)
   for (size_t k = 0; k < n; k++) {
     const struct ledger_entry *e =
         ledger_at(p->ledger, p->plan.stale_ledger[k]);
-    /* attached, or an intent (write_ownership_ahead), too recently to show
+    /* attached, or an intent (owner_write_ahead), too recently to show
      * yet, as APIG takes seconds to show a write: keep it */
     if (e->attached_at >
         (int64_t)pass_unix_s(p) - (int64_t)p->cfg->policy.confirm_timeout_s)
