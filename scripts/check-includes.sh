@@ -48,7 +48,7 @@ for dir in "${!allowed[@]}"; do
     while IFS= read -r line; do
       lineno=${line%%:*}
       inc=${line#*:}
-      name=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)".*/\1/' <<<"$inc")
+      [[ $inc =~ \"([^\"]+)\" ]] && name=${BASH_REMATCH[1]}
       from=${owner[$name]:-}
       if [ -z "$from" ]; then
         [ -e "$dir/$name" ] || complain "$f:$lineno: \"$name\" is no header of the tree"
