@@ -203,8 +203,7 @@ int main(int argc, char **argv)
     int (*fn)(const struct cli_args *);
   } commands[] = {
       {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
-      {"run", cli_run},           {"status", cli_status},
-      {"adopt", cli_adopt},
+      {"run", cli_run},           {"status", cli_status}, {"adopt", cli_adopt},
   };
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(args.command, commands[i].name) == 0) {
