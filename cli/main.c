@@ -1,8 +1,8 @@
 /*
  * certbind: keep APIG certificate bindings equal to a desired-state file.
  *
- * main() parses the command line and hands over to one command. Exit codes
- * are SPEC §2's and are the same for every command.
+ * main() parses the command line and hands over to one command (cli.h).
+ * The exit codes are the same for every command.
  */
 #include <errno.h>
 #include <getopt.h>
