@@ -9,7 +9,7 @@
  * Every HTTP request goes through submit_call(); every write through
  * dispatch_write(), the one place that enforces --dry-run.
  */
-#include "pass.h"
+#include "pass_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -26,6 +26,7 @@
 #include "apig.h"
 #include "auth.h"
 #include "ledger.h"
+#include "memo.h"
 #include "metrics.h"
 #include "statefile.h"
 #include "status.h"
@@ -41,11 +42,11 @@ enum item_state {
 
 struct pass_item {
   uint8_t state;
-  bool permanent; /* failed with a 4xx: not retried by the daemon */
-  bool intent;    /* sync attach: its intent is in the ledger (ahead) */
-  bool disowned;  /* sync detach: its ownership was dropped ahead */
+  bool permanent;   /* failed with a 4xx: not retried by the daemon */
+  bool intent;      /* sync attach: its intent is in the ledger (ahead) */
+  bool disowned;    /* sync detach: its ownership was dropped ahead */
   int64_t owned_at; /* disowned: the entry's attached_at, to restore it */
-  const struct pass_memo *held; /* not written: an earlier failure holds it */
+  const struct memo *held; /* not written: an earlier failure holds it */
   uint32_t attempts;
   uint64_t written_ms; /* loop ms of the successful write */
   char error_code[64];
@@ -162,16 +163,42 @@ static void schedule_confirm(struct pass *p, uint32_t cert);
 static void spec_fan_out(struct pass *p, struct job *j, uint64_t delay);
 static void page_resolved(struct pass *p, struct job *parent);
 
-static int64_t wall_ms(void)
+/* ---- the clock (pass.h: struct pass_clock) --------------------------- */
+
+/* Monotonic ms: the queue's time, request and confirmation deadlines. */
+static uint64_t now_ms(const struct pass *p)
+{
+  return p->clock ? p->clock->mono_ms(p->clock->arg) : uv_now(p->loop);
+}
+
+/* Wall-clock ms since the epoch. */
+static int64_t unix_ms(const struct pass *p)
 {
   struct timeval tv;
+
+  if (p->clock)
+    return p->clock->unix_ms(p->clock->arg);
   gettimeofday(&tv, NULL);
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static uint64_t now_ms(const struct pass *p)
+/* Wall-clock s: signing time, token expiry, ledger and memo times. */
+static time_t unix_s(const struct pass *p)
 {
-  return uv_now(p->loop);
+  return p->clock ? (time_t)(unix_ms(p) / 1000) : time(NULL);
+}
+
+/* The real ms a timer waits for delay_ms of the pass's clock. */
+static uint64_t timer_ms(const struct pass *p, uint64_t delay_ms)
+{
+  return p->clock ? p->clock->timer_ms(p->clock->arg, delay_ms) : delay_ms;
+}
+
+/* Monotonic ns for the soak: uv_hrtime() (the current time, not the
+ * loop's cached one), or an injected clock's ms. */
+static uint64_t soak_now_ns(const struct pass *p)
+{
+  return p->clock ? p->clock->mono_ms(p->clock->arg) * 1000000u : uv_hrtime();
 }
 
 static const struct config_account *cert_account(const struct pass *p,
@@ -252,7 +279,7 @@ static void item_converge(struct pass *p, size_t i)
     ledger_remove(p->ledger, cert_id, pi->instance_id, pi->domain);
   else if (pi->op == PLAN_ATTACH)
     ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-               (int64_t)time(NULL));
+               (int64_t)unix_s(p));
   if (pi->op == PLAN_ATTACH && pi->binding != SIZE_MAX)
     forget_moved_from(p, pi);
   p->ledger_dirty = true;
@@ -467,7 +494,7 @@ static int submit_call(struct pass *p, struct call *c,
                             ? p->accounts[c->account].token.value
                             : NULL;
     rc = auth_add_headers(acct, token, method, c->url.host, c->url.path,
-                          c->url.query, c->body, c->body_len, time(NULL),
+                          c->url.query, c->body, c->body_len, unix_s(p),
                           &headers);
     if (c->job)
       c->job->token_gen = p->accounts[c->account].token_gen;
@@ -491,7 +518,7 @@ static int submit_call(struct pass *p, struct call *c,
   auth_headers_free(headers);
   if (rc == 0) {
     p->in_flight++;
-    p->counts.requests++;
+    p->res.counts.requests++;
   }
   return rc;
 }
@@ -593,7 +620,7 @@ static void dispatch_write(struct pass *p, struct job *j)
     c->rq.max_body = APIG_MAX_ERROR_BODY; /* 204, or an error envelope */
     rc = submit_call(p, c, acct, "POST", true);
     if (rc == 0) {
-      p->counts.writes++;
+      p->res.counts.writes++;
       return;
     }
   }
@@ -789,7 +816,7 @@ static void retry_job(struct pass *p, struct job *j, const struct outcome *o)
   delay = queue_backoff_ms(&p->queue, attempt, r->base_delay_ms,
                            r->max_delay_ms, o->retry_after_ms);
   j->q.attempt = attempt;
-  p->counts.retries++;
+  p->res.counts.retries++;
   if (p->metrics)
     p->metrics->retries_total++;
   if (job_push(p, j, delay) < 0)
@@ -1008,7 +1035,7 @@ static void verify_write(struct pass *p, struct job *w, const struct outcome *o)
   w->unknown_ms = now_ms(p);
   w->verify_round = 0;
   w->q.attempt++;
-  p->counts.retries++;
+  p->res.counts.retries++;
   if (p->metrics)
     p->metrics->retries_total++;
   delay = queue_backoff_ms(&p->queue, w->q.attempt, r->base_delay_ms,
@@ -1584,7 +1611,7 @@ static void on_token_done(struct pass *p, struct call *c,
   if (o->cls == APIG_OK && rs->subject_token &&
       auth_iam_parse_expiry(rs->body, rs->body_len, &expires) == 0 &&
       auth_token_set(&pa->token, rs->subject_token, strlen(rs->subject_token),
-                     expires, time(NULL)) == 0) {
+                     expires, unix_s(p)) == 0) {
     pa->token_attempt = 0;
     pa->token_gen++;
     log_event(p->log, LOG_INFO, "token.ok", &f, "IAM token obtained");
@@ -1602,8 +1629,8 @@ static void on_token_done(struct pass *p, struct call *c,
   f.error_code = o->err.code[0] ? o->err.code : NULL;
   f.error_msg = o->err.msg[0] ? o->err.msg : NULL;
   f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;
-  if (pa->token.value && !auth_token_needs_renewal(&pa->token, time(NULL)) &&
-      pa->token.expires_at > time(NULL)) {
+  if (pa->token.value && !auth_token_needs_renewal(&pa->token, unix_s(p)) &&
+      pa->token.expires_at > unix_s(p)) {
     /* a background renewal failed; the current token still serves */
     log_event(p->log, LOG_WARN, "token.retry", &f,
               "IAM token renewal failed; the current token is still valid");
@@ -1816,41 +1843,25 @@ static int cmp_size_domain(const void *a, const void *b, void *arg)
   return strcmp(x->instance_id, y->instance_id);
 }
 
-static int memo_key(const struct pass *p, const struct plan_item *it, char *buf,
-                    size_t len)
+static int item_memo_key(const struct pass *p, const struct plan_item *it,
+                         char *buf, size_t len)
 {
-  int n = snprintf(buf, len, "%s %s %s %d", p->cfg->certificates[it->cert].id,
-                   it->instance_id, it->domain, it->verify_client ? 1 : 0);
-  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static int cmp_memo(const void *a, const void *b)
-{
-  return strcmp(((const struct pass_memo *)a)->key,
-                ((const struct pass_memo *)b)->key);
-}
-
-static const struct pass_memo *memo_find(const struct pass_memory *m,
-                                         const char *key)
-{
-  struct pass_memo probe = {.key = (char *)key};
-  return m && m->n
-             ? bsearch(&probe, m->memos, m->n, sizeof(*m->memos), cmp_memo)
-             : NULL;
+  return memo_key(buf, len, p->cfg->certificates[it->cert].id, it->instance_id,
+                  it->domain, it->verify_client);
 }
 
 /* The daemon does not rewrite what failed for good, nor what waits for its
  * next retry: it stays failed (permanent) or pending with the old error. */
 static bool held_back(struct pass *p, size_t i)
 {
-  char key[512];
-  const struct pass_memo *m;
+  char key[MEMO_KEY_MAX];
+  const struct memo *m;
   struct pass_item *it = &p->items[i];
 
-  if (!p->opts.memory || memo_key(p, &p->plan.items[i], key, sizeof(key)))
+  if (!p->opts.memory || item_memo_key(p, &p->plan.items[i], key, sizeof(key)))
     return false;
   m = memo_find(p->opts.memory, key);
-  if (!m || (!m->permanent && m->next_retry <= (int64_t)time(NULL)))
+  if (!m || !memo_holds(m, (int64_t)unix_s(p)))
     return false;
   it->held = m;
   it->attempts = m->attempts;
@@ -1977,7 +1988,7 @@ static void ledger_write_error(const struct pass *p, int rc, char *why,
  * fail with the reason, and the in-memory ledger is put back. */
 static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
 {
-  int64_t now = (int64_t)time(NULL);
+  int64_t now = (int64_t)unix_s(p);
   bool changed = false;
   char why[600];
   int rc;
@@ -2026,8 +2037,7 @@ static void write_ownership_ahead(struct pass *p, size_t lo, size_t hi)
     if (it->intent)
       ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
     else if (it->disowned)
-      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-                 it->owned_at);
+      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain, it->owned_at);
     else
       continue;
     it->intent = it->disowned = false;
@@ -2051,15 +2061,14 @@ static void settle_ownership(struct pass *p)
     if (pi->op == PLAN_ATTACH && applied) {
       if (!ledger_owns(p->ledger, cert_id, pi->instance_id, pi->domain))
         ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-                   (int64_t)time(NULL));
+                   (int64_t)unix_s(p));
       p->ledger_dirty = true;
     } else if (it->intent) {
       ledger_remove_intent(p->ledger, cert_id, pi->instance_id, pi->domain);
       p->ledger_dirty = true;
     } else if (it->disowned && it->state != ITEM_CONVERGED &&
                (it->attempts == 0 || it->permanent)) {
-      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain,
-                 it->owned_at);
+      ledger_add(p->ledger, cert_id, pi->instance_id, pi->domain, it->owned_at);
       p->ledger_dirty = true;
     }
   }
@@ -2101,7 +2110,7 @@ static void start_wave(struct pass *p)
 static void refuse(struct pass *p, enum pass_outcome o, const char *event,
                    const char *msg)
 {
-  p->outcome = o;
+  p->res.outcome = o;
   snprintf(p->message, sizeof(p->message), "%s", msg);
   log_event(p->log, LOG_ERROR, event, NULL, "%s", msg);
 }
@@ -2153,7 +2162,7 @@ static void forget_stale_ownership(struct pass *p)
     /* attached, or an intent (write_ownership_ahead), too recently to show
      * yet, as APIG takes seconds to show a write: keep it */
     if (e->attached_at >
-        (int64_t)time(NULL) - (int64_t)p->cfg->policy.confirm_timeout_s)
+        (int64_t)unix_s(p) - (int64_t)p->cfg->policy.confirm_timeout_s)
       continue;
     gone[k].certificate_id = strdup(e->certificate_id);
     gone[k].instance_id = strdup(e->instance_id);
@@ -2193,6 +2202,7 @@ static void on_reads_done(struct pass *p)
     finish(p);
     return;
   }
+  p->res.has_plan = true;
   for (size_t i = 0; i < p->plan.nitems; i++) {
     const struct plan_item *it = &p->plan.items[i];
     struct pass_cert *c = &p->certs[it->cert];
@@ -2227,7 +2237,7 @@ static void on_reads_done(struct pass *p)
     return;
   }
   if (plan_only) {
-    p->outcome = PASS_PLANNED;
+    p->res.outcome = PASS_PLANNED;
     finish(p);
     return;
   }
@@ -2246,19 +2256,21 @@ static void on_reads_done(struct pass *p)
 
 static void on_soak_done(uv_timer_t *t);
 
-/* The soak is measured on the monotonic clock from when it starts, not
- * from the loop's cached time: uv_now() is when this loop iteration began,
- * so a long callback before this point (the last confirmations of a big
+/* The soak is measured on the monotonic clock (soak_now_ns) from when it
+ * starts, not
+ * from the loop's cached time: uv_now() is when this loop iteration
+ * began, so a long callback before this point (the last confirmations of a big
  * wave, or a slow machine) would shorten it, and libuv's millisecond timers
  * may fire up to 1 ms before the time asked. A soak is never shorter than
  * rollout.soak_s: on_soak_done re-arms until soak_until_ns has passed. */
 static int arm_soak(struct pass *p)
 {
-  uint64_t now = uv_hrtime();
+  uint64_t now = soak_now_ns(p);
   uint64_t left = p->soak_until_ns > now ? p->soak_until_ns - now : 0;
 
   uv_update_time(p->loop);
-  return uv_timer_start(&p->soak, on_soak_done, (left + 999999) / 1000000, 0);
+  return uv_timer_start(&p->soak, on_soak_done,
+                        timer_ms(p, (left + 999999) / 1000000), 0);
 }
 
 /* A wave is over: check the abort ratio, soak, start the next. */
@@ -2270,7 +2282,7 @@ static void on_soak_done(uv_timer_t *t)
     finish(p);
     return;
   }
-  if (uv_hrtime() < p->soak_until_ns) {
+  if (soak_now_ns(p) < p->soak_until_ns) {
     if (arm_soak(p) < 0)
       finish(p);
     return;
@@ -2314,7 +2326,7 @@ static void on_wave_done(struct pass *p)
     return;
   }
   p->phase = PHASE_SOAK;
-  p->soak_until_ns = uv_hrtime() + (uint64_t)r->soak_s * 1000000000u;
+  p->soak_until_ns = soak_now_ns(p) + (uint64_t)r->soak_s * 1000000000u;
   if (arm_soak(p) < 0)
     finish(p);
 }
@@ -2329,8 +2341,8 @@ static void on_timer(uv_timer_t *t)
 static void progress_line(struct pass *p, bool final)
 {
   uint64_t now = now_ms(p);
-  double el = (double)(wall_ms() - p->started_ms) / 1000.0;
-  uint64_t done = p->counts.requests - p->in_flight;
+  double el = (double)(unix_ms(p) - p->res.started_ms) / 1000.0;
+  uint64_t done = p->res.counts.requests - p->in_flight;
   uint64_t total = p->requests_planned > done ? p->requests_planned : done;
   double rate = el > 0 ? (double)done / el : 0;
   char bar[27];
@@ -2360,7 +2372,7 @@ static void take_cached_tokens(struct pass *p)
     struct log_fields f = LOG_FIELDS_INIT;
 
     if (acct->auth_method != CONFIG_AUTH_PASSWORD ||
-        auth_token_cache_get(p->opts.tokens, acct, time(NULL),
+        auth_token_cache_get(p->opts.tokens, acct, unix_s(p),
                              &p->accounts[a].token) < 0)
       continue;
     p->accounts[a].token_gen++;
@@ -2381,11 +2393,11 @@ static bool account_needs_token(struct pass *p, uint32_t a)
     return false;
   /* An expired token (with a second of margin for the way there) would
    * only earn a 401: drop it, so that requests wait for the new one. */
-  if (pa->token.value && time(NULL) + 1 >= pa->token.expires_at)
+  if (pa->token.value && unix_s(p) + 1 >= pa->token.expires_at)
     auth_token_clear(&pa->token);
   if (!pa->token.value)
     return true;
-  if (!pa->token_fetching && auth_token_needs_renewal(&pa->token, time(NULL)))
+  if (!pa->token_fetching && auth_token_needs_renewal(&pa->token, unix_s(p)))
     start_token_fetch(p, a);
   return false;
 }
@@ -2434,7 +2446,7 @@ static void pump(struct pass *p)
       /* waiting for a token fetch retry */
     } else if (p->phase == PHASE_READ) {
       if (p->stopping) {
-        p->outcome = PASS_INTERRUPTED;
+        p->res.outcome = PASS_INTERRUPTED;
         finish(p);
         return;
       }
@@ -2449,14 +2461,15 @@ static void pump(struct pass *p)
     }
   }
   if (wake != UINT64_MAX && !p->stopping)
-    uv_timer_start(&p->timer, on_timer, wake > now ? wake - now : 1, 0);
+    uv_timer_start(&p->timer, on_timer,
+                   timer_ms(p, wake > now ? wake - now : 1), 0);
 }
 
 /* ---- start, stop, finish -------------------------------------------- */
 
 static void compute_counts(struct pass *p)
 {
-  struct pass_counts *k = &p->counts;
+  struct pass_counts *k = &p->res.counts;
 
   k->unchanged = p->plan.unchanged;
   k->uncertain = p->plan.nuncertain;
@@ -2477,60 +2490,68 @@ static void compute_counts(struct pass *p)
     k->pending = p->plan.nitems;
 }
 
+static void release(struct pass *p);
+
 static void on_handle_closed(uv_handle_t *h)
 {
   struct pass *p = h->data;
 
-  if (--p->open_handles == 0 && p->done)
-    p->done(p, p->done_arg);
+  if (--p->open_handles > 0)
+    return;
+  if (p->free_pending) /* pass_start failed half-way; pass_free ran */
+    release(p);
+  else if (p->done)
+    p->done(p, p->done_arg); /* may free p */
 }
 
 static void finish(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
   struct log_kv kv[10];
+  struct http_stats hs;
   bool any_read = false;
 
   if (p->phase == PHASE_DONE)
     return;
   p->phase = PHASE_DONE;
-  p->ended_ms = wall_ms();
+  p->res.ended_ms = unix_ms(p);
   settle_ownership(p);
   compute_counts(p);
   for (size_t c = 0; c < p->cfg->ncertificates; c++)
     any_read |= !p->certs[c].read_failed;
-  if (p->outcome == PASS_CONVERGED) {
-    if (p->stopping && p->counts.pending)
-      p->outcome = PASS_INTERRUPTED;
+  if (p->res.outcome == PASS_CONVERGED) {
+    if (p->stopping && p->res.counts.pending)
+      p->res.outcome = PASS_INTERRUPTED;
     else if (!any_read && p->cfg->ncertificates)
-      p->outcome = PASS_FAILED;
-    else if (p->counts.failed || p->counts.pending)
-      p->outcome = PASS_PARTIAL;
+      p->res.outcome = PASS_FAILED;
+    else if (p->res.counts.failed || p->res.counts.pending)
+      p->res.outcome = PASS_PARTIAL;
     else {
       for (size_t c = 0; c < p->cfg->ncertificates; c++) {
         if (p->certs[c].read_failed)
-          p->outcome = PASS_PARTIAL;
+          p->res.outcome = PASS_PARTIAL;
       }
     }
   }
   progress_line(p, true);
-  kv[0] = (struct log_kv){"attached", (long long)p->counts.attached};
-  kv[1] = (struct log_kv){"changed", (long long)p->counts.changed};
-  kv[2] = (struct log_kv){"detached", (long long)p->counts.detached};
-  kv[3] = (struct log_kv){"unchanged", (long long)p->counts.unchanged};
-  kv[4] = (struct log_kv){"failed", (long long)p->counts.failed};
-  kv[5] = (struct log_kv){"pending", (long long)p->counts.pending};
-  kv[6] = (struct log_kv){"requests", (long long)p->counts.requests};
-  kv[7] = (struct log_kv){"retries", (long long)p->counts.retries};
+  kv[0] = (struct log_kv){"attached", (long long)p->res.counts.attached};
+  kv[1] = (struct log_kv){"changed", (long long)p->res.counts.changed};
+  kv[2] = (struct log_kv){"detached", (long long)p->res.counts.detached};
+  kv[3] = (struct log_kv){"unchanged", (long long)p->res.counts.unchanged};
+  kv[4] = (struct log_kv){"failed", (long long)p->res.counts.failed};
+  kv[5] = (struct log_kv){"pending", (long long)p->res.counts.pending};
+  kv[6] = (struct log_kv){"requests", (long long)p->res.counts.requests};
+  kv[7] = (struct log_kv){"retries", (long long)p->res.counts.retries};
   /* for benchmarks and operators: TLS handshakes, pass wall time */
-  kv[8] = (struct log_kv){"connections", (long long)p->http->stats.connects};
-  kv[9] =
-      (struct log_kv){"duration_ms", (long long)(p->ended_ms - p->started_ms)};
+  http_get_stats(p->http, &hs);
+  kv[8] = (struct log_kv){"connections", (long long)hs.connects};
+  kv[9] = (struct log_kv){"duration_ms",
+                          (long long)(p->res.ended_ms - p->res.started_ms)};
   f.kv = kv;
   f.nkv = 10;
   log_event(p->log, LOG_INFO, "pass.done", &f, "outcome %s in %.1f s",
-            pass_outcome_name(p->outcome),
-            (double)(p->ended_ms - p->started_ms) / 1000.0);
+            pass_outcome_name(p->res.outcome),
+            (double)(p->res.ended_ms - p->res.started_ms) / 1000.0);
   uv_timer_stop(&p->timer);
   uv_timer_stop(&p->soak);
   uv_close((uv_handle_t *)&p->timer, on_handle_closed);
@@ -2566,8 +2587,8 @@ static int alloc_state(struct pass *p)
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
                   p->opts.seed ? p->opts.seed
-                               : (uint64_t)wall_ms() ^ (uint64_t)getpid(),
-                  uv_now(p->loop));
+                               : (uint64_t)unix_ms(p) ^ (uint64_t)getpid(),
+                  now_ms(p));
   free(lim);
   if (rc == 0)
     rc = live_state_init(&p->live, cfg->ncertificates);
@@ -2636,27 +2657,56 @@ static void set_memory_bounds(struct pass *p)
       PASS_LIVE_EXTRA + PASS_LIVE_PER_BINDING * p->cfg->nbindings;
 }
 
-int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
-               const struct config *cfg, struct ledger *ledger,
-               struct metrics *metrics, const struct log *log,
-               const struct pass_opts *o,
-               void (*done)(struct pass *p, void *arg), void *arg)
+struct pass *pass_new(const struct pass_deps *d, const struct pass_opts *o)
 {
+  struct pass *p = calloc(1, sizeof(*p));
+
+  if (!p)
+    return NULL;
+  p->loop = d->loop;
+  p->http = d->http;
+  p->cfg = d->cfg;
+  p->ledger = d->ledger;
+  p->metrics = d->metrics;
+  p->log = d->log;
+  p->clock = d->clock;
+  p->opts = *o;
+  p->res.outcome = PASS_CONVERGED;
+  p->res.message = p->message;
+  p->res.plan = &p->plan;
+  p->res.live = &p->live;
+  p->phase = PHASE_READ;
+  return p;
+}
+
+/* The pass's two timers; once they exist, the pass ends only through
+ * done(). A half-made pair is closed (pass_free waits for that). */
+static int init_handles(struct pass *p)
+{
+  int rc = uv_timer_init(p->loop, &p->timer);
+
+  if (rc < 0)
+    return rc;
+  p->timer.data = p->soak.data = p;
+  p->open_handles = 1;
+  rc = uv_timer_init(p->loop, &p->soak);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&p->timer, on_handle_closed);
+    return rc;
+  }
+  p->open_handles = 2;
+  return 0;
+}
+
+int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
+               void *arg)
+{
+  const struct config *cfg = p->cfg;
   struct log_fields f = LOG_FIELDS_INIT;
   struct log_kv kv[3];
   int rc;
 
-  memset(p, 0, sizeof(*p));
-  p->loop = loop;
-  p->http = http;
-  p->cfg = cfg;
-  p->ledger = ledger;
-  p->metrics = metrics;
-  p->log = log;
-  p->opts = *o;
-  p->outcome = PASS_CONVERGED;
-  p->started_ms = wall_ms();
-  p->phase = PHASE_READ;
+  p->res.started_ms = unix_ms(p);
   rc = alloc_state(p);
   if (rc < 0)
     return rc; /* pass_free() cleans up; done is never called */
@@ -2664,10 +2714,10 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
 
   kv[0] = (struct log_kv){"certificates", (long long)cfg->ncertificates};
   kv[1] = (struct log_kv){"bindings", (long long)cfg->nbindings};
-  kv[2] = (struct log_kv){"dry_run", o->dry_run || !o->write};
+  kv[2] = (struct log_kv){"dry_run", p->opts.dry_run || !p->opts.write};
   f.kv = kv;
   f.nkv = 3;
-  log_event(log, LOG_INFO, "pass.start", &f, "mode %s",
+  log_event(p->log, LOG_INFO, "pass.start", &f, "mode %s",
             config_mode_name(cfg->policy.mode));
   take_cached_tokens(p);
 
@@ -2688,16 +2738,10 @@ int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
     }
   }
   /* Handles last: once they exist, the pass ends only through done(). */
-  rc = uv_timer_init(loop, &p->timer);
+  rc = init_handles(p);
   if (rc < 0)
     return rc;
-  rc = uv_timer_init(loop, &p->soak);
-  if (rc < 0) {
-    uv_close((uv_handle_t *)&p->timer, NULL);
-    return rc;
-  }
-  p->open_handles = 2;
-  p->timer.data = p->soak.data = p;
+  p->started = true;
   p->done = done;
   p->done_arg = arg;
   sort_wanted_off_loop(p);
@@ -2709,7 +2753,7 @@ void pass_stop(struct pass *p)
 {
   struct queue_job *qj;
 
-  if (p->stopping || p->phase == PHASE_DONE)
+  if (!p || !p->started || p->stopping || p->phase == PHASE_DONE)
     return;
   p->stopping = true;
   uv_timer_stop(&p->timer);
@@ -2728,95 +2772,46 @@ void pass_stop(struct pass *p)
   }
   if (p->in_flight == 0 && p->pool_work == 0) {
     if (p->phase == PHASE_READ)
-      p->outcome = PASS_INTERRUPTED;
+      p->res.outcome = PASS_INTERRUPTED;
     finish(p);
   }
 }
 
-static int add_memo(struct pass_memory *out, size_t *cap,
-                    const struct pass_memo *m)
+int pass_remember(const struct pass *p, struct memo_set *out)
 {
-  if (out->n == *cap) {
-    size_t ncap = *cap ? *cap * 2 : 16;
-    struct pass_memo *n = realloc(out->memos, ncap * sizeof(*n));
-    if (!n)
-      return -ENOMEM;
-    out->memos = n;
-    *cap = ncap;
-  }
-  out->memos[out->n] = *m;
-  out->memos[out->n].key = strdup(m->key);
-  out->memos[out->n].error_msg = strdup(m->error_msg ? m->error_msg : "");
-  if (!out->memos[out->n].key || !out->memos[out->n].error_msg) {
-    free(out->memos[out->n].key);
-    free(out->memos[out->n].error_msg);
-    return -ENOMEM;
-  }
-  out->n++;
-  return 0;
-}
-
-/* Waits between passes for a binding that keeps failing: 1, 2, 4 … min,
- * at most an hour. */
-static int64_t memo_delay_s(uint32_t failures)
-{
-  int64_t d = 60;
-  for (uint32_t k = 1; k < failures && d < 3600; k++)
-    d *= 2;
-  return d < 3600 ? d : 3600;
-}
-
-int pass_remember(const struct pass *p, struct pass_memory *out)
-{
-  struct pass_memory next = {0};
-  size_t cap = 0;
-  char key[512];
+  struct memo_set next = {0};
+  char key[MEMO_KEY_MAX];
   int rc = 0;
 
   for (size_t i = 0; rc == 0 && p->items && i < p->plan.nitems; i++) {
     const struct pass_item *it = &p->items[i];
-    struct pass_memo m = {0};
+    struct memo m = {0};
 
-    if (memo_key(p, &p->plan.items[i], key, sizeof(key)))
+    if (item_memo_key(p, &p->plan.items[i], key, sizeof(key)))
       continue;
     if (it->held) {
-      rc = add_memo(&next, &cap, it->held);
+      rc = memo_set_add(&next, it->held);
       continue;
     }
     if (it->state != ITEM_FAILED)
       continue;
-    const struct pass_memo *old = memo_find(p->opts.memory, key);
     m.key = key;
-    m.permanent = it->permanent;
-    m.failures = (old ? old->failures : 0) + 1;
+    memo_next(&m, memo_find(p->opts.memory, key), it->permanent,
+              p->res.ended_ms / 1000);
     m.attempts = it->attempts;
-    m.next_retry =
-        m.permanent ? 0 : p->ended_ms / 1000 + memo_delay_s(m.failures);
     snprintf(m.error_code, sizeof(m.error_code), "%s", it->error_code);
     m.error_msg = it->error_msg;
     snprintf(m.request_id, sizeof(m.request_id), "%s", it->request_id);
-    rc = add_memo(&next, &cap, &m);
+    rc = memo_set_add(&next, &m);
   }
   if (rc < 0) {
-    pass_memory_free(&next);
+    memo_set_free(&next);
     return rc;
   }
-  if (next.n > 1) /* memos is NULL when empty */
-    qsort(next.memos, next.n, sizeof(*next.memos), cmp_memo);
-  pass_memory_free(out);
+  memo_set_sort(&next);
+  memo_set_free(out);
   *out = next;
   return 0;
-}
-
-void pass_memory_free(struct pass_memory *m)
-{
-  for (size_t i = 0; i < m->n; i++) {
-    free(m->memos[i].key);
-    free(m->memos[i].error_msg);
-  }
-  free(m->memos);
-  m->memos = NULL;
-  m->n = 0;
 }
 
 const char *pass_outcome_name(enum pass_outcome o)
@@ -2827,7 +2822,7 @@ const char *pass_outcome_name(enum pass_outcome o)
   return names[o];
 }
 
-void pass_free(struct pass *p)
+static void release(struct pass *p)
 {
   if (p->accounts) {
     for (size_t a = 0; a < p->cfg->naccounts; a++) {
@@ -2846,7 +2841,28 @@ void pass_free(struct pass *p)
   plan_wanted_free(&p->wanted);
   live_state_free(&p->live);
   queue_free(&p->queue);
-  memset(p, 0, sizeof(*p));
+  free(p);
+}
+
+void pass_free(struct pass *p)
+{
+  if (!p)
+    return;
+  if (p->open_handles > 0) { /* its handles are closing: freed after */
+    p->free_pending = true;
+    return;
+  }
+  release(p);
+}
+
+const struct pass_result *pass_result(const struct pass *p)
+{
+  return &p->res;
+}
+
+bool pass_ledger_dirty(const struct pass *p)
+{
+  return p->ledger_dirty;
 }
 
 /* ---- results -------------------------------------------------------- */
@@ -2912,22 +2928,22 @@ static int status_pass_fields(const struct pass *p, struct status_pass *sp)
       "converged", "converged", "partial",    "failed",
       "refused",   "aborted",   "interrupted"};
 
-  sp->started_ms = p->started_ms;
-  sp->ended_ms = p->ended_ms;
-  sp->outcome = strdup(outcome_names[p->outcome]);
+  sp->started_ms = p->res.started_ms;
+  sp->ended_ms = p->res.ended_ms;
+  sp->outcome = strdup(outcome_names[p->res.outcome]);
   sp->command = strdup(p->opts.command ? p->opts.command : "apply");
   sp->mode = strdup(config_mode_name(p->cfg->policy.mode));
   sp->config_sha256 = strdup(p->cfg->sha256);
   sp->message = strdup(p->message);
-  sp->attached = p->counts.attached;
-  sp->changed = p->counts.changed;
-  sp->detached = p->counts.detached;
-  sp->unchanged = p->counts.unchanged;
-  sp->failed = p->counts.failed;
-  sp->pending = p->counts.pending;
-  sp->uncertain = p->counts.uncertain;
-  sp->requests = p->counts.requests;
-  sp->retries = p->counts.retries;
+  sp->attached = p->res.counts.attached;
+  sp->changed = p->res.counts.changed;
+  sp->detached = p->res.counts.detached;
+  sp->unchanged = p->res.counts.unchanged;
+  sp->failed = p->res.counts.failed;
+  sp->pending = p->res.counts.pending;
+  sp->uncertain = p->res.counts.uncertain;
+  sp->requests = p->res.counts.requests;
+  sp->retries = p->res.counts.retries;
   return sp->outcome && sp->command && sp->mode && sp->config_sha256 &&
                  sp->message
              ? 0
@@ -3164,8 +3180,8 @@ bool pass_reached_all(const struct pass *p)
 
 bool pass_succeeded(const struct pass *p)
 {
-  if ((p->outcome != PASS_CONVERGED && p->outcome != PASS_PARTIAL) ||
-      !p->items || p->counts.pending)
+  if ((p->res.outcome != PASS_CONVERGED && p->res.outcome != PASS_PARTIAL) ||
+      !p->items || p->res.counts.pending)
     return false;
   for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
     if (p->certs[c].read_failed)
@@ -3211,16 +3227,16 @@ static void print_unreachable(const struct pass *p, FILE *out, bool color)
 
 void pass_print_summary(const struct pass *p, FILE *out, bool color)
 {
-  const struct pass_counts *k = &p->counts;
-  double secs = (double)(p->ended_ms - p->started_ms) / 1000.0;
+  const struct pass_counts *k = &p->res.counts;
+  double secs = (double)(p->res.ended_ms - p->res.started_ms) / 1000.0;
   uint64_t written = k->attached + k->changed + k->detached;
   size_t shown = 0;
   char rbuf[16];
 
-  if (p->outcome == PASS_REFUSED || p->outcome == PASS_ABORTED) {
+  if (p->res.outcome == PASS_REFUSED || p->res.outcome == PASS_ABORTED) {
     fprintf(out, "%s%s%s\n", color ? "\033[31m" : "", p->message,
             color ? "\033[0m" : "");
-    if (p->outcome == PASS_REFUSED)
+    if (p->res.outcome == PASS_REFUSED)
       return;
   }
   fprintf(out,

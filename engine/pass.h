@@ -1,16 +1,21 @@
 /*
- * pass: one reconciliation pass on a libuv loop (SPEC §1): read every
- * certificate's live bindings, diff, write the difference in batches
- * through the queue (rate limits, one write in flight per certificate,
- * retries), confirm by re-reading, and report every binding's outcome.
+ * pass: one reconciliation pass on a libuv loop: read every certificate's
+ * live bindings, diff, write the difference in batches through the queue
+ * (rate limits, one write in flight per certificate, retries), confirm by
+ * re-reading, and report every binding's outcome.
  *
  * The data flow is file (config) → plan (plan.h) → queue (queue.h) →
- * requests (apig.h + auth.h over http.h) → results (this struct) →
+ * requests (apig.h + auth.h over http.h) → results (pass_result) →
  * status (status.h), ledger (ledger.h) and metrics (metrics.h).
  *
- * A pass is asynchronous: pass_start() returns at once, the loop runs it,
- * and done() is called once from the loop when it is over and every handle
- * of the pass is closed. Nothing of the pass runs after done().
+ * A pass is an opaque handle: pass_new() makes one, pass_start() returns
+ * at once and the loop runs it, and done() is called once from the loop
+ * when it is over and every handle of the pass is closed. Nothing of the
+ * pass runs after done(); done() may pass_free() it.
+ *
+ * This header pulls in neither libuv, curl nor OpenSSL: the loop and the
+ * transport are forward-declared, the caller that makes them includes
+ * their headers.
  */
 #ifndef CERTBIND_PASS_H
 #define CERTBIND_PASS_H
@@ -18,19 +23,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#include <uv.h>
-
-#include "config.h"
-#include "http.h"
-#include "log.h"
+#include "memo.h"
 #include "plan.h"
-#include "queue.h"
 
+struct uv_loop_s; /* uv_loop_t */
+struct http;
 struct auth_token_cache;
+struct config;
 struct ledger;
+struct log;
 struct metrics;
 struct status;
+struct pass;
 
 enum pass_outcome {
   PASS_CONVERGED,   /* every binding is as the file wants */
@@ -42,25 +48,38 @@ enum pass_outcome {
   PASS_INTERRUPTED, /* stopped (SIGTERM) before the end */
 };
 
-/* What earlier passes of the daemon learned about one binding, so that a
- * binding that keeps failing is not hammered (SPEC §7): a permanent error
- * (4xx) is not retried until the binding's entry in the file changes (the
- * key includes everything the entry says), other failures wait for
- * next_retry. Sorted by key. */
-struct pass_memo {
-  char *key; /* "cert_id instance_id domain verify" */
-  bool permanent;
-  int64_t next_retry; /* unix s; 0 = none */
-  uint32_t failures;  /* consecutive failed passes */
-  uint32_t attempts;  /* requests spent on it over those passes */
-  char error_code[64];
-  char *error_msg;
-  char request_id[80];
+/*
+ * Where the pass reads time. Every read of time in the engine goes
+ * through it, and every timer the pass arms is armed for
+ * timer_ms(arg, <delay in clock ms>) real milliseconds; so a test can run
+ * a pass on a fast clock (clock time = K x real time, timers = delay / K)
+ * and assert lower bounds in clock time.
+ *
+ * NULL (struct pass_deps.clock) is the real clock: mono_ms is the loop's
+ * time (uv_now), unix_ms the wall clock (gettimeofday), timer_ms the
+ * identity; the rollout's soak is measured on uv_hrtime() (never shorter
+ * than asked, however long the callback before it). An injected clock's
+ * mono_ms must answer the current time on every call (the soak relies on
+ * it) and never go back.
+ */
+struct pass_clock {
+  uint64_t (*mono_ms)(void *arg); /* monotonic ms, any origin */
+  int64_t (*unix_ms)(void *arg);  /* ms since the epoch: requests' signing
+                                     time, tokens, ledger, memos, results */
+  uint64_t (*timer_ms)(void *arg, uint64_t clock_ms); /* real ms to wait */
+  void *arg;
 };
 
-struct pass_memory {
-  struct pass_memo *memos;
-  size_t n;
+/* What a pass works with; the caller owns all of it, and it must outlive
+ * the pass (until done(), or pass_free() when pass_start() failed). */
+struct pass_deps {
+  struct uv_loop_s *loop;
+  struct http *http;
+  const struct config *cfg;
+  struct ledger *ledger;   /* NULL: ownership unknown, nothing detached */
+  struct metrics *metrics; /* NULL: not counted */
+  const struct log *log;
+  const struct pass_clock *clock; /* NULL: real time */
 };
 
 struct pass_opts {
@@ -71,7 +90,7 @@ struct pass_opts {
   uint64_t seed;               /* jitter; 0 = from the clock */
   const char *command;       /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
-  const struct pass_memory *memory; /* daemon: earlier failures, or NULL */
+  const struct memo_set *memory; /* daemon: earlier failures, or NULL */
   /* daemon: IAM tokens kept across passes (taken while before their
    * renewal time, new ones stored back), or NULL */
   struct auth_token_cache *tokens;
@@ -81,73 +100,44 @@ struct pass_counts {
   uint64_t attached, changed, detached, unchanged, failed, pending;
   uint64_t requests, retries, writes;
   /* bindings a crash left as an unresolved intent and that are live: never
-   * detached, not owned until `certbind adopt` (SPEC §1) */
+   * detached, not owned until `certbind adopt` */
   uint64_t uncertain;
 };
 
-struct pass_cert;
-struct pass_item;
-struct pass_account;
-
-struct pass {
-  /* Results: valid in done() and until pass_free(). */
+/* The results: complete in done() and valid until pass_free(). */
+struct pass_result {
   enum pass_outcome outcome;
-  char message[256]; /* why refused/aborted/failed, one line */
-  struct plan plan;
-  struct live_state live;
+  const char *message;     /* why refused/aborted/failed, one line, or "" */
+  const struct plan *plan; /* empty when the pass ended before it */
+  const struct live_state *live; /* what the reads found */
+  bool has_plan; /* the plan was made: the bindings have results */
   struct pass_counts counts;
-  int64_t started_ms, ended_ms; /* unix ms */
-
-  /* Internal. */
-  uv_loop_t *loop;
-  struct http *http;
-  const struct config *cfg;
-  struct ledger *ledger;
-  struct metrics *metrics;
-  const struct log *log;
-  struct pass_opts opts;
-  struct queue queue;
-  uv_timer_t timer;
-  uv_timer_t soak;
-  uint64_t soak_until_ns; /* uv_hrtime() when the rollout soak ends */
-  struct pass_account *accounts;
-  struct pass_cert *certs;
-  struct pass_item *items;
-  size_t *binding_item; /* config binding -> plan item, SIZE_MAX: none */
-  int phase;
-  size_t reads_left;
-  size_t in_flight;
-  size_t pool_work;   /* jobs out on libuv's thread pool: page parses, the
-                         wanted bindings' sort */
-  size_t parse_bytes; /* bodies of the pages waiting for the pool */
-
-  /* List entries held (the live state and the reads under way), and the
-   * most the file explains (more is the server's doing: refused). */
-  size_t live_entries;
-  size_t live_entries_max;
-
-  struct plan_wanted wanted; /* sorted while the reads are out (by_cert
-                                NULL: not yet, or it failed) */
-  size_t wave, nwaves;
-  size_t *wave_end; /* plan item index where each wave ends */
-  bool stopping;
-  bool ledger_dirty;
-  int open_handles;
-  uint64_t progress_ms;
-  uint64_t requests_planned;
-  void (*done)(struct pass *p, void *arg);
-  void *done_arg;
+  int64_t started_ms, ended_ms; /* unix ms (the pass's clock) */
 };
 
-int pass_start(struct pass *p, uv_loop_t *loop, struct http *http,
-               const struct config *cfg, struct ledger *ledger,
-               struct metrics *metrics, const struct log *log,
-               const struct pass_opts *o,
-               void (*done)(struct pass *p, void *arg), void *arg);
+/* A pass that has not started, or NULL (out of memory). Takes copies of
+ * *d and *o (the strings and objects they point to are borrowed). */
+struct pass *pass_new(const struct pass_deps *d, const struct pass_opts *o);
+
+/* Start reading. 0: done() will be called once, from the loop. < 0
+ * (negative errno): done() is never called, and the pass holds no open
+ * handle, so pass_free() may follow at once. Call it once. */
+int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
+               void *arg);
 
 /* SIGTERM: submit nothing new; requests in flight finish (the caller
- * bounds that with http_abort_all after its deadline). */
+ * bounds that with http_abort_all after its deadline). No effect on a
+ * pass that is NULL, not started, or over. */
 void pass_stop(struct pass *p);
+
+/* Free a pass that never started, whose pass_start() failed, or whose
+ * done() was called (from done() itself too). NULL: nothing. */
+void pass_free(struct pass *p);
+
+const struct pass_result *pass_result(const struct pass *p);
+
+/* Whether the pass changed the ledger it was given (to be saved). */
+bool pass_ledger_dirty(const struct pass *p);
 
 /* The pass's bindings and summary as a status model (status_free it).
  * prev (NULL: none) is the status an earlier pass left: the bindings this
@@ -164,16 +154,14 @@ bool pass_reached_all(const struct pass *p);
  * write. */
 bool pass_succeeded(const struct pass *p);
 
-/* Print the SPEC §9 summary ("done in 2.4 s: …" and the failures). */
+/* Print the summary ("done in 2.4 s: …" and the failures). */
 void pass_print_summary(const struct pass *p, FILE *out, bool color);
 
+/* "converged", "planned", … */
 const char *pass_outcome_name(enum pass_outcome o);
 
 /* The memory for the next pass: this pass's failures, and the memos of
- * bindings it held back. Replaces *out (freed first). */
-int pass_remember(const struct pass *p, struct pass_memory *out);
-void pass_memory_free(struct pass_memory *m);
-
-void pass_free(struct pass *p);
+ * bindings it held back (memo.h). Replaces *out (freed first). */
+int pass_remember(const struct pass *p, struct memo_set *out);
 
 #endif
