@@ -178,8 +178,10 @@ static void test_intent_is_uncertain_never_detached(void **state)
     assert_int_equal(live_state_init(&f->live, 2), 0);
     live(f, 0, GW_A, "maybe.example.com", false); /* unwanted, live */
     finish_live(f);
-    ledger_add_intent(&f->ledger, CERT_OLD, GW_A, "maybe.example.com", 1, NULL);
-    ledger_add_intent(&f->ledger, CERT_OLD, GW_B, "never.example.com", 1, NULL);
+    ledger_add_intent(&f->ledger, CERT_OLD, GW_A, "maybe.example.com", 1,
+                      NULL);
+    ledger_add_intent(&f->ledger, CERT_OLD, GW_B, "never.example.com", 1,
+                      NULL);
     assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
     assert_int_equal(p.nitems, 0);
     assert_int_equal(p.nuncertain, 1);
