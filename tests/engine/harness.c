@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -44,6 +45,14 @@ static uint64_t clock_timer_ms(void *arg, uint64_t d)
   return (d + h->k - 1) / h->k;
 }
 
+/* The wall clock moves with the fast clock, from the real time at setup. */
+static int64_t clock_unix_ms(void *arg)
+{
+  const struct harness *h = arg;
+
+  return h->unix0_ms + (int64_t)clock_ms(arg);
+}
+
 uint64_t harness_now(const struct harness *h)
 {
   return clock_ms((void *)h);
@@ -75,6 +84,11 @@ void harness_setup(struct harness *h)
   memset(h, 0, sizeof(*h));
   h->k = HARNESS_K;
   h->t0_ns = uv_hrtime();
+  h->unix0_ms = (int64_t)time(NULL) * 1000;
+  h->clock = (struct pass_clock){.mono_ms = clock_ms,
+                                 .unix_ms = clock_unix_ms,
+                                 .timer_ms = clock_timer_ms,
+                                 .arg = h};
   assert_int_equal(uv_loop_init(&h->loop), 0);
   assert_int_equal(fake_net_init(&h->net, &h->loop), 0);
   world_init(&h->world);
@@ -133,14 +147,19 @@ static void on_pass_done(struct pass *p, void *arg)
 void harness_run(struct harness *h, const struct pass_opts *opts)
 {
   struct pass_opts o = {.write = true, .command = "apply", .seed = 1};
+  struct pass_deps d = {.loop = &h->loop,
+                        .http = &h->net.http,
+                        .cfg = &h->cfg,
+                        .log = &h->log,
+                        .clock = &h->clock};
 
   if (opts)
     o = *opts;
   assert_false(h->started);
+  h->pass = pass_new(&d, &o);
+  assert_non_null(h->pass);
   h->started = true;
-  assert_int_equal(pass_start(&h->pass, &h->loop, &h->net.http, &h->cfg, NULL,
-                              NULL, &h->log, &o, on_pass_done, h),
-                   0);
+  assert_int_equal(pass_start(h->pass, on_pass_done, h), 0);
   uv_run(&h->loop, UV_RUN_DEFAULT);
   assert_true(h->done);
   assert_int_equal(h->net.in_flight, 0);
@@ -148,25 +167,24 @@ void harness_run(struct harness *h, const struct pass_opts *opts)
 
 enum pass_outcome harness_outcome(const struct harness *h)
 {
-  return h->pass.outcome;
+  return pass_result(h->pass)->outcome;
 }
 
 const struct pass_counts *harness_counts(const struct harness *h)
 {
-  return &h->pass.counts;
+  return &pass_result(h->pass)->counts;
 }
 
 void harness_stop(struct harness *h)
 {
-  pass_stop(&h->pass);
+  pass_stop(h->pass);
 }
 
 void harness_teardown(struct harness *h)
 {
   char path[64];
 
-  if (h->started)
-    pass_free(&h->pass);
+  pass_free(h->pass);
   if (h->cfg_loaded)
     config_free(&h->cfg);
   fake_net_free(&h->net);

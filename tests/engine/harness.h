@@ -31,8 +31,7 @@
 #include "pass.h"
 #include "world.h"
 
-#define HARNESS_K                                                              \
-  1 /* main: the pass reads uv_now(); 1000 with an injected clock */
+#define HARNESS_K 1000
 
 #define HARNESS_PROJECT "0123456789abcdef0123456789abcdef"
 #define HARNESS_GW1 "f0fa1789-3b76-433b-a787-9892951c620e"
@@ -41,8 +40,9 @@
 
 struct harness {
   uv_loop_t loop;
-  uint64_t k;     /* clock ms per real ms */
-  uint64_t t0_ns; /* uv_hrtime() at setup */
+  uint64_t k;       /* clock ms per real ms */
+  uint64_t t0_ns;   /* uv_hrtime() at setup */
+  int64_t unix0_ms; /* the wall clock at setup, ms */
   struct fake_net net;
   struct world world;
   struct config cfg;
@@ -50,7 +50,8 @@ struct harness {
   char dir[32]; /* temp dir: the token and the YAML file */
   struct log log;
   FILE *log_out;
-  struct pass pass;
+  struct pass_clock clock; /* given to the pass */
+  struct pass *pass;
   bool started;
   bool done;
   uint64_t done_ms; /* clock ms when done() ran */

@@ -215,7 +215,7 @@ static void test_bisect_of_failing_batch(void **state)
   assert_int_equal(harness_counts(h)->attached, 7);
   assert_int_equal(harness_counts(h)->failed, 1);
   assert_int_equal(harness_counts(h)->pending, 0);
-  assert_true(pass_succeeded(&h->pass)); /* a permanent, lone failure */
+  assert_true(pass_succeeded(h->pass)); /* a permanent, lone failure */
   free(w);
   free(b);
   free(yaml);
