@@ -49,7 +49,9 @@ struct harness {
   bool cfg_loaded;
   char dir[32]; /* temp dir: the token and the YAML file */
   struct log log;
-  FILE *log_out;
+  FILE *log_out;  /* the log: stderr, or a memory stream into log_text */
+  char *log_text; /* what the pass logged (at debug level) */
+  size_t log_len;
   struct pass_clock clock; /* given to the pass */
   struct pass *pass;
   bool started;
