@@ -200,7 +200,7 @@ void harness_teardown(struct harness *h)
   if (h->log_out != stderr) {
     assert_int_equal(fclose(h->log_out), 0);
     /* the secret never reaches a log line */
-    assert_true(h->log_len > 0);
+    assert_true(h->log_len > 0 || !h->started);
     assert_null(
         memmem(h->log_text, h->log_len, HARNESS_TOKEN, strlen(HARNESS_TOKEN)));
     free(h->log_text);

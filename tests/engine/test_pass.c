@@ -33,19 +33,22 @@
 
 /* ---- helpers --------------------------------------------------------- */
 
-static struct harness *new_harness(void)
+/* cmocka runs the teardown after a failed test too: no temp files left */
+static int setup(void **state)
 {
   struct harness *h = calloc(1, sizeof(*h));
 
   assert_non_null(h);
   harness_setup(h);
-  return h;
+  *state = h;
+  return 0;
 }
 
-static void free_harness(struct harness *h)
+static int teardown(void **state)
 {
-  harness_teardown(h);
-  free(h);
+  harness_teardown(*state);
+  free(*state);
+  return 0;
 }
 
 static void assert_all_authorized(const struct harness *h)
@@ -113,12 +116,11 @@ static char *join3(const char *a, const char *b, const char *c)
  * the other, while the four certificates write at the same time. */
 static void test_one_write_in_flight_per_certificate(void **state)
 {
-  struct harness *h = new_harness();
+  struct harness *h = *state;
   char *b[4], *yaml;
   struct fake_call **w = NULL;
   size_t nw, max_overlap = 0;
 
-  (void)state;
   for (unsigned c = 0; c < 4; c++) {
     char cert[8], prefix[8];
     snprintf(cert, sizeof(cert), "c%u", c + 1);
@@ -162,7 +164,6 @@ static void test_one_write_in_flight_per_certificate(void **state)
   for (unsigned c = 0; c < 4; c++)
     free(b[c]);
   free(yaml);
-  free_harness(h);
 }
 
 /* ---- 2. bisect of a failing batch ------------------------------------ */
@@ -176,7 +177,7 @@ static void test_bisect_of_failing_batch(void **state)
 {
   static const size_t sizes[] = {8, 4, 4, 2, 2, 1, 1};
   static const long statuses[] = {400, 204, 400, 400, 204, 204, 400};
-  struct harness *h = new_harness();
+  struct harness *h = *state;
   char *b = binding_line("c1", "g1", "d", 1, 8);
   char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
                      "policy: {mode: upsert, batch_size: 8, "
@@ -184,7 +185,6 @@ static void test_bisect_of_failing_batch(void **state)
   struct fake_call **w = NULL;
   size_t nw;
 
-  (void)state;
   h->world.refuse_domain = "d6.example.com";
   harness_load(h, yaml);
   harness_run(h, NULL);
@@ -219,7 +219,6 @@ static void test_bisect_of_failing_batch(void **state)
   free(w);
   free(b);
   free(yaml);
-  free_harness(h);
 }
 
 /* ---- 3. re-read before resend of an unknown outcome ------------------ */
@@ -263,9 +262,8 @@ static void lost_first_write(void *arg, struct fake_call *c,
 
 /* One certificate, two domains, one batch whose answer is lost. Returns
  * the harness after the pass; s says how the answer is lost. */
-static struct harness *run_lost_answer(struct lost_script *s)
+static void run_lost_answer(struct harness *h, struct lost_script *s)
 {
-  struct harness *h = new_harness();
   char *b = binding_line("c1", "g1", "u", 1, 2);
   /* confirm_timeout_s bounds how long an unknown outcome is re-read
    * before the write is sent again (at most 10 s) */
@@ -280,16 +278,17 @@ static struct harness *run_lost_answer(struct lost_script *s)
   harness_run(h, NULL);
   free(b);
   free(yaml);
-  return h;
 }
 
-static void test_unknown_outcome_reread_shows_it_no_resend(void **state)
+static void unknown_outcome_reread_shows_it_no_resend(struct harness *h,
+                                                      enum lost_answer how)
 {
-  struct lost_script s = {.how = (enum lost_answer)(uintptr_t)*state,
-                          .apply = true};
-  struct harness *h = run_lost_answer(&s);
+  struct lost_script s = {.how = how, .apply = true};
   struct fake_call **c = NULL;
-  size_t n = cert_calls(h, harness_cert_id(1), &c), first = SIZE_MAX;
+  size_t n, first = SIZE_MAX;
+
+  run_lost_answer(h, &s);
+  n = cert_calls(h, harness_cert_id(1), &c);
 
   for (size_t k = 0; k < n && first == SIZE_MAX; k++) {
     if (c[k]->op == APIG_OP_ATTACH)
@@ -309,16 +308,17 @@ static void test_unknown_outcome_reread_shows_it_no_resend(void **state)
   assert_int_equal(harness_counts(h)->failed, 0);
   assert_all_authorized(h);
   free(c);
-  free_harness(h);
 }
 
-static void test_unknown_outcome_not_applied_one_resend(void **state)
+static void unknown_outcome_not_applied_one_resend(struct harness *h,
+                                                   enum lost_answer how)
 {
-  struct lost_script s = {.how = (enum lost_answer)(uintptr_t)*state,
-                          .apply = false};
-  struct harness *h = run_lost_answer(&s);
+  struct lost_script s = {.how = how, .apply = false};
   struct fake_call **c = NULL, **w = NULL;
-  size_t n = cert_calls(h, harness_cert_id(1), &c), nw, at = 0;
+  size_t n, nw, at = 0;
+
+  run_lost_answer(h, &s);
+  n = cert_calls(h, harness_cert_id(1), &c);
 
   nw = fake_net_writes(&h->net, NULL, &w);
   /* exactly one resend, which APIG applied */
@@ -342,7 +342,6 @@ static void test_unknown_outcome_not_applied_one_resend(void **state)
   assert_int_equal(harness_counts(h)->attached, 2);
   free(w);
   free(c);
-  free_harness(h);
 }
 
 /* ---- 4. soak between rollout waves ----------------------------------- */
@@ -352,7 +351,7 @@ static void test_unknown_outcome_not_applied_one_resend(void **state)
  * confirmation read of wave 1 was answered. */
 static void test_soak_between_waves(void **state)
 {
-  struct harness *h = new_harness();
+  struct harness *h = *state;
   char *b = binding_line("c1", "g1", "w", 1, 4);
   char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
                      "policy: {mode: upsert, batch_size: 1, "
@@ -362,7 +361,6 @@ static void test_soak_between_waves(void **state)
   uint64_t confirmed = 0;
   size_t nw, confirms = 0;
 
-  (void)state;
   harness_load(h, yaml);
   harness_run(h, NULL);
 
@@ -393,7 +391,6 @@ static void test_soak_between_waves(void **state)
   free(w);
   free(b);
   free(yaml);
-  free_harness(h);
 }
 
 /* ---- 5. a stopped pass sends nothing new ----------------------------- */
@@ -416,7 +413,7 @@ static void stop_during_second_write(struct harness *h, struct fake_call *c)
 
 static void test_stop_sends_nothing_new(void **state)
 {
-  struct harness *h = new_harness();
+  struct harness *h = *state;
   char *b = binding_line("c1", "g1", "s", 1, 6);
   char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
                      "policy: {mode: upsert, batch_size: 1, "
@@ -424,7 +421,6 @@ static void test_stop_sends_nothing_new(void **state)
   struct stop_at s = {.calls_at_stop = SIZE_MAX};
   const struct pass_counts *k;
 
-  (void)state;
   h->user = &s;
   h->before_answer = stop_during_second_write;
   harness_load(h, yaml);
@@ -444,19 +440,17 @@ static void test_stop_sends_nothing_new(void **state)
   assert_true(k->pending >= 4); /* the four never sent */
   free(b);
   free(yaml);
-  free_harness(h);
 }
 
 /* ---- 6. reads only when nothing differs ------------------------------ */
 
 static void test_converged_world_gets_reads_only(void **state)
 {
-  struct harness *h = new_harness();
+  struct harness *h = *state;
   char *b = binding_line("c1", "g1, g2", "r", 1, 5);
   char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
                      "policy: {mode: upsert}\n");
 
-  (void)state;
   for (unsigned d = 1; d <= 5; d++) {
     char name[48];
     snprintf(name, sizeof(name), "r%u.example.com", d);
@@ -479,7 +473,6 @@ static void test_converged_world_gets_reads_only(void **state)
   assert_all_authorized(h);
   free(b);
   free(yaml);
-  free_harness(h);
 }
 
 /* ---- 7. a long list is read in pages, at once ------------------------ */
@@ -489,7 +482,7 @@ static void test_converged_world_gets_reads_only(void **state)
  * one missing binding is attached. */
 static void test_paged_read_then_one_write(void **state)
 {
-  struct harness *h = new_harness();
+  struct harness *h = *state;
   char *b = binding_line("c1", "g1", "p", 1, 1101);
   char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
                      "policy: {mode: upsert, confirm_delay_ms: 0, "
@@ -497,7 +490,6 @@ static void test_paged_read_then_one_write(void **state)
   struct fake_call **w = NULL;
   bool seen[3] = {false, false, false};
 
-  (void)state;
   for (unsigned d = 1; d <= 1100; d++) {
     char name[48];
     snprintf(name, sizeof(name), "p%u.example.com", d);
@@ -529,46 +521,50 @@ static void test_paged_read_then_one_write(void **state)
   free(w);
   free(b);
   free(yaml);
-  free_harness(h);
 }
 
 static void test_lost_reset_applied_reread_no_resend(void **state)
 {
-  *state = (void *)(uintptr_t)LOST_RESET;
-  test_unknown_outcome_reread_shows_it_no_resend(state);
+  unknown_outcome_reread_shows_it_no_resend(*state, LOST_RESET);
 }
 
 static void test_lost_503_applied_reread_no_resend(void **state)
 {
-  *state = (void *)(uintptr_t)LOST_503;
-  test_unknown_outcome_reread_shows_it_no_resend(state);
+  unknown_outcome_reread_shows_it_no_resend(*state, LOST_503);
 }
 
 static void test_lost_reset_not_applied_one_resend(void **state)
 {
-  *state = (void *)(uintptr_t)LOST_RESET;
-  test_unknown_outcome_not_applied_one_resend(state);
+  unknown_outcome_not_applied_one_resend(*state, LOST_RESET);
 }
 
 static void test_lost_503_not_applied_one_resend(void **state)
 {
-  *state = (void *)(uintptr_t)LOST_503;
-  test_unknown_outcome_not_applied_one_resend(state);
+  unknown_outcome_not_applied_one_resend(*state, LOST_503);
 }
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_one_write_in_flight_per_certificate),
-      cmocka_unit_test(test_bisect_of_failing_batch),
-      cmocka_unit_test(test_lost_reset_applied_reread_no_resend),
-      cmocka_unit_test(test_lost_503_applied_reread_no_resend),
-      cmocka_unit_test(test_lost_reset_not_applied_one_resend),
-      cmocka_unit_test(test_lost_503_not_applied_one_resend),
-      cmocka_unit_test(test_soak_between_waves),
-      cmocka_unit_test(test_stop_sends_nothing_new),
-      cmocka_unit_test(test_converged_world_gets_reads_only),
-      cmocka_unit_test(test_paged_read_then_one_write),
+      cmocka_unit_test_setup_teardown(test_one_write_in_flight_per_certificate,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bisect_of_failing_batch, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_lost_reset_applied_reread_no_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_503_applied_reread_no_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_reset_not_applied_one_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_503_not_applied_one_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_soak_between_waves, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_sends_nothing_new, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_converged_world_gets_reads_only,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
+                                      teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
