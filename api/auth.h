@@ -1,6 +1,6 @@
 /*
- * auth: per-account credentials applied to APIG requests (SPEC §4,
- * reference/apig-api.md §3). No I/O and no event loop: the engine calls
+ * auth: per-account credentials applied to APIG requests (docs/apig-api.md
+ * §8). No I/O and no event loop: the engine calls
  * these functions and owns the transfers.
  *
  *  - aksk: each request is signed (sign.h) over host, x-sdk-date and, when
@@ -103,7 +103,7 @@ bool auth_token_needs_renewal(const struct auth_token *t, time_t now);
 void auth_token_clear(struct auth_token *t);
 
 /*
- * IAM tokens kept across passes (the daemon, SPEC §4: a token is reused
+ * IAM tokens kept across passes (the daemon: a token is reused
  * until its renewal time). One slot per account name, with a digest of
  * everything the token was obtained with and for: the IAM endpoint, user,
  * domain, password, project, region and APIG endpoint. A reload that

@@ -1,6 +1,6 @@
 /*
  * sign: Huawei Cloud AK/SK request signing, "SDK-HMAC-SHA256"
- * (reference/apig-api.md §3.2), byte-exact with the official SDKs.
+ * (docs/apig-api.md §8.1), byte-exact with the official SDKs.
  *
  *   CanonicalRequest = METHOD \n CanonicalURI \n CanonicalQuery \n
  *                      CanonicalHeaders \n SignedHeaders \n hex(SHA256(body))

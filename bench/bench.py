@@ -534,7 +534,7 @@ def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
         res["confirm_pages"] = confirm_pages
         res["critical_requests"] = 1 + writes + 1
         res["lower_bound_s"] = res["critical_requests"] * LATENCY_MS / 1000.0
-        # SPEC 4: an account's first request goes alone, one more latency
+        # an account's first request goes alone, one more latency
         res["lower_bound_spec_s"] = res["lower_bound_s"] + LATENCY_MS / 1000.0
         # the bound of earlier versions: the pages read one after another
         res["sequential_pages_bound_s"] = \

@@ -1,6 +1,7 @@
 /*
- * cli: the commands of SPEC §2, each taking the parsed command line and
- * returning the process exit code.
+ * cli: the certbind commands, each taking the parsed command line (main.c)
+ * and returning the process exit code; the exit codes are the same for
+ * every command (docs/cli.md).
  */
 #ifndef CERTBIND_CLI_H
 #define CERTBIND_CLI_H
@@ -32,24 +33,13 @@ struct cli_args {
 };
 
 /* Load the file; on failure print every problem to stderr and return
- * CLI_EXIT_INVALID, else 0. */
+ * CLI_EXIT_INVALID, else 0. Every command loads it so (cmd_validate.c). */
 int cli_load_config(const char *path, struct config *cfg);
 
-struct pass;
-struct ledger;
-struct metrics;
-
-/* After a pass (also an interrupted or refused one): status.json (the
- * bindings the pass did not reach keep their earlier state), the ledger
- * (when the pass changed it and ledger is not NULL), the counters kept in
- * state_dir (m's counts are added to them, then m counts from zero) and
- * the metrics textfile. Every file is attempted; each failure is logged
- * naming the file and its cause. 0, or the first failure's negative
- * errno: a state file that cannot be written fails the pass. */
-int cli_save_pass(const struct log *log, const struct config *cfg,
-                  const struct pass *p, struct ledger *ledger,
-                  struct metrics *m);
-
+/* Each command: the process's exit code. validate, status: offline
+ * (cmd_validate.c, cmd_status.c); plan, apply, adopt: one pass each
+ * (cmd_plan.c, cmd_apply.c, cmd_adopt.c on oneshot.h); run: the daemon
+ * (daemon.c). */
 int cli_validate(const struct cli_args *a);
 int cli_plan(const struct cli_args *a);
 int cli_apply(const struct cli_args *a);

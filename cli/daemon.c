@@ -1,5 +1,5 @@
 /*
- * run: the daemon (SPEC §7).
+ * daemon: `certbind run`.
  *
  * One loop: passes at the jittered resync interval, at once when the file
  * or a file it names changes (their directories are watched, see inputs.h)
@@ -8,9 +8,10 @@
  * one stays; it is validated again when something it depends on changes,
  * not on every event. SIGTERM/SIGINT stop new requests, let those in
  * flight finish within a deadline, write the status and exit 0; a second
- * signal aborts what is in flight at once. systemd hears READY, RELOADING,
- * STOPPING, STATUS and WATCHDOG from the loop itself. IAM tokens of
- * password accounts outlive passes (auth.h's token cache).
+ * signal aborts what is in flight at once (the loop, its signals and the
+ * drain are oneshot.h's, as for the one-shot commands). systemd hears
+ * READY, RELOADING, STOPPING, STATUS and WATCHDOG from the loop itself.
+ * IAM tokens of password accounts outlive passes (auth.h's token cache).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,24 +26,22 @@
 
 #include "auth.h"
 #include "cli.h"
-#include "http.h"
 #include "inputs.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "oneshot.h"
 #include "pass.h"
+#include "persist.h"
 #include "statefile.h"
 #include "statelock.h"
-#include "status.h"
 
-#define DRAIN_DEADLINE_MS 30000
 #define DEBOUNCE_MS 300
 #define DEBOUNCE_MAX_MS 2000 /* a busy directory cannot hold a reload back */
 
 struct daemon {
   const struct cli_args *args;
   const struct log *log;
-  uv_loop_t loop;
-  struct http http;
+  struct oneshot_loop ol; /* the loop, its http, SIGINT/SIGTERM, the drain */
   struct config cfg;      /* in force */
   struct config next_cfg; /* validated, waiting for the pass to end */
   bool have_next;
@@ -55,20 +54,18 @@ struct daemon {
   struct auth_token_cache tokens;
   struct ledger ledger; /* read again at the start of every pass */
   bool ledger_ok;
-  struct statelock lock;  /* state_dir/lock, held for each pass */
-  uint64_t lock_wait_ms;  /* loop ms the wait for the lock began, or 0 */
-  const char *lock_why;   /* the trigger of the pass waiting for it */
+  struct statelock lock; /* state_dir/lock, held for each pass */
+  uint64_t lock_wait_ms; /* loop ms the wait for the lock began, or 0 */
+  const char *lock_why;  /* the trigger of the pass waiting for it */
   struct metrics metrics;
   struct memo_set memory;
   struct pass *pass; /* the running pass, or NULL */
   bool rerun;        /* something changed during the pass */
   bool stopping;
-  int signals;
-  uv_signal_t sighup, sigterm, sigint;
-  uv_timer_t resync, debounce, drain, watchdog, lockwait;
+  uv_signal_t sighup;
+  uv_timer_t resync, debounce, watchdog, lockwait;
   uint64_t debounce_first; /* loop ms of the first event being debounced */
   uint64_t seed;
-  int open_handles;
 };
 
 static void start_pass(struct daemon *d, const char *why);
@@ -177,9 +174,9 @@ static bool reload(struct daemon *d, bool force)
   if (!force && unchanged(d, &before))
     return false; /* nothing new (an editor's temp file, a touch) */
   notify(d, "RELOADING=1\nSTATUS=reloading %s", path);
-  uv_update_time(&d->loop);
+  uv_update_time(&d->ol.loop);
   rc = config_load(path, &fresh, &diag);
-  uv_update_time(&d->loop); /* a big file takes a while (P13) */
+  uv_update_time(&d->ol.loop); /* a big file takes a while (P13) */
   if (rc < 0) {
     remember_rejected(d, &before); /* first: as close to the load as can be */
     report_rejected(d, &diag);
@@ -218,7 +215,7 @@ static void on_inputs_event(void *arg)
    * anything the file depends on changed. Events keep pushing the reload
    * back, but not beyond DEBOUNCE_MAX_MS: another file of the directory
    * written all the time must not starve it. */
-  uint64_t now = uv_now(&d->loop);
+  uint64_t now = uv_now(&d->ol.loop);
   if (!uv_is_active((uv_handle_t *)&d->debounce))
     d->debounce_first = now;
   else if (now - d->debounce_first >= DEBOUNCE_MAX_MS)
@@ -238,9 +235,8 @@ static void on_pass_done(struct pass *p, void *arg)
 
   /* a state file that cannot be written fails the pass: the file and the
    * cause are logged (state.*.failed), STATUS says so */
-  bool saved = cli_save_pass(d->log, &d->cfg, p,
-                             d->ledger_ok ? &d->ledger : NULL,
-                             &d->metrics) == 0;
+  bool saved = persist_pass(d->log, &d->cfg, p,
+                            d->ledger_ok ? &d->ledger : NULL, &d->metrics) == 0;
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -281,7 +277,7 @@ static void on_lockwait(uv_timer_t *t)
   start_pass(d, d->lock_why);
 }
 
-/* state_dir/lock for one pass (SPEC §5), without blocking the loop: while
+/* state_dir/lock for one pass, without blocking the loop: while
  * another process (an apply) holds it, try again every 100 ms, for at most
  * STATELOCK_WAIT_MS; then this pass is skipped (logged with the holder's
  * pid) and the next one comes at the resync interval. 0: held; -EAGAIN:
@@ -289,9 +285,8 @@ static void on_lockwait(uv_timer_t *t)
 static int lock_for_pass(struct daemon *d, const char *why)
 {
   const char *dir = d->cfg.daemon.state_dir;
-  char msg[600];
   pid_t holder = 0;
-  uint64_t now = uv_now(&d->loop);
+  uint64_t now = uv_now(&d->ol.loop);
   int rc;
 
   (void)statefile_mkdir(dir);
@@ -309,16 +304,31 @@ static int lock_for_pass(struct daemon *d, const char *why)
       return -EAGAIN;
     }
   }
-  statelock_strerror(rc, dir, holder, STATELOCK_WAIT_MS, msg, sizeof(msg));
-  log_event(d->log, LOG_ERROR, "state.locked", NULL,
-            "%s: this pass is skipped", msg);
+  oneshot_log_locked(d->log, rc, dir, holder, "this pass is skipped");
   d->lock_wait_ms = 0;
   return rc;
 }
 
+/* A pass on the file in force, with what earlier passes learned. */
+static struct pass *new_pass(struct daemon *d)
+{
+  struct pass_opts po = {.write = true,
+                         .command = "run",
+                         .seed = d->seed,
+                         .memory = &d->memory,
+                         .tokens = &d->tokens};
+  struct pass_deps deps = {.loop = &d->ol.loop,
+                           .http = &d->ol.http,
+                           .cfg = &d->cfg,
+                           .ledger = d->ledger_ok ? &d->ledger : NULL,
+                           .metrics = &d->metrics,
+                           .log = d->log};
+
+  return pass_new(&deps, &po);
+}
+
 static void start_pass(struct daemon *d, const char *why)
 {
-  struct pass_opts po = {.write = true, .command = "run"};
   int rc;
 
   if (d->stopping)
@@ -347,16 +357,7 @@ static void start_pass(struct daemon *d, const char *why)
   /* another process (apply, adopt) may have changed it since the last
    * pass, and a reload may have moved state_dir */
   open_daemon_ledger(d);
-  po.seed = d->seed;
-  po.memory = &d->memory;
-  po.tokens = &d->tokens;
-  struct pass_deps deps = {.loop = &d->loop,
-                           .http = &d->http,
-                           .cfg = &d->cfg,
-                           .ledger = d->ledger_ok ? &d->ledger : NULL,
-                           .metrics = &d->metrics,
-                           .log = d->log};
-  d->pass = pass_new(&deps, &po);
+  d->pass = new_pass(d);
   if (!d->pass) {
     statelock_release(&d->lock);
     schedule_resync(d);
@@ -374,78 +375,59 @@ static void start_pass(struct daemon *d, const char *why)
   }
 }
 
-static void on_drain_deadline(uv_timer_t *t)
+static void on_closed(uv_handle_t *h)
 {
-  struct daemon *d = t->data;
-
-  log_event(d->log, LOG_WARN, "shutdown", NULL,
-            "drain deadline reached: aborting requests in flight");
-  http_abort_all(&d->http);
+  (void)h;
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-  struct daemon *d = h->data;
-  d->open_handles--;
-}
-
-static void close_handle(struct daemon *d, uv_handle_t *h)
+static void close_handle(uv_handle_t *h)
 {
   if (!uv_is_closing(h))
-    uv_close(h, on_handle_closed);
-  (void)d;
+    uv_close(h, on_closed);
 }
 
 static void shutdown_handles(struct daemon *d)
 {
-  close_handle(d, (uv_handle_t *)&d->sighup);
-  close_handle(d, (uv_handle_t *)&d->sigterm);
-  close_handle(d, (uv_handle_t *)&d->sigint);
-  close_handle(d, (uv_handle_t *)&d->resync);
-  close_handle(d, (uv_handle_t *)&d->debounce);
-  close_handle(d, (uv_handle_t *)&d->drain);
-  close_handle(d, (uv_handle_t *)&d->watchdog);
-  close_handle(d, (uv_handle_t *)&d->lockwait);
+  close_handle((uv_handle_t *)&d->sighup);
+  close_handle((uv_handle_t *)&d->resync);
+  close_handle((uv_handle_t *)&d->debounce);
+  close_handle((uv_handle_t *)&d->watchdog);
+  close_handle((uv_handle_t *)&d->lockwait);
   inputs_stop(&d->inputs);
-  http_close(&d->http, NULL);
+  oneshot_loop_close(&d->ol);
 }
 
-static void begin_shutdown(struct daemon *d, int signum)
+/* The first SIGTERM/SIGINT (oneshot.h: a second one aborts the requests
+ * in flight). */
+static void begin_shutdown(void *arg, int signum)
 {
+  struct daemon *d = arg;
+
   d->stopping = true;
   notify(d, "STOPPING=1\nSTATUS=stopping (signal %d)", signum);
   log_event(d->log, LOG_INFO, "shutdown", NULL,
             "signal %d: no new requests; finishing those in flight (at most "
             "%d s)",
-            signum, DRAIN_DEADLINE_MS / 1000);
+            signum, ONESHOT_DRAIN_DEADLINE_MS / 1000);
   uv_timer_stop(&d->resync);
   uv_timer_stop(&d->debounce);
   uv_timer_stop(&d->lockwait);
   inputs_stop(&d->inputs);
   if (d->pass) {
     pass_stop(d->pass);
-    uv_timer_start(&d->drain, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
+    oneshot_loop_drain(&d->ol);
   } else {
     shutdown_handles(d);
   }
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+static void on_sighup(uv_signal_t *s, int signum)
 {
   struct daemon *d = s->data;
 
-  if (signum == SIGHUP) {
-    if (!d->stopping)
-      (void)reload(d, true);
-    return;
-  }
-  if (d->signals++ == 0) {
-    begin_shutdown(d, signum);
-    return;
-  }
-  log_event(d->log, LOG_WARN, "shutdown", NULL,
-            "second signal: aborting requests in flight now");
-  http_abort_all(&d->http);
+  (void)signum;
+  if (!d->stopping)
+    (void)reload(d, true);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -454,43 +436,21 @@ static void on_watchdog(uv_timer_t *t)
   sd_notify(0, "WATCHDOG=1");
 }
 
+/* The daemon's own handles, on the loop oneshot_loop_init() made: its
+ * signal pipe exists, so none of these inits can fail. */
 static int init_handles(struct daemon *d)
 {
   uint64_t wd_usec = 0;
-  int rc = 0;
-  uv_handle_t *hs[] = {
-      (uv_handle_t *)&d->sighup,   (uv_handle_t *)&d->sigterm,
-      (uv_handle_t *)&d->sigint,   (uv_handle_t *)&d->resync,
-      (uv_handle_t *)&d->debounce, (uv_handle_t *)&d->drain,
-      (uv_handle_t *)&d->watchdog, (uv_handle_t *)&d->lockwait,
-  };
+  int rc;
 
-  if (!rc)
-    rc = uv_signal_init(&d->loop, &d->sighup);
-  if (!rc)
-    rc = uv_signal_init(&d->loop, &d->sigterm);
-  if (!rc)
-    rc = uv_signal_init(&d->loop, &d->sigint);
-  if (!rc)
-    rc = uv_timer_init(&d->loop, &d->resync);
-  if (!rc)
-    rc = uv_timer_init(&d->loop, &d->debounce);
-  if (!rc)
-    rc = uv_timer_init(&d->loop, &d->drain);
-  if (!rc)
-    rc = uv_timer_init(&d->loop, &d->watchdog);
-  if (!rc)
-    rc = uv_timer_init(&d->loop, &d->lockwait);
-  if (rc)
-    return rc;
-  d->open_handles = (int)(sizeof(hs) / sizeof(hs[0]));
-  for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
-    hs[i]->data = d;
-  rc = uv_signal_start(&d->sighup, on_signal, SIGHUP);
-  if (!rc)
-    rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-  if (!rc)
-    rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
+  (void)uv_signal_init(&d->ol.loop, &d->sighup);
+  (void)uv_timer_init(&d->ol.loop, &d->resync);
+  (void)uv_timer_init(&d->ol.loop, &d->debounce);
+  (void)uv_timer_init(&d->ol.loop, &d->watchdog);
+  (void)uv_timer_init(&d->ol.loop, &d->lockwait);
+  d->sighup.data = d->resync.data = d->debounce.data = d->watchdog.data =
+      d->lockwait.data = d;
+  rc = uv_signal_start(&d->sighup, on_sighup, SIGHUP);
   if (!rc && sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000)
     rc = uv_timer_start(&d->watchdog, on_watchdog, wd_usec / 2000,
                         wd_usec / 2000);
@@ -511,24 +471,15 @@ static void daemon_free(struct daemon *d)
 
 static void open_daemon_ledger(struct daemon *d)
 {
-  char path[PATH_MAX], why[512];
+  const char *dir = d->cfg.daemon.state_dir;
   int rc;
 
   ledger_free(&d->ledger);
-  rc = statefile_mkdir(d->cfg.daemon.state_dir);
+  rc = statefile_mkdir(dir);
   if (rc < 0)
-    log_event(d->log, LOG_WARN, "state.dir", NULL, "cannot create %s: %s",
-              d->cfg.daemon.state_dir, strerror(-rc));
-  rc = ledger_load(d->cfg.daemon.state_dir, &d->ledger);
-  d->ledger_ok = rc == 0 || rc == -ENOENT;
-  if (!d->ledger_ok) {
-    statefile_path(path, sizeof(path), d->cfg.daemon.state_dir, LEDGER_FILE);
-    statefile_strerror(rc, "read", path, why, sizeof(why));
-    log_event(d->log, LOG_ERROR, "ledger.unusable", NULL,
-              "%s: ownership unknown, nothing will be detached and the "
-              "ledger is left as it is",
-              why);
-  }
+    log_event(d->log, LOG_WARN, "state.dir", NULL, "cannot create %s: %s", dir,
+              strerror(-rc));
+  d->ledger_ok = oneshot_open_ledger(d->log, dir, &d->ledger) != NULL;
 }
 
 int cli_run(const struct cli_args *a)
@@ -542,9 +493,10 @@ int cli_run(const struct cli_args *a)
   d->log = &a->log;
   d->seed =
       (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
-  /* Errors at start-up are fatal (SPEC §2 exit codes); later ones are
-   * logged and contained. */
-  inputs_init(&d->inputs, &d->loop, d->log, a->config_path, on_inputs_event, d);
+  /* Errors at start-up are fatal (exit 1, or 3 for an invalid file);
+   * later ones are logged and contained. */
+  inputs_init(&d->inputs, &d->ol.loop, d->log, a->config_path, on_inputs_event,
+              d);
   /* what the file in force was validated with: taken before the load, so
    * that a change during it is a difference later */
   inputs_ident(&d->inputs, &d->cfg_ident);
@@ -555,14 +507,13 @@ int cli_run(const struct cli_args *a)
     return rc;
   }
   d->metrics.reload = METRICS_RELOAD_OK; /* the file it starts with */
-  rc = uv_loop_init(&d->loop);
+  rc = oneshot_loop_init(&d->ol, d->log, begin_shutdown, d);
   if (rc == 0) {
-    struct http_opts ho = {0};
-    rc = http_init(&d->http, &d->loop, &ho);
-    if (rc == 0)
-      rc = init_handles(d);
-    if (rc == 0)
-      inputs_watch(&d->inputs);
+    rc = init_handles(d);
+    if (rc < 0) {
+      shutdown_handles(d);
+      oneshot_loop_run(&d->ol);
+    }
   }
   if (rc < 0) {
     log_event(d->log, LOG_ERROR, "startup.failed", NULL, "%s", uv_strerror(rc));
@@ -570,17 +521,14 @@ int cli_run(const struct cli_args *a)
     free(d);
     return CLI_EXIT_FAILURE;
   }
+  inputs_watch(&d->inputs);
   log_event(d->log, LOG_INFO, "daemon.start", NULL,
             "certbind %s: %zu bindings, resync every %u s (±10 %%)",
             CERTBIND_VERSION, d->cfg.nbindings,
             d->cfg.daemon.resync_interval_s);
   notify(d, "READY=1\nSTATUS=first pass running");
   start_pass(d, "start");
-  uv_run(&d->loop, UV_RUN_DEFAULT);
-  rc = uv_loop_close(&d->loop);
-  if (rc != 0)
-    log_event(d->log, LOG_ERROR, "internal", NULL,
-              "event loop closed with handles still open");
+  oneshot_loop_run(&d->ol);
   log_event(d->log, LOG_INFO, "shutdown", NULL, "stopped");
   daemon_free(d);
   free(d);

@@ -1,8 +1,8 @@
 /*
  * certbind: keep APIG certificate bindings equal to a desired-state file.
  *
- * main() parses the command line and hands over to one command. Exit codes
- * are SPEC §2's and are the same for every command.
+ * main() parses the command line and hands over to one command (cli.h).
+ * The exit codes are the same for every command.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -203,8 +203,7 @@ int main(int argc, char **argv)
     int (*fn)(const struct cli_args *);
   } commands[] = {
       {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
-      {"run", cli_run},           {"status", cli_status},
-      {"adopt", cli_adopt},
+      {"run", cli_run},           {"status", cli_status}, {"adopt", cli_adopt},
   };
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(args.command, commands[i].name) == 0) {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -13,6 +14,12 @@
 #include "statefile.h"
 
 #define PLAN_FILE_MAX (64u * 1024u * 1024u)
+
+bool report_want_color(FILE *f)
+{
+  const char *nc = getenv("NO_COLOR");
+  return isatty(fileno(f)) && !(nc && *nc);
+}
 
 /* "0123…cdef": enough to recognise an ID without a wall of hex. */
 static const char *short_id(const char *id, char buf[16])
@@ -210,9 +217,9 @@ static int gen_uncertain(yajl_gen g, const struct config *cfg,
   GEN_OK(yajl_gen_map_open(g));
   GEN_OK(gen_kv(g, "certificate", c->name));
   GEN_OK(gen_kv(g, "certificate_id", c->id));
-  GEN_OK(gen_kv(g, "gateway", u->gateway == UINT32_MAX
-                                  ? ""
-                                  : cfg->gateways[u->gateway].name));
+  GEN_OK(
+      gen_kv(g, "gateway",
+             u->gateway == UINT32_MAX ? "" : cfg->gateways[u->gateway].name));
   GEN_OK(gen_kv(g, "instance_id", u->instance_id));
   GEN_OK(gen_kv(g, "domain", u->domain));
   GEN_OK(yajl_gen_map_close(g));

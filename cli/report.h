@@ -1,7 +1,7 @@
 /*
- * report: what certbind shows of a plan (SPEC §2, §9): the human diff, the
- * JSON plan (`plan --json`, `plan --out`), and reading a stored plan back
- * for `apply --plan`.
+ * report: what certbind shows of a plan: the human diff (coloured on a
+ * terminal), the JSON plan (`plan --json`, `plan --out`), and reading a
+ * stored plan back for `apply --plan`.
  */
 #ifndef CERTBIND_REPORT_H
 #define CERTBIND_REPORT_H
@@ -13,6 +13,9 @@
 #include "plan.h"
 
 #define REPORT_PLAN_VERSION 1
+
+/* Colour on f: a terminal, and NO_COLOR unset or empty. */
+bool report_want_color(FILE *f);
 
 /* Grouped by account and certificate; one line per domain with the
  * gateways it concerns; then "Plan: ..." (or "No changes."). */

@@ -1,5 +1,5 @@
 /*
- * config: load, validate and free the desired-state file (SPEC §3).
+ * config: load, validate and free the desired-state file (docs/cli.md, "The desired-state file").
  *
  * The order of work: size check, SHA-256, libyaml events -> tree (all the
  * anti-bomb limits, tree.c), then the schema tables top-down, then the

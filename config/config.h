@@ -1,5 +1,5 @@
 /*
- * config: the desired-state file (SPEC §3, version 1), loaded with libyaml
+ * config: the desired-state file (docs/cli.md, version 1), loaded with libyaml
  * into a plain, validated C model.
  *
  * The model is immutable once loaded. Indexes (account, gateway,

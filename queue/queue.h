@@ -1,5 +1,5 @@
 /*
- * queue: pure scheduling logic for APIG requests (SPEC §1, §4).
+ * queue: pure scheduling logic for APIG requests.
  *
  * No I/O, no libuv, no curl, no wall clock: every call that depends on time
  * takes now_ms, a monotonic millisecond clock supplied by the caller (the
@@ -155,7 +155,7 @@ int queue_remove(struct queue *q, struct queue_job *job);
  * of a blocked account, or on shutdown), or NULL when none is left. */
 struct queue_job *queue_drain_account(struct queue *q, uint32_t account);
 
-/* Retry-After (SPEC §4): APIG throttles per user, so a Retry-After holds
+/* Retry-After (docs/apig-api.md §7): APIG throttles per user, so a Retry-After holds
  * back the whole account, not only the request that got it. Nothing of
  * the account is released before now_ms + pause_ms (pause_ms clamped to
  * QUEUE_RETRY_AFTER_MAX_MS); a pause that would end earlier than the one
@@ -173,7 +173,7 @@ bool queue_account_blocked(const struct queue *q, uint32_t account);
 bool queue_account_open(const struct queue *q, uint32_t account);
 
 /*
- * Retry delay, "full jitter between base and cap" (SPEC §4):
+ * Retry delay, "full jitter between base and cap" (docs/cli.md, `retry`):
  *   max' = max(max_ms, base_ms)
  *   cap  = min(max', base_ms * 2^attempt)     attempt = 1 for the 1st retry
  *   d    = uniform integer in [base_ms, cap]

@@ -1,5 +1,5 @@
 /*
- * ledger: the ownership ledger (SPEC §1, §5), state_dir/ledger.json.
+ * ledger: the ownership ledger, state_dir/ledger.json (docs/cli.md, `ledger.json`).
  *
  * It records the bindings (certificate_id, instance_id, domain) that
  * certbind saw itself attach (a 204, or its own re-read after an unknown

@@ -1,5 +1,5 @@
 /*
- * metrics: the Prometheus textfile (SPEC §5), for node-exporter's textfile
+ * metrics: the Prometheus textfile (docs/cli.md, "Metrics"), for node-exporter's textfile
  * collector, written atomically (mode 0644) after every pass.
  *
  * The counters (requests, retries, passes) and the last success are kept

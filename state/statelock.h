@@ -1,5 +1,5 @@
 /*
- * statelock: one process at a time writes a state directory (SPEC §5).
+ * statelock: one process at a time writes a state directory (docs/cli.md, "The state directory lock").
  *
  * A pass that writes (apply, adopt, each pass of the daemon) holds an
  * exclusive flock(2) on state_dir/lock from before it reads the ledger

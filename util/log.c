@@ -1,5 +1,5 @@
 /*
- * log: structured events, one per line (SPEC §6).
+ * log: structured events, one per line (docs/cli.md, "Log events").
  *
  * JSON lines are produced with yajl_gen so that every string is escaped
  * correctly whatever the API sent us; text lines carry the same facts as

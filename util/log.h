@@ -1,7 +1,7 @@
 /*
- * log: one event per line on stderr, JSON or text (SPEC §6).
+ * log: one event per line on stderr, JSON or text (docs/cli.md, "Log events").
  *
- * The level is tested before anything is formatted. Fields are the SPEC's
+ * The level is tested before anything is formatted. Fields are the documented
  * names; a NULL string or a negative number means "absent". Never pass a
  * secret in any field: nothing here can tell one from other text.
  */

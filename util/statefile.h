@@ -1,6 +1,6 @@
 /*
  * statefile: crash-safe whole-file writes and size-capped reads for the
- * files certbind keeps (SPEC §5): status.json, ledger.json, the metrics
+ * files certbind keeps (docs/cli.md, "Outputs"): status.json, ledger.json, the metrics
  * textfile.
  *
  * A write goes to a temp file ".NAME.XXXXXX" in the target's directory,

@@ -159,7 +159,7 @@ static void test_body_reference(void **state)
 
   (void)state;
   assert_int_equal(apig_write_body(&it, 1, &body, &len), 0);
-  assert_int_equal(len, 142); /* reference/apig-api.md, derived vectors */
+  assert_int_equal(len, 142); /* docs/apig-api.md §8.1, derived vectors */
   assert_string_equal(body, want);
   free(body);
 }
@@ -455,7 +455,7 @@ static char *page_of(size_t n, const char *tail)
   return s;
 }
 
-/* SPEC §4: a page never holds more entries than the limit asked for
+/* a page never holds more entries than the limit asked for
  * (certbind always asks APIG_LIST_LIMIT); the parser stops at the first
  * entry past it, so what follows is never read or kept. */
 static void test_list_more_entries_than_the_limit(void **state)
@@ -684,7 +684,7 @@ static void test_outcome_unknown(void **state)
 }
 
 /* URL parts and body from the codec, signed by sign.c, give the derived
- * vectors of reference/apig-api.md §3.2: every byte the signer sees is
+ * vectors of docs/apig-api.md §8.1: every byte the signer sees is
  * right. */
 static void test_signed_vectors(void **state)
 {

@@ -1,5 +1,5 @@
 /*
- * test_sign: SDK-HMAC-SHA256 against every vector of reference/apig-api.md
+ * test_sign: SDK-HMAC-SHA256 against every vector of docs/apig-api.md
  * §3.2 (published doc vector, Go SDK unit-test vectors, derived attach and
  * list vectors), byte for byte, plus canonicalisation edge cases, date
  * round trips and Authorization parsing.

@@ -1,6 +1,6 @@
 /*
  * Valid files, one test per section: what the loader builds, including
- * every default SPEC §3 gives.
+ * every documented default (docs/cli.md).
  */
 #include "helpers.h"
 

@@ -190,7 +190,7 @@ class AuthTest(SimTestCase):
     def test_token_revoked_with_many_requests_in_flight_is_renewed_once(self):
         # 401s that come back after the new token arrived (jittered
         # latency) must use it, not renew again. The token is revoked
-        # while the account's first read (alone, SPEC 4) is out, so the
+        # while the account's first read (alone) is out, so the
         # other 39 reads all go out with it: many 401s, whatever the timing
         # (revoking once "many requests are in flight" raced with them).
         w = self.password_world(ncerts=40)

@@ -1,5 +1,5 @@
 """The command line as a user meets it: usage errors, --help/--version,
-validate's summary and its FILE:LINE:COL errors (exit codes of SPEC §2).
+validate's summary and its FILE:LINE:COL errors (exit codes of docs/cli.md).
 No simulator is needed: validate is offline."""
 import os
 import re

@@ -200,7 +200,7 @@ class CrashRestartTest(SimTestCase):
 
     def test_sigterm_mid_apply_drains(self):
         rc, st, names = self.sigterm_mid_pass("apply")
-        self.assertIn(rc, (0, 1))  # SPEC: stopped passes are not converged
+        self.assertIn(rc, (0, 1))  # stopped passes are not converged
         self.assertEqual(st["pass"]["outcome"], "interrupted")
         self.assertIn("pending", {b["state"] for b in st["bindings"]})
 

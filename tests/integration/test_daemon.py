@@ -1,4 +1,4 @@
-"""certbind run (the daemon, SPEC §7) against apig-sim over HTTPS: sd_notify
+"""certbind run (the daemon) against apig-sim over HTTPS: sd_notify
 on a NOTIFY_SOCKET the test owns, reload on edit / rename / SIGHUP, a
 rejected bad edit, coalesced passes, drain on SIGTERM, a second signal,
 the watchdog, per-binding failure memory, status and metrics per pass."""

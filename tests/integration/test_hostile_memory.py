@@ -24,7 +24,7 @@ from harness import World, make_certs, scaled
 from hostile import Answer, HostileServer
 
 LIMIT = 500  # the page size certbind asks for
-RSS_ABOVE_MAX = 128 << 20  # bytes above the baseline run (SPEC §4)
+RSS_ABOVE_MAX = 128 << 20  # bytes above the baseline run
 
 # the integration stage of scripts/test.sh runs certbind through a
 # valgrind wrapper

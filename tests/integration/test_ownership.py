@@ -321,7 +321,7 @@ class StateLockTest(StateTestCase):
             waited = time.monotonic() - t0
             self.assertEqual(r.rc, 1, r)
             self.assertIn("locked by pid %d" % os.getpid(), r.stderr)
-            self.assertGreaterEqual(waited, 10)  # SPEC: waits 10 s
+            self.assertGreaterEqual(waited, 10)  # the lock waits 10 s
             self.assertEqual(sent(sim, "list", "attach", "detach"), 0)
             fcntl.flock(lk, fcntl.LOCK_SH)  # readers share it
             r = certbind("plan", "-c", cfg)

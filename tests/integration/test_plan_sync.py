@@ -1,5 +1,5 @@
 """certbind plan / apply --plan / sync mode / status / metrics against
-apig-sim over HTTPS (issue 5, SPEC §2, §3, §5)."""
+apig-sim over HTTPS (issue 5)."""
 import json
 import os
 import re

@@ -1,4 +1,4 @@
-"""The suite-wide secret scan (issue 4, SPEC §4 "Secrets"): runs after every
+"""The suite-wide secret scan (issue 4, "Secrets"): runs after every
 other integration test (ctest DEPENDS, see CMakeLists.txt) and searches
 every file the harness kept in CERTBIND_TEST_LOGS (certbind's stdout and
 stderr, status/ledger/metrics/plan files, apig-sim's logs) for every secret

@@ -336,7 +336,7 @@ static void test_account_gate(void **state)
   queue_free(&q);
 }
 
-/* Retry-After pauses the whole account (SPEC §4): after a 429 with
+/* Retry-After pauses the whole account: after a 429 with
  * Retry-After 1 s, no job of that account, write or read, of that
  * certificate or another, is released before the second has passed; a
  * job already in flight completes normally, other accounts go on, a

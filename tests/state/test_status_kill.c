@@ -1,5 +1,5 @@
 /*
- * Crash safety of status.json (SPEC §5): a writer process is SIGKILLed at
+ * Crash safety of status.json: a writer process is SIGKILLed at
  * random moments, over and over; after every kill the file exists and is
  * one complete version. Temp files a kill leaves behind are removed by the
  * next successful write.

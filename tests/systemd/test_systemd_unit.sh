@@ -2,7 +2,7 @@
 # test_systemd_unit.sh UNIT MAX_EXPOSURE [BINARY]
 #
 # 1. systemd-analyze security --offline=yes UNIT: overall exposure must be
-#    <= MAX_EXPOSURE (SPEC §7; also gated with --threshold).
+#    <= MAX_EXPOSURE (docs/operations.md §3; also gated with --threshold).
 # 2. systemd-analyze verify on a copy of UNIT whose ExecStart points at
 #    BINARY (the build's certbind; verify needs the binary to exist), or at
 #    /bin/true when no binary was built yet: the unit's syntax, directives

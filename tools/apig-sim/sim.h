@@ -1,6 +1,6 @@
 /*
  * apig-sim: a simulator of the Huawei Cloud APIG certificate-binding API
- * (reference/apig-api.md) for certbind's tests, demo and benchmarks.
+ * (docs/apig-api.md) for certbind's tests, demo and benchmarks.
  *
  * This is the one internal header of the simulator program. Modules:
  *   sim_map.c    string -> index hash map

@@ -1,7 +1,7 @@
 /* Authentication as the APIG front door does it: IAM tokens (X-Auth-Token,
  * issued by POST /v3/auth/tokens) and AK/SK SDK-HMAC-SHA256 signatures,
  * verified with certbind's own signing code (api/sign.h), with the
- * consecutive-failure lockout of reference/apig-api.md §0.8. */
+ * consecutive-failure lockout of docs/apig-api.md §7. */
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>

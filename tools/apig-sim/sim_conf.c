@@ -260,7 +260,7 @@ int sim_settings_parse(const yajl_val v, struct sim_settings *out, char *err,
 
 /* ---- faults ------------------------------------------------------------ */
 
-/* Messages of reference/apig-api.md §2 for codes given without "msg". */
+/* Messages of docs/apig-api.md §6 for codes given without "msg". */
 static const char *default_msg(const char *code)
 {
   static const struct {

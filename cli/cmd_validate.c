@@ -1,5 +1,6 @@
 /*
- * cli: the offline commands (validate) and what every command shares.
+ * validate: check the file offline. cli_load_config() is how every
+ * command loads it, with the same messages.
  */
 #include "cli.h"
 

@@ -1,0 +1,571 @@
+/*
+ * test_pass: the pass (engine/pass.c) driven against a scripted fake
+ * transport (fake_http.c) and an in-memory APIG (world.c), with a fast
+ * clock (harness.h): the rules that keep writes safe, asserted on the
+ * requests the pass sends, in clock time.
+ *
+ *  - at most one write in flight per certificate, while writes of
+ *    different certificates overlap;
+ *  - a batch refused for one binding is split in halves until that binding
+ *    stands alone, and the others are applied;
+ *  - a write whose answer was lost is re-read before anything is re-sent:
+ *    no resend when the read shows it, exactly one when it does not;
+ *  - rollout waves wait soak_s of clock time after the last confirmation;
+ *  - a stopped pass sends nothing new;
+ *  - a converged world gets reads only; a long list is read in pages.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+/* certificate cN with the ID harness_cert_id(N) (N < 10) */
+#define CERT_YAML(n)                                                           \
+  "  c" #n ": {account: acct, id: cert000000000000000000000000000" #n "}\n"
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* cmocka runs the teardown after a failed test too: no temp files left */
+static int setup(void **state)
+{
+  struct harness *h = calloc(1, sizeof(*h));
+
+  assert_non_null(h);
+  harness_setup(h);
+  *state = h;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  harness_teardown(*state);
+  free(*state);
+  return 0;
+}
+
+static void assert_all_authorized(const struct harness *h)
+{
+  for (size_t i = 0; i < h->net.ncalls; i++)
+    assert_true(h->net.calls[i]->authorized);
+}
+
+/* The calls of one certificate, in the order sent (malloc'd). */
+static size_t cert_calls(const struct harness *h, const char *cert_id,
+                         struct fake_call ***out)
+{
+  size_t n = 0;
+
+  *out = calloc(h->net.ncalls + 1, sizeof(**out));
+  assert_non_null(*out);
+  for (size_t i = 0; i < h->net.ncalls; i++) {
+    if (strcmp(h->net.calls[i]->cert_id, cert_id) == 0)
+      (*out)[n++] = h->net.calls[i];
+  }
+  return n;
+}
+
+static size_t count_op(const struct harness *h, int op)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i < h->net.ncalls; i++)
+    n += h->net.calls[i]->op == op;
+  return n;
+}
+
+/* "- {certificate: C, gateways: [G], domains: [P1.example.com, ...]}" */
+static char *binding_line(const char *cert, const char *gateways,
+                          const char *prefix, unsigned from, unsigned to)
+{
+  size_t cap = 128 + (size_t)(to - from + 1) * 48;
+  char *s = malloc(cap);
+  size_t len;
+
+  assert_non_null(s);
+  len = (size_t)snprintf(s, cap,
+                         "- {certificate: %s, gateways: [%s], "
+                         "domains: [",
+                         cert, gateways);
+  for (unsigned k = from; k <= to; k++)
+    len += (size_t)snprintf(s + len, cap - len, "%s%s%u.example.com",
+                            k == from ? "" : ", ", prefix, k);
+  snprintf(s + len, cap - len, "]}\n");
+  return s;
+}
+
+static char *join3(const char *a, const char *b, const char *c)
+{
+  char *s = NULL;
+
+  assert_true(asprintf(&s, "%s%s%s", a, b, c) > 0);
+  return s;
+}
+
+/* ---- 1. one write in flight per certificate -------------------------- */
+
+/* Four certificates, three one-domain batches each (two gateways per
+ * domain), writes that take 2 s: every certificate's writes go one after
+ * the other, while the four certificates write at the same time. */
+static void test_one_write_in_flight_per_certificate(void **state)
+{
+  struct harness *h = *state;
+  char *b[4], *yaml;
+  struct fake_call **w = NULL;
+  size_t nw, max_overlap = 0;
+
+  for (unsigned c = 0; c < 4; c++) {
+    char cert[8], prefix[8];
+    snprintf(cert, sizeof(cert), "c%u", c + 1);
+    snprintf(prefix, sizeof(prefix), "c%ud", c + 1);
+    b[c] = binding_line(cert, "g1, g2", prefix, 1, 3);
+  }
+  assert_true(
+      asprintf(
+          &yaml,
+          "certificates:\n" CERT_YAML(1) CERT_YAML(2) CERT_YAML(3)
+              CERT_YAML(4) "bindings:\n%s%s%s%s"
+                           "policy: {mode: upsert, batch_size: 1, "
+                           "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n",
+          b[0], b[1], b[2], b[3]) > 0);
+  h->world.write_latency_ms = 2000;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 4 * 3 * 2);
+  nw = fake_net_writes(&h->net, NULL, &w);
+  assert_int_equal(nw, 4 * 3);
+  for (size_t k = 0; k < nw; k++) {
+    assert_int_equal(w[k]->op, APIG_OP_ATTACH);
+    assert_int_equal(w[k]->ndomains, 1);
+    /* the rule: none of its certificate's writes was in flight */
+    assert_int_equal(w[k]->cert_writes_in_flight, 0);
+    if (w[k]->writes_in_flight > max_overlap)
+      max_overlap = w[k]->writes_in_flight;
+  }
+  /* and the others' were: all four certificates wrote at once */
+  assert_int_equal(max_overlap, 3);
+  for (unsigned c = 1; c <= 4; c++) {
+    struct fake_call **cw = NULL;
+    assert_int_equal(fake_net_writes(&h->net, harness_cert_id(c), &cw), 3);
+    free(cw);
+    assert_int_equal(world_count(&h->world, harness_cert_id(c)), 6);
+  }
+  assert_all_authorized(h);
+  free(w);
+  for (unsigned c = 0; c < 4; c++)
+    free(b[c]);
+  free(yaml);
+}
+
+/* ---- 2. bisect of a failing batch ------------------------------------ */
+
+/* Eight domains in one batch; the certificate does not cover d6 (400
+ * APIG.2103, a permanent error of that binding). The batch is split in
+ * halves, each half written after the one before it, until d6 is alone:
+ * 8 (refused) -> 4 ok, 4 (refused) -> 2 (refused), 2 ok -> 1 ok, 1
+ * (refused). d6 is failed for good, sent once alone, and never again. */
+static void test_bisect_of_failing_batch(void **state)
+{
+  static const size_t sizes[] = {8, 4, 4, 2, 2, 1, 1};
+  static const long statuses[] = {400, 204, 400, 400, 204, 204, 400};
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "d", 1, 8);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, batch_size: 8, "
+                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n");
+  struct fake_call **w = NULL;
+  size_t nw;
+
+  h->world.refuse_domain = "d6.example.com";
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  nw = fake_net_writes(&h->net, NULL, &w);
+  assert_int_equal(nw, sizeof(sizes) / sizeof(sizes[0]));
+  for (size_t k = 0; k < nw; k++) {
+    assert_int_equal(w[k]->ndomains, sizes[k]);
+    assert_int_equal(w[k]->status, statuses[k]);
+    /* refused exactly when it names d6 */
+    assert_int_equal(fake_call_has_domain(w[k], "d6.example.com"),
+                     statuses[k] == 400);
+    assert_int_equal(w[k]->cert_writes_in_flight, 0);
+  }
+  assert_true(fake_call_has_domain(w[nw - 1], "d6.example.com"));
+  /* every other domain was written exactly once with success */
+  for (unsigned d = 1; d <= 8; d++) {
+    char name[48];
+    size_t ok = 0;
+    snprintf(name, sizeof(name), "d%u.example.com", d);
+    for (size_t k = 0; k < nw; k++)
+      ok += w[k]->status == 204 && fake_call_has_domain(w[k], name);
+    assert_int_equal(ok, d == 6 ? 0 : 1);
+    assert_int_equal(
+        world_has(&h->world, harness_cert_id(1), name, HARNESS_GW1), d != 6);
+  }
+  assert_int_equal(harness_outcome(h), PASS_PARTIAL);
+  assert_int_equal(harness_counts(h)->attached, 7);
+  assert_int_equal(harness_counts(h)->failed, 1);
+  assert_int_equal(harness_counts(h)->pending, 0);
+  assert_true(pass_succeeded(h->pass)); /* a permanent, lone failure */
+  free(w);
+  free(b);
+  free(yaml);
+}
+
+/* ---- 3. re-read before resend of an unknown outcome ------------------ */
+
+enum lost_answer {
+  LOST_RESET, /* the connection reset after the request left */
+  LOST_503,   /* a 5xx: APIG may have applied it */
+};
+
+struct lost_script {
+  struct world *world;
+  enum lost_answer how;
+  bool apply; /* the lost write was applied */
+  size_t writes;
+};
+
+/* The first write's answer is lost (applied or not); the world answers
+ * everything else. */
+static void lost_first_write(void *arg, struct fake_call *c,
+                             struct fake_answer *a)
+{
+  struct lost_script *s = arg;
+
+  if ((c->op != APIG_OP_ATTACH && c->op != APIG_OP_DETACH) || s->writes++ > 0) {
+    world_script(s->world, c, a);
+    return;
+  }
+  a->latency_ms = 500;
+  if (s->apply)
+    world_apply(s->world, c, a);
+  free(a->body);
+  a->body = NULL;
+  if (s->how == LOST_RESET) {
+    a->reset = true;
+  } else {
+    a->status = 503;
+    a->body = strdup("{\"error_code\":\"APIG.9999\",\"error_msg\":"
+                     "\"System error\"}");
+  }
+}
+
+/* One certificate, two domains, one batch whose answer is lost. Returns
+ * the harness after the pass; s says how the answer is lost. */
+static void run_lost_answer(struct harness *h, struct lost_script *s)
+{
+  char *b = binding_line("c1", "g1", "u", 1, 2);
+  /* confirm_timeout_s bounds how long an unknown outcome is re-read
+   * before the write is sent again (at most 10 s) */
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, confirm_delay_ms: 0, "
+                     "confirm_timeout_s: 5}\n");
+
+  s->world = &h->world;
+  h->net.script = lost_first_write;
+  h->net.script_arg = s;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+  free(b);
+  free(yaml);
+}
+
+static void unknown_outcome_reread_shows_it_no_resend(struct harness *h,
+                                                      enum lost_answer how)
+{
+  struct lost_script s = {.how = how, .apply = true};
+  struct fake_call **c = NULL;
+  size_t n, first = SIZE_MAX;
+
+  run_lost_answer(h, &s);
+  n = cert_calls(h, harness_cert_id(1), &c);
+
+  for (size_t k = 0; k < n && first == SIZE_MAX; k++) {
+    if (c[k]->op == APIG_OP_ATTACH)
+      first = k;
+  }
+  assert_true(first != SIZE_MAX && first + 1 < n);
+  assert_true(c[first]->reset == (s.how == LOST_RESET));
+  /* the next request of the certificate is a read, sent after the answer
+   * was lost */
+  assert_int_equal(c[first + 1]->op, APIG_OP_LIST);
+  assert_true(c[first + 1]->sent_ms >= c[first]->done_ms);
+  /* it showed the write: nothing is sent again */
+  assert_int_equal(count_op(h, APIG_OP_ATTACH), 1);
+  assert_int_equal(h->world.writes_applied, 1);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 2);
+  assert_int_equal(harness_counts(h)->failed, 0);
+  assert_all_authorized(h);
+  free(c);
+}
+
+static void unknown_outcome_not_applied_one_resend(struct harness *h,
+                                                   enum lost_answer how)
+{
+  struct lost_script s = {.how = how, .apply = false};
+  struct fake_call **c = NULL, **w = NULL;
+  size_t n, nw, at = 0;
+
+  run_lost_answer(h, &s);
+  n = cert_calls(h, harness_cert_id(1), &c);
+
+  nw = fake_net_writes(&h->net, NULL, &w);
+  /* exactly one resend, which APIG applied */
+  assert_int_equal(nw, 2);
+  assert_int_equal(w[1]->status, 204);
+  assert_int_equal(h->world.writes_applied, 1);
+  assert_string_equal(w[0]->body, w[1]->body); /* the same batch */
+  /* between the lost answer and the resend: reads only, at least one */
+  while (c[at] != w[0])
+    at++;
+  assert_true(at + 2 < n);
+  assert_int_equal(c[at + 1]->op, APIG_OP_LIST);
+  for (size_t k = at + 1; c[k] != w[1]; k++) {
+    assert_int_equal(c[k]->op, APIG_OP_LIST);
+    assert_true(c[k]->sent_ms >= w[0]->done_ms);
+  }
+  /* an applied write takes a while to show: the resend waits for the
+   * re-read window (here policy.confirm_timeout_s, 5 s) */
+  assert_true(w[1]->sent_ms >= w[0]->done_ms + 5000);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 2);
+  free(w);
+  free(c);
+}
+
+/* ---- 4. soak between rollout waves ----------------------------------- */
+
+/* Waves of 2 then the rest, soak_s 30, one domain per write: the first
+ * write of wave 2 leaves at least 30 s (clock) after the last
+ * confirmation read of wave 1 was answered. */
+static void test_soak_between_waves(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "w", 1, 4);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, batch_size: 1, "
+                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n"
+                     "rollout: {waves: [2, \"100%\"], soak_s: 30}\n");
+  struct fake_call **w = NULL;
+  uint64_t confirmed = 0;
+  size_t nw, confirms = 0;
+
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  nw = fake_net_writes(&h->net, NULL, &w);
+  assert_int_equal(nw, 4);
+  /* the waves are the plan's order: w1, w2, then w3, w4 */
+  for (size_t k = 0; k < nw; k++) {
+    char name[48];
+    snprintf(name, sizeof(name), "w%zu.example.com", k + 1);
+    assert_true(fake_call_has_domain(w[k], name));
+  }
+  /* wave 1's confirmation: reads sent after its last write's answer and
+   * answered before wave 2's first write */
+  for (size_t i = 0; i < h->net.ncalls; i++) {
+    const struct fake_call *c = h->net.calls[i];
+    if (c->op != APIG_OP_LIST || c->sent_ms < w[1]->done_ms ||
+        c->index > w[2]->index)
+      continue;
+    assert_true(c->completed);
+    confirms++;
+    if (c->done_ms > confirmed)
+      confirmed = c->done_ms;
+  }
+  assert_true(confirms >= 1);
+  assert_true(w[2]->sent_ms >= confirmed + 30000);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 4);
+  free(w);
+  free(b);
+  free(yaml);
+}
+
+/* ---- 5. a stopped pass sends nothing new ----------------------------- */
+
+struct stop_at {
+  size_t writes_seen;
+  size_t calls_at_stop; /* SIZE_MAX: not stopped yet */
+};
+
+/* SIGTERM arrives while the second write is in flight. */
+static void stop_during_second_write(struct harness *h, struct fake_call *c)
+{
+  struct stop_at *s = h->user;
+
+  if (c->op != APIG_OP_ATTACH || ++s->writes_seen != 2)
+    return;
+  harness_stop(h);
+  s->calls_at_stop = h->net.ncalls;
+}
+
+static void test_stop_sends_nothing_new(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "s", 1, 6);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, batch_size: 1, "
+                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n");
+  struct stop_at s = {.calls_at_stop = SIZE_MAX};
+  const struct pass_counts *k;
+
+  h->user = &s;
+  h->before_answer = stop_during_second_write;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_true(s.calls_at_stop != SIZE_MAX);
+  /* nothing was sent after the stop; the write in flight was answered */
+  assert_int_equal(h->net.ncalls, s.calls_at_stop);
+  for (size_t i = 0; i < h->net.ncalls; i++)
+    assert_true(h->net.calls[i]->completed);
+  assert_int_equal(count_op(h, APIG_OP_ATTACH), 2);
+  assert_int_equal(world_count(&h->world, harness_cert_id(1)), 2);
+  assert_int_equal(harness_outcome(h), PASS_INTERRUPTED);
+  k = harness_counts(h);
+  assert_int_equal(k->failed, 0);
+  assert_int_equal(k->attached + k->pending, 6);
+  assert_true(k->pending >= 4); /* the four never sent */
+  free(b);
+  free(yaml);
+}
+
+/* ---- 6. reads only when nothing differs ------------------------------ */
+
+static void test_converged_world_gets_reads_only(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1, g2", "r", 1, 5);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert}\n");
+
+  for (unsigned d = 1; d <= 5; d++) {
+    char name[48];
+    snprintf(name, sizeof(name), "r%u.example.com", d);
+    assert_int_equal(
+        world_bind(&h->world, harness_cert_id(1), name, HARNESS_GW1, false), 0);
+    assert_int_equal(
+        world_bind(&h->world, harness_cert_id(1), name, HARNESS_GW2, false), 0);
+  }
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(h->net.ncalls, 1);
+  assert_int_equal(h->net.calls[0]->op, APIG_OP_LIST);
+  assert_int_equal(h->net.calls[0]->offset, 0);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->unchanged, 10);
+  assert_int_equal(harness_counts(h)->writes, 0);
+  /* the pass bounded the answers' bodies held at once (http.h) */
+  assert_true(h->net.max_buffered > 0);
+  assert_all_authorized(h);
+  free(b);
+  free(yaml);
+}
+
+/* ---- 7. a long list is read in pages, at once ------------------------ */
+
+/* 1,100 bindings live, the file wants them and one more: the first page
+ * says total 1,100, so pages 500 and 1,000 are asked together, then the
+ * one missing binding is attached. */
+static void test_paged_read_then_one_write(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "p", 1, 1101);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, confirm_delay_ms: 0, "
+                     "confirm_timeout_s: 3600}\n");
+  struct fake_call **w = NULL;
+  bool seen[3] = {false, false, false};
+
+  for (unsigned d = 1; d <= 1100; d++) {
+    char name[48];
+    snprintf(name, sizeof(name), "p%u.example.com", d);
+    assert_int_equal(
+        world_bind(&h->world, harness_cert_id(1), name, HARNESS_GW1, false), 0);
+  }
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(fake_net_writes(&h->net, NULL, &w), 1);
+  assert_int_equal(w[0]->ndomains, 1);
+  assert_true(fake_call_has_domain(w[0], "p1101.example.com"));
+  /* before the write: the three pages, each once; 500 and 1,000 sent
+   * together, after the first page's answer */
+  for (size_t i = 0; i < w[0]->index; i++) {
+    const struct fake_call *c = h->net.calls[i];
+    assert_int_equal(c->op, APIG_OP_LIST);
+    assert_true(c->offset % 500 == 0 && c->offset <= 1000);
+    assert_false(seen[c->offset / 500]);
+    seen[c->offset / 500] = true;
+  }
+  assert_true(seen[0] && seen[1] && seen[2]);
+  assert_int_equal(w[0]->index, 3);
+  assert_true(h->net.calls[1]->sent_ms >= h->net.calls[0]->done_ms);
+  assert_true(h->net.calls[2]->sent_ms <= h->net.calls[1]->done_ms);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 1);
+  assert_int_equal(harness_counts(h)->unchanged, 1100);
+  free(w);
+  free(b);
+  free(yaml);
+}
+
+static void test_lost_reset_applied_reread_no_resend(void **state)
+{
+  unknown_outcome_reread_shows_it_no_resend(*state, LOST_RESET);
+}
+
+static void test_lost_503_applied_reread_no_resend(void **state)
+{
+  unknown_outcome_reread_shows_it_no_resend(*state, LOST_503);
+}
+
+static void test_lost_reset_not_applied_one_resend(void **state)
+{
+  unknown_outcome_not_applied_one_resend(*state, LOST_RESET);
+}
+
+static void test_lost_503_not_applied_one_resend(void **state)
+{
+  unknown_outcome_not_applied_one_resend(*state, LOST_503);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_one_write_in_flight_per_certificate,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bisect_of_failing_batch, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_lost_reset_applied_reread_no_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_503_applied_reread_no_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_reset_not_applied_one_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lost_503_not_applied_one_resend,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_soak_between_waves, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_sends_nothing_new, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_converged_world_gets_reads_only,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
+                                      teardown),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

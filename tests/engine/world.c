@@ -1,0 +1,299 @@
+/*
+ * world: an in-memory APIG answering the fake transport (see world.h).
+ */
+#include "world.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+void world_init(struct world *w)
+{
+  memset(w, 0, sizeof(*w));
+}
+
+void world_free(struct world *w)
+{
+  for (size_t c = 0; c < w->ncerts; c++) {
+    struct world_cert *wc = &w->certs[c];
+    for (size_t i = 0; i < wc->n; i++) {
+      free(wc->b[i].domain);
+      free(wc->b[i].instance);
+    }
+    free(wc->b);
+    free(wc->id);
+  }
+  free(w->certs);
+  memset(w, 0, sizeof(*w));
+}
+
+static struct world_cert *find_cert(const struct world *w, const char *id)
+{
+  for (size_t c = 0; c < w->ncerts; c++) {
+    if (strcmp(w->certs[c].id, id) == 0)
+      return &w->certs[c];
+  }
+  return NULL;
+}
+
+static struct world_cert *get_cert(struct world *w, const char *id)
+{
+  struct world_cert *wc = find_cert(w, id), *grown;
+
+  if (wc)
+    return wc;
+  grown = realloc(w->certs, (w->ncerts + 1) * sizeof(*grown));
+  if (!grown)
+    return NULL;
+  w->certs = grown;
+  wc = &w->certs[w->ncerts];
+  memset(wc, 0, sizeof(*wc));
+  if (!(wc->id = strdup(id)))
+    return NULL;
+  w->ncerts++;
+  return wc;
+}
+
+static struct world_binding *find_binding(const struct world_cert *wc,
+                                          const char *domain,
+                                          const char *instance)
+{
+  for (size_t i = 0; wc && i < wc->n; i++) {
+    if (strcmp(wc->b[i].domain, domain) == 0 &&
+        strcmp(wc->b[i].instance, instance) == 0)
+      return &wc->b[i];
+  }
+  return NULL;
+}
+
+static void remove_binding(struct world_cert *wc, struct world_binding *b)
+{
+  free(b->domain);
+  free(b->instance);
+  *b = wc->b[--wc->n];
+}
+
+static int add_binding(struct world_cert *wc, const char *domain,
+                       const char *instance, bool verify)
+{
+  if (wc->n == wc->cap) {
+    size_t cap = wc->cap ? wc->cap * 2 : 8;
+    struct world_binding *grown = realloc(wc->b, cap * sizeof(*grown));
+    if (!grown)
+      return -ENOMEM;
+    wc->b = grown;
+    wc->cap = cap;
+  }
+  wc->b[wc->n].domain = strdup(domain);
+  wc->b[wc->n].instance = strdup(instance);
+  wc->b[wc->n].verify = verify;
+  if (!wc->b[wc->n].domain || !wc->b[wc->n].instance) {
+    free(wc->b[wc->n].domain);
+    free(wc->b[wc->n].instance);
+    return -ENOMEM;
+  }
+  wc->n++;
+  return 0;
+}
+
+int world_bind(struct world *w, const char *cert_id, const char *domain,
+               const char *instance, bool verify)
+{
+  struct world_cert *wc = get_cert(w, cert_id);
+
+  return wc ? add_binding(wc, domain, instance, verify) : -ENOMEM;
+}
+
+bool world_has(const struct world *w, const char *cert_id, const char *domain,
+               const char *instance)
+{
+  return find_binding(find_cert(w, cert_id), domain, instance) != NULL;
+}
+
+size_t world_count(const struct world *w, const char *cert_id)
+{
+  const struct world_cert *wc = find_cert(w, cert_id);
+
+  return wc ? wc->n : 0;
+}
+
+static void answer_error(struct fake_answer *a, long status, const char *code,
+                         const char *msg)
+{
+  a->status = status;
+  if (asprintf(&a->body,
+               "{\"error_code\":\"%s\",\"error_msg\":\"%s\","
+               "\"request_id\":\"req-%s\"}",
+               code, msg, code) < 0)
+    a->body = NULL;
+}
+
+/* A gateway serves one certificate per domain: attaching it here takes it
+ * off any other certificate on that instance (the move certbind assumes). */
+static void take_from_others(struct world *w, const struct world_cert *to,
+                             const char *domain, const char *instance)
+{
+  for (size_t c = 0; c < w->ncerts; c++) {
+    struct world_binding *b;
+    if (&w->certs[c] == to)
+      continue;
+    b = find_binding(&w->certs[c], domain, instance);
+    if (b)
+      remove_binding(&w->certs[c], b);
+  }
+}
+
+static void apply_attach(struct world *w, struct world_cert *wc,
+                         const struct fake_call *c, struct fake_answer *a)
+{
+  for (size_t k = 0; w->refuse_domain && k < c->ndomains; k++) {
+    if (strcmp(c->domains[k].domain, w->refuse_domain) == 0) {
+      answer_error(a, 400, "APIG.2103",
+                   "The certificate does not match the domain name");
+      return;
+    }
+  }
+  for (size_t k = 0; k < c->ndomains; k++) {
+    const struct fake_domain *d = &c->domains[k];
+    for (size_t i = 0; i < d->ninstances; i++) {
+      struct world_binding *b = find_binding(wc, d->domain, d->instances[i]);
+      take_from_others(w, wc, d->domain, d->instances[i]);
+      if (b)
+        b->verify = d->verify;
+      else if (add_binding(wc, d->domain, d->instances[i], d->verify) < 0)
+        abort();
+    }
+  }
+  w->writes_applied++;
+  a->status = 204;
+}
+
+static void apply_detach(struct world *w, struct world_cert *wc,
+                         const struct fake_call *c, struct fake_answer *a)
+{
+  size_t removed = 0;
+
+  for (size_t k = 0; k < c->ndomains; k++) {
+    const struct fake_domain *d = &c->domains[k];
+    for (size_t i = 0; i < d->ninstances; i++) {
+      struct world_binding *b = find_binding(wc, d->domain, d->instances[i]);
+      if (b) {
+        remove_binding(wc, b);
+        removed++;
+      }
+    }
+  }
+  if (removed == 0) {
+    answer_error(a, 400, "APIG.2000", "no valid domain name");
+    return;
+  }
+  w->writes_applied++;
+  a->status = 204;
+}
+
+void world_apply(struct world *w, const struct fake_call *c,
+                 struct fake_answer *a)
+{
+  struct world_cert *wc = get_cert(w, c->cert_id);
+
+  if (!wc)
+    abort();
+  if (!c->body_ok) {
+    answer_error(a, 400, "APIG.2012", "Invalid parameter value");
+    return;
+  }
+  if (c->op == APIG_OP_ATTACH)
+    apply_attach(w, wc, c, a);
+  else
+    apply_detach(w, wc, c, a);
+}
+
+static void gen_str(yajl_gen g, const char *s)
+{
+  yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+/* One page, in the order the bindings were made (as stable as APIG's). */
+static char *render_page(const struct world_cert *wc, long offset, long limit)
+{
+  size_t total = wc ? wc->n : 0;
+  size_t from = offset > 0 ? (size_t)offset : 0;
+  size_t to = from + (size_t)(limit > 0 ? limit : 20);
+  yajl_gen g = yajl_gen_alloc(NULL);
+  const unsigned char *buf;
+  size_t len;
+  char *out = NULL;
+
+  if (!g)
+    return NULL;
+  if (from > total)
+    from = total;
+  if (to > total)
+    to = total;
+  yajl_gen_map_open(g);
+  gen_str(g, "total");
+  yajl_gen_integer(g, (long long)total);
+  gen_str(g, "size");
+  yajl_gen_integer(g, (long long)(to - from));
+  gen_str(g, "bound_domains");
+  yajl_gen_array_open(g);
+  for (size_t i = from; i < to; i++) {
+    yajl_gen_map_open(g);
+    gen_str(g, "url_domain");
+    gen_str(g, wc->b[i].domain);
+    gen_str(g, "instance_id");
+    gen_str(g, wc->b[i].instance);
+    gen_str(g, "verified_client_certificate_enabled");
+    yajl_gen_bool(g, wc->b[i].verify);
+    gen_str(g, "status");
+    yajl_gen_integer(g, 3);
+    yajl_gen_map_close(g);
+  }
+  yajl_gen_array_close(g);
+  yajl_gen_map_close(g);
+  if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+    out = strndup((const char *)buf, len);
+  yajl_gen_free(g);
+  return out;
+}
+
+static long query_limit(const char *url)
+{
+  const char *l = strstr(url, "limit=");
+
+  return l ? strtol(l + 6, NULL, 10) : 20;
+}
+
+void world_script(void *arg, struct fake_call *c, struct fake_answer *a)
+{
+  struct world *w = arg;
+
+  a->latency_ms = w->read_latency_ms ? w->read_latency_ms : 1;
+  snprintf(a->request_id, sizeof(a->request_id), "req-%zu", c->index);
+  if (!c->authorized) {
+    answer_error(a, 401, "APIG.1002",
+                 "Incorrect token or token resolution "
+                 "failed");
+    return;
+  }
+  switch (c->op) {
+  case APIG_OP_LIST:
+    a->status = 200;
+    a->body =
+        render_page(find_cert(w, c->cert_id), c->offset, query_limit(c->url));
+    if (!a->body)
+      abort();
+    return;
+  case APIG_OP_ATTACH:
+  case APIG_OP_DETACH:
+    a->latency_ms = w->write_latency_ms ? w->write_latency_ms : 1;
+    world_apply(w, c, a);
+    return;
+  default:
+    answer_error(a, 404, "APIG.3002", "not found");
+    return;
+  }
+}

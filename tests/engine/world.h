@@ -1,0 +1,69 @@
+/*
+ * world: a tiny in-memory APIG for the engine's unit tests: certificates,
+ * the (domain, instance) bindings of each, and the answers APIG gives to
+ * certbind's three calls (docs/apig-api.md §3, §4):
+ *  - GET .../attached-domains: 200 {"total","size","bound_domains":[...]},
+ *    paged by offset and limit;
+ *  - POST .../domains/attach: 204, the bindings added (client verification
+ *    updated; a domain bound to another certificate on that instance moves);
+ *  - POST .../domains/detach: 204, removed; 400 APIG.2000 when none of the
+ *    body's bindings was bound.
+ * A request without the account's token gets 401 APIG.1002.
+ *
+ * world_script() is a fake_script_fn answering every call that way; a test
+ * wraps it to inject faults (world_apply() then applies a write without
+ * answering, for "applied, but the answer was lost").
+ */
+#ifndef CERTBIND_TEST_WORLD_H
+#define CERTBIND_TEST_WORLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fake_http.h"
+
+struct world_binding {
+  char *domain;
+  char *instance;
+  bool verify;
+};
+
+struct world_cert {
+  char *id;
+  struct world_binding *b;
+  size_t n, cap;
+};
+
+struct world {
+  struct world_cert *certs;
+  size_t ncerts;
+  /* Attaches naming this domain are refused with 400 APIG.2103 (the
+   * certificate does not cover it), and apply nothing. NULL: none. */
+  const char *refuse_domain;
+  uint64_t read_latency_ms;  /* clock ms; 0: 1 */
+  uint64_t write_latency_ms; /* clock ms; 0: 1 */
+  size_t writes_applied;     /* attaches and detaches that changed it */
+};
+
+void world_init(struct world *w);
+void world_free(struct world *w);
+
+/* Add a binding to certificate cert_id (created when new). */
+int world_bind(struct world *w, const char *cert_id, const char *domain,
+               const char *instance, bool verify);
+
+/* Whether the certificate has the binding (any client verification). */
+bool world_has(const struct world *w, const char *cert_id, const char *domain,
+               const char *instance);
+size_t world_count(const struct world *w, const char *cert_id);
+
+/* Apply a write call to the world and fill answer with what APIG says
+ * (204, 400 APIG.2000/APIG.2103, 404 for an unknown certificate). */
+void world_apply(struct world *w, const struct fake_call *c,
+                 struct fake_answer *answer);
+
+/* fake_script_fn: arg is the struct world. */
+void world_script(void *arg, struct fake_call *c, struct fake_answer *answer);
+
+#endif
