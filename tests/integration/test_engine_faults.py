@@ -310,6 +310,9 @@ class FaultTest(SimTestCase):
         w = fleet(self.tmp, ncerts=20, ndomains=4)
         # a write that was not applied is re-read this long before its resend
         w.policy["confirm_timeout_s"] = 2
+        # 30 % of attempts reset: with 6 attempts one of the 20 writes ran
+        # out of them in ~1.4 % of runs (20 x 0.3^6); with 12, ~1e-5
+        w.retry["max_attempts"] = 12
         w.faults = {"reset_before_apply": {"op": "attach", "rate": 0.3}}
         sim, cfg = self.start(w, ("--log-requests", "--seed", "5"))
         r = self.apply(cfg)
