@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 from harness import (CERTBIND, SimTestCase, World, certbind, record_output,
-                     record_secrets, Result)
+                     record_secrets, Result, scaled)
 from test_daemon import Daemon, rename_over
 from test_engine_faults import fleet
 
@@ -27,8 +27,8 @@ def token_calls(stats):
 
 
 def wait_for(pred, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
         if pred():
             return
         time.sleep(0.02)
@@ -179,7 +179,7 @@ class AuthTest(SimTestCase):
 
     def finish(self, proc):
         try:
-            out, err = proc.communicate(timeout=60)
+            out, err = proc.communicate(timeout=scaled(60))
         finally:
             if proc.poll() is None:
                 proc.kill()

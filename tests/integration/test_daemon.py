@@ -517,7 +517,7 @@ class StopTest(DaemonTestCase):
         return w
 
     def wait_writes_in_flight(self, sim, d):
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + scaled(20)
         while True:
             # every certificate read: what is in flight now is a write
             # (each certificate writes its 3 domains one after the other,
@@ -564,7 +564,7 @@ class StopTest(DaemonTestCase):
         sim, cfg = self.start(w)
         d = self.run_daemon(cfg)
         d.wait("pass.start")
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + scaled(20)
         while sim.stats()["in_flight"] == 0:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)

@@ -249,7 +249,7 @@ class HostileListTest(HostileTestCase):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, NO_COLOR="1"))
         try:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + harness.scaled(10)
             while self.server.count("list") < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.assertEqual(self.server.count("list"), 1)

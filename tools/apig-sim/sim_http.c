@@ -1335,8 +1335,11 @@ static void log_request(struct sim_req *r, const char *method)
 {
   double ms = (double)(sim_sched_now_ns() - r->start_ns) / 1e6;
   /* paths hold only project and certificate ids; never headers/bodies */
-  fprintf(stderr, "apig-sim: %s %s -> %d %s %.1fms id=%s\n", method,
-          r->raw_path, r->closed ? 0 : r->status, r->code, ms, r->request_id);
+  /* at: when the request arrived, in ms of CLOCK_MONOTONIC (so that tests
+   * can measure gaps between requests on the server's side) */
+  fprintf(stderr, "apig-sim: %s %s -> %d %s %.1fms id=%s at=%.3f\n", method,
+          r->raw_path, r->closed ? 0 : r->status, r->code, ms, r->request_id,
+          (double)r->start_ns / 1e6);
 }
 
 static bool suspend_for(struct sim *sim, struct sim_req *r)
