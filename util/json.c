@@ -112,8 +112,8 @@ static int type_error(struct json_reader *r, const struct json_field *f)
     unsigned type;
     const char *name;
   } names[] = {
-      {JSON_BOOL, "a boolean"},   {JSON_INT, "an integer"},
-      {JSON_DOUBLE, "a number"},  {JSON_STRING, "a string"},
+      {JSON_STRING, "a string"},  {JSON_INT, "an integer"},
+      {JSON_DOUBLE, "a number"},  {JSON_BOOL, "a boolean"},
       {JSON_OBJECT, "an object"}, {JSON_ARRAY, "an array"},
   };
   unsigned t = accepted(f) & ~(unsigned)JSON_NULL;
