@@ -27,6 +27,7 @@ struct frame {
                                    unknown (its value is skipped) */
   uint32_t present;             /* fields given (bit i: fields[i]) */
   uint32_t seen;                /* ... and given as something other than null */
+  size_t name_len[JSON_MAX_FIELDS]; /* object: strlen of each field's name */
 };
 
 struct json_reader {
@@ -130,17 +131,19 @@ static int type_error(struct json_reader *r, const struct json_field *f)
   return failf(r, -EBADMSG, "%s is not %s", f->name, what);
 }
 
-static const struct json_field *find_field(const struct json_object *o,
+/* The field of the key k[0..len) in fr's object, or NULL. Lengths first:
+ * most keys of a page are not ours, and most differ from ours in length
+ * or in their first byte, so memcmp runs (almost) only for a match. It
+ * compares all len bytes, a key holding a NUL byte included. */
+static const struct json_field *find_field(const struct frame *fr,
                                            const unsigned char *k, size_t len)
 {
-  if (len == 0)
-    return NULL; /* no field of ours has an empty name */
-  for (size_t i = 0; i < o->nfields; i++) {
-    const char *name = o->fields[i].name;
+  const struct json_field *fields = fr->obj->fields;
 
-    if (name[0] == (char)k[0] && strlen(name) == len &&
-        memcmp(name, k, len) == 0)
-      return &o->fields[i];
+  for (size_t i = 0; i < fr->obj->nfields; i++) {
+    if (fr->name_len[i] == len && len > 0 && fields[i].name[0] == (char)k[0] &&
+        memcmp(fields[i].name, k, len) == 0)
+      return &fields[i];
   }
   return NULL;
 }
@@ -289,7 +292,7 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
   if (r->skip)
     return 1;
   fr = top(r); /* yajl gives keys inside objects only */
-  f = find_field(fr->obj, k, len);
+  f = find_field(fr, k, len);
   fr->cur = f;
   if (!f)
     return 1;
@@ -302,11 +305,20 @@ static int on_key(void *ctx, const unsigned char *k, size_t len)
 static int push(struct json_reader *r, const struct json_object *obj,
                 const struct json_field *arr, void *base)
 {
+  struct frame *fr;
+
   if (r->nframes == JSON_MAX_FRAMES)
     return json_fail(r, -EINVAL, obj->name, "is nested too deep in the tables");
   if (!arr && obj->nfields > JSON_MAX_FIELDS)
     return json_fail(r, -EINVAL, obj->name, "has too many fields");
-  r->stack[r->nframes++] = (struct frame){.obj = obj, .arr = arr, .base = base};
+  fr = &r->stack[r->nframes++];
+  fr->obj = obj;
+  fr->arr = arr;
+  fr->base = base;
+  fr->cur = NULL;
+  fr->present = fr->seen = 0;
+  for (size_t i = 0; !arr && i < obj->nfields; i++)
+    fr->name_len[i] = strlen(obj->fields[i].name);
   return 0;
 }
 
