@@ -31,11 +31,15 @@
  *   long long is malformed too (yajl refuses it).
  * - Strings (JSON_K_STR) never hold a NUL byte ("NAME contains a NUL
  *   byte"); they are malloc'd copies owned by the caller's struct.
- * - The first error ends the parse: json_read returns its negative errno
+ * - Errors are found in reading order, and the first one ends the parse
+ *   (what follows it is never read): json_read returns its negative errno
  *   (-EBADMSG for the checks above, or what a hook returned) and why
  *   receives one line that names only our own keys, never input bytes.
  *   What the structs received before the error stays there: the caller
  *   frees it (typically with the same free function as on success).
+ * - Tables nested more than 8 deep or with more than JSON_MAX_FIELDS rows,
+ *   and an array element object without an open hook, are bugs of ours:
+ *   -EINVAL.
  *
  * WRITER. A yajl_gen made by json_gen_new() (UTF-8 validated, compact or
  * indented by two spaces) and helpers that take C strings and "key": value
