@@ -1,8 +1,8 @@
 /*
  * apig: URLs, bodies, response parsing and outcome classes for the APIG
- * certificate-binding calls. yajl is confined to this file (streaming
- * parser for responses, yajl_gen for bodies); curl's URL API splits the
- * configured endpoint. No I/O.
+ * certificate-binding calls. Responses are read with util/json.h's
+ * streaming reader (field tables below), bodies written with its yajl_gen
+ * helpers; curl's URL API splits the configured endpoint. No I/O.
  */
 #include "apig.h"
 
@@ -15,7 +15,8 @@
 
 #include <curl/curl.h>
 #include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
+
+#include "json.h"
 
 #define APIG_MAX_ID 64
 #define APIG_MAX_DOMAIN 253
@@ -251,31 +252,23 @@ int apig_url_token(const char *iam_endpoint, struct apig_url *out)
 
 /* ---- attach/detach body --------------------------------------------- */
 
-static yajl_gen_status gen_str(yajl_gen g, const char *s)
-{
-  return yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
 static yajl_gen_status gen_item(yajl_gen g, const struct apig_domain_item *it)
 {
   yajl_gen_status st = yajl_gen_map_open(g);
 
   if (st == yajl_gen_status_ok)
-    st = gen_str(g, "domain");
+    st = json_gen_key_str(g, "domain", it->domain);
   if (st == yajl_gen_status_ok)
-    st = gen_str(g, it->domain);
-  if (st == yajl_gen_status_ok)
-    st = gen_str(g, "instance_ids");
+    st = json_gen_str(g, "instance_ids");
   if (st == yajl_gen_status_ok)
     st = yajl_gen_array_open(g);
   for (size_t i = 0; i < it->n_instances && st == yajl_gen_status_ok; i++)
-    st = gen_str(g, it->instance_ids[i]);
+    st = json_gen_str(g, it->instance_ids[i]);
   if (st == yajl_gen_status_ok)
     st = yajl_gen_array_close(g);
   if (st == yajl_gen_status_ok)
-    st = gen_str(g, "verified_client_certificate_enabled");
-  if (st == yajl_gen_status_ok)
-    st = yajl_gen_bool(g, it->verify_client);
+    st = json_gen_key_bool(g, "verified_client_certificate_enabled",
+                           it->verify_client);
   if (st == yajl_gen_status_ok)
     st = yajl_gen_map_close(g);
   return st;
@@ -291,22 +284,6 @@ static bool item_ok(const struct apig_domain_item *it)
   return true;
 }
 
-static int gen_copy(yajl_gen g, char **body, size_t *len)
-{
-  const unsigned char *buf;
-  size_t n;
-
-  if (yajl_gen_get_buf(g, &buf, &n) != yajl_gen_status_ok)
-    return -EINVAL;
-  *body = malloc(n + 1);
-  if (!*body)
-    return -ENOMEM;
-  memcpy(*body, buf, n);
-  (*body)[n] = '\0';
-  *len = n;
-  return 0;
-}
-
 int apig_write_body(const struct apig_domain_item *items, size_t n, char **body,
                     size_t *len)
 {
@@ -317,13 +294,12 @@ int apig_write_body(const struct apig_domain_item *items, size_t n, char **body,
   for (size_t i = 0; i < n; i++)
     if (!item_ok(&items[i]))
       return -EINVAL;
-  yajl_gen g = yajl_gen_alloc(NULL);
+  yajl_gen g = json_gen_new(false, NULL, NULL);
   if (!g)
     return -ENOMEM;
-  yajl_gen_config(g, yajl_gen_validate_utf8, 1);
   yajl_gen_status st = yajl_gen_map_open(g);
   if (st == yajl_gen_status_ok)
-    st = gen_str(g, "domains");
+    st = json_gen_str(g, "domains");
   if (st == yajl_gen_status_ok)
     st = yajl_gen_array_open(g);
   for (size_t i = 0; i < n && st == yajl_gen_status_ok; i++)
@@ -332,210 +308,55 @@ int apig_write_body(const struct apig_domain_item *items, size_t n, char **body,
     st = yajl_gen_array_close(g);
   if (st == yajl_gen_status_ok)
     st = yajl_gen_map_close(g);
-  int err = st == yajl_gen_status_ok ? gen_copy(g, body, len) : -EINVAL;
+  int err = st == yajl_gen_status_ok ? json_gen_take(g, body, len) : -EINVAL;
   yajl_gen_free(g);
   return err;
 }
 
-/* ---- list response (streaming) --------------------------------------- */
+/* ---- list response (streaming, util/json.h) ------------------------- */
 
-enum list_key {
-  K_OTHER,
-  K_TOTAL,
-  K_SIZE,
-  K_DOMAINS,
-  K_URL_DOMAIN,
-  K_INSTANCE,
-  K_VERIFY,
-};
-
+/* One page being read: the entries go to out, the page's numbers to page;
+ * cur is the entry being read. */
 struct list_ctx {
   struct apig_bindings *out;
   struct apig_page *page;
-  int depth;
-  enum list_key key;
-  bool in_domains, in_item;
-  bool seen_total, seen_size, seen_domains;
   struct apig_binding cur;
-  bool seen_verify;
-  const char *why;
-  int err;
 };
-
-static int list_fail(struct list_ctx *c, const char *why)
-{
-  if (!c->err) {
-    c->err = -EBADMSG;
-    c->why = why;
-  }
-  return 0; /* cancels the parse */
-}
 
 #define APIG_STR_(x) #x
 #define APIG_STR(x) APIG_STR_(x)
 
-/* More entries than the limit asked for: stop reading the page now. */
-static int list_too_many(struct list_ctx *c)
+/* "total" and "size": a count, or null for "not given" (stays -1). */
+static int set_count(struct json_reader *r, const struct json_field *f,
+                     void *dst, const struct json_value *v)
 {
-  if (!c->err) {
-    c->err = -E2BIG;
-    c->why = "more entries in one page than the limit asked "
-             "for (" APIG_STR(APIG_LIST_LIMIT) ")";
-  }
-  return 0; /* cancels the parse */
-}
-
-static int list_oom(struct list_ctx *c)
-{
-  c->err = -ENOMEM;
-  c->why = "out of memory";
+  if (v->i < 0)
+    return json_fail(r, -EBADMSG, f->name, "is negative");
+  *(long long *)dst = v->i;
   return 0;
 }
 
-/* Where the next value goes: 1 = a top-level field, 2 = an element of
- * bound_domains, 3 = a field of an element, 0 = ignored. */
-static int list_slot(const struct list_ctx *c)
+static void binding_free(struct apig_binding *b)
 {
-  if (c->depth == 1)
-    return 1;
-  if (c->depth == 2 && c->in_domains)
-    return 2;
-  if (c->depth == 3 && c->in_item)
-    return 3;
+  free(b->url_domain);
+  free(b->instance_id);
+  memset(b, 0, sizeof *b);
+}
+
+/* More entries than the limit asked for: the parse stops at the first one
+ * past it, so what follows is never read or kept. */
+static int item_open(struct json_reader *r, void *parent, void **base)
+{
+  struct list_ctx *c = json_ctx(r);
+
+  (void)parent;
+  if (c->page->count >= APIG_LIST_LIMIT)
+    return json_fail(r, -E2BIG, NULL,
+                     "more entries in one page than the limit asked "
+                     "for (" APIG_STR(APIG_LIST_LIMIT) ")");
+  binding_free(&c->cur);
+  *base = &c->cur;
   return 0;
-}
-
-/* A scalar value arrived (type: 's', 'i', 'b', 'n' for null, 'd'). */
-static int list_scalar_type(struct list_ctx *c, char type)
-{
-  int slot = list_slot(c);
-
-  if (c->depth == 0)
-    return list_fail(c, "response is not an object");
-  if (slot == 2)
-    return list_fail(c, "bound_domains element is not an object");
-  if (slot == 1 && c->key == K_DOMAINS)
-    return list_fail(c, "bound_domains is not an array");
-  if (slot == 1 && (c->key == K_TOTAL || c->key == K_SIZE) && type != 'i' &&
-      type != 'n')
-    return list_fail(c, "total/size is not an integer");
-  if (slot == 3 && (c->key == K_URL_DOMAIN || c->key == K_INSTANCE) &&
-      type != 's')
-    return list_fail(c, "url_domain/instance_id is not a string");
-  if (slot == 3 && c->key == K_VERIFY && type != 'b' && type != 'n')
-    return list_fail(c, "verified_client_certificate_enabled not boolean");
-  return 1;
-}
-
-static int on_json_null(void *ctx)
-{
-  return list_scalar_type(ctx, 'n');
-}
-
-static int on_json_bool(void *ctx, int v)
-{
-  struct list_ctx *c = ctx;
-
-  if (!list_scalar_type(c, 'b'))
-    return 0;
-  if (list_slot(c) == 3 && c->key == K_VERIFY)
-    c->cur.verify_client = v != 0;
-  return 1;
-}
-
-static int on_json_integer(void *ctx, long long v)
-{
-  struct list_ctx *c = ctx;
-
-  if (!list_scalar_type(c, 'i'))
-    return 0;
-  if (list_slot(c) != 1 || (c->key != K_TOTAL && c->key != K_SIZE))
-    return 1;
-  if (v < 0)
-    return list_fail(c, "negative total/size");
-  if (c->key == K_TOTAL)
-    c->page->total = v;
-  else
-    c->page->size = v;
-  return 1;
-}
-
-static int on_json_double(void *ctx, double v)
-{
-  (void)v;
-  return list_scalar_type(ctx, 'd');
-}
-
-static char *dup_field(const unsigned char *s, size_t len, size_t max,
-                       bool lower)
-{
-  if (len == 0 || len > max || memchr(s, '\0', len))
-    return NULL;
-  char *d = malloc(len + 1);
-  if (!d)
-    return NULL;
-  for (size_t i = 0; i < len; i++)
-    d[i] = lower ? (char)tolower(s[i]) : (char)s[i];
-  d[len] = '\0';
-  return d;
-}
-
-static int on_json_string(void *ctx, const unsigned char *s, size_t len)
-{
-  struct list_ctx *c = ctx;
-
-  if (!list_scalar_type(c, 's'))
-    return 0;
-  if (list_slot(c) != 3 || (c->key != K_URL_DOMAIN && c->key != K_INSTANCE))
-    return 1;
-  bool dom = c->key == K_URL_DOMAIN;
-  char *d = dup_field(s, len, dom ? APIG_MAX_DOMAIN : APIG_MAX_ID, dom);
-  if (!d)
-    return list_fail(c, "empty, oversized or NUL in url_domain/instance_id");
-  free(dom ? c->cur.url_domain : c->cur.instance_id);
-  if (dom)
-    c->cur.url_domain = d;
-  else
-    c->cur.instance_id = d;
-  return 1;
-}
-
-static bool seen_once(bool *seen)
-{
-  bool was = *seen;
-  *seen = true;
-  return !was;
-}
-
-static int on_json_map_key(void *ctx, const unsigned char *k, size_t len)
-{
-  struct list_ctx *c = ctx;
-  int slot = list_slot(c);
-  bool ok = true;
-
-#define KEY_IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
-  c->key = K_OTHER;
-  if (slot == 1 && KEY_IS("total")) {
-    c->key = K_TOTAL;
-    ok = seen_once(&c->seen_total);
-  } else if (slot == 1 && KEY_IS("size")) {
-    c->key = K_SIZE;
-    ok = seen_once(&c->seen_size);
-  } else if (slot == 1 && KEY_IS("bound_domains")) {
-    c->key = K_DOMAINS;
-    ok = seen_once(&c->seen_domains);
-  } else if (slot == 3 && KEY_IS("url_domain")) {
-    c->key = K_URL_DOMAIN;
-    ok = c->cur.url_domain == NULL;
-  } else if (slot == 3 && KEY_IS("instance_id")) {
-    c->key = K_INSTANCE;
-    ok = c->cur.instance_id == NULL;
-  } else if (slot == 3 && KEY_IS("verified_client_certificate_enabled")) {
-    c->key = K_VERIFY;
-    ok = seen_once(&c->seen_verify);
-  }
-#undef KEY_IS
-  return ok ? 1 : list_fail(c, "duplicate field");
 }
 
 static int list_push(struct apig_bindings *b, struct apig_binding *it)
@@ -553,108 +374,76 @@ static int list_push(struct apig_bindings *b, struct apig_binding *it)
   return 0;
 }
 
-static int list_open(struct list_ctx *c, bool is_map)
+static int item_close(struct json_reader *r, void *base)
 {
-  int slot = list_slot(c);
+  struct list_ctx *c = json_ctx(r);
 
-  if (c->depth == 0 && !is_map)
-    return list_fail(c, "response is not an object");
-  if (slot == 1 && c->key == K_DOMAINS && !is_map)
-    c->in_domains = true;
-  else if (slot == 1 && c->key != K_OTHER)
-    return list_fail(c, "wrong type for total/size/bound_domains");
-  if (slot == 2 && !is_map)
-    return list_fail(c, "bound_domains element is not an object");
-  if (slot == 2 && c->page->count >= APIG_LIST_LIMIT)
-    return list_too_many(c);
-  if (slot == 2) {
-    c->in_item = true;
-    c->seen_verify = false;
-  }
-  if (slot == 3 && c->key != K_OTHER)
-    return list_fail(c, "wrong type for a bound_domains field");
-  if (++c->depth > APIG_MAX_DEPTH)
-    return list_fail(c, "nesting too deep");
-  c->key = K_OTHER;
-  return 1;
+  if (list_push(c->out, base) < 0)
+    return json_fail(r, -ENOMEM, NULL, "out of memory");
+  c->page->count++;
+  return 0;
 }
 
-static int on_json_start_map(void *ctx)
-{
-  return list_open(ctx, true);
-}
-
-static int on_json_start_array(void *ctx)
-{
-  return list_open(ctx, false);
-}
-
-static int on_json_end_map(void *ctx)
-{
-  struct list_ctx *c = ctx;
-
-  c->depth--;
-  if (c->depth == 2 && c->in_item) {
-    c->in_item = false;
-    if (!c->cur.url_domain || !c->cur.instance_id)
-      return list_fail(c, "bound_domains element without url_domain or "
-                          "instance_id");
-    if (list_push(c->out, &c->cur) < 0)
-      return list_oom(c);
-    c->page->count++;
-  }
-  return 1;
-}
-
-static int on_json_end_array(void *ctx)
-{
-  struct list_ctx *c = ctx;
-
-  c->depth--;
-  if (c->depth == 1 && c->in_domains)
-    c->in_domains = false;
-  return 1;
-}
-
-static const yajl_callbacks list_callbacks = {
-    .yajl_null = on_json_null,
-    .yajl_boolean = on_json_bool,
-    .yajl_integer = on_json_integer,
-    .yajl_double = on_json_double,
-    .yajl_string = on_json_string,
-    .yajl_start_map = on_json_start_map,
-    .yajl_map_key = on_json_map_key,
-    .yajl_end_map = on_json_end_map,
-    .yajl_start_array = on_json_start_array,
-    .yajl_end_array = on_json_end_array,
+/* Every field we use is refused when given twice: a page that says two
+ * things about one binding is not read as either. */
+static const struct json_field item_fields[] = {
+    {.name = "url_domain",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct apig_binding, url_domain),
+     .flags = JSON_REQUIRED | JSON_ONCE | JSON_NONEMPTY | JSON_LOWER,
+     .max = APIG_MAX_DOMAIN},
+    {.name = "instance_id",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct apig_binding, instance_id),
+     .flags = JSON_REQUIRED | JSON_ONCE | JSON_NONEMPTY,
+     .max = APIG_MAX_ID},
+    {.name = "verified_client_certificate_enabled",
+     .kind = JSON_K_BOOL,
+     .offset = offsetof(struct apig_binding, verify_client),
+     .flags = JSON_ONCE | JSON_NULLABLE},
 };
 
-static void binding_free(struct apig_binding *b)
-{
-  free(b->url_domain);
-  free(b->instance_id);
-  memset(b, 0, sizeof *b);
-}
+static const struct json_object list_item = {
+    .name = "bound_domains element",
+    .fields = item_fields,
+    .nfields = sizeof item_fields / sizeof *item_fields,
+    .open = item_open,
+    .close = item_close,
+};
+
+/* Absent bound_domains is an error: never read "no field" as "none
+ * bound". */
+static const struct json_field page_fields[] = {
+    {.name = "total",
+     .kind = JSON_K_CUSTOM,
+     .offset = offsetof(struct apig_page, total),
+     .flags = JSON_ONCE | JSON_NULLABLE,
+     .accept = JSON_INT,
+     .set = set_count},
+    {.name = "size",
+     .kind = JSON_K_CUSTOM,
+     .offset = offsetof(struct apig_page, size),
+     .flags = JSON_ONCE | JSON_NULLABLE,
+     .accept = JSON_INT,
+     .set = set_count},
+    {.name = "bound_domains",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_REQUIRED | JSON_ONCE,
+     .object = &list_item},
+};
+
+static const struct json_doc list_doc = {
+    .root = &(const struct json_object){.name = "response",
+                                        .fields = page_fields,
+                                        .nfields = sizeof page_fields /
+                                                   sizeof *page_fields},
+    .max_depth = APIG_MAX_DEPTH,
+};
 
 static void set_why(char *why, size_t why_len, const char *text)
 {
   if (why && why_len)
     snprintf(why, why_len, "%s", text);
-}
-
-/* Runs a yajl streaming parse of the whole buffer. 0, or -EBADMSG when the
- * JSON itself is bad, or the callbacks' error in *cb_err. */
-static int yajl_run(const yajl_callbacks *cbs, void *ctx, const char *body,
-                    size_t len)
-{
-  yajl_handle y = yajl_alloc(cbs, NULL, ctx);
-  if (!y)
-    return -ENOMEM;
-  yajl_status st = yajl_parse(y, (const unsigned char *)body, len);
-  if (st == yajl_status_ok)
-    st = yajl_complete_parse(y);
-  yajl_free(y);
-  return st == yajl_status_ok ? 0 : -EBADMSG;
 }
 
 int apig_parse_list(const char *body, size_t len, struct apig_bindings *out,
@@ -670,22 +459,13 @@ int apig_parse_list(const char *body, size_t len, struct apig_bindings *out,
     set_why(why, why_len, "response too large");
     return -E2BIG;
   }
-  int err = yajl_run(&list_callbacks, &c, body ? body : "", body ? len : 0);
-  if (c.err)
-    err = c.err;
-  else if (err)
-    c.why = "malformed JSON or invalid UTF-8";
-  else if (!c.seen_domains) { /* never read "no field" as "none bound" */
-    list_fail(&c, "no bound_domains array");
-    err = c.err;
-  }
+  int err = json_read(&list_doc, body, body ? len : 0, page, &c, why, why_len);
   binding_free(&c.cur);
   if (err) {
     while (out->n > start)
       binding_free(&out->items[--out->n]);
     memset(page, 0, sizeof *page);
     page->total = page->size = -1;
-    set_why(why, why_len, c.why ? c.why : "malformed response");
   }
   return err;
 }
@@ -726,174 +506,99 @@ void apig_bindings_free(struct apig_bindings *b)
   memset(b, 0, sizeof *b);
 }
 
-/* ---- error envelope ------------------------------------------------- */
+/* ---- error envelope (util/json.h) ----------------------------------- */
 
-enum err_key { E_OTHER, E_CODE, E_MSG, E_RID, E_ALT_CODE, E_ALT_MSG, E_NEST };
-
-struct err_ctx {
-  int depth;
-  enum err_key key;
-  bool in_error; /* inside the top-level "error" object */
+/* Where the envelope's strings go: APIG's own fields straight into the
+ * result, the {"code","message"} forms (top level or under "error") aside,
+ * used only when APIG's are absent. */
+struct err_fields {
+  struct apig_error e;
   char alt_code[64], alt_msg[512];
-  struct apig_error *out;
 };
 
 /* Copy at most dst_len-1 bytes, never cutting a UTF-8 sequence, and stop
  * at a NUL or control character. */
-static void copy_trunc(char *dst, size_t dst_len, const unsigned char *s,
-                       size_t len)
+static void copy_trunc(char *dst, size_t dst_len, const char *s, size_t len)
 {
   size_t n = 0;
 
-  while (n < len && n + 1 < dst_len && s[n] >= 0x20 && s[n] != 0x7f)
+  while (n < len && n + 1 < dst_len && (unsigned char)s[n] >= 0x20 &&
+         s[n] != 0x7f)
     n++;
   if (n < len && n + 1 >= dst_len)
-    while (n > 0 && (s[n] & 0xC0) == 0x80)
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
       n--; /* s[n] is a continuation byte: back off to its lead byte */
   memcpy(dst, s, n);
   dst[n] = '\0';
 }
 
-static char *err_slot(struct err_ctx *c, size_t *cap)
+/* A string into a char[f->max], cut (see copy_trunc); IAM gives "code":
+ * 401 as a number, kept as its digits. */
+static int set_text(struct json_reader *r, const struct json_field *f,
+                    void *dst, const struct json_value *v)
 {
-  if (c->depth == 1) {
-    switch (c->key) {
-    case E_CODE:
-      *cap = sizeof c->out->code;
-      return c->out->code;
-    case E_MSG:
-      *cap = sizeof c->out->msg;
-      return c->out->msg;
-    case E_RID:
-      *cap = sizeof c->out->request_id;
-      return c->out->request_id;
-    case E_ALT_CODE:
-      *cap = sizeof c->alt_code;
-      return c->alt_code;
-    case E_ALT_MSG:
-      *cap = sizeof c->alt_msg;
-      return c->alt_msg;
-    default:
-      return NULL;
-    }
+  (void)r;
+  if (v->type == JSON_INT)
+    snprintf(dst, f->max, "%lld", v->i);
+  else
+    copy_trunc(dst, f->max, v->s, v->len);
+  return 0;
+}
+
+/* Loose: a field of another type is ignored, like an unknown one; the
+ * later of two equal keys counts. */
+#define ERR_TEXT(key, member, types)                                           \
+  {                                                                            \
+    .name = key, .kind = JSON_K_CUSTOM,                                        \
+    .offset = offsetof(struct err_fields, member), .flags = JSON_LOOSE,        \
+    .max = sizeof(((struct err_fields *)0)->member), .accept = types,          \
+    .set = set_text                                                            \
   }
-  if (c->depth == 2 && c->in_error && c->key == E_ALT_CODE) {
-    *cap = sizeof c->alt_code;
-    return c->alt_code;
-  }
-  if (c->depth == 2 && c->in_error && c->key == E_ALT_MSG) {
-    *cap = sizeof c->alt_msg;
-    return c->alt_msg;
-  }
-  return NULL;
-}
 
-static int on_err_string(void *ctx, const unsigned char *s, size_t len)
-{
-  size_t cap;
-  char *dst = err_slot(ctx, &cap);
+static const struct json_field iam_fields[] = {
+    ERR_TEXT("code", alt_code, JSON_STRING | JSON_INT),
+    ERR_TEXT("message", alt_msg, JSON_STRING),
+};
 
-  if (dst)
-    copy_trunc(dst, cap, s, len);
-  return 1;
-}
+static const struct json_field err_fields[] = {
+    ERR_TEXT("error_code", e.code, JSON_STRING),
+    ERR_TEXT("error_msg", e.msg, JSON_STRING),
+    ERR_TEXT("request_id", e.request_id, JSON_STRING),
+    ERR_TEXT("code", alt_code, JSON_STRING | JSON_INT),
+    ERR_TEXT("message", alt_msg, JSON_STRING),
+    {.name = "error", /* IAM: {"error":{"code":401,"message":...}} */
+     .kind = JSON_K_OBJECT,
+     .offset = 0,
+     .flags = JSON_LOOSE,
+     .object = &(const struct json_object){.name = "error",
+                                           .fields = iam_fields,
+                                           .nfields = sizeof iam_fields /
+                                                      sizeof *iam_fields}},
+};
+#undef ERR_TEXT
 
-/* IAM gives "code": 401 as a number. */
-static int on_err_integer(void *ctx, long long v)
-{
-  struct err_ctx *c = ctx;
-  size_t cap;
-  char *dst = err_slot(c, &cap);
-
-  if (dst && c->key == E_ALT_CODE)
-    snprintf(dst, cap, "%lld", v);
-  return 1;
-}
-
-static int on_err_key(void *ctx, const unsigned char *k, size_t len)
-{
-  struct err_ctx *c = ctx;
-
-#define KEY_IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
-  c->key = E_OTHER;
-  if (c->depth == 1) {
-    if (KEY_IS("error_code"))
-      c->key = E_CODE;
-    else if (KEY_IS("error_msg"))
-      c->key = E_MSG;
-    else if (KEY_IS("request_id"))
-      c->key = E_RID;
-    else if (KEY_IS("code"))
-      c->key = E_ALT_CODE;
-    else if (KEY_IS("message"))
-      c->key = E_ALT_MSG;
-    else if (KEY_IS("error"))
-      c->key = E_NEST;
-  } else if (c->depth == 2 && c->in_error) {
-    if (KEY_IS("code"))
-      c->key = E_ALT_CODE;
-    else if (KEY_IS("message"))
-      c->key = E_ALT_MSG;
-  }
-#undef KEY_IS
-  return 1;
-}
-
-static int on_err_start_map(void *ctx)
-{
-  struct err_ctx *c = ctx;
-
-  if (c->depth == 1 && c->key == E_NEST)
-    c->in_error = true;
-  c->key = E_OTHER;
-  return ++c->depth <= APIG_MAX_DEPTH;
-}
-
-static int on_err_start_array(void *ctx)
-{
-  struct err_ctx *c = ctx;
-
-  if (c->depth == 0)
-    return 0; /* not an envelope */
-  c->key = E_OTHER;
-  return ++c->depth <= APIG_MAX_DEPTH;
-}
-
-static int on_err_end(void *ctx)
-{
-  struct err_ctx *c = ctx;
-
-  c->depth--;
-  if (c->depth == 1)
-    c->in_error = false;
-  return 1;
-}
-
-static const yajl_callbacks err_callbacks = {
-    .yajl_integer = on_err_integer,
-    .yajl_string = on_err_string,
-    .yajl_start_map = on_err_start_map,
-    .yajl_map_key = on_err_key,
-    .yajl_end_map = on_err_end,
-    .yajl_start_array = on_err_start_array,
-    .yajl_end_array = on_err_end,
+static const struct json_doc err_doc = {
+    .root = &(const struct json_object){.name = "response",
+                                        .fields = err_fields,
+                                        .nfields = sizeof err_fields /
+                                                   sizeof *err_fields},
+    .max_depth = APIG_MAX_DEPTH,
 };
 
 void apig_parse_error(const char *body, size_t len, struct apig_error *out)
 {
-  struct err_ctx c = {.out = out};
+  struct err_fields f = {0};
 
   memset(out, 0, sizeof *out);
   if (!body || len == 0 || len > APIG_MAX_ERROR_BODY)
     return;
-  if (yajl_run(&err_callbacks, &c, body, len) != 0) {
-    memset(out, 0, sizeof *out); /* garbage: nothing is trusted */
-    return;
-  }
+  if (json_read(&err_doc, body, len, &f, NULL, NULL, 0) != 0)
+    return; /* garbage: nothing is trusted */
+  *out = f.e;
   if (!out->code[0])
-    memcpy(out->code, c.alt_code, sizeof out->code);
+    memcpy(out->code, f.alt_code, sizeof out->code);
   if (!out->msg[0])
-    memcpy(out->msg, c.alt_msg, sizeof out->msg);
+    memcpy(out->msg, f.alt_msg, sizeof out->msg);
 }
 
 /* ---- classification ---------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "json.h"
 #include "statefile.h"
 
 #define PLAN_FILE_MAX (64u * 1024u * 1024u)
@@ -169,39 +170,22 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
       goto fail;                                                               \
   } while (0)
 
-static yajl_gen_status gen_cstr(yajl_gen g, const char *s)
-{
-  return yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static yajl_gen_status gen_kv(yajl_gen g, const char *k, const char *v)
-{
-  yajl_gen_status st = gen_cstr(g, k);
-  return st != yajl_gen_status_ok ? st : gen_cstr(g, v);
-}
-
-static yajl_gen_status gen_kn(yajl_gen g, const char *k, long long v)
-{
-  yajl_gen_status st = gen_cstr(g, k);
-  return st != yajl_gen_status_ok ? st : yajl_gen_integer(g, v);
-}
-
 static int gen_change(yajl_gen g, const struct config *cfg,
                       const struct plan_item *it)
 {
   const struct config_certificate *c = &cfg->certificates[it->cert];
 
   GEN_OK(yajl_gen_map_open(g));
-  GEN_OK(gen_kv(g, "op", plan_op_name(it->op)));
-  GEN_OK(gen_kv(g, "account", cfg->accounts[c->account].name));
-  GEN_OK(gen_kv(g, "certificate", c->name));
-  GEN_OK(gen_kv(g, "certificate_id", c->id));
-  GEN_OK(
-      gen_kv(g, "gateway",
-             it->gateway == UINT32_MAX ? "" : cfg->gateways[it->gateway].name));
-  GEN_OK(gen_kv(g, "instance_id", it->instance_id));
-  GEN_OK(gen_kv(g, "domain", it->domain));
-  GEN_OK(gen_cstr(g, "verify_client"));
+  GEN_OK(json_gen_key_str(g, "op", plan_op_name(it->op)));
+  GEN_OK(json_gen_key_str(g, "account", cfg->accounts[c->account].name));
+  GEN_OK(json_gen_key_str(g, "certificate", c->name));
+  GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
+  GEN_OK(json_gen_key_str(
+      g, "gateway",
+      it->gateway == UINT32_MAX ? "" : cfg->gateways[it->gateway].name));
+  GEN_OK(json_gen_key_str(g, "instance_id", it->instance_id));
+  GEN_OK(json_gen_key_str(g, "domain", it->domain));
+  GEN_OK(json_gen_str(g, "verify_client"));
   GEN_OK(yajl_gen_bool(g, it->verify_client));
   GEN_OK(yajl_gen_map_close(g));
   return 0;
@@ -215,13 +199,13 @@ static int gen_uncertain(yajl_gen g, const struct config *cfg,
   const struct config_certificate *c = &cfg->certificates[u->cert];
 
   GEN_OK(yajl_gen_map_open(g));
-  GEN_OK(gen_kv(g, "certificate", c->name));
-  GEN_OK(gen_kv(g, "certificate_id", c->id));
-  GEN_OK(
-      gen_kv(g, "gateway",
-             u->gateway == UINT32_MAX ? "" : cfg->gateways[u->gateway].name));
-  GEN_OK(gen_kv(g, "instance_id", u->instance_id));
-  GEN_OK(gen_kv(g, "domain", u->domain));
+  GEN_OK(json_gen_key_str(g, "certificate", c->name));
+  GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
+  GEN_OK(json_gen_key_str(
+      g, "gateway",
+      u->gateway == UINT32_MAX ? "" : cfg->gateways[u->gateway].name));
+  GEN_OK(json_gen_key_str(g, "instance_id", u->instance_id));
+  GEN_OK(json_gen_key_str(g, "domain", u->domain));
   GEN_OK(yajl_gen_map_close(g));
   return 0;
 fail:
@@ -240,27 +224,27 @@ int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
     return -ENOMEM;
   yajl_gen_config(g, yajl_gen_beautify, 1);
   GEN_OK(yajl_gen_map_open(g));
-  GEN_OK(gen_kn(g, "version", REPORT_PLAN_VERSION));
-  GEN_OK(gen_kv(g, "checksum", p->checksum));
-  GEN_OK(gen_kv(g, "config", cfg->path ? cfg->path : ""));
-  GEN_OK(gen_kv(g, "config_sha256", cfg->sha256));
-  GEN_OK(gen_kv(g, "mode", config_mode_name(cfg->policy.mode)));
-  GEN_OK(gen_cstr(g, "summary"));
+  GEN_OK(json_gen_key_int(g, "version", REPORT_PLAN_VERSION));
+  GEN_OK(json_gen_key_str(g, "checksum", p->checksum));
+  GEN_OK(json_gen_key_str(g, "config", cfg->path ? cfg->path : ""));
+  GEN_OK(json_gen_key_str(g, "config_sha256", cfg->sha256));
+  GEN_OK(json_gen_key_str(g, "mode", config_mode_name(cfg->policy.mode)));
+  GEN_OK(json_gen_str(g, "summary"));
   GEN_OK(yajl_gen_map_open(g));
-  GEN_OK(gen_kn(g, "attach", (long long)p->nattach));
-  GEN_OK(gen_kn(g, "change", (long long)p->nchange));
-  GEN_OK(gen_kn(g, "detach", (long long)p->ndetach));
-  GEN_OK(gen_kn(g, "unchanged", (long long)p->unchanged));
-  GEN_OK(gen_kn(g, "uncertain", (long long)p->nuncertain));
+  GEN_OK(json_gen_key_int(g, "attach", (long long)p->nattach));
+  GEN_OK(json_gen_key_int(g, "change", (long long)p->nchange));
+  GEN_OK(json_gen_key_int(g, "detach", (long long)p->ndetach));
+  GEN_OK(json_gen_key_int(g, "unchanged", (long long)p->unchanged));
+  GEN_OK(json_gen_key_int(g, "uncertain", (long long)p->nuncertain));
   GEN_OK(yajl_gen_map_close(g));
-  GEN_OK(gen_cstr(g, "changes"));
+  GEN_OK(json_gen_str(g, "changes"));
   GEN_OK(yajl_gen_array_open(g));
   for (size_t i = 0; i < p->nitems; i++) {
     if (gen_change(g, cfg, &p->items[i]) < 0)
       goto fail;
   }
   GEN_OK(yajl_gen_array_close(g));
-  GEN_OK(gen_cstr(g, "uncertain"));
+  GEN_OK(json_gen_str(g, "uncertain"));
   GEN_OK(yajl_gen_array_open(g));
   for (size_t i = 0; i < p->nuncertain; i++) {
     if (gen_uncertain(g, cfg, &p->uncertain[i]) < 0)

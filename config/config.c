@@ -17,15 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void config__noop(void *ud, const struct config__node *v, const char *path,
-                  void *dst)
-{
-  (void)ud;
-  (void)v;
-  (void)path;
-  (void)dst;
-}
-
 /* ---- policy ---- */
 
 static void mode(void *ud, const struct config__node *v, const char *path,

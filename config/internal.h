@@ -1,6 +1,12 @@
 /*
  * Internal to the config module: shared by the .c files of config/ only.
  * Symbols use the config__ prefix (module-internal, non-static).
+ *
+ * Calls between the files go one way, never in a circle: util.c (arena,
+ * diagnostics, hash table) and check.c (formats) call no other file;
+ * tree.c, schema.c (typed values, sections, references) and secret.c call
+ * those two; accounts.c, bindings.c and files.c call any of the above, and
+ * config.c calls them all.
  */
 #ifndef CERTBIND_CONFIG_INTERNAL_H
 #define CERTBIND_CONFIG_INTERNAL_H
@@ -223,8 +229,9 @@ struct config__named {
 /* config__heq for the named tables' hash indexes. */
 bool config__name_eq(size_t val, const void *arg);
 
-/* Resolve a reference to a named entry (the string node v): its index, or
- * NO_INDEX after reporting "undefined WHAT" at v. */
+/* Resolve a reference to a named entry (the string node v, read as
+ * config__get_str reads it; in schema.c): its index, or NO_INDEX after
+ * reporting "undefined WHAT" at v. */
 size_t config__resolve(struct config__loader *l, const struct config__node *v,
                        const char *path, const struct config__htab *idx,
                        const void *arr, size_t size, const char *what);
@@ -237,7 +244,8 @@ void config__load_certificates(struct config__loader *l,
                                const struct config__node *map);
 void config__load_bindings(struct config__loader *l,
                            const struct config__node *seq);
-/* A custom field handler that does nothing: the caller reads seen[]. */
+/* A custom field handler that does nothing: the caller reads seen[]
+ * (schema.c). */
 void config__noop(void *ud, const struct config__node *v, const char *path,
                   void *dst);
 

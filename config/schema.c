@@ -167,6 +167,16 @@ void config__defaults(struct config__ctx *c, const struct config__field *f,
   }
 }
 
+/* The handler of a key whose value the caller reads from seen[]. */
+void config__noop(void *ud, const struct config__node *v, const char *path,
+                  void *dst)
+{
+  (void)ud;
+  (void)v;
+  (void)path;
+  (void)dst;
+}
+
 static void parse_field(struct config__ctx *c, const struct config__field *f,
                         const struct config__node *v, const char *path,
                         void *dst, void *ud)
@@ -250,4 +260,23 @@ bool config__section(struct config__ctx *c, const struct config__node *map,
       config__error(c, map->line, map->col, "%s%smissing required key \"%s\"",
                     path, *path ? ": " : "", f[i].name);
   return true;
+}
+
+/* A reference to a named entry reads like any string value (and is
+ * reported like one), then is looked up in that table's index. */
+size_t config__resolve(struct config__loader *l, const struct config__node *v,
+                       const char *path, const struct config__htab *idx,
+                       const void *arr, size_t size, const char *what)
+{
+  struct config__named a = {v->str, arr, size};
+  size_t found;
+
+  if (!config__get_str(l->c, v, path))
+    return NO_INDEX;
+  if (config__htab_find(idx, config__hash(v->str, v->len, 0), config__name_eq,
+                        &a, &found) == 1)
+    return found;
+  config__error(l->c, v->line, v->col, "%s: undefined %s \"%.80s\"", path, what,
+                v->str);
+  return NO_INDEX;
 }

@@ -1,5 +1,6 @@
 /*
- * Arena, diagnostics and the hash table used by the loader.
+ * Arena, diagnostics and the hash table used by the loader. This file
+ * calls no other file of config/ (schema.c and the loaders call it).
  */
 #include "internal.h"
 
@@ -264,21 +265,4 @@ bool config__name_eq(size_t val, const void *arg)
       (const char *const *)((const char *)a->arr + val * a->size);
 
   return *name != NULL && strcmp(*name, a->name) == 0;
-}
-
-size_t config__resolve(struct config__loader *l, const struct config__node *v,
-                       const char *path, const struct config__htab *idx,
-                       const void *arr, size_t size, const char *what)
-{
-  struct config__named a = {v->str, arr, size};
-  size_t found;
-
-  if (!config__get_str(l->c, v, path))
-    return NO_INDEX;
-  if (config__htab_find(idx, config__hash(v->str, v->len, 0), config__name_eq,
-                        &a, &found) == 1)
-    return found;
-  config__error(l->c, v->line, v->col, "%s: undefined %s \"%.80s\"", path, what,
-                v->str);
-  return NO_INDEX;
 }

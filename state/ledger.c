@@ -1,9 +1,11 @@
 /*
  * ledger: entries + linear-probing hash index (backward-shift deletion, so
- * no tombstones pile up), ledger.json via yajl.
+ * no tombstones pile up), ledger.json through util/json.h (one entry table
+ * for writing and reading).
  */
 #include "ledger.h"
 
+#include "json.h"
 #include "statefile.h"
 
 #include <errno.h>
@@ -11,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
 
 #define LEDGER_VERSION 1
 
@@ -194,8 +194,8 @@ int ledger_add(struct ledger *l, const char *cert_id, const char *instance_id,
 }
 
 int ledger_add_intent(struct ledger *l, const char *cert_id,
-                      const char *instance_id, const char *domain,
-                      int64_t when, bool *added)
+                      const char *instance_id, const char *domain, int64_t when,
+                      bool *added)
 {
   struct ledger_entry *e;
   bool created;
@@ -318,6 +318,76 @@ void ledger_free(struct ledger *l)
   memset(l, 0, sizeof(*l));
 }
 
+/* ---- the file's tables (util/json.h) ---- */
+
+/* One entry, in "entries" (owned) or "intents". Of a key given twice in an
+ * entry the later one counts. */
+static const struct json_field entry_fields[] = {
+    {.name = "certificate_id",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct ledger_entry, certificate_id),
+     .flags = JSON_REQUIRED | JSON_NONEMPTY},
+    {.name = "instance_id",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct ledger_entry, instance_id),
+     .flags = JSON_REQUIRED | JSON_NONEMPTY},
+    {.name = "domain",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct ledger_entry, domain),
+     .flags = JSON_REQUIRED | JSON_NONEMPTY},
+    {.name = "attached_at",
+     .kind = JSON_K_I64,
+     .offset = offsetof(struct ledger_entry, attached_at),
+     .flags = JSON_REQUIRED},
+};
+
+static int entry_open(struct json_reader *r, void *parent, void **base);
+static int owned_close(struct json_reader *r, void *base);
+static int intent_close(struct json_reader *r, void *base);
+
+static const struct json_object owned_object = {
+    .name = "entries element",
+    .fields = entry_fields,
+    .nfields = sizeof(entry_fields) / sizeof(entry_fields[0]),
+    .open = entry_open,
+    .close = owned_close,
+};
+
+static const struct json_object intent_object = {
+    .name = "intents element",
+    .fields = entry_fields,
+    .nfields = sizeof(entry_fields) / sizeof(entry_fields[0]),
+    .open = entry_open,
+    .close = intent_close,
+};
+
+/* "intents" is optional (an older certbind skips it as unknown); the
+ * arrays at most once each. */
+static const struct json_field ledger_fields[] = {
+    {.name = "version",
+     .kind = JSON_K_CUSTOM,
+     .flags = JSON_REQUIRED,
+     .max = LEDGER_VERSION,
+     .accept = JSON_INT,
+     .set = json_set_version},
+    {.name = "entries",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_REQUIRED | JSON_ONCE,
+     .object = &owned_object},
+    {.name = "intents",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &intent_object},
+};
+
+static const struct json_doc ledger_doc = {
+    .root = &(const struct json_object){.name = "ledger",
+                                        .fields = ledger_fields,
+                                        .nfields = sizeof(ledger_fields) /
+                                                   sizeof(ledger_fields[0])},
+    .max_depth = 0, /* our own file: its size is capped, not its depth */
+};
+
 /* ---- writing ---- */
 
 static int entry_cmp(const void *a, const void *b)
@@ -333,31 +403,12 @@ static int entry_cmp(const void *a, const void *b)
   return c;
 }
 
-static yajl_gen_status gen_str(yajl_gen g, const char *s)
-{
-  return yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
 static yajl_gen_status gen_entry(yajl_gen g, const struct ledger_entry *e)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
 
   if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, "certificate_id");
-  if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, e->certificate_id);
-  if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, "instance_id");
-  if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, e->instance_id);
-  if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, "domain");
-  if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, e->domain);
-  if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, "attached_at");
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_integer(g, (long long)e->attached_at);
+    gs = json_gen_fields(g, &owned_object, e);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -368,7 +419,7 @@ static yajl_gen_status gen_array(yajl_gen g, const char *key,
                                  const struct ledger_entry *const *sorted,
                                  size_t n, bool intent)
 {
-  yajl_gen_status gs = gen_str(g, key);
+  yajl_gen_status gs = json_gen_str(g, key);
 
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_open(g);
@@ -387,9 +438,7 @@ gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
   yajl_gen_status gs = yajl_gen_map_open(g);
 
   if (gs == yajl_gen_status_ok)
-    gs = gen_str(g, "version");
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_integer(g, LEDGER_VERSION);
+    gs = json_gen_key_int(g, "version", LEDGER_VERSION);
   if (gs == yajl_gen_status_ok)
     gs = gen_array(g, "entries", sorted, n, false);
   if (gs == yajl_gen_status_ok)
@@ -413,24 +462,18 @@ static int print_ledger(struct statefile_buf *b, void *arg)
   for (size_t i = 0; i < l->count; i++)
     sorted[i] = &l->entries[i];
   qsort(sorted, l->count, sizeof(*sorted), entry_cmp);
-  g = yajl_gen_alloc(NULL);
-  if (!g) {
-    free(sorted);
-    return -ENOMEM;
-  }
-  /* IDs and domains were validated by the config loader; a byte that is
-   * not UTF-8 would still be refused here rather than written. */
-  /* Printed straight into b (no copy of yajl's buffer). */
-  if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
-      !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
-      !yajl_gen_config(g, yajl_gen_validate_utf8, 1) ||
-      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, b))
+  /* Printed straight into b (no copy of yajl's buffer). IDs and domains
+   * were validated by the config loader; a byte that is not UTF-8 would
+   * still be refused here rather than written. */
+  g = json_gen_new(true, statefile_buf_print, b);
+  if (!g)
     rc = -ENOMEM;
   else if (gen_ledger(g, sorted, l->count) != yajl_gen_status_ok)
     rc = -EINVAL;
   else
     rc = b->err;
-  yajl_gen_free(g);
+  if (g)
+    yajl_gen_free(g);
   free(sorted);
   return rc;
 }
@@ -457,265 +500,71 @@ int ledger_save(const char *state_dir, const struct ledger *l)
 
 /* ---- reading ---- */
 
-enum where { W_START, W_TOP, W_ENTRIES, W_ENTRY, W_DONE };
-
-enum { K_NONE, K_CERT, K_INST, K_DOMAIN, K_AT, K_VERSION, K_ENTRIES, K_INTENTS };
-
-struct parser {
+struct reading {
   struct ledger *l;
-  enum where where;
-  unsigned skip; /* > 0: inside the value of an unknown key */
-  int key;       /* K_* of the current key */
-  char *cert, *inst, *dom;
-  int64_t at;
-  bool have_at, version_ok, have_entries, have_intents;
-  bool in_intents; /* the array being read is "intents" */
-  int err;
+  struct ledger_entry cur; /* the entry being read: three malloc'd strings */
 };
 
-static int fail(struct parser *p, int err)
+static void clear_entry(struct ledger_entry *e)
 {
-  p->err = err;
+  free(e->certificate_id);
+  free(e->instance_id);
+  free(e->domain);
+  memset(e, 0, sizeof(*e));
+}
+
+static int entry_open(struct json_reader *r, void *parent, void **base)
+{
+  struct reading *rd = json_ctx(r);
+
+  (void)parent;
+  clear_entry(&rd->cur);
+  *base = &rd->cur;
   return 0;
 }
 
-static void clear_entry(struct parser *p)
+/* A complete entry goes into the ledger; a key in both arrays is a
+ * corrupt file: ownership would be unclear. */
+static int entry_close(struct json_reader *r, const struct ledger_entry *e,
+                       bool intent)
 {
-  free(p->cert);
-  free(p->inst);
-  free(p->dom);
-  p->cert = p->inst = p->dom = NULL;
-  p->have_at = false;
-}
-
-static int on_json_map_key(void *ctx, const unsigned char *key, size_t len)
-{
-  static const struct {
-    const char *name;
-    int key;
-  } keys[] = {
-      {"certificate_id", K_CERT}, {"instance_id", K_INST},
-      {"domain", K_DOMAIN},       {"attached_at", K_AT},
-      {"version", K_VERSION},     {"entries", K_ENTRIES},
-      {"intents", K_INTENTS},
-  };
-  struct parser *p = ctx;
-
-  if (p->skip > 0)
-    return 1;
-  p->key = K_NONE;
-  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-    if (strlen(keys[i].name) == len && memcmp(keys[i].name, key, len) == 0)
-      p->key = keys[i].key;
-  }
-  /* Each key is ours only in its own object. */
-  if (p->where == W_TOP && p->key != K_VERSION && p->key != K_ENTRIES &&
-      p->key != K_INTENTS)
-    p->key = K_NONE;
-  if (p->where == W_ENTRY &&
-      (p->key == K_VERSION || p->key == K_ENTRIES || p->key == K_INTENTS))
-    p->key = K_NONE;
-  return 1;
-}
-
-static int on_json_string(void *ctx, const unsigned char *s, size_t len)
-{
-  struct parser *p = ctx;
-  char **dst;
-
-  if (p->skip > 0 || (p->where == W_TOP && p->key == K_NONE))
-    return 1;
-  if (p->where != W_ENTRY)
-    return fail(p, -EBADMSG);
-  if (p->key == K_CERT)
-    dst = &p->cert;
-  else if (p->key == K_INST)
-    dst = &p->inst;
-  else if (p->key == K_DOMAIN)
-    dst = &p->dom;
-  else if (p->key == K_AT)
-    return fail(p, -EBADMSG);
-  else
-    return 1;
-  if (len == 0 || memchr(s, '\0', len))
-    return fail(p, -EBADMSG);
-  free(*dst);
-  *dst = strndup((const char *)s, len);
-  return *dst ? 1 : fail(p, -ENOMEM);
-}
-
-static int on_json_integer(void *ctx, long long i)
-{
-  struct parser *p = ctx;
-
-  if (p->skip > 0)
-    return 1;
-  if (p->where == W_TOP && p->key == K_VERSION) {
-    if (i != LEDGER_VERSION)
-      return fail(p, -EPROTONOSUPPORT);
-    p->version_ok = true;
-    return 1;
-  }
-  if (p->where == W_ENTRY && p->key == K_AT) {
-    p->at = i;
-    p->have_at = true;
-    return 1;
-  }
-  if ((p->where == W_TOP || p->where == W_ENTRY) && p->key == K_NONE)
-    return 1;
-  return fail(p, -EBADMSG);
-}
-
-/* null, booleans and doubles: only under keys we do not know. */
-static int other_scalar(struct parser *p)
-{
-  if (p->skip > 0)
-    return 1;
-  if ((p->where == W_TOP || p->where == W_ENTRY) && p->key == K_NONE)
-    return 1;
-  return fail(p, -EBADMSG);
-}
-
-static int on_json_null(void *ctx)
-{
-  return other_scalar(ctx);
-}
-
-static int on_json_boolean(void *ctx, int b)
-{
-  (void)b;
-  return other_scalar(ctx);
-}
-
-static int on_json_double(void *ctx, double d)
-{
-  (void)d;
-  return other_scalar(ctx);
-}
-
-/* A container value: the top object, an entry, or skipped when unknown. */
-static int open_container(struct parser *p, bool map)
-{
-  if (p->skip > 0) {
-    p->skip++;
-    return 1;
-  }
-  if (p->where == W_START && map) {
-    p->where = W_TOP;
-  } else if (p->where == W_TOP && p->key == K_ENTRIES && !map) {
-    if (p->have_entries)
-      return fail(p, -EBADMSG);
-    p->have_entries = true;
-    p->in_intents = false;
-    p->where = W_ENTRIES;
-  } else if (p->where == W_TOP && p->key == K_INTENTS && !map) {
-    if (p->have_intents)
-      return fail(p, -EBADMSG);
-    p->have_intents = true;
-    p->in_intents = true;
-    p->where = W_ENTRIES;
-  } else if (p->where == W_ENTRIES && map) {
-    clear_entry(p);
-    p->where = W_ENTRY;
-  } else if ((p->where == W_TOP || p->where == W_ENTRY) && p->key == K_NONE) {
-    p->skip = 1;
-  } else {
-    return fail(p, -EBADMSG);
-  }
-  return 1;
-}
-
-static int on_json_start_map(void *ctx)
-{
-  return open_container(ctx, true);
-}
-
-static int on_json_start_array(void *ctx)
-{
-  return open_container(ctx, false);
-}
-
-static int on_json_end_map(void *ctx)
-{
-  struct parser *p = ctx;
+  struct reading *rd = json_ctx(r);
+  const struct ledger_entry *dup =
+      ledger_find(rd->l, e->certificate_id, e->instance_id, e->domain);
   int rc;
 
-  if (p->skip > 0) {
-    p->skip--;
-    return 1;
-  }
-  if (p->where == W_TOP) {
-    p->where = W_DONE;
-    return 1;
-  }
-  if (p->where != W_ENTRY || !p->cert || !p->inst || !p->dom || !p->have_at)
-    return fail(p, -EBADMSG);
-  /* a key in both arrays is a corrupt file: ownership would be unclear */
-  const struct ledger_entry *dup = ledger_find(p->l, p->cert, p->inst, p->dom);
-  if (dup && dup->intent != p->in_intents)
-    rc = -EBADMSG;
-  else if (p->in_intents)
-    rc = ledger_add_intent(p->l, p->cert, p->inst, p->dom, p->at, NULL);
+  if (dup && dup->intent != intent)
+    rc = json_fail(r, -EBADMSG, NULL, "an entry is both owned and an intent");
+  else if (intent)
+    rc = ledger_add_intent(rd->l, e->certificate_id, e->instance_id, e->domain,
+                           e->attached_at, NULL);
   else
-    rc = ledger_add(p->l, p->cert, p->inst, p->dom, p->at);
-  clear_entry(p);
-  if (rc < 0)
-    return fail(p, rc);
-  p->where = W_ENTRIES;
-  return 1;
+    rc = ledger_add(rd->l, e->certificate_id, e->instance_id, e->domain,
+                    e->attached_at);
+  clear_entry(&rd->cur);
+  return rc;
 }
 
-static int on_json_end_array(void *ctx)
+static int owned_close(struct json_reader *r, void *base)
 {
-  struct parser *p = ctx;
-
-  if (p->skip > 0) {
-    p->skip--;
-    return 1;
-  }
-  if (p->where != W_ENTRIES)
-    return fail(p, -EBADMSG);
-  p->where = W_TOP;
-  return 1;
+  return entry_close(r, base, false);
 }
 
-static const yajl_callbacks ledger_callbacks = {
-    .yajl_null = on_json_null,
-    .yajl_boolean = on_json_boolean,
-    .yajl_integer = on_json_integer,
-    .yajl_double = on_json_double,
-    .yajl_string = on_json_string,
-    .yajl_start_map = on_json_start_map,
-    .yajl_map_key = on_json_map_key,
-    .yajl_end_map = on_json_end_map,
-    .yajl_start_array = on_json_start_array,
-    .yajl_end_array = on_json_end_array,
-};
+static int intent_close(struct json_reader *r, void *base)
+{
+  return entry_close(r, base, true);
+}
 
 int ledger_from_json(const char *json, size_t len, struct ledger *l)
 {
-  struct parser p = {.l = l};
-  yajl_handle h;
-  yajl_status ys;
-  int rc = 0;
+  struct reading rd = {.l = l};
+  int rc;
 
   if (!json || !l)
     return -EINVAL;
   memset(l, 0, sizeof(*l));
-  h = yajl_alloc(&ledger_callbacks, NULL, &p);
-  if (!h)
-    return -ENOMEM;
-  ys = yajl_parse(h, (const unsigned char *)json, len);
-  if (ys == yajl_status_ok)
-    ys = yajl_complete_parse(h);
-  yajl_free(h);
-  clear_entry(&p);
-  if (ys != yajl_status_ok)
-    rc = p.err ? p.err : -EBADMSG;
-  else if (p.where != W_DONE || !p.have_entries)
-    rc = -EBADMSG;
-  else if (!p.version_ok)
-    rc = -EBADMSG;
+  rc = json_read(&ledger_doc, json, len, l, &rd, NULL, 0);
+  clear_entry(&rd.cur);
   if (rc < 0)
     ledger_free(l);
   return rc;

@@ -1,10 +1,11 @@
 /*
  * metrics: Prometheus text exposition format 0.0.4, built in memory with
  * open_memstream and written with statefile_write_atomic; the counters
- * file is JSON (yajl).
+ * file is JSON through util/json.h (one table per object, both ways).
  */
 #include "metrics.h"
 
+#include "json.h"
 #include "statefile.h"
 
 #include <errno.h>
@@ -14,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
 
 #ifndef CERTBIND_VERSION
 #define CERTBIND_VERSION "unknown"
@@ -260,39 +259,104 @@ int metrics_write(const char *path, const struct metrics *m)
   return rc;
 }
 
-/* ---- the counters file ---- */
+/* ---- the counters file (util/json.h) ---- */
 
-static yajl_gen_status gen_key(yajl_gen g, const char *key)
+/* One (op, code) counter; the reader adds it to the struct metrics. */
+static const struct json_field request_fields[] = {
+    {.name = "op",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct metrics_request, op),
+     .flags = JSON_REQUIRED | JSON_ONCE},
+    {.name = "code",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct metrics_request, code),
+     .flags = JSON_REQUIRED | JSON_ONCE},
+    {.name = "count",
+     .kind = JSON_K_U64,
+     .offset = offsetof(struct metrics_request, count),
+     .flags = JSON_REQUIRED | JSON_ONCE},
+};
+
+static int request_open(struct json_reader *r, void *parent, void **base);
+static int request_close(struct json_reader *r, void *base);
+
+static const struct json_object request_object = {
+    .name = "requests element",
+    .fields = request_fields,
+    .nfields = sizeof(request_fields) / sizeof(request_fields[0]),
+    .open = request_open,
+    .close = request_close,
+};
+
+/* Unix seconds, never negative. */
+static int set_seconds(struct json_reader *r, const struct json_field *f,
+                       void *dst, const struct json_value *v)
 {
-  return yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+  if (v->i < 0)
+    return json_fail(r, -EBADMSG, f->name, "is negative");
+  *(int64_t *)dst = v->i;
+  return 0;
 }
 
-static long long clamp_u64(uint64_t v)
+static int set_reload(struct json_reader *r, const struct json_field *f,
+                      void *dst, const struct json_value *v)
 {
-  return v > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)v;
+  (void)r;
+  (void)f;
+  *(enum metrics_reload *)dst =
+      v->b ? METRICS_RELOAD_OK : METRICS_RELOAD_FAILED;
+  return 0;
 }
 
-static yajl_gen_status gen_u64(yajl_gen g, const char *key, uint64_t v)
-{
-  yajl_gen_status gs = gen_key(g, key);
+/* Every key once: a file certbind wrote has no key twice, and a counter
+ * read twice would count twice. */
+static const struct json_field counters_fields[] = {
+    {.name = "version",
+     .kind = JSON_K_CUSTOM,
+     .flags = JSON_REQUIRED | JSON_ONCE,
+     .max = COUNTERS_VERSION,
+     .accept = JSON_INT,
+     .set = json_set_version},
+    {.name = "requests",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_REQUIRED | JSON_ONCE,
+     .object = &request_object},
+    {.name = "retries_total",
+     .kind = JSON_K_U64,
+     .offset = offsetof(struct metrics, retries_total),
+     .flags = JSON_REQUIRED | JSON_ONCE},
+    {.name = "passes_total",
+     .kind = JSON_K_U64,
+     .offset = offsetof(struct metrics, passes_total),
+     .flags = JSON_REQUIRED | JSON_ONCE},
+    {.name = "last_success_timestamp_seconds",
+     .kind = JSON_K_CUSTOM,
+     .offset = offsetof(struct metrics, last_success_ts),
+     .flags = JSON_REQUIRED | JSON_ONCE,
+     .accept = JSON_INT,
+     .set = set_seconds},
+    {.name = "config_last_reload_successful", /* absent: not known */
+     .kind = JSON_K_CUSTOM,
+     .offset = offsetof(struct metrics, reload),
+     .flags = JSON_ONCE,
+     .accept = JSON_BOOL,
+     .set = set_reload},
+};
 
-  return gs == yajl_gen_status_ok ? yajl_gen_integer(g, clamp_u64(v)) : gs;
-}
+static const struct json_doc counters_doc = {
+    .root = &(const struct json_object){.name = "counters",
+                                        .fields = counters_fields,
+                                        .nfields = sizeof(counters_fields) /
+                                                   sizeof(counters_fields[0])},
+    .max_depth = 0, /* our own file: its size is capped, not its depth */
+};
 
 static yajl_gen_status gen_request(yajl_gen g, const struct metrics_request *r)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
 
   if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "op");
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_string(g, (const unsigned char *)r->op, strlen(r->op));
-  if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "code");
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_string(g, (const unsigned char *)r->code, strlen(r->code));
-  if (gs == yajl_gen_status_ok)
-    gs = gen_u64(g, "count", r->count);
+    gs = json_gen_fields(g, &request_object, r);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -303,9 +367,9 @@ static yajl_gen_status gen_counters(yajl_gen g, const struct metrics *m)
   yajl_gen_status gs = yajl_gen_map_open(g);
 
   if (gs == yajl_gen_status_ok)
-    gs = gen_u64(g, "version", COUNTERS_VERSION);
+    gs = json_gen_key_u64(g, "version", COUNTERS_VERSION);
   if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "requests");
+    gs = json_gen_str(g, "requests");
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_open(g);
   for (size_t i = 0; i < m->nrequests && gs == yajl_gen_status_ok; i++)
@@ -313,17 +377,16 @@ static yajl_gen_status gen_counters(yajl_gen g, const struct metrics *m)
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_close(g);
   if (gs == yajl_gen_status_ok)
-    gs = gen_u64(g, "retries_total", m->retries_total);
+    gs = json_gen_key_u64(g, "retries_total", m->retries_total);
   if (gs == yajl_gen_status_ok)
-    gs = gen_u64(g, "passes_total", m->passes_total);
+    gs = json_gen_key_u64(g, "passes_total", m->passes_total);
   if (gs == yajl_gen_status_ok)
-    gs = gen_u64(g, "last_success_timestamp_seconds",
-                 m->last_success_ts > 0 ? (uint64_t)m->last_success_ts : 0);
-  if (gs == yajl_gen_status_ok && m->reload != METRICS_RELOAD_UNKNOWN) {
-    gs = gen_key(g, "config_last_reload_successful");
-    if (gs == yajl_gen_status_ok)
-      gs = yajl_gen_bool(g, m->reload == METRICS_RELOAD_OK);
-  }
+    gs = json_gen_key_u64(g, "last_success_timestamp_seconds",
+                          m->last_success_ts > 0 ? (uint64_t)m->last_success_ts
+                                                 : 0);
+  if (gs == yajl_gen_status_ok && m->reload != METRICS_RELOAD_UNKNOWN)
+    gs = json_gen_key_bool(g, "config_last_reload_successful",
+                           m->reload == METRICS_RELOAD_OK);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -342,7 +405,7 @@ int metrics_counters_write(const char *state_dir, const struct metrics *m)
   rc = statefile_path(path, sizeof(path), state_dir, METRICS_COUNTERS_FILE);
   if (rc < 0)
     return rc;
-  g = yajl_gen_alloc(NULL);
+  g = json_gen_new(false, NULL, NULL);
   if (!g)
     return -ENOMEM;
   if (gen_counters(g, m) != yajl_gen_status_ok ||
@@ -354,82 +417,41 @@ int metrics_counters_write(const char *state_dir, const struct metrics *m)
   return rc;
 }
 
-/* A non-negative JSON integer under key of obj: 0, or -EBADMSG when it is
- * missing or anything else. */
-static int get_count(yajl_val obj, const char *key, uint64_t *out)
-{
-  const char *path[] = {key, NULL};
-  yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+struct reading {
+  struct metrics *m;
+  struct metrics_request cur; /* the element being read */
+};
 
-  if (!v || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0)
-    return -EBADMSG;
-  *out = (uint64_t)YAJL_GET_INTEGER(v);
+static void clear_request(struct metrics_request *r)
+{
+  free(r->op);
+  free(r->code);
+  memset(r, 0, sizeof(*r));
+}
+
+static int request_open(struct json_reader *r, void *parent, void **base)
+{
+  struct reading *rd = json_ctx(r);
+
+  (void)parent;
+  clear_request(&rd->cur);
+  *base = &rd->cur;
   return 0;
 }
 
-static int get_requests(yajl_val root, struct metrics *m)
+static int request_close(struct json_reader *r, void *base)
 {
-  const char *path[] = {"requests", NULL};
-  yajl_val arr = yajl_tree_get(root, path, yajl_t_array);
+  struct reading *rd = json_ctx(r);
+  const struct metrics_request *q = base;
+  int rc = add_to_request(rd->m, q->op, q->code, q->count);
 
-  if (!arr)
-    return -EBADMSG;
-  for (size_t i = 0; i < arr->u.array.len; i++) {
-    yajl_val r = arr->u.array.values[i];
-    const char *op_path[] = {"op", NULL}, *code_path[] = {"code", NULL};
-    const char *op = YAJL_GET_STRING(yajl_tree_get(r, op_path, yajl_t_string));
-    const char *code =
-        YAJL_GET_STRING(yajl_tree_get(r, code_path, yajl_t_string));
-    uint64_t count;
-    int rc;
-
-    if (!YAJL_IS_OBJECT(r) || !op || !code || get_count(r, "count", &count))
-      return -EBADMSG;
-    rc = add_to_request(m, op, code, count);
-    if (rc < 0)
-      return rc;
-  }
-  return 0;
-}
-
-static int counters_from_json(const char *json, struct metrics *m)
-{
-  const char *reload_path[] = {"config_last_reload_successful", NULL};
-  yajl_val root = yajl_tree_parse(json, NULL, 0), reload;
-  uint64_t version = 0, last = 0;
-  int rc;
-
-  if (!root)
-    return -EBADMSG; /* yajl_tree says nothing more useful than this */
-  rc = YAJL_IS_OBJECT(root) ? get_count(root, "version", &version) : -EBADMSG;
-  if (rc == 0 && version != COUNTERS_VERSION)
-    rc = -EPROTONOSUPPORT;
-  if (rc == 0)
-    rc = get_requests(root, m);
-  if (rc == 0)
-    rc = get_count(root, "retries_total", &m->retries_total);
-  if (rc == 0)
-    rc = get_count(root, "passes_total", &m->passes_total);
-  if (rc == 0)
-    rc = get_count(root, "last_success_timestamp_seconds", &last);
-  if (rc == 0 && last > (uint64_t)INT64_MAX)
-    rc = -EBADMSG;
-  m->last_success_ts = (int64_t)last;
-  reload = yajl_tree_get(root, reload_path, yajl_t_any);
-  if (rc == 0 && reload) {
-    if (YAJL_IS_TRUE(reload))
-      m->reload = METRICS_RELOAD_OK;
-    else if (YAJL_IS_FALSE(reload))
-      m->reload = METRICS_RELOAD_FAILED;
-    else
-      rc = -EBADMSG;
-  }
-  yajl_tree_free(root);
-  return rc;
+  clear_request(&rd->cur);
+  return rc < 0 ? json_fail(r, rc, NULL, "out of memory") : 0;
 }
 
 int metrics_counters_read(const char *state_dir, struct metrics *m)
 {
+  struct reading rd = {.m = m};
   char path[PATH_MAX];
   char *buf;
   size_t len;
@@ -444,7 +466,8 @@ int metrics_counters_read(const char *state_dir, struct metrics *m)
   rc = statefile_read(path, METRICS_COUNTERS_MAX_SIZE, &buf, &len);
   if (rc < 0)
     return rc;
-  rc = strlen(buf) == len ? counters_from_json(buf, m) : -EBADMSG;
+  rc = json_read(&counters_doc, buf, len, m, &rd, NULL, 0);
+  clear_request(&rd.cur);
   free(buf);
   return rc;
 }

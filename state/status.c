@@ -1,10 +1,12 @@
 /*
- * status: status.json with yajl (generator; streaming parser into the
- * struct, so a 100,000-binding file needs no JSON tree) and the text shown
- * by `certbind status`.
+ * status: status.json through util/json.h (one field table per object,
+ * used to write the file and to read it: the streaming reader puts the
+ * values straight into the struct, so a 100,000-binding file needs no JSON
+ * tree) and the text shown by `certbind status`.
  */
 #include "status.h"
 
+#include "json.h"
 #include "statefile.h"
 
 #include <errno.h>
@@ -13,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
 
 #define STATUS_VERSION 1
 
@@ -42,122 +42,140 @@ int status_state_parse(const char *s, enum status_state *out)
   return -EINVAL;
 }
 
-/* ---- field tables: one row per JSON key of a pass or a binding ---- */
+/* ---- field tables: one row per JSON key of a pass or a binding, used
+ * to write the file and to read it (util/json.h) ---- */
 
-enum field_type { F_STR, F_I64, F_U64, F_U32, F_BOOL, F_STATE };
+/* A state is written and read by its name. */
+static int set_state(struct json_reader *r, const struct json_field *f,
+                     void *dst, const struct json_value *v)
+{
+  char buf[16];
 
-struct field {
-  const char *name;
-  enum field_type type;
-  size_t offset;
-  bool required;
-};
+  if (v->len >= sizeof(buf))
+    return json_fail(r, -EBADMSG, f->name, "is not a state");
+  memcpy(buf, v->s, v->len);
+  buf[v->len] = '\0';
+  if (status_state_parse(buf, dst) < 0)
+    return json_fail(r, -EBADMSG, f->name, "is not a state");
+  return 0;
+}
 
-#define PF(n, t, req)                                                          \
+static yajl_gen_status put_state(yajl_gen g, const struct json_field *f,
+                                 const void *src)
+{
+  (void)f;
+  return json_gen_text(g, status_state_name(*(const enum status_state *)src));
+}
+
+/* Every key at most once: a key given twice (e.g. a string, then null over
+ * it) is not a file status_write made, and guessing which one is meant is
+ * worse than refusing it. Strings may be null (absent); a string from the
+ * API that is not UTF-8 is written with '?' for its odd bytes. */
+#define ONCE JSON_ONCE
+#define REQ (JSON_ONCE | JSON_REQUIRED)
+#define STR (JSON_ONCE | JSON_NULLABLE | JSON_LOSSY)
+#define PF(n, k, fl)                                                           \
   {                                                                            \
-#n, t, offsetof(struct status_pass, n), req                                \
+    .name = #n, .kind = k, .offset = offsetof(struct status_pass, n),          \
+    .flags = fl                                                                \
   }
-static const struct field pass_fields[] = {
-    PF(started_ms, F_I64, true), PF(ended_ms, F_I64, true),
-    PF(outcome, F_STR, true),    PF(command, F_STR, false),
-    PF(mode, F_STR, false),      PF(config_sha256, F_STR, false),
-    PF(attached, F_U64, false),  PF(changed, F_U64, false),
-    PF(detached, F_U64, false),  PF(unchanged, F_U64, false),
-    PF(failed, F_U64, false),    PF(pending, F_U64, false),
-    PF(requests, F_U64, false),  PF(retries, F_U64, false),
-    PF(uncertain, F_U64, false), PF(message, F_STR, false),
+static const struct json_field pass_fields[] = {
+    PF(started_ms, JSON_K_I64, REQ),
+    PF(ended_ms, JSON_K_I64, REQ),
+    PF(outcome, JSON_K_STR, STR | JSON_REQUIRED),
+    PF(command, JSON_K_STR, STR),
+    PF(mode, JSON_K_STR, STR),
+    PF(config_sha256, JSON_K_STR, STR),
+    PF(attached, JSON_K_U64, ONCE),
+    PF(changed, JSON_K_U64, ONCE),
+    PF(detached, JSON_K_U64, ONCE),
+    PF(unchanged, JSON_K_U64, ONCE),
+    PF(failed, JSON_K_U64, ONCE),
+    PF(pending, JSON_K_U64, ONCE),
+    PF(requests, JSON_K_U64, ONCE),
+    PF(retries, JSON_K_U64, ONCE),
+    PF(uncertain, JSON_K_U64, ONCE),
+    PF(message, JSON_K_STR, STR),
 };
 #undef PF
 
-#define BF(n, t, req)                                                          \
+#define BF(n, k, fl)                                                           \
   {                                                                            \
-#n, t, offsetof(struct status_binding, n), req                             \
+    .name = #n, .kind = k, .offset = offsetof(struct status_binding, n),       \
+    .flags = fl                                                                \
   }
-static const struct field binding_fields[] = {
-    BF(account, F_STR, true),         BF(certificate, F_STR, true),
-    BF(certificate_id, F_STR, true),  BF(gateway, F_STR, true),
-    BF(instance_id, F_STR, true),     BF(domain, F_STR, true),
-    BF(verify_client, F_BOOL, false), BF(state, F_STATE, true),
-    BF(error_code, F_STR, false),     BF(error_msg, F_STR, false),
-    BF(request_id, F_STR, false),     BF(attempts, F_U32, false),
-    BF(next_retry, F_I64, false),
+static const struct json_field binding_fields[] = {
+    BF(account, JSON_K_STR, STR | JSON_REQUIRED),
+    BF(certificate, JSON_K_STR, STR | JSON_REQUIRED),
+    BF(certificate_id, JSON_K_STR, STR | JSON_REQUIRED),
+    BF(gateway, JSON_K_STR, STR | JSON_REQUIRED),
+    BF(instance_id, JSON_K_STR, STR | JSON_REQUIRED),
+    BF(domain, JSON_K_STR, STR | JSON_REQUIRED),
+    BF(verify_client, JSON_K_BOOL, ONCE),
+    {.name = "state",
+     .kind = JSON_K_CUSTOM,
+     .offset = offsetof(struct status_binding, state),
+     .flags = REQ,
+     .accept = JSON_STRING,
+     .set = set_state,
+     .put = put_state},
+    BF(error_code, JSON_K_STR, STR),
+    BF(error_msg, JSON_K_STR, STR),
+    BF(request_id, JSON_K_STR, STR),
+    BF(attempts, JSON_K_U32, ONCE),
+    BF(next_retry, JSON_K_I64, ONCE),
 };
 #undef BF
+#undef ONCE
+#undef REQ
+#undef STR
 
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
+/* A binding element opens: one more struct at the end of st->bindings. */
+static int binding_open(struct json_reader *r, void *parent, void **base);
+
+static const struct json_object pass_object = {
+    .name = "pass",
+    .fields = pass_fields,
+    .nfields = NFIELDS(pass_fields),
+};
+
+static const struct json_object binding_object = {
+    .name = "bindings element",
+    .fields = binding_fields,
+    .nfields = NFIELDS(binding_fields),
+    .open = binding_open,
+};
+
+/* "version" is read first by a later certbind too: another number is
+ * -EPROTONOSUPPORT. Unknown top-level keys are skipped. */
+static const struct json_field status_fields[] = {
+    {.name = "version",
+     .kind = JSON_K_CUSTOM,
+     .flags = JSON_REQUIRED,
+     .max = STATUS_VERSION,
+     .accept = JSON_INT,
+     .set = json_set_version},
+    {.name = "pass",
+     .kind = JSON_K_OBJECT,
+     .offset = offsetof(struct status, pass),
+     .flags = JSON_REQUIRED | JSON_ONCE,
+     .object = &pass_object},
+    {.name = "bindings",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &binding_object},
+};
+
+static const struct json_doc status_doc = {
+    .root = &(const struct json_object){.name = "status",
+                                        .fields = status_fields,
+                                        .nfields = NFIELDS(status_fields)},
+    .max_depth = 0, /* our own file: its size is capped, not its depth */
+};
+
 /* ---- writing ---- */
-
-/* Strings are emitted as valid UTF-8: an API message with stray bytes
- * must not make the whole file unwritable, so those bytes become '?'. */
-static yajl_gen_status gen_string(yajl_gen g, const char *s)
-{
-  yajl_gen_status gs;
-  size_t n;
-  char *copy;
-
-  if (!s)
-    return yajl_gen_null(g);
-  n = strlen(s);
-  gs = yajl_gen_string(g, (const unsigned char *)s, n);
-  if (gs != yajl_gen_invalid_string)
-    return gs;
-  copy = strdup(s);
-  if (!copy)
-    return yajl_gen_generation_complete; /* any error will do */
-  for (size_t i = 0; i < n; i++) {
-    if ((unsigned char)copy[i] >= 0x80)
-      copy[i] = '?';
-  }
-  gs = yajl_gen_string(g, (const unsigned char *)copy, n);
-  free(copy);
-  return gs;
-}
-
-static yajl_gen_status gen_key(yajl_gen g, const char *key)
-{
-  return yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-}
-
-static long long clamp_u64(uint64_t v)
-{
-  return v > (uint64_t)LLONG_MAX ? LLONG_MAX : (long long)v;
-}
-
-static yajl_gen_status gen_field(yajl_gen g, const struct field *f,
-                                 const void *base)
-{
-  const char *p = (const char *)base + f->offset;
-  yajl_gen_status gs = gen_key(g, f->name);
-
-  if (gs != yajl_gen_status_ok)
-    return gs;
-  switch (f->type) {
-  case F_STR:
-    return gen_string(g, *(char *const *)p);
-  case F_I64:
-    return yajl_gen_integer(g, (long long)*(const int64_t *)p);
-  case F_U64:
-    return yajl_gen_integer(g, clamp_u64(*(const uint64_t *)p));
-  case F_U32:
-    return yajl_gen_integer(g, (long long)*(const uint32_t *)p);
-  case F_BOOL:
-    return yajl_gen_bool(g, *(const bool *)p);
-  case F_STATE:
-    return gen_string(g, status_state_name(*(const enum status_state *)p));
-  }
-  return yajl_gen_status_ok;
-}
-
-static yajl_gen_status gen_object(yajl_gen g, const struct field *fields,
-                                  size_t nfields, const void *base)
-{
-  yajl_gen_status gs = yajl_gen_map_open(g);
-
-  for (size_t i = 0; i < nfields && gs == yajl_gen_status_ok; i++)
-    gs = gen_field(g, &fields[i], base);
-  return gs;
-}
 
 /* "2026-11-27T17:33:48.123Z", for people reading the file. */
 static void format_rfc3339(int64_t ms, char *buf, size_t size)
@@ -177,20 +195,22 @@ static void format_rfc3339(int64_t ms, char *buf, size_t size)
 static yajl_gen_status gen_pass(yajl_gen g, const struct status_pass *p)
 {
   char when[48];
-  yajl_gen_status gs = gen_key(g, "pass");
+  yajl_gen_status gs = json_gen_str(g, "pass");
 
   if (gs == yajl_gen_status_ok)
-    gs = gen_object(g, pass_fields, NFIELDS(pass_fields), p);
+    gs = yajl_gen_map_open(g);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_fields(g, &pass_object, p);
   format_rfc3339(p->started_ms, when, sizeof(when));
   if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "started");
+    gs = json_gen_str(g, "started");
   if (gs == yajl_gen_status_ok)
-    gs = gen_string(g, when);
+    gs = json_gen_text(g, when);
   format_rfc3339(p->ended_ms, when, sizeof(when));
   if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "ended");
+    gs = json_gen_str(g, "ended");
   if (gs == yajl_gen_status_ok)
-    gs = p->ended_ms ? gen_string(g, when) : yajl_gen_null(g);
+    gs = p->ended_ms ? json_gen_text(g, when) : yajl_gen_null(g);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -201,18 +221,17 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
   yajl_gen_status gs = yajl_gen_map_open(g);
 
   if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "version");
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_integer(g, STATUS_VERSION);
+    gs = json_gen_key_int(g, "version", STATUS_VERSION);
   if (gs == yajl_gen_status_ok)
     gs = gen_pass(g, &st->pass);
   if (gs == yajl_gen_status_ok)
-    gs = gen_key(g, "bindings");
+    gs = json_gen_str(g, "bindings");
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_open(g);
   for (size_t i = 0; i < st->nbindings && gs == yajl_gen_status_ok; i++) {
-    gs = gen_object(g, binding_fields, NFIELDS(binding_fields),
-                    &st->bindings[i]);
+    gs = yajl_gen_map_open(g);
+    if (gs == yajl_gen_status_ok)
+      gs = json_gen_fields(g, &binding_object, &st->bindings[i]);
     if (gs == yajl_gen_status_ok)
       gs = yajl_gen_map_close(g);
   }
@@ -229,16 +248,12 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
 static int print_status(struct statefile_buf *b, void *arg)
 {
   const struct status *st = arg;
-  yajl_gen g = yajl_gen_alloc(NULL);
+  yajl_gen g = json_gen_new(true, statefile_buf_print, b);
   int rc = 0;
 
   if (!g)
     return -ENOMEM;
-  if (!yajl_gen_config(g, yajl_gen_beautify, 1) ||
-      !yajl_gen_config(g, yajl_gen_indent_string, "  ") ||
-      !yajl_gen_config(g, yajl_gen_validate_utf8, 1) ||
-      !yajl_gen_config(g, yajl_gen_print_callback, statefile_buf_print, b) ||
-      gen_status(g, st) != yajl_gen_status_ok)
+  if (gen_status(g, st) != yajl_gen_status_ok)
     rc = -ENOMEM; /* every other yajl_gen error is a bug of ours */
   else if (b->err)
     rc = b->err;
@@ -268,381 +283,40 @@ int status_write(const char *state_dir, const struct status *st)
   return statefile_write_atomic_gen(path, 0600, print_status, (void *)st);
 }
 
-/* ---- reading: a streaming parser straight into the struct ---- */
+/* ---- reading: a streaming parse straight into the struct ---- */
 
-enum where { W_START, W_TOP, W_PASS, W_BINDINGS, W_BINDING, W_DONE };
-
-struct jval {
-  enum { JV_NULL, JV_BOOL, JV_INT, JV_DOUBLE, JV_STR } kind;
-  bool b;
-  long long i;
-  const unsigned char *s;
-  size_t slen;
-};
-
-struct parser {
+struct reading {
   struct status *st;
-  enum where where;
-  unsigned skip;    /* > 0: inside the value of an unknown key */
-  char key[40];     /* the current key; "" when too long to be ours */
-  size_t cap;       /* allocated bindings */
-  uint32_t seen;    /* fields of the current pass/binding seen so far */
-  uint32_t present; /* ... and those given at all, null included */
-  bool version_ok, have_pass;
-  int err; /* why we cancelled the parse */
+  size_t cap; /* allocated bindings */
 };
 
-static int fail(struct parser *p, int err)
+static int binding_open(struct json_reader *r, void *parent, void **base)
 {
-  p->err = err;
-  return 0; /* cancels yajl_parse */
-}
+  struct reading *rd = json_ctx(r);
+  struct status *st = parent;
 
-static const struct field *find_field(const struct field *fields, size_t n,
-                                      const char *key)
-{
-  for (size_t i = 0; i < n; i++) {
-    if (strcmp(fields[i].name, key) == 0)
-      return &fields[i];
-  }
-  return NULL;
-}
-
-static int set_string(char **dst, const struct jval *v)
-{
-  char *s;
-
-  if (v->kind == JV_NULL) {
-    free(*dst);
-    *dst = NULL;
-    return 1;
-  }
-  if (v->kind != JV_STR || memchr(v->s, '\0', v->slen))
-    return -EBADMSG;
-  s = strndup((const char *)v->s, v->slen);
-  if (!s)
-    return -ENOMEM;
-  free(*dst);
-  *dst = s;
-  return 0;
-}
-
-static int set_state(enum status_state *dst, const struct jval *v)
-{
-  char buf[16];
-
-  if (v->kind != JV_STR || v->slen >= sizeof(buf))
-    return -EBADMSG;
-  memcpy(buf, v->s, v->slen);
-  buf[v->slen] = '\0';
-  return status_state_parse(buf, dst) < 0 ? -EBADMSG : 0;
-}
-
-/* Store v in the field f of base: 0 = set, 1 = null, or a negative errno. */
-static int set_field(const struct field *f, void *base, const struct jval *v)
-{
-  char *p = (char *)base + f->offset;
-
-  switch (f->type) {
-  case F_STR:
-    return set_string((char **)p, v);
-  case F_STATE:
-    return set_state((enum status_state *)p, v);
-  case F_BOOL:
-    if (v->kind != JV_BOOL)
-      return -EBADMSG;
-    *(bool *)p = v->b;
-    return 0;
-  case F_I64:
-    if (v->kind != JV_INT)
-      return -EBADMSG;
-    *(int64_t *)p = v->i;
-    return 0;
-  case F_U64:
-    if (v->kind != JV_INT || v->i < 0)
-      return -EBADMSG;
-    *(uint64_t *)p = (uint64_t)v->i;
-    return 0;
-  case F_U32:
-    if (v->kind != JV_INT || v->i < 0 || v->i > UINT32_MAX)
-      return -EBADMSG;
-    *(uint32_t *)p = (uint32_t)v->i;
-    return 0;
-  }
-  return -EBADMSG;
-}
-
-static int object_field(struct parser *p, const struct field *fields, size_t n,
-                        void *base, const struct jval *v)
-{
-  const struct field *f = find_field(fields, n, p->key);
-  int rc;
-
-  if (!f)
-    return 1; /* a key from a later version: ignored */
-  /* A key given twice (e.g. a string, then null over it) is not a file
-   * status_write made: refuse it rather than guess which one is meant. */
-  if (p->present & (1u << (f - fields)))
-    return fail(p, -EBADMSG);
-  p->present |= 1u << (f - fields);
-  rc = set_field(f, base, v);
-  if (rc < 0)
-    return fail(p, rc);
-  if (rc == 0)
-    p->seen |= 1u << (f - fields);
-  return 1;
-}
-
-static bool required_seen(const struct field *fields, size_t n, uint32_t seen)
-{
-  for (size_t i = 0; i < n; i++) {
-    if (fields[i].required && !(seen & (1u << i)))
-      return false;
-  }
-  return true;
-}
-
-static int on_value(struct parser *p, const struct jval *v)
-{
-  if (p->skip > 0)
-    return 1;
-  switch (p->where) {
-  case W_TOP:
-    if (strcmp(p->key, "version") != 0)
-      return 1;
-    if (v->kind != JV_INT)
-      return fail(p, -EBADMSG);
-    if (v->i != STATUS_VERSION)
-      return fail(p, -EPROTONOSUPPORT);
-    p->version_ok = true;
-    return 1;
-  case W_PASS:
-    return object_field(p, pass_fields, NFIELDS(pass_fields), &p->st->pass, v);
-  case W_BINDING:
-    return object_field(p, binding_fields, NFIELDS(binding_fields),
-                        &p->st->bindings[p->st->nbindings - 1], v);
-  default:
-    return fail(p, -EBADMSG);
-  }
-}
-
-static int on_json_null(void *ctx)
-{
-  struct jval v = {.kind = JV_NULL};
-
-  return on_value(ctx, &v);
-}
-
-static int on_json_boolean(void *ctx, int b)
-{
-  struct jval v = {.kind = JV_BOOL, .b = b != 0};
-
-  return on_value(ctx, &v);
-}
-
-static int on_json_integer(void *ctx, long long i)
-{
-  struct jval v = {.kind = JV_INT, .i = i};
-
-  return on_value(ctx, &v);
-}
-
-static int on_json_double(void *ctx, double d)
-{
-  struct jval v = {.kind = JV_DOUBLE};
-
-  (void)d;
-  return on_value(ctx, &v);
-}
-
-static int on_json_string(void *ctx, const unsigned char *s, size_t len)
-{
-  struct jval v = {.kind = JV_STR, .s = s, .slen = len};
-
-  return on_value(ctx, &v);
-}
-
-static int on_json_map_key(void *ctx, const unsigned char *key, size_t len)
-{
-  struct parser *p = ctx;
-
-  if (p->skip > 0)
-    return 1;
-  if (len >= sizeof(p->key) || memchr(key, '\0', len))
-    len = 0; /* no key of ours is that long */
-  memcpy(p->key, key, len);
-  p->key[len] = '\0';
-  return 1;
-}
-
-/* A container where a known scalar field belongs is a type error; under an
- * unknown key it is skipped whole. */
-static int container_in_object(struct parser *p, const struct field *fields,
-                               size_t n)
-{
-  if (find_field(fields, n, p->key))
-    return fail(p, -EBADMSG);
-  p->skip = 1;
-  return 1;
-}
-
-static int new_binding(struct parser *p)
-{
-  struct status *st = p->st;
-
-  if (st->nbindings == p->cap) {
-    size_t cap = p->cap ? p->cap * 2 : 64;
+  if (st->nbindings == rd->cap) {
+    size_t cap = rd->cap ? rd->cap * 2 : 64;
     struct status_binding *nb = realloc(st->bindings, cap * sizeof(*nb));
 
     if (!nb)
-      return fail(p, -ENOMEM);
+      return json_fail(r, -ENOMEM, NULL, "out of memory");
     st->bindings = nb;
-    p->cap = cap;
+    rd->cap = cap;
   }
-  memset(&st->bindings[st->nbindings++], 0, sizeof(*st->bindings));
-  p->seen = p->present = 0;
-  p->where = W_BINDING;
-  return 1;
+  *base = memset(&st->bindings[st->nbindings++], 0, sizeof(*st->bindings));
+  return 0;
 }
-
-static int on_json_start_map(void *ctx)
-{
-  struct parser *p = ctx;
-
-  if (p->skip > 0) {
-    p->skip++;
-    return 1;
-  }
-  switch (p->where) {
-  case W_START:
-    p->where = W_TOP;
-    return 1;
-  case W_TOP:
-    if (strcmp(p->key, "pass") != 0) {
-      p->skip = 1;
-      return 1;
-    }
-    if (p->have_pass)
-      return fail(p, -EBADMSG);
-    p->have_pass = true;
-    p->seen = p->present = 0;
-    p->where = W_PASS;
-    return 1;
-  case W_BINDINGS:
-    return new_binding(p);
-  case W_PASS:
-    return container_in_object(p, pass_fields, NFIELDS(pass_fields));
-  case W_BINDING:
-    return container_in_object(p, binding_fields, NFIELDS(binding_fields));
-  default:
-    return fail(p, -EBADMSG);
-  }
-}
-
-static int on_json_end_map(void *ctx)
-{
-  struct parser *p = ctx;
-
-  if (p->skip > 0) {
-    p->skip--;
-    return 1;
-  }
-  switch (p->where) {
-  case W_TOP:
-    p->where = W_DONE;
-    return 1;
-  case W_PASS:
-    if (!required_seen(pass_fields, NFIELDS(pass_fields), p->seen))
-      return fail(p, -EBADMSG);
-    p->where = W_TOP;
-    return 1;
-  case W_BINDING:
-    if (!required_seen(binding_fields, NFIELDS(binding_fields), p->seen))
-      return fail(p, -EBADMSG);
-    p->where = W_BINDINGS;
-    return 1;
-  default:
-    return fail(p, -EBADMSG);
-  }
-}
-
-static int on_json_start_array(void *ctx)
-{
-  struct parser *p = ctx;
-
-  if (p->skip > 0) {
-    p->skip++;
-    return 1;
-  }
-  switch (p->where) {
-  case W_TOP:
-    if (strcmp(p->key, "bindings") != 0) {
-      p->skip = 1;
-      return 1;
-    }
-    if (p->cap > 0 || p->st->nbindings > 0)
-      return fail(p, -EBADMSG); /* "bindings" twice */
-    p->where = W_BINDINGS;
-    return 1;
-  case W_PASS:
-    return container_in_object(p, pass_fields, NFIELDS(pass_fields));
-  case W_BINDING:
-    return container_in_object(p, binding_fields, NFIELDS(binding_fields));
-  default:
-    return fail(p, -EBADMSG);
-  }
-}
-
-static int on_json_end_array(void *ctx)
-{
-  struct parser *p = ctx;
-
-  if (p->skip > 0) {
-    p->skip--;
-    return 1;
-  }
-  if (p->where != W_BINDINGS)
-    return fail(p, -EBADMSG);
-  p->where = W_TOP;
-  return 1;
-}
-
-static const yajl_callbacks status_callbacks = {
-    .yajl_null = on_json_null,
-    .yajl_boolean = on_json_boolean,
-    .yajl_integer = on_json_integer,
-    .yajl_double = on_json_double,
-    .yajl_string = on_json_string,
-    .yajl_start_map = on_json_start_map,
-    .yajl_map_key = on_json_map_key,
-    .yajl_end_map = on_json_end_map,
-    .yajl_start_array = on_json_start_array,
-    .yajl_end_array = on_json_end_array,
-};
 
 int status_from_json(const char *json, size_t len, struct status *st)
 {
-  struct parser p = {.st = st};
-  yajl_handle h;
-  yajl_status ys;
-  int rc = 0;
+  struct reading rd = {.st = st};
+  int rc;
 
   if (!json || !st)
     return -EINVAL;
   memset(st, 0, sizeof(*st));
-  h = yajl_alloc(&status_callbacks, NULL, &p);
-  if (!h)
-    return -ENOMEM;
-  ys = yajl_parse(h, (const unsigned char *)json, len);
-  if (ys == yajl_status_ok)
-    ys = yajl_complete_parse(h);
-  yajl_free(h);
-  if (ys != yajl_status_ok)
-    rc = p.err ? p.err : -EBADMSG;
-  else if (p.where != W_DONE || !p.have_pass)
-    rc = -EBADMSG;
-  else if (!p.version_ok)
-    rc = -EBADMSG;
+  rc = json_read(&status_doc, json, len, st, &rd, NULL, 0);
   if (rc < 0)
     status_free(st);
   return rc;
@@ -669,10 +343,10 @@ int status_read(const char *state_dir, struct status *st)
   return rc;
 }
 
-static void free_strings(const struct field *fields, size_t n, void *base)
+static void free_strings(const struct json_field *fields, size_t n, void *base)
 {
   for (size_t i = 0; i < n; i++) {
-    if (fields[i].type == F_STR) {
+    if (fields[i].kind == JSON_K_STR) {
       char **s = (char **)((char *)base + fields[i].offset);
 
       free(*s);
@@ -776,7 +450,7 @@ int status_binding_copy(struct status_binding *dst,
   for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
     char **s = (char **)((char *)dst + binding_fields[i].offset);
 
-    if (binding_fields[i].type == F_STR && *s)
+    if (binding_fields[i].kind == JSON_K_STR && *s)
       *s = strdup(*s);
   }
   for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
@@ -784,7 +458,7 @@ int status_binding_copy(struct status_binding *dst,
         (const char *const *)((const char *)src + binding_fields[i].offset);
     char **to = (char **)((char *)dst + binding_fields[i].offset);
 
-    if (binding_fields[i].type == F_STR && *from && !*to) {
+    if (binding_fields[i].kind == JSON_K_STR && *from && !*to) {
       free_strings(binding_fields, NFIELDS(binding_fields), dst);
       return -ENOMEM;
     }
