@@ -804,6 +804,7 @@ static void test_token_expiry_and_revocation(void **state)
       break;
     }
     assert_true(ttl_s < 64);
+    print_message("token: first use not within %d s; again\n", ttl_s);
   }
   sleep_ms(ttl_s * 1000LL + 100);
   token_list(tok, PROJECT, &r);
@@ -1013,6 +1014,7 @@ static void test_lockout_expires(void **state)
       break;
     }
     assert_true(lock_s < 64);
+    print_message("lockout: not back within %d s; again\n", lock_s);
     sleep_ms(lock_s * 1000LL + 100); /* this lock runs out: start afresh */
   }
   sleep_ms(lock_s * 1000LL + 100);
