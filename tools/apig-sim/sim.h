@@ -214,6 +214,9 @@ struct sim_faults {
   int retry_after_s; /* 0 = no Retry-After header */
   struct sim_fault_reset reset_before;
   struct sim_fault_reset reset_after;
+  /* test control: a request it draws is held (its response undecided, a
+   * write still in progress) until the fault set no longer holds its op */
+  struct sim_fault_reset hold;
   int slow_op;
   double slow_rate;
   size_t slow_chunk;

@@ -54,6 +54,7 @@ void sim_faults_default(struct sim_faults *f)
   memset(f, 0, sizeof(*f));
   f->reset_before.op = SIM_OP_ANY;
   f->reset_after.op = SIM_OP_ANY;
+  f->hold.op = SIM_OP_ANY;
   f->slow_op = SIM_OP_ANY;
   f->slow_chunk = 16;
   f->slow_interval_ms = 50;
@@ -452,9 +453,11 @@ static int parse_fault(const char *k, yajl_val x, struct sim_faults *f,
                               {"retry_after_s", 4, 0, 3600, &f->retry_after_s}};
     return parse_knobs(x, k, kn, 3, err, errlen);
   }
-  if (!strcmp(k, "reset_before_apply") || !strcmp(k, "reset_after_apply")) {
-    struct sim_fault_reset *r =
-        k[6] == 'b' ? &f->reset_before : &f->reset_after;
+  if (!strcmp(k, "reset_before_apply") || !strcmp(k, "reset_after_apply") ||
+      !strcmp(k, "hold")) {
+    struct sim_fault_reset *r = k[0] == 'h'   ? &f->hold
+                                : k[6] == 'b' ? &f->reset_before
+                                              : &f->reset_after;
     const struct knob kn[] = {{"op", 2, 0, 0, &r->op},
                               {"rate", 0, 0, 1, &r->rate}};
     return parse_knobs(x, k, kn, 2, err, errlen);
@@ -670,6 +673,7 @@ int sim_faults_gen(yajl_gen g, const struct sim_faults *f)
   yajl_gen_map_close(g);
   rc |= gen_reset(g, "reset_before_apply", &f->reset_before);
   rc |= gen_reset(g, "reset_after_apply", &f->reset_after);
+  rc |= gen_reset(g, "hold", &f->hold);
   rc |= sim_gen_str(g, "slow");
   yajl_gen_map_open(g);
   rc |= sim_gen_kv_str(g, "op", sim_op_name(f->slow_op));

@@ -50,6 +50,7 @@ struct sim_req {
   bool write_marked;
   bool reset_before;
   bool reset_after;
+  bool held; /* drawn by the hold fault: waits for the fault set to let go */
   bool slow;
   bool closed; /* reset: connection closed without a response */
   bool admin;
@@ -271,6 +272,8 @@ static void draw_transport_faults(struct sim *sim, struct sim_req *r)
                     sim_rng_hit(&sim->rng, f->reset_before.rate);
   r->reset_after = op_matches(f->reset_after.op, r->op) &&
                    sim_rng_hit(&sim->rng, f->reset_after.rate);
+  r->held =
+      op_matches(f->hold.op, r->op) && sim_rng_hit(&sim->rng, f->hold.rate);
   r->slow =
       op_matches(f->slow_op, r->op) && sim_rng_hit(&sim->rng, f->slow_rate);
   r->slow_chunk = f->slow_chunk;
@@ -1354,6 +1357,24 @@ static bool suspend_for(struct sim *sim, struct sim_req *r)
   return true;
 }
 
+/* A held request waits until the fault set no longer holds its op (or the
+ * world is reset, or the server stops); it looks again every HOLD_POLL_NS.
+ * Held, its response is undecided: a write stays in progress. */
+#define HOLD_POLL_NS 1000000
+static bool still_held(struct sim *sim, struct sim_req *r)
+{
+  if (!r->held)
+    return false;
+  lock(sim);
+  r->held = !stopping(sim) && r->generation == sim->generation &&
+            sim->faults.hold.rate > 0 && op_matches(sim->faults.hold.op, r->op);
+  unlock(sim);
+  if (!r->held)
+    return false;
+  r->delay_ns = HOLD_POLL_NS;
+  return suspend_for(sim, r);
+}
+
 static void append_body(struct sim_req *r, const char *data, size_t n)
 {
   if (r->too_large || r->body_len + n > MAX_BODY) {
@@ -1424,6 +1445,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   }
   if (r->phase == PH_DONE)
     return MHD_YES;
+  if (still_held(sim, r)) {
+    r->phase = PH_WAITING;
+    return MHD_YES;
+  }
   r->phase = PH_DONE;
   lock(sim);
   finish(sim, r);
