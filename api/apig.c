@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apig: URLs, bodies, response parsing and outcome classes for the APIG
  * certificate-binding calls. Responses are read with util/json.h's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apig: the APIG management-API codec (reference/apig-api.md §1, §2; SPEC §4).
  * No I/O: builds URLs and bodies, parses responses, classifies outcomes.

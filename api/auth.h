@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * auth: per-account credentials applied to APIG requests (docs/apig-api.md
  * §8). No I/O and no event loop: the engine calls

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sign: SDK-HMAC-SHA256 canonicalisation and signing (see sign.h).
  *

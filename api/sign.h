@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sign: Huawei Cloud AK/SK request signing, "SDK-HMAC-SHA256"
  * (docs/apig-api.md §8.1), byte-exact with the official SDKs.

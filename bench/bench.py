@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """certbind benchmarks against apig-sim over HTTPS on loopback (issue 6).
 
 Scenarios (see bench/RESULTS.md for what each one proves):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conn_cost URL CA_FILE N: client CPU of a request on a new TLS connection,
  * through certbind's own HTTP engine (net/http.c). Three rounds of N

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/conn_cost.sh [BUILD_DIR] [N]: certbind's client CPU per request on a
 # new TLS connection (full and resumed handshake) and on a pooled one,
 # against apig-sim over HTTPS on loopback (see bench/conn_cost.c).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh [BUILD_DIR]: regenerate every benchmark of bench/RESULTS.md.
 #
 #  1. builds certbind, apig-sim and bench/sign_requests (Release) in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sign_requests: turn a list of APIG requests into a curl config file
  * (`curl --parallel -K FILE`) whose every request carries the same AK/SK

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli: the certbind commands, each taking the parsed command line (main.c)
  * and returning the process exit code; the exit codes are the same for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * adopt: the live bindings that the file wants become owned, so that sync
  * mode can manage a fleet certbind did not build, and bindings a crash

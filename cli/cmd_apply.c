@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apply: one pass that writes (plan, write, confirm), or with --dry-run
  * the plan it would carry out; --plan refuses to write when the live

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan: read the live state, print the diff (text, or --json), and store
  * it for `apply --plan` (--out). Nothing is written to APIG or state_dir.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status: what the last pass left in state_dir, read under a shared
  * state_dir/lock so that a pass cannot rewrite it halfway.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * validate: check the file offline. cli_load_config() is how every
  * command loads it, with the same messages.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inputs: the desired-state file's inputs, their ident and their watches
  * (see inputs.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inputs: what a validation of the desired-state file depends on (SPEC §7),
  * for the daemon.

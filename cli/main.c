@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * certbind: keep APIG certificate bindings equal to a desired-state file.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * oneshot: the loop, signals and drain, state_dir/lock, the ledger, and
  * the life of a one-shot command (see oneshot.h).

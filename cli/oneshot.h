@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * oneshot: what every command that talks to the API runs on, the daemon
  * included, implemented once:

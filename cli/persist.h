@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * persist: what a pass leaves in state_dir for the next one and for
  * people: status.json, the ledger, the counters and the metrics textfile.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report: what certbind shows of a plan: the human diff (coloured on a
  * terminal), the JSON plan (`plan --json`, `plan --out`), and reading a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * accounts, gateways and certificates: three mappings of name -> entry.
  * Each name goes into a hash table so that bindings resolve in O(1).

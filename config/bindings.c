@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bindings: each entry names one certificate, some gateways and some
  * domains, and expands to one struct config_binding per (certificate,

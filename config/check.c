@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Allow-list checks for every value that ends up in a URL, a request body
  * or a log line, and strict number parsing. Reject, never escape.

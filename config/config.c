@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config: load, validate and free the desired-state file (docs/cli.md, "The desired-state file").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config: the desired-state file (docs/cli.md, version 1), loaded with libyaml
  * into a plain, validated C model.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The files a desired-state file names (see config_named_files() in
  * config.h). Only the YAML tree is read: nothing is validated, opened or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal to the config module: shared by the .c files of config/ only.
  * Symbols use the config__ prefix (module-internal, non-static).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The table-driven part of validation: a section is a mapping whose keys
  * are described by a table of struct config__field rows.

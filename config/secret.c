@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Secrets: { file: PATH } or { env: NAME }. Values are kept only in
  * struct config_secret and wiped before they are freed. Messages name the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libyaml event stream -> a small node tree with line/column marks.
  *

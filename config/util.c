@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Arena, diagnostics and the hash table used by the loader. This file
  * calls no other file of config/ (schema.c and the loaders call it).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass: one reconciliation pass. Its lifecycle (pass.h), its clock, the
  * pump that turns queued jobs into requests, and pass_transition(), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass: one reconciliation pass on a libuv loop: read every certificate's
  * live bindings, diff, write the difference in batches through the queue

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_call: one request of the pass. call_submit signs and sends it
  * (http.h); on_call_done turns the answer into one struct outcome (class,

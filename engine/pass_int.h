@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_int: the inside of a pass (pass.h), shared by the engine's pass*.c
  * files and by nothing else.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_job: a job's life. A job is one read of a certificate's list (its
  * first read, a confirmation read after its writes, or a re-read after a

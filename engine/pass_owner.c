@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_owner: ownership in the ledger (ledger.h). A binding certbind saw
  * applied is owned (owner_converged); in sync mode the ownership changes

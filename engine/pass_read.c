@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_read: list reads. A read lists one certificate's bindings, page
  * after page; once its first page gives the total, the other pages are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_result: what a pass leaves. Its counts (result_count), its
  * bindings as a status model (pass_status: what the pass found, and what

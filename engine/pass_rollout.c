@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_rollout: from the reads to the writes. The plan and its guards
  * (a stale plan, too many detaches), the waves the writes go in (the

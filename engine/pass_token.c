@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_token: IAM tokens of password accounts. A password account's
  * requests wait (parked) for its token; one near its end is renewed in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pass_write: the bindings' results (items) and the writes that change
  * them. Writes go in batches of up to policy.batch_size domains per

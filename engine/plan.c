@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan: desired (config) against live (APIG) by sorted merge, per
  * certificate. Sorting instead of hashing keeps the whole diff at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan: the diff between the desired bindings (config) and the live ones
  * (what to attach, change and detach). Pure: no I/O, no clock.

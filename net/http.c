@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http: libcurl multi driven by libuv (curl docs/examples/multi-uv.c, with
  * the pitfalls of c-style-anchors.md P1-P13 handled).

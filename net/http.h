@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http: one libuv loop driving one libcurl multi handle (HTTPS only).
  *

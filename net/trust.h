@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trust: the certificate stores TLS peers are verified against, built once
  * per CA file and rebuilt when the file changes.

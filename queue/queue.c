@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue: request scheduling (see queue.h for the rules).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue: pure scheduling logic for APIG requests.
  *

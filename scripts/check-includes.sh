@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # check-includes.sh [ROOT]: fails when a folder includes a header it must not
 # (docs/architecture.md, "Dependencies"). Each folder may include its own
 # headers and those of the folders listed for it below; a header is known by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The demo: certbind against apig-sim, a simulated Huawei Cloud APIG, over
 # HTTPS on 127.0.0.1, with the bundled world of docs/examples/demo/.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install what is missing, build, and run every test three times: in a plain
 # -Werror build, under ASan+UBSan, and under valgrind (memcheck). Each test
 # starts what it needs (apig-sim, ...).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ledger: entries + linear-probing hash index (backward-shift deletion, so
  * no tombstones pile up), ledger.json through util/json.h (one entry table

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ledger: the ownership ledger, state_dir/ledger.json (docs/cli.md, `ledger.json`).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memo: the per-binding memory between a daemon's passes (memo.h).
  */

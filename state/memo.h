@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memo: what a daemon's passes remember about each binding that failed,
  * so that a binding that keeps failing is not hammered. A permanent error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics: Prometheus text exposition format 0.0.4, built in memory with
  * open_memstream and written with statefile_write_atomic; the counters

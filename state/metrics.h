@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics: the Prometheus textfile (docs/cli.md, "Metrics"), for node-exporter's textfile
  * collector, written atomically (mode 0644) after every pass.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statelock: flock(2) on state_dir/lock, the holder named from /proc/locks.
  */

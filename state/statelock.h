@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statelock: one process at a time writes a state directory (docs/cli.md, "The state directory lock").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status: status.json through util/json.h (one field table per object,
  * used to write the file and to read it: the streaming reader puts the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status: the last pass and every binding's state, kept in
  * state_dir/status.json (SPEC §5), and `certbind status` printing (§9).

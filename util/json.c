@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json: the table-driven streaming reader (yajl_parse callbacks walking a
  * stack of the known containers open, plus a counter for a skipped

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json: the one JSON reader and the one set of writer helpers of certbind,
  * both on yajl.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log: structured events, one per line (docs/cli.md, "Log events").
  *

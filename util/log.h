@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log: one event per line on stderr, JSON or text (docs/cli.md, "Log events").
  *

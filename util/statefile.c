@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statefile: temp file + fsync + rename + fsync(dir) (reliability C.6).
  */

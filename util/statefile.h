@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statefile: crash-safe whole-file writes and size-capped reads for the
  * files certbind keeps (docs/cli.md, "Outputs"): status.json, ledger.json, the metrics

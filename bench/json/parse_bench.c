@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * parse_bench: time the JSON readers through their public functions, so
  * the same file builds against any revision of api/apig.c and state/

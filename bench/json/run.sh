@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # JSON reader benchmark: the same driver (parse_bench.c) built against the
 # readers of an old revision and of the working tree, run alternately, CPU
 # time of the parse loop only. RESULTS.md holds the numbers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * load_config: load a desired-state file with config_load and print a
  * one-line summary (or every diagnostic). Exit 0 valid, 3 invalid, 1 when

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Loader benchmark: validate files of 10k, 25k, 50k and 100k bindings and
 # report wall time, CPU time and peak RSS; then time hostile inputs that
 # must be refused fast. RESULTS.md holds the numbers.

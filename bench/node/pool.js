@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Competitor: the same APIG requests sent with the official Huawei Cloud
 // Node.js SDK core (@huaweicloud/huaweicloud-sdk-core: BasicCredentials,
 // its AK/SK signer and its axios-based HcClient) through a promise pool.

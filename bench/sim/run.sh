@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/sim/run.sh [BUILD_DIR] [DURATION_S]: how fast is apig-sim? (30 s per run
 # by default: long enough that the TLS connection storm at the start of each
 # run, ~0.3 s, does not decide the p99 of the steady state)

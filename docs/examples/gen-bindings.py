@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Generate a valid certbind desired-state file with N bindings.
 
 A binding is one (certificate, gateway, domain). The file spreads N over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The APIG codec: URLs, bodies, list/error parsing, classification. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_auth: request headers per auth method (aksk checked against the
  * reference vectors through a fixed clock), Host derivation, the IAM

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sign: SDK-HMAC-SHA256 against every vector of docs/apig-api.md
  * §3.2 (published doc vector, Go SDK unit-test vectors, derived attach and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make-certs.sh DIR: a throw-away test CA and a server certificate for
 # 127.0.0.1 and localhost, for apig-sim (--tls-cert/--tls-key) and its
 # clients (curl --cacert DIR/ca.pem, certbind tls.ca_file).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * oneshot: the loop every API command runs on. Real signals are sent to
  * this process; a request held open by a server that never answers (a

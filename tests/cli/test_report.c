@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report: the plan as people read it (text) and as `plan --json` / `plan
  * --out` write it, and reading a stored plan back for `apply --plan`. The

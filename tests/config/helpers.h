@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the config tests: load an inline document under the
  * name "t.yaml" and check diagnostics by position and key phrase.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Invalid files: one test per validation rule, each asserting the
  * diagnostic's line, column and key phrase ("t.yaml:LINE:COL: ...").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config_named_files: the input files a document names (secret files,
  * systemd credentials, CA and certificate files), taken from the YAML

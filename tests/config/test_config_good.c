@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Valid files, one test per section: what the loader builds, including
  * every documented default (docs/cli.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Input limits: size, depth, anchors, aliases, tags, merge keys, YAML
  * bombs, several documents, and the cap on stored diagnostics. Each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Secrets: file permissions and shape, env variables, and that no
  * diagnostic ever carries a secret's value. Files are made at run time.

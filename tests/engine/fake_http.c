@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fake_http: net/http.h answered by a test's script on the libuv loop
  * (see fake_http.h). Implements every function of http.h, so that no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fake_http: net/http.h for the engine's unit tests, without curl or a
  * network. The test binary links this file instead of net's http.c, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness: run one pass against the fake transport (see harness.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness: one pass of the engine on a real libuv loop, against the fake
  * transport (fake_http.h) answered by an in-memory APIG (world.h), with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pass: the pass (engine/pass.c) driven against a scripted fake
  * transport (fake_http.c) and an in-memory APIG (world.c), with a fast

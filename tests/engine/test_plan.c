@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * plan: the diff between the file and the live state, and sync ownership.
  * The config model is built by hand: plan.c takes a validated model.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * world: an in-memory APIG answering the fake transport (see world.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * world: a tiny in-memory APIG for the engine's unit tests: certificates,
  * the (domain, instance) bindings of each, and the answers APIG gives to

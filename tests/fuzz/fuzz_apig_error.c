@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_apig_error: libFuzzer target for the error-envelope parser
  * (apig_parse_error) and the classification that consumes its result.

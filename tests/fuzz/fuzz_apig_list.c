@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_apig_list: libFuzzer target for the attached-domains page parser
  * (apig_parse_list) and apig_bindings_dedupe, i.e. what a hostile or broken

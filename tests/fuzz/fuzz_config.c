@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_config: libFuzzer target for the desired-state loader.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_json: libFuzzer target for util/json.h's reader on a document that
  * uses every kind of field (strings with limits, integers, booleans, a

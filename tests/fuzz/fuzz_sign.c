@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_sign: libFuzzer target over sign's canonicalisation and its
  * Authorization / X-Sdk-Date parsers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_status: libFuzzer target for the readers of the files certbind
  * keeps: status_from_json (status.json) and ledger_from_json (ledger.json).

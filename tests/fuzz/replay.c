@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * replay: run a libFuzzer target's LLVMFuzzerTestOneInput over files and
  * directories (the seed corpus and saved crash reproducers), without

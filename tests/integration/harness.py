@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Integration test harness: a simulated APIG world, apig-sim over real
 HTTPS, and the real certbind binary.
 

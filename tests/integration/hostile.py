@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small malicious APIG endpoint for test_hostile_server.py.
 
 Python ssl + http.server over HTTPS on a free loopback port (certificate

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A NOTIFY_SOCKET listener: what systemd hears from a Type=notify service.
 
 The test creates a unix datagram socket, passes its path as NOTIFY_SOCKET

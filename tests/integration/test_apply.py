@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """certbind apply against apig-sim over HTTPS: the engine (issue 4)."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Authentication against apig-sim over HTTPS (issue 4): a wrong secret key,
 a wrong access key or a skewed clock cost ONE failed request per account
 (APIG locks a key after 5), the account's first request goes alone, other

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small version of benchmark scenario 1 (bench/bench.py): N bindings on
 N certificates through apig-sim with latency, many in flight. Asserts the
 run is correct and that the benchmark's own accounting holds (requests the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Chaos (issue 7): many bindings against apig-sim with 20 % 5xx, 5 %
 resets after the write was applied, 5 % 429 with Retry-After, 2 s tail
 latency on 1 % of requests and a visibility delay, all at once.

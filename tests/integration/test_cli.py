@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The command line as a user meets it: usage errors, --help/--version,
 validate's summary and its FILE:LINE:COL errors (exit codes of docs/cli.md).
 No simulator is needed: validate is offline."""

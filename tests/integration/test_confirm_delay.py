@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """policy.confirm_delay_ms: the wait before a certificate's first
 confirmation read (config key, default 1000 ms; 0 for apig-sim and the
 benchmarks). The bounds asserted hold on any machine: a pass cannot end

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Crash and restart (issue 7): kill -9 certbind at random points of its
 passes, more than 100 times, while the desired state flips between two
 files so that every pass attaches and (sync mode) detaches. After each kill

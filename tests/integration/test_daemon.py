@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """certbind run (the daemon) against apig-sim over HTTPS: sd_notify
 on a NOTIFY_SOCKET the test owns, reload on edit / rename / SIGHUP, a
 rejected bad edit, coalesced passes, drain on SIGTERM, a second signal,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The engine under faults (issue 4): certbind apply against apig-sim over
 HTTPS with 5xx and 429 storms, resets before/after a write is applied,
 latency and slow bodies, delayed visibility, permanent errors inside a

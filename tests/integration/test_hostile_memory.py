@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Answers are bounded (issue 13 item 3): whatever a server answers to the
 list reads, certbind's resident memory stays within 128 MB of what it needs
 for the file, the certificate the answers are about fails with a clear

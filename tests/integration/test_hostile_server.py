@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hostile input (issue 7): a malicious APIG endpoint (hostile.py, python ssl
 + http.server over HTTPS) answers list and attach with huge bodies, deep
 JSON, wrong types, truncated responses, invalid UTF-8, endless pagination,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The metrics textfile (issue 13, item 10): its counters are kept in
 state_dir/counters.json, so `apply` and the daemon add to the same ones and
 they never go down between two writes of the file; the last success is a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Writes reuse kept-alive connections, yet curl never re-sends one by
 itself (http.h no_resend): a write whose connection dies after the server
 applied it is re-read, not sent again. Guards the performance fix that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Ownership and the state directory (issue 13 items 1, 2 and 5):
 ownership is only what certbind saw applied; intents are kept apart and
 resolved; a crash-left intent whose binding is live is uncertain (never

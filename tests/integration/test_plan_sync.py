@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """certbind plan / apply --plan / sync mode / status / metrics against
 apig-sim over HTTPS (issue 5)."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Certificate rollouts against apig-sim (issue 5): a domain moved old ->
 new in sync mode never passes through an unbound state, and staged
 rollouts run wave by wave, confirmed, with an abort on failures."""

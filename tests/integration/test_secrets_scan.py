@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The suite-wide secret scan (issue 4, "Secrets"): runs after every
 other integration test (ctest DEPENDS, see CMakeLists.txt) and searches
 every file the harness kept in CERTBIND_TEST_LOGS (certbind's stdout and

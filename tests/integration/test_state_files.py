@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """State files must be regular files: a FIFO as ledger.json or status.json
 is an error naming the file, at once. Before, opening a FIFO for reading
 waited for a writer forever: plan, apply, status and the daemon's start

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A pass that is interrupted never erases what an earlier pass knew
 (issue 13, item 7): the bindings it did not reach keep their last state in
 status.json (a permanent failure stays failed with its error, converged

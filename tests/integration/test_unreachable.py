@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A dead or silent endpoint bounds the pass (issue 13 item 6): an account
 whose endpoint accepts TCP and never speaks TLS is unreachable for the pass
 once its lone first request has failed max_attempts times: nothing else is

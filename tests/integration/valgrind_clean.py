@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Check the valgrind logs of an integration run (CERTBIND_TEST_VALGRIND=ON).
 
 Each certbind process wrote valgrind-logs/vg.<pid>.log; with -q a clean run

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The include check passes on the tree and fails on each kind of forbidden
 # include, planted in a copy of the tree.
 set -euo pipefail

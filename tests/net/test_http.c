@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The HTTP engine against a real HTTPS server on 127.0.0.1 (tserver, with a
  * certificate made by openssl at test time).

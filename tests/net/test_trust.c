@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trust: CA stores built once per file, rebuilt when the file or the CA
  * directory changes, refused (never emptied) when the file is bad. Real

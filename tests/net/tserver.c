@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tserver: see tserver.h. Test-only code. */
 #include "tserver.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tserver: a small HTTPS test server (libmicrohttpd, thread per connection)
  * on 127.0.0.1 with a certificate made at test time by `openssl req`.

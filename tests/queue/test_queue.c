@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_queue: each scheduling property of queue.h under a fake clock:
  * token bucket rate and burst, max_in_flight, one write per certificate,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* apig-sim end-to-end tests: start the real simulator as a child process
  * over HTTPS with a test CA made by make-certs.sh, talk to it with libcurl,
  * sign with certbind's api/sign.h, and check every endpoint, error path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status_writer STATE_DIR: rewrite STATE_DIR/status.json forever, each
  * version with a different size, so test_status_kill can SIGKILL it at

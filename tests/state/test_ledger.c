@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ledger: add/remove/contains, idempotence, file round trip (sorted,
  * 0600), missing = empty, corrupt = -EBADMSG, 100,000 entries.

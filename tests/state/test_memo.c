@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memo: the per-binding memory between a daemon's passes. A key names
  * everything a binding's entry says (a changed entry is another key); a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * metrics: the textfile parses as Prometheus text format, carries every
  * required family with HELP/TYPE, the right labels and values, escapes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * status: status.json round trip, refusal of partial/garbage files,
  * `certbind status` text and JSON output, permissions and errors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Crash safety of status.json: a writer process is SIGKILLed at
  * random moments, over and over; after every kill the file exists and is

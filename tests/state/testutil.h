@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the tests/state and tests/util programs: a private temp directory
  * per test, removed afterwards.

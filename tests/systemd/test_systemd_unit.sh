@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test_systemd_unit.sh UNIT MAX_EXPOSURE [BINARY]
 #
 # 1. systemd-analyze security --offline=yes UNIT: overall exposure must be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * json: the table-driven reader (what a document may hold, how unknown
  * keys, wrong types, repeated keys, nesting and broken input are treated,

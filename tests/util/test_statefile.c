@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statefile: atomic replace, modes, failure paths, stale temp cleanup,
  * size-capped reads, operator messages.

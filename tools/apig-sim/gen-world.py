@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Generate an apig-sim seed world: N certificates x M domains x K gateways.
 
 Certificate i covers "*.c<i>.<base>" and owns the M domains

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apig-sim: a simulator of the Huawei Cloud APIG certificate-binding API
  * (docs/apig-api.md) for certbind's tests, demo and benchmarks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Authentication as the APIG front door does it: IAM tokens (X-Auth-Token,
  * issued by POST /v3/auth/tokens) and AK/SK SDK-HMAC-SHA256 signatures,
  * verified with certbind's own signing code (api/sign.h), with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Settings and faults: defaults, JSON parsing (seed "settings"/"faults",
  * POST /__sim/settings and /__sim/faults) and JSON output; random draws;
  * small yajl_gen helpers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The HTTP side of apig-sim: routing, the APIG endpoints, IAM, the admin
  * endpoints, fault injection and latency (connections are suspended and
  * resumed by the scheduler, never slept on). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* apig-sim: command line, TLS material, port file, signals. */
 #include <errno.h>
 #include <fcntl.h>

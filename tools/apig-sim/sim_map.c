@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small string -> size_t hash map (FNV-1a, linear probing). The world is
  * built once from the seed, so there is no deletion. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Event loops: each loop is one thread that owns one MHD daemon (external
  * epoll mode, its own SO_REUSEPORT listening socket) and a binary min-heap
  * of wake-up deadlines. Simulated latency never blocks the thread: a

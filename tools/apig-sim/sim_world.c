@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The simulated world: loading the seed, the binding model (one certificate
  * per (gateway, domain)), the visibility log and the statistics. */
 #include <errno.h>

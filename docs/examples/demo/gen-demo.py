@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Generate the demo world: an apig-sim seed (world.json.in) and the certbind
 desired-state file that goes with it (bindings.yaml.in).
 
