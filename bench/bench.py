@@ -51,7 +51,7 @@ class Tools:
         self.certbind = os.path.join(build, "cli", "certbind")
         self.sim = os.path.join(build, "tools", "apig-sim", "apig-sim")
         self.sign = os.path.join(build, "bench", "sign_requests")
-        self.make_certs = os.path.join(ROOT, "tests", "sim", "make-certs.sh")
+        self.make_certs = os.path.join(ROOT, "tests", "certs", "make-certs.sh")
         self.pool_js = os.path.join(ROOT, "bench", "node", "pool.js")
         self.node = shutil.which("node") if node else None
         if self.node and not os.path.isdir(
