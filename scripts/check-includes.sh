@@ -24,7 +24,7 @@ declare -A private=([internal.h]=config [pass_int.h]=engine)
 # the only headers of other folders that apig-sim may include
 sim_may="sign.h json.h"
 # pure files: no event loop, no transport
-pure="engine/plan.c engine/plan.h engine/live.c engine/live.h"
+pure="engine/plan.c engine/plan.h"
 # folders that must not see the event loop or the transport library
 no_io="util config queue api state"
 
