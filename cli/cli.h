@@ -27,9 +27,17 @@ struct cli_args {
   const char *out_path;
   const char *plan_path;
   const char *state_dir;
-  const char *certificate; /* adopt --certificate NAME */
+  const char *certificate; /* adopt --certificate NAME: the last given */
+  /* import --certificate ID...: every one given, in order (main owns the
+   * array for the process's life) */
+  const char *const *certificates;
+  size_t ncertificates;
   bool json;
   bool dry_run;
+  bool force;         /* apply --force: the detach thresholds do not refuse */
+  bool yes;           /* apply --yes: no prompt on a terminal */
+  bool all;           /* status --all: every binding, not the first 20 */
+  bool log_level_set; /* --log-level was given */
   struct log log;
 };
 
@@ -38,14 +46,15 @@ struct cli_args {
 int cli_load_config(const char *path, struct config *cfg);
 
 /* Each command: the process's exit code. validate, status: offline
- * (cmd_validate.c, cmd_status.c); plan, apply, adopt: one pass each
- * (cmd_plan.c, cmd_apply.c, cmd_adopt.c on oneshot.h); run: the daemon
- * (daemon.c). */
+ * (cmd_validate.c, cmd_status.c); plan, apply, adopt, import: one pass
+ * each (cmd_plan.c, cmd_apply.c, cmd_adopt.c, cmd_import.c on oneshot.h); run:
+ * the daemon (daemon.c). */
 int cli_validate(const struct cli_args *a);
 int cli_plan(const struct cli_args *a);
 int cli_apply(const struct cli_args *a);
 int cli_run(const struct cli_args *a);
 int cli_status(const struct cli_args *a);
 int cli_adopt(const struct cli_args *a);
+int cli_import(const struct cli_args *a);
 
 #endif

@@ -57,6 +57,9 @@ enum {
   OPT_STATE_DIR,
   OPT_CERTIFICATE,
   OPT_VERSION,
+  OPT_FORCE,
+  OPT_YES,
+  OPT_ALL,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +74,9 @@ static const struct option long_options[] = {
     {"certificate", required_argument, NULL, OPT_CERTIFICATE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"yes", no_argument, NULL, OPT_YES},
+    {"all", no_argument, NULL, OPT_ALL},
     {NULL, 0, NULL, 0},
 };
 
@@ -106,12 +112,23 @@ static int check_options(const struct cli_args *a)
     return usage_error("--plan and --dry-run are for apply, not %s", cmd);
   if (a->state_dir && strcmp(cmd, "status"))
     return usage_error("--state-dir is for status, not %s", cmd);
-  if (a->certificate && strcmp(cmd, "adopt"))
-    return usage_error("--certificate is for adopt, not %s", cmd);
+  if (a->certificate && strcmp(cmd, "adopt") && strcmp(cmd, "import"))
+    return usage_error("--certificate is for adopt and import, not %s", cmd);
+  if (a->ncertificates > 1 && strcmp(cmd, "import"))
+    return usage_error("%s takes one --certificate", cmd);
+  if (!a->certificate && strcmp(cmd, "import") == 0)
+    return usage_error("%s", "import needs --certificate ID");
+  if ((a->force || a->yes) && strcmp(cmd, "apply"))
+    return usage_error("--force and --yes are for apply, not %s", cmd);
+  if (a->all && strcmp(cmd, "status"))
+    return usage_error("--all is for status, not %s", cmd);
   return 0;
 }
 
-static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
+/* certs: room for every argument (argc), so that --certificate may be
+ * given any number of times. */
+static int parse_args(int argc, char **argv, struct cli_args *a,
+                      const char **certs, bool *done)
 {
   int c;
 
@@ -130,6 +147,7 @@ static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
       if (log_parse_level(optarg, &a->log.level) < 0)
         return usage_error(
             "--log-level must be debug, info, warn or error, not '%s'", optarg);
+      a->log_level_set = true;
       break;
     case OPT_JSON:
       a->json = true;
@@ -148,6 +166,16 @@ static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
       break;
     case OPT_CERTIFICATE:
       a->certificate = optarg;
+      certs[a->ncertificates++] = optarg;
+      break;
+    case OPT_FORCE:
+      a->force = true;
+      break;
+    case OPT_YES:
+      a->yes = true;
+      break;
+    case OPT_ALL:
+      a->all = true;
       break;
     case 'h':
       fputs(usage_text, stdout);
@@ -164,10 +192,57 @@ static int parse_args(int argc, char **argv, struct cli_args *a, bool *done)
   return 0;
 }
 
+static int run_command(int argc, char **argv, struct cli_args *args,
+                       const char **certs)
+{
+  bool done;
+  int rc;
+
+  /* Options may come before the command (--version) or after it. */
+  rc = parse_args(argc, argv, args, certs, &done);
+  if (rc || done)
+    return rc;
+  if (optind >= argc)
+    return usage_error("%s", "missing command");
+  args->command = argv[optind];
+  argc -= optind;
+  argv += optind;
+  optind = 1;
+  rc = parse_args(argc, argv, args, certs, &done);
+  if (rc || done)
+    return rc;
+  if (optind < argc)
+    return usage_error("unexpected argument '%s'", argv[optind]);
+
+  static const struct {
+    const char *name;
+    int (*fn)(const struct cli_args *);
+  } commands[] = {
+      {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
+      {"run", cli_run},           {"status", cli_status}, {"adopt", cli_adopt},
+      {"import", cli_import},
+  };
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (strcmp(args->command, commands[i].name) == 0) {
+      rc = check_options(args);
+      if (rc)
+        return rc;
+      if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fputs("certbind: libcurl could not be initialised\n", stderr);
+        return CLI_EXIT_FAILURE;
+      }
+      rc = commands[i].fn(args);
+      curl_global_cleanup();
+      return rc;
+    }
+  }
+  return usage_error("unknown command '%s'", args->command);
+}
+
 int main(int argc, char **argv)
 {
   struct cli_args args = {0};
-  bool done;
+  const char **certs;
   int rc;
 
   /* Before any secret is read: a non-dumpable process leaves no core file
@@ -182,43 +257,13 @@ int main(int argc, char **argv)
    * CURLOPT_NOSIGNAL does not ignore it either. */
   signal(SIGPIPE, SIG_IGN);
   log_init(&args.log, stderr);
-
-  /* Options may come before the command (--version) or after it. */
-  rc = parse_args(argc, argv, &args, &done);
-  if (rc || done)
-    return rc;
-  if (optind >= argc)
-    return usage_error("%s", "missing command");
-  args.command = argv[optind];
-  argc -= optind;
-  argv += optind;
-  optind = 1;
-  rc = parse_args(argc, argv, &args, &done);
-  if (rc || done)
-    return rc;
-  if (optind < argc)
-    return usage_error("unexpected argument '%s'", argv[optind]);
-
-  static const struct {
-    const char *name;
-    int (*fn)(const struct cli_args *);
-  } commands[] = {
-      {"validate", cli_validate}, {"plan", cli_plan},     {"apply", cli_apply},
-      {"run", cli_run},           {"status", cli_status}, {"adopt", cli_adopt},
-  };
-  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-    if (strcmp(args.command, commands[i].name) == 0) {
-      rc = check_options(&args);
-      if (rc)
-        return rc;
-      if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fputs("certbind: libcurl could not be initialised\n", stderr);
-        return CLI_EXIT_FAILURE;
-      }
-      rc = commands[i].fn(&args);
-      curl_global_cleanup();
-      return rc;
-    }
+  certs = calloc((size_t)argc + 1, sizeof(*certs));
+  if (!certs) {
+    fputs("certbind: out of memory\n", stderr);
+    return CLI_EXIT_FAILURE;
   }
-  return usage_error("unknown command '%s'", args.command);
+  args.certificates = certs;
+  rc = run_command(argc, argv, &args, certs);
+  free(certs);
+  return rc;
 }
