@@ -39,7 +39,8 @@ static const char usage_text[] =
     "  -c, --config FILE        the desired-state file\n"
     "      --log-format FMT     text | json (json when stderr is not a "
     "terminal)\n"
-    "      --log-level LEVEL    debug | info | warn | error (default info)\n"
+    "      --log-level LEVEL    debug | info | warn | error (default info;\n"
+    "                           warn on a terminal, except for run)\n"
     "  -h, --help               this text\n"
     "      --version            print the version\n"
     "\n"
@@ -192,6 +193,17 @@ static int parse_args(int argc, char **argv, struct cli_args *a,
   return 0;
 }
 
+/* On a terminal the one-shot commands print a plan or a summary on
+ * stdout; info lines on the same screen would break it up, so a person
+ * sees warnings and errors only unless they ask (Terraform's default). The
+ * daemon keeps info: its log is its output. */
+static void quiet_on_terminal(struct cli_args *a)
+{
+  if (!a->log_level_set && strcmp(a->command, "run") != 0 &&
+      isatty(fileno(a->log.out)))
+    a->log.level = LOG_WARN;
+}
+
 static int run_command(int argc, char **argv, struct cli_args *args,
                        const char **certs)
 {
@@ -227,6 +239,7 @@ static int run_command(int argc, char **argv, struct cli_args *args,
       rc = check_options(args);
       if (rc)
         return rc;
+      quiet_on_terminal(args);
       if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fputs("certbind: libcurl could not be initialised\n", stderr);
         return CLI_EXIT_FAILURE;
