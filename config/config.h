@@ -185,6 +185,21 @@ struct config_files {
 int config_named_files(const char *buf, size_t len, struct config_files *out);
 void config_files_free(struct config_files *f);
 
+/*
+ * The model as a desired-state file (version 1) that config_load reads
+ * back to the same bindings, accounts, gateways, certificates and
+ * settings: secrets as their references ({ file: PATH }, { env: NAME }),
+ * never a value; an endpoint equal to its default left out; maps sorted by
+ * name; the bindings regrouped, one entry per (certificate, set of
+ * gateways, client verification) with its domains, entries and domains
+ * sorted. So the same model always gives the same bytes. header (NULL:
+ * none) comes first, each of its lines as a "# " comment. *out is
+ * malloc'd and NUL-terminated (free it). 0, -ENOMEM, or -EINVAL (a secret
+ * source the emitter does not know).
+ */
+int config_emit(const struct config *cfg, const char *header, char **out,
+                size_t *len);
+
 const char *config_mode_name(enum config_mode mode);
 const char *config_auth_method_name(enum config_auth_method method);
 

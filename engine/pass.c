@@ -584,6 +584,13 @@ const struct pass_result *pass_result(const struct pass *p)
   return &p->res;
 }
 
+const struct apig_error *pass_read_error(const struct pass *p, size_t cert)
+{
+  if (!p->certs || cert >= p->cfg->ncertificates || !p->certs[cert].read_failed)
+    return NULL;
+  return &p->certs[cert].read_error;
+}
+
 bool pass_ledger_dirty(const struct pass *p)
 {
   return p->ledger_dirty;

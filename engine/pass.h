@@ -95,6 +95,10 @@ struct pass_opts {
   /* daemon: IAM tokens kept across passes (taken while before their
    * renewal time, new ones stored back), or NULL */
   struct auth_token_cache *tokens;
+  /* import: each certificate is read with every account to find the one
+   * that holds it; a read answered 404 (not in that project) is then
+   * logged at info, not as an error */
+  bool probe;
 };
 
 struct pass_counts {
@@ -136,6 +140,12 @@ void pass_stop(struct pass *p);
 void pass_free(struct pass *p);
 
 const struct pass_result *pass_result(const struct pass *p);
+
+/* Why the first read of certificate cert (an index into the file's
+ * certificates) failed: the answer's error (code "APIG.3025": no such
+ * certificate in the account's project; "" when there was no answer), or
+ * NULL when it was read or never tried. Valid until pass_free(). */
+const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
 
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);
