@@ -112,6 +112,9 @@ class ImportTest(SimTestCase):
         self.assertIn("access_key: {file: %s}" %
                       os.path.join(self.tmp, "secrets", "prod-ak"), out)
         self.assertIn("mode: upsert", out)
+        # reading is all it did
+        self.assertEqual(sim.stats()["by_op"].get("attach", {}), {})
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "state")))
 
         path = self.write("imported.yaml", out)
         v = certbind("validate", "-c", path)
@@ -120,9 +123,6 @@ class ImportTest(SimTestCase):
         p = certbind("plan", "-c", path)
         self.assertEqual(p.rc, 0, p)
         self.assertIn("No changes: 14 bindings in place.", p.stdout)
-        # reading is all it did
-        self.assertEqual(sim.stats()["by_op"].get("attach", {}), {})
-        self.assertFalse(os.path.exists(os.path.join(self.tmp, "state")))
 
     def test_no_secret_value_is_printed(self):
         w, sim, cfg = self.start_fleet()
