@@ -231,7 +231,14 @@ int oneshot_run(struct oneshot *o, struct pass_opts *po, bool want_progress)
 
   if (!r)
     return -ENOMEM;
+  if (o->run) { /* a second pass: the first one's results stay valid */
+    pass_free(o->earlier ? o->earlier->pass : NULL);
+    free(o->earlier);
+    o->earlier = o->run;
+  }
   o->run = r;
+  o->pass = NULL;
+  o->result = NULL;
   po->progress =
       want_progress && log->format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
   rc = oneshot_loop_init(&r->l, log, on_stop, r);
@@ -260,6 +267,9 @@ void oneshot_close(struct oneshot *o)
   if (o->run)
     pass_free(o->run->pass);
   free(o->run);
+  if (o->earlier)
+    pass_free(o->earlier->pass);
+  free(o->earlier);
   ledger_free(&o->ledger_store);
   metrics_free(&o->metrics);
   config_free(&o->cfg);

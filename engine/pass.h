@@ -87,8 +87,15 @@ struct pass_opts {
   bool write;                  /* false: read and diff only (plan) */
   bool dry_run;                /* apply --dry-run: never submit a write */
   const char *expect_checksum; /* apply --plan: the stored plan's */
-  bool progress;               /* one live progress line on stderr */
-  uint64_t seed;               /* jitter; 0 = from the clock */
+  /* apply --plan: the stored plan's config_sha256 (NULL: not known), and
+   * what it assumed of the bindings it changes: a refusal as stale names
+   * the file, or a binding that differs (plan_explain_stale) */
+  const char *expect_config_sha256;
+  const struct plan_expect *expect;
+  size_t nexpect;
+  bool force;    /* apply --force: the detach thresholds do not refuse (warn) */
+  bool progress; /* one live progress line on stderr */
+  uint64_t seed; /* jitter; 0 = from the clock */
   const char *command;       /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
   const struct memo_set *memory; /* daemon: earlier failures, or NULL */
