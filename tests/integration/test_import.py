@@ -193,7 +193,7 @@ class ImportTest(SimTestCase):
         p = certbind("plan", "-c", edited)
         self.assertEqual(p.rc, 2, p)
         self.assertIn("a4.shop.example.com", p.stdout)
-        self.assertIn("0 to attach, 0 to change, 1 to detach", p.stdout)
+        self.assertIn("0 to attach, 0 to move, 0 to change, 1 to detach", p.stdout)
         ap = certbind("apply", "-c", edited)
         self.assertEqual(ap.rc, 0, ap)
         gone = (w.certs["star-a"]["id"], w.gateways["edge-1"]["instance_id"],
