@@ -177,7 +177,9 @@ static const struct opt_spec opt_specs[O_COUNT] = {
     [O_VERSION] = {"version", 0, false},
 };
 
-enum { USE_REQUIRED = 1u << 0, USE_REPEATABLE = 1u << 1 };
+/* USE_ONCE: given twice is an error, not "the last one wins" (adopt's
+ * --certificate, which import takes many times) */
+enum { USE_REQUIRED = 1u << 0, USE_REPEATABLE = 1u << 1, USE_ONCE = 1u << 2 };
 
 /* One row per (option, commands, meaning): an option whose meaning
  * differs between commands has one row each. */
@@ -206,7 +208,7 @@ static const struct opt_use option_uses[] = {
     {O_STATE_DIR, CMD_STATUS, 0, "DIR",
      "where status.json is (default /var/lib/certbind)"},
     {O_ALL, CMD_STATUS, 0, NULL, "every binding, not 20 per state"},
-    {O_CERTIFICATE, CMD_ADOPT, 0, "NAME",
+    {O_CERTIFICATE, CMD_ADOPT, USE_ONCE, "NAME",
      "only the bindings of this certificate (its name\nin the file)"},
     {O_CERTIFICATE, CMD_IMPORT, USE_REQUIRED | USE_REPEATABLE, "ID",
      "a certificate ID whose live bindings to print;\ngive it once per "
@@ -693,8 +695,8 @@ static int not_an_option_of(const struct command *cmd, enum opt_id id)
 }
 
 /* A usage error beats a silently ignored flag: every option given must
- * be one the command takes (option_uses[]), the required ones given, a
- * repeated one repeatable. */
+ * be one the command takes (option_uses[]), the required ones given; of
+ * the others given twice, the last one wins. */
 static int check_options(const struct command *cmd, const struct parse *p)
 {
   for (int id = 0; id < O_COUNT; id++) {
@@ -712,7 +714,7 @@ static int check_options(const struct command *cmd, const struct parse *p)
       option_word(word, sizeof(word), u);
       return usage_error(cmd, "%s needs %s", cmd->name, word);
     }
-    if (p->count[id] > 1 && u->metavar && !(u->flags & USE_REPEATABLE))
+    if (p->count[id] > 1 && (u->flags & USE_ONCE))
       return usage_error(cmd, "%s takes one --%s", cmd->name,
                          opt_specs[id].name);
   }

@@ -124,6 +124,9 @@ class HelpTest(unittest.TestCase):
         self.usage_error("status", "-c", "x.yaml")
         self.usage_error("plan")  # needs -c
         self.usage_error("import", "-c", "x.yaml")  # needs --certificate
+        line = self.usage_error("adopt", "-c", "x.yaml", "--certificate", "a",
+                                "--certificate", "b")
+        self.assertIn("one --certificate", line)
         self.usage_error("plan", "-c", "x.yaml", "--json=yes")
         self.usage_error("plan", "-c", "x.yaml", "extra")
         self.usage_error("help", "plan", "extra")
