@@ -277,6 +277,47 @@ static void test_bindings_expansion(void **state)
   config_free(&cfg);
 }
 
+/* Domains are stored in the one form APIG and the ledger see: U-labels as
+ * A-labels, one trailing dot dropped, lowercase; the wildcard kept. */
+static void test_domains_normalised(void **state)
+{
+  static const struct {
+    const char *written, *stored;
+  } cases[] = {
+      {"b\xc3\xbc"
+       "cher.example.com",
+       "xn--bcher-kva.example.com"},
+      {"B\xc3\x9c"
+       "CHER.Example.COM",
+       "xn--bcher-kva.example.com"},
+      {"api.example.com.", "api.example.com"},
+      {"API.Example.com.", "api.example.com"},
+      {"*.b\xc3\xbc"
+       "cher.example.",
+       "*.xn--bcher-kva.example"},
+      {"xn--bcher-kva.example.com", "xn--bcher-kva.example.com"},
+      {"XN--BCHER-KVA.example.com", "xn--bcher-kva.example.com"},
+      /* non-transitional: sharp s stays itself, not "ss" */
+      {"fa\xc3\x9f.example", "xn--fa-hia.example"},
+      {"\xe5\x85\xac\xe5\x8f\xb8.example.cn", "xn--55qx5d.example.cn"},
+      /* an ASCII label with "--" that is not xn-- is an ordinary name */
+      {"ab--cd.example.com", "ab--cd.example.com"},
+  };
+
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct config cfg;
+    char *doc = t_fmt(T_HEAD "bindings:\n- {certificate: c1, gateways: [g1], "
+                             "domains: [\"%s\"]}\n",
+                      cases[i].written);
+    t_expect_ok(doc, &cfg);
+    assert_int_equal(cfg.nbindings, 1);
+    assert_string_equal(cfg.bindings[0].domain, cases[i].stored);
+    config_free(&cfg);
+    free(doc);
+  }
+}
+
 static void test_policy_retry(void **state)
 {
   struct config cfg;
@@ -497,6 +538,7 @@ int main(void)
       cmocka_unit_test(test_tls_and_limits),
       cmocka_unit_test(test_gateways_and_certificates),
       cmocka_unit_test(test_bindings_expansion),
+      cmocka_unit_test(test_domains_normalised),
       cmocka_unit_test(test_policy_retry),
       cmocka_unit_test(test_rollout),
       cmocka_unit_test(test_daemon),
