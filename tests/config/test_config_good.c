@@ -459,11 +459,13 @@ static char *replace_all(const char *s, const char *from, const char *to)
   return out;
 }
 
-/* docs/examples/bindings.yaml stays valid (its credentials redirected to
- * files made here) and expands as its comments say. */
+/* docs/examples/bindings.yaml stays valid (its credentials made here, in a
+ * directory CREDENTIALS_DIRECTORY names as systemd would) and expands as
+ * its comments say. */
 static void test_example_file(void **state)
 {
-  static const char *const names[] = {"sg-ak", "sg-sk", "eu-password"};
+  static const char *const names[] = {"certbind_sg-ak", "certbind_sg-sk",
+                                      "certbind_eu-password"};
   char dir[] = "/tmp/cbtest-cred-XXXXXX";
   char *text = NULL, *t1, *t2, *ca;
   size_t len = 0;
@@ -494,6 +496,7 @@ static void test_example_file(void **state)
     free(p);
   }
   ca = t_secret_file("ca\n", 3, 0644);
+  setenv("CREDENTIALS_DIRECTORY", dir, 1);
   t1 = replace_all(text, "/run/credentials/certbind.service", dir);
   t2 = replace_all(t1, "/etc/ssl/certs/ca-certificates.crt", ca);
   t_expect_ok(t2, &cfg);
@@ -503,7 +506,10 @@ static void test_example_file(void **state)
   assert_int_equal(cfg.nbindings, 6 + 1 + 2);
   assert_int_equal(cfg.accounts[1].auth_method, CONFIG_AUTH_PASSWORD);
   assert_true(cfg.rollout.enabled);
+  assert_non_null(find(&cfg, "star-example-eu", "eu-edge-1",
+                       "xn--bcher-kva.example.eu"));
   config_free(&cfg);
+  unsetenv("CREDENTIALS_DIRECTORY");
   for (size_t i = 0; i < 3; i++) {
     char *p = t_fmt("%s/%s", dir, names[i]);
     unlink(p);
