@@ -506,8 +506,8 @@ static void test_example_file(void **state)
   assert_int_equal(cfg.nbindings, 6 + 1 + 2);
   assert_int_equal(cfg.accounts[1].auth_method, CONFIG_AUTH_PASSWORD);
   assert_true(cfg.rollout.enabled);
-  assert_non_null(find(&cfg, "star-example-eu", "eu-edge-1",
-                       "xn--bcher-kva.example.eu"));
+  assert_non_null(
+      find(&cfg, "star-example-eu", "eu-edge-1", "xn--bcher-kva.example.eu"));
   config_free(&cfg);
   unsetenv("CREDENTIALS_DIRECTORY");
   for (size_t i = 0; i < 3; i++) {
