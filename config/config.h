@@ -33,7 +33,8 @@ enum config_mode {
 struct config_secret {
   char *value;
   size_t len;
-  /* "file /path", "env NAME" or "credential NAME (/path)": safe to print */
+  /* "KIND WHERE" as the file gives it: "file /path", "env NAME" or
+   * "credential NAME"; safe to print */
   char *source;
   /* the file read: a file: secret's path, or a credential's full path
    * ($CREDENTIALS_DIRECTORY/NAME); NULL for env: */

@@ -144,9 +144,9 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
   out->value = malloc(len + 1);
   out->path = strdup(src->path);
   if (out->value == NULL || out->path == NULL ||
-      (src->credential ? asprintf(&out->source, "credential %s (%s)",
-                                  src->credential, src->path)
-                       : asprintf(&out->source, "file %s", src->path)) < 0) {
+      (src->credential
+           ? asprintf(&out->source, "credential %s", src->credential)
+           : asprintf(&out->source, "file %s", src->path)) < 0) {
     c->oom = true;
     out->source = NULL;
   } else {

@@ -282,7 +282,7 @@ static void test_credential_ok(void **state)
     struct cred c = make_cred("SK-from-credential\n", modes[i]);
     struct config cfg;
     struct config_diag d = {0};
-    char *source = t_fmt("credential %s (%s)", c.name, c.path);
+    char *source = t_fmt("credential %s", c.name);
 
     int rc = load_secret(c.spec, &cfg, &d);
     if (rc != 0)
