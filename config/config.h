@@ -33,7 +33,12 @@ enum config_mode {
 struct config_secret {
   char *value;
   size_t len;
-  char *source; /* "file /path" or "env NAME": safe to print */
+  /* "KIND WHERE" as the file gives it: "file /path", "env NAME" or
+   * "credential NAME"; safe to print */
+  char *source;
+  /* the file read: a file: secret's path, or a credential's full path
+   * ($CREDENTIALS_DIRECTORY/NAME); NULL for env: */
+  char *path;
 };
 
 struct config_limits {
@@ -74,7 +79,9 @@ struct config_certificate {
 };
 
 /* One expanded binding: (certificate, gateway, domain) + client verification.
- * Domains are stored lowercase. line/col point at the domain's scalar. */
+ * Domains are stored normalised: lowercase A-labels (an IDN's U-labels
+ * converted), no trailing dot, a leading "*." kept. line/col point at the
+ * domain's scalar. */
 struct config_binding {
   size_t certificate; /* index into config.certificates */
   size_t gateway;     /* index into config.gateways */

@@ -479,7 +479,8 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
 {
   const struct config *cfg = p->cfg;
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[3];
+  struct log_kv kv[2];
+  struct log_flag flags[1];
   int rc;
 
   p->res.started_ms = pass_unix_ms(p);
@@ -490,9 +491,11 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
 
   kv[0] = (struct log_kv){"certificates", (long long)cfg->ncertificates};
   kv[1] = (struct log_kv){"bindings", (long long)cfg->nbindings};
-  kv[2] = (struct log_kv){"dry_run", p->opts.dry_run || !p->opts.write};
+  flags[0] = (struct log_flag){"dry_run", p->opts.dry_run || !p->opts.write};
   f.kv = kv;
-  f.nkv = 3;
+  f.nkv = 2;
+  f.flags = flags;
+  f.nflags = 1;
   log_event(p->log, LOG_INFO, "pass.start", &f, "mode %s",
             config_mode_name(cfg->policy.mode));
   token_take_cached(p);
