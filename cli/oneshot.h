@@ -118,7 +118,7 @@ void oneshot_unlock(struct oneshot *o);
 
 /* Run one pass to its end; the first SIGINT/SIGTERM stops it (drained as
  * above). po->progress is set when want_progress, stderr is a terminal
- * and the log is text. 0 (o->pass and o->result are set), or a negative
+ * that can redraw a line (TERM is not "dumb") and the log is text. 0 (o->pass and o->result are set), or a negative
  * errno when it could not start (logged as pass.failed; o->pass stays
  * NULL). */
 int oneshot_run(struct oneshot *o, struct pass_opts *po, bool want_progress);

@@ -114,7 +114,6 @@ int write_queue_cert(struct pass *p, uint32_t cert, size_t lo, size_t hi)
       }
       memcpy(j->items, idx + start, j->nitems * sizeof(*j->items));
       p->certs[cert].writes_left++;
-      p->requests_planned += 2; /* the write and its confirmation */
       rc = job_push(p, j, 0);
       if (rc < 0) {
         p->certs[cert].writes_left--;
