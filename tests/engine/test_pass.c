@@ -245,9 +245,10 @@ static void assert_attempts_are_requests(struct harness *h,
 
 /* Sixteen domains in one batch, d6 refused, max_attempts 4: halving would
  * send d6 five times (16, 8, 4, 2, 1). The batch is split in as many parts
- * as isolate d6 within the attempts left (16 -> 3 parts -> 3 -> 2 -> 1):
- * d6 is sent 4 times, and every binding's attempts are the requests that
- * named it. */
+ * as isolate d6 within the attempts left: 16 (3 left) in thirds, the
+ * third of 6 with d6 (2 left) in thirds, the third of 2 with d6 (1 left)
+ * in singles: d6 is sent 4 times, and every binding's attempts are the
+ * requests that named it. */
 static void test_split_within_max_attempts(void **state)
 {
   struct harness *h = *state;
