@@ -5,12 +5,12 @@
  * request, attaches before detaches, one in flight per certificate (the
  * queue); write_dispatch is the one place a write is sent, and refuses it
  * on a dry run. A binding's attempts are the write requests made for it,
- * at most retry.max_attempts, splits and retries alike. A refused batch of
- * many domains is split (in halves while max_attempts allows, in more
- * parts when it does not) until the bad domain stands alone; a write of unknown
- * outcome is re-read before anything is sent again; a certificate's last write
- * is followed by confirmation reads until its bindings show or
- * confirm_timeout_s passes.
+ * at most retry.max_attempts, splits and retries alike. A refused batch
+ * of many domains is split (in halves while max_attempts allows, in more
+ * parts when it does not) until the bad domain stands alone; a write of
+ * unknown outcome is re-read before anything is sent again; a
+ * certificate's last write is followed by confirmation reads until its
+ * bindings show or confirm_timeout_s passes.
  */
 #include "pass_int.h"
 
