@@ -119,7 +119,7 @@ void oneshot_unlock(struct oneshot *o);
 
 /* Run one pass to its end; the first SIGINT/SIGTERM stops it (drained as
  * above). po->progress is set when want_progress, stderr is a terminal
- * and the log is text. 0 (o->pass and o->result are set), or a negative
+ * that can redraw a line (TERM is not "dumb") and the log is text. 0 (o->pass and o->result are set), or a negative
  * errno when it could not start (logged as pass.failed; o->pass stays
  * NULL). It may be called twice (apply's plan, then its writes): the
  * first pass, and the results that point into it, stay valid until

@@ -21,7 +21,11 @@
 bool report_want_color(FILE *f)
 {
   const char *nc = getenv("NO_COLOR");
-  return isatty(fileno(f)) && !(nc && *nc);
+  const char *term = getenv("TERM");
+
+  /* a dumb terminal shows escape sequences as text */
+  return isatty(fileno(f)) && !(nc && *nc) &&
+         !(term && strcmp(term, "dumb") == 0);
 }
 
 /* "0123…cdef": enough to recognise an ID without a wall of hex. */

@@ -16,7 +16,7 @@
 
 #define REPORT_PLAN_VERSION 1
 
-/* Colour on f: a terminal, and NO_COLOR unset or empty. */
+/* Colour on f: a terminal, NO_COLOR unset or empty, and TERM not "dumb". */
 bool report_want_color(FILE *f);
 
 /* Grouped by account and certificate; one line per domain with the

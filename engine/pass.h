@@ -172,7 +172,8 @@ bool pass_reached_all(const struct pass *p);
  * write. */
 bool pass_succeeded(const struct pass *p);
 
-/* Print the summary ("done in 2.4 s: …" and the failures). */
+/* Print the summary ("done in 2.4 s: …" and the first 20 failures, each
+ * with its whole request ID: operators quote it to support). */
 void pass_print_summary(const struct pass *p, FILE *out, bool color);
 
 /* "converged", "planned", … */
