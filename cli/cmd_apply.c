@@ -18,6 +18,8 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,10 +90,41 @@ static bool wants_prompt(const struct cli_args *a)
          isatty(STDOUT_FILENO);
 }
 
-/* Only interrupts the read below (no SA_RESTART): getline fails. */
+/* The write end of ask_yes's pipe, or -1. A signal may be delivered to any
+ * thread that does not block it (libuv's and libcurl's threads included),
+ * so the handler cannot count on interrupting the main thread's read: it
+ * wakes the poll below through this pipe instead. The one global of the
+ * command, because a signal handler can reach nothing else. */
+static volatile sig_atomic_t prompt_wake_fd = -1;
+
 static void on_prompt_signal(int signum)
 {
+  int saved = errno;
+  int fd = prompt_wake_fd;
+
   (void)signum;
+  if (fd >= 0)
+    (void)!write(fd, "", 1);
+  errno = saved;
+}
+
+/* Wait until stdin has a line or a signal came: true for a line. */
+static bool wait_for_line(int wake)
+{
+  struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                          {.fd = wake, .events = POLLIN}};
+
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    if (fds[1].revents)
+      return false;
+    if (fds[0].revents)
+      return true;
+  }
 }
 
 /* Ask; true only for a line that is exactly "yes". */
@@ -100,9 +133,13 @@ static bool ask_yes(void)
   struct sigaction sa, old_int, old_term;
   char *line = NULL;
   size_t cap = 0;
-  ssize_t n;
+  ssize_t n = -1;
+  int wake[2];
   bool yes;
 
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0)
+    return false;
+  prompt_wake_fd = wake[1];
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = on_prompt_signal;
   sigemptyset(&sa.sa_mask);
@@ -110,9 +147,13 @@ static bool ask_yes(void)
   (void)sigaction(SIGTERM, &sa, &old_term);
   fputs("\n" APPLY_PROMPT, stdout);
   fflush(stdout);
-  n = getline(&line, &cap, stdin);
+  if (wait_for_line(wake[0]))
+    n = getline(&line, &cap, stdin);
   (void)sigaction(SIGINT, &old_int, NULL);
   (void)sigaction(SIGTERM, &old_term, NULL);
+  prompt_wake_fd = -1;
+  close(wake[0]);
+  close(wake[1]);
   if (n > 0 && line[n - 1] == '\n')
     line[--n] = '\0';
   yes = n == 3 && strcmp(line, "yes") == 0;
