@@ -157,6 +157,7 @@ struct sim_cert {
   char *key_pem;      /* never returned; wiped when freed */
   int64_t created_ms; /* sim_mono_ms() of a create; 0 = seed */
   int64_t deleted_ms; /* sim_mono_ms() of its delete; 0 = live */
+  bool gone;          /* deleted, and reads have seen it go */
   /* bound slots as their ranks, ascending (sim->ranked maps a rank back to
    * its slot): merges and searches compare integers, not strings */
   size_t *ranks;

@@ -69,13 +69,25 @@ static void not_found(struct sim_cert_reply *out)
 /* ---- visibility -------------------------------------------------------- */
 
 /* A create shows to reads once the visibility delay has passed; a delete
- * hides the certificate from reads only then. */
-static bool visible(const struct sim *sim, const struct sim_cert *c)
+ * hides the certificate from reads only then. As for bindings, what reads
+ * could see once stays seen: a change older than the delay is settled
+ * (lowering the delay shows every older change; raising it later hides
+ * nothing again). Called before every read. */
+static void settle(struct sim *sim)
 {
   int64_t now = sim_mono_ms(), delay = sim->settings.visibility_delay_ms;
-  if (c->created_ms && now - c->created_ms < delay)
-    return false;
-  return !c->deleted_ms || now - c->deleted_ms < delay;
+  for (size_t i = 0; i < sim->ncerts; i++) {
+    struct sim_cert *c = &sim->certs[i];
+    if (c->created_ms && now - c->created_ms >= delay)
+      c->created_ms = 0;
+    if (c->deleted_ms && now - c->deleted_ms >= delay)
+      c->gone = true;
+  }
+}
+
+static bool visible(const struct sim_cert *c)
+{
+  return !c->created_ms && !c->gone;
 }
 
 /* ---- JSON out ---------------------------------------------------------- */
@@ -143,7 +155,8 @@ static void reply_cert(const struct sim *sim, const struct sim_cert *c,
 void sim_certs_show(struct sim *sim, long cert, struct sim_cert_reply *out)
 {
   const struct sim_cert *c = &sim->certs[cert];
-  if (!visible(sim, c))
+  settle(sim);
+  if (!visible(c))
     not_found(out);
   else
     reply_cert(sim, c, 200, out);
@@ -335,6 +348,14 @@ static bool check_content(const struct content *k, int64_t now_s,
     return false;
   }
   bool match = EVP_PKEY_eq(X509_get0_pubkey(k->chain[0]), k->key) == 1;
+  /* the key's certificate further down: the order is wrong */
+  for (size_t i = 1; !match && i < k->n; i++)
+    if (EVP_PKEY_eq(X509_get0_pubkey(k->chain[i]), k->key) == 1) {
+      ERR_clear_error();
+      reply_error(out, 400, "APIG.2104",
+                  "The certificate chain is not matched");
+      return false;
+    }
   ERR_clear_error();
   if (!match) {
     reply_error(out, 400, "APIG.2101",
@@ -744,6 +765,7 @@ static void do_list(struct sim *sim, long project, struct MHD_Connection *conn,
     return;
   off = off < 0 ? 0 : off;
   lim = lim <= 0 ? 20 : lim > 500 ? 500 : lim;
+  settle(sim);
   size_t total = 0, size = 0;
   yajl_gen g = yajl_gen_alloc(NULL);
   int rc = g ? 0 : -ENOMEM;
@@ -754,7 +776,7 @@ static void do_list(struct sim *sim, long project, struct MHD_Connection *conn,
   }
   for (size_t i = 0; !rc && i < sim->ncerts; i++) {
     const struct sim_cert *c = &sim->certs[i];
-    if ((long)c->project != project || !visible(sim, c) || !list_match(c, conn))
+    if ((long)c->project != project || !visible(c) || !list_match(c, conn))
       continue;
     if (total++ >= (unsigned long long)off && size < (size_t)lim) {
       rc |= gen_cert(g, sim, c, false);
