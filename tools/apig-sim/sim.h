@@ -8,6 +8,7 @@
  *   sim_world.c  the seed, the world model, bindings, visibility log, stats
  *   sim_conf.c   settings and faults (JSON in and out), random draws
  *   sim_auth.c   IAM tokens and AK/SK signature verification
+ *   sim_certs.c  the certificates API: create/show/list/update/delete, PEM checks
  *   sim_sched.c  event loops: one thread + MHD daemon + wake-up heap each
  *   sim_http.c   the libmicrohttpd access handler, routing, responses
  *   sim_main.c   command line, TLS files, port file, signals
