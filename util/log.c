@@ -58,12 +58,13 @@ void log_init(struct log *lg, FILE *out)
 {
   int tty = isatty(fileno(out));
   const char *term = getenv("TERM");
+  bool dumb = term != NULL && strcmp(term, "dumb") == 0;
 
   lg->level = LOG_INFO;
   lg->out = out;
   lg->format = tty ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON;
-  lg->color = tty && !env_set("NO_COLOR") &&
-              !(term != NULL && strcmp(term, "dumb") == 0);
+  lg->color = tty && !env_set("NO_COLOR") && !dumb;
+  lg->redraw = tty && !dumb;
   lg->journal = log_is_journal(fileno(out));
 }
 
@@ -313,7 +314,7 @@ static void emit_text(const struct log *lg, enum log_level level,
   format_timestamp(ts, sizeof(ts));
   /* On a terminal the live progress line (pass.c) may hold the current
    * line: clear it, or the event would be glued to its end. */
-  if (isatty(fileno(out)))
+  if (lg->redraw)
     fputs("\r\033[K", out);
   if (lg->journal)
     fprintf(out, "<%c>", level_priority[level]);

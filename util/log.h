@@ -29,6 +29,8 @@ struct log {
   FILE *out;    /* stderr unless a test redirects it */
   bool color;   /* text on a terminal without NO_COLOR, TERM not dumb */
   bool journal; /* out is the journal's stream: "<N>" priority prefixes */
+  bool redraw;  /* a terminal that can redraw a line (TERM not dumb): a
+                   text event first clears the live progress line */
 };
 
 /* An extra integer field, e.g. the counts of pass.done. */

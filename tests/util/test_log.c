@@ -304,6 +304,47 @@ static void test_colour(void **state)
   unsetenv("NO_COLOR");
 }
 
+/* What one text event written to a pty starts with, for TERM=term:
+ * true when it clears the line first (the live progress line's). */
+static bool clears_line_on_pty(const char *term)
+{
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  char buf[512];
+  struct log lg;
+  ssize_t n;
+  FILE *out;
+  int slave;
+
+  assert_true(master >= 0);
+  assert_int_equal(grantpt(master), 0);
+  assert_int_equal(unlockpt(master), 0);
+  slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+  assert_true(slave >= 0);
+  out = fdopen(slave, "w");
+  assert_non_null(out);
+  setenv("TERM", term, 1);
+  setenv("NO_COLOR", "1", 1);
+  log_init(&lg, out);
+  log_event(&lg, LOG_WARN, "write.retry", NULL, "again");
+  fflush(out);
+  n = read(master, buf, sizeof(buf) - 1);
+  assert_true(n > 0);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, "event=write.retry"));
+  fclose(out);
+  close(master);
+  unsetenv("NO_COLOR");
+  return strstr(buf, "\033[K") != NULL;
+}
+
+/* A dumb terminal cannot redraw: no erase sequence before an event. */
+static void test_redraw_only_where_the_terminal_can(void **state)
+{
+  (void)state;
+  assert_true(clears_line_on_pty("xterm"));
+  assert_false(clears_line_on_pty("dumb"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -312,6 +353,7 @@ int main(void)
       cmocka_unit_test(test_logfmt),
       cmocka_unit_test(test_journal_prefix),
       cmocka_unit_test(test_colour),
+      cmocka_unit_test(test_redraw_only_where_the_terminal_can),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
