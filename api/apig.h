@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * apig: the APIG management-API codec (reference/apig-api.md §1, §2; SPEC §4).
- * No I/O: builds URLs and bodies, parses responses, classifies outcomes.
+ * apig: the APIG management-API codec (docs/apig-api.md: the calls, their
+ * bodies, answers and error classes). No I/O: builds URLs and bodies, parses
+ * responses, classifies outcomes.
  *
  * Every function returns 0 or a negative errno; outputs are allocated for
  * and owned by the caller (free with the matching *_free).
