@@ -5,8 +5,10 @@
  *
  * The model is immutable once loaded. Indexes (account, gateway,
  * certificate) refer into the arrays of the same struct config. Secret
- * values are read from their files or environment variables at load time
- * and held only here, in memory; nothing in this module ever prints them.
+ * values (private keys included) are read from their files or environment
+ * variables at load time and held only here, in memory; nothing in this
+ * module ever prints them. Certificate files are read and checked
+ * (certfile.h) at load time too, against the clock of the load.
  */
 #ifndef CERTBIND_CONFIG_H
 #define CERTBIND_CONFIG_H
@@ -239,7 +241,8 @@ int config_load(const char *path, struct config *cfg, struct config_diag *diag);
 int config_load_buffer(const char *name, const char *buf, size_t len,
                        struct config *cfg, struct config_diag *diag);
 
-/* Free everything, wiping secret values first. Safe on a zeroed config. */
+/* Free everything, wiping secret values (private keys included) first with
+ * OPENSSL_cleanse. Safe on a zeroed config. */
 void config_free(struct config *cfg);
 
 void config_diag_free(struct config_diag *diag);
@@ -269,7 +272,9 @@ void config_files_free(struct config_files *f);
  * The model as a desired-state file (version 1) that config_load reads
  * back to the same bindings, accounts, gateways, certificates and
  * settings: secrets as their references ({ file: PATH }, { env: NAME }),
- * never a value; an endpoint equal to its default left out; maps sorted by
+ * never a value; a certificate from files as its cert_file and its key's
+ * reference (type, gateway and update when not the defaults), never the
+ * key; ingress addresses in their normal form; an endpoint equal to its default left out; maps sorted by
  * name; the bindings regrouped, one entry per (certificate, set of
  * gateways, client verification) with its domains, entries and domains
  * sorted. So the same model always gives the same bytes. header (NULL:
