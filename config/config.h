@@ -274,11 +274,11 @@ void config_files_free(struct config_files *f);
  * settings: secrets as their references ({ file: PATH }, { env: NAME }),
  * never a value; a certificate from files as its cert_file and its key's
  * reference (type, gateway and update when not the defaults), never the
- * key; ingress addresses in their normal form; an endpoint equal to its default left out; maps sorted by
- * name; the bindings regrouped, one entry per (certificate, set of
- * gateways, client verification) with its domains, entries and domains
- * sorted. So the same model always gives the same bytes. header (NULL:
- * none) comes first, each of its lines as a "# " comment. *out is
+ * key; ingress addresses in their normal form; an endpoint equal to its default
+ * left out; maps sorted by name; the bindings regrouped, one entry per
+ * (certificate, set of gateways, client verification) with its domains, entries
+ * and domains sorted. So the same model always gives the same bytes. header
+ * (NULL: none) comes first, each of its lines as a "# " comment. *out is
  * malloc'd and NUL-terminated (free it). 0, -ENOMEM, or -EINVAL (a secret
  * source the emitter does not know).
  */
