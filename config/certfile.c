@@ -328,6 +328,9 @@ static int check_all(struct loader *L, const char *key, size_t key_len,
   char *text = NULL;
   size_t len = 0;
   int rc = statefile_read(L->path, CERTFILE_MAX_SIZE, &text, &len);
+  if (rc == -EFBIG)
+    return fail(L, "is larger than %u bytes (a certificate chain is a few KiB)",
+                CERTFILE_MAX_SIZE);
   if (rc) {
     statefile_strerror(rc, "read", L->path, L->err, L->errlen);
     return rc;

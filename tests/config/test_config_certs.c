@@ -404,6 +404,17 @@ static void test_certfile_refusals_at_their_key(void **state)
   expect_one(doc("missing.pem", rsa, "", d), LINE_CERT, COL_CERT,
              "missing.pem");
   expect_one(doc("", rsa, "", d), LINE_CERT, COL_CERT, "not a regular file");
+  /* a FIFO must not hang the load; a huge file is refused unread */
+  assert_int_equal(mkfifo(path_of("fifo.pem"), 0644), 0);
+  expect_one(doc("fifo.pem", rsa, "", d), LINE_CERT, COL_CERT,
+             "not a regular file");
+  FILE *big = fopen(path_of("big.pem"), "w");
+  assert_non_null(big);
+  assert_int_equal(fseek(big, 1 << 20, SEEK_SET), 0);
+  fputc('\n', big);
+  fclose(big);
+  expect_one(doc("big.pem", rsa, "", d), LINE_CERT, COL_CERT,
+             "big.pem: is larger than 1048576 bytes");
   expect_one(doc("expired.chain.pem", exp, "", d), LINE_CERT, COL_CERT,
              "has expired");
   expect_one(doc("future.chain.pem", fut, "", d), LINE_CERT, COL_CERT,
