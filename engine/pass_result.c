@@ -81,9 +81,11 @@ int pass_remember(const struct pass *p, struct memo_set *out)
     memo_next(&m, memo_find(p->opts.memory, key), it->permanent,
               p->res.ended_ms / 1000);
     m.attempts = it->attempts;
-    snprintf(m.error_code, sizeof(m.error_code), "%s", it->error_code);
-    m.error_msg = it->error_msg;
-    snprintf(m.request_id, sizeof(m.request_id), "%s", it->request_id);
+    snprintf(m.error_code, sizeof(m.error_code), "%s",
+             item_str(it->error_code));
+    m.error_msg = (char *)item_str(it->error_msg);
+    snprintf(m.request_id, sizeof(m.request_id), "%s",
+             item_str(it->request_id));
     rc = memo_set_add(&next, &m);
   }
   if (rc < 0) {
@@ -264,16 +266,16 @@ static int status_binding_of(const struct pass *p, size_t b,
   } else if (pc->read_failed) {
     /* an unreachable account's bindings were not reached: pending */
     f.state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
-    f.error_code = pc->read_error.code;
-    f.error_msg = pc->read_error.msg;
-    f.request_id = pc->read_error.request_id;
+    f.error_code = pc->read_error->code;
+    f.error_msg = pc->read_error->msg;
+    f.request_id = pc->read_error->request_id;
   } else if (!p->items) {
     f.state = STATUS_PENDING; /* the pass ended before its plan */
   }
   rc = fill_binding(p, sb, &f);
   sb->next_retry = it && it->held ? it->held->next_retry : 0;
   if (rc == 0 && !it && pc->unreachable)
-    rc = pending_reason(sb, &pc->read_error);
+    rc = pending_reason(sb, pc->read_error);
   return rc;
 }
 
@@ -465,7 +467,8 @@ static void print_unreachable(const struct pass *p, FILE *out, bool color)
     if (n)
       fprintf(out, "  %spending%s  %zu certificate%s not read: %s %s\n",
               color ? "\033[33m" : "", color ? "\033[0m" : "", n,
-              n == 1 ? "" : "s", first->read_error.code, first->read_error.msg);
+              n == 1 ? "" : "s", first->read_error->code,
+              first->read_error->msg);
   }
 }
 
@@ -506,8 +509,8 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
             color ? "\033[0m" : "", pi->domain,
             pi->gateway == UINT32_MAX ? pi->instance_id
                                       : p->cfg->gateways[pi->gateway].name,
-            it->error_code, it->error_msg ? it->error_msg : "");
-    if (it->request_id[0])
+            item_str(it->error_code), item_str(it->error_msg));
+    if (it->request_id)
       fprintf(out, " (request %s)", short_request(it->request_id, rbuf));
     fputc('\n', out);
   }
@@ -519,11 +522,11 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
       continue;
     fprintf(out, "  %sfailed%s  certificate %s: live state unreadable: %s %s",
             color ? "\033[31m" : "", color ? "\033[0m" : "",
-            p->cfg->certificates[c].name, pc->read_error.code,
-            pc->read_error.msg);
-    if (pc->read_error.request_id[0])
+            p->cfg->certificates[c].name, pc->read_error->code,
+            pc->read_error->msg);
+    if (pc->read_error->request_id[0])
       fprintf(out, " (request %s)",
-              short_request(pc->read_error.request_id, rbuf));
+              short_request(pc->read_error->request_id, rbuf));
     fputc('\n', out);
   }
   print_unreachable(p, out, color);
