@@ -115,6 +115,12 @@ static char *dup_or_null(const char *s)
   return s && *s ? strdup(s) : NULL;
 }
 
+/* dup_or_null(src) gave copy: whether it ran out of memory. */
+static bool dup_failed(const char *copy, const char *src)
+{
+  return !copy && src && *src;
+}
+
 /* What the status says of one binding. */
 struct binding_fill {
   uint32_t cert;
@@ -131,13 +137,15 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
 {
   const struct config_certificate *c = &p->cfg->certificates[b->cert];
 
-  sb->account = strdup(p->cfg->accounts[c->account].name);
-  sb->certificate = strdup(c->name);
-  sb->certificate_id = strdup(c->id);
+  /* borrowed: the pass and its file outlive the status (pass.h) */
+  sb->names_borrowed = true;
+  sb->account = p->cfg->accounts[c->account].name;
+  sb->certificate = c->name;
+  sb->certificate_id = c->id;
   sb->gateway =
-      strdup(b->gateway == UINT32_MAX ? "" : p->cfg->gateways[b->gateway].name);
-  sb->instance_id = strdup(b->instance_id);
-  sb->domain = strdup(b->domain);
+      b->gateway == UINT32_MAX ? "" : p->cfg->gateways[b->gateway].name;
+  sb->instance_id = (char *)b->instance_id;
+  sb->domain = (char *)b->domain;
   sb->verify_client = b->verify_client;
   sb->state = b->state;
   sb->attempts = b->attempts;
@@ -146,10 +154,12 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
     sb->error_msg = dup_or_null(b->error_msg);
     sb->request_id = dup_or_null(b->request_id);
   }
-  return sb->account && sb->certificate && sb->certificate_id && sb->gateway &&
-                 sb->instance_id && sb->domain
-             ? 0
-             : -ENOMEM;
+  return b->state == STATUS_FAILED &&
+                 (dup_failed(sb->error_code, b->error_code) ||
+                  dup_failed(sb->error_msg, b->error_msg) ||
+                  dup_failed(sb->request_id, b->request_id))
+             ? -ENOMEM
+             : 0;
 }
 
 /* A pending binding with why it is pending (an unreachable account). */
