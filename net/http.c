@@ -40,6 +40,7 @@
 #define HTTP_MAX_IDLE 1024L
 /* CURLOPT_UPLOAD_BUFFERSIZE: libcurl's minimum (its default is 64 KiB). */
 #define HTTP_UPLOAD_BUFFER 16384L
+#define HTTP_RECV_BUFFER 8192L
 
 enum xfer_state { XFER_SPARE, XFER_PENDING, XFER_ACTIVE, XFER_DONE };
 
@@ -991,6 +992,8 @@ static CURLcode set_transport(struct http *h, struct http_xfer *x)
    * body (50 bindings, ~5 KB) in one piece; larger ones in a few. */
   if (!rc)
     rc = curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER);
+  if (!rc)
+    rc = curl_easy_setopt(e, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
   if (!rc)
     rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_write);
   if (!rc)
