@@ -7,6 +7,8 @@
  */
 #include "pass_int.h"
 
+#include "ledger.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +148,9 @@ enum phase rollout_plan(struct pass *p)
   rc = plan_compute_wanted(p->cfg, &p->live, p->ledger,
                            p->wanted.by_cert ? &p->wanted : NULL, &p->plan);
   plan_wanted_free(&p->wanted); /* the plan has them now; 32 B a binding */
+  if (rc == 0 && p->ledger && p->opts.write && !p->opts.dry_run)
+    (void)ledger_reserve(p->ledger, ledger_count(p->ledger) + p->plan.nattach +
+                                        p->plan.nchange); /* memory only */
   if (rc < 0) {
     pass_refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
     return PHASE_DONE;

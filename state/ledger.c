@@ -76,7 +76,7 @@ static size_t slot_of(const struct ledger *l, size_t i)
 
 static int rehash(struct ledger *l, size_t nslots)
 {
-  size_t *slots = calloc(nslots, sizeof(*slots));
+  uint32_t *slots = calloc(nslots, sizeof(*slots));
 
   if (!slots)
     return -ENOMEM;
@@ -88,27 +88,54 @@ static int rehash(struct ledger *l, size_t nslots)
 
     while (slots[s] != 0)
       s = (s + 1) & (nslots - 1);
-    slots[s] = i + 1;
+    slots[s] = (uint32_t)(i + 1);
   }
   return 0;
+}
+
+/* The entries' arrays at cap entries (cap >= count). */
+static int resize_entries(struct ledger *l, size_t cap)
+{
+  struct ledger_entry *e = realloc(l->entries, cap * sizeof(*e));
+  uint64_t *h;
+
+  if (!e)
+    return -ENOMEM;
+  l->entries = e;
+  h = realloc(l->hashes, cap * sizeof(*h));
+  if (!h)
+    return -ENOMEM;
+  l->hashes = h;
+  l->cap = cap;
+  return 0;
+}
+
+int ledger_reserve(struct ledger *l, size_t n)
+{
+  size_t nslots = l->nslots ? l->nslots : 128;
+  int rc = 0;
+
+  if (n >= UINT32_MAX - 1)
+    return -ENOMEM;
+  if (n > l->cap)
+    rc = resize_entries(l, n);
+  while (rc == 0 && (n + 1) * 2 > nslots)
+    nslots *= 2;
+  if (rc == 0 && nslots != l->nslots)
+    rc = rehash(l, nslots);
+  return rc;
 }
 
 /* Room for one more entry, the index at most half full. */
 static int reserve(struct ledger *l)
 {
+  if (l->count >= UINT32_MAX - 1) /* slots hold index + 1 in 32 bits */
+    return -ENOMEM;
   if (l->count == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    struct ledger_entry *e = realloc(l->entries, cap * sizeof(*e));
-    uint64_t *h;
+    int rc = resize_entries(l, l->cap ? l->cap * 2 : 64);
 
-    if (!e)
-      return -ENOMEM;
-    l->entries = e;
-    h = realloc(l->hashes, cap * sizeof(*h));
-    if (!h)
-      return -ENOMEM;
-    l->hashes = h;
-    l->cap = cap;
+    if (rc < 0)
+      return rc;
   }
   if ((l->count + 1) * 2 > l->nslots)
     return rehash(l, l->nslots ? l->nslots * 2 : 128);
@@ -283,7 +310,7 @@ static int entry_get(struct ledger *l, const char *cert_id,
   e->attached_at = when;
   e->intent = false;
   l->hashes[l->count] = h;
-  l->slots[s] = ++l->count;
+  l->slots[s] = (uint32_t)++l->count;
   *out = e;
   return 0;
 }
@@ -359,7 +386,7 @@ int ledger_remove(struct ledger *l, const char *cert_id,
   entry_free(l, &l->entries[i]);
   last = l->count - 1;
   if (i != last) {
-    l->slots[slot_of(l, last)] = i + 1;
+    l->slots[slot_of(l, last)] = (uint32_t)(i + 1);
     l->entries[i] = l->entries[last];
     l->hashes[i] = l->hashes[last];
   }
