@@ -2,6 +2,7 @@
 /*
  * plan: read the live state, print the diff (text, or --json), and store
  * it for `apply --plan` (--out). Nothing is written to APIG or state_dir.
+ * A plan that apply would refuse (plan_guards) says so and exits 4.
  */
 #include "cli.h"
 
@@ -24,17 +25,29 @@ static bool any_read_failed(const struct pass_result *r)
          r->counts.failed > 0;
 }
 
+/* The plan's JSON, with when it was made and what apply would refuse. */
+static int plan_json(const struct config *cfg, const struct pass_result *r,
+                     const char *refusal, char **json, size_t *len)
+{
+  struct report_plan_meta meta = {.created_ms = r->ended_ms,
+                                  .refusal = refusal};
+
+  return report_plan_json(cfg, r->plan, &meta, json, len);
+}
+
 static void print_plan(const struct cli_args *a, const struct config *cfg,
-                       const struct plan *plan)
+                       const struct pass_result *r, const char *refusal)
 {
   char *json;
   size_t len;
 
   if (!a->json) {
-    report_plan_text(cfg, plan, stdout, report_want_color(stdout));
+    report_plan_text(cfg, r->plan, stdout, report_want_color(stdout));
+    if (refusal)
+      printf("apply would refuse: %s\n", refusal);
     return;
   }
-  if (report_plan_json(cfg, plan, &json, &len) == 0) {
+  if (plan_json(cfg, r, refusal, &json, &len) == 0) {
     fwrite(json, 1, len, stdout);
     fputc('\n', stdout);
     free(json);
@@ -42,12 +55,12 @@ static void print_plan(const struct cli_args *a, const struct config *cfg,
 }
 
 static int write_plan_file(const char *path, const struct config *cfg,
-                           const struct plan *plan)
+                           const struct pass_result *r, const char *refusal)
 {
   char *json;
   size_t len;
   char why[512];
-  int rc = report_plan_json(cfg, plan, &json, &len);
+  int rc = plan_json(cfg, r, refusal, &json, &len);
 
   if (rc == 0)
     rc = statefile_write_atomic(path, json, len, 0644);
@@ -65,6 +78,8 @@ int cli_plan(const struct cli_args *a)
   struct oneshot o = {0};
   struct pass_opts po = {.write = false, .command = "plan"};
   const struct pass_result *res;
+  char why[200];
+  const char *refusal = NULL;
   int rc = oneshot_open(&o, a);
 
   if (rc)
@@ -79,12 +94,17 @@ int cli_plan(const struct cli_args *a)
   rc = oneshot_run(&o, &po, true);
   res = o.result;
   if (rc == 0 && res->outcome == PASS_PLANNED) {
-    print_plan(a, &o.cfg, res->plan);
-    if (a->out_path && write_plan_file(a->out_path, &o.cfg, res->plan) < 0)
+    /* the guards apply would check, by the same function */
+    if (plan_guards(&o.cfg, res->plan, why, sizeof(why)) != PLAN_GUARD_OK)
+      refusal = why;
+    print_plan(a, &o.cfg, res, refusal);
+    if (a->out_path && write_plan_file(a->out_path, &o.cfg, res, refusal) < 0)
       rc = -EIO;
   }
   if (rc < 0 || res->outcome != PASS_PLANNED || any_read_failed(res))
     rc = CLI_EXIT_FAILURE;
+  else if (refusal)
+    rc = CLI_EXIT_REFUSED;
   else
     rc = res->plan->nitems ? CLI_EXIT_CHANGES : CLI_EXIT_OK;
   if (rc == CLI_EXIT_FAILURE && res && res->has_plan)

@@ -32,7 +32,10 @@ int cli_status(const struct cli_args *a)
     status_free(&st);
     return CLI_EXIT_FAILURE;
   }
-  rc = status_print(&st, stdout, a->json, report_want_color(stdout));
+  rc = status_print(
+      &st, stdout,
+      &(struct status_print_opts){
+          .json = a->json, .color = report_want_color(stdout), .all = a->all});
   status_free(&st);
   return rc < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

@@ -208,6 +208,16 @@ static void on_pass_done(struct pass *p, void *arg)
   oneshot_loop_close(&r->l);
 }
 
+/* The live progress line rewrites itself with "\r" and an erase-line
+ * escape, which a dumb terminal (TERM=dumb: Emacs shell buffers, some CI
+ * consoles) prints as text: there, no live line at all. */
+static bool terminal_redraws(void)
+{
+  const char *term = getenv("TERM");
+
+  return !(term && strcmp(term, "dumb") == 0);
+}
+
 /* A pass on the loop of r, with o's file, ledger and counts. */
 static int start_pass(struct oneshot *o, struct oneshot_run *r,
                       const struct pass_opts *po)
@@ -231,9 +241,16 @@ int oneshot_run(struct oneshot *o, struct pass_opts *po, bool want_progress)
 
   if (!r)
     return -ENOMEM;
+  if (o->run) { /* a second pass: the first one's results stay valid */
+    pass_free(o->earlier ? o->earlier->pass : NULL);
+    free(o->earlier);
+    o->earlier = o->run;
+  }
   o->run = r;
-  po->progress =
-      want_progress && log->format == LOG_FORMAT_TEXT && isatty(STDERR_FILENO);
+  o->pass = NULL;
+  o->result = NULL;
+  po->progress = want_progress && log->format == LOG_FORMAT_TEXT &&
+                 isatty(STDERR_FILENO) && terminal_redraws();
   rc = oneshot_loop_init(&r->l, log, on_stop, r);
   if (rc == 0) {
     /* The signals must not keep the loop alive once the pass is over. */
@@ -260,6 +277,9 @@ void oneshot_close(struct oneshot *o)
   if (o->run)
     pass_free(o->run->pass);
   free(o->run);
+  if (o->earlier)
+    pass_free(o->earlier->pass);
+  free(o->earlier);
   ledger_free(&o->ledger_store);
   metrics_free(&o->metrics);
   config_free(&o->cfg);

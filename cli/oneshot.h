@@ -102,7 +102,8 @@ struct oneshot {
   struct pass *pass;                /* after oneshot_run: the pass that ran */
   const struct pass_result *result; /* after oneshot_run: its results */
   struct statelock lock;
-  struct oneshot_run *run; /* private: the loop the pass ran on */
+  struct oneshot_run *run;     /* private: the loop the pass ran on */
+  struct oneshot_run *earlier; /* private: the run before (see oneshot_run) */
 };
 
 /* Load the file (every problem printed): 0, or CLI_EXIT_INVALID. */
@@ -118,9 +119,11 @@ void oneshot_unlock(struct oneshot *o);
 
 /* Run one pass to its end; the first SIGINT/SIGTERM stops it (drained as
  * above). po->progress is set when want_progress, stderr is a terminal
- * and the log is text. 0 (o->pass and o->result are set), or a negative
+ * that can redraw a line (TERM is not "dumb") and the log is text. 0 (o->pass and o->result are set), or a negative
  * errno when it could not start (logged as pass.failed; o->pass stays
- * NULL). */
+ * NULL). It may be called twice (apply's plan, then its writes): the
+ * first pass, and the results that point into it, stay valid until
+ * oneshot_close(). */
 int oneshot_run(struct oneshot *o, struct pass_opts *po, bool want_progress);
 
 /* Release everything: the lock, the pass, the ledger, the counts, the

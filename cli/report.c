@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <yajl/yajl_gen.h>
@@ -20,7 +21,11 @@
 bool report_want_color(FILE *f)
 {
   const char *nc = getenv("NO_COLOR");
-  return isatty(fileno(f)) && !(nc && *nc);
+  const char *term = getenv("TERM");
+
+  /* a dumb terminal shows escape sequences as text */
+  return isatty(fileno(f)) && !(nc && *nc) &&
+         !(term && strcmp(term, "dumb") == 0);
 }
 
 /* "0123…cdef": enough to recognise an ID without a wall of hex. */
@@ -41,12 +46,24 @@ static const char *gateway_label(const struct config *cfg,
                                    : cfg->gateways[it->gateway].name;
 }
 
-/* Items with the same certificate, op, domain and flag form one line. */
+/* Items with the same certificate, op, domain, flag and previous value
+ * form one line. */
 static bool same_line(const struct plan_item *a, const struct plan_item *b)
 {
   return a->cert == b->cert && a->op == b->op &&
-         a->verify_client == b->verify_client &&
+         a->verify_client == b->verify_client && a->has_from == b->has_from &&
+         (!a->has_from || (a->from_cert == b->from_cert &&
+                           a->from_verify_client == b->from_verify_client)) &&
          strcmp(a->domain, b->domain) == 0;
+}
+
+static size_t line_len(const struct plan_item *it, size_t n)
+{
+  size_t k = 1;
+
+  while (k < n && same_line(it, &it[k]))
+    k++;
+  return k;
 }
 
 static int cmp_label(const void *a, const void *b)
@@ -54,46 +71,141 @@ static int cmp_label(const void *a, const void *b)
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Gateway names in name order (items come in instance-ID order). */
-static void print_gateways(const struct config *cfg, const struct plan_item *it,
-                           size_t n, FILE *out)
+/* "gw-a, gw-b": gateway names in name order (items come in instance-ID
+ * order), malloc'd, or NULL. */
+static char *gateways_str(const struct config *cfg, const struct plan_item *it,
+                          size_t n)
 {
   const char **names = malloc(n * sizeof(*names));
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f;
 
-  for (size_t i = 0; i < n; i++) {
-    const char *label = gateway_label(cfg, &it[i]);
-    if (names)
-      names[i] = label;
-    else
-      fprintf(out, "%s%s", i ? ", " : "", label);
-  }
   if (!names)
-    return;
-  qsort(names, n, sizeof(*names), cmp_label);
+    return NULL;
   for (size_t i = 0; i < n; i++)
-    fprintf(out, "%s%s", i ? ", " : "", names[i]);
+    names[i] = gateway_label(cfg, &it[i]);
+  qsort(names, n, sizeof(*names), cmp_label);
+  f = open_memstream(&buf, &len);
+  if (f) {
+    for (size_t i = 0; i < n; i++)
+      fprintf(f, "%s%s", i ? ", " : "", names[i]);
+    if (fclose(f) != 0) {
+      free(buf);
+      buf = NULL;
+    }
+  }
   free(names);
+  return buf;
 }
 
-static void print_line(const struct config *cfg, const struct plan_item *it,
-                       size_t n, FILE *out, bool color)
+static const char *flag_name(bool on)
 {
+  return on ? "on" : "off";
+}
+
+/* The last column: what the change does beyond its op (malloc'd "" for a
+ * plain attach), or NULL. */
+static char *detail_str(const struct config *cfg, const struct plan_item *it)
+{
+  char *s = NULL;
+  int rc;
+
+  if (plan_item_is_move(it) && it->from_verify_client != it->verify_client)
+    rc = asprintf(
+        &s, "%s -> %s, client verification %s -> %s",
+        cfg->certificates[it->from_cert].name, cfg->certificates[it->cert].name,
+        flag_name(it->from_verify_client), flag_name(it->verify_client));
+  else if (plan_item_is_move(it))
+    rc = asprintf(&s, "%s -> %s", cfg->certificates[it->from_cert].name,
+                  cfg->certificates[it->cert].name);
+  else if (it->op == PLAN_CHANGE)
+    rc = asprintf(&s, "client verification %s -> %s",
+                  flag_name(!it->verify_client), flag_name(it->verify_client));
+  else if (it->op == PLAN_DETACH)
+    rc = asprintf(&s, "owned by certbind, no longer wanted");
+  else
+    rc = asprintf(&s, "%s", "");
+  return rc < 0 ? NULL : s;
+}
+
+/* How a line's change is shown: the op column. */
+static const char *shown_op(const struct plan_item *it)
+{
+  return plan_item_is_move(it) ? "move" : plan_op_name(it->op);
+}
+
+/* One line of a certificate group, its columns made before printing so
+ * that they can be padded to the widest of the group. */
+struct text_line {
+  const struct plan_item *it;
+  char *gateways;
+  char *detail;
+};
+
+struct text_widths {
+  int op, domain, gateways;
+};
+
+static void print_line(const struct text_line *l, const struct text_widths *w,
+                       FILE *out, bool color)
+{
+  /* indexed by enum plan_op; a move is an attach shown as a change is */
   static const char *const sign[] = {"+", "~", "-"};
   static const char *const colour[] = {"\033[32m", "\033[33m", "\033[31m"};
+  const struct plan_item *it = l->it;
+  size_t op = plan_item_is_move(it) ? PLAN_CHANGE : it->op;
 
-  if (color)
-    fprintf(out, "    %s%s %-8s\033[0m", colour[it->op], sign[it->op],
-            plan_op_name(it->op));
+  fprintf(out, "    %s%s %s%s%*s   %-*s   on ", color ? colour[op] : "",
+          sign[op], shown_op(it), color ? "\033[0m" : "",
+          w->op - (int)strlen(shown_op(it)), "", w->domain, it->domain);
+  if (l->detail[0])
+    fprintf(out, "%-*s   %s\n", w->gateways, l->gateways, l->detail);
   else
-    fprintf(out, "    %s %-8s", sign[it->op], plan_op_name(it->op));
-  fprintf(out, " %s   on ", it->domain);
-  print_gateways(cfg, it, n, out);
-  if (it->op == PLAN_CHANGE)
-    fprintf(out, "   client verification %s -> %s",
-            it->verify_client ? "off" : "on", it->verify_client ? "on" : "off");
-  else if (it->op == PLAN_DETACH)
-    fputs("   owned by certbind, no longer wanted", out);
-  fputc('\n', out);
+    fprintf(out, "%s\n", l->gateways);
+}
+
+static int max_int(int a, size_t b)
+{
+  return (size_t)a > b ? a : (int)b;
+}
+
+/* The lines of one certificate (items [0, n) are its), aligned. */
+static int print_certificate(const struct config *cfg,
+                             const struct plan_item *items, size_t n, FILE *out,
+                             bool color)
+{
+  struct text_line *lines = calloc(n, sizeof(*lines));
+  struct text_widths w = {0, 0, 0};
+  size_t nl = 0;
+  int rc = 0;
+
+  if (!lines)
+    return -ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; nl++) {
+    size_t k = line_len(&items[i], n - i);
+    struct text_line *l = &lines[nl];
+    l->it = &items[i];
+    l->gateways = gateways_str(cfg, &items[i], k);
+    l->detail = detail_str(cfg, &items[i]);
+    if (!l->gateways || !l->detail)
+      rc = -ENOMEM;
+    i += k;
+  }
+  for (size_t j = 0; j < nl && rc == 0; j++) {
+    w.op = max_int(w.op, strlen(shown_op(lines[j].it)));
+    w.domain = max_int(w.domain, strlen(lines[j].it->domain));
+    if (lines[j].detail[0])
+      w.gateways = max_int(w.gateways, strlen(lines[j].gateways));
+  }
+  for (size_t j = 0; j < nl && rc == 0; j++)
+    print_line(&lines[j], &w, out, color);
+  for (size_t j = 0; j < nl; j++) {
+    free(lines[j].gateways);
+    free(lines[j].detail);
+  }
+  free(lines);
+  return rc;
 }
 
 #define REPORT_MAX_UNCERTAIN_LINES 20
@@ -126,30 +238,28 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                      bool color)
 {
   char b1[16], b2[16];
+  int rc = 0;
 
-  for (size_t a = 0; a < cfg->naccounts; a++) {
+  for (size_t a = 0; a < cfg->naccounts && rc == 0; a++) {
     const struct config_account *acct = &cfg->accounts[a];
     bool header = false;
-    uint32_t last_cert = UINT32_MAX;
 
-    for (size_t i = 0; i < p->nitems;) {
-      const struct plan_item *it = &p->items[i];
+    /* items come sorted by certificate: one group per run */
+    for (size_t i = 0; i < p->nitems && rc == 0;) {
+      uint32_t cert = p->items[i].cert;
+      const struct config_certificate *c = &cfg->certificates[cert];
       size_t n = 1;
 
-      while (i + n < p->nitems && same_line(it, &p->items[i + n]))
+      while (i + n < p->nitems && p->items[i + n].cert == cert)
         n++;
-      if (cfg->certificates[it->cert].account == a) {
-        const struct config_certificate *c = &cfg->certificates[it->cert];
+      if (c->account == a) {
         if (!header) {
           fprintf(out, "account %s (%s, project %s)\n", acct->name,
                   acct->region, short_id(acct->project_id, b1));
           header = true;
         }
-        if (it->cert != last_cert) {
-          fprintf(out, "  certificate %s (%s)\n", c->name, short_id(c->id, b2));
-          last_cert = it->cert;
-        }
-        print_line(cfg, it, n, out, color);
+        fprintf(out, "  certificate %s (%s)\n", c->name, short_id(c->id, b2));
+        rc = print_certificate(cfg, &p->items[i], n, out, color);
       }
       i += n;
     }
@@ -159,10 +269,13 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
   else
     fprintf(out,
-            "Plan: %zu to attach, %zu to change, %zu to detach, %zu "
-            "unchanged.\n",
-            p->nattach, p->nchange, p->ndetach, p->unchanged);
-  return ferror(out) ? -EIO : 0;
+            "Plan: %zu to attach, %zu to move, %zu to change, %zu to "
+            "detach, %zu unchanged.\n",
+            p->nattach - p->nmoved, p->nmoved, p->nchange, p->ndetach,
+            p->unchanged);
+  if (rc == 0 && ferror(out))
+    rc = -EIO;
+  return rc;
 }
 
 #define GEN_OK(expr)                                                           \
@@ -171,13 +284,32 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
       goto fail;                                                               \
   } while (0)
 
+/* The previous value: the certificate (and its flag) that holds the
+ * binding before the change. */
+static int gen_from(yajl_gen g, const struct config *cfg,
+                    const struct plan_item *it)
+{
+  const struct config_certificate *c = &cfg->certificates[it->from_cert];
+
+  GEN_OK(json_gen_str(g, "from"));
+  GEN_OK(yajl_gen_map_open(g));
+  GEN_OK(json_gen_key_str(g, "certificate", c->name));
+  GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
+  GEN_OK(json_gen_str(g, "verify_client"));
+  GEN_OK(yajl_gen_bool(g, it->from_verify_client));
+  GEN_OK(yajl_gen_map_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
 static int gen_change(yajl_gen g, const struct config *cfg,
                       const struct plan_item *it)
 {
   const struct config_certificate *c = &cfg->certificates[it->cert];
 
   GEN_OK(yajl_gen_map_open(g));
-  GEN_OK(json_gen_key_str(g, "op", plan_op_name(it->op)));
+  GEN_OK(json_gen_key_str(g, "op", shown_op(it)));
   GEN_OK(json_gen_key_str(g, "account", cfg->accounts[c->account].name));
   GEN_OK(json_gen_key_str(g, "certificate", c->name));
   GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
@@ -188,6 +320,8 @@ static int gen_change(yajl_gen g, const struct config *cfg,
   GEN_OK(json_gen_key_str(g, "domain", it->domain));
   GEN_OK(json_gen_str(g, "verify_client"));
   GEN_OK(yajl_gen_bool(g, it->verify_client));
+  if (it->has_from && gen_from(g, cfg, it) < 0)
+    goto fail;
   GEN_OK(yajl_gen_map_close(g));
   return 0;
 fail:
@@ -213,26 +347,47 @@ fail:
   return -ENOMEM;
 }
 
-int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
+/* RFC 3339, UTC, to the second. */
+static void rfc3339(int64_t unix_ms, char buf[32])
+{
+  time_t t = (time_t)(unix_ms / 1000);
+  struct tm tm;
+
+  if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(buf, 32, "1970-01-01T00:00:00Z");
+}
+
+int report_plan_json(const struct config *cfg, const struct plan *p,
+                     const struct report_plan_meta *meta, char **out,
                      size_t *len)
 {
   yajl_gen g = yajl_gen_alloc(NULL);
   const unsigned char *buf;
   size_t blen;
+  char created[32];
   int rc = -ENOMEM;
 
   if (!g)
     return -ENOMEM;
+  rfc3339(meta->created_ms, created);
   yajl_gen_config(g, yajl_gen_beautify, 1);
   GEN_OK(yajl_gen_map_open(g));
   GEN_OK(json_gen_key_int(g, "version", REPORT_PLAN_VERSION));
+  GEN_OK(json_gen_key_str(g, "certbind_version", CERTBIND_VERSION));
+  GEN_OK(json_gen_key_str(g, "created_at", created));
   GEN_OK(json_gen_key_str(g, "checksum", p->checksum));
   GEN_OK(json_gen_key_str(g, "config", cfg->path ? cfg->path : ""));
   GEN_OK(json_gen_key_str(g, "config_sha256", cfg->sha256));
   GEN_OK(json_gen_key_str(g, "mode", config_mode_name(cfg->policy.mode)));
+  GEN_OK(json_gen_str(g, "refused"));
+  if (meta->refusal)
+    GEN_OK(json_gen_str(g, meta->refusal));
+  else
+    GEN_OK(yajl_gen_null(g));
   GEN_OK(json_gen_str(g, "summary"));
   GEN_OK(yajl_gen_map_open(g));
-  GEN_OK(json_gen_key_int(g, "attach", (long long)p->nattach));
+  GEN_OK(json_gen_key_int(g, "attach", (long long)(p->nattach - p->nmoved)));
+  GEN_OK(json_gen_key_int(g, "move", (long long)p->nmoved));
   GEN_OK(json_gen_key_int(g, "change", (long long)p->nchange));
   GEN_OK(json_gen_key_int(g, "detach", (long long)p->ndetach));
   GEN_OK(json_gen_key_int(g, "unchanged", (long long)p->unchanged));
@@ -277,10 +432,63 @@ static bool is_hex64(const char *s)
   return n == 64;
 }
 
-int report_plan_read(const char *path, char checksum[65], const char **why)
+/* The change's expectation: who held (instance, domain) before it. */
+static bool read_expect(yajl_val c, struct plan_expect *x)
+{
+  const char *inst_path[] = {"instance_id", NULL};
+  const char *dom_path[] = {"domain", NULL};
+  const char *from_path[] = {"from", NULL};
+  const char *id_path[] = {"certificate_id", NULL};
+  const char *flag_path[] = {"verify_client", NULL};
+  yajl_val inst = yajl_tree_get(c, inst_path, yajl_t_string);
+  yajl_val dom = yajl_tree_get(c, dom_path, yajl_t_string);
+  yajl_val from = yajl_tree_get(c, from_path, yajl_t_object);
+  yajl_val id, flag;
+
+  if (!inst || !dom)
+    return false;
+  *x = (struct plan_expect){.instance_id = YAJL_GET_STRING(inst),
+                            .domain = YAJL_GET_STRING(dom)};
+  if (!from)
+    return true; /* an attach: no certificate of the file held it */
+  id = yajl_tree_get(from, id_path, yajl_t_string);
+  flag = yajl_tree_get(from, flag_path, yajl_t_any);
+  if (!id || !flag || !(YAJL_IS_TRUE(flag) || YAJL_IS_FALSE(flag)))
+    return false;
+  x->holder_id = YAJL_GET_STRING(id);
+  x->verify_client = YAJL_IS_TRUE(flag);
+  return true;
+}
+
+/* The expectations of a plan that records previous values (one with
+ * created_at); an older plan file has none, and a stale one is then
+ * explained without naming a binding. */
+static int read_expects(yajl_val root, struct report_stored_plan *sp)
+{
+  const char *created_path[] = {"created_at", NULL};
+  const char *changes_path[] = {"changes", NULL};
+  yajl_val ch = yajl_tree_get(root, changes_path, yajl_t_array);
+  size_t n = ch ? YAJL_GET_ARRAY(ch)->len : 0;
+
+  if (!yajl_tree_get(root, created_path, yajl_t_string) || n == 0)
+    return 0;
+  sp->expect = calloc(n, sizeof(*sp->expect));
+  if (!sp->expect)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (!read_expect(YAJL_GET_ARRAY(ch)->values[i], &sp->expect[sp->nexpect]))
+      return -EBADMSG;
+    sp->nexpect++;
+  }
+  return 0;
+}
+
+int report_plan_read(const char *path, struct report_stored_plan *sp,
+                     const char **why)
 {
   const char *version_path[] = {"version", NULL};
   const char *checksum_path[] = {"checksum", NULL};
+  const char *config_path[] = {"config_sha256", NULL};
   const char *sum;
   char *buf = NULL;
   size_t len;
@@ -288,6 +496,7 @@ int report_plan_read(const char *path, char checksum[65], const char **why)
   yajl_val root, v;
   int rc = statefile_read(path, PLAN_FILE_MAX, &buf, &len);
 
+  memset(sp, 0, sizeof(*sp));
   if (rc < 0) {
     *why = strerror(-rc);
     return rc;
@@ -309,10 +518,31 @@ int report_plan_read(const char *path, char checksum[65], const char **why)
     *why = "the plan has no valid checksum";
     goto done;
   }
-  memcpy(checksum, sum, 65);
-  rc = 0;
+  memcpy(sp->checksum, sum, 65);
+  v = yajl_tree_get(root, config_path, yajl_t_string);
+  sum = v ? YAJL_GET_STRING(v) : NULL;
+  if (sum && is_hex64(sum))
+    memcpy(sp->config_sha256, sum, 65);
+  rc = read_expects(root, sp);
+  if (rc < 0) {
+    *why = rc == -ENOMEM ? strerror(ENOMEM)
+                         : "a change of the plan has no instance_id, domain "
+                           "or valid from";
+    goto done;
+  }
+  sp->root = root;
   *why = NULL;
+  return 0;
 done:
   yajl_tree_free(root);
+  free(sp->expect);
+  memset(sp, 0, sizeof(*sp));
   return rc;
+}
+
+void report_stored_plan_free(struct report_stored_plan *sp)
+{
+  free(sp->expect);
+  yajl_tree_free(sp->root);
+  memset(sp, 0, sizeof(*sp));
 }

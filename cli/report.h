@@ -8,6 +8,7 @@
 #define CERTBIND_REPORT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -15,21 +16,47 @@
 
 #define REPORT_PLAN_VERSION 1
 
-/* Colour on f: a terminal, and NO_COLOR unset or empty. */
+/* Colour on f: a terminal, NO_COLOR unset or empty, and TERM not "dumb". */
 bool report_want_color(FILE *f);
 
 /* Grouped by account and certificate; one line per domain with the
- * gateways it concerns; then "Plan: ..." (or "No changes."). */
+ * gateways it concerns, columns padded to the widest of the certificate's
+ * lines; a move is "~ move" and names the certificate it leaves; then
+ * "Plan: ..." (moves counted apart from attaches) or "No changes...". */
 int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                      bool color);
 
-/* The plan as JSON (malloc'd, NUL-terminated): version, checksum,
- * config_sha256, mode, summary counts and every change. */
-int report_plan_json(const struct config *cfg, const struct plan *p, char **out,
+/* What the JSON plan says besides the plan itself. */
+struct report_plan_meta {
+  int64_t created_ms;  /* when the plan was made (unix ms): created_at */
+  const char *refusal; /* why apply would refuse (plan_guards), or NULL */
+};
+
+/* The plan as JSON (malloc'd, NUL-terminated): version, certbind_version,
+ * created_at (RFC 3339, UTC), checksum, config_sha256, mode, refused
+ * (string or null), summary counts and every change, each with `from`
+ * (certificate, certificate_id, verify_client) where it has a previous
+ * value; a move's op is "move". */
+int report_plan_json(const struct config *cfg, const struct plan *p,
+                     const struct report_plan_meta *meta, char **out,
                      size_t *len);
 
-/* Read a stored plan's checksum (strictly: version, checksum present, a
- * 64-hex string). On error *why says what is wrong. */
-int report_plan_read(const char *path, char checksum[65], const char **why);
+/* A stored plan, as `apply --plan` uses it. */
+struct report_stored_plan {
+  char checksum[65];
+  char config_sha256[65]; /* "" when the plan does not have it */
+  /* what it assumed of each binding it changes (from `from`); none in a
+   * plan written before previous values were recorded */
+  struct plan_expect *expect;
+  size_t nexpect;
+  void *root; /* private: the parsed file the strings point into */
+};
+
+/* Read a stored plan (strictly: version, checksum present, a 64-hex
+ * string; every change with instance_id, domain and a well-formed from).
+ * On error *why says what is wrong and sp holds nothing. */
+int report_plan_read(const char *path, struct report_stored_plan *sp,
+                     const char **why);
+void report_stored_plan_free(struct report_stored_plan *sp);
 
 #endif

@@ -108,6 +108,18 @@ static int grow(struct config__loader *l)
   return 0;
 }
 
+/* The domain for a person: as written, and its normalised form when that
+ * differs ("bücher.example.com" (xn--bcher-kva.example.com)), since two
+ * spellings of one name are what makes a duplicate hard to see. */
+static void spelling(char *buf, size_t size, const struct config__node *v,
+                     const char *domain)
+{
+  if (v->len == strlen(domain) && memcmp(v->str, domain, v->len) == 0)
+    snprintf(buf, size, "\"%s\"", domain);
+  else
+    snprintf(buf, size, "\"%.80s\" (%s)", v->str, domain);
+}
+
 static void add_binding(struct config__loader *l, const struct config__node *v,
                         const char *path, size_t cert, size_t gw,
                         const char *domain, bool verify)
@@ -130,19 +142,21 @@ static void add_binding(struct config__loader *l, const struct config__node *v,
   }
   if (rc == 1) {
     const struct config_binding *first = &cfg->bindings[found];
+    char name[400];
+    spelling(name, sizeof(name), v, domain);
     if (first->certificate == cert)
       config__error(l->c, v->line, v->col,
-                    "%s: \"%s\" on gateway \"%s\" with certificate \"%s\" is "
+                    "%s: %s on gateway \"%s\" with certificate \"%s\" is "
                     "given twice (first at line %u)",
-                    path, domain, cfg->gateways[gw].name,
+                    path, name, cfg->gateways[gw].name,
                     cfg->certificates[cert].name, (unsigned)first->line);
     else
       config__error(
           l->c, v->line, v->col,
-          "%s: \"%s\" on gateway \"%s\" wants certificate \"%s\" "
+          "%s: %s on gateway \"%s\" wants certificate \"%s\" "
           "here and certificate \"%s\" at line %u (a domain on a "
           "gateway has one certificate)",
-          path, domain, cfg->gateways[gw].name, cfg->certificates[cert].name,
+          path, name, cfg->gateways[gw].name, cfg->certificates[cert].name,
           cfg->certificates[first->certificate].name, (unsigned)first->line);
     return;
   }
@@ -206,14 +220,14 @@ static void one_entry(struct config__loader *l, const struct config__node *e,
     return;
   for (const struct config__node *v = seen[B_DOMAINS]->first; v != NULL;
        v = v->next) {
-    char dpath[600], buf[256];
+    char dpath[600];
+    struct config__domain d;
     const char *why;
 
     config__pathf(dpath, sizeof(dpath), "%s[%zu]", sub, j++);
     if (!config__get_str(l->c, v, dpath))
       continue;
-    why = v->len > 253 ? "is longer than 253 characters"
-                       : config__check_domain(v->str, v->len, buf);
+    why = config__check_domain(v->str, v->len, &d);
     if (why != NULL) {
       config__error(l->c, v->line, v->col, "%s: \"%.80s\" %s", dpath, v->str,
                     why);
@@ -222,7 +236,7 @@ static void one_entry(struct config__loader *l, const struct config__node *e,
     if (cert == NO_INDEX)
       continue;
     for (size_t g = 0; g < ngw; g++)
-      add_binding(l, v, dpath, cert, gws[g], buf, ent.verify_client);
+      add_binding(l, v, dpath, cert, gws[g], d.name, ent.verify_client);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <idn2.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,23 @@ const char *config__check_env_name(const char *s, size_t len)
   return NULL;
 }
 
+const char *config__check_credential_name(const char *s, size_t len)
+{
+  if (len == 0 || (len == 1 && s[0] == '.') ||
+      (len == 2 && s[0] == '.' && s[1] == '.'))
+    return "must be a file name in $CREDENTIALS_DIRECTORY (not empty, . or "
+           "..)";
+  if (len > 255)
+    return "is longer than 255 characters (a file name)";
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '/')
+      return "must be a plain file name in $CREDENTIALS_DIRECTORY (no '/')";
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+      return "contains control characters";
+  }
+  return NULL;
+}
+
 /* One LDH label, already lowercased: 1-63 of [a-z0-9-], no edge '-'. */
 static const char *check_label(const char *s, size_t len)
 {
@@ -129,25 +147,139 @@ static const char *check_label(const char *s, size_t len)
   return NULL;
 }
 
-const char *config__check_domain(const char *s, size_t len, char *out)
+/* One label of a domain's A-label form, already lowercased: LDH, and an
+ * xn-- label must be punycode that decodes to a valid U-label and encodes
+ * back to itself (libidn2's lookup does that round trip), or "xn--a" would
+ * reach APIG as a name no browser can ask for. */
+static const char *check_alabel(struct config__domain *d, const char *s,
+                                size_t len)
 {
-  size_t i, start, labels = 0;
+  char label[CONFIG__DOMAIN_MAX + 1];
+  uint8_t *back = NULL;
+  const char *why = check_label(s, len);
+  int rc;
+
+  if (why != NULL || len < 4 || strncmp(s, "xn--", 4) != 0)
+    return why;
+  memcpy(label, s, len);
+  label[len] = '\0';
+  rc = idn2_lookup_u8((const uint8_t *)label, &back, IDN2_NONTRANSITIONAL);
+  if (rc == IDN2_OK && strcmp((const char *)back, label) != 0)
+    rc = IDN2_ALABEL_ROUNDTRIP_FAILED;
+  idn2_free(back);
+  if (rc == IDN2_OK)
+    return NULL;
+  snprintf(d->why, sizeof(d->why), "has an invalid A-label \"%s\": %s", label,
+           idn2_strerror(rc));
+  return d->why;
+}
+
+static bool is_ascii(const char *s, size_t len)
+{
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] >= 0x80)
+      return false;
+  return true;
+}
+
+/* Append one label of the input to d->name (at *n): ASCII lowercased, a
+ * label with non-ASCII bytes converted to its A-label by libidn2 (UTS #46
+ * non-transitional mapping: case folded, "ß" kept as ß). */
+static const char *append_label(struct config__domain *d, size_t *n,
+                                const char *s, size_t len)
+{
+  char label[CONFIG__DOMAIN_INPUT_MAX + 1];
+  char *ascii = NULL;
+  size_t alen;
+  int rc;
+
+  if (is_ascii(s, len)) {
+    if (*n + len > CONFIG__DOMAIN_MAX)
+      return "is longer than 253 characters";
+    for (size_t i = 0; i < len; i++)
+      d->name[(*n)++] = to_lower(s[i]);
+    return NULL;
+  }
+  memcpy(label, s, len);
+  label[len] = '\0';
+  rc = idn2_to_ascii_8z(label, &ascii, IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) {
+    snprintf(d->why, sizeof(d->why),
+             "has a label \"%.64s\" that is not a valid internationalised "
+             "name: %s",
+             label, idn2_strerror(rc));
+    return d->why;
+  }
+  alen = strlen(ascii);
+  if (*n + alen > CONFIG__DOMAIN_MAX) {
+    idn2_free(ascii);
+    return "is longer than 253 characters (as A-labels)";
+  }
+  memcpy(d->name + *n, ascii, alen);
+  *n += alen;
+  idn2_free(ascii);
+  return NULL;
+}
+
+/* Build d->name from the input: the wildcard kept, one trailing dot
+ * dropped, every label appended in its A-label form. */
+static const char *normalise_domain(struct config__domain *d, const char *s,
+                                    size_t len)
+{
+  size_t i, start = 0, n = 0;
+  bool first = true;
   const char *why;
 
+  if (len > 0 && s[len - 1] == '.')
+    len--; /* the absolute form, api.example.com., is the same name */
+  if (len >= 2 && s[0] == '*' && s[1] == '.') {
+    memcpy(d->name, "*.", 2);
+    n = start = 2;
+  }
+  for (i = start; i <= len; i++) {
+    if (i < len && s[i] != '.')
+      continue;
+    if (i == start)
+      return "has an empty label";
+    if (!first) {
+      if (n >= CONFIG__DOMAIN_MAX)
+        return "is longer than 253 characters";
+      d->name[n++] = '.';
+    }
+    first = false;
+    why = append_label(d, &n, s + start, i - start);
+    if (why != NULL)
+      return why;
+    start = i + 1;
+  }
+  d->name[n] = '\0';
+  return NULL;
+}
+
+const char *config__check_domain(const char *s, size_t len,
+                                 struct config__domain *d)
+{
+  size_t i, start = 0, labels = 0, n;
+  const char *why;
+
+  d->name[0] = '\0';
+  d->why[0] = '\0';
   if (len == 0)
     return "is empty";
-  if (len > 253)
+  if (len > CONFIG__DOMAIN_INPUT_MAX)
     return "is longer than 253 characters";
-  for (i = 0; i < len; i++)
-    out[i] = to_lower(s[i]);
-  out[len] = '\0';
-  start = 0;
-  if (len >= 2 && out[0] == '*' && out[1] == '.')
+  if (memchr(s, '\0', len) != NULL)
+    return "contains a NUL byte";
+  why = normalise_domain(d, s, len);
+  if (why != NULL)
+    return why;
+  n = strlen(d->name);
+  if (n > 2 && d->name[0] == '*' && d->name[1] == '.')
     start = 2;
-  for (i = start; i <= len; i++) {
-    if (i < len && out[i] != '.')
+  for (i = start; i <= n; i++) {
+    if (i < n && d->name[i] != '.')
       continue;
-    why = check_label(out + start, i - start);
+    why = check_alabel(d, d->name + start, i - start);
     if (why != NULL)
       return why;
     labels++;

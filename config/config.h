@@ -33,7 +33,12 @@ enum config_mode {
 struct config_secret {
   char *value;
   size_t len;
-  char *source; /* "file /path" or "env NAME": safe to print */
+  /* "KIND WHERE" as the file gives it: "file /path", "env NAME" or
+   * "credential NAME"; safe to print */
+  char *source;
+  /* the file read: a file: secret's path, or a credential's full path
+   * ($CREDENTIALS_DIRECTORY/NAME); NULL for env: */
+  char *path;
 };
 
 struct config_limits {
@@ -74,7 +79,9 @@ struct config_certificate {
 };
 
 /* One expanded binding: (certificate, gateway, domain) + client verification.
- * Domains are stored lowercase. line/col point at the domain's scalar. */
+ * Domains are stored normalised: lowercase A-labels (an IDN's U-labels
+ * converted), no trailing dot, a leading "*." kept. line/col point at the
+ * domain's scalar. */
 struct config_binding {
   size_t certificate; /* index into config.certificates */
   size_t gateway;     /* index into config.gateways */
@@ -184,6 +191,21 @@ struct config_files {
  * on failure. */
 int config_named_files(const char *buf, size_t len, struct config_files *out);
 void config_files_free(struct config_files *f);
+
+/*
+ * The model as a desired-state file (version 1) that config_load reads
+ * back to the same bindings, accounts, gateways, certificates and
+ * settings: secrets as their references ({ file: PATH }, { env: NAME }),
+ * never a value; an endpoint equal to its default left out; maps sorted by
+ * name; the bindings regrouped, one entry per (certificate, set of
+ * gateways, client verification) with its domains, entries and domains
+ * sorted. So the same model always gives the same bytes. header (NULL:
+ * none) comes first, each of its lines as a "# " comment. *out is
+ * malloc'd and NUL-terminated (free it). 0, -ENOMEM, or -EINVAL (a secret
+ * source the emitter does not know).
+ */
+int config_emit(const struct config *cfg, const char *header, char **out,
+                size_t *len);
 
 const char *config_mode_name(enum config_mode mode);
 const char *config_auth_method_name(enum config_auth_method method);

@@ -62,7 +62,7 @@ static void pair(struct collect *k, const struct config__node *key,
   }
   if (strcmp(key->str, "credential") == 0 &&
       (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL && *dir &&
-      strchr(v->str, '/') == NULL) {
+      config__check_credential_name(v->str, v->len) == NULL) {
     char *p = NULL;
     if (asprintf(&p, "%s/%s", dir, v->str) < 0)
       p = NULL;

@@ -121,11 +121,27 @@ const char *config__check_instance_id(const char *s, size_t len);
 void config__instance_key(const char *s, char key[33]);
 const char *config__check_region(const char *s, size_t len);
 const char *config__check_name(const char *s, size_t len);
-/* out gets the lowercased domain (len + 1 bytes). */
-const char *config__check_domain(const char *s, size_t len, char *out);
+/* A domain's longest A-label form, and the longest input taken (a
+ * U-label is longer in UTF-8 bytes than in characters). */
+#define CONFIG__DOMAIN_MAX 253
+#define CONFIG__DOMAIN_INPUT_MAX 1024
+struct config__domain {
+  char name[CONFIG__DOMAIN_MAX + 1]; /* the normalised A-label form */
+  char why[320];                     /* a reason that names a label */
+};
+/* A domain as written -> d->name: one trailing dot dropped, ASCII
+ * lowercased, U-labels converted to A-labels (libidn2, UTS #46
+ * non-transitional), every label LDH and every xn-- label valid punycode
+ * of a valid U-label; a leading "*." kept. NULL, or why not (a static
+ * string or d->why). */
+const char *config__check_domain(const char *s, size_t len,
+                                 struct config__domain *d);
 /* *out: malloc'd normalised "https://host[:port]". */
 const char *config__check_endpoint(const char *s, size_t len, char **out);
 const char *config__check_env_name(const char *s, size_t len);
+/* A systemd credential's name: a plain file name (no '/', not "." or
+ * ".."), so that it cannot leave $CREDENTIALS_DIRECTORY. */
+const char *config__check_credential_name(const char *s, size_t len);
 /* Strict decimal integer: no sign other than '-', no leading zeros, no
  * trailing junk. Returns 0, -EINVAL or -ERANGE. */
 int config__parse_int(const char *s, size_t len, long long *out);
@@ -135,7 +151,8 @@ int config__parse_double(const char *s, size_t len, double *out);
 bool config__is_null(const struct config__node *n);
 
 /* ---- secrets (secret.c) ---- */
-/* Read a secret described by node ({ file: P } or { env: N }) into *out.
+/* Read a secret described by node ({ file: P }, { env: N } or
+ * { credential: N }) into *out.
  * Problems are reported at their position, under path. */
 void config__load_secret(struct config__ctx *c, const struct config__node *n,
                          const char *path, struct config_secret *out);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Secrets: { file: PATH } or { env: NAME }. Values are kept only in
- * struct config_secret and wiped before they are freed. Messages name the
- * file or variable and the problem, never a byte of the value.
+ * Secrets: { file: PATH }, { env: NAME } or { credential: NAME } (a file
+ * under $CREDENTIALS_DIRECTORY, where systemd puts what LoadCredential=
+ * names). Values are kept only in struct config_secret and wiped before
+ * they are freed. Messages name the file, credential or variable and the
+ * problem, never a byte of the value.
  */
 #include "internal.h"
 
@@ -21,6 +23,7 @@ void config__secret_wipe(struct config_secret *s)
     free(s->value);
   }
   free(s->source);
+  free(s->path);
   memset(s, 0, sizeof(*s));
 }
 
@@ -65,8 +68,29 @@ static const char *read_secret_fd(int fd, char *buf, size_t *len)
   return NULL;
 }
 
+/* What is being read, for the messages: "secret file \"/p\"" or
+ * "credential \"sg-ak\" (/run/credentials/u/sg-ak)". */
+struct source {
+  const char *path;
+  const char *credential; /* the credential's name, or NULL for file: */
+  char what[600];
+};
+
+/* A file: secret must have no group or other bits at all. systemd writes a
+ * credential 0400 and, where the file system has ACLs, gives the service
+ * user read access by an ACL entry, whose mask stat() shows in the group
+ * bits (0440, though no group can read it): so a credential may have the
+ * group read bit, never a write bit for group or others and no bit for
+ * others. */
+static const char *mode_problem(const struct source *src, mode_t mode)
+{
+  if (src->credential == NULL)
+    return (mode & 077) ? "is accessible by group or others" : NULL;
+  return (mode & 027) ? "is writable by group or accessible by others" : NULL;
+}
+
 static void load_file(struct config__ctx *c, const struct config__node *at,
-                      const char *path, const char *file,
+                      const char *path, const struct source *src,
                       struct config_secret *out)
 {
   struct stat st;
@@ -75,25 +99,23 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
   const char *why;
   int fd;
 
-  fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  fd = open(src->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
-    config__error(c, at->line, at->col,
-                  "%s: secret file \"%s\" cannot be opened: %s", path, file,
-                  strerror(errno));
+    config__error(c, at->line, at->col, "%s: %s cannot be opened: %s", path,
+                  src->what, strerror(errno));
     return;
   }
   /* fstat the open file: what we check is what we read */
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    config__error(c, at->line, at->col,
-                  "%s: secret file \"%s\" is not a regular file", path, file);
+    config__error(c, at->line, at->col, "%s: %s is not a regular file", path,
+                  src->what);
     close(fd);
     return;
   }
-  if (st.st_mode & 077) {
-    config__error(c, at->line, at->col,
-                  "%s: secret file \"%s\" is accessible by group or others "
-                  "(mode %04o); chmod 600 it",
-                  path, file, (unsigned)(st.st_mode & 07777));
+  why = mode_problem(src, st.st_mode);
+  if (why != NULL) {
+    config__error(c, at->line, at->col, "%s: %s %s (mode %04o); chmod 600 it",
+                  path, src->what, why, (unsigned)(st.st_mode & 07777));
     close(fd);
     return;
   }
@@ -114,14 +136,17 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
             "allowed)";
   }
   if (why != NULL) {
-    config__error(c, at->line, at->col, "%s: secret file \"%s\" %s", path, file,
-                  why);
+    config__error(c, at->line, at->col, "%s: %s %s", path, src->what, why);
     explicit_bzero(buf, CONFIG__MAX_SECRET + 1);
     free(buf);
     return;
   }
   out->value = malloc(len + 1);
-  if (out->value == NULL || asprintf(&out->source, "file %s", file) < 0) {
+  out->path = strdup(src->path);
+  if (out->value == NULL || out->path == NULL ||
+      (src->credential
+           ? asprintf(&out->source, "credential %s", src->credential)
+           : asprintf(&out->source, "file %s", src->path)) < 0) {
     c->oom = true;
     out->source = NULL;
   } else {
@@ -131,6 +156,46 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
   }
   explicit_bzero(buf, CONFIG__MAX_SECRET + 1);
   free(buf);
+}
+
+static void load_secret_file(struct config__ctx *c,
+                             const struct config__node *at, const char *path,
+                             const char *file, struct config_secret *out)
+{
+  struct source src = {.path = file};
+
+  snprintf(src.what, sizeof(src.what), "secret file \"%s\"", file);
+  load_file(c, at, path, &src, out);
+}
+
+/* { credential: NAME }: $CREDENTIALS_DIRECTORY/NAME, as systemd's
+ * LoadCredential= made it when the unit started. */
+static void load_credential(struct config__ctx *c,
+                            const struct config__node *at, const char *path,
+                            const char *name, struct config_secret *out)
+{
+  const char *dir = getenv("CREDENTIALS_DIRECTORY");
+  struct source src = {.credential = name};
+  char *file = NULL;
+
+  if (dir == NULL || *dir == '\0') {
+    config__error(c, at->line, at->col,
+                  "%s.credential: \"%s\" is a systemd credential but "
+                  "$CREDENTIALS_DIRECTORY is %s (systemd sets it for a "
+                  "unit with LoadCredential=; outside systemd, set it to the "
+                  "directory that holds the file)",
+                  path, name, dir == NULL ? "not set" : "empty");
+    return;
+  }
+  if (asprintf(&file, "%s/%s", dir, name) < 0) {
+    c->oom = true;
+    return;
+  }
+  src.path = file;
+  snprintf(src.what, sizeof(src.what), "credential \"%s\" (%.500s)", name,
+           file);
+  load_file(c, at, path, &src, out);
+  free(file);
 }
 
 static void load_env(struct config__ctx *c, const struct config__node *at,
@@ -165,56 +230,87 @@ static void load_env(struct config__ctx *c, const struct config__node *at,
   out->len = len;
 }
 
+enum kind { K_FILE, K_ENV, K_CREDENTIAL, K_UNKNOWN };
+
+static enum kind kind_of(const char *key)
+{
+  if (strcmp(key, "file") == 0)
+    return K_FILE;
+  if (strcmp(key, "env") == 0)
+    return K_ENV;
+  if (strcmp(key, "credential") == 0)
+    return K_CREDENTIAL;
+  return K_UNKNOWN;
+}
+
+static const char *const kind_key[] = {"file", "env", "credential"};
+static const char *const kind_value[] = {"file path", "variable name",
+                                         "credential name"};
+
 void config__load_secret(struct config__ctx *c, const struct config__node *n,
                          const char *path, struct config_secret *out)
 {
   const struct config__node *k, *v, *which = NULL;
-  bool is_file = false;
+  enum kind kind = K_UNKNOWN;
+  const char *why;
 
   if (n->type != CONFIG__MAP) {
     config__error(c, n->line, n->col,
-                  "%s: expected { file: PATH } or { env: NAME } (secrets are "
-                  "never written inline)",
+                  "%s: expected { file: PATH }, { env: NAME } or "
+                  "{ credential: NAME } (secrets are never written inline)",
                   path);
     return;
   }
   for (k = n->first; k != NULL && k->next != NULL; k = v->next) {
     v = k->next;
-    bool f = strcmp(k->str, "file") == 0;
-    if (!f && strcmp(k->str, "env") != 0) {
+    enum kind this = kind_of(k->str);
+    if (this == K_UNKNOWN) {
       config__error(c, k->line, k->col,
-                    "%s.%s: unknown key (expected file or env)", path, k->str);
+                    "%s.%s: unknown key (expected file, env or credential)",
+                    path, k->str);
       continue;
     }
     if (which != NULL) {
       config__error(c, k->line, k->col,
-                    "%s: give exactly one of file and env (first at line %u)",
+                    "%s: give exactly one of file, env and credential (first "
+                    "at line %u)",
                     path, (unsigned)which->line);
       return;
     }
     which = v;
-    is_file = f;
+    kind = this;
   }
   if (which == NULL) {
-    config__error(c, n->line, n->col, "%s: missing file or env", path);
+    config__error(c, n->line, n->col, "%s: missing file, env or credential",
+                  path);
     return;
   }
   if (which->type != CONFIG__SCALAR || config__is_null(which) ||
       memchr(which->str, '\0', which->len) != NULL) {
     config__error(c, which->line, which->col, "%s.%s: expected a %s", path,
-                  is_file ? "file" : "env",
-                  is_file ? "file path" : "variable name");
+                  kind_key[kind], kind_value[kind]);
     return;
   }
-  if (is_file) {
-    load_file(c, which, path, which->str, out);
+  switch (kind) {
+  case K_FILE:
+    load_secret_file(c, which, path, which->str, out);
+    return;
+  case K_ENV:
+    why = config__check_env_name(which->str, which->len);
+    break;
+  case K_CREDENTIAL:
+    why = config__check_credential_name(which->str, which->len);
+    break;
+  default:
     return;
   }
-  const char *why = config__check_env_name(which->str, which->len);
   if (why != NULL) {
-    config__error(c, which->line, which->col, "%s.env: \"%s\" %s", path,
-                  which->str, why);
+    config__error(c, which->line, which->col, "%s.%s: \"%.80s\" %s", path,
+                  kind_key[kind], which->str, why);
     return;
   }
-  load_env(c, which, path, which->str, out);
+  if (kind == K_ENV)
+    load_env(c, which, path, which->str, out);
+  else
+    load_credential(c, which, path, which->str, out);
 }

@@ -193,28 +193,106 @@ static void on_timer(uv_timer_t *t)
   pass_pump(t->data);
 }
 
-static void progress_line(struct pass *p, bool final)
-{
-  uint64_t now = pass_now_ms(p);
-  double el = (double)(pass_unix_ms(p) - p->res.started_ms) / 1000.0;
-  uint64_t done = p->res.counts.requests - p->in_flight;
-  uint64_t total = p->requests_planned > done ? p->requests_planned : done;
-  double rate = el > 0 ? (double)done / el : 0;
-  char bar[27];
-  size_t fill;
+/* The bindings this pass writes (all but those the daemon's memory holds
+ * back: known once the plan is made, then fixed), those of them done with
+ * (written, converged or failed) and, of those, the written ones that
+ * wait for a confirmation read to show them. */
+struct progress_counts {
+  uint64_t done, total, confirming;
+};
 
-  if (!p->opts.progress || (!final && now - p->progress_ms < 200))
+static struct progress_counts progress_counts(const struct pass *p)
+{
+  struct progress_counts k = {0};
+
+  for (size_t i = 0; p->items && i < p->plan.nitems; i++) {
+    const struct pass_item *it = &p->items[i];
+
+    if (it->held)
+      continue;
+    k.total++;
+    k.done += it->state != ITEM_PENDING;
+    k.confirming += it->state == ITEM_WRITTEN;
+  }
+  return k;
+}
+
+/* "eta 42s", "eta 3m05s"; "eta ?" before the first binding is done (no
+ * rate yet). Rounded up: never "0s" while work remains. */
+static void format_eta(char *buf, size_t size, uint64_t done, uint64_t total,
+                       uint64_t elapsed_ms)
+{
+  uint64_t left_s;
+
+  if (done == 0 || elapsed_ms == 0) {
+    snprintf(buf, size, "eta ?");
     return;
-  p->progress_ms = now;
-  fill = total ? (size_t)(25.0 * (double)done / (double)total) : 25;
+  }
+  left_s = ((total - done) * elapsed_ms + done * 1000 - 1) / (done * 1000);
+  if (left_s < 60)
+    snprintf(buf, size, "eta %llus", (unsigned long long)left_s);
+  else
+    snprintf(buf, size, "eta %llum%02llus", (unsigned long long)(left_s / 60),
+             (unsigned long long)(left_s % 60));
+}
+
+static void progress_bar(char bar[27], uint64_t done, uint64_t total)
+{
+  size_t fill = total ? (size_t)(25 * done / total) : 25;
+
   for (size_t i = 0; i < 25; i++)
     bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
   bar[25] = '\0';
-  fprintf(stderr, "\r[%s] %llu/%llu requests  %.0f req/s  eta %.0fs\033[K", bar,
-          (unsigned long long)done, (unsigned long long)total, rate,
-          rate > 0 ? (double)(total - done) / rate : 0.0);
-  if (final)
+}
+
+/* One live line on stderr (opts.progress: a terminal that can redraw, text
+ * logs), at most every 200 ms: the certificates read while the reads are
+ * out, then the bindings written of those the pass writes, their rate
+ * since the plan was made and the time left at that rate; once all are
+ * written, how many wait for their confirmation read. */
+static void progress_line(struct pass *p, bool final)
+{
+  uint64_t now = pass_now_ms(p), done, total;
+  struct progress_counts k;
+  char bar[27], tail[48] = "", rate[32] = "";
+
+  if (!p->opts.progress)
+    return;
+  if (p->items && !p->progress_planned) {
+    p->progress_planned = true;
+    p->progress_from_ms = now;
+  }
+  if (final) {
     fputs("\r\033[K", stderr);
+    return;
+  }
+  if (now - p->progress_ms < 200)
+    return;
+  p->progress_ms = now;
+  if (!p->items) {
+    total = p->cfg->ncertificates;
+    done = total - p->reads_left;
+    progress_bar(bar, done, total);
+    fprintf(stderr, "\r[%s] %llu/%llu certificates read\033[K", bar,
+            (unsigned long long)done, (unsigned long long)total);
+    return;
+  }
+  k = progress_counts(p);
+  progress_bar(bar, k.done, k.total);
+  if (k.done < k.total) {
+    uint64_t el = now - p->progress_from_ms;
+
+    format_eta(tail, sizeof(tail), k.done, k.total, el);
+    if (k.done && el)
+      snprintf(rate, sizeof(rate), "  %.*f/s", k.done * 1000 < 10 * el ? 1 : 0,
+               (double)k.done * 1000.0 / (double)el);
+  } else if (k.confirming) {
+    snprintf(tail, sizeof(tail), "confirming %llu",
+             (unsigned long long)k.confirming);
+  }
+  fprintf(stderr, "\r[%s] %llu/%llu bindings%s%s%s\033[K", bar,
+          (unsigned long long)k.done, (unsigned long long)k.total, rate,
+          *tail ? "  " : "", tail);
 }
 
 /* Release what the queue allows, then sleep until the next thing can go. */
@@ -556,7 +634,8 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
 {
   const struct config *cfg = p->cfg;
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[3];
+  struct log_kv kv[2];
+  struct log_flag flags[1];
   int rc;
 
   p->res.started_ms = pass_unix_ms(p);
@@ -567,9 +646,11 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
 
   kv[0] = (struct log_kv){"certificates", (long long)cfg->ncertificates};
   kv[1] = (struct log_kv){"bindings", (long long)cfg->nbindings};
-  kv[2] = (struct log_kv){"dry_run", p->opts.dry_run || !p->opts.write};
+  flags[0] = (struct log_flag){"dry_run", p->opts.dry_run || !p->opts.write};
   f.kv = kv;
-  f.nkv = 3;
+  f.nkv = 2;
+  f.flags = flags;
+  f.nflags = 1;
   log_event(p->log, LOG_INFO, "pass.start", &f, "mode %s",
             config_mode_name(cfg->policy.mode));
   token_take_cached(p);
@@ -585,7 +666,6 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
             CONFIG_AUTH_PASSWORD &&
         !p->accounts[cfg->certificates[c].account].token.value) {
       token_park(p, j);
-      p->requests_planned++;
     } else if (job_push(p, j, 0) < 0) {
       job_free(j);
       return -ENOMEM;
@@ -658,6 +738,13 @@ void pass_free(struct pass *p)
 const struct pass_result *pass_result(const struct pass *p)
 {
   return &p->res;
+}
+
+const struct apig_error *pass_read_error(const struct pass *p, size_t cert)
+{
+  if (!p->certs || cert >= p->cfg->ncertificates || !p->certs[cert].read_failed)
+    return NULL;
+  return p->certs[cert].read_error;
 }
 
 bool pass_ledger_dirty(const struct pass *p)

@@ -87,14 +87,25 @@ struct pass_opts {
   bool write;                  /* false: read and diff only (plan) */
   bool dry_run;                /* apply --dry-run: never submit a write */
   const char *expect_checksum; /* apply --plan: the stored plan's */
-  bool progress;               /* one live progress line on stderr */
-  uint64_t seed;               /* jitter; 0 = from the clock */
+  /* apply --plan: the stored plan's config_sha256 (NULL: not known), and
+   * what it assumed of the bindings it changes: a refusal as stale names
+   * the file, or a binding that differs (plan_explain_stale) */
+  const char *expect_config_sha256;
+  const struct plan_expect *expect;
+  size_t nexpect;
+  bool force;    /* apply --force: the detach thresholds do not refuse (warn) */
+  bool progress; /* one live progress line on stderr */
+  uint64_t seed; /* jitter; 0 = from the clock */
   const char *command;       /* "plan" | "apply" | "run": for the status file */
   uint32_t confirm_delay_ms; /* first re-read after a write; 0 = policy */
   const struct memo_set *memory; /* daemon: earlier failures, or NULL */
   /* daemon: IAM tokens kept across passes (taken while before their
    * renewal time, new ones stored back), or NULL */
   struct auth_token_cache *tokens;
+  /* import: each certificate is read with every account to find the one
+   * that holds it; a read answered 404 (not in that project) is then
+   * logged at info, not as an error */
+  bool probe;
 };
 
 struct pass_counts {
@@ -137,6 +148,12 @@ void pass_free(struct pass *p);
 
 const struct pass_result *pass_result(const struct pass *p);
 
+/* Why the first read of certificate cert (an index into the file's
+ * certificates) failed: the answer's error (code "APIG.3025": no such
+ * certificate in the account's project; "" when there was no answer), or
+ * NULL when it was read or never tried. Valid until pass_free(). */
+const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
+
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);
 
@@ -157,7 +174,8 @@ bool pass_reached_all(const struct pass *p);
  * write. */
 bool pass_succeeded(const struct pass *p);
 
-/* Print the summary ("done in 2.4 s: …" and the failures). */
+/* Print the summary ("done in 2.4 s: …" and the first 20 failures, each
+ * with its whole request ID: operators quote it to support). */
 void pass_print_summary(const struct pass *p, FILE *out, bool color);
 
 /* "converged", "planned", … */

@@ -285,8 +285,11 @@ struct pass {
   bool started;      /* pass_start() succeeded: its handles exist */
   bool free_pending; /* pass_free() waits for the handles to close */
   int open_handles;
+  /* the live progress line (pass.c): when it was last drawn, and when
+   * the plan was made (its rate counts from there, not from the reads) */
   uint64_t progress_ms;
-  uint64_t requests_planned;
+  uint64_t progress_from_ms;
+  bool progress_planned;
   void (*done)(struct pass *p, void *arg);
   void *done_arg;
 };

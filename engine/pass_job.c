@@ -59,15 +59,10 @@ struct apig_error job_page_err(const struct job *head)
 
 int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
 {
-  int rc;
-
   if (p->stopping)
     return -ECANCELED;
   j->q.not_before_ms = pass_now_ms(p) + delay_ms;
-  rc = queue_push(&p->queue, &j->q);
-  if (rc == 0 && j->type == JOB_LIST)
-    p->requests_planned++;
-  return rc;
+  return queue_push(&p->queue, &j->q);
 }
 
 /* A write leaves: its certificate's last write schedules the confirmation

@@ -516,8 +516,9 @@ void read_done(struct pass *p, struct job *j, struct http_response *rs,
     return;
   case APIG_PERMANENT:
   case APIG_DONE_ALREADY:
-    call_log(p, LOG_ERROR, "list.failed", j, APIG_OP_LIST, o, rs->latency_ms,
-             NULL);
+    /* a probe asks every account: "not in this project" is an answer */
+    call_log(p, p->opts.probe && o->status == 404 ? LOG_INFO : LOG_ERROR,
+             "list.failed", j, APIG_OP_LIST, o, rs->latency_ms, NULL);
     job_abandon(p, j, &o->err);
     return;
   case APIG_RETRY:

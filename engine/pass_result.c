@@ -454,14 +454,6 @@ bool pass_succeeded(const struct pass *p)
   return true;
 }
 
-static const char *short_request(const char *rid, char buf[16])
-{
-  if (strlen(rid) <= 12)
-    return rid;
-  snprintf(buf, 16, "%.4s\xe2\x80\xa6", rid);
-  return buf;
-}
-
 /* One line per unreachable account: its certificates were not read. */
 static void print_unreachable(const struct pass *p, FILE *out, bool color)
 {
@@ -488,7 +480,6 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
   double secs = (double)(p->res.ended_ms - p->res.started_ms) / 1000.0;
   uint64_t written = k->attached + k->changed + k->detached;
   size_t shown = 0;
-  char rbuf[16];
 
   if (p->res.outcome == PASS_REFUSED || p->res.outcome == PASS_ABORTED) {
     fprintf(out, "%s%s%s\n", color ? "\033[31m" : "", p->message,
@@ -511,7 +502,7 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
     if (it->state != ITEM_FAILED)
       continue;
     if (shown++ == 20) {
-      fprintf(out, "  … and %llu more (certbind status lists them all)\n",
+      fprintf(out, "  … and %llu more (certbind status --all lists them all)\n",
               (unsigned long long)(k->failed - 20));
       break;
     }
@@ -521,7 +512,7 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
                                       : p->cfg->gateways[pi->gateway].name,
             item_str(it->error_code), item_str(it->error_msg));
     if (it->request_id)
-      fprintf(out, " (request %s)", short_request(it->request_id, rbuf));
+      fprintf(out, " (request %s)", it->request_id);
     fputc('\n', out);
   }
   /* A certificate whose live state could not be read was not planned:
@@ -535,8 +526,7 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
             p->cfg->certificates[c].name, pc->read_error->code,
             pc->read_error->msg);
     if (pc->read_error->request_id[0])
-      fprintf(out, " (request %s)",
-              short_request(pc->read_error->request_id, rbuf));
+      fprintf(out, " (request %s)", pc->read_error->request_id);
     fputc('\n', out);
   }
   print_unreachable(p, out, color);

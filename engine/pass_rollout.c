@@ -104,33 +104,52 @@ void rollout_start_wave(struct pass *p)
   }
 }
 
-/* Sync: refuse a pass that would detach too much (policy.max_detach_count,
- * policy.max_detach_ratio). */
-static bool detach_guard_ok(struct pass *p)
+/* The guards (plan_guards, the same for `plan`): refuse, or with --force
+ * go on and say so at warn. */
+static bool guards_ok(struct pass *p)
 {
-  const struct config_policy *pol = &p->cfg->policy;
-  size_t nd = p->plan.ndetach;
-  char msg[256];
+  char why[200], msg[256];
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[] = {{"detach", (long long)p->plan.ndetach},
+                        {"live", (long long)p->plan.live_total}};
 
-  if (nd == 0)
+  if (plan_guards(p->cfg, &p->plan, why, sizeof(why)) == PLAN_GUARD_OK)
     return true;
-  if (nd > pol->max_detach_count) {
-    snprintf(msg, sizeof(msg),
-             "refused: %zu detaches exceed policy.max_detach_count %u", nd,
-             pol->max_detach_count);
+  if (!p->opts.force) {
+    snprintf(msg, sizeof(msg), "refused: %s", why);
     pass_refuse(p, PASS_REFUSED, "guard.refused", msg);
     return false;
   }
-  if (p->plan.live_total &&
-      (double)nd > pol->max_detach_ratio * (double)p->plan.live_total) {
-    snprintf(msg, sizeof(msg),
-             "refused: %zu detaches of %zu live bindings exceed "
-             "policy.max_detach_ratio %.2f",
-             nd, p->plan.live_total, pol->max_detach_ratio);
-    pass_refuse(p, PASS_REFUSED, "guard.refused", msg);
-    return false;
-  }
+  f.kv = kv;
+  f.nkv = 2;
+  log_event(p->log, LOG_WARN, "guard.overridden", &f,
+            "%s: overridden by --force", why);
   return true;
+}
+
+/* apply --plan: a stored plan that no longer matches is refused, naming
+ * what changed: the file, or a binding of the live state. */
+static void refuse_stale(struct pass *p)
+{
+  char what[300], msg[400];
+  const struct pass_opts *o = &p->opts;
+
+  if (o->expect_config_sha256 &&
+      strcmp(o->expect_config_sha256, p->cfg->sha256) != 0)
+    snprintf(msg, sizeof(msg),
+             "refused: the file changed since the plan was made (its "
+             "SHA-256 differs); run certbind plan again");
+  else if (plan_explain_stale(p->cfg, &p->live, &p->plan, o->expect, o->nexpect,
+                              what, sizeof(what)))
+    snprintf(msg, sizeof(msg),
+             "refused: live state changed since the plan was made: %s; run "
+             "certbind plan again",
+             what);
+  else
+    snprintf(msg, sizeof(msg),
+             "refused: the live state or the ownership ledger changed since "
+             "the plan was made (checksum mismatch); run certbind plan again");
+  pass_refuse(p, PASS_REFUSED, "plan.stale", msg);
 }
 
 /* The reads are over: plan, and check the guards. PHASE_WRITE: the first
@@ -139,7 +158,7 @@ static bool detach_guard_ok(struct pass *p)
 enum phase rollout_plan(struct pass *p)
 {
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[5];
+  struct log_kv kv[6];
   bool plan_only = !p->opts.write || p->opts.dry_run; /* shown, not made */
   int rc;
 
@@ -175,8 +194,9 @@ enum phase rollout_plan(struct pass *p)
   kv[2] = (struct log_kv){"detach", (long long)p->plan.ndetach};
   kv[3] = (struct log_kv){"unchanged", (long long)p->plan.unchanged};
   kv[4] = (struct log_kv){"uncertain", (long long)p->plan.nuncertain};
+  kv[5] = (struct log_kv){"move", (long long)p->plan.nmoved};
   f.kv = kv;
-  f.nkv = 5;
+  f.nkv = 6;
   log_event(p->log, LOG_INFO, "plan", &f, NULL);
 
   /* only a plan that is shown, saved or compared needs its checksum */
@@ -187,19 +207,15 @@ enum phase rollout_plan(struct pass *p)
   }
   if (p->opts.expect_checksum &&
       strcmp(p->opts.expect_checksum, p->plan.checksum) != 0) {
-    pass_refuse(
-        p, PASS_REFUSED, "plan.stale",
-        "refused: the live state or the file changed since the plan was "
-        "made (checksum mismatch); run certbind plan again");
+    refuse_stale(p);
     return PHASE_DONE;
   }
   if (plan_only) {
     p->res.outcome = PASS_PLANNED;
     return PHASE_DONE;
   }
-  if (p->cfg->policy.mode == CONFIG_MODE_SYNC && !detach_guard_ok(p)) {
+  if (!guards_ok(p))
     return PHASE_DONE;
-  }
   owner_forget_stale(p);
   if (setup_waves(p) < 0) {
     pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");

@@ -4,11 +4,13 @@
  * them. Writes go in batches of up to policy.batch_size domains per
  * request, attaches before detaches, one in flight per certificate (the
  * queue); write_dispatch is the one place a write is sent, and refuses it
- * on a dry run. A refused batch of many domains is split in halves until
- * the bad domain stands alone; a write of unknown outcome is re-read
- * before anything is sent again; a certificate's last write is followed
- * by confirmation reads until its bindings show or confirm_timeout_s
- * passes.
+ * on a dry run. A binding's attempts are the write requests made for it,
+ * at most retry.max_attempts, splits and retries alike. A refused batch
+ * of many domains is split (in halves while max_attempts allows, in more
+ * parts when it does not) until the bad domain stands alone; a write of
+ * unknown outcome is re-read before anything is sent again; a
+ * certificate's last write is followed by confirmation reads until its
+ * bindings show or confirm_timeout_s passes.
  */
 #include "pass_int.h"
 
@@ -112,7 +114,6 @@ int write_queue_cert(struct pass *p, uint32_t cert, size_t lo, size_t hi)
       }
       memcpy(j->items, idx + start, j->nitems * sizeof(*j->items));
       p->certs[cert].writes_left++;
-      p->requests_planned += 2; /* the write and its confirmation */
       rc = job_push(p, j, 0);
       if (rc < 0) {
         p->certs[cert].writes_left--;
@@ -158,6 +159,28 @@ static int build_write_body(struct pass *p, struct job *j, char **body,
   return rc;
 }
 
+/* A write of more than one domain (its items are sorted by domain). */
+static bool write_many_domains(const struct pass *p, const struct job *j)
+{
+  return j->nitems > 1 &&
+         strcmp(p->plan.items[j->items[0]].domain,
+                p->plan.items[j->items[j->nitems - 1]].domain) != 0;
+}
+
+/* The requests made so far for the bindings of j: retry.max_attempts
+ * bounds them per binding, whatever splits and retries they went through,
+ * and they are the "attempts" of the status and the logs. */
+static uint32_t write_requests_made(const struct pass *p, const struct job *j)
+{
+  uint32_t n = 0;
+
+  for (size_t k = 0; k < j->nitems; k++) {
+    uint32_t a = p->items[j->items[k]].attempts;
+    n = a > n ? a : n;
+  }
+  return n;
+}
+
 /* The one place a write is submitted. */
 void write_dispatch(struct pass *p, struct job *j)
 {
@@ -187,8 +210,11 @@ void write_dispatch(struct pass *p, struct job *j)
     c->job = j;
     c->op = j->op;
     c->account = j->q.account;
+    /* attempt n of its bindings, also after a split or a resend after a
+     * token renewal */
+    j->q.attempt = write_requests_made(p, j);
     for (size_t k = 0; k < j->nitems; k++)
-      p->items[j->items[k]].attempts++;
+      p->items[j->items[k]].attempts = j->q.attempt + 1;
     /* curl must never re-send it blindly if a reused connection turns out
      * dead (http.h): no_resend makes that re-send fail (outcome unknown,
      * re-read first) without a TLS handshake per write, which
@@ -208,51 +234,89 @@ void write_dispatch(struct pass *p, struct job *j)
   job_abandon(p, j, &why);
 }
 
-/* Split a refused multi-domain write in halves, so that the bad domain
- * ends up alone and the others are written. */
-static bool split_write(struct pass *p, struct job *j)
+/* Into how many parts a refused batch of ndom domains is split so that,
+ * split the same way again and again, the bad domain stands alone within
+ * left more requests: halves when they can, more parts when max_attempts
+ * leaves too few requests for halving (k^left >= ndom). */
+static size_t split_parts(size_t ndom, uint32_t left)
 {
-  size_t ndom = 0, half, cut = 0, seen = 0;
-  struct apig_error why;
-  struct job *b;
+  for (size_t k = 2; k < ndom; k++) {
+    size_t reach = 1;
+
+    for (uint32_t i = 0; i < left && reach < ndom; i++)
+      reach *= k;
+    if (reach >= ndom)
+      return k;
+  }
+  return ndom;
+}
+
+/* The index in j->items where domain number d (0-based) begins. */
+static size_t domain_start(const struct pass *p, const struct job *j, size_t d)
+{
+  size_t seen = 0;
 
   for (size_t k = 0; k < j->nitems; k++) {
-    if (k == 0 || strcmp(p->plan.items[j->items[k]].domain,
-                         p->plan.items[j->items[k - 1]].domain) != 0)
-      ndom++;
+    if (k > 0 && strcmp(p->plan.items[j->items[k]].domain,
+                        p->plan.items[j->items[k - 1]].domain) != 0)
+      seen++;
+    if (seen == d)
+      return k;
   }
-  if (ndom < 2)
+  return j->nitems;
+}
+
+/* Split a refused multi-domain write (split_parts says in how many parts)
+ * so that the bad domain ends up alone and the others are written. False
+ * when it cannot be: one domain, max_attempts spent, or out of memory. */
+static bool split_write(struct pass *p, struct job *j)
+{
+  uint32_t made = j->q.attempt + 1, max = p->cfg->retry.max_attempts;
+  size_t ndom = 0, parts, *cuts;
+  struct job **more;
+  struct apig_error why;
+  bool ok;
+
+  for (size_t k = 0; k < j->nitems; k++)
+    ndom += k == 0 || strcmp(p->plan.items[j->items[k]].domain,
+                             p->plan.items[j->items[k - 1]].domain) != 0;
+  if (ndom < 2 || made >= max)
     return false;
-  half = ndom / 2;
-  for (size_t k = 0; k < j->nitems; k++) {
-    if (k == 0 || strcmp(p->plan.items[j->items[k]].domain,
-                         p->plan.items[j->items[k - 1]].domain) != 0) {
-      if (seen++ == half) {
-        cut = k;
-        break;
-      }
+  parts = split_parts(ndom, max - made);
+  cuts = malloc((parts + 1) * sizeof(*cuts));
+  more = calloc(parts, sizeof(*more));
+  ok = cuts && more;
+  for (size_t i = 0; ok && i <= parts; i++)
+    cuts[i] = domain_start(p, j, i * ndom / parts);
+  /* parts 1.. in new jobs; j keeps part 0 */
+  for (size_t i = 1; ok && i < parts; i++) {
+    struct job *b = more[i] = job_new(p, JOB_WRITE, j->cert);
+
+    ok = b && (b->items = malloc((cuts[i + 1] - cuts[i]) * sizeof(size_t)));
+    if (!ok)
+      break;
+    b->op = j->op;
+    b->nitems = cuts[i + 1] - cuts[i];
+    memcpy(b->items, j->items + cuts[i], b->nitems * sizeof(*b->items));
+    b->q.attempt = made;
+  }
+  if (ok) {
+    why = pass_error("internal", "queue refused a split batch");
+    j->nitems = cuts[1];
+    j->q.attempt = made;
+    p->certs[j->cert].writes_left += parts - 1;
+    for (size_t i = 0; i < parts; i++) {
+      struct job *b = i ? more[i] : j;
+
+      if (job_push(p, b, 0) < 0)
+        job_abandon(p, b, &why);
     }
   }
-  b = job_new(p, JOB_WRITE, j->cert);
-  if (!b)
-    return false;
-  b->op = j->op;
-  b->items = malloc((j->nitems - cut) * sizeof(*b->items));
-  if (!b->items) {
-    job_free(b);
-    return false;
-  }
-  memcpy(b->items, j->items + cut, (j->nitems - cut) * sizeof(*b->items));
-  b->nitems = j->nitems - cut;
-  j->nitems = cut;
-  j->q.attempt = 0;
-  p->certs[j->cert].writes_left++;
-  why = pass_error("internal", "queue refused a split batch");
-  if (job_push(p, j, 0) < 0)
-    job_abandon(p, j, &why);
-  if (job_push(p, b, 0) < 0)
-    job_abandon(p, b, &why);
-  return true;
+  for (size_t i = 1; !ok && more && i < parts; i++)
+    job_free(more[i]);
+  free(cuts);
+  free(more);
+  return ok;
 }
 
 /* Unknown outcome: re-read the certificate before anything is re-sent. */
@@ -326,13 +390,20 @@ void write_done(struct pass *p, struct job *j, const struct outcome *o,
     job_end(p, j, JOB_FAILED, &o->err);
     return;
   case APIG_PERMANENT:
-    if (j->nitems > 1 &&
-        strcmp(p->plan.items[j->items[0]].domain,
-               p->plan.items[j->items[j->nitems - 1]].domain)) {
+    if (write_many_domains(p, j) &&
+        j->q.attempt + 1 < p->cfg->retry.max_attempts) {
       call_log(p, LOG_WARN, "write.retry", j, j->op, o, latency, "%s",
-               "batch failed: split in halves to isolate the bad domain(s)");
+               "batch failed: split to isolate the bad domain(s)");
       if (split_write(p, j))
         return;
+    }
+    if (write_many_domains(p, j)) {
+      /* the bad domain is not known: the others are not failed for good */
+      call_log(p, LOG_WARN, "write.failed", j, j->op, o, latency, "%s",
+               "batch failed and not split further (retry.max_attempts "
+               "spent)");
+      job_end(p, j, JOB_FAILED, &o->err);
+      return;
     }
     call_log(p, LOG_WARN, "write.failed", j, j->op, o, latency, NULL);
     for (size_t k = 0; k < j->nitems; k++)

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,6 +332,9 @@ static int diff_certificate(struct builder *bld, const struct config *cfg,
         bld->p->unchanged++;
       } else {
         it.op = PLAN_CHANGE;
+        it.has_from = true;
+        it.from_cert = c;
+        it.from_verify_client = lc->b.items[j].verify_client;
         rc = push_item(bld, &it);
       }
       j++;
@@ -436,6 +440,9 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
         .instance_id = e->instance_id,
         .verify_client = e->verify_client,
         .binding = SIZE_MAX,
+        .has_from = true,
+        .from_cert = ci->cert,
+        .from_verify_client = e->verify_client,
     };
     if (!g)
       bld->p->live_total++; /* counted for the ratio guard all the same */
@@ -443,6 +450,115 @@ static int diff_ledger(struct builder *bld, const struct config *cfg,
   }
   free(ids);
   return rc;
+}
+
+/* ---- moves: an attach of a (gateway, domain) another certificate holds */
+
+bool plan_item_is_move(const struct plan_item *it)
+{
+  return it->op == PLAN_ATTACH && it->has_from;
+}
+
+/* One live binding of any read certificate. */
+struct live_ref {
+  const char *domain;
+  const char *instance_id;
+  uint32_t cert;
+  bool verify_client;
+};
+
+static int cmp_live_ref(const void *a, const void *b)
+{
+  const struct live_ref *x = a, *y = b;
+  return cmp_pair(x->instance_id, x->domain, y->instance_id, y->domain);
+}
+
+static void set_move(struct plan *p, struct plan_item *it, uint32_t from,
+                     bool from_verify)
+{
+  it->has_from = true;
+  it->from_cert = from;
+  it->from_verify_client = from_verify;
+  p->nmoved++;
+}
+
+/* Few attaches: look each one up in every other read certificate. */
+static void mark_moves_by_lookup(struct plan *p, const struct live_state *live)
+{
+  for (size_t i = 0; i < p->nitems; i++) {
+    struct plan_item *it = &p->items[i];
+    if (it->op != PLAN_ATTACH)
+      continue;
+    for (uint32_t c = 0; c < live->ncerts; c++) {
+      const struct apig_binding *e;
+      if (c == it->cert || !live->certs[c].known)
+        continue;
+      e = live_cert_find(&live->certs[c], it->instance_id, it->domain);
+      if (e) {
+        set_move(p, it, c, e->verify_client);
+        break;
+      }
+    }
+  }
+}
+
+/* Many attaches: one sorted index of every live binding, then one search
+ * per attach. -ENOMEM or 0. */
+static int mark_moves_by_index(struct plan *p, const struct live_state *live,
+                               size_t nlive)
+{
+  struct live_ref *ix = malloc(nlive * sizeof(*ix));
+  size_t n = 0;
+
+  if (!ix)
+    return -ENOMEM;
+  for (uint32_t c = 0; c < live->ncerts; c++) {
+    const struct live_cert *lc = &live->certs[c];
+    for (size_t j = 0; lc->known && j < lc->b.n; j++)
+      ix[n++] = (struct live_ref){lc->b.items[j].url_domain,
+                                  lc->b.items[j].instance_id, c,
+                                  lc->b.items[j].verify_client};
+  }
+  qsort(ix, n, sizeof(*ix), cmp_live_ref);
+  for (size_t i = 0; i < p->nitems; i++) {
+    struct plan_item *it = &p->items[i];
+    struct live_ref key = {.domain = it->domain,
+                           .instance_id = it->instance_id};
+    const struct live_ref *e;
+    if (it->op != PLAN_ATTACH)
+      continue;
+    /* the attach's own certificate does not hold the pair: any match is
+     * another's (APIG binds one certificate per gateway and domain) */
+    e = bsearch(&key, ix, n, sizeof(*ix), cmp_live_ref);
+    if (e)
+      set_move(p, it, e->cert, e->verify_client);
+  }
+  free(ix);
+  return 0;
+}
+
+/* Mark the attaches that are moves. Sorting every live binding costs more
+ * than a few lookups per attach when the attaches are few (the usual
+ * steady state), so the cheaper of the two is taken. */
+static int mark_moves(struct plan *p, const struct live_state *live)
+{
+  size_t nlive = 0, nknown = 0;
+
+  if (p->nattach == 0)
+    return 0;
+  for (size_t c = 0; c < live->ncerts; c++) {
+    if (live->certs[c].known) {
+      nknown++;
+      nlive += live->certs[c].b.n;
+    }
+  }
+  if (nknown < 2 || nlive == 0)
+    return 0;
+  if (p->nattach * nknown <= nlive)
+    mark_moves_by_lookup(p, live);
+  else
+    return mark_moves_by_index(p, live, nlive);
+  return 0;
 }
 
 /* EVP_DigestUpdate costs more than the bytes of one binding: the checksum
@@ -614,6 +730,8 @@ int plan_compute_wanted(const struct config *cfg, struct live_state *live,
   }
   if (rc == 0 && ledger)
     rc = diff_ledger(&bld, cfg, live, ledger, w, wanted->by_pair, gws);
+  if (rc == 0)
+    rc = mark_moves(out, live);
   if (rc == 0) {
     /* items is NULL when empty; diff_certificate pushes them in order
      * unless a certificate mixes ops or sync added detaches */
@@ -644,4 +762,139 @@ void plan_free(struct plan *p)
   free(p->moves);
   free(p->uncertain);
   memset(p, 0, sizeof(*p));
+}
+
+/* ---- guards ------------------------------------------------------------ */
+
+enum plan_guard plan_guards(const struct config *cfg, const struct plan *p,
+                            char *msg, size_t len)
+{
+  const struct config_policy *pol = &cfg->policy;
+  size_t nd = p->ndetach;
+
+  msg[0] = '\0';
+  if (pol->mode != CONFIG_MODE_SYNC || nd == 0)
+    return PLAN_GUARD_OK;
+  if (nd > pol->max_detach_count) {
+    snprintf(msg, len, "%zu detaches exceed policy.max_detach_count %u", nd,
+             pol->max_detach_count);
+    return PLAN_GUARD_DETACH_COUNT;
+  }
+  if (p->live_total &&
+      (double)nd > pol->max_detach_ratio * (double)p->live_total) {
+    snprintf(msg, len,
+             "%zu detaches of %zu live bindings exceed "
+             "policy.max_detach_ratio %.2f",
+             nd, p->live_total, pol->max_detach_ratio);
+    return PLAN_GUARD_DETACH_RATIO;
+  }
+  return PLAN_GUARD_OK;
+}
+
+/* ---- why a stored plan is stale ---------------------------------------- */
+
+static const char *gateway_name(const struct config *cfg,
+                                const char *instance_id)
+{
+  for (size_t g = 0; g < cfg->ngateways; g++) {
+    if (strcmp(cfg->gateways[g].instance_id, instance_id) == 0)
+      return cfg->gateways[g].name;
+  }
+  return instance_id;
+}
+
+/* The read certificate of the file that holds (instance, domain) now. */
+static const struct apig_binding *holder_now(const struct live_state *live,
+                                             const char *instance_id,
+                                             const char *domain, uint32_t *cert)
+{
+  for (uint32_t c = 0; c < live->ncerts; c++) {
+    const struct apig_binding *e;
+    if (!live->certs[c].known)
+      continue;
+    e = live_cert_find(&live->certs[c], instance_id, domain);
+    if (e) {
+      *cert = c;
+      return e;
+    }
+  }
+  return NULL;
+}
+
+static void describe_now(const struct config *cfg,
+                         const struct live_state *live, const char *instance_id,
+                         const char *domain, bool flag_changed, char *msg,
+                         size_t len)
+{
+  uint32_t c = 0;
+  const struct apig_binding *e = holder_now(live, instance_id, domain, &c);
+  const char *gw = gateway_name(cfg, instance_id);
+
+  if (!e)
+    snprintf(msg, len, "%s on %s now bound to no certificate of the file",
+             domain, gw);
+  else if (flag_changed)
+    snprintf(msg, len, "%s on %s now bound to %s with client verification %s",
+             domain, gw, cfg->certificates[c].name,
+             e->verify_client ? "on" : "off");
+  else
+    snprintf(msg, len, "%s on %s now bound to %s", domain, gw,
+             cfg->certificates[c].name);
+}
+
+static int cmp_expect(const void *a, const void *b)
+{
+  const struct plan_expect *x = a, *y = b;
+  return cmp_pair(x->instance_id, x->domain, y->instance_id, y->domain);
+}
+
+/* An expectation the live state no longer meets: described in msg. */
+static bool expect_broken(const struct config *cfg,
+                          const struct live_state *live,
+                          const struct plan_expect *x, char *msg, size_t len)
+{
+  uint32_t c = 0;
+  const struct apig_binding *e =
+      holder_now(live, x->instance_id, x->domain, &c);
+  bool same_holder =
+      e ? x->holder_id && strcmp(x->holder_id, cfg->certificates[c].id) == 0
+        : x->holder_id == NULL;
+
+  if (same_holder && (!e || e->verify_client == x->verify_client))
+    return false;
+  describe_now(cfg, live, x->instance_id, x->domain, same_holder, msg, len);
+  return true;
+}
+
+bool plan_explain_stale(const struct config *cfg, const struct live_state *live,
+                        const struct plan *p, const struct plan_expect *expect,
+                        size_t nexpect, char *msg, size_t len)
+{
+  struct plan_expect *sorted;
+
+  msg[0] = '\0';
+  for (size_t i = 0; i < nexpect; i++) {
+    if (expect_broken(cfg, live, &expect[i], msg, len))
+      return true;
+  }
+  /* a change the stored plan did not have: the binding was in place */
+  sorted = malloc((nexpect ? nexpect : 1) * sizeof(*sorted));
+  if (!sorted)
+    return false;
+  if (nexpect)
+    memcpy(sorted, expect, nexpect * sizeof(*sorted));
+  qsort(sorted, nexpect, sizeof(*sorted), cmp_expect);
+  for (size_t i = 0; i < p->nitems; i++) {
+    const struct plan_item *it = &p->items[i];
+    struct plan_expect key = {.instance_id = it->instance_id,
+                              .domain = it->domain};
+    if (nexpect && bsearch(&key, sorted, nexpect, sizeof(*sorted), cmp_expect))
+      continue;
+    describe_now(cfg, live, it->instance_id, it->domain, it->op == PLAN_CHANGE,
+                 msg, len);
+    free(sorted);
+    return true;
+  }
+  free(sorted);
+  return false;
 }

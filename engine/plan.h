@@ -50,6 +50,14 @@ struct plan_item {
   const char *instance_id; /* points into config */
   bool verify_client;      /* the wanted flag (detach: the live one) */
   size_t binding;          /* index into config.bindings; SIZE_MAX for detach */
+  /* The previous value, where there is one (has_from): a change's old
+   * flag (from_cert is cert), a detach's binding itself, and an attach of
+   * a (gateway, domain) that another certificate of the file holds now: a
+   * move (plan_item_is_move), which the attach alone does, leaving
+   * from_cert. A zeroed item has none. */
+  bool has_from;
+  uint32_t from_cert; /* index into config.certificates */
+  bool from_verify_client;
 };
 
 struct plan_move {
@@ -71,6 +79,7 @@ struct plan {
   struct plan_item *items; /* sorted by certificate, op, domain, gateway */
   size_t nitems;
   size_t nattach, nchange, ndetach;
+  size_t nmoved;        /* of the attaches, the moves (plan_item_is_move) */
   size_t unchanged;     /* wanted and already in place */
   size_t live_total;    /* live bindings on the file's gateways */
   size_t unknown_certs; /* certificates skipped: live state unknown */
@@ -143,6 +152,46 @@ int plan_checksum(const struct config *cfg, const struct live_state *live,
 void plan_free(struct plan *p);
 
 const char *plan_op_name(enum plan_op op);
+
+/* An attach that takes its (gateway, domain) from another certificate. */
+bool plan_item_is_move(const struct plan_item *it);
+
+/* The guards a pass that writes obeys (sync mode; upsert never detaches):
+ * more detaches than policy.max_detach_count, or a larger share of the
+ * live bindings on the file's gateways than policy.max_detach_ratio. One
+ * function for `plan` (which says that apply would refuse) and `apply`
+ * (which refuses). */
+enum plan_guard {
+  PLAN_GUARD_OK,
+  PLAN_GUARD_DETACH_COUNT,
+  PLAN_GUARD_DETACH_RATIO,
+};
+
+/* The first guard p breaks, and when one is, what it is in one line
+ * without a prefix ("9 detaches exceed policy.max_detach_count 3") in
+ * msg (always NUL-terminated). */
+enum plan_guard plan_guards(const struct config *cfg, const struct plan *p,
+                            char *msg, size_t len);
+
+/* What a stored plan (apply --plan) assumed of one (gateway, domain) it
+ * changes: which certificate of the file held it then (holder_id, NULL:
+ * none) with which flag. */
+struct plan_expect {
+  const char *instance_id;
+  const char *domain;
+  const char *holder_id;
+  bool verify_client;
+};
+
+/* Why a stored plan is stale, for the operator: the first (gateway,
+ * domain) whose live state is not what expect[] says, or that the new
+ * plan p changes while the stored one did not (it was in place then), as
+ * "api.example.com on sg-edge-1 now bound to star-2026" in msg. false
+ * (msg "") when no binding the plans name differs (then a binding neither
+ * plan changes did). */
+bool plan_explain_stale(const struct config *cfg, const struct live_state *live,
+                        const struct plan *p, const struct plan_expect *expect,
+                        size_t nexpect, char *msg, size_t len);
 
 /* Whether a change shows on a finished live certificate: an attach or
  * change is there with the wanted flag, a detach is gone. */

@@ -124,9 +124,9 @@ rc_of "$CERTBIND" plan -c bindings.yaml --out plan.json --log-level warn \
 # A few lines per certificate (the plan has one line per domain):
 # every change and detach, the binding that will fail, the first attaches.
 awk -v keep=3 -v failing="$FAILING" '
-  function flush() { if (hidden) printf "      ... and %d more domains to attach\n", hidden; hidden = 0 }
+  function flush() { if (hidden) printf "      ... and %d more domains to attach or move\n", hidden; hidden = 0 }
   /^account / || /^  certificate / { flush(); n = 0; print; next }
-  /^    / { if (++n <= keep || $1 != "+" || index($0, failing)) print; else hidden++; next }
+  /^    / { if (++n <= keep || ($1 != "+" && $2 != "move") || index($0, failing)) print; else hidden++; next }
   { flush(); print }
   END { flush() }' plan.txt
 echo "(exit $rc: 2 means there are changes)"

@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev
-  libyajl-dev libyaml-dev libssl-dev libsystemd-dev libcmocka-dev
+  libyajl-dev libyaml-dev libidn2-dev libssl-dev libsystemd-dev libcmocka-dev
   libmicrohttpd-dev libgnutls28-dev openssl curl clang libclang-rt-14-dev valgrind systemd
-  python3)
+  python3 mandoc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

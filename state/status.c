@@ -662,14 +662,41 @@ static int print_json(const struct status *st, FILE *out)
   return rc;
 }
 
-int status_print(const struct status *st, FILE *out, bool json, bool color)
+/* One line per binding of that state, the first STATUS_PRINT_PER_STATE
+ * unless all, then how many more there are. */
+static void print_state_list(const struct printer *pr, const struct status *st,
+                             enum status_state state, bool all)
 {
-  struct printer pr = {.out = out, .color = color};
+  size_t shown = 0, more = 0;
+
+  for (size_t i = 0; i < st->nbindings; i++) {
+    const struct status_binding *b = &st->bindings[i];
+
+    if (b->state != state)
+      continue;
+    if (!all && shown == STATUS_PRINT_PER_STATE) {
+      more++;
+      continue;
+    }
+    shown++;
+    if (state == STATUS_FAILED)
+      print_failed(pr, b);
+    else
+      print_pending(pr, b);
+  }
+  if (more)
+    fprintf(pr->out, "  \xe2\x80\xa6 and %zu more (--all)\n", more);
+}
+
+int status_print(const struct status *st, FILE *out,
+                 const struct status_print_opts *opts)
+{
+  struct printer pr = {.out = out, .color = opts && opts->color};
   int rc;
 
-  if (!st || !out)
+  if (!st || !out || !opts)
     return -EINVAL;
-  if (json) {
+  if (opts->json) {
     rc = print_json(st, out);
     if (rc == 0 && fflush(out) != 0)
       rc = -EIO;
@@ -677,13 +704,7 @@ int status_print(const struct status *st, FILE *out, bool json, bool color)
   }
   print_summary(&pr, st);
   print_states(&pr, st);
-  for (size_t i = 0; i < st->nbindings; i++) {
-    if (st->bindings[i].state == STATUS_FAILED)
-      print_failed(&pr, &st->bindings[i]);
-  }
-  for (size_t i = 0; i < st->nbindings; i++) {
-    if (st->bindings[i].state == STATUS_PENDING)
-      print_pending(&pr, &st->bindings[i]);
-  }
+  print_state_list(&pr, st, STATUS_FAILED, opts->all);
+  print_state_list(&pr, st, STATUS_PENDING, opts->all);
   return ferror(out) || fflush(out) != 0 ? -EIO : 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * status: the last pass and every binding's state, kept in
- * state_dir/status.json (SPEC §5), and `certbind status` printing (§9).
+ * state_dir/status.json, and `certbind status` printing.
  *
  * The engine fills a struct status during and after a pass and writes it
  * with status_write (atomic, mode 0600). The file is a JSON object:
@@ -92,12 +92,27 @@ int status_to_json(const struct status *st, char **out, size_t *len);
 /* Parse JSON text (as written by status_write) into *st. */
 int status_from_json(const char *json, size_t len, struct status *st);
 
-/* Print for an operator (SPEC §9): a summary line and counts, then the
- * failed bindings with code, message and request id, then the pending
- * ones with their next retry. json: the file's JSON instead. color: ANSI
- * colours (the caller decides: a terminal and no NO_COLOR). Times are
- * local time. 0 or a negative errno (-EIO when out fails). */
-int status_print(const struct status *st, FILE *out, bool json, bool color);
+/* How status_print prints. */
+struct status_print_opts {
+  bool json;  /* the file's JSON instead (always every binding) */
+  bool color; /* ANSI colours (the caller decides: a terminal, no NO_COLOR,
+               * TERM not dumb) */
+  bool all;   /* every failed and pending binding, not the first
+               * STATUS_PRINT_PER_STATE of each */
+};
+
+/* Text lists at most this many bindings per state unless opts.all: an
+ * interrupted pass of a big file would print pages of pending lines. */
+#define STATUS_PRINT_PER_STATE 20
+
+/* Print for an operator: a summary line and counts, then the failed
+ * bindings with code, message, the whole request id (operators quote it
+ * to support) and attempts, then the pending ones with their next retry;
+ * past STATUS_PRINT_PER_STATE of a state one line
+ * "… and N more (--all)". Times are local time. 0 or a negative errno
+ * (-EIO when out fails). */
+int status_print(const struct status *st, FILE *out,
+                 const struct status_print_opts *opts);
 
 /* Bindings by state: n[STATUS_CONVERGED], n[STATUS_PENDING], ... */
 void status_count(const struct status *st, uint64_t n[STATUS_FAILED + 1]);

@@ -35,7 +35,7 @@ struct fixture {
   struct config_gateway gws[2];
   struct config_certificate certs[2];
   struct plan plan;
-  struct plan_item items[4];
+  struct plan_item items[5];
   struct plan_uncertain uncertain[30];
 };
 
@@ -63,17 +63,49 @@ static int setup(void **state)
   memset(f->cfg.sha256, '5', 64);
 
   /* sorted as plan_compute sorts: certificate, op, domain, gateway */
-  f->items[0] = (struct plan_item){PLAN_ATTACH, 0,     1, "www.example.com",
-                                   INST_B,      false, 0};
-  f->items[1] = (struct plan_item){PLAN_ATTACH, 0,     0, "www.example.com",
-                                   INST_A,      false, 1};
-  f->items[2] = (struct plan_item){PLAN_CHANGE, 0,    0, "shop.example.com",
-                                   INST_A,      true, 2};
-  f->items[3] = (struct plan_item){
-      PLAN_DETACH, 1, UINT32_MAX, "old.example.com", INST_GONE, true, SIZE_MAX};
+  f->items[0] = (struct plan_item){.op = PLAN_ATTACH,
+                                   .cert = 0,
+                                   .gateway = 0,
+                                   .domain = "api.example.com",
+                                   .instance_id = INST_A,
+                                   .binding = 3,
+                                   .has_from = true,
+                                   .from_cert = 1}; /* a move api -> www */
+  f->items[1] = (struct plan_item){.op = PLAN_ATTACH,
+                                   .cert = 0,
+                                   .gateway = 1,
+                                   .domain = "www.example.com",
+                                   .instance_id = INST_B,
+                                   .binding = 0};
+  f->items[2] = (struct plan_item){.op = PLAN_ATTACH,
+                                   .cert = 0,
+                                   .gateway = 0,
+                                   .domain = "www.example.com",
+                                   .instance_id = INST_A,
+                                   .binding = 1};
+  f->items[3] = (struct plan_item){.op = PLAN_CHANGE,
+                                   .cert = 0,
+                                   .gateway = 0,
+                                   .domain = "shop.example.com",
+                                   .instance_id = INST_A,
+                                   .verify_client = true,
+                                   .binding = 2,
+                                   .has_from = true,
+                                   .from_cert = 0};
+  f->items[4] = (struct plan_item){.op = PLAN_DETACH,
+                                   .cert = 1,
+                                   .gateway = UINT32_MAX,
+                                   .domain = "old.example.com",
+                                   .instance_id = INST_GONE,
+                                   .verify_client = true,
+                                   .binding = SIZE_MAX,
+                                   .has_from = true,
+                                   .from_cert = 1,
+                                   .from_verify_client = true};
   f->plan.items = f->items;
-  f->plan.nitems = 4;
-  f->plan.nattach = 2;
+  f->plan.nitems = 5;
+  f->plan.nattach = 3;
+  f->plan.nmoved = 1;
   f->plan.nchange = 1;
   f->plan.ndetach = 1;
   f->plan.unchanged = 5;
@@ -105,6 +137,8 @@ static char *plan_text(const struct config *cfg, const struct plan *p,
   return buf;
 }
 
+/* Columns padded to the widest of the certificate's lines; a move names
+ * the certificate it leaves; moves counted apart. */
 static void test_text_groups_by_account_and_certificate(void **state)
 {
   struct fixture *f = *state;
@@ -115,7 +149,8 @@ static void test_text_groups_by_account_and_certificate(void **state)
             "cdef)\n"
             "  certificate www (aaaa\xe2\x80\xa6"
             "4444)\n"
-            "    + attach   www.example.com   on gw-a, gw-b\n"
+            "    ~ move     api.example.com    on gw-a   api -> www\n"
+            "    + attach   www.example.com    on gw-a, gw-b\n"
             "    ~ change   shop.example.com   on gw-a   client verification "
             "off -> on\n"
             "account staging (ap-southeast-3, project short)\n"
@@ -126,7 +161,30 @@ static void test_text_groups_by_account_and_certificate(void **state)
             "Uncertain: 1 live binding(s) that an interrupted pass may have "
             "attached; never detached, owned only after `certbind adopt`:\n"
             "    ? uncertain maybe.example.com   on gw-a   certificate api\n"
-            "Plan: 2 to attach, 1 to change, 1 to detach, 5 unchanged.\n");
+            "Plan: 2 to attach, 1 to move, 1 to change, 1 to detach, 5 "
+            "unchanged.\n");
+  free(text);
+}
+
+/* A move that also turns client verification on says both; moves from
+ * two certificates are two lines. */
+static void test_text_move_with_flag_and_two_sources(void **state)
+{
+  struct fixture *f = *state;
+  char *text;
+
+  f->items[0].verify_client = true;
+  f->items[1] = f->items[0];
+  f->items[1].gateway = 1;
+  f->items[1].instance_id = INST_B;
+  f->items[1].from_cert = 0;
+  f->items[1].verify_client = false;
+  f->plan.nitems = 2;
+  text = plan_text(&f->cfg, &f->plan, false);
+  assert_non_null(strstr(text, "    ~ move   api.example.com   on gw-a   api "
+                               "-> www, client verification off -> on\n"
+                               "    ~ move   api.example.com   on gw-b   www "
+                               "-> www\n"));
   free(text);
 }
 
@@ -136,11 +194,13 @@ static void test_text_colours_only_the_sign_and_op(void **state)
   char *text = plan_text(&f->cfg, &f->plan, true);
 
   assert_non_null(
-      strstr(text, "    \033[32m+ attach  \033[0m www.example.com   on "));
+      strstr(text, "    \033[33m~ move\033[0m     api.example.com    on "));
   assert_non_null(
-      strstr(text, "    \033[33m~ change  \033[0m shop.example.com   on "));
+      strstr(text, "    \033[32m+ attach\033[0m   www.example.com    on "));
   assert_non_null(
-      strstr(text, "    \033[31m- detach  \033[0m old.example.com   on "));
+      strstr(text, "    \033[33m~ change\033[0m   shop.example.com   on "));
+  assert_non_null(
+      strstr(text, "    \033[31m- detach\033[0m   old.example.com   on "));
   free(text);
 }
 
@@ -193,18 +253,27 @@ static void assert_int(yajl_val v, const char *key, long long want)
   assert_int_equal(YAJL_GET_INTEGER(get(v, key, yajl_t_number)), want);
 }
 
-static yajl_val plan_json(const struct fixture *f)
+/* 2026-03-01T12:34:56.789Z */
+#define CREATED_MS 1772368496789LL
+
+static yajl_val plan_json_refused(const struct fixture *f, const char *refusal)
 {
+  struct report_plan_meta meta = {.created_ms = CREATED_MS, .refusal = refusal};
   char *json, err[128];
   size_t len;
   yajl_val root;
 
-  assert_int_equal(report_plan_json(&f->cfg, &f->plan, &json, &len), 0);
+  assert_int_equal(report_plan_json(&f->cfg, &f->plan, &meta, &json, &len), 0);
   assert_int_equal(strlen(json), len);
   root = yajl_tree_parse(json, err, sizeof(err));
   free(json);
   assert_non_null(root);
   return root;
+}
+
+static yajl_val plan_json(const struct fixture *f)
+{
+  return plan_json_refused(f, NULL);
 }
 
 static void test_json_header_and_summary(void **state)
@@ -213,12 +282,16 @@ static void test_json_header_and_summary(void **state)
   yajl_val root = plan_json(f), sum;
 
   assert_int(root, "version", REPORT_PLAN_VERSION);
+  assert_str(root, "certbind_version", CERTBIND_VERSION);
+  assert_str(root, "created_at", "2026-03-01T12:34:56Z");
+  assert_true(YAJL_IS_NULL(get(root, "refused", yajl_t_any)));
   assert_str(root, "checksum", CHECKSUM);
   assert_str(root, "config", "/etc/certbind/bindings.yaml");
   assert_str(root, "config_sha256", f->cfg.sha256);
   assert_str(root, "mode", "sync");
   sum = get(root, "summary", yajl_t_object);
   assert_int(sum, "attach", 2);
+  assert_int(sum, "move", 1);
   assert_int(sum, "change", 1);
   assert_int(sum, "detach", 1);
   assert_int(sum, "unchanged", 5);
@@ -226,14 +299,42 @@ static void test_json_header_and_summary(void **state)
   yajl_tree_free(root);
 }
 
+static void test_json_refusal(void **state)
+{
+  struct fixture *f = *state;
+  yajl_val root =
+      plan_json_refused(f, "9 detaches exceed policy.max_detach_count 3");
+
+  assert_str(root, "refused", "9 detaches exceed policy.max_detach_count 3");
+  yajl_tree_free(root);
+}
+
+static void assert_from(yajl_val c, const char *cert, const char *id,
+                        bool verify)
+{
+  yajl_val from = get(c, "from", yajl_t_object);
+
+  assert_str(from, "certificate", cert);
+  assert_str(from, "certificate_id", id);
+  assert_int_equal(YAJL_IS_TRUE(get(from, "verify_client", yajl_t_any)),
+                   verify);
+}
+
 static void test_json_lists_every_change(void **state)
 {
   struct fixture *f = *state;
   yajl_val root = plan_json(f);
   yajl_val ch = get(root, "changes", yajl_t_array), c;
+  const char *from_path[] = {"from", NULL};
 
-  assert_int_equal(YAJL_GET_ARRAY(ch)->len, 4);
+  assert_int_equal(YAJL_GET_ARRAY(ch)->len, 5);
+  /* a move: its op, and the certificate it leaves */
   c = YAJL_GET_ARRAY(ch)->values[0];
+  assert_str(c, "op", "move");
+  assert_str(c, "certificate", "www");
+  assert_str(c, "domain", "api.example.com");
+  assert_from(c, "api", CERT_API, false);
+  c = YAJL_GET_ARRAY(ch)->values[1];
   assert_str(c, "op", "attach");
   assert_str(c, "account", "prod");
   assert_str(c, "certificate", "www");
@@ -242,17 +343,20 @@ static void test_json_lists_every_change(void **state)
   assert_str(c, "instance_id", INST_B);
   assert_str(c, "domain", "www.example.com");
   assert_true(YAJL_IS_FALSE(get(c, "verify_client", yajl_t_any)));
-  c = YAJL_GET_ARRAY(ch)->values[2];
+  assert_null(yajl_tree_get(c, from_path, yajl_t_any)); /* nothing before */
+  c = YAJL_GET_ARRAY(ch)->values[3];
   assert_str(c, "op", "change");
   assert_str(c, "domain", "shop.example.com");
   assert_true(YAJL_IS_TRUE(get(c, "verify_client", yajl_t_any)));
+  assert_from(c, "www", CERT_WWW, false);
   /* a gateway the file no longer names: no name, its instance */
-  c = YAJL_GET_ARRAY(ch)->values[3];
+  c = YAJL_GET_ARRAY(ch)->values[4];
   assert_str(c, "op", "detach");
   assert_str(c, "account", "staging");
   assert_str(c, "certificate", "api");
   assert_str(c, "gateway", "");
   assert_str(c, "instance_id", INST_GONE);
+  assert_from(c, "api", CERT_API, true);
   yajl_tree_free(root);
 }
 
@@ -295,30 +399,64 @@ static void write_file(char path[64], const char *bytes)
 static void test_plan_read_round_trip(void **state)
 {
   struct fixture *f = *state;
-  char path[64], checksum[65] = "";
+  struct report_plan_meta meta = {.created_ms = CREATED_MS};
+  struct report_stored_plan sp;
+  char path[64];
   const char *why = "unset";
   char *json;
   size_t len;
 
-  assert_int_equal(report_plan_json(&f->cfg, &f->plan, &json, &len), 0);
+  assert_int_equal(report_plan_json(&f->cfg, &f->plan, &meta, &json, &len), 0);
   write_file(path, json);
   free(json);
-  assert_int_equal(report_plan_read(path, checksum, &why), 0);
-  assert_string_equal(checksum, CHECKSUM);
+  assert_int_equal(report_plan_read(path, &sp, &why), 0);
+  assert_string_equal(sp.checksum, CHECKSUM);
+  assert_string_equal(sp.config_sha256, f->cfg.sha256);
   assert_null(why);
+  /* what the plan assumed of each binding it changes, in its order */
+  assert_int_equal(sp.nexpect, 5);
+  assert_string_equal(sp.expect[0].domain, "api.example.com");
+  assert_string_equal(sp.expect[0].instance_id, INST_A);
+  assert_string_equal(sp.expect[0].holder_id, CERT_API);
+  assert_false(sp.expect[0].verify_client);
+  assert_null(sp.expect[1].holder_id); /* an attach: nobody held it */
+  assert_string_equal(sp.expect[4].holder_id, CERT_API);
+  assert_true(sp.expect[4].verify_client);
+  report_stored_plan_free(&sp);
+  unlink(path);
+}
+
+/* A plan from before previous values were recorded (no created_at):
+ * read, with no expectations and no config_sha256 when it lacks one. */
+static void test_plan_read_older_plan(void **state)
+{
+  struct report_stored_plan sp;
+  char path[64];
+  const char *why = "unset";
+
+  (void)state;
+  write_file(path, "{\"version\": 1, \"checksum\": \"" CHECKSUM
+                   "\", \"changes\": [{\"op\": \"attach\"}]}");
+  assert_int_equal(report_plan_read(path, &sp, &why), 0);
+  assert_string_equal(sp.checksum, CHECKSUM);
+  assert_string_equal(sp.config_sha256, "");
+  assert_int_equal(sp.nexpect, 0);
+  report_stored_plan_free(&sp);
   unlink(path);
 }
 
 static void expect_refused(const char *bytes, const char *want_why)
 {
-  char path[64], checksum[65] = "";
+  struct report_stored_plan sp;
+  char path[64];
   const char *why = NULL;
 
   write_file(path, bytes);
-  assert_int_equal(report_plan_read(path, checksum, &why), -EBADMSG);
+  assert_int_equal(report_plan_read(path, &sp, &why), -EBADMSG);
   assert_non_null(why);
   assert_string_equal(why, want_why);
-  assert_string_equal(checksum, "");
+  assert_string_equal(sp.checksum, "");
+  assert_null(sp.expect);
   unlink(path);
 }
 
@@ -339,15 +477,21 @@ static void test_plan_read_refuses_what_plan_did_not_write(void **state)
                  "\"CAFEBABEcafebabecafebabecafebabecafebabecafebabecafebabe"
                  "cafebabe\"}",
                  "the plan has no valid checksum");
+  /* a plan with previous values whose change lacks its binding */
+  expect_refused("{\"version\": 1, \"checksum\": \"" CHECKSUM
+                 "\", \"created_at\": \"2026-03-01T12:34:56Z\", "
+                 "\"changes\": [{\"op\": \"attach\"}]}",
+                 "a change of the plan has no instance_id, domain or valid "
+                 "from");
 }
 
 static void test_plan_read_missing_file(void **state)
 {
-  char checksum[65];
+  struct report_stored_plan sp;
   const char *why = NULL;
 
   (void)state;
-  assert_int_equal(report_plan_read("/nonexistent/plan.json", checksum, &why),
+  assert_int_equal(report_plan_read("/nonexistent/plan.json", &sp, &why),
                    -ENOENT);
   assert_non_null(why);
 }
@@ -357,6 +501,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
           test_text_groups_by_account_and_certificate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_text_move_with_flag_and_two_sources,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_text_colours_only_the_sign_and_op,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_text_no_changes, setup, teardown),
@@ -364,12 +510,14 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_json_header_and_summary, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_json_refusal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_json_lists_every_change, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_json_lists_every_uncertain_binding,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_plan_read_round_trip, setup,
                                       teardown),
+      cmocka_unit_test(test_plan_read_older_plan),
       cmocka_unit_test(test_plan_read_refuses_what_plan_did_not_write),
       cmocka_unit_test(test_plan_read_missing_file),
   };

@@ -235,14 +235,15 @@ static void test_binding_conflicts(void **state)
 {
   (void)state;
   /* the same (certificate, gateway, domain) twice, case-insensitively */
-  t_expect_one(T_HEAD
-               "bindings:\n"
-               "- {certificate: c1, gateways: [g1], domains: [a.example.com]}\n"
-               "- {certificate: c1, gateways: [g1, g2], domains: "
-               "[A.example.com]}\n",
-               22, 51,
-               "bindings[1].domains[0]: \"a.example.com\" on gateway \"g1\" "
-               "with certificate \"c1\" is given twice (first at line 21)");
+  t_expect_one(
+      T_HEAD "bindings:\n"
+             "- {certificate: c1, gateways: [g1], domains: [a.example.com]}\n"
+             "- {certificate: c1, gateways: [g1, g2], domains: "
+             "[A.example.com]}\n",
+      22, 51,
+      "bindings[1].domains[0]: \"A.example.com\" (a.example.com) on "
+      "gateway \"g1\" with certificate \"c1\" is given twice (first at "
+      "line 21)");
   /* within one entry, and with a different verify_client: still twice */
   t_expect_one(T_HEAD
                "bindings:\n"
@@ -259,6 +260,35 @@ static void test_binding_conflicts(void **state)
       "bindings[1].domains[0]: \"a.example.com\" on gateway \"g1\" "
       "wants certificate \"c2\" here and certificate \"c1\" at line "
       "21");
+}
+
+/* Duplicates are found on the normalised name: one trailing dot, a U-label
+ * and its A-label, and case are the same binding; the message names the
+ * spelling of the line it is at and the form it is the same as. */
+static void test_binding_conflicts_after_normalising(void **state)
+{
+  (void)state;
+  t_expect_one(
+      T_HEAD "bindings:\n"
+             "- {certificate: c1, gateways: [g1], domains: [api.example.com]}\n"
+             "- {certificate: c1, gateways: [g1], domains: "
+             "[api.example.com.]}\n",
+      22, 47,
+      "bindings[1].domains[0]: \"api.example.com.\" (api.example.com) "
+      "on gateway \"g1\" with certificate \"c1\" is given twice (first "
+      "at line 21)");
+  t_expect_one(
+      T_HEAD "bindings:\n"
+             "- {certificate: c1, gateways: [g1], domains: "
+             "[xn--bcher-kva.example.com]}\n"
+             "- {certificate: c2, gateways: [g1], domains: "
+             "[B\xc3\xbc"
+             "cher.Example.com.]}\n",
+      22, 47,
+      "bindings[1].domains[0]: \"B\xc3\xbc"
+      "cher.Example.com.\" "
+      "(xn--bcher-kva.example.com) on gateway \"g1\" wants certificate "
+      "\"c2\" here and certificate \"c1\" at line 21");
 }
 
 /* A gateway is its instance: two names for one instance_id are refused at
@@ -377,11 +407,25 @@ static void test_domain_formats(void **state)
       {"a.*.example.com", "has a character other than"},
       {"**.example.com", "has a character other than"},
       {"a..example.com", "empty label"},
-      {"example.com.", "empty label"},
+      {"example.com..", "empty label"},
+      {".", "empty label"},
       {".example.com", "empty label"},
-      {"b\xc3\xbc"
-       "cher.example",
-       "not ASCII"},
+      {"*..example.com", "empty label"},
+      /* xn-- labels must be punycode of a valid U-label */
+      {"xn--a.example.com", "has an invalid A-label \"xn--a\": "},
+      {"XN--A.example.com", "has an invalid A-label \"xn--a\": "},
+      {"xn--.example.com", "starts or ends with '-'"},
+      {"xn--abc-.example.com", "starts or ends with '-'"},
+      {"api.xn--ab.example.com", "has an invalid A-label \"xn--ab\""},
+      {"xn--ls8h.example.com", "has an invalid A-label \"xn--ls8h\": "
+                               "string contains a disallowed character"},
+      /* U-labels that IDNA refuses */
+      {"b\xc3\xbc cher.example", "is not a valid internationalised name"},
+      {"\xf0\x9f\x92\xa9.example", "has a label \"\xf0\x9f\x92\xa9\" that is "
+                                   "not a valid internationalised name"},
+      {"\xcc\x81"
+       "a.example",
+       "is not a valid internationalised name"},
       {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
        "longer than 63"},
       {"a/b.example.com", "has a character other than"},
@@ -709,6 +753,7 @@ int main(void)
       cmocka_unit_test(test_id_formats),
       cmocka_unit_test(test_instance_id_formats),
       cmocka_unit_test(test_domain_formats),
+      cmocka_unit_test(test_binding_conflicts_after_normalising),
       cmocka_unit_test(test_endpoint_formats),
       cmocka_unit_test(test_region_and_names),
       cmocka_unit_test(test_number_syntax),

@@ -66,7 +66,9 @@ static void test_credentials_directory(void **state)
   (void)state;
   static const char doc[] =
       "accounts: {a: {auth: {token: {credential: tok}}}}\n"
-      "x: {credential: ../escape}\n";
+      "x: {credential: ../escape}\n"
+      "y: {credential: ..}\n"
+      "z: {credential: .}\n";
   static const char *const want[] = {"/run/credentials/u.service/tok"};
 
   unsetenv("CREDENTIALS_DIRECTORY");

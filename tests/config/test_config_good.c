@@ -277,6 +277,47 @@ static void test_bindings_expansion(void **state)
   config_free(&cfg);
 }
 
+/* Domains are stored in the one form APIG and the ledger see: U-labels as
+ * A-labels, one trailing dot dropped, lowercase; the wildcard kept. */
+static void test_domains_normalised(void **state)
+{
+  static const struct {
+    const char *written, *stored;
+  } cases[] = {
+      {"b\xc3\xbc"
+       "cher.example.com",
+       "xn--bcher-kva.example.com"},
+      {"B\xc3\x9c"
+       "CHER.Example.COM",
+       "xn--bcher-kva.example.com"},
+      {"api.example.com.", "api.example.com"},
+      {"API.Example.com.", "api.example.com"},
+      {"*.b\xc3\xbc"
+       "cher.example.",
+       "*.xn--bcher-kva.example"},
+      {"xn--bcher-kva.example.com", "xn--bcher-kva.example.com"},
+      {"XN--BCHER-KVA.example.com", "xn--bcher-kva.example.com"},
+      /* non-transitional: sharp s stays itself, not "ss" */
+      {"fa\xc3\x9f.example", "xn--fa-hia.example"},
+      {"\xe5\x85\xac\xe5\x8f\xb8.example.cn", "xn--55qx5d.example.cn"},
+      /* an ASCII label with "--" that is not xn-- is an ordinary name */
+      {"ab--cd.example.com", "ab--cd.example.com"},
+  };
+
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct config cfg;
+    char *doc = t_fmt(T_HEAD "bindings:\n- {certificate: c1, gateways: [g1], "
+                             "domains: [\"%s\"]}\n",
+                      cases[i].written);
+    t_expect_ok(doc, &cfg);
+    assert_int_equal(cfg.nbindings, 1);
+    assert_string_equal(cfg.bindings[0].domain, cases[i].stored);
+    config_free(&cfg);
+    free(doc);
+  }
+}
+
 static void test_policy_retry(void **state)
 {
   struct config cfg;
@@ -418,11 +459,13 @@ static char *replace_all(const char *s, const char *from, const char *to)
   return out;
 }
 
-/* docs/examples/bindings.yaml stays valid (its credentials redirected to
- * files made here) and expands as its comments say. */
+/* docs/examples/bindings.yaml stays valid (its credentials made here, in a
+ * directory CREDENTIALS_DIRECTORY names as systemd would) and expands as
+ * its comments say. */
 static void test_example_file(void **state)
 {
-  static const char *const names[] = {"sg-ak", "sg-sk", "eu-password"};
+  static const char *const names[] = {"certbind_sg-ak", "certbind_sg-sk",
+                                      "certbind_eu-password"};
   char dir[] = "/tmp/cbtest-cred-XXXXXX";
   char *text = NULL, *t1, *t2, *ca;
   size_t len = 0;
@@ -453,6 +496,7 @@ static void test_example_file(void **state)
     free(p);
   }
   ca = t_secret_file("ca\n", 3, 0644);
+  setenv("CREDENTIALS_DIRECTORY", dir, 1);
   t1 = replace_all(text, "/run/credentials/certbind.service", dir);
   t2 = replace_all(t1, "/etc/ssl/certs/ca-certificates.crt", ca);
   t_expect_ok(t2, &cfg);
@@ -462,7 +506,10 @@ static void test_example_file(void **state)
   assert_int_equal(cfg.nbindings, 6 + 1 + 2);
   assert_int_equal(cfg.accounts[1].auth_method, CONFIG_AUTH_PASSWORD);
   assert_true(cfg.rollout.enabled);
+  assert_non_null(
+      find(&cfg, "star-example-eu", "eu-edge-1", "xn--bcher-kva.example.eu"));
   config_free(&cfg);
+  unsetenv("CREDENTIALS_DIRECTORY");
   for (size_t i = 0; i < 3; i++) {
     char *p = t_fmt("%s/%s", dir, names[i]);
     unlink(p);
@@ -497,6 +544,7 @@ int main(void)
       cmocka_unit_test(test_tls_and_limits),
       cmocka_unit_test(test_gateways_and_certificates),
       cmocka_unit_test(test_bindings_expansion),
+      cmocka_unit_test(test_domains_normalised),
       cmocka_unit_test(test_policy_retry),
       cmocka_unit_test(test_rollout),
       cmocka_unit_test(test_daemon),

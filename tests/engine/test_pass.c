@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "status.h"
 
 /* certificate cN with the ID harness_cert_id(N) (N < 10) */
 #define CERT_YAML(n)                                                           \
@@ -217,6 +218,90 @@ static void test_bisect_of_failing_batch(void **state)
   assert_int_equal(harness_counts(h)->failed, 1);
   assert_int_equal(harness_counts(h)->pending, 0);
   assert_true(pass_succeeded(h->pass)); /* a permanent, lone failure */
+  free(w);
+  free(b);
+  free(yaml);
+}
+
+/* Each binding's attempts (the status) are the write requests that named
+ * it, at most max_attempts. */
+static void assert_attempts_are_requests(struct harness *h,
+                                         struct fake_call **w, size_t nw,
+                                         uint32_t max_attempts)
+{
+  struct status st;
+
+  assert_int_equal(pass_status(h->pass, NULL, &st), 0);
+  for (size_t b = 0; b < st.nbindings; b++) {
+    uint32_t sent = 0;
+
+    for (size_t k = 0; k < nw; k++)
+      sent += fake_call_has_domain(w[k], st.bindings[b].domain);
+    assert_int_equal(st.bindings[b].attempts, sent);
+    assert_true(sent >= 1 && sent <= max_attempts);
+  }
+  status_free(&st);
+}
+
+/* Sixteen domains in one batch, d6 refused, max_attempts 4: halving would
+ * send d6 five times (16, 8, 4, 2, 1). The batch is split in as many parts
+ * as isolate d6 within the attempts left: 16 (3 left) in thirds, the
+ * third of 6 with d6 (2 left) in thirds, the third of 2 with d6 (1 left)
+ * in singles: d6 is sent 4 times, and every binding's attempts are the
+ * requests that named it. */
+static void test_split_within_max_attempts(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "d", 1, 16);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, batch_size: 16, "
+                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n"
+                     "retry: {max_attempts: 4, base_delay_ms: 10}\n");
+  struct fake_call **w = NULL;
+  size_t nw, d6 = 0;
+
+  h->world.refuse_domain = "d6.example.com";
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  nw = fake_net_writes(&h->net, NULL, &w);
+  assert_int_equal(w[0]->ndomains, 16);
+  for (size_t k = 0; k < nw; k++)
+    d6 += fake_call_has_domain(w[k], "d6.example.com");
+  assert_int_equal(d6, 4);
+  assert_int_equal(w[nw - 1]->ndomains, 1);
+  assert_attempts_are_requests(h, w, nw, 4);
+  assert_int_equal(harness_counts(h)->attached, 15);
+  assert_int_equal(harness_counts(h)->failed, 1);
+  assert_true(pass_succeeded(h->pass)); /* d6 alone, for good */
+  free(w);
+  free(b);
+  free(yaml);
+}
+
+/* max_attempts 1: a refused batch is not split (that would be a second
+ * request for its bindings). Its bindings fail, not for good: the bad
+ * domain is not known, so the pass is no success and the daemon retries. */
+static void test_no_split_when_attempts_spent(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "d", 1, 4);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, batch_size: 4, "
+                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n"
+                     "retry: {max_attempts: 1, base_delay_ms: 10}\n");
+  struct fake_call **w = NULL;
+  size_t nw;
+
+  h->world.refuse_domain = "d2.example.com";
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  nw = fake_net_writes(&h->net, NULL, &w);
+  assert_int_equal(nw, 1);
+  assert_attempts_are_requests(h, w, nw, 1);
+  assert_int_equal(harness_counts(h)->failed, 4);
+  assert_false(pass_succeeded(h->pass));
   free(w);
   free(b);
   free(yaml);
@@ -549,6 +634,10 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_one_write_in_flight_per_certificate,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_split_within_max_attempts, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_no_split_when_attempts_spent, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_bisect_of_failing_batch, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_lost_reset_applied_reread_no_resend,

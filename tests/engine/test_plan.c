@@ -179,10 +179,8 @@ static void test_intent_is_uncertain_never_detached(void **state)
     assert_int_equal(live_state_init(&f->live, 2), 0);
     live(f, 0, GW_A, "maybe.example.com", false); /* unwanted, live */
     finish_live(f);
-    ledger_add_intent(&f->ledger, CERT_OLD, GW_A, "maybe.example.com", 1,
-                      NULL);
-    ledger_add_intent(&f->ledger, CERT_OLD, GW_B, "never.example.com", 1,
-                      NULL);
+    ledger_add_intent(&f->ledger, CERT_OLD, GW_A, "maybe.example.com", 1, NULL);
+    ledger_add_intent(&f->ledger, CERT_OLD, GW_B, "never.example.com", 1, NULL);
     assert_int_equal(plan_compute(&f->cfg, &f->live, &f->ledger, &p), 0);
     assert_int_equal(p.nitems, 0);
     assert_int_equal(p.nuncertain, 1);
@@ -325,6 +323,171 @@ static void test_checksum_bytes_and_item_order(void **state)
   plan_free(&p);
 }
 
+/* An attach of a (gateway, domain) another certificate of the file holds
+ * is a move, from that certificate and its flag; a change carries its old
+ * flag; a fresh attach has no previous value. */
+static void test_move_names_the_old_certificate(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  add_binding(f, 1, 0, "api.example.com", false); /* moves old -> new */
+  add_binding(f, 1, 1, "new.example.com", false); /* a fresh attach */
+  add_binding(f, 0, 1, "pay.example.com", true);  /* change off -> on */
+  live(f, 0, GW_A, "api.example.com", true);
+  live(f, 0, GW_B, "pay.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nattach, 2);
+  assert_int_equal(p.nmoved, 1);
+  const struct plan_item *m = find(&p, PLAN_ATTACH, "api.example.com", GW_A);
+  assert_non_null(m);
+  assert_true(plan_item_is_move(m));
+  assert_int_equal(m->cert, 1);
+  assert_int_equal(m->from_cert, 0);
+  assert_true(m->from_verify_client);
+  const struct plan_item *a = find(&p, PLAN_ATTACH, "new.example.com", GW_B);
+  assert_non_null(a);
+  assert_false(plan_item_is_move(a));
+  assert_false(a->has_from);
+  const struct plan_item *c = find(&p, PLAN_CHANGE, "pay.example.com", GW_B);
+  assert_non_null(c);
+  assert_false(plan_item_is_move(c));
+  assert_true(c->has_from);
+  assert_int_equal(c->from_cert, 0);
+  assert_false(c->from_verify_client);
+  plan_free(&p);
+}
+
+/* The same moves whichever way they are found: many attaches against few
+ * live bindings take the sorted index, few attaches the lookups. */
+static void test_move_found_by_index_and_by_lookup(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  /* 3 attaches x 2 read certificates > 1 live binding: the index */
+  add_binding(f, 1, 0, "api.example.com", false);
+  add_binding(f, 1, 0, "b.example.com", false);
+  add_binding(f, 1, 1, "c.example.com", false);
+  live(f, 0, GW_A, "api.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nmoved, 1);
+  assert_true(
+      plan_item_is_move(find(&p, PLAN_ATTACH, "api.example.com", GW_A)));
+  assert_false(plan_item_is_move(find(&p, PLAN_ATTACH, "b.example.com", GW_A)));
+  plan_free(&p);
+
+  /* 1 attach x 2 read certificates <= 4 live bindings: the lookups */
+  live_state_free(&f->live);
+  assert_int_equal(live_state_init(&f->live, 2), 0);
+  f->cfg.nbindings = 0;
+  add_binding(f, 1, 0, "api.example.com", false);
+  live(f, 0, GW_A, "api.example.com", false);
+  live(f, 0, GW_A, "x.example.com", false);
+  live(f, 0, GW_B, "y.example.com", false);
+  live(f, 1, GW_B, "z.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nmoved, 1);
+  assert_int_equal(p.items[0].from_cert, 0);
+  plan_free(&p);
+}
+
+/* A certificate whose read failed is no source of a move. */
+static void test_no_move_from_an_unread_certificate(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  add_binding(f, 1, 0, "api.example.com", false);
+  live(f, 0, GW_A, "api.example.com", false);
+  live_cert_finish(&f->live.certs[1]); /* certs[0] never finished */
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nattach, 1);
+  assert_int_equal(p.nmoved, 0);
+  assert_false(p.items[0].has_from);
+  plan_free(&p);
+}
+
+/* One function for plan and apply: the count first, then the ratio;
+ * upsert never refuses. */
+static void test_guards(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p = {.ndetach = 9, .live_total = 10};
+  char msg[200];
+
+  f->cfg.policy.mode = CONFIG_MODE_SYNC;
+  f->cfg.policy.max_detach_count = 3;
+  f->cfg.policy.max_detach_ratio = 0.5;
+  assert_int_equal(plan_guards(&f->cfg, &p, msg, sizeof(msg)),
+                   PLAN_GUARD_DETACH_COUNT);
+  assert_string_equal(msg, "9 detaches exceed policy.max_detach_count 3");
+  f->cfg.policy.max_detach_count = 9;
+  assert_int_equal(plan_guards(&f->cfg, &p, msg, sizeof(msg)),
+                   PLAN_GUARD_DETACH_RATIO);
+  assert_string_equal(msg, "9 detaches of 10 live bindings exceed "
+                           "policy.max_detach_ratio 0.50");
+  f->cfg.policy.max_detach_ratio = 0.9;
+  assert_int_equal(plan_guards(&f->cfg, &p, msg, sizeof(msg)), PLAN_GUARD_OK);
+  assert_string_equal(msg, "");
+  f->cfg.policy.max_detach_count = 0;
+  f->cfg.policy.mode = CONFIG_MODE_UPSERT;
+  assert_int_equal(plan_guards(&f->cfg, &p, msg, sizeof(msg)), PLAN_GUARD_OK);
+}
+
+/* A stale stored plan names the binding that differs: one it changes
+ * whose holder or flag moved, or one it did not change (it was in
+ * place) that the new plan changes. */
+static void test_explain_stale_names_a_binding(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+  char msg[200];
+  struct plan_expect ex[] = {
+      {GW_A, "api.example.com", CERT_OLD, false}, /* the move's old holder */
+  };
+
+  add_binding(f, 1, 0, "api.example.com", false);
+  add_binding(f, 1, 0, "keep.example.com", false);
+  live(f, 0, GW_A, "api.example.com", false);
+  live(f, 1, GW_A, "keep.example.com", false);
+  finish_live(f);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  /* as the stored plan assumed */
+  assert_false(
+      plan_explain_stale(&f->cfg, &f->live, &p, ex, 1, msg, sizeof(msg)));
+  assert_string_equal(msg, "");
+  /* it assumed nothing held it */
+  ex[0].holder_id = NULL;
+  assert_true(
+      plan_explain_stale(&f->cfg, &f->live, &p, ex, 1, msg, sizeof(msg)));
+  assert_string_equal(msg, "api.example.com on edge-a now bound to old");
+  /* the same holder, another flag */
+  ex[0].holder_id = CERT_OLD;
+  ex[0].verify_client = true;
+  assert_true(
+      plan_explain_stale(&f->cfg, &f->live, &p, ex, 1, msg, sizeof(msg)));
+  assert_string_equal(msg, "api.example.com on edge-a now bound to old with "
+                           "client verification off");
+  plan_free(&p);
+
+  /* keep.example.com went away: the new plan attaches it, the stored one
+   * did not */
+  ex[0].verify_client = false;
+  live_cert_clear(&f->live.certs[1]);
+  live_cert_finish(&f->live.certs[1]);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_true(
+      plan_explain_stale(&f->cfg, &f->live, &p, ex, 1, msg, sizeof(msg)));
+  assert_string_equal(
+      msg, "keep.example.com on edge-a now bound to no certificate of the "
+           "file");
+  plan_free(&p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -346,6 +509,15 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_items_sorted_and_in_place_lookup,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_move_names_the_old_certificate,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_move_found_by_index_and_by_lookup,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_move_from_an_unread_certificate,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_explain_stale_names_a_binding, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -270,9 +270,12 @@ class SyncTest(SimTestCase):
         self.assertIn("max_detach_ratio", r.stdout + r.stderr)
         self.assertTrue([e for e in r.events() if e["event"] == "guard.refused"])
         self.assertEqual(sim.stats()["writes_total"], writes)
-        # plan shows the detaches but is not refused (it writes nothing)
+        # plan shows the detaches and says that apply would refuse them
         r = certbind("plan", "-c", cfg)
-        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("detach", r.stdout)
+        self.assertIn("apply would refuse: 4 detaches of 9 live bindings "
+                      "exceed policy.max_detach_ratio 0.30", r.stdout)
 
     def test_corrupt_ledger_detaches_nothing(self):
         w, gws, domains = self.owned_world()

@@ -50,7 +50,11 @@ class RolloutTest(SimTestCase):
         self.assertEqual(r.rc, 2, r)
         doc = json.loads(r.stdout)
         self.assertEqual(doc["summary"]["detach"], 0, doc["summary"])
-        self.assertEqual(doc["summary"]["attach"], 60)
+        # each is a move from the old certificate, counted apart
+        self.assertEqual(doc["summary"]["attach"], 0)
+        self.assertEqual(doc["summary"]["move"], 60)
+        self.assertEqual({c["from"]["certificate"] for c in doc["changes"]},
+                         {"old-2025"})
 
         r = certbind("apply", "-c", cfg, "--log-format", "json")
         self.assertEqual(r.rc, 0, r)

@@ -538,6 +538,10 @@ static int group_setup(void **state)
   char *mk[] = {MAKE_CERTS, s_dir, NULL};
   if (run_cmd(mk) != 0)
     return -1;
+  /* leaf certificates for the certificates API, for api.example.com only */
+  char *leaves[] = {MAKE_LEAF_CERTS, s_dir, "api.example.com", NULL};
+  if (run_cmd(leaves) != 0)
+    return -1;
   snprintf(s_ca, sizeof(s_ca), "%s/ca.pem", s_dir);
   char big[300];
   snprintf(big, sizeof(big), "%s/big.json", s_dir);
@@ -2087,6 +2091,391 @@ static void test_seed_duplicate_domain(void **state)
   assert_int_equal(run_cmd(argv), 1);
 }
 
+/* ---- certificates API -------------------------------------------------- */
+
+/* s_dir holds make-leaf-certs.sh's files for "api.example.com" alone. */
+static char *slurp_cert_file(const char *name)
+{
+  char path[400];
+  snprintf(path, sizeof(path), "%s/%s", s_dir, name);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  char *buf = calloc(1, 1 << 16);
+  assert_non_null(buf);
+  size_t n = fread(buf, 1, (1 << 16) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* A CertificateForm body: name, cert_content and private_key from files
+ * (NULL: left out), and extra JSON members (may be ""). */
+static char *cert_form(const char *name, const char *pem, const char *key,
+                       const char *extra)
+{
+  yajl_gen g = yajl_gen_alloc(NULL);
+  assert_non_null(g);
+  yajl_gen_map_open(g);
+  const char *keys[] = {"name", "cert_content", "private_key"};
+  const char *files[] = {NULL, pem, key};
+  for (int i = 0; i < 3; i++) {
+    char *text = i == 0 ? (name ? strdup(name) : NULL)
+                        : (files[i] ? slurp_cert_file(files[i]) : NULL);
+    if (!text)
+      continue;
+    yajl_gen_string(g, (const unsigned char *)keys[i], strlen(keys[i]));
+    yajl_gen_string(g, (const unsigned char *)text, strlen(text));
+    free(text);
+  }
+  yajl_gen_map_close(g);
+  const unsigned char *buf;
+  size_t len;
+  yajl_gen_get_buf(g, &buf, &len);
+  char *out = malloc(len + strlen(extra) + 2);
+  assert_non_null(out);
+  memcpy(out, buf, len - 1); /* without the closing brace */
+  snprintf(out + len - 1, strlen(extra) + 3, "%s%s}", *extra ? "," : "", extra);
+  yajl_gen_free(g);
+  return out;
+}
+
+/* No certificate or key text in any response. */
+static void assert_no_pem(const struct resp *r)
+{
+  assert_false(msg_has(r, "BEGIN"));
+  assert_false(msg_has(r, "PRIVATE"));
+  assert_false(msg_has(r, "MII")); /* the start of any DER in base64 */
+}
+
+static void cert_call(const char *method, const char *id, const char *body,
+                      const char *query, struct resp *out)
+{
+  char path[256];
+  snprintf(path, sizeof(path), "/v2/" PROJECT "/apigw/certificates%s%s",
+           id ? "/" : "", id ? id : "");
+  signed_req(method, path, query, body, out);
+  assert_no_pem(out);
+}
+
+/* Create; returns the new id (static buffer) after asserting 200. */
+static const char *create_cert(const char *name, const char *pem,
+                               const char *key)
+{
+  static char id[4][64];
+  static int k;
+  k = (k + 1) % 4;
+  char *body = cert_form(name, pem, key, "");
+  struct resp r;
+  cert_call("POST", NULL, body, NULL, &r);
+  free(body);
+  if (r.status != 200)
+    fail_msg("create %s -> %ld %s", name, r.status, r.body ? r.body : "");
+  yajl_val v = parse(&r);
+  assert_non_null(jstr(v, "id", NULL));
+  snprintf(id[k], sizeof(id[k]), "%s", jstr(v, "id", NULL));
+  assert_int_equal(strlen(id[k]), 32);
+  yajl_tree_free(v);
+  resp_free(&r);
+  return id[k];
+}
+
+static void expect_create_error(const char *name, const char *pem,
+                                const char *key, const char *extra, long status,
+                                const char *code)
+{
+  char *body = cert_form(name, pem, key, extra);
+  struct resp r;
+  cert_call("POST", NULL, body, NULL, &r);
+  free(body);
+  expect_error(&r, status, code);
+  resp_free(&r);
+}
+
+static long long certs_total(const char *query)
+{
+  struct resp r;
+  cert_call("GET", NULL, NULL, query, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  long long n = jint(v, "total", NULL);
+  yajl_tree_free(v);
+  resp_free(&r);
+  return n;
+}
+
+static void test_cert_create_show_update(void **state)
+{
+  const char *id = create_cert("cb_api_1", "rsa.chain.pem", "rsa.key");
+  struct resp r;
+  cert_call("GET", id, NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_string_equal(jstr(v, "id", NULL), id);
+  assert_string_equal(jstr(v, "name", NULL), "cb_api_1");
+  assert_string_equal(jstr(v, "common_name", NULL), "api.example.com");
+  assert_string_equal(jstr(v, "type", NULL), "global");
+  assert_string_equal(jstr(v, "instance_id", NULL), "common");
+  assert_string_equal(jstr(v, "algorithm_type", NULL), "RSA");
+  assert_string_equal(jstr(v, "signature_algorithm", NULL), "SHA256-ECDSA");
+  const char *san[] = {"san", NULL};
+  yajl_val sans = yajl_tree_get(v, san, yajl_t_array);
+  assert_non_null(sans);
+  assert_int_equal(sans->u.array.len, 1);
+  assert_string_equal(YAJL_GET_STRING(sans->u.array.values[0]),
+                      "api.example.com");
+  /* serial_number is the leaf's serial in decimal (make-leaf-certs.sh
+   * numbers from hex 1000: the intermediate, then rsa = 0x1001) */
+  assert_string_equal(jstr(v, "serial_number", NULL), "4097");
+  assert_non_null(strstr(jstr(v, "not_after", NULL), "Z"));
+  yajl_tree_free(v);
+  resp_free(&r);
+
+  /* update in place: same id, new content, bindings kept */
+  expect_write("attach", id, GW1, "api.example.com", NULL);
+  char *body = cert_form("cb_api_1", "ec.chain.pem", "ec.key", "");
+  cert_call("PUT", id, body, NULL, &r);
+  free(body);
+  assert_int_equal(r.status, 200);
+  v = parse(&r);
+  assert_string_equal(jstr(v, "id", NULL), id);
+  assert_string_equal(jstr(v, "algorithm_type", NULL), "ECC");
+  yajl_tree_free(v);
+  resp_free(&r);
+  assert_int_equal(bound(id, GW1, "api.example.com"), 0); /* bound */
+  body = cert_form("cb_api_1", "rsa.chain.pem", "other.key", "");
+  cert_call("PUT", id, body, NULL, &r);
+  free(body);
+  expect_error(&r, 400, "APIG.2101");
+  resp_free(&r);
+
+  /* the admin state lists it, without content */
+  http("GET", "/__sim/state", NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_true(msg_has(&r, id));
+  assert_no_pem(&r);
+  resp_free(&r);
+  assert_int_equal(op_count("create", "200"), 1);
+  assert_int_equal(op_count("update", "200"), 1);
+}
+
+static void test_cert_errors(void **state)
+{
+  FILE *f;
+  char path[400];
+  snprintf(path, sizeof(path), "%s/garbage.pem", s_dir);
+  assert_non_null(f = fopen(path, "w"));
+  fputs("not a certificate\n", f);
+  fclose(f);
+  expect_create_error("cb_bad", "rsa.chain.pem", "other.key", "", 400,
+                      "APIG.2101");
+  expect_create_error("cb_bad", "expired.chain.pem", "expired.key", "", 400,
+                      "APIG.2102");
+  expect_create_error("cb_bad", "rsa.rev.pem", "rsa.key", "", 400, "APIG.2104");
+  expect_create_error("cb_bad", "rsa.nolink.pem", "rsa.key", "", 400,
+                      "APIG.2104");
+  expect_create_error("cb_bad", "rsa.chain.pem", "enc.key", "", 400,
+                      "APIG.2105");
+  expect_create_error("cb_bad", "garbage.pem", "rsa.key", "", 400, "APIG.2106");
+  expect_create_error("cb_bad", "ed.pem", "ed.key", "", 400, "APIG.2106");
+  expect_create_error("cb_bad", "rsa.chain.pem", "garbage.pem", "", 400,
+                      "APIG.2106");
+  static const char *const bad_names[] = {
+      "abc",
+      "1abc",
+      "_abc",
+      "api.example.com",
+      "a-bc",
+      "star*",
+      "a123456789012345678901234567890123456789012345678901"};
+  for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+    expect_create_error(bad_names[i], "rsa.chain.pem", "rsa.key", "", 400,
+                        "APIG.2012");
+  expect_create_error(NULL, "rsa.chain.pem", "rsa.key", "", 400, "APIG.2001");
+  expect_create_error("cb_ok_name", "rsa.chain.pem", NULL, "", 400,
+                      "APIG.2001");
+  expect_create_error("cb_ok_name", "rsa.chain.pem", "rsa.key",
+                      "\"surprise\":\"x\"", 400, "APIG.2012");
+  expect_create_error("cb_ok_name", "rsa.chain.pem", "rsa.key",
+                      "\"type\":\"instance\",\"instance_id\":\"nope\"", 404,
+                      "APIG.3030");
+  /* a leaf with its root is accepted (the chain links), and a name of
+   * 4 and of 50 characters */
+  create_cert("abcd", "rsa.full.pem", "rsa.key");
+  create_cert("a1234567890123456789012345678901234567890123456789", "rsa.pem",
+              "rsa.key");
+  struct resp r;
+  cert_call("GET", "ffffffffffffffffffffffffffffffff", NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+  cert_call("DELETE", "ffffffffffffffffffffffffffffffff", NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+  /* a key without the certificates permission may not create */
+  char *body = cert_form("cb_ro", "rsa.chain.pem", "rsa.key", "");
+  signed_at("ReadOnlyKey", "ReadOnlySecret", time(NULL), "POST",
+            "/v2/" PROJECT "/apigw/certificates", NULL, body, &r);
+  free(body);
+  expect_error(&r, 403, "APIG.1005");
+  resp_free(&r);
+}
+
+static void test_cert_list(void **state)
+{
+  /* the seed has three certificates in this project; C's common name is
+   * api.example.com (its first SAN) */
+  assert_int_equal(certs_total(NULL), 3);
+  create_cert("cb_page_0", "rsa.chain.pem", "rsa.key");
+  create_cert("cb_page_1", "ec.chain.pem", "ec.key");
+  create_cert("cb_page_2", "rsa.chain.pem", "rsa.key");
+  assert_int_equal(certs_total(NULL), 6);
+  assert_int_equal(certs_total("name=cb_page"), 3);
+  assert_int_equal(certs_total("name=cb_page_1"), 1);
+  assert_int_equal(certs_total("common_name=api.example.com"), 4);
+  assert_int_equal(certs_total("common_name=example.com"), 0);
+  assert_int_equal(certs_total("algorithm_type=ECC"), 1);
+
+  struct resp r;
+  cert_call("GET", NULL, NULL, "name=cb_page&limit=2&offset=1", &r);
+  assert_int_equal(r.status, 200);
+  yajl_val v = parse(&r);
+  assert_int_equal(jint(v, "total", NULL), 3);
+  assert_int_equal(jint(v, "size", NULL), 2);
+  const char *cp[] = {"certs", NULL};
+  yajl_val certs = yajl_tree_get(v, cp, yajl_t_array);
+  assert_non_null(certs);
+  assert_int_equal(certs->u.array.len, 2);
+  yajl_val first = certs->u.array.values[0];
+  assert_string_equal(jstr(first, "name", NULL), "cb_page_1");
+  /* list items (CertBase) have no serial_number, not_before, issuer */
+  assert_null(jstr(first, "serial_number", NULL));
+  assert_null(jstr(first, "not_before", NULL));
+  assert_non_null(jstr(first, "not_after", NULL));
+  yajl_tree_free(v);
+  resp_free(&r);
+  cert_call("GET", NULL, NULL, "limit=abc", &r);
+  expect_error(&r, 400, "APIG.2012");
+  resp_free(&r);
+}
+
+static void test_cert_delete_and_moves(void **state)
+{
+  const char *x = create_cert("cb_old", "rsa.chain.pem", "rsa.key");
+  char old[64];
+  snprintf(old, sizeof(old), "%s", x);
+  expect_write("attach", old, GW1, "api.example.com", NULL);
+  expect_write("attach", old, GW2, "api.example.com", NULL);
+  struct resp r;
+  cert_call("DELETE", old, NULL, NULL, &r);
+  expect_error(&r, 400, "APIG.3400");
+  resp_free(&r);
+  /* a renewal: the new object takes each binding by attach alone */
+  const char *y = create_cert("cb_new", "ec.chain.pem", "ec.key");
+  expect_write("attach", y, GW1, "api.example.com", NULL);
+  cert_call("DELETE", old, NULL, NULL, &r);
+  expect_error(&r, 400, "APIG.3400"); /* still bound on GW2 */
+  resp_free(&r);
+  expect_write("attach", y, GW2, "api.example.com", NULL);
+  assert_int_equal(stat_of("unbound_transitions"), 0);
+  cert_call("DELETE", old, NULL, NULL, &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  cert_call("GET", old, NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+  cert_call("DELETE", old, NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+  /* a detach of the last certificate leaves the domain unbound */
+  expect_write("detach", y, GW1, "api.example.com", NULL);
+  assert_int_equal(stat_of("unbound_transitions"), 1);
+}
+
+static void test_cert_quota(void **state)
+{
+  /* three seed certificates already count */
+  admin_post("/__sim/settings", "{\"cert_quota\":4}");
+  create_cert("cb_quota_1", "rsa.chain.pem", "rsa.key");
+  expect_create_error("cb_quota_2", "rsa.chain.pem", "rsa.key", "", 400,
+                      "APIG.3199");
+  admin_post("/__sim/settings", "{\"cert_quota\":0}");
+  create_cert("cb_quota_2", "rsa.chain.pem", "rsa.key");
+}
+
+static void test_cert_san_on_attach(void **state)
+{
+  const char *id = create_cert("cb_san", "rsa.chain.pem", "rsa.key");
+  struct resp r;
+  write1("attach", id, GW1, "www.example.com", NULL, &r);
+  expect_error(&r, 400, "APIG.2103");
+  resp_free(&r);
+  expect_write("attach", id, GW1, "api.example.com", NULL);
+}
+
+static void test_cert_visibility(void **state)
+{
+  admin_post("/__sim/settings", "{\"visibility_delay_ms\":3600000}");
+  const char *x = create_cert("cb_late", "rsa.chain.pem", "rsa.key");
+  char id[64];
+  snprintf(id, sizeof(id), "%s", x);
+  struct resp r;
+  cert_call("GET", id, NULL, NULL, &r);
+  expect_error(&r, 404, "APIG.3025");
+  resp_free(&r);
+  assert_int_equal(certs_total("name=cb_late"), 0);
+  admin_post("/__sim/settings", "{\"visibility_delay_ms\":0}");
+  cert_call("GET", id, NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  assert_int_equal(certs_total("name=cb_late"), 1);
+  /* a delete hides it only after the delay */
+  admin_post("/__sim/settings", "{\"visibility_delay_ms\":3600000}");
+  cert_call("DELETE", id, NULL, NULL, &r);
+  assert_int_equal(r.status, 204);
+  resp_free(&r);
+  cert_call("GET", id, NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  resp_free(&r);
+  assert_int_equal(certs_total("name=cb_late"), 1);
+  admin_post("/__sim/settings", "{\"visibility_delay_ms\":0}");
+  assert_int_equal(certs_total("name=cb_late"), 0);
+}
+
+/* Seeds may hold PEM content (inline or as files beside the seed); bad
+ * content makes the seed fail to load. */
+static void test_cert_seed_pem(void **state)
+{
+  char path[300];
+  snprintf(path, sizeof(path), "%s/pem-seed.json", s_dir);
+#define PEM_SEED_FMT                                                           \
+  "{\"projects\":[{\"id\":\"%s\",\"credentials\":[{\"ak\":\"AccessKey\","      \
+  "\"sk\":\"SecretKey\"}]}],\"certificates\":[{\"id\":\"%s\",\"project\":"     \
+  "\"%s\",\"name\":\"cb_seeded\",\"cert_file\":\"rsa.chain.pem\","             \
+  "\"key_file\":\"%s\"}]}\n"
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, PEM_SEED_FMT, PROJECT, CERT_A, PROJECT, "other.key");
+  assert_int_equal(fclose(f), 0);
+  char *argv[] = {SIM_BIN, "--seed-file", path, NULL};
+  assert_int_equal(run_cmd(argv), 1);
+
+  assert_non_null(f = fopen(path, "w"));
+  fprintf(f, PEM_SEED_FMT, PROJECT, CERT_A, PROJECT, "rsa.key");
+  assert_int_equal(fclose(f), 0);
+  struct child c = {0};
+  assert_int_equal(start_sim(&c, path, true, "pem"), 0);
+  struct resp r;
+  signed_at_on(&c, "AccessKey", "SecretKey", time(NULL), "GET",
+               CERTS_PATH CERT_A, NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_no_pem(&r);
+  yajl_val v = parse(&r);
+  assert_string_equal(jstr(v, "common_name", NULL), "api.example.com");
+  assert_string_equal(jstr(v, "serial_number", NULL), "4097");
+  yajl_tree_free(v);
+  resp_free(&r);
+  assert_int_equal(stop_sim(&c), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -2126,6 +2515,14 @@ int main(void)
       cmocka_unit_test(test_batch_partial_and_atomic),
       cmocka_unit_test(test_batch_visibility),
       cmocka_unit_test(test_seed_duplicate_domain),
+      cmocka_unit_test_setup(test_cert_create_show_update, reset_world),
+      cmocka_unit_test_setup(test_cert_errors, reset_world),
+      cmocka_unit_test_setup(test_cert_list, reset_world),
+      cmocka_unit_test_setup(test_cert_delete_and_moves, reset_world),
+      cmocka_unit_test_setup(test_cert_quota, reset_world),
+      cmocka_unit_test_setup(test_cert_san_on_attach, reset_world),
+      cmocka_unit_test_setup(test_cert_visibility, reset_world),
+      cmocka_unit_test(test_cert_seed_pem),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -326,7 +326,10 @@ static char *print_to_string(const struct status *st, bool json, bool color)
   FILE *out = open_memstream(&text, &len);
 
   assert_non_null(out);
-  assert_int_equal(status_print(st, out, json, color), 0);
+  assert_int_equal(
+      status_print(st, out,
+                   &(struct status_print_opts){.json = json, .color = color}),
+      0);
   assert_int_equal(fclose(out), 0);
   return text;
 }
@@ -406,6 +409,68 @@ static void test_print_sanitises(void **state)
   text = print_to_string(&f->st, false, false);
   assert_contains(text, "APIG.3020 evil?[2J?line");
   assert_null(strchr(text, '\033'));
+  free(text);
+}
+
+static size_t count_lines_with(const char *text, const char *needle)
+{
+  size_t n = 0;
+
+  for (const char *l = text; *l;) {
+    const char *end = strchr(l, '\n');
+    const char *hit = strstr(l, needle);
+
+    if (!end)
+      end = l + strlen(l);
+    n += hit && hit < end;
+    l = *end ? end + 1 : end;
+  }
+  return n;
+}
+
+/* 45 pending and 21 failed: 20 lines of each, then how many more; --all
+ * lists every one; JSON is always complete. */
+static void test_print_per_state_limit(void **state)
+{
+  struct fixture *f = *state;
+  struct status back;
+  char *text = NULL, name[64];
+  size_t len = 0;
+  FILE *out;
+
+  for (int i = 0; i < 44; i++) {
+    snprintf(name, sizeof(name), "p%02d.example.com", i);
+    add_binding(&f->st, name, "sg-edge-2", STATUS_PENDING);
+  }
+  for (int i = 0; i < 20; i++) {
+    snprintf(name, sizeof(name), "f%02d.example.com", i);
+    add_binding(&f->st, name, "sg-edge-1", STATUS_FAILED);
+  }
+  text = print_to_string(&f->st, false, false);
+  assert_int_equal(count_lines_with(text, "  pending  "), 20);
+  assert_int_equal(count_lines_with(text, "  failed   "), 20);
+  assert_contains(text, "  \xe2\x80\xa6 and 25 more (--all)\n");
+  assert_contains(text, "  \xe2\x80\xa6 and 1 more (--all)\n");
+  /* the first ones, in the file's order */
+  assert_contains(text, "slow.example.com");
+  assert_null(strstr(text, "p19.example.com"));
+  assert_contains(text, "p18.example.com");
+  free(text);
+
+  out = open_memstream(&text, &len);
+  assert_non_null(out);
+  assert_int_equal(
+      status_print(&f->st, out, &(struct status_print_opts){.all = true}), 0);
+  assert_int_equal(fclose(out), 0);
+  assert_int_equal(count_lines_with(text, "  pending  "), 45);
+  assert_int_equal(count_lines_with(text, "  failed   "), 21);
+  assert_null(strstr(text, "more (--all)"));
+  free(text);
+
+  text = print_to_string(&f->st, true, false);
+  assert_int_equal(status_from_json(text, strlen(text), &back), 0);
+  assert_int_equal(back.nbindings, f->st.nbindings);
+  status_free(&back);
   free(text);
 }
 
@@ -605,6 +670,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_print_sanitises, setup, teardown),
       cmocka_unit_test_setup_teardown(test_print_json, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_print_per_state_limit, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_invalid_utf8_written, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_unwritable_dir, setup, teardown),

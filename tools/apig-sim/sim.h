@@ -8,6 +8,7 @@
  *   sim_world.c  the seed, the world model, bindings, visibility log, stats
  *   sim_conf.c   settings and faults (JSON in and out), random draws
  *   sim_auth.c   IAM tokens and AK/SK signature verification
+ *   sim_certs.c  the certificates API: create/show/list/update/delete, PEM checks
  *   sim_sched.c  event loops: one thread + MHD daemon + wake-up heap each
  *   sim_http.c   the libmicrohttpd access handler, routing, responses
  *   sim_main.c   command line, TLS files, port file, signals
@@ -48,6 +49,10 @@ enum sim_op {
   SIM_OP_ATTACH,
   SIM_OP_DETACH,
   SIM_OP_SHOW,
+  SIM_OP_CERTS,  /* list of certificates (sim_certs.c) */
+  SIM_OP_CREATE, /* certificate create, update, delete */
+  SIM_OP_UPDATE,
+  SIM_OP_DELETE,
   SIM_OP_ADMIN,
   SIM_OP_OTHER,
   SIM_OP_COUNT
@@ -61,7 +66,8 @@ int sim_op_parse(const char *s); /* SIM_OP_ANY for "any", -2 if unknown */
 #define SIM_PERM_ATTACH (1u << 1)
 #define SIM_PERM_DETACH (1u << 2)
 #define SIM_PERM_SHOW (1u << 3)
-#define SIM_PERM_ALL 0xfu
+#define SIM_PERM_CERTS (1u << 4) /* certificate create/update/delete */
+#define SIM_PERM_ALL 0x1fu
 
 /* ---- world ------------------------------------------------------------ */
 struct sim_cred {
@@ -143,6 +149,16 @@ struct sim_cert {
   char *signature_algorithm;
   char *algorithm_type;
   bool trusted_root_ca;
+  /* the certificates API (sim_certs.c). Seeds without PEM have no
+   * content: serial_number is then the id, and they never expire. */
+  char *update_time;
+  char *serial;       /* decimal; NULL = the id */
+  char *issuer;       /* NULL = the test CA's name */
+  char *cert_pem;     /* the chain as uploaded; never returned */
+  char *key_pem;      /* never returned; wiped when freed */
+  int64_t created_ms; /* sim_mono_ms() of a create; 0 = seed */
+  int64_t deleted_ms; /* sim_mono_ms() of its delete; 0 = live */
+  bool gone;          /* deleted, and reads have seen it go */
   /* bound slots as their ranks, ascending (sim->ranked maps a rank back to
    * its slot): merges and searches compare integers, not strings */
   size_t *ranks;
@@ -183,6 +199,7 @@ struct sim_settings {
   double overlap_fail_rate;
   size_t max_batch; /* max domains[] entries per write */
   bool reject_unknown_fields;
+  size_t cert_quota; /* certificates per project; 0 = no limit */
 };
 
 struct sim_fault_err {
@@ -340,8 +357,9 @@ struct sim {
   size_t nprojects;
   struct sim_gateway *gws;
   size_t ngws;
-  struct sim_cert *certs;
+  struct sim_cert *certs; /* created ones appended; deleted ones stay */
   size_t ncerts;
+  size_t capcerts;
   struct sim_slot *slots;
   size_t nslots;
   struct sim_ranked *ranked; /* rank -> slot (see sim_slot.rank) */
@@ -387,7 +405,10 @@ int sim_apply_options(struct sim *sim, char *err, size_t errlen);
 int sim_reset(struct sim *sim, char *err, size_t errlen);
 int64_t sim_now_ms(const struct sim *sim); /* realtime, or the override */
 int64_t sim_mono_ms(void);
+/* A live certificate (not deleted); sim_find_cert_any also finds deleted
+ * ones (reads still show them during the visibility delay). */
 long sim_find_cert(const struct sim *sim, const char *id);
+long sim_find_cert_any(const struct sim *sim, const char *id);
 long sim_find_gw(const struct sim *sim, const char *instance_id);
 long sim_find_slot(const struct sim *sim, size_t gw, const char *domain);
 /* The run (rank of the first slot) of a domain on any gateway, -1 if no
@@ -423,6 +444,30 @@ int sim_visible(struct sim *sim, size_t cert, size_t **out, bool **vflags,
 void sim_stats_count(struct sim *sim, int op, int status);
 int sim_stats_gen(yajl_gen g, const struct sim *sim);
 int sim_state_gen(yajl_gen g, const struct sim *sim);
+
+/* sim_certs.c: the certificates API (sim->mu held). */
+struct sim_cert_reply {
+  int status; /* 0 = closed by a reset fault */
+  char code[32];
+  char msg[256];
+  char *body; /* malloc'd JSON or NULL */
+  size_t body_len;
+};
+/* SIM_OP_CERTS/CREATE/UPDATE/DELETE of project (cert_id for update and
+ * delete); query arguments are read from conn. */
+void sim_certs_handle(struct sim *sim, int op, long project,
+                      const char *cert_id, const char *body, size_t len,
+                      struct MHD_Connection *conn, struct sim_cert_reply *out);
+/* Show: 200 and the certificate's JSON, or 404 while a create is not yet
+ * visible or a delete is (the visibility delay). */
+void sim_certs_show(struct sim *sim, long cert, struct sim_cert_reply *out);
+/* A seed certificate's cert_pem/key_pem (or cert_file/key_file, relative
+ * to seed_dir): its fields come from the PEM. 0, or -EINVAL with err. */
+int sim_cert_seed_pem(struct sim *sim, struct sim_cert *c, yajl_val v,
+                      const char *seed_dir, char *err, size_t errlen);
+void sim_cert_free_content(struct sim_cert *c);
+/* The certificates (without content) for /__sim/state. */
+int sim_certs_state_gen(yajl_gen g, const struct sim *sim);
 
 /* sim_auth.c (sim->mu held) */
 struct sim_auth_result {

@@ -13,7 +13,8 @@
 #include "sim.h"
 
 static const char *const op_names[SIM_OP_COUNT] = {
-    "token", "list", "attach", "detach", "show", "admin", "other"};
+    "token",  "list",   "attach", "detach", "show", "certs",
+    "create", "update", "delete", "admin",  "other"};
 
 const char *sim_op_name(int op)
 {
@@ -149,7 +150,10 @@ static int get_op(yajl_val v, const char *key, int *out, char *err,
   const char *s = YAJL_GET_STRING(v);
   int op = s ? sim_op_parse(s) : -2;
   if (op == -2) {
-    seterr(err, errlen, "%s: expected any|token|list|attach|detach|show", key);
+    seterr(err, errlen,
+           "%s: expected any|token|list|attach|detach|show|certs|"
+           "create|update|delete",
+           key);
     return -EINVAL;
   }
   *out = op;
@@ -235,6 +239,9 @@ static int parse_setting(const char *k, yajl_val x, struct sim_settings *s,
     s->max_batch = (size_t)d;
   } else if (!strcmp(k, "reject_unknown_fields")) {
     rc = get_bool(x, k, &s->reject_unknown_fields, err, errlen);
+  } else if (!strcmp(k, "cert_quota")) {
+    rc = get_i64(x, k, 0, 1000000, &n, err, errlen);
+    s->cert_quota = (size_t)n;
   } else {
     seterr(err, errlen, "settings: unknown key %s", k);
     rc = -EINVAL;
@@ -614,6 +621,7 @@ int sim_settings_gen(yajl_gen g, const struct sim_settings *s)
   rc |= sim_gen_kv_double(g, "overlap_fail_rate", s->overlap_fail_rate);
   rc |= sim_gen_kv_int(g, "max_batch", (long long)s->max_batch);
   rc |= sim_gen_kv_bool(g, "reject_unknown_fields", s->reject_unknown_fields);
+  rc |= sim_gen_kv_int(g, "cert_quota", (long long)s->cert_quota);
   yajl_gen_map_close(g);
   return rc ? -EINVAL : 0;
 }

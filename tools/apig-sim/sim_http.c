@@ -168,12 +168,21 @@ static int route_apig(struct sim_req *r, const char *url, const char *method)
   for (char *save = NULL, *t = strtok_r(buf, "/", &save); t && n < 8;
        t = strtok_r(NULL, "/", &save))
     seg[n++] = t;
-  if (n < 5 || strcmp(seg[0], "v2") || strcmp(seg[2], "apigw") ||
+  if (n < 4 || strcmp(seg[0], "v2") || strcmp(seg[2], "apigw") ||
       strcmp(seg[3], "certificates"))
     return SIM_OP_OTHER;
   int op = SIM_OP_OTHER;
   bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-  if (n == 5 && get)
+  bool put = !strcmp(method, "PUT"), del = !strcmp(method, "DELETE");
+  if (n == 4 && get)
+    op = SIM_OP_CERTS;
+  else if (n == 4 && post)
+    op = SIM_OP_CREATE;
+  else if (n == 5 && put)
+    op = SIM_OP_UPDATE;
+  else if (n == 5 && del)
+    op = SIM_OP_DELETE;
+  else if (n == 5 && get)
     op = SIM_OP_SHOW;
   else if (n == 6 && get && !strcmp(seg[5], "attached-domains"))
     op = SIM_OP_LIST;
@@ -185,7 +194,7 @@ static int route_apig(struct sim_req *r, const char *url, const char *method)
     op = SIM_OP_DETACH;
   if (op != SIM_OP_OTHER) {
     r->project_id = strdup(seg[1]);
-    r->cert_id = strdup(seg[4]);
+    r->cert_id = strdup(n > 4 ? seg[4] : "");
     if (!r->project_id || !r->cert_id)
       return SIM_OP_OTHER;
   }
@@ -871,53 +880,6 @@ static void render_list(struct sim *sim, struct sim_req *r)
     build_error_body(r);
 }
 
-static int gen_strs(yajl_gen g, const char *k, char *const *v, size_t n)
-{
-  int rc = sim_gen_str(g, k);
-  yajl_gen_array_open(g);
-  for (size_t i = 0; i < n; i++)
-    rc |= sim_gen_str(g, v[i]);
-  yajl_gen_array_close(g);
-  return rc;
-}
-
-struct show_ctx {
-  const struct sim *sim;
-  const struct sim_cert *c;
-};
-
-static int gen_show(yajl_gen g, const void *arg)
-{
-  const struct show_ctx *x = arg;
-  const struct sim_cert *c = x->c;
-  int rc = 0;
-  yajl_gen_map_open(g);
-  rc |= sim_gen_kv_str(g, "id", c->id);
-  rc |= sim_gen_kv_str(g, "name", c->name);
-  rc |= sim_gen_kv_str(g, "type", c->type);
-  rc |= sim_gen_kv_str(g, "instance_id", c->instance_id);
-  rc |= sim_gen_kv_str(g, "project_id", x->sim->projects[c->project].id);
-  rc |= sim_gen_kv_str(g, "common_name", c->common_name);
-  rc |= gen_strs(g, "san", c->san, c->nsan);
-  rc |= sim_gen_kv_str(g, "not_after", c->not_after);
-  rc |= sim_gen_kv_str(g, "not_before", c->not_before);
-  rc |= sim_gen_kv_str(g, "signature_algorithm", c->signature_algorithm);
-  rc |= sim_gen_kv_str(g, "create_time", c->create_time);
-  rc |= sim_gen_kv_str(g, "update_time", c->create_time);
-  rc |= sim_gen_kv_bool(g, "is_has_trusted_root_ca", c->trusted_root_ca);
-  rc |= sim_gen_kv_str(g, "algorithm_type", c->algorithm_type);
-  rc |= sim_gen_kv_int(g, "version", 3);
-  static const char *const empty[] = {"organization", "organizational_unit",
-                                      "locality", "state", "country"};
-  for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++)
-    rc |= gen_strs(g, empty[i], NULL, 0);
-  const char *issuer = "CN=apig-sim test CA";
-  rc |= gen_strs(g, "issuer", (char *const *)&issuer, 1);
-  rc |= sim_gen_kv_str(g, "serial_number", c->id);
-  yajl_gen_map_close(g);
-  return rc ? -EINVAL : 0;
-}
-
 /* ---- arrival (phase A) and completion (phase B) ------------------------ */
 
 static long path_cert(struct sim *sim, struct sim_req *r)
@@ -971,7 +933,9 @@ static unsigned op_perm(int op)
   return op == SIM_OP_LIST     ? SIM_PERM_LIST
          : op == SIM_OP_ATTACH ? SIM_PERM_ATTACH
          : op == SIM_OP_DETACH ? SIM_PERM_DETACH
-                               : SIM_PERM_SHOW;
+         : op == SIM_OP_CREATE || op == SIM_OP_UPDATE || op == SIM_OP_DELETE
+             ? SIM_PERM_CERTS
+             : SIM_PERM_SHOW;
 }
 
 static void arrive_apig(struct sim *sim, struct sim_req *r, const char *method)
@@ -1079,8 +1043,55 @@ static void finish_token(struct sim *sim, struct sim_req *r)
                             &r->subject_token, &r->resp, &r->resp_len);
 }
 
+static void take_reply(struct sim_req *r, struct sim_cert_reply *x)
+{
+  r->status = x->status;
+  memcpy(r->code, x->code, sizeof(r->code));
+  memcpy(r->msg, x->msg, sizeof(r->msg));
+  free(r->resp);
+  r->resp = x->body;
+  r->resp_len = x->body_len;
+}
+
+static bool is_cert_op(int op)
+{
+  return op == SIM_OP_CERTS || op == SIM_OP_CREATE || op == SIM_OP_UPDATE ||
+         op == SIM_OP_DELETE;
+}
+
+/* The certificates API (sim_certs.c); its writes take the reset faults
+ * like binding writes do. Show reads deleted certificates too: a delete
+ * is visible to reads only after the visibility delay. */
+static void finish_certs(struct sim *sim, struct sim_req *r)
+{
+  struct sim_cert_reply x = {0};
+  if (r->op == SIM_OP_SHOW) {
+    long c = sim_find_cert_any(sim, r->cert_id);
+    if (c < 0 || (long)sim->certs[c].project != r->project)
+      set_error(r, 404, "APIG.3025", "The certificate does not exist");
+    else {
+      sim_certs_show(sim, c, &x);
+      take_reply(r, &x);
+    }
+    return;
+  }
+  if (r->op != SIM_OP_CERTS && r->reset_before) {
+    r->closed = true;
+    return;
+  }
+  sim_certs_handle(sim, r->op, r->project, r->cert_id, r->body, r->body_len,
+                   r->conn, &x);
+  take_reply(r, &x);
+  if (r->op != SIM_OP_CERTS)
+    r->closed = r->reset_after;
+}
+
 static void finish_apig(struct sim *sim, struct sim_req *r)
 {
+  if (is_cert_op(r->op) || r->op == SIM_OP_SHOW) {
+    finish_certs(sim, r);
+    return;
+  }
   long c = path_cert(sim, r);
   if (c < 0) {
     set_error(r, 404, "APIG.3025", "The certificate does not exist");
@@ -1088,9 +1099,6 @@ static void finish_apig(struct sim *sim, struct sim_req *r)
   }
   if (r->op == SIM_OP_LIST) {
     do_list(sim, r, c);
-  } else if (r->op == SIM_OP_SHOW) {
-    struct show_ctx x = {sim, &sim->certs[c]};
-    respond_json(r, 200, gen_show, &x);
   } else if (r->reset_before) {
     r->closed = true;
   } else {

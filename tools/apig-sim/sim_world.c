@@ -38,9 +38,15 @@ static long map_find(const struct sim_map *m, const char *key)
   return sim_map_get(m, key, &v) ? (long)v : -1;
 }
 
-long sim_find_cert(const struct sim *sim, const char *id)
+long sim_find_cert_any(const struct sim *sim, const char *id)
 {
   return map_find(&sim->cert_ix, id);
+}
+
+long sim_find_cert(const struct sim *sim, const char *id)
+{
+  long c = map_find(&sim->cert_ix, id);
+  return c >= 0 && sim->certs[c].deleted_ms ? -1 : c;
 }
 
 long sim_find_gw(const struct sim *sim, const char *instance_id)
@@ -494,12 +500,13 @@ static unsigned parse_perms(yajl_val v)
     const char *s = YAJL_GET_STRING(v->u.array.values[i]);
     if (!s)
       continue;
-    p |= !strcmp(s, "list")     ? SIM_PERM_LIST
-         : !strcmp(s, "attach") ? SIM_PERM_ATTACH
-         : !strcmp(s, "detach") ? SIM_PERM_DETACH
-         : !strcmp(s, "show")   ? SIM_PERM_SHOW
-         : !strcmp(s, "all")    ? SIM_PERM_ALL
-                                : 0;
+    p |= !strcmp(s, "list")           ? SIM_PERM_LIST
+         : !strcmp(s, "attach")       ? SIM_PERM_ATTACH
+         : !strcmp(s, "detach")       ? SIM_PERM_DETACH
+         : !strcmp(s, "show")         ? SIM_PERM_SHOW
+         : !strcmp(s, "certificates") ? SIM_PERM_CERTS
+         : !strcmp(s, "all")          ? SIM_PERM_ALL
+                                      : 0;
   }
   return p;
 }
@@ -747,6 +754,12 @@ static int load_certs(struct loader *L, yajl_val root)
   sim->certs = calloc(n + 1, sizeof(*sim->certs));
   if (!sim->certs)
     return -ENOMEM;
+  sim->capcerts = n + 1;
+  char *slash = strrchr(sim->opt.seed_file, '/');
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%.*s",
+           slash ? (int)(slash - sim->opt.seed_file) : 1,
+           slash ? sim->opt.seed_file : ".");
   for (size_t i = 0; i < n; i++) {
     yajl_val v = a->u.array.values[i];
     struct sim_cert *c = &sim->certs[i];
@@ -760,6 +773,8 @@ static int load_certs(struct loader *L, yajl_val root)
       rc = sim_map_put(&sim->cert_ix, c->id, i);
     if (!rc)
       rc = load_cert_fields(L, c, v);
+    if (!rc)
+      rc = sim_cert_seed_pem(sim, c, v, dir, L->err, L->errlen);
     if (rc)
       return rc;
   }
@@ -896,6 +911,7 @@ static void free_cert(struct sim_cert *c)
   free(c->signature_algorithm);
   free(c->algorithm_type);
   free(c->ranks);
+  sim_cert_free_content(c);
 }
 
 static void free_project(struct sim_project *p)
@@ -956,6 +972,7 @@ void sim_world_free(struct sim *sim)
   sim->log = NULL;
   sim->tokens = NULL;
   sim->nprojects = sim->ngws = sim->ncerts = sim->nslots = 0;
+  sim->capcerts = 0;
   sim->nlog = sim->caplog = sim->ntokens = sim->captokens = 0;
 }
 
@@ -1120,6 +1137,7 @@ int sim_state_gen(yajl_gen g, const struct sim *sim)
   }
   yajl_gen_array_close(g);
   rc |= sim_gen_kv_int(g, "count", (long long)n);
+  rc |= sim_certs_state_gen(g, sim);
   yajl_gen_map_close(g);
   return rc ? -EINVAL : 0;
 }
