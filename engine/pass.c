@@ -171,7 +171,7 @@ void pass_cert_read_failed(struct pass *p, uint32_t cert,
 
 static void certs_free(struct pass *p)
 {
-  for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {
+  for (size_t c = 0; c < p->ncerts; c++) {
     if (p->certs[c].read_error != &read_error_nomem)
       free((void *)p->certs[c].read_error);
   }
@@ -500,6 +500,7 @@ static int alloc_state(struct pass *p)
       calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(*p->accounts));
   p->certs =
       calloc(cfg->ncertificates ? cfg->ncertificates : 1, sizeof(*p->certs));
+  p->ncerts = p->certs ? cfg->ncertificates : 0;
   p->binding_item =
       malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*p->binding_item));
   if (!lim || !p->accounts || !p->certs || !p->binding_item) {

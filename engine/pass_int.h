@@ -261,6 +261,10 @@ struct pass {
   uint64_t soak_until_ns; /* when the rollout soak ends (pass_soak_now_ns) */
   struct pass_account *accounts;
   struct pass_cert *certs;
+  /* entries of certs: the file's certificates when the pass started (its
+   * caller may change the config's struct before pass_free, as import
+   * does) */
+  size_t ncerts;
   struct pass_item *items;
   struct pass_keep keep; /* the items' strings */
   size_t *binding_item;  /* config binding -> plan item, SIZE_MAX: none */
