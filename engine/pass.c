@@ -84,6 +84,12 @@ uint32_t pass_cert_account_index(const struct pass *p, uint32_t cert)
   return (uint32_t)p->cfg->certificates[cert].account;
 }
 
+const struct apig_endpoint *pass_cert_endpoint(const struct pass *p,
+                                               uint32_t cert)
+{
+  return &p->accounts[p->cfg->certificates[cert].account].endpoint;
+}
+
 void pass_cert_fields(const struct pass *p, uint32_t cert, struct log_fields *f)
 {
   const struct config_certificate *c = &p->cfg->certificates[cert];
@@ -515,6 +521,13 @@ static int alloc_state(struct pass *p)
     lim[a].max_in_flight = cfg->accounts[a].limits.max_in_flight;
     p->accounts[a].retry_credit[JOB_LIST] = PASS_RETRY_CREDIT_START;
     p->accounts[a].retry_credit[JOB_WRITE] = PASS_RETRY_CREDIT_START;
+    /* once per pass, not per request; an invalid one stays zeroed and
+     * each URL built from it fails (-EINVAL), as it did before */
+    if (apig_endpoint_parse(cfg->accounts[a].endpoint,
+                            &p->accounts[a].endpoint) == -ENOMEM) {
+      free(lim);
+      return -ENOMEM;
+    }
   }
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
@@ -709,6 +722,7 @@ static void release(struct pass *p)
   if (p->accounts) {
     for (size_t a = 0; a < p->cfg->naccounts; a++) {
       auth_token_clear(&p->accounts[a].token);
+      apig_endpoint_free(&p->accounts[a].endpoint);
       free(p->accounts[a].parked);
     }
   }

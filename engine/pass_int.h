@@ -201,7 +201,8 @@ struct pass_account {
   double retry_credit[2]; /* by enum job_type: retries paid by successes */
   struct job **parked;    /* popped while the token was missing */
   size_t nparked, capparked;
-  uint32_t first_failures; /* transport failures in a row, gate closed */
+  uint32_t first_failures;       /* transport failures in a row, gate closed */
+  struct apig_endpoint endpoint; /* the account's, parsed once per pass */
 };
 
 struct call {
@@ -316,6 +317,9 @@ uint64_t pass_soak_now_ns(const struct pass *p);
 const struct config_account *pass_cert_account(const struct pass *p,
                                                uint32_t cert);
 uint32_t pass_cert_account_index(const struct pass *p, uint32_t cert);
+/* The endpoint of a certificate's account, parsed once per pass. */
+const struct apig_endpoint *pass_cert_endpoint(const struct pass *p,
+                                               uint32_t cert);
 /* The log fields naming a certificate and its account. */
 void pass_cert_fields(const struct pass *p, uint32_t cert,
                       struct log_fields *f);

@@ -28,9 +28,9 @@ void read_dispatch(struct pass *p, struct job *j)
   int rc = c ? 0 : -ENOMEM;
 
   if (rc == 0)
-    rc = apig_url_list(acct->endpoint, acct->project_id,
-                       p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
-                       j->offset, NULL, &c->url);
+    rc = apig_url_list_at(pass_cert_endpoint(p, j->cert), acct->project_id,
+                          p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
+                          j->offset, NULL, &c->url);
   if (rc == 0) {
     c->p = p;
     c->job = j;
