@@ -518,8 +518,11 @@ void config_free(struct config *cfg)
   for (size_t i = 0; cfg->certificates != NULL && i < cfg->ncertificates; i++)
     config__certificate_free(&cfg->certificates[i]);
   free(cfg->certificates);
-  for (size_t i = 0; cfg->bindings != NULL && i < cfg->nbindings; i++)
-    free(cfg->bindings[i].domain);
+  if (cfg->domain_blocks != NULL)
+    config__strings_free(&cfg->domain_blocks);
+  else
+    for (size_t i = 0; cfg->bindings != NULL && i < cfg->nbindings; i++)
+      free(cfg->bindings[i].domain);
   free(cfg->bindings);
   free(cfg->rollout.waves);
   free(cfg->daemon.state_dir);

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,50 @@ void config__arena_free(struct config__arena *a)
     ch = next;
   }
   a->head = NULL;
+}
+
+/* ---- packed strings ---- */
+
+#define STRBLOCK_SIZE (64u * 1024u)
+
+struct config__strblock {
+  struct config__strblock *next;
+  size_t used, size;
+  char data[];
+};
+
+char *config__strings_add(struct config__strblock **head, const char *s,
+                          size_t n)
+{
+  struct config__strblock *b = *head;
+
+  if (n >= SIZE_MAX - sizeof(*b) - STRBLOCK_SIZE)
+    return NULL;
+  if (b == NULL || b->size - b->used < n + 1) {
+    size_t size = n + 1 > STRBLOCK_SIZE ? n + 1 : STRBLOCK_SIZE;
+
+    b = malloc(sizeof(*b) + size);
+    if (b == NULL)
+      return NULL;
+    b->used = 0;
+    b->size = size;
+    b->next = *head;
+    *head = b;
+  }
+  char *out = b->data + b->used;
+  memcpy(out, s, n);
+  out[n] = '\0';
+  b->used += n + 1;
+  return out;
+}
+
+void config__strings_free(struct config__strblock **head)
+{
+  while (*head != NULL) {
+    struct config__strblock *next = (*head)->next;
+    free(*head);
+    *head = next;
+  }
 }
 
 /* ---- diagnostics ---- */
