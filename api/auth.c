@@ -30,18 +30,20 @@ static bool header_safe(const char *s)
 }
 
 /* Append "name: value" to a private list; the line buffer is wiped since
- * the value may be a secret. */
+ * the value may be a secret. Joined by lengths: snprintf's engine cost
+ * more than the rest of the line's making (four lines a request). */
 static int list_add(struct curl_slist **list, const char *name,
                     const char *value)
 {
   char line[AUTH_MAX_LINE];
-  int n = snprintf(line, sizeof(line), "%s: %s", name, value);
-  if (n < 0 || (size_t)n >= sizeof(line)) {
-    OPENSSL_cleanse(line, sizeof(line));
+  size_t nlen = strlen(name), vlen = strlen(value);
+  if (nlen + 2 + vlen >= sizeof(line))
     return -EINVAL;
-  }
+  memcpy(line, name, nlen);
+  memcpy(line + nlen, ": ", 2);
+  memcpy(line + nlen + 2, value, vlen + 1);
   struct curl_slist *l = curl_slist_append(*list, line);
-  OPENSSL_cleanse(line, (size_t)n);
+  OPENSSL_cleanse(line, nlen + 2 + vlen);
   if (!l)
     return -ENOMEM;
   *list = l;

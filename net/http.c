@@ -780,11 +780,14 @@ static int copy_headers(struct http_xfer *x, const struct http_request *rq,
       goto oom;
     l = t;
   }
-  /* No Expect: 100-continue; no Content-Type the caller did not choose. */
-  t = curl_slist_append(l, "Expect:");
-  if (!t)
-    goto oom;
-  l = t;
+  /* No Expect: 100-continue (curl sends it only with a body, and a GET
+   * has none); no Content-Type the caller did not choose. */
+  if (has_body_method) {
+    t = curl_slist_append(l, "Expect:");
+    if (!t)
+      goto oom;
+    l = t;
+  }
   if (has_body_method && !has_ct) {
     t = curl_slist_append(l, "Content-Type:");
     if (!t)
