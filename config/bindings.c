@@ -63,7 +63,7 @@ static size_t entry_gateways(struct config__loader *l,
   size_t j = 0, n = 0;
 
   for (const struct config__node *v = seq->first; v != NULL; v = v->next) {
-    config__pathf(sub, sizeof(sub), "%s[%zu]", path, j++);
+    config__path_index(sub, sizeof(sub), path, j++);
     size_t g = config__resolve(l, v, sub, &l->gateways, cfg->gateways,
                                sizeof(*cfg->gateways), "gateway");
     if (g == NO_INDEX)
@@ -238,24 +238,24 @@ static void one_entry(struct config__loader *l, const struct config__node *e,
   char path[64], sub[512];
   size_t cert = NO_INDEX, ngw = 0, j = 0;
 
-  config__pathf(path, sizeof(path), "bindings[%zu]", i);
+  config__path_index(path, sizeof(path), "bindings", i);
   if (!config__section(l->c, e, path, binding_fields, NELEM(binding_fields),
                        &ent, seen, l))
     return;
   if (seen[B_CERT] != NULL) {
-    config__pathf(sub, sizeof(sub), "%s.certificate", path);
+    config__path_key(sub, sizeof(sub), path, "certificate");
     cert = config__resolve(l, seen[B_CERT], sub, &l->certificates,
                            cfg->certificates, sizeof(*cfg->certificates),
                            "certificate");
   }
   if (seen[B_GATEWAYS] != NULL) {
-    config__pathf(sub, sizeof(sub), "%s.gateways", path);
+    config__path_key(sub, sizeof(sub), path, "gateways");
     if (nonempty_list(l, seen[B_GATEWAYS], sub))
       ngw = entry_gateways(l, seen[B_GATEWAYS], sub, cert, gws);
   }
   if (seen[B_DOMAINS] == NULL)
     return;
-  config__pathf(sub, sizeof(sub), "%s.domains", path);
+  config__path_key(sub, sizeof(sub), path, "domains");
   if (!nonempty_list(l, seen[B_DOMAINS], sub))
     return;
   for (const struct config__node *v = seen[B_DOMAINS]->first; v != NULL;
@@ -264,7 +264,7 @@ static void one_entry(struct config__loader *l, const struct config__node *e,
     struct config__domain d;
     const char *why;
 
-    config__pathf(dpath, sizeof(dpath), "%s[%zu]", sub, j++);
+    config__path_index(dpath, sizeof(dpath), sub, j++);
     if (!config__get_str(l->c, v, dpath))
       continue;
     why = config__check_domain(v->str, v->len, &d);

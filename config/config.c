@@ -201,7 +201,7 @@ static void waves(void *ud, const struct config__node *v, const char *path,
   }
   for (const struct config__node *w = v->first; w != NULL; w = w->next, i++) {
     struct config_wave *cur = &r->waves[i];
-    config__pathf(sub, sizeof(sub), "%s[%zu]", path, i);
+    config__path_index(sub, sizeof(sub), path, i);
     if (!one_wave(l, w, sub, cur)) {
       ok = false;
       continue;
