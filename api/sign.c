@@ -485,6 +485,23 @@ int sign_sha256_hex(const void *data, size_t len, char hex[SIGN_HEX_LEN + 1])
   return 0;
 }
 
+/* SHA-256 of the empty string (FIPS 180-4), the payload hash of every
+ * request without a body: two of a pass's three requests are reads, and
+ * hashing nothing cost them ~4,000 instructions each. The documented
+ * vectors of test_sign (bodiless requests) check it. */
+#define SHA256_EMPTY_HEX                                                       \
+  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+static int body_sha256_hex(const void *body, size_t len,
+                           char hex[SIGN_HEX_LEN + 1])
+{
+  if (len == 0) {
+    memcpy(hex, SHA256_EMPTY_HEX, SIGN_HEX_LEN + 1);
+    return 0;
+  }
+  return sign_sha256_hex(body, len, hex);
+}
+
 /* The canonical request into out, from headers already sorted (h). */
 static int build_canonical_sorted(const struct sign_input *in,
                                   const struct shdr *h, struct buf *out)
@@ -510,7 +527,7 @@ static int build_canonical_sorted(const struct sign_input *in,
   buf_addc(out, '\n');
   char hex[SIGN_HEX_LEN + 1];
   if (!rc)
-    rc = sign_sha256_hex(in->body, in->body_len, hex);
+    rc = body_sha256_hex(in->body, in->body_len, hex);
   if (!rc)
     buf_add(out, hex, SIGN_HEX_LEN);
   return rc ? rc : out->err;
