@@ -660,10 +660,67 @@ static void hex_of(const unsigned char *md, size_t n, char *hex)
   hex[2 * n] = '\0';
 }
 
-/* The signature of in under sk, from its headers sorted once (h): the
- * one path of sign_signature_hex and sign_authorization. */
+struct sign_key {
+  EVP_MAC_CTX *mac; /* keyed, and reset to that after every use */
+};
+
+int sign_key_new(const char *sk, size_t sk_len, struct sign_key **out)
+{
+  const struct sign_algs *a = algs();
+  struct sign_key *k;
+
+  *out = NULL;
+  if (!sk || sk_len == 0 || sk_len > INT32_MAX)
+    return -EINVAL;
+  if (!a->hmac)
+    return -EIO;
+  k = calloc(1, sizeof(*k));
+  if (!k)
+    return -ENOMEM;
+  k->mac = EVP_MAC_CTX_dup(a->hmac);
+  if (!k->mac ||
+      !EVP_MAC_init(k->mac, (const unsigned char *)sk, sk_len, NULL)) {
+    sign_key_free(k);
+    return -EIO;
+  }
+  *out = k;
+  return 0;
+}
+
+void sign_key_free(struct sign_key *key)
+{
+  if (!key)
+    return;
+  EVP_MAC_CTX_free(key->mac); /* OpenSSL wipes the key it holds */
+  free(key);
+}
+
+/* HMAC under a ready key; EVP_MAC_init without a key then restarts from
+ * the keyed state (OpenSSL keeps the hashed pads). */
+static int hmac_keyed(struct sign_key *k, const void *data, size_t len,
+                      unsigned char *md, size_t md_size)
+{
+  size_t out = 0;
+  int ok = EVP_MAC_update(k->mac, data, len) &&
+           EVP_MAC_final(k->mac, md, &out, md_size) && out == SIGN_HEX_LEN / 2;
+
+  /* a failed restart leaves a key that fails every later use: -EIO */
+  if (!EVP_MAC_init(k->mac, NULL, 0, NULL))
+    ok = 0;
+  return ok ? 0 : -EIO;
+}
+
+/* The key of one signature: a ready one, or the secret as bytes. */
+struct sig_key {
+  struct sign_key *ready;
+  const char *sk;
+  size_t sk_len;
+};
+
+/* The signature of in, from its headers sorted once (h): the one path of
+ * sign_signature_hex, sign_authorization and sign_authorization_key. */
 static int signature_sorted(const struct sign_input *in, const struct shdr *h,
-                            const char *sk, size_t sk_len,
+                            const struct sig_key *key,
                             char hex[SIGN_HEX_LEN + 1])
 {
   char date[SIGN_DATE_LEN + 1];
@@ -677,7 +734,9 @@ static int signature_sorted(const struct sign_input *in, const struct shdr *h,
     rc = string_to_sign_of(date, &cr, &sts);
   free(cr.p);
   if (!rc)
-    rc = hmac_sha256(sk, sk_len, sts.p, sts.len, md, sizeof(md));
+    rc = key->ready ? hmac_keyed(key->ready, sts.p, sts.len, md, sizeof(md))
+                    : hmac_sha256(key->sk, key->sk_len, sts.p, sts.len, md,
+                                  sizeof(md));
   free(sts.p);
   if (!rc)
     hex_of(md, SIGN_HEX_LEN / 2, hex);
@@ -697,7 +756,8 @@ int sign_signature_hex(const struct sign_input *in, const char *sk,
   rc = sorted_headers(in, &h);
   if (rc)
     return rc;
-  rc = signature_sorted(in, h, sk, sk_len, hex);
+  rc = signature_sorted(in, h, &(struct sig_key){.sk = sk, .sk_len = sk_len},
+                        hex);
   shdrs_free(h, in->nheaders);
   return rc;
 }
@@ -715,12 +775,10 @@ static bool valid_access_key(const char *ak)
   return true;
 }
 
-int sign_authorization(const struct sign_input *in, const char *ak,
-                       const char *sk, size_t sk_len, char **out)
+static int authorization(const struct sign_input *in, const char *ak,
+                         const struct sig_key *key, char **out)
 {
-  if (!out || !valid_access_key(ak))
-    return -EINVAL;
-  if (!in || !sk || sk_len == 0 || sk_len > INT32_MAX)
+  if (!out || !valid_access_key(ak) || !in)
     return -EINVAL;
   int rc = check_input(in);
   if (rc)
@@ -730,7 +788,7 @@ int sign_authorization(const struct sign_input *in, const char *ak,
   if (rc)
     return rc;
   char sig[SIGN_HEX_LEN + 1];
-  rc = signature_sorted(in, h, sk, sk_len, sig);
+  rc = signature_sorted(in, h, key, sig);
   struct buf b = {0};
   if (!rc) {
     buf_reserve(&b, 255);
@@ -748,6 +806,23 @@ int sign_authorization(const struct sign_input *in, const char *ak,
     return rc;
   }
   return buf_finish(&b, out);
+}
+
+int sign_authorization(const struct sign_input *in, const char *ak,
+                       const char *sk, size_t sk_len, char **out)
+{
+  if (!sk || sk_len == 0 || sk_len > INT32_MAX)
+    return -EINVAL;
+  return authorization(in, ak, &(struct sig_key){.sk = sk, .sk_len = sk_len},
+                       out);
+}
+
+int sign_authorization_key(const struct sign_input *in, const char *ak,
+                           struct sign_key *key, char **out)
+{
+  if (!key)
+    return -EINVAL;
+  return authorization(in, ak, &(struct sig_key){.ready = key}, out);
 }
 
 int sign_format_date(time_t t, char out[SIGN_DATE_LEN + 1])

@@ -45,9 +45,9 @@ int call_submit(struct pass *p, struct call *c,
     const char *token = acct->auth_method == CONFIG_AUTH_PASSWORD
                             ? p->accounts[c->account].token.value
                             : NULL;
-    rc = auth_add_headers(acct, token, method, c->url.host, c->url.path,
-                          c->url.query, c->body, c->body_len, pass_unix_s(p),
-                          &headers);
+    rc = auth_add_headers_key(acct, p->accounts[c->account].sign_key, token,
+                              method, c->url.host, c->url.path, c->url.query,
+                              c->body, c->body_len, pass_unix_s(p), &headers);
     if (c->job)
       c->job->token_gen = p->accounts[c->account].token_gen;
   } else {

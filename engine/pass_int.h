@@ -203,6 +203,9 @@ struct pass_account {
   size_t nparked, capparked;
   uint32_t first_failures;       /* transport failures in a row, gate closed */
   struct apig_endpoint endpoint; /* the account's, parsed once per pass */
+  /* aksk: its secret key made ready once per pass (NULL: signed with the
+   * secret key each time) */
+  struct sign_key *sign_key;
 };
 
 struct call {
