@@ -65,9 +65,11 @@ int call_submit(struct pass *p, struct call *c,
     c->rq.body_len = c->body_len;
     c->rq.ca_file = acct->ca_file;
     c->rq.user = c;
+    c->rq.take_headers = true; /* wiped and freed by http, not copied */
+    headers = NULL;
     rc = http_submit(p->http, &c->rq, on_call_done, p);
   }
-  auth_headers_free(headers);
+  auth_headers_free(headers); /* only when not submitted */
   if (rc == 0) {
     p->in_flight++;
     p->res.counts.requests++;

@@ -766,13 +766,19 @@ static void on_uv_handle_close(uv_handle_t *handle)
 
 /* ---- request setup --------------------------------------------------- */
 
-static int copy_headers(struct http_xfer *x, const struct http_request *rq,
+static int copy_headers(struct http_xfer *x, struct http_request *rq,
                         bool has_body_method)
 {
   bool has_ct = false;
   struct curl_slist *l = NULL, *t;
 
-  for (const struct curl_slist *i = rq->headers; i; i = i->next) {
+  if (rq->take_headers) {
+    l = rq->headers;
+    rq->headers = NULL;
+    for (const struct curl_slist *i = l; i; i = i->next)
+      has_ct |= strncasecmp(i->data, "content-type:", 13) == 0;
+  }
+  for (const struct curl_slist *i = l ? NULL : rq->headers; i; i = i->next) {
     if (strncasecmp(i->data, "content-type:", 13) == 0)
       has_ct = true;
     t = curl_slist_append(l, i->data);
@@ -1160,10 +1166,10 @@ int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
   return 0;
 }
 
-int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
-                void *arg)
+static int submit(struct http *h, struct http_request *rq, http_done_cb cb,
+                  void *arg)
 {
-  if (!h || !rq || !cb || !rq->url || !rq->method || !method_ok(rq->method))
+  if (!h || !cb || !rq->url || !rq->method || !method_ok(rq->method))
     return -EINVAL;
   if (rq->body_len > 0 && !rq->body)
     return -EINVAL;
@@ -1190,6 +1196,19 @@ int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
   x->state = XFER_PENDING;
   list_push(&h->pending, x);
   return 0;
+}
+
+int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
+                void *arg)
+{
+  if (!rq)
+    return -EINVAL;
+  int err = submit(h, rq, cb, arg);
+  if (rq->take_headers) { /* taken whatever happened: not left behind */
+    slist_wipe_free(rq->headers);
+    rq->headers = NULL;
+  }
+  return err;
 }
 
 size_t http_in_flight(const struct http *h)
