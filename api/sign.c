@@ -492,19 +492,41 @@ int sign_sha256_hex(const void *data, size_t len, char hex[SIGN_HEX_LEN + 1])
 #define SHA256_EMPTY_HEX                                                       \
   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-static int body_sha256_hex(const void *body, size_t len,
+static void hex_of(const unsigned char *md, size_t n, char *hex);
+
+/* SHA-256 in hex with a digest context kept for many (md), or a new one
+ * each time (NULL): making and freeing it was a fifth of a digest. */
+static int sha256_hex_with(EVP_MD_CTX *md, const void *data, size_t len,
+                           char hex[SIGN_HEX_LEN + 1])
+{
+  const EVP_MD *sha256 = algs()->sha256;
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+
+  if (!md || !sha256)
+    return sign_sha256_hex(data, len, hex);
+  if (!EVP_DigestInit_ex2(md, sha256, NULL) ||
+      !EVP_DigestUpdate(md, data, len) || !EVP_DigestFinal_ex(md, out, &n) ||
+      n != SIGN_HEX_LEN / 2)
+    return -EIO;
+  hex_of(out, n, hex);
+  return 0;
+}
+
+static int body_sha256_hex(EVP_MD_CTX *md, const void *body, size_t len,
                            char hex[SIGN_HEX_LEN + 1])
 {
   if (len == 0) {
     memcpy(hex, SHA256_EMPTY_HEX, SIGN_HEX_LEN + 1);
     return 0;
   }
-  return sign_sha256_hex(body, len, hex);
+  return sha256_hex_with(md, body, len, hex);
 }
 
 /* The canonical request into out, from headers already sorted (h). */
 static int build_canonical_sorted(const struct sign_input *in,
-                                  const struct shdr *h, struct buf *out)
+                                  const struct shdr *h, EVP_MD_CTX *md,
+                                  struct buf *out)
 {
   int rc;
 
@@ -527,7 +549,7 @@ static int build_canonical_sorted(const struct sign_input *in,
   buf_addc(out, '\n');
   char hex[SIGN_HEX_LEN + 1];
   if (!rc)
-    rc = body_sha256_hex(in->body, in->body_len, hex);
+    rc = body_sha256_hex(md, in->body, in->body_len, hex);
   if (!rc)
     buf_add(out, hex, SIGN_HEX_LEN);
   return rc ? rc : out->err;
@@ -542,7 +564,7 @@ static int build_canonical(const struct sign_input *in, struct buf *out)
   rc = sorted_headers(in, &h);
   if (rc)
     return rc;
-  rc = build_canonical_sorted(in, h, out);
+  rc = build_canonical_sorted(in, h, NULL, out);
   shdrs_free(h, in->nheaders);
   return rc;
 }
@@ -615,10 +637,10 @@ static int resolve_date(const struct sign_input *in,
 
 /* SIGN_ALGORITHM \n date \n hex(SHA-256(canonical)) into out. */
 static int string_to_sign_of(const char *date, const struct buf *canonical,
-                             struct buf *out)
+                             EVP_MD_CTX *md, struct buf *out)
 {
   char hex[SIGN_HEX_LEN + 1];
-  int rc = sign_sha256_hex(canonical->p, canonical->len, hex);
+  int rc = sha256_hex_with(md, canonical->p, canonical->len, hex);
 
   if (rc)
     return rc;
@@ -640,7 +662,7 @@ int sign_string_to_sign(const struct sign_input *in, char **out)
   struct buf cr = {0}, b = {0};
   rc = build_canonical(in, &cr);
   if (!rc)
-    rc = string_to_sign_of(date, &cr, &b);
+    rc = string_to_sign_of(date, &cr, NULL, &b);
   free(cr.p);
   if (rc) {
     free(b.p);
@@ -662,6 +684,7 @@ static void hex_of(const unsigned char *md, size_t n, char *hex)
 
 struct sign_key {
   EVP_MAC_CTX *mac; /* keyed, and reset to that after every use */
+  EVP_MD_CTX *md;   /* the signatures' SHA-256 digests */
 };
 
 int sign_key_new(const char *sk, size_t sk_len, struct sign_key **out)
@@ -678,7 +701,8 @@ int sign_key_new(const char *sk, size_t sk_len, struct sign_key **out)
   if (!k)
     return -ENOMEM;
   k->mac = EVP_MAC_CTX_dup(a->hmac);
-  if (!k->mac ||
+  k->md = EVP_MD_CTX_new();
+  if (!k->mac || !k->md ||
       !EVP_MAC_init(k->mac, (const unsigned char *)sk, sk_len, NULL)) {
     sign_key_free(k);
     return -EIO;
@@ -692,6 +716,7 @@ void sign_key_free(struct sign_key *key)
   if (!key)
     return;
   EVP_MAC_CTX_free(key->mac); /* OpenSSL wipes the key it holds */
+  EVP_MD_CTX_free(key->md);
   free(key);
 }
 
@@ -726,12 +751,13 @@ static int signature_sorted(const struct sign_input *in, const struct shdr *h,
   char date[SIGN_DATE_LEN + 1];
   unsigned char md[EVP_MAX_MD_SIZE];
   struct buf cr = {0}, sts = {0};
+  EVP_MD_CTX *digest = key->ready ? key->ready->md : NULL;
   int rc = resolve_date(in, date);
 
   if (!rc)
-    rc = build_canonical_sorted(in, h, &cr);
+    rc = build_canonical_sorted(in, h, digest, &cr);
   if (!rc)
-    rc = string_to_sign_of(date, &cr, &sts);
+    rc = string_to_sign_of(date, &cr, digest, &sts);
   free(cr.p);
   if (!rc)
     rc = key->ready ? hmac_keyed(key->ready, sts.p, sts.len, md, sizeof(md))
