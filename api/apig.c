@@ -196,6 +196,21 @@ static bool domain_chars_ok(const char *d)
   return true;
 }
 
+/* v in decimal at buf (room for 20 digits), not terminated: its length. */
+static size_t put_decimal(char *buf, unsigned long v)
+{
+  char tmp[24], *d = tmp + sizeof(tmp);
+  size_t n;
+
+  do
+    *--d = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  n = (size_t)(tmp + sizeof(tmp) - d);
+  memcpy(buf, d, n);
+  return n;
+}
+
+/* limit and offset: checked non-negative by the caller */
 static int list_query(long limit, long offset, const char *url_domain,
                       char **out)
 {
@@ -213,7 +228,14 @@ static int list_query(long limit, long offset, const char *url_domain,
     rc =
         asprintf(out, "limit=%ld&offset=%ld&url_domain=%s", limit, offset, dom);
   } else {
-    rc = asprintf(out, "limit=%ld&offset=%ld", limit, offset);
+    /* every read's query: joined by lengths, not asprintf */
+    char l[24], o[24];
+    size_t ln = put_decimal(l, (unsigned long)limit);
+    size_t on = put_decimal(o, (unsigned long)offset);
+    const char *parts[] = {"limit=", l, "&offset=", o};
+    const size_t lens[] = {6, ln, 8, on};
+    *out = concat(parts, lens, 4);
+    rc = *out ? 0 : -1;
   }
   curl_free(dom);
   return rc < 0 ? -ENOMEM : 0;
@@ -250,6 +272,25 @@ int apig_url_build(const char *endpoint, const char *rest, const char *query,
   return url_for(endpoint, rest, q, out);
 }
 
+/* "/v2/{project}/apigw/certificates/{cert}" + tail into rest (256 bytes:
+ * ids are checked to be at most 64 characters, tails are short). */
+static void cert_rest(char rest[256], const char *project_id,
+                      const char *cert_id, const char *tail)
+{
+  size_t pn = strlen(project_id), cn = strlen(cert_id), tn = strlen(tail);
+  char *w = rest;
+
+  memcpy(w, "/v2/", 4);
+  w += 4;
+  memcpy(w, project_id, pn);
+  w += pn;
+  memcpy(w, "/apigw/certificates/", 20);
+  w += 20;
+  memcpy(w, cert_id, cn);
+  w += cn;
+  memcpy(w, tail, tn + 1);
+}
+
 int apig_url_list_at(const struct apig_endpoint *ep, const char *project_id,
                      const char *cert_id, long limit, long offset,
                      const char *url_domain, struct apig_url *out)
@@ -263,8 +304,7 @@ int apig_url_list_at(const struct apig_endpoint *ep, const char *project_id,
   int err = list_query(limit, offset, url_domain, &query);
   if (err)
     return err;
-  snprintf(rest, sizeof rest, "/v2/%s/apigw/certificates/%s/attached-domains",
-           project_id, cert_id);
+  cert_rest(rest, project_id, cert_id, "/attached-domains");
   return url_build(ep, rest, query, out);
 }
 
@@ -294,8 +334,8 @@ int apig_url_write_at(const struct apig_endpoint *ep, const char *project_id,
   if (!apig_id_valid(project_id) || !apig_id_valid(cert_id) ||
       (op != APIG_OP_ATTACH && op != APIG_OP_DETACH))
     return -EINVAL;
-  snprintf(rest, sizeof rest, "/v2/%s/apigw/certificates/%s/domains/%s",
-           project_id, cert_id, op == APIG_OP_ATTACH ? "attach" : "detach");
+  cert_rest(rest, project_id, cert_id,
+            op == APIG_OP_ATTACH ? "/domains/attach" : "/domains/detach");
   char *query = strdup("");
   if (!query)
     return -ENOMEM;
