@@ -165,6 +165,14 @@ static int pct_decode(struct buf *b, const char *s, size_t n, bool plus)
   return 0;
 }
 
+static bool all_unreserved(const char *s, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!is_unreserved((unsigned char)s[i]))
+      return false;
+  return true;
+}
+
 static int add_canonical_uri(struct buf *out, const char *path)
 {
   if (!path || !*path) {
@@ -177,10 +185,14 @@ static int add_canonical_uri(struct buf *out, const char *path)
   for (;;) {
     const char *slash = strchr(p, '/');
     size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    rc = pct_decode(&seg, p, n, false);
-    if (rc)
-      break;
-    buf_add_escaped(out, seg.p, seg.len);
+    if (all_unreserved(p, n)) { /* decodes and encodes to itself */
+      buf_add(out, p, n);
+    } else {
+      rc = pct_decode(&seg, p, n, false);
+      if (rc)
+        break;
+      buf_add_escaped(out, seg.p, seg.len);
+    }
     if (!slash)
       break;
     buf_addc(out, '/');
@@ -599,6 +611,8 @@ int sign_signed_headers(const struct sign_input *in, char **out)
 /* The X-Sdk-Date to use: the x-sdk-date header (required), which must
  * agree with in->sdk_date when given, in the strict YYYYMMDDTHHMMSSZ
  * form. */
+static int date_check(const char *s);
+
 static int resolve_date(const struct sign_input *in,
                         char out[SIGN_DATE_LEN + 1])
 {
@@ -631,8 +645,7 @@ static int resolve_date(const struct sign_input *in,
       return -EINVAL;
     memcpy(out, d, SIGN_DATE_LEN + 1);
   }
-  time_t t;
-  return sign_parse_date(out, &t);
+  return date_check(out);
 }
 
 /* SIGN_ALGORITHM \n date \n hex(SHA-256(canonical)) into out. */
@@ -896,18 +909,38 @@ static int days_in_month(int year, int mon)
   return days[mon - 1] + (mon == 2 && leap);
 }
 
+/* The fields of a strict YYYYMMDDTHHMMSSZ into f (year, month, day, hour,
+ * minute, second): 0 or -EINVAL. */
+static int date_fields(const char *s, int f[6])
+{
+  if (!s || strlen(s) != SIGN_DATE_LEN || s[8] != 'T' || s[15] != 'Z')
+    return -EINVAL;
+  if (digits_at(s, 4, &f[0]) || digits_at(s + 4, 2, &f[1]) ||
+      digits_at(s + 6, 2, &f[2]) || digits_at(s + 9, 2, &f[3]) ||
+      digits_at(s + 11, 2, &f[4]) || digits_at(s + 13, 2, &f[5]))
+    return -EINVAL;
+  if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > days_in_month(f[0], f[1]) ||
+      f[3] > 23 || f[4] > 59 || f[5] > 59)
+    return -EINVAL;
+  return 0;
+}
+
+/* A date to sign with: checked as sign_parse_date does, without the
+ * conversion (timegm) nobody uses there. */
+static int date_check(const char *s)
+{
+  int f[6];
+
+  return date_fields(s, f);
+}
+
 int sign_parse_date(const char *s, time_t *out)
 {
-  if (!s || !out || strlen(s) != SIGN_DATE_LEN || s[8] != 'T' || s[15] != 'Z')
+  int f[6];
+
+  if (!out || date_fields(s, f))
     return -EINVAL;
-  int y, mo, d, h, mi, se;
-  if (digits_at(s, 4, &y) || digits_at(s + 4, 2, &mo) ||
-      digits_at(s + 6, 2, &d) || digits_at(s + 9, 2, &h) ||
-      digits_at(s + 11, 2, &mi) || digits_at(s + 13, 2, &se))
-    return -EINVAL;
-  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-      mi > 59 || se > 59)
-    return -EINVAL;
+  int y = f[0], mo = f[1], d = f[2], h = f[3], mi = f[4], se = f[5];
   struct tm tm = {.tm_year = y - 1900,
                   .tm_mon = mo - 1,
                   .tm_mday = d,
