@@ -827,25 +827,29 @@ static bool same_serial(const char *a, const char *b)
          strcmp(x, y) == 0;
 }
 
+bool probe_matches(const struct probe_result *r, const struct probe_want *w)
+{
+  if (r->status != PROBE_OK)
+    return false;
+  if (w->has_sha256)
+    return memcmp(w->sha256, r->leaf.sha256, sizeof(w->sha256)) == 0;
+  if (w->serial && w->serial[0])
+    return same_serial(w->serial, r->leaf.serial) &&
+           (w->not_after == 0 || w->not_after == r->leaf.not_after);
+  return false;
+}
+
 enum probe_verdict probe_judge(const struct probe_result *r,
                                const struct probe_want *w, int64_t now_s)
 {
-  bool same;
-
   if (r->status != PROBE_OK)
     return PROBE_VERDICT_UNREACHABLE;
-  if (w->has_sha256)
-    same = memcmp(w->sha256, r->leaf.sha256, sizeof(w->sha256)) == 0;
-  else if (w->serial && w->serial[0])
-    same = same_serial(w->serial, r->leaf.serial) &&
-           (w->not_after == 0 || w->not_after == r->leaf.not_after);
-  else
-    return PROBE_VERDICT_UNKNOWN;
-  if (!same)
-    return PROBE_VERDICT_MISMATCH;
+  /* what clients get is refused, whichever certificate it is */
   if (r->leaf.not_after && r->leaf.not_after <= now_s)
     return PROBE_VERDICT_EXPIRED;
-  return PROBE_VERDICT_OK;
+  if (!w->has_sha256 && !(w->serial && w->serial[0]))
+    return PROBE_VERDICT_UNKNOWN;
+  return probe_matches(r, w) ? PROBE_VERDICT_OK : PROBE_VERDICT_MISMATCH;
 }
 
 const char *probe_verdict_name(enum probe_verdict v)

@@ -131,14 +131,18 @@ struct probe_want {
 enum probe_verdict {
   PROBE_VERDICT_OK,
   PROBE_VERDICT_MISMATCH,    /* a leaf other than the one wanted */
-  PROBE_VERDICT_EXPIRED,     /* the wanted leaf, but past its not_after */
+  PROBE_VERDICT_EXPIRED,     /* a leaf past its not_after, wanted or not */
   PROBE_VERDICT_UNREACHABLE, /* no leaf */
   PROBE_VERDICT_UNKNOWN,     /* a leaf, and nothing to compare it with */
 };
 
+/* Whether r has a leaf and it is the one w wants (false when w wants
+ * nothing known). */
+bool probe_matches(const struct probe_result *r, const struct probe_want *w);
+
 /* The verdict of result r against w at now_s (unix seconds). A served leaf
- * past its not_after is EXPIRED when it is the one wanted, MISMATCH
- * otherwise. */
+ * past its not_after is EXPIRED whichever certificate it is (clients
+ * refuse it); probe_matches() tells whether it is the one wanted. */
 enum probe_verdict probe_judge(const struct probe_result *r,
                                const struct probe_want *w, int64_t now_s);
 

@@ -684,9 +684,14 @@ static void test_expired_and_self_signed(void **state)
   /* the one wanted by serial and not_after: expired too */
   w = (struct probe_want){.serial = "00:07", .not_after = g.r.leaf.not_after};
   assert_int_equal(probe_judge(&g.r, &w, time(NULL)), PROBE_VERDICT_EXPIRED);
-  /* another one wanted: what is served is a mismatch */
+  assert_true(probe_matches(&g.r, &w));
+  /* another one wanted: still expired (clients refuse it), not the one */
   w.serial = "08";
-  assert_int_equal(probe_judge(&g.r, &w, time(NULL)), PROBE_VERDICT_MISMATCH);
+  assert_int_equal(probe_judge(&g.r, &w, time(NULL)), PROBE_VERDICT_EXPIRED);
+  assert_false(probe_matches(&g.r, &w));
+  /* before its end it was a mismatch */
+  assert_int_equal(probe_judge(&g.r, &w, g.r.leaf.not_after - 1),
+                   PROBE_VERDICT_MISMATCH);
   server_stop(&s);
   SSL_CTX_free(ctx);
   free_cert(&old);
