@@ -461,6 +461,10 @@ static void drive(struct probe_conn *c)
     }
     read_leaf(x, &r.leaf);
     r.elapsed_ms = elapsed_ms(c);
+    /* our Finished (TLS 1.3), so that the server sees a whole handshake;
+     * libuv writes it at once when the socket takes it */
+    if (flush(c) < 0)
+      return;
     finish(c, &r);
     return;
   }
