@@ -206,6 +206,21 @@ static int url_for(const char *endpoint, const char *rest, char *query,
   return err;
 }
 
+int apig_url_build(const char *endpoint, const char *rest, const char *query,
+                   struct apig_url *out)
+{
+  char *q = query ? strdup(query) : NULL;
+
+  memset(out, 0, sizeof *out);
+  if (!rest || rest[0] != '/' || !query) {
+    free(q);
+    return -EINVAL;
+  }
+  if (!q)
+    return -ENOMEM;
+  return url_for(endpoint, rest, q, out);
+}
+
 int apig_url_list(const char *endpoint, const char *project_id,
                   const char *cert_id, long limit, long offset,
                   const char *url_domain, struct apig_url *out)
@@ -616,6 +631,11 @@ static bool code_is(const char *code, const char *num)
   return false;
 }
 
+bool apig_code_is(const char *error_code, const char *num)
+{
+  return code_is(error_code, num);
+}
+
 static enum apig_class classify_auth(long status, const char *code,
                                      const char *msg)
 {
@@ -643,6 +663,9 @@ enum apig_class apig_classify(enum apig_op op, long status,
     return APIG_THROTTLED;
   if (op == APIG_OP_DETACH && status == 400 && code_is(error_code, "2000"))
     return APIG_DONE_ALREADY;
+  if (op == APIG_OP_CERT_DELETE && status == 404 &&
+      (code_is(error_code, "3021") || code_is(error_code, "3025")))
+    return APIG_DONE_ALREADY;
   enum apig_class c = classify_auth(status, error_code, error_msg);
   if (c != APIG_PERMANENT)
     /* IAM itself rejecting our password is not cured by a new token. */
@@ -656,7 +679,7 @@ enum apig_class apig_classify(enum apig_op op, long status,
 bool apig_outcome_unknown(enum apig_op op, long status, bool transport_error,
                           bool maybe_sent)
 {
-  if (op != APIG_OP_ATTACH && op != APIG_OP_DETACH)
+  if (op != APIG_OP_ATTACH && op != APIG_OP_DETACH && op != APIG_OP_CERT_CREATE)
     return false;
   if (transport_error)
     return maybe_sent;
@@ -695,6 +718,16 @@ const char *apig_op_name(enum apig_op op)
     return "detach";
   case APIG_OP_TOKEN:
     return "token";
+  case APIG_OP_CERT_CREATE:
+    return "cert_create";
+  case APIG_OP_CERT_SHOW:
+    return "cert_show";
+  case APIG_OP_CERT_LIST:
+    return "cert_list";
+  case APIG_OP_CERT_UPDATE:
+    return "cert_update";
+  case APIG_OP_CERT_DELETE:
+    return "cert_delete";
   }
   return "unknown";
 }

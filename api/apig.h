@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * apig: the APIG management-API codec (reference/apig-api.md §1, §2; SPEC §4).
- * No I/O: builds URLs and bodies, parses responses, classifies outcomes.
+ * apig: the APIG management-API codec (docs/apig-api.md: the calls, their
+ * bodies, answers and error classes). No I/O: builds URLs and bodies, parses
+ * responses, classifies outcomes.
  *
  * Every function returns 0 or a negative errno; outputs are allocated for
  * and owned by the caller (free with the matching *_free).
@@ -12,7 +13,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum apig_op { APIG_OP_LIST, APIG_OP_ATTACH, APIG_OP_DETACH, APIG_OP_TOKEN };
+/* The calls certbind makes. The certificate-object calls (CERT_*) are
+ * built and read by cert.h; their names and classes are here, with the
+ * others'. */
+enum apig_op {
+  APIG_OP_LIST, /* a certificate's attached domains */
+  APIG_OP_ATTACH,
+  APIG_OP_DETACH,
+  APIG_OP_TOKEN,
+  APIG_OP_CERT_CREATE,
+  APIG_OP_CERT_SHOW,
+  APIG_OP_CERT_LIST,
+  APIG_OP_CERT_UPDATE,
+  APIG_OP_CERT_DELETE,
+};
 
 /* A request target, split the way the signer needs it. */
 struct apig_url {
@@ -37,6 +51,12 @@ int apig_url_write(const char *endpoint, const char *project_id,
 /* {iam_endpoint}/v3/auth/tokens?nocatalog=true */
 int apig_url_token(const char *iam_endpoint, struct apig_url *out);
 void apig_url_free(struct apig_url *u);
+
+/* endpoint (as above) + rest (a path beginning with '/', made of safe
+ * characters by the caller) + query ("" or "k=v&...", percent-encoded by
+ * the caller). For cert.c; the calls above use it too. */
+int apig_url_build(const char *endpoint, const char *rest, const char *query,
+                   struct apig_url *out);
 
 /* true when s is a non-empty [A-Za-z0-9-] id of at most 64 characters. */
 bool apig_id_valid(const char *s);
@@ -122,7 +142,8 @@ void apig_parse_error(const char *body, size_t len, struct apig_error *out);
 
 enum apig_class {
   APIG_OK,           /* 2xx */
-  APIG_DONE_ALREADY, /* detach: 400 APIG.2000, nothing left to unbind */
+  APIG_DONE_ALREADY, /* detach: 400 APIG.2000, nothing left to unbind;
+                        cert delete: 404 APIG.3021/3025, already gone */
   APIG_RETRY,        /* transport, 408, 5xx, 409 APIG.3711: back off */
   APIG_THROTTLED,    /* 429, APIG(W).0308, APIG.9008: retry + cut rate */
   APIG_REAUTH,       /* token invalid/expired: renew once, retry once */
@@ -135,10 +156,17 @@ enum apig_class apig_classify(enum apig_op op, long status,
                               bool transport_error, const char *error_code,
                               const char *error_msg);
 
-/* A write (attach/detach) whose effect is unknown: a transport error after
- * the request may have been sent, or a 5xx. Re-read before any resend. */
+/* A write (attach/detach, certificate create) whose effect is unknown: a
+ * transport error after the request may have been sent, or a 5xx. Re-read
+ * before any resend (a create: list by its name). A certificate update
+ * (PUT of the same body) and delete (already gone answers 404, class
+ * APIG_DONE_ALREADY) may be resent as they are. */
 bool apig_outcome_unknown(enum apig_op op, long status, bool transport_error,
                           bool maybe_sent);
+
+/* Whether error_code is APIG.<num> or APIGW.<num> (the front door's
+ * prefix), e.g. apig_code_is(code, "3025"). false for NULL. */
+bool apig_code_is(const char *error_code, const char *num);
 
 const char *apig_class_name(enum apig_class c);
 const char *apig_op_name(enum apig_op op);

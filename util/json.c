@@ -97,6 +97,7 @@ static unsigned accepted(const struct json_field *f)
       [JSON_K_U64] = JSON_INT,     [JSON_K_U32] = JSON_INT,
       [JSON_K_BOOL] = JSON_BOOL,   [JSON_K_OBJECT] = JSON_OBJECT,
       [JSON_K_ARRAY] = JSON_ARRAY, [JSON_K_CUSTOM] = 0,
+      [JSON_K_STRS] = JSON_ARRAY,
   };
   unsigned t = by_kind[f->kind];
 
@@ -208,9 +209,43 @@ static int store_value(struct json_reader *r, const struct json_field *f,
     return rc;
   case JSON_K_OBJECT:
   case JSON_K_ARRAY:
+  case JSON_K_STRS:
     break; /* containers never get here */
   }
   return json_fail(r, -EINVAL, f->name, "has a kind the reader does not know");
+}
+
+void json_strs_free(struct json_strs *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->n; i++)
+    free(s->v[i]);
+  free(s->v);
+  s->v = NULL;
+  s->n = 0;
+}
+
+/* One element of the JSON_K_STRS array f, appended at dst. */
+static int store_element(struct json_reader *r, const struct json_field *f,
+                         struct json_strs *dst, const struct json_value *v)
+{
+  char **grown;
+
+  if (v->type != JSON_STRING)
+    return failf(r, -EBADMSG, "%s element is not a string", f->name);
+  if (f->max_items && dst->n >= f->max_items)
+    return failf(r, -EBADMSG, "%s has more than %zu elements", f->name,
+                 f->max_items);
+  grown = realloc(dst->v, (dst->n + 1) * sizeof(*dst->v));
+  if (!grown)
+    return json_fail(r, -ENOMEM, NULL, "out of memory");
+  dst->v = grown;
+  dst->v[dst->n] = NULL;
+  int rc = store_str(r, f, &dst->v[dst->n], v);
+  if (rc == 0)
+    dst->n++;
+  return rc;
 }
 
 static int on_scalar(struct json_reader *r, const struct json_value *v)
@@ -225,6 +260,10 @@ static int on_scalar(struct json_reader *r, const struct json_value *v)
     return go_on(r,
                  failf(r, -EBADMSG, "%s is not an object", r->doc->root->name));
   fr = top(r);
+  if (fr->arr && fr->arr->kind == JSON_K_STRS)
+    return go_on(r, store_element(r, fr->arr,
+                                  (void *)((char *)fr->base + fr->arr->offset),
+                                  v));
   if (fr->arr)
     return go_on(r, failf(r, -EBADMSG, "%s is not an object", fr->obj->name));
   f = fr->cur;
@@ -309,7 +348,8 @@ static int push(struct json_reader *r, const struct json_object *obj,
   struct frame *fr;
 
   if (r->nframes == JSON_MAX_FRAMES)
-    return json_fail(r, -EINVAL, obj->name, "is nested too deep in the tables");
+    return json_fail(r, -EINVAL, obj ? obj->name : arr->name,
+                     "is nested too deep in the tables");
   if (!arr && obj->nfields > JSON_MAX_FIELDS)
     return json_fail(r, -EINVAL, obj->name, "has too many fields");
   fr = &r->stack[r->nframes++];
@@ -329,6 +369,8 @@ static int open_element(struct json_reader *r, struct frame *fr, bool map)
   void *base = NULL;
   int rc;
 
+  if (fr->arr->kind == JSON_K_STRS)
+    return failf(r, -EBADMSG, "%s element is not a string", fr->arr->name);
   if (!map)
     return failf(r, -EBADMSG, "%s is not an object", fr->obj->name);
   if (!fr->obj->open)
@@ -354,6 +396,8 @@ static int open_value(struct json_reader *r, struct frame *fr, bool map)
     return 0;
   }
   fr->seen |= field_bit(fr, f);
+  if (f->kind == JSON_K_STRS) /* a later value replaces an earlier one */
+    json_strs_free((void *)((char *)fr->base + f->offset));
   if (!map)
     return push(r, f->object, f, fr->base);
   base = (char *)fr->base + f->offset;
@@ -564,6 +608,7 @@ static yajl_gen_status gen_value(yajl_gen g, const struct json_field *f,
     return f->put(g, f, src);
   case JSON_K_OBJECT:
   case JSON_K_ARRAY:
+  case JSON_K_STRS:
     break;
   }
   return yajl_gen_status_ok;
@@ -572,7 +617,7 @@ static yajl_gen_status gen_value(yajl_gen g, const struct json_field *f,
 static bool writes(const struct json_field *f)
 {
   return f->kind != JSON_K_OBJECT && f->kind != JSON_K_ARRAY &&
-         (f->kind != JSON_K_CUSTOM || f->put);
+         f->kind != JSON_K_STRS && (f->kind != JSON_K_CUSTOM || f->put);
 }
 
 yajl_gen_status json_gen_fields(yajl_gen g, const struct json_object *o,

@@ -88,7 +88,21 @@ enum json_kind {
   JSON_K_ARRAY,  /* an array of objects, each read with .object into the
                     struct its open hook gives */
   JSON_K_CUSTOM, /* .set stores a scalar of a type in .accept */
+  JSON_K_STRS,   /* an array of strings into a struct json_strs: each
+                    element checked as a JSON_K_STR value (flags, .max);
+                    .max_items caps their number; another element type,
+                    null included, is an error. Never written by
+                    json_gen_fields. */
 };
+
+/* The value of a JSON_K_STRS field: n malloc'd strings, owned by the
+ * caller (json_strs_free), appended to what it holds. */
+struct json_strs {
+  char **v;
+  size_t n;
+};
+
+void json_strs_free(struct json_strs *s);
 
 /* struct json_field.flags */
 #define JSON_REQUIRED (1u << 0) /* must be given, and not as null */
@@ -123,6 +137,7 @@ struct json_field {
   /* STR: longest length accepted, in bytes (0: no limit). CUSTOM: the
    * setter's parameter (json_set_version: the one version read). */
   size_t max;
+  size_t max_items;                 /* STRS: most elements (0: no limit) */
   unsigned accept;                  /* CUSTOM: enum json_type bits */
   json_set_fn set;                  /* CUSTOM */
   json_put_fn put;                  /* CUSTOM, for json_gen_fields */

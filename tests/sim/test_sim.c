@@ -31,9 +31,11 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "cert.h"
 #include "sign.h"
 
 #define PROJECT "0123456789abcdef0123456789abcdef"
@@ -2319,6 +2321,145 @@ static void test_cert_errors(void **state)
   resp_free(&r);
 }
 
+/* certbind's own codec (api/cert.h) against the simulator: the body it
+ * builds from real PEM files is accepted, its parsers read what the
+ * simulator answers, and the answers get the classes and problems the
+ * engine relies on. */
+static void cert_codec_call(enum apig_op op, const char *id,
+                            const struct apig_cert_query *q, const char *body,
+                            struct resp *r)
+{
+  struct apig_url u;
+  int rc = op == APIG_OP_CERT_LIST
+               ? apig_cert_url_list("https://127.0.0.1:1", PROJECT, q, &u)
+               : apig_cert_url("https://127.0.0.1:1", PROJECT, op, id, &u);
+  assert_int_equal(rc, 0);
+  signed_req(apig_op_method(op), u.path, *u.query ? u.query : NULL, body, r);
+  apig_url_free(&u);
+  assert_no_pem(r);
+}
+
+static char *cert_codec_body(const char *name, const char *pem_file,
+                             const char *key_file)
+{
+  char *pem = slurp_cert_file(pem_file), *key = slurp_cert_file(key_file);
+  struct apig_cert_form f = {.name = name,
+                             .chain_pem = pem,
+                             .chain_len = strlen(pem),
+                             .key_pem = key,
+                             .key_len = strlen(key),
+                             .type = APIG_CERT_GLOBAL};
+  char *body;
+  size_t len;
+  assert_int_equal(apig_cert_body(&f, &body, &len), 0);
+  OPENSSL_cleanse(key, strlen(key));
+  free(key);
+  free(pem);
+  return body;
+}
+
+static enum apig_class cert_codec_class(enum apig_op op, const struct resp *r,
+                                        enum apig_cert_problem *problem)
+{
+  struct apig_error e;
+  apig_parse_error(r->body, r->len, &e);
+  *problem = apig_cert_problem(op, r->status, e.code);
+  return apig_classify(op, r->status, false, e.code, e.msg);
+}
+
+static void test_cert_codec_round_trip(void **state)
+{
+  char name[APIG_CERT_NAME_MAX + 1];
+  struct apig_cert c;
+  struct apig_cert_page page;
+  enum apig_cert_problem problem;
+  struct resp r;
+  char why[128], id[64];
+
+  assert_int_equal(apig_cert_name("api.example-com", "1a2b3c4d5e", name), 0);
+  assert_string_equal(name, "cb_api_example_com_1a2b3c4d");
+  char *body = cert_codec_body(name, "rsa.chain.pem", "rsa.key");
+  cert_codec_call(APIG_OP_CERT_CREATE, NULL, NULL, body, &r);
+  OPENSSL_cleanse(body, strlen(body));
+  free(body);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(apig_cert_parse(r.body, r.len, &c, why, sizeof(why)), 0);
+  resp_free(&r);
+  snprintf(id, sizeof(id), "%s", c.id);
+  assert_string_equal(c.name, name);
+  assert_string_equal(c.common_name, "api.example.com");
+  assert_int_equal(c.nsan, 1);
+  assert_string_equal(c.san[0], "api.example.com");
+  /* the leaf's serial is 0x1001 (make-leaf-certs.sh) */
+  assert_true(apig_cert_serial_matches(c.serial_number, "4097", "1001"));
+  assert_true(c.not_after > (int64_t)time(NULL));
+  assert_true(c.not_before > 0 && c.not_before < c.not_after);
+  int64_t not_after = c.not_after;
+  apig_cert_free(&c);
+
+  cert_codec_call(APIG_OP_CERT_SHOW, id, NULL, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(apig_cert_parse(r.body, r.len, &c, why, sizeof(why)), 0);
+  assert_string_equal(c.id, id);
+  assert_int_equal(c.not_after, not_after);
+  apig_cert_free(&c);
+  resp_free(&r);
+
+  /* found by its name, without a serial in the list item */
+  struct apig_cert_query q = {.limit = APIG_LIST_LIMIT, .name = name};
+  cert_codec_call(APIG_OP_CERT_LIST, NULL, &q, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(apig_cert_parse_list(r.body, r.len, &page, why, sizeof(why)),
+                   0);
+  assert_int_equal(page.n, 1);
+  assert_int_equal(page.total, 1);
+  assert_string_equal(page.items[0].id, id);
+  assert_null(page.items[0].serial_number);
+  assert_int_equal(page.items[0].not_after, not_after);
+  apig_cert_page_free(&page);
+  resp_free(&r);
+
+  /* update in place with the same body shape */
+  body = cert_codec_body(name, "ec.chain.pem", "ec.key");
+  cert_codec_call(APIG_OP_CERT_UPDATE, id, NULL, body, &r);
+  OPENSSL_cleanse(body, strlen(body));
+  free(body);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(apig_cert_parse(r.body, r.len, &c, why, sizeof(why)), 0);
+  assert_string_equal(c.algorithm_type, "ECC");
+  apig_cert_free(&c);
+  resp_free(&r);
+
+  /* a key for another certificate: permanent, named */
+  body = cert_codec_body("cb_other_1a2b3c4d", "rsa.chain.pem", "other.key");
+  cert_codec_call(APIG_OP_CERT_CREATE, NULL, NULL, body, &r);
+  OPENSSL_cleanse(body, strlen(body));
+  free(body);
+  assert_int_equal(cert_codec_class(APIG_OP_CERT_CREATE, &r, &problem),
+                   APIG_PERMANENT);
+  assert_int_equal(problem, APIG_CERT_KEY_MISMATCH);
+  resp_free(&r);
+
+  /* delete while bound: permanent, in use; then deleted; then gone */
+  expect_write("attach", id, GW1, "api.example.com", NULL);
+  cert_codec_call(APIG_OP_CERT_DELETE, id, NULL, NULL, &r);
+  assert_int_equal(cert_codec_class(APIG_OP_CERT_DELETE, &r, &problem),
+                   APIG_PERMANENT);
+  assert_int_equal(problem, APIG_CERT_IN_USE);
+  resp_free(&r);
+  expect_write("detach", id, GW1, "api.example.com", NULL);
+  cert_codec_call(APIG_OP_CERT_DELETE, id, NULL, NULL, &r);
+  assert_int_equal(cert_codec_class(APIG_OP_CERT_DELETE, &r, &problem),
+                   APIG_OK);
+  resp_free(&r);
+  cert_codec_call(APIG_OP_CERT_DELETE, id, NULL, NULL, &r);
+  assert_int_equal(cert_codec_class(APIG_OP_CERT_DELETE, &r, &problem),
+                   APIG_DONE_ALREADY);
+  assert_int_equal(problem, APIG_CERT_NOT_FOUND);
+  resp_free(&r);
+  (void)state;
+}
+
 static void test_cert_list(void **state)
 {
   /* the seed has three certificates in this project; C's common name is
@@ -2518,6 +2659,7 @@ int main(void)
       cmocka_unit_test_setup(test_cert_create_show_update, reset_world),
       cmocka_unit_test_setup(test_cert_errors, reset_world),
       cmocka_unit_test_setup(test_cert_list, reset_world),
+      cmocka_unit_test_setup(test_cert_codec_round_trip, reset_world),
       cmocka_unit_test_setup(test_cert_delete_and_moves, reset_world),
       cmocka_unit_test_setup(test_cert_quota, reset_world),
       cmocka_unit_test_setup(test_cert_san_on_attach, reset_world),

@@ -509,6 +509,66 @@ static void test_hook_errors(void **state)
   assert_string_equal(why, "b is invalid");
 }
 
+/* JSON_K_STRS: an array of strings, each checked as a string field, capped
+ * in number; a later value replaces an earlier one. */
+struct strs_doc {
+  struct json_strs names;
+};
+
+static void test_string_arrays(void **state)
+{
+  static const struct json_field fields[] = {
+      {.name = "names",
+       .kind = JSON_K_STRS,
+       .offset = offsetof(struct strs_doc, names),
+       .flags = JSON_NULLABLE | JSON_LOWER | JSON_NONEMPTY,
+       .max = 8,
+       .max_items = 3},
+  };
+  static const struct json_object root = {
+      .name = "x", .fields = fields, .nfields = 1};
+  static const struct json_doc jd = {.root = &root, .max_depth = 4};
+  static const struct {
+    const char *json, *why;
+  } bad[] = {
+      {"{\"names\":\"a\"}", "names is not an array"},
+      {"{\"names\":{}}", "names is not an array"},
+      {"{\"names\":[\"a\",1]}", "names element is not a string"},
+      {"{\"names\":[null]}", "names element is not a string"},
+      {"{\"names\":[[]]}", "names element is not a string"},
+      {"{\"names\":[{}]}", "names element is not a string"},
+      {"{\"names\":[\"\"]}", "names is empty"},
+      {"{\"names\":[\"123456789\"]}", "names is longer than 8 bytes"},
+      {"{\"names\":[\"a\",\"b\",\"c\",\"d\"]}",
+       "names has more than 3 elements"},
+  };
+  struct strs_doc d = {0};
+  char why[128];
+
+  (void)state;
+  const char *ok = "{\"names\":[\"X\",\"y\"],\"names\":[\"A\",\"bB\",\"c\"]}";
+  assert_int_equal(json_read(&jd, ok, strlen(ok), &d, NULL, why, sizeof why),
+                   0);
+  assert_int_equal(d.names.n, 3);
+  assert_string_equal(d.names.v[0], "a");
+  assert_string_equal(d.names.v[1], "bb");
+  assert_string_equal(d.names.v[2], "c");
+  json_strs_free(&d.names);
+  assert_null(d.names.v);
+  const char *empty = "{\"names\":[]}";
+  assert_int_equal(
+      json_read(&jd, empty, strlen(empty), &d, NULL, why, sizeof why), 0);
+  assert_int_equal(d.names.n, 0);
+  json_strs_free(&d.names);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    int rc = json_read(&jd, bad[i].json, strlen(bad[i].json), &d, NULL, why,
+                       sizeof why);
+    assert_int_equal(rc, -EBADMSG);
+    assert_string_equal(why, bad[i].why);
+    json_strs_free(&d.names); /* what was read before the error */
+  }
+}
+
 static void test_why_buffer(void **state)
 {
   struct doc d;
@@ -624,6 +684,7 @@ int main(void)
       cmocka_unit_test(test_truncated),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_hook_errors),
+      cmocka_unit_test(test_string_arrays),
       cmocka_unit_test(test_why_buffer),
       cmocka_unit_test(test_writer_helpers),
       cmocka_unit_test(test_fields_round_trip),

@@ -11,6 +11,8 @@
  *   sim_certs.c  the certificates API: create/show/list/update/delete, PEM checks
  *   sim_sched.c  event loops: one thread + MHD daemon + wake-up heap each
  *   sim_http.c   the libmicrohttpd access handler, routing, responses
+ *   sim_dataplane.c  the data plane: per gateway a TLS listener (OpenSSL)
+ *                serving, per SNI name, the certificate reads show bound
  *   sim_main.c   command line, TLS files, port file, signals
  *
  * Concurrency: --threads event loops, each a thread running its own MHD
@@ -101,6 +103,8 @@ struct sim_project {
 struct sim_gateway {
   char *instance_id;
   size_t project;
+  char **ingress; /* seed "ingress": data-plane listen addresses */
+  size_t ningress;
 };
 
 /* One domain registered on one gateway: the unit that carries at most one
@@ -112,6 +116,9 @@ struct sim_slot {
   char *group_name;
   char id[33];
   long cert;
+  /* the certificate the slot carried before its latest change of
+   * certificate (-1: none): what a stale data-plane node still serves */
+  long prev_cert;
   bool verify;
   /* position of (domain, instance_id) among all slots, fixed at seed load:
    * the per-certificate lists compare ranks instead of strings */
@@ -216,6 +223,24 @@ struct sim_fault_reset {
 };
 
 #define SIM_MAX_FAULT_ERRS 16
+
+/* Data-plane faults (sim_dataplane.c), per gateway or for all ("*"). */
+enum sim_dp_fault {
+  SIM_DP_NONE,
+  SIM_DP_STALE,       /* the previous certificate, or a wrong one */
+  SIM_DP_REFUSE,      /* close at accept */
+  SIM_DP_RESET,       /* RST once the ClientHello arrives */
+  SIM_DP_STALL,       /* accept, read, never answer */
+  SIM_DP_EXPIRED,     /* a certificate for the name that has expired */
+  SIM_DP_SELF_SIGNED, /* a self-signed certificate for the name */
+  SIM_DP_HUGE_CHAIN,  /* the right leaf, then ~100 KB of chain */
+  SIM_DP_COUNT
+};
+struct sim_dp_rule {
+  char gw[80]; /* instance id, or "*" */
+  int kind;    /* enum sim_dp_fault */
+};
+#define SIM_MAX_DP_RULES 16
 enum sim_lat_kind { SIM_LAT_NONE, SIM_LAT_FIXED, SIM_LAT_UNIFORM };
 
 struct sim_faults {
@@ -239,6 +264,8 @@ struct sim_faults {
   double slow_rate;
   size_t slow_chunk;
   int64_t slow_interval_ms;
+  struct sim_dp_rule dp[SIM_MAX_DP_RULES];
+  size_t ndp;
 };
 
 void sim_settings_default(struct sim_settings *s);
@@ -339,9 +366,12 @@ struct sim_options {
   const char *faults_json;    /* --faults: replaces the seed's faults */
   const char *settings_json;  /* --settings: merged over the seed's */
   const char *tls_priorities; /* NULL = sim_http.c's default */
+  const char *data_plane;     /* listen address of gateways without ingress */
+  const char *data_plane_port_file;
 };
 
-struct sim_item; /* sim_http.c */
+struct sim_item;      /* sim_http.c */
+struct sim_dataplane; /* sim_dataplane.c */
 
 struct sim {
   pthread_mutex_t mu;
@@ -391,6 +421,7 @@ struct sim {
   uint64_t generation;    /* bumped by /__sim/reset */
   struct sim_loop *loops; /* opt.threads of them */
   size_t nloops;
+  struct sim_dataplane *dp; /* NULL without listeners; fixed once started */
 };
 
 /* sim_world.c. Seed loading reads opt.seed_file; all other functions
@@ -418,6 +449,9 @@ long sim_find_domain(const struct sim *sim, const char *domain);
 long sim_domain_slot(const struct sim *sim, long run, size_t gw);
 long sim_find_project(const struct sim *sim, const char *id);
 bool sim_san_covers(const struct sim_cert *c, const char *domain);
+/* The certificate reads show on slot now (the visibility delay applied),
+ * -1 if none. */
+long sim_slot_visible_cert(struct sim *sim, size_t slot);
 /* Bind slot to cert (or unbind with cert < 0); keeps the per-certificate
  * lists, the stats and the visibility log. Returns true if anything
  * changed. */
@@ -497,6 +531,20 @@ size_t sim_tokens_revoke(struct sim *sim, long project);
 int sim_http_start(struct sim *sim, const char *tls_cert_pem,
                    const char *tls_key_pem, uint16_t *port);
 void sim_http_stop(struct sim *sim);
+
+/* sim_dataplane.c. Start: per gateway one listener for each seed ingress
+ * address (else opt.data_plane, if set), the port file written once all
+ * listen, then one thread serving them all. 0 with no listener to make;
+ * -errno with a reason in err. Stop joins the thread and frees it all. */
+int sim_dataplane_start(struct sim *sim, char *err, size_t errlen);
+void sim_dataplane_stop(struct sim *sim);
+/* GET /__sim/dataplane: listeners and counters (no lock needed). */
+int sim_dataplane_gen(yajl_gen g, const struct sim *sim);
+/* The "dataplane" and "stale_gateway" fault keys (sim_conf.c calls them):
+ * parse on top of f (-EINVAL with err), and the "dataplane" output. */
+int sim_dp_faults_parse(const char *key, yajl_val v, struct sim_faults *f,
+                        char *err, size_t errlen);
+int sim_dp_faults_gen(yajl_gen g, const struct sim_faults *f);
 
 /* JSON helpers (sim_conf.c) */
 int sim_gen_str(yajl_gen g, const char *s);

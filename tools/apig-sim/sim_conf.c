@@ -478,6 +478,8 @@ static int parse_fault(const char *k, yajl_val x, struct sim_faults *f,
         {"interval_ms", 1, 0, 600000, &f->slow_interval_ms}};
     return parse_knobs(x, k, kn, 4, err, errlen);
   }
+  if (!strcmp(k, "dataplane") || !strcmp(k, "stale_gateway"))
+    return sim_dp_faults_parse(k, x, f, err, errlen);
   seterr(err, errlen, "faults: unknown key %s", k);
   return -EINVAL;
 }
@@ -690,6 +692,7 @@ int sim_faults_gen(yajl_gen g, const struct sim_faults *f)
   rc |= sim_gen_kv_int(g, "chunk_bytes", (long long)f->slow_chunk);
   rc |= sim_gen_kv_int(g, "interval_ms", f->slow_interval_ms);
   yajl_gen_map_close(g);
+  rc |= sim_dp_faults_gen(g, f);
   yajl_gen_map_close(g);
   return rc ? -EINVAL : 0;
 }

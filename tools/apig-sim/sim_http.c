@@ -1163,6 +1163,11 @@ static int gen_state(yajl_gen g, const void *arg)
   return sim_state_gen(g, arg);
 }
 
+static int gen_dataplane(yajl_gen g, const void *arg)
+{
+  return sim_dataplane_gen(g, arg);
+}
+
 static int gen_stats(yajl_gen g, const void *arg)
 {
   return sim_stats_gen(g, arg);
@@ -1251,6 +1256,8 @@ static void admin(struct sim *sim, struct sim_req *r, const char *url,
     respond_json(r, 200, gen_state, sim);
   else if (get && !strcmp(url, "/__sim/stats"))
     respond_json(r, 200, gen_stats, sim);
+  else if (get && !strcmp(url, "/__sim/dataplane"))
+    respond_json(r, 200, gen_dataplane, sim);
   else if (get && !strcmp(url, "/__sim/faults"))
     respond_json(r, 200, gen_faults, &sim->faults);
   else if (get && !strcmp(url, "/__sim/settings"))

@@ -20,8 +20,11 @@ static void usage(FILE *f)
         "         [--token-ttl-s N] [--threads N] [--clock-skew-ok]\n"
         "         [--faults JSON] [--settings JSON] [--log-requests]\n"
         "         [--tls-priorities GNUTLS-PRIORITY-STRING]\n"
+        "         [--data-plane 127.0.0.1:0] [--data-plane-port-file F]\n"
         "PORT 0 picks a free port; the port file is written (atomically)\n"
         "once listening. SIGTERM/SIGINT stop it with exit status 0.\n"
+        "--data-plane: a TLS listener per gateway without a seed ingress;\n"
+        "its port file has one line per listener: INSTANCE_ID ADDRESS:PORT.\n"
         "--clock-skew-ok disables the X-Sdk-Date window (tests only).\n",
         f);
 }
@@ -54,7 +57,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
     O_HELP,
     O_FAULTS,
     O_SETTINGS,
-    O_PRIO
+    O_PRIO,
+    O_DP,
+    O_DP_PORTFILE
   };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, 'l'},
@@ -73,6 +78,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
       {"faults", required_argument, NULL, O_FAULTS},
       {"settings", required_argument, NULL, O_SETTINGS},
       {"tls-priorities", required_argument, NULL, O_PRIO},
+      {"data-plane", required_argument, NULL, O_DP},
+      {"data-plane-port-file", required_argument, NULL, O_DP_PORTFILE},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof(*o));
   o->listen = "127.0.0.1:0";
@@ -134,6 +141,12 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
     case O_PRIO:
       o->tls_priorities = optarg;
       break;
+    case O_DP:
+      o->data_plane = optarg;
+      break;
+    case O_DP_PORTFILE:
+      o->data_plane_port_file = optarg;
+      break;
     case O_HELP:
       usage(stdout);
       exit(0);
@@ -187,6 +200,13 @@ static int write_port_file(const char *path, unsigned port)
   return rc;
 }
 
+static void wipe_free(char *key)
+{
+  if (key)
+    memset(key, 0, strlen(key));
+  free(key);
+}
+
 static int run(struct sim *sim, const sigset_t *set)
 {
   char *cert = NULL, *key = NULL;
@@ -201,7 +221,17 @@ static int run(struct sim *sim, const sigset_t *set)
     }
   }
   uint16_t port = 0;
-  int rc = sim_http_start(sim, cert, key, &port);
+  char err[512];
+  /* the data plane first: once the API's port file shows, the data
+   * plane's is there too */
+  int rc = sim_dataplane_start(sim, err, sizeof(err));
+  if (rc) {
+    fprintf(stderr, "apig-sim: data plane: %s\n", err);
+    free(cert);
+    wipe_free(key);
+    return 1;
+  }
+  rc = sim_http_start(sim, cert, key, &port);
   if (rc) {
     fprintf(stderr, "apig-sim: cannot listen on %s\n", sim->opt.listen);
   } else if (sim->opt.port_file &&
@@ -216,11 +246,10 @@ static int run(struct sim *sim, const sigset_t *set)
     fprintf(stderr, "apig-sim: signal %d, stopping\n", sig);
   }
   sim_http_stop(sim);
+  sim_dataplane_stop(sim);
   /* MHD copies nothing: the key material lives until the daemon is gone */
-  if (key)
-    memset(key, 0, strlen(key));
   free(cert);
-  free(key);
+  wipe_free(key);
   return rc ? 1 : 0;
 }
 

@@ -233,6 +233,7 @@ bool sim_slot_set(struct sim *sim, size_t slot, long cert, bool verify)
     (void)log_push(sim, now, slot, s->cert, s->verify);
   }
   if (s->cert != cert) {
+    s->prev_cert = s->cert;
     if (s->cert >= 0)
       cert_del_slot(sim, &sim->certs[s->cert], slot);
     if (cert >= 0 && cert_add_slot(sim, &sim->certs[cert], slot) != 0)
@@ -344,6 +345,8 @@ size_t sim_slots_set(struct sim *sim, const struct sim_target *t, size_t n,
       arrivals[narr++] = s->rank;
     if (cert < 0 && s->cert >= 0)
       sim->stats.unbound_transitions++;
+    if (s->cert != cert)
+      s->prev_cert = s->cert;
     s->cert = cert;
     s->verify = cert >= 0 ? t[i].verify : false;
     sim->stats.bindings_changed++;
@@ -364,6 +367,17 @@ struct override {
   long cert;
   bool verify;
 };
+
+long sim_slot_visible_cert(struct sim *sim, size_t slot)
+{
+  log_trim(sim, sim_mono_ms());
+  /* the log is in time order: the slot's oldest pending change holds the
+   * value reads still see */
+  for (size_t i = 0; i < sim->nlog; i++)
+    if (sim->log[i].slot == slot)
+      return sim->log[i].old_cert;
+  return sim->slots[slot].cert;
+}
 
 static int override_cmp(const void *a, const void *b)
 {
@@ -621,6 +635,7 @@ static int add_slot(struct loader *L, size_t gw, yajl_val d)
   memset(s, 0, sizeof(*s));
   s->gw = gw;
   s->cert = -1;
+  s->prev_cert = -1;
   s->domain = strdup(name);
   if (!s->domain)
     return -ENOMEM;
@@ -667,6 +682,27 @@ static int rank_slots(struct loader *L)
   return rc;
 }
 
+/* The data plane's listen addresses; checked when it binds them. */
+static int load_ingress(struct loader *L, struct sim_gateway *gw, yajl_val g)
+{
+  yajl_val a = arr(g, "ingress");
+  size_t n = a ? a->u.array.len : 0;
+  gw->ingress = calloc(n + 1, sizeof(*gw->ingress));
+  if (!gw->ingress)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const char *s = YAJL_GET_STRING(a->u.array.values[i]);
+    if (!s || !*s)
+      return LERR(L, "gateway %s: ingress entries must be strings",
+                  gw->instance_id);
+    gw->ingress[gw->ningress] = strdup(s);
+    if (!gw->ingress[gw->ningress])
+      return -ENOMEM;
+    gw->ningress++;
+  }
+  return 0;
+}
+
 static int load_gateways(struct loader *L, yajl_val root)
 {
   struct sim *sim = L->sim;
@@ -692,6 +728,8 @@ static int load_gateways(struct loader *L, yajl_val root)
       rc = LERR(L, "gateway %s: duplicate", gw->instance_id);
     if (!rc)
       rc = sim_map_put(&sim->gw_ix, gw->instance_id, i);
+    if (!rc)
+      rc = load_ingress(L, gw, g);
     yajl_val d = arr(g, "domains");
     for (size_t j = 0; !rc && d && j < d->u.array.len; j++)
       rc = add_slot(L, i, d->u.array.values[j]);
@@ -935,8 +973,12 @@ void sim_world_free(struct sim *sim)
 {
   for (size_t i = 0; i < sim->nprojects; i++)
     free_project(&sim->projects[i]);
-  for (size_t i = 0; i < sim->ngws; i++)
+  for (size_t i = 0; i < sim->ngws; i++) {
     free(sim->gws[i].instance_id);
+    for (size_t j = 0; j < sim->gws[i].ningress; j++)
+      free(sim->gws[i].ingress[j]);
+    free(sim->gws[i].ingress);
+  }
   for (size_t i = 0; i < sim->ncerts; i++)
     free_cert(&sim->certs[i]);
   for (size_t i = 0; i < sim->nslots; i++) {
