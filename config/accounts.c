@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 /* Resolve a reference to an account: *dst = its index, or NO_INDEX. */
-static void ref_account(void *ud, const struct config__node *v,
-                        const char *path, void *dst)
+void config__ref_account(void *ud, const struct config__node *v,
+                         const char *path, void *dst)
 {
   struct config__loader *l = ud;
 
@@ -240,12 +240,74 @@ static void one_account(struct config__loader *l, const struct config__node *v,
     .name = n, .type = t, .off = offsetof(struct config_gateway, f),           \
     __VA_ARGS__                                                                \
   }
-enum { G_ACCOUNT, G_INSTANCE };
+/* The index of the first address of list[0..n) equal to a, or n. */
+static size_t same_address(const struct config_ingress *list, size_t n,
+                           const struct config_ingress *a)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i].text, a->text) == 0)
+      return i;
+  return n;
+}
+
+/* ingress: a non-empty list of addresses, each once (compared in their
+ * normal form: "[::1]:443" and "[0::1]:443" are one address). */
+static void ingress(void *ud, const struct config__node *v, const char *path,
+                    void *dst)
+{
+  struct config__loader *l = ud;
+  struct config_gateway *gw =
+      (struct config_gateway *)((char *)dst -
+                                offsetof(struct config_gateway, ingress));
+  char sub[600];
+  size_t i = 0;
+
+  if (v->type != CONFIG__SEQ || v->n == 0 || v->n > CONFIG__MAX_INGRESS) {
+    config__error(l->c, v->line, v->col,
+                  "%s: expected a list of 1 to %d addresses (\"IPv4:PORT\" "
+                  "or \"[IPv6]:PORT\")",
+                  path, CONFIG__MAX_INGRESS);
+    return;
+  }
+  gw->ingress = calloc(v->n, sizeof(*gw->ingress));
+  if (gw->ingress == NULL) {
+    l->c->oom = true;
+    return;
+  }
+  for (const struct config__node *a = v->first; a != NULL; a = a->next) {
+    struct config_ingress *cur = &gw->ingress[gw->ningress];
+    const char *why;
+    size_t first;
+
+    config__pathf(sub, sizeof(sub), "%s[%zu]", path, i++);
+    if (!config__get_str(l->c, a, sub))
+      continue;
+    why = config__check_ingress(a->str, a->len, cur);
+    if (why != NULL) {
+      config__error(l->c, a->line, a->col, "%s: \"%.80s\" %s", sub, a->str,
+                    why);
+      continue;
+    }
+    cur->line = a->line;
+    cur->col = a->col;
+    first = same_address(gw->ingress, gw->ningress, cur);
+    if (first < gw->ningress) {
+      config__error(l->c, a->line, a->col,
+                    "%s: \"%.80s\" is listed twice (as %s at line %u)", sub,
+                    a->str, cur->text, (unsigned)gw->ingress[first].line);
+      continue;
+    }
+    gw->ningress++;
+  }
+}
+
+enum { G_ACCOUNT, G_INSTANCE, G_INGRESS };
 static const struct config__field gateway_fields[] = {
     [G_ACCOUNT] = GF("account", CONFIG__F_CUSTOM, account, .required = true,
-                     .custom = ref_account),
+                     .custom = config__ref_account),
     [G_INSTANCE] = GF("instance_id", CONFIG__F_STR, instance_id,
                       .required = true, .check = config__check_instance_id),
+    [G_INGRESS] = GF("ingress", CONFIG__F_CUSTOM, ingress, .custom = ingress),
 };
 
 static bool instance_eq(size_t val, const void *arg)
@@ -322,29 +384,6 @@ static void one_gateway(struct config__loader *l, const struct config__node *v,
     if (*p >= 'A' && *p <= 'F')
       *p = (char)(*p - 'A' + 'a');
   index_instance(l, gw->name, seen[G_INSTANCE], gw->instance_id);
-}
-
-#define CF(n, t, f, ...)                                                       \
-  {                                                                            \
-    .name = n, .type = t, .off = offsetof(struct config_certificate, f),       \
-    __VA_ARGS__                                                                \
-  }
-static const struct config__field certificate_fields[] = {
-    CF("account", CONFIG__F_CUSTOM, account, .required = true,
-       .custom = ref_account),
-    CF("id", CONFIG__F_STR, id, .required = true, .check = config__check_id32),
-};
-
-static void one_certificate(struct config__loader *l,
-                            const struct config__node *v, const char *path,
-                            void *elem)
-{
-  struct config_certificate *cert = elem;
-  const struct config__node *seen[NELEM(certificate_fields)];
-
-  cert->account = NO_INDEX;
-  config__section(l->c, v, path, certificate_fields, NELEM(certificate_fields),
-                  cert, seen, l);
 }
 
 typedef void (*one_fn)(struct config__loader *l, const struct config__node *v,
@@ -441,7 +480,8 @@ void config__load_gateways(struct config__loader *l,
 void config__load_certificates(struct config__loader *l,
                                const struct config__node *map)
 {
-  l->cfg->certificates = named_map(l, map, "certificates", &l->certificates,
-                                   sizeof(struct config_certificate),
-                                   &l->cfg->ncertificates, one_certificate);
+  l->cfg->certificates =
+      named_map(l, map, "certificates", &l->certificates,
+                sizeof(struct config_certificate), &l->cfg->ncertificates,
+                config__one_certificate);
 }

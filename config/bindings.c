@@ -235,6 +235,7 @@ static void one_entry(struct config__loader *l, const struct config__node *e,
     }
     if (cert == NO_INDEX)
       continue;
+    config__check_covered(l, v, dpath, cert, d.name);
     for (size_t g = 0; g < ngw; g++)
       add_binding(l, v, dpath, cert, gws[g], d.name, ent.verify_client);
   }

@@ -35,6 +35,7 @@ struct loader {
   X509 *chain[MAX_CERTS]; /* leaf first, borrowed from certs */
   size_t nchain;
   EVP_PKEY *key;
+  enum certfile_input blame; /* of the refusal, if any */
 };
 
 static int fail(struct loader *L, const char *fmt, ...)
@@ -96,6 +97,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *asked)
 
 static int read_key(struct loader *L, const char *key, size_t key_len)
 {
+  L->blame = CERTFILE_INPUT_KEY;
   if (key_len > CERTFILE_MAX_SIZE)
     return fail(L, "the private key is too large");
   BIO *b = BIO_new_mem_buf(key, (int)key_len);
@@ -130,6 +132,7 @@ static int find_leaf(struct loader *L)
   ERR_clear_error();
   char subj[256];
   subject_of(L->certs[0], subj, sizeof(subj));
+  L->blame = CERTFILE_INPUT_KEY;
   return fail(L, "the private key does not match the certificate (%s)", subj);
 }
 
@@ -325,6 +328,9 @@ static int check_all(struct loader *L, const char *key, size_t key_len,
   char *text = NULL;
   size_t len = 0;
   int rc = statefile_read(L->path, CERTFILE_MAX_SIZE, &text, &len);
+  if (rc == -EFBIG)
+    return fail(L, "is larger than %u bytes (a certificate chain is a few KiB)",
+                CERTFILE_MAX_SIZE);
   if (rc) {
     statefile_strerror(rc, "read", L->path, L->err, L->errlen);
     return rc;
@@ -333,8 +339,10 @@ static int check_all(struct loader *L, const char *key, size_t key_len,
   free(text);
   if (!rc)
     rc = read_key(L, key, key_len);
-  if (!rc)
+  if (!rc) {
+    L->blame = CERTFILE_INPUT_CERT;
     rc = find_leaf(L);
+  }
   if (!rc)
     rc = order_chain(L);
   if (!rc)
@@ -346,6 +354,14 @@ static int check_all(struct loader *L, const char *key, size_t key_len,
 
 int certfile_load(const char *cert_path, const char *key, size_t key_len,
                   int64_t now, struct certfile *out, char *err, size_t errlen)
+{
+  return certfile_load_blame(cert_path, key, key_len, now, out, err, errlen,
+                             NULL);
+}
+
+int certfile_load_blame(const char *cert_path, const char *key, size_t key_len,
+                        int64_t now, struct certfile *out, char *err,
+                        size_t errlen, enum certfile_input *blame)
 {
   struct loader L = {.path = cert_path, .err = err, .errlen = errlen};
   memset(out, 0, sizeof(*out));
@@ -360,6 +376,8 @@ int certfile_load(const char *cert_path, const char *key, size_t key_len,
     certfile_free(out);
     if (errlen && !err[0])
       snprintf(err, errlen, "%s: out of memory", cert_path);
+    if (blame)
+      *blame = L.blame;
   }
   return rc;
 }

@@ -57,6 +57,21 @@ struct certfile {
 int certfile_load(const char *cert_path, const char *key, size_t key_len,
                   int64_t now, struct certfile *out, char *err, size_t errlen);
 
+/* Which of the two inputs a refusal is about, so that a caller can point
+ * at the place that named it: the key (not a PEM key, encrypted, not RSA
+ * or ECDSA, matching no certificate of the file) or the certificate file
+ * (everything else). */
+enum certfile_input {
+  CERTFILE_INPUT_CERT,
+  CERTFILE_INPUT_KEY,
+};
+
+/* certfile_load, and on a refusal *blame (when not NULL) says which input
+ * it is about. */
+int certfile_load_blame(const char *cert_path, const char *key, size_t key_len,
+                        int64_t now, struct certfile *out, char *err,
+                        size_t errlen, enum certfile_input *blame);
+
 void certfile_free(struct certfile *cf);
 
 /* Whether one of the names covers domain: an equal name (case-insensitive),

@@ -377,6 +377,86 @@ const char *config__check_endpoint(const char *s, size_t len, char **out)
   return NULL;
 }
 
+/* "[ADDR]:PORT" or "ADDR:PORT" -> the address (in host) and the port's
+ * text (*port, *plen). */
+static const char *split_host_port(const char *s, size_t len, char *host,
+                                   size_t hsize, bool *v6, const char **port,
+                                   size_t *plen)
+{
+  const char *h = s, *colon;
+  size_t hlen;
+
+  *v6 = len > 0 && s[0] == '[';
+  if (*v6) {
+    const char *close = memchr(s, ']', len);
+    if (close == NULL)
+      return "has a '[' without its ']'";
+    if (close + 1 == s + len || close[1] != ':')
+      return "needs a port: [IPv6]:PORT";
+    h = s + 1;
+    hlen = (size_t)(close - h);
+    colon = close + 1;
+  } else {
+    colon = memrchr(s, ':', len);
+    if (colon == NULL)
+      return "needs a port: IPv4:PORT or [IPv6]:PORT";
+    hlen = (size_t)(colon - s);
+    if (memchr(s, ':', hlen) != NULL)
+      return "is an IPv6 address without brackets: write [IPv6]:PORT";
+  }
+  if (hlen == 0 || hlen >= hsize)
+    return "is not IPv4:PORT or [IPv6]:PORT";
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = colon + 1;
+  *plen = (size_t)(s + len - *port);
+  return NULL;
+}
+
+const char *config__check_ingress(const char *s, size_t len,
+                                  struct config_ingress *out)
+{
+  char host[INET6_ADDRSTRLEN + 1], shown[INET6_ADDRSTRLEN];
+  const char *port, *why;
+  size_t plen;
+  long long p;
+  bool v6;
+
+  memset(out, 0, sizeof(*out));
+  if (memchr(s, '\0', len) != NULL)
+    return "contains a NUL byte";
+  why = split_host_port(s, len, host, sizeof(host), &v6, &port, &plen);
+  if (why != NULL)
+    return why;
+  if (config__parse_int(port, plen, &p) < 0 || p < 1 || p > 65535)
+    return "has a port that is not 1-65535";
+  if (v6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&out->addr;
+    if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+      return "is not an IPv6 address in brackets (no host names, no zone)";
+    if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+      return "is the unspecified address [::], not one to connect to";
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)p);
+    out->addrlen = sizeof(*a);
+    inet_ntop(AF_INET6, &a->sin6_addr, shown, sizeof(shown));
+    snprintf(out->text, sizeof(out->text), "[%s]:%lld", shown, p);
+    return NULL;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)&out->addr;
+  if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+    return "is not an IP address (IPv4 A.B.C.D:PORT or [IPv6]:PORT; no host "
+           "names)";
+  if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+    return "is the unspecified address 0.0.0.0, not one to connect to";
+  a->sin_family = AF_INET;
+  a->sin_port = htons((uint16_t)p);
+  out->addrlen = sizeof(*a);
+  inet_ntop(AF_INET, &a->sin_addr, shown, sizeof(shown));
+  snprintf(out->text, sizeof(out->text), "%s:%lld", shown, p);
+  return NULL;
+}
+
 int config__parse_int(const char *s, size_t len, long long *out)
 {
   size_t i = 0;

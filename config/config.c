@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: load, validate and free the desired-state file (docs/cli.md, "The desired-state file").
+ * config: load, validate and free the desired-state file (docs/cli.md, "The
+ * desired-state file").
  *
  * The order of work: size check, SHA-256, libyaml events -> tree (all the
  * anti-bomb limits, tree.c), then the schema tables top-down, then the
@@ -38,24 +39,78 @@ static void mode(void *ud, const struct config__node *v, const char *path,
                   v->str);
 }
 
+static const char *const verify_names[] = {
+    [CONFIG_VERIFY_OFF] = "off",
+    [CONFIG_VERIFY_AFTER_WRITE] = "after_write",
+    [CONFIG_VERIFY_EVERY_PASS] = "every_pass",
+};
+
+static void verify(void *ud, const struct config__node *v, const char *path,
+                   void *dst)
+{
+  struct config__loader *l = ud;
+  enum config_verify *out = dst;
+
+  if (!config__get_str(l->c, v, path))
+    return;
+  for (size_t i = 0; i < NELEM(verify_names); i++)
+    if (strcmp(v->str, verify_names[i]) == 0) {
+      *out = (enum config_verify)i;
+      return;
+    }
+  config__error(l->c, v->line, v->col,
+                "%s: unknown value \"%.40s\" (expected off, after_write or "
+                "every_pass)",
+                path, v->str);
+}
+
 #define PF(n, t, f, ...)                                                       \
   {                                                                            \
     .name = n, .type = t, .off = offsetof(struct config_policy, f),            \
     __VA_ARGS__                                                                \
   }
-static const struct config__field policy_fields[] = {
-    PF("mode", CONFIG__F_CUSTOM, mode, .required = true, .custom = mode),
-    PF("batch_size", CONFIG__F_U32, batch_size, .min = 1, .max = 500,
-       .def = 50),
-    PF("max_detach_ratio", CONFIG__F_DOUBLE, max_detach_ratio, .min = 0,
-       .max = 1, .def = 0.3),
-    PF("max_detach_count", CONFIG__F_U32, max_detach_count, .min = 0,
-       .max = 4294967295.0, .def = 100),
-    PF("confirm_timeout_s", CONFIG__F_U32, confirm_timeout_s, .min = 1,
-       .max = 3600, .def = 60),
-    PF("confirm_delay_ms", CONFIG__F_U32, confirm_delay_ms, .min = 0,
-       .max = 60000, .def = 1000),
+enum {
+  P_MODE,
+  P_BATCH,
+  P_RATIO,
+  P_COUNT,
+  P_CONFIRM_TIMEOUT,
+  P_CONFIRM_DELAY,
+  P_RETIRE,
+  P_EXPIRY,
+  P_VERIFY
 };
+static const struct config__field policy_fields[] = {
+    [P_MODE] =
+        PF("mode", CONFIG__F_CUSTOM, mode, .required = true, .custom = mode),
+    [P_BATCH] = PF("batch_size", CONFIG__F_U32, batch_size, .min = 1,
+                   .max = 500, .def = 50),
+    [P_RATIO] = PF("max_detach_ratio", CONFIG__F_DOUBLE, max_detach_ratio,
+                   .min = 0, .max = 1, .def = 0.3),
+    [P_COUNT] = PF("max_detach_count", CONFIG__F_U32, max_detach_count,
+                   .min = 0, .max = 4294967295.0, .def = 100),
+    [P_CONFIRM_TIMEOUT] =
+        PF("confirm_timeout_s", CONFIG__F_U32, confirm_timeout_s, .min = 1,
+           .max = 3600, .def = 60),
+    [P_CONFIRM_DELAY] = PF("confirm_delay_ms", CONFIG__F_U32, confirm_delay_ms,
+                           .min = 0, .max = 60000, .def = 1000),
+    /* up to a year: longer is "never", which nobody with a quota wants */
+    [P_RETIRE] = PF("retire_after_s", CONFIG__F_U32, retire_after_s, .min = 0,
+                    .max = 31536000, .def = 86400),
+    [P_EXPIRY] = PF("expiry_warning_days", CONFIG__F_U32, expiry_warning_days,
+                    .min = 0, .max = 365, .def = 21),
+    [P_VERIFY] = PF("verify", CONFIG__F_CUSTOM, verify, .custom = verify),
+};
+
+/* policy.verify defaults to checking after writes when there is something
+ * to check: any gateway with ingress addresses. */
+static enum config_verify default_verify(const struct config *cfg)
+{
+  for (size_t i = 0; i < cfg->ngateways; i++)
+    if (cfg->gateways[i].ningress > 0)
+      return CONFIG_VERIFY_AFTER_WRITE;
+  return CONFIG_VERIFY_OFF;
+}
 
 /* ---- retry ---- */
 
@@ -275,6 +330,7 @@ static void validate(struct config__loader *l, const struct config__node *root)
     config__load_certificates(l, seen[T_CERTIFICATES]);
   if (seen[T_BINDINGS])
     config__load_bindings(l, seen[T_BINDINGS]);
+  cfg->policy.verify = default_verify(cfg);
   if (seen[T_POLICY]) {
     const struct config__node *ps[NELEM(policy_fields)];
     config__section(l->c, seen[T_POLICY], "policy", policy_fields,
@@ -456,12 +512,11 @@ void config_free(struct config *cfg)
   for (size_t i = 0; cfg->gateways != NULL && i < cfg->ngateways; i++) {
     free(cfg->gateways[i].name);
     free(cfg->gateways[i].instance_id);
+    free(cfg->gateways[i].ingress);
   }
   free(cfg->gateways);
-  for (size_t i = 0; cfg->certificates != NULL && i < cfg->ncertificates; i++) {
-    free(cfg->certificates[i].name);
-    free(cfg->certificates[i].id);
-  }
+  for (size_t i = 0; cfg->certificates != NULL && i < cfg->ncertificates; i++)
+    config__certificate_free(&cfg->certificates[i]);
   free(cfg->certificates);
   for (size_t i = 0; cfg->bindings != NULL && i < cfg->nbindings; i++)
     free(cfg->bindings[i].domain);
@@ -493,6 +548,21 @@ const char *config_mode_name(enum config_mode m)
     return "sync";
   }
   return "unknown";
+}
+
+const char *config_verify_name(enum config_verify v)
+{
+  return (size_t)v < NELEM(verify_names) ? verify_names[v] : "unknown";
+}
+
+const char *config_cert_type_name(enum config_cert_type type)
+{
+  return type == CONFIG_CERT_INSTANCE ? "instance" : "global";
+}
+
+const char *config_cert_update_name(enum config_cert_update update)
+{
+  return update == CONFIG_UPDATE_IN_PLACE ? "in_place" : "replace";
 }
 
 const char *config_auth_method_name(enum config_auth_method method)

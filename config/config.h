@@ -5,8 +5,10 @@
  *
  * The model is immutable once loaded. Indexes (account, gateway,
  * certificate) refer into the arrays of the same struct config. Secret
- * values are read from their files or environment variables at load time
- * and held only here, in memory; nothing in this module ever prints them.
+ * values (private keys included) are read from their files or environment
+ * variables at load time and held only here, in memory; nothing in this
+ * module ever prints them. Certificate files are read and checked
+ * (certfile.h) at load time too, against the clock of the load.
  */
 #ifndef CERTBIND_CONFIG_H
 #define CERTBIND_CONFIG_H
@@ -14,6 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+
+#include "certfile.h"
 
 #define CONFIG_MAX_FILE_SIZE (4u * 1024u * 1024u)
 #define CONFIG_MAX_DEPTH 32
@@ -66,17 +71,71 @@ struct config_account {
   struct config_limits limits;
 };
 
+/* An address where a gateway serves its domains (ingress), ready for
+ * connect(2): addr holds a struct sockaddr_in or sockaddr_in6 with the
+ * port, in network byte order. */
+struct config_ingress {
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  /* normalised "A.B.C.D:PORT" or "[IPv6]:PORT" (inet_ntop's form): for
+   * messages, labels and config_emit */
+  char text[64];
+  uint32_t line, col; /* the scalar in the file */
+};
+
 struct config_gateway {
   char *name;
   size_t account; /* index into config.accounts */
   char *instance_id;
+  struct config_ingress *ingress; /* NULL when the gateway lists none */
+  size_t ningress;                /* each address once */
 };
 
+/* Where a certificate's object lives in APIG. */
+enum config_cert_type {
+  CONFIG_CERT_GLOBAL,   /* default */
+  CONFIG_CERT_INSTANCE, /* an instance certificate: of gateway only */
+};
+
+/* How a managed certificate's renewed content reaches APIG. */
+enum config_cert_update {
+  CONFIG_UPDATE_REPLACE,  /* default: a new object, bindings move to it */
+  CONFIG_UPDATE_IN_PLACE, /* PUT the new content into the same object */
+};
+
+/*
+ * A certificate is either an existing APIG object (`id`) or managed from
+ * files (`cert_file` + `key`): exactly one of the two.
+ *
+ * A managed certificate is loaded and checked offline at load time
+ * (certfile_load at the time of the load): `file` is the result, with the
+ * chain in the order APIG wants, the leaf's SHA-256 (its identity),
+ * serial, validity, CN and SANs. Every domain bound to it is covered by
+ * one of its SANs (else the file does not load).
+ *
+ * `key` is the private key PEM, a secret: read like any secret source
+ * ({ file }, { env }, { credential }, the same mode rules), held only
+ * here and wiped by config_free. Whoever uses it (the engine builds the
+ * create or update body from it) must wipe every copy it makes
+ * (OPENSSL_cleanse) as soon as the body is built, and never log it, a
+ * body that holds it, or any part of either.
+ */
 struct config_certificate {
   char *name;
-  size_t account; /* index into config.accounts */
-  char *id;       /* 32 alphanumerics */
+  size_t account;  /* index into config.accounts */
+  char *id;        /* 32 alphanumerics; NULL for a managed certificate */
+  bool managed;    /* given by cert_file + key */
+  char *cert_file; /* managed: the path as written */
+  struct config_secret key;       /* managed: the private key (PEM) */
+  struct certfile file;           /* managed: what certfile_load found */
+  enum config_cert_type type;     /* managed: default global */
+  size_t gateway;                 /* CONFIG_CERT_INSTANCE: index into
+                                     config.gateways; else CONFIG_NO_GATEWAY */
+  enum config_cert_update update; /* managed: default replace */
+  uint32_t line, col;             /* the certificate's mapping in the file */
 };
+
+#define CONFIG_NO_GATEWAY ((size_t)-1)
 
 /* One expanded binding: (certificate, gateway, domain) + client verification.
  * Domains are stored normalised: lowercase A-labels (an IDN's U-labels
@@ -91,6 +150,12 @@ struct config_binding {
   uint32_t col;
 };
 
+enum config_verify {
+  CONFIG_VERIFY_OFF,
+  CONFIG_VERIFY_AFTER_WRITE, /* after a pass's writes are confirmed */
+  CONFIG_VERIFY_EVERY_PASS,
+};
+
 struct config_policy {
   enum config_mode mode;      /* required */
   uint32_t batch_size;        /* 1..500, default 50 */
@@ -100,6 +165,16 @@ struct config_policy {
   /* first re-read of a certificate after its writes (later re-reads back
    * off from max(this, 100 ms)); 0..60000, default 1000 */
   uint32_t confirm_delay_ms;
+  /* an unbound object certbind created for a managed certificate is
+   * deleted this long after its last binding left; 0..31536000, default
+   * 86400 */
+  uint32_t retire_after_s;
+  /* warn about a certificate ending within this many days; 0..365,
+   * default 21 */
+  uint32_t expiry_warning_days;
+  /* when the pass checks what the gateways' ingress addresses serve;
+   * default after_write when any gateway lists ingress, else off */
+  enum config_verify verify;
 };
 
 struct config_retry {
@@ -166,7 +241,8 @@ int config_load(const char *path, struct config *cfg, struct config_diag *diag);
 int config_load_buffer(const char *name, const char *buf, size_t len,
                        struct config *cfg, struct config_diag *diag);
 
-/* Free everything, wiping secret values first. Safe on a zeroed config. */
+/* Free everything, wiping secret values (private keys included) first with
+ * OPENSSL_cleanse. Safe on a zeroed config. */
 void config_free(struct config *cfg);
 
 void config_diag_free(struct config_diag *diag);
@@ -196,11 +272,13 @@ void config_files_free(struct config_files *f);
  * The model as a desired-state file (version 1) that config_load reads
  * back to the same bindings, accounts, gateways, certificates and
  * settings: secrets as their references ({ file: PATH }, { env: NAME }),
- * never a value; an endpoint equal to its default left out; maps sorted by
- * name; the bindings regrouped, one entry per (certificate, set of
- * gateways, client verification) with its domains, entries and domains
- * sorted. So the same model always gives the same bytes. header (NULL:
- * none) comes first, each of its lines as a "# " comment. *out is
+ * never a value; a certificate from files as its cert_file and its key's
+ * reference (type, gateway and update when not the defaults), never the
+ * key; ingress addresses in their normal form; an endpoint equal to its default
+ * left out; maps sorted by name; the bindings regrouped, one entry per
+ * (certificate, set of gateways, client verification) with its domains, entries
+ * and domains sorted. So the same model always gives the same bytes. header
+ * (NULL: none) comes first, each of its lines as a "# " comment. *out is
  * malloc'd and NUL-terminated (free it). 0, -ENOMEM, or -EINVAL (a secret
  * source the emitter does not know).
  */
@@ -208,6 +286,9 @@ int config_emit(const struct config *cfg, const char *header, char **out,
                 size_t *len);
 
 const char *config_mode_name(enum config_mode mode);
+const char *config_verify_name(enum config_verify verify);
+const char *config_cert_type_name(enum config_cert_type type);
+const char *config_cert_update_name(enum config_cert_update update);
 const char *config_auth_method_name(enum config_auth_method method);
 
 #endif

@@ -277,10 +277,32 @@ static void gateways(struct emit *m)
     map_open(m, true);
     kv_str(m, "account", c->accounts[g->account].name);
     kv_str(m, "instance_id", g->instance_id);
+    if (g->ningress > 0) {
+      str(m, "ingress");
+      seq_open(m, true);
+      for (size_t a = 0; a < g->ningress; a++)
+        str(m, g->ingress[a].text);
+      seq_close(m);
+    }
     map_close(m);
   }
   map_close(m);
   free(v);
+}
+
+/* A certificate from files: its paths and the key's reference, never the
+ * key; type and update only when they are not the defaults. */
+static void managed_certificate(struct emit *m,
+                                const struct config_certificate *x)
+{
+  kv_str(m, "cert_file", x->cert_file);
+  secret_ref(m, "key", &x->key);
+  if (x->type == CONFIG_CERT_INSTANCE) {
+    kv_str(m, "type", config_cert_type_name(x->type));
+    kv_str(m, "gateway", m->cfg->gateways[x->gateway].name);
+  }
+  if (x->update != CONFIG_UPDATE_REPLACE)
+    kv_str(m, "update", config_cert_update_name(x->update));
 }
 
 static void certificates(struct emit *m)
@@ -300,7 +322,10 @@ static void certificates(struct emit *m)
     str(m, x->name);
     map_open(m, true);
     kv_str(m, "account", c->accounts[x->account].name);
-    kv_str(m, "id", x->id);
+    if (x->managed)
+      managed_certificate(m, x);
+    else
+      kv_str(m, "id", x->id);
     map_close(m);
   }
   map_close(m);
@@ -468,6 +493,9 @@ static void policy(struct emit *m)
   kv_u32(m, "max_detach_count", p->max_detach_count);
   kv_u32(m, "confirm_timeout_s", p->confirm_timeout_s);
   kv_u32(m, "confirm_delay_ms", p->confirm_delay_ms);
+  kv_u32(m, "retire_after_s", p->retire_after_s);
+  kv_u32(m, "expiry_warning_days", p->expiry_warning_days);
+  kv_str(m, "verify", config_verify_name(p->verify));
   map_close(m);
 }
 

@@ -6,8 +6,10 @@
  * Calls between the files go one way, never in a circle: util.c (arena,
  * diagnostics, hash table) and check.c (formats) call no other file;
  * tree.c, schema.c (typed values, sections, references) and secret.c call
- * those two; accounts.c, bindings.c and files.c call any of the above, and
- * config.c calls them all.
+ * those two; accounts.c, certificates.c, bindings.c and files.c call any of
+ * the above (accounts.c and certificates.c each other's one handler, and
+ * bindings.c certificates.c's coverage check), and config.c calls them
+ * all.
  */
 #ifndef CERTBIND_CONFIG_INTERNAL_H
 #define CERTBIND_CONFIG_INTERNAL_H
@@ -26,6 +28,9 @@
 #define CONFIG__MAX_SECRET 65536
 /* Longest account, gateway or certificate name. */
 #define CONFIG__MAX_NAME 64
+/* Most ingress addresses of one gateway (a gateway has a few: its
+ * load balancer's or its nodes' addresses). */
+#define CONFIG__MAX_INGRESS 256
 
 /* ---- arena: the YAML tree lives here and is freed in one go ---- */
 struct config__chunk;
@@ -139,6 +144,11 @@ const char *config__check_domain(const char *s, size_t len,
 /* *out: malloc'd normalised "https://host[:port]". */
 const char *config__check_endpoint(const char *s, size_t len, char **out);
 const char *config__check_env_name(const char *s, size_t len);
+/* An ingress address: "A.B.C.D:PORT" or "[IPv6]:PORT", port 1..65535,
+ * no host name, not the unspecified address -> out (addr, addrlen and
+ * the normalised text; line/col left 0). NULL or why not. */
+const char *config__check_ingress(const char *s, size_t len,
+                                  struct config_ingress *out);
 /* A systemd credential's name: a plain file name (no '/', not "." or
  * ".."), so that it cannot leave $CREDENTIALS_DIRECTORY. */
 const char *config__check_credential_name(const char *s, size_t len);
@@ -156,6 +166,12 @@ bool config__is_null(const struct config__node *n);
  * Problems are reported at their position, under path. */
 void config__load_secret(struct config__ctx *c, const struct config__node *n,
                          const char *path, struct config_secret *out);
+/* The same for a PEM private key (a certificate's key): the same sources
+ * and mode rules, but lines are allowed (line ends are its only control
+ * characters). */
+void config__load_key(struct config__ctx *c, const struct config__node *n,
+                      const char *path, struct config_secret *out);
+/* Wipe the value (OPENSSL_cleanse), then free everything. */
 void config__secret_wipe(struct config_secret *s);
 
 /* ---- table-driven sections (schema.c) ---- */
@@ -260,6 +276,22 @@ void config__load_gateways(struct config__loader *l,
                            const struct config__node *map);
 void config__load_certificates(struct config__loader *l,
                                const struct config__node *map);
+/* A custom field handler: a reference to an account -> its index (size_t)
+ * or NO_INDEX (accounts.c). */
+void config__ref_account(void *ud, const struct config__node *v,
+                         const char *path, void *dst);
+/* One entry of certificates (certificates.c): an `id` one, or one from
+ * files, loaded and checked with certfile. */
+void config__one_certificate(struct config__loader *l,
+                             const struct config__node *v, const char *path,
+                             void *elem);
+/* A domain bound to a certificate from files must be one of its names
+ * (certificates.c): reported at v, under path, when it is not. */
+void config__check_covered(struct config__loader *l,
+                           const struct config__node *v, const char *path,
+                           size_t cert, const char *domain);
+/* Free one certificate's fields, wiping its key (certificates.c). */
+void config__certificate_free(struct config_certificate *cert);
 void config__load_bindings(struct config__loader *l,
                            const struct config__node *seq);
 /* A custom field handler that does nothing: the caller reads seen[]

@@ -38,12 +38,13 @@ static void range_error(struct config__ctx *c, const struct config__node *v,
                         const char *path, double min, double max, bool min_excl)
 {
   if (max >= 4294967295.0)
-    config__error(c, v->line, v->col, "%s: %s is out of range (must be %s %g)",
-                  path, v->str, min_excl ? ">" : ">=", min);
+    config__error(c, v->line, v->col,
+                  "%s: %s is out of range (must be %s %.15g)", path, v->str,
+                  min_excl ? ">" : ">=", min);
   else
     config__error(c, v->line, v->col,
-                  "%s: %s is out of range (must be %s %g and <= %g)", path,
-                  v->str, min_excl ? ">" : ">=", min, max);
+                  "%s: %s is out of range (must be %s %.15g and <= %.15g)",
+                  path, v->str, min_excl ? ">" : ">=", min, max);
 }
 
 bool config__get_u32(struct config__ctx *c, const struct config__node *v,

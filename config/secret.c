@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 void config__secret_wipe(struct config_secret *s)
 {
   if (s->value != NULL) {
-    explicit_bzero(s->value, s->len);
+    OPENSSL_cleanse(s->value, s->len);
     free(s->value);
   }
   free(s->source);
@@ -28,13 +29,25 @@ void config__secret_wipe(struct config_secret *s)
 }
 
 /* A secret goes into HTTP headers and HMAC keys: a control byte inside it
- * (a second line, a NUL) is a mistake or a header injection. */
-static bool has_control(const char *v, size_t len)
+ * (a second line, a NUL) is a mistake or a header injection. A PEM private
+ * key is made of lines: there line ends are allowed, nothing else. */
+static bool has_control(const char *v, size_t len, bool pem)
 {
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] == 0x7f)
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)v[i];
+    if (pem && (ch == '\n' || ch == '\r'))
+      continue;
+    if (ch < 0x20 || ch == 0x7f)
       return true;
+  }
   return false;
+}
+
+static const char *control_problem(bool pem)
+{
+  return pem ? "contains control characters other than line ends"
+             : "contains control characters (only one trailing newline is "
+               "allowed)";
 }
 
 static size_t strip_newline(const char *v, size_t len)
@@ -73,6 +86,7 @@ static const char *read_secret_fd(int fd, char *buf, size_t *len)
 struct source {
   const char *path;
   const char *credential; /* the credential's name, or NULL for file: */
+  bool pem;               /* a PEM private key: many lines */
   char what[600];
 };
 
@@ -131,9 +145,8 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
     len = strip_newline(buf, len);
     if (len == 0)
       why = "is empty";
-    else if (has_control(buf, len))
-      why = "contains control characters (only one trailing newline is "
-            "allowed)";
+    else if (has_control(buf, len, src->pem))
+      why = control_problem(src->pem);
   }
   if (why != NULL) {
     config__error(c, at->line, at->col, "%s: %s %s", path, src->what, why);
@@ -160,11 +173,13 @@ static void load_file(struct config__ctx *c, const struct config__node *at,
 
 static void load_secret_file(struct config__ctx *c,
                              const struct config__node *at, const char *path,
-                             const char *file, struct config_secret *out)
+                             const char *file, bool pem,
+                             struct config_secret *out)
 {
-  struct source src = {.path = file};
+  struct source src = {.path = file, .pem = pem};
 
-  snprintf(src.what, sizeof(src.what), "secret file \"%s\"", file);
+  snprintf(src.what, sizeof(src.what), "%s file \"%s\"", pem ? "key" : "secret",
+           file);
   load_file(c, at, path, &src, out);
 }
 
@@ -172,10 +187,11 @@ static void load_secret_file(struct config__ctx *c,
  * LoadCredential= made it when the unit started. */
 static void load_credential(struct config__ctx *c,
                             const struct config__node *at, const char *path,
-                            const char *name, struct config_secret *out)
+                            const char *name, bool pem,
+                            struct config_secret *out)
 {
   const char *dir = getenv("CREDENTIALS_DIRECTORY");
-  struct source src = {.credential = name};
+  struct source src = {.credential = name, .pem = pem};
   char *file = NULL;
 
   if (dir == NULL || *dir == '\0') {
@@ -199,7 +215,7 @@ static void load_credential(struct config__ctx *c,
 }
 
 static void load_env(struct config__ctx *c, const struct config__node *at,
-                     const char *path, const char *name,
+                     const char *path, const char *name, bool pem,
                      struct config_secret *out)
 {
   const char *v = getenv(name);
@@ -215,10 +231,9 @@ static void load_env(struct config__ctx *c, const struct config__node *at,
                   path, name);
     return;
   }
-  if (has_control(v, len)) {
-    config__error(c, at->line, at->col,
-                  "%s: environment variable %s contains control characters",
-                  path, name);
+  if (has_control(v, len, pem)) {
+    config__error(c, at->line, at->col, "%s: environment variable %s %s", path,
+                  name, control_problem(pem));
     return;
   }
   out->value = strdup(v);
@@ -247,8 +262,8 @@ static const char *const kind_key[] = {"file", "env", "credential"};
 static const char *const kind_value[] = {"file path", "variable name",
                                          "credential name"};
 
-void config__load_secret(struct config__ctx *c, const struct config__node *n,
-                         const char *path, struct config_secret *out)
+static void load_source(struct config__ctx *c, const struct config__node *n,
+                        const char *path, bool pem, struct config_secret *out)
 {
   const struct config__node *k, *v, *which = NULL;
   enum kind kind = K_UNKNOWN;
@@ -293,7 +308,7 @@ void config__load_secret(struct config__ctx *c, const struct config__node *n,
   }
   switch (kind) {
   case K_FILE:
-    load_secret_file(c, which, path, which->str, out);
+    load_secret_file(c, which, path, which->str, pem, out);
     return;
   case K_ENV:
     why = config__check_env_name(which->str, which->len);
@@ -310,7 +325,19 @@ void config__load_secret(struct config__ctx *c, const struct config__node *n,
     return;
   }
   if (kind == K_ENV)
-    load_env(c, which, path, which->str, out);
+    load_env(c, which, path, which->str, pem, out);
   else
-    load_credential(c, which, path, which->str, out);
+    load_credential(c, which, path, which->str, pem, out);
+}
+
+void config__load_secret(struct config__ctx *c, const struct config__node *n,
+                         const char *path, struct config_secret *out)
+{
+  load_source(c, n, path, false, out);
+}
+
+void config__load_key(struct config__ctx *c, const struct config__node *n,
+                      const char *path, struct config_secret *out)
+{
+  load_source(c, n, path, true, out);
 }

@@ -48,10 +48,10 @@ static int setup(void **state)
       .name = "prod", .region = "eu-west-101", .project_id = PROJECT};
   f->accts[1] = (struct config_account){
       .name = "staging", .region = "ap-southeast-3", .project_id = "short"};
-  f->gws[0] = (struct config_gateway){"gw-a", 0, INST_A};
-  f->gws[1] = (struct config_gateway){"gw-b", 0, INST_B};
-  f->certs[0] = (struct config_certificate){"www", 0, CERT_WWW};
-  f->certs[1] = (struct config_certificate){"api", 1, CERT_API};
+  f->gws[0] = (struct config_gateway){.name = "gw-a", .instance_id = INST_A};
+  f->gws[1] = (struct config_gateway){.name = "gw-b", .instance_id = INST_B};
+  f->certs[0] = (struct config_certificate){.name = "www", .id = CERT_WWW};
+  f->certs[1] = (struct config_certificate){.name = "api", .account = 1, .id = CERT_API};
   f->cfg.path = "/etc/certbind/bindings.yaml";
   f->cfg.accounts = f->accts;
   f->cfg.naccounts = 2;

@@ -78,6 +78,29 @@ static void test_credentials_directory(void **state)
   unsetenv("CREDENTIALS_DIRECTORY");
 }
 
+/* A certificate from files names two inputs: a renewal (certbot rewrites
+ * both) must make the daemon validate again, whichever source the key
+ * has. An env: key names no file. */
+static void test_certificate_files_and_key_sources(void **state)
+{
+  (void)state;
+  static const char doc[] =
+      "certificates:\n"
+      "  a: {account: x, cert_file: /le/a/fullchain.pem,\n"
+      "      key: {file: /le/a/privkey.pem}, type: global}\n"
+      "  b: {account: x, cert_file: /le/b/fullchain.pem,\n"
+      "      key: {credential: b-key}}\n"
+      "  c: {account: x, cert_file: /le/c/fullchain.pem, key: {env: C_KEY}}\n"
+      "  d: {account: x, id: a27be832f2e9441c8127fe48e3b5ac67}\n";
+  static const char *const want[] = {"/le/a/fullchain.pem", "/le/a/privkey.pem",
+                                     "/le/b/fullchain.pem",
+                                     "/le/c/fullchain.pem", "/run/cred/b-key"};
+
+  setenv("CREDENTIALS_DIRECTORY", "/run/cred", 1);
+  expect_files(doc, want, 5);
+  unsetenv("CREDENTIALS_DIRECTORY");
+}
+
 static void test_empty_null_and_non_scalar_values_are_skipped(void **state)
 {
   (void)state;
@@ -106,6 +129,7 @@ int main(void)
       cmocka_unit_test(test_secrets_ca_and_cert_files_sorted_once),
       cmocka_unit_test(test_invalid_document_still_names_its_files),
       cmocka_unit_test(test_credentials_directory),
+      cmocka_unit_test(test_certificate_files_and_key_sources),
       cmocka_unit_test(test_empty_null_and_non_scalar_values_are_skipped),
       cmocka_unit_test(test_unparseable_document_is_einval),
   };

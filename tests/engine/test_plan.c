@@ -47,10 +47,10 @@ static int setup(void **state)
 {
   struct fixture *f = calloc(1, sizeof(*f));
   f->acct.name = "prod";
-  f->gws[0] = (struct config_gateway){"edge-a", 0, GW_A};
-  f->gws[1] = (struct config_gateway){"edge-b", 0, GW_B};
-  f->certs[0] = (struct config_certificate){"old", 0, CERT_OLD};
-  f->certs[1] = (struct config_certificate){"new", 0, CERT_NEW};
+  f->gws[0] = (struct config_gateway){.name = "edge-a", .instance_id = GW_A};
+  f->gws[1] = (struct config_gateway){.name = "edge-b", .instance_id = GW_B};
+  f->certs[0] = (struct config_certificate){.name = "old", .id = CERT_OLD};
+  f->certs[1] = (struct config_certificate){.name = "new", .id = CERT_NEW};
   f->cfg.accounts = &f->acct;
   f->cfg.naccounts = 1;
   f->cfg.gateways = f->gws;
