@@ -58,7 +58,7 @@ struct probe_conn {
   SSL *ssl;
   BIO *rbio, *wbio; /* owned by ssl once it exists */
   size_t nread;
-  uint64_t start_ns;
+  uint64_t start_ms; /* uv_now() at the start */
   int open_handles;
   bool connected;
   bool finished;
@@ -251,9 +251,14 @@ static void deliver_error(struct probe_item *it, int err, const char *error,
 
 /* ---- one connection ---------------------------------------------------- */
 
+/* In the loop's time, which the timeouts are measured in: a connection
+ * that timed out reports at least its timeout. */
 static double elapsed_ms(const struct probe_conn *c)
 {
-  return (double)(uv_hrtime() - c->start_ns) / 1e6;
+  uv_loop_t *loop = c->p->loop;
+
+  uv_update_time(loop);
+  return (double)(uv_now(loop) - c->start_ms);
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -598,7 +603,9 @@ static void start(struct probe *p, struct probe_item *it)
   }
   c->p = p;
   c->item = it;
-  c->start_ns = uv_hrtime();
+  /* the timers count from the loop's time: bring it up to now first */
+  uv_update_time(p->loop);
+  c->start_ms = uv_now(p->loop);
   rc = uv_tcp_init(p->loop, &c->tcp);
   if (rc < 0) {
     free(c);
