@@ -11,7 +11,10 @@
  *                 "gateway":…,"instance_id":…,"domain":…,
  *                 "verify_client":false,"state":"failed",
  *                 "error_code":…,"error_msg":…,"request_id":…,
- *                 "attempts":3,"next_retry":0}, …]}
+ *                 "attempts":3,"next_retry":0,
+ *                 "served":[{"address":…,"result":"ok","sha256":…,
+ *                            "serial":…,"subject":…,"not_after":…,
+ *                            "error":null,"checked":…}]}, …]}
  * Absent strings are JSON null. Unknown keys are ignored when reading, so
  * later versions may add fields; a wrong type, a missing required field,
  * a truncated or garbage file is -EBADMSG.
@@ -33,6 +36,19 @@
 
 enum status_state { STATUS_CONVERGED, STATUS_PENDING, STATUS_FAILED };
 
+/* What one ingress address of the binding's gateway served at the last
+ * verification of what the gateways serve (docs/cli.md, verify). */
+struct status_served {
+  char *address;     /* "IP:PORT" or "[IPv6]:PORT" */
+  char *result;      /* ok | mismatch | expired | unreachable | unknown */
+  char *sha256;      /* the leaf served (lowercase hex); NULL: unreachable */
+  char *serial;      /* uppercase hex */
+  char *subject;     /* RFC 2253 */
+  int64_t not_after; /* unix s; 0: unreachable */
+  char *error;       /* unreachable: why; else NULL */
+  int64_t checked;   /* unix s of the handshake */
+};
+
 struct status_binding {
   char *account;
   char *certificate; /* name in the file */
@@ -47,6 +63,10 @@ struct status_binding {
   char *request_id;
   uint32_t attempts;
   int64_t next_retry; /* unix seconds, 0 = none */
+  /* the last verification, one per ingress address ("served" in the
+   * file, left out when empty) */
+  struct status_served *served;
+  size_t nserved;
 };
 
 struct status_pass {
@@ -60,7 +80,7 @@ struct status_pass {
   uint64_t attached, changed, detached, unchanged, failed, pending, requests,
       retries;
   uint64_t uncertain; /* live bindings with a crash-left intent (ledger.h) */
-  char *message; /* one line: why refused/aborted, or "" */
+  char *message;      /* one line: why refused/aborted, or "" */
 };
 
 struct status {
@@ -134,6 +154,11 @@ void status_index_free(struct status_index *ix);
 /* A deep copy of src into *dst: 0, or -ENOMEM with nothing allocated. */
 int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src);
+
+/* Append a deep copy of *sv to b->served: 0, or -ENOMEM with b as it
+ * was. */
+int status_binding_add_served(struct status_binding *b,
+                              const struct status_served *sv);
 
 /* "converged" | "pending" | "failed"; parse: 0 or -EINVAL. */
 const char *status_state_name(enum status_state s);
