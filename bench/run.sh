@@ -13,6 +13,9 @@
 # Without node or valgrind the matching columns are left out.
 # Extra arguments after BUILD_DIR go to bench.py (e.g. --quick, --only
 # throughput). Takes ~5 minutes on 2 CPUs; run it on a quiet machine.
+# One scenario again, the others kept from the last run (bench/work):
+#   bench/run.sh build-bench --only rollout --merge
+# (scenario 2 unpinned and pinned: apig-sim on CPU 0, certbind on CPU 1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-bench}

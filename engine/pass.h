@@ -157,9 +157,11 @@ const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);
 
-/* The pass's bindings and summary as a status model (status_free it).
- * prev (NULL: none) is the status an earlier pass left: the bindings this
- * pass did not reach keep their state from it. */
+/* The pass's bindings and summary as a status model (status_free it
+ * before pass_free: its bindings' names point into the pass and its
+ * file model, names_borrowed). prev (NULL: none) is the status an earlier
+ * pass left: the bindings this pass did not reach keep their state from
+ * it. */
 int pass_status(const struct pass *p, const struct status *prev,
                 struct status *st);
 

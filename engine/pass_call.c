@@ -276,11 +276,7 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
 static void cert_unreachable(struct pass *p, uint32_t cert,
                              const struct apig_error *why)
 {
-  struct pass_cert *c = &p->certs[cert];
-
-  c->read_failed = true;
-  c->unreachable = true;
-  c->read_error = *why;
+  pass_cert_read_failed(p, cert, why, true);
 }
 
 /* A job of an unreachable account leaves, its bindings pending. */

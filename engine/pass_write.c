@@ -21,14 +21,12 @@
 
 #include "metrics.h"
 
-void item_set_error(struct pass_item *it, const char *code, const char *msg,
-                    const char *request_id)
+void item_set_error(struct pass *p, struct pass_item *it, const char *code,
+                    const char *msg, const char *request_id)
 {
-  snprintf(it->error_code, sizeof(it->error_code), "%s", code ? code : "");
-  free(it->error_msg);
-  it->error_msg = strdup(msg ? msg : "");
-  snprintf(it->request_id, sizeof(it->request_id), "%s",
-           request_id ? request_id : "");
+  it->error_code = pass_keep(p, code);
+  it->error_msg = pass_keep(p, msg);
+  it->request_id = pass_keep(p, request_id);
 }
 
 void item_fail(struct pass *p, size_t i, const struct apig_error *why)
@@ -38,7 +36,7 @@ void item_fail(struct pass *p, size_t i, const struct apig_error *why)
   if (it->state == ITEM_CONVERGED || it->state == ITEM_FAILED)
     return;
   it->state = ITEM_FAILED;
-  item_set_error(it, why->code, why->msg, why->request_id);
+  item_set_error(p, it, why->code, why->msg, why->request_id);
 }
 
 void item_converge(struct pass *p, size_t i)
@@ -369,7 +367,7 @@ void write_done(struct pass *p, struct job *j, const struct outcome *o,
       struct pass_item *it = &p->items[j->items[k]];
       it->state = ITEM_WRITTEN;
       it->written_ms = now;
-      snprintf(it->request_id, sizeof(it->request_id), "%s", o->err.request_id);
+      it->request_id = pass_keep(p, o->err.request_id);
     }
     call_log(p, LOG_INFO, "write.ok", j, j->op, o, latency, NULL);
     job_end(p, j, JOB_DONE, NULL);
@@ -541,7 +539,8 @@ void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
       struct apig_error why = pass_error(
           "confirm-timeout", "the write was accepted but did not show within "
                              "policy.confirm_timeout_s");
-      snprintf(why.request_id, sizeof(why.request_id), "%s", it->request_id);
+      snprintf(why.request_id, sizeof(why.request_id), "%s",
+               item_str(it->request_id));
       item_fail(p, i, &why);
       timed_out++;
     } else {

@@ -440,8 +440,16 @@ void status_free(struct status *st)
     return;
   free_strings(pass_fields, NFIELDS(pass_fields), &st->pass);
   for (size_t i = 0; i < st->nbindings; i++) {
-    free_strings(binding_fields, NFIELDS(binding_fields), &st->bindings[i]);
-    free_served(&st->bindings[i]);
+    struct status_binding *b = &st->bindings[i];
+
+    if (b->names_borrowed) {
+      free(b->error_code);
+      free(b->error_msg);
+      free(b->request_id);
+    } else {
+      free_strings(binding_fields, NFIELDS(binding_fields), b);
+    }
+    free_served(b);
   }
   free(st->bindings);
   memset(st, 0, sizeof(*st));
@@ -563,6 +571,7 @@ int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src)
 {
   *dst = *src;
+  dst->names_borrowed = false;
   dst->served = NULL;
   dst->nserved = 0;
   if (dup_strings(binding_fields, NFIELDS(binding_fields), dst) < 0) {
