@@ -367,9 +367,14 @@ static void read_leaf(X509 *x, struct probe_leaf *l)
   if (bn) {
     char *hex = BN_bn2hex(bn);
 
+    char *dec = BN_bn2dec(bn);
+
     if (hex)
       snprintf(l->serial, sizeof(l->serial), "%s", hex);
+    if (dec)
+      snprintf(l->serial_dec, sizeof(l->serial_dec), "%s", dec);
     OPENSSL_free(hex);
+    OPENSSL_free(dec);
     BN_free(bn);
   }
   l->not_before = asn1_time_unix(X509_get0_notBefore(x));
@@ -845,7 +850,8 @@ bool probe_matches(const struct probe_result *r, const struct probe_want *w)
   if (w->has_sha256)
     return memcmp(w->sha256, r->leaf.sha256, sizeof(w->sha256)) == 0;
   if (w->serial && w->serial[0])
-    return same_serial(w->serial, r->leaf.serial) &&
+    return (same_serial(w->serial, r->leaf.serial) ||
+            strcmp(w->serial, r->leaf.serial_dec) == 0) &&
            (w->not_after == 0 || w->not_after == r->leaf.not_after);
   return false;
 }

@@ -59,6 +59,7 @@ struct probe_leaf {
   unsigned char sha256[32]; /* of the DER */
   char sha256_hex[65];      /* lowercase */
   char serial[130];         /* uppercase hex, no separators ("0A1B…") */
+  char serial_dec[160];     /* the same number in decimal */
   int64_t not_before;       /* unix seconds */
   int64_t not_after;        /* unix seconds */
   char subject[256];        /* RFC 2253, cut to fit */
@@ -123,9 +124,11 @@ const char *probe_format_address(const struct sockaddr_storage *a, char *buf,
 struct probe_want {
   bool has_sha256;
   unsigned char sha256[32];
-  const char *serial; /* hex, any case, leading zeros and ':' ignored;
-                         NULL: unknown */
-  int64_t not_after;  /* unix seconds; 0: unknown */
+  /* as the API gives it: the leaf's serial in decimal, or in hex (any
+   * case, ':' and leading zeros ignored); either form matches, since
+   * which one APIG gives is not published. NULL: unknown */
+  const char *serial;
+  int64_t not_after; /* unix seconds; 0: unknown */
 };
 
 enum probe_verdict {

@@ -532,6 +532,7 @@ static void test_ok_leaf(void **state)
   assert_memory_equal(g.r.leaf.sha256, want, 32);
   assert_int_equal(strlen(g.r.leaf.sha256_hex), 64);
   assert_string_equal(g.r.leaf.serial, "1234ABCD");
+  assert_string_equal(g.r.leaf.serial_dec, "305441741");
   assert_int_equal(g.r.leaf.not_after - g.r.leaf.not_before, 86400 + 3600);
   assert_true(g.r.leaf.not_after > time(NULL));
   assert_string_equal(g.r.leaf.subject, "CN=a.example");
@@ -887,6 +888,7 @@ static void test_judge(void **state)
 
   (void)state;
   snprintf(r.leaf.serial, sizeof(r.leaf.serial), "0A1B");
+  snprintf(r.leaf.serial_dec, sizeof(r.leaf.serial_dec), "2587");
   r.leaf.not_after = 2000000000;
   assert_int_equal(probe_judge(&r, &w, 1), PROBE_VERDICT_UNKNOWN);
   w.serial = "0a:1b";
@@ -896,6 +898,9 @@ static void test_judge(void **state)
   assert_int_equal(probe_judge(&r, &w, 1), PROBE_VERDICT_OK);
   w.not_after = 2000000001; /* same serial, another certificate */
   assert_int_equal(probe_judge(&r, &w, 1), PROBE_VERDICT_MISMATCH);
+  w.serial = "2587"; /* the decimal form */
+  w.not_after = 2000000000;
+  assert_int_equal(probe_judge(&r, &w, 1), PROBE_VERDICT_OK);
   w.serial = "0A1C";
   w.not_after = 0;
   assert_int_equal(probe_judge(&r, &w, 1), PROBE_VERDICT_MISMATCH);
