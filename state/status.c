@@ -551,6 +551,11 @@ static int dup_strings(const struct json_field *fields, size_t n, void *dst)
   return ok ? 0 : -ENOMEM;
 }
 
+void status_binding_clear_served(struct status_binding *b)
+{
+  free_served(b);
+}
+
 int status_binding_add_served(struct status_binding *b,
                               const struct status_served *sv)
 {

@@ -167,6 +167,9 @@ int status_binding_copy(struct status_binding *dst,
 int status_binding_add_served(struct status_binding *b,
                               const struct status_served *sv);
 
+/* Free b's served entries (a new verification replaces them). */
+void status_binding_clear_served(struct status_binding *b);
+
 /* "converged" | "pending" | "failed"; parse: 0 or -EINVAL. */
 const char *status_state_name(enum status_state s);
 int status_state_parse(const char *s, enum status_state *out);
