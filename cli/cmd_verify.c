@@ -10,7 +10,6 @@
  * reported, not judged), and they are not ok.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +30,10 @@
 struct verify {
   const struct cli_args *args;
   struct config cfg;
-  uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
   struct served *served;
   const struct served_cell **cells; /* sorted */
   size_t ncells;
   size_t ncolumns;
-  bool over;
 };
 
 static const char *domain_of(const struct verify *v,
@@ -75,41 +71,6 @@ static void format_time(int64_t t, char *buf, size_t size)
     strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
   else
     snprintf(buf, size, "unknown");
-}
-
-static void log_cell(const struct verify *v, const struct served_cell *c)
-{
-  struct log_fields f = LOG_FIELDS_INIT;
-  const char *domain = domain_of(v, c);
-  const struct probe_leaf *l = &c->last.leaf;
-  struct log_kv kv[] = {{"attempts", (long long)c->attempts}};
-  char na[32];
-
-  f.gateway = gateway_of(v, c)->name;
-  f.certificate = certificate_of(v, c);
-  f.domains = &domain;
-  f.ndomains = 1;
-  f.latency_ms = c->last.elapsed_ms;
-  f.kv = kv;
-  f.nkv = 1;
-  switch (c->verdict) {
-  case PROBE_VERDICT_OK:
-    log_event(&v->args->log, LOG_INFO, "verify.ok", &f, "%s serves sha256 %s",
-              address_of(v, c), l->sha256_hex);
-    break;
-  case PROBE_VERDICT_UNREACHABLE:
-    f.error_msg = c->last.error;
-    log_event(&v->args->log, LOG_WARN, "verify.unreachable", &f, "%s: %s",
-              address_of(v, c), c->last.error);
-    break;
-  default:
-    format_time(l->not_after, na, sizeof(na));
-    log_event(&v->args->log, LOG_WARN, "verify.mismatch", &f,
-              "%s %s: serves %s, serial %s, not_after %s, sha256 %s",
-              address_of(v, c), probe_verdict_name(c->verdict), l->subject,
-              l->serial, na, l->sha256_hex);
-    break;
-  }
 }
 
 static int compare_cells(const void *a, const void *b, void *arg)
@@ -379,77 +340,15 @@ static int print_json(const struct verify *v, FILE *out)
 
 /* ---- the command ----------------------------------------------------- */
 
-static void on_signal(uv_signal_t *h, int signum)
-{
-  struct verify *v = h->data;
-
-  (void)signum;
-  served_stop(v->served);
-}
-
-static void on_served(struct served *s, void *arg)
-{
-  struct verify *v = arg;
-
-  (void)s;
-  v->over = true;
-}
-
-static int open_loop(struct verify *v)
-{
-  int rc = uv_loop_init(&v->loop);
-
-  if (rc < 0)
-    return rc;
-  uv_signal_init(&v->loop, &v->sigint);
-  uv_signal_init(&v->loop, &v->sigterm);
-  v->sigint.data = v->sigterm.data = v;
-  uv_signal_start(&v->sigint, on_signal, SIGINT);
-  uv_signal_start(&v->sigterm, on_signal, SIGTERM);
-  /* the signals alone do not keep the loop running */
-  uv_unref((uv_handle_t *)&v->sigint);
-  uv_unref((uv_handle_t *)&v->sigterm);
-  return 0;
-}
-
-static void close_loop(struct verify *v)
-{
-  uv_close((uv_handle_t *)&v->sigint, NULL);
-  uv_close((uv_handle_t *)&v->sigterm, NULL);
-  uv_run(&v->loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&v->loop) != 0)
-    log_event(&v->args->log, LOG_ERROR, "verify.failed", NULL,
-              "the event loop could not be closed: a handle was left open");
-}
-
-/* The check to its end on a loop of our own. */
-static int run_check(struct verify *v)
-{
-  int rc = open_loop(v);
-
-  if (rc < 0)
-    return rc;
-  v->served = served_new(&v->loop, &v->cfg, NULL);
-  rc = v->served ? served_start(v->served, on_served, v) : -ENOMEM;
-  if (rc == 0)
-    uv_run(&v->loop, UV_RUN_DEFAULT);
-  close_loop(v);
-  if (rc == 0 && !v->over)
-    rc = -EINTR; /* the loop ended before the check: cannot happen */
-  return rc;
-}
-
 static int verify_run(struct verify *v)
 {
   uint64_t t0 = uv_hrtime();
-  int rc = run_check(v);
+  int rc = served_run(&v->cfg, &v->args->log, &v->served);
 
   if (rc == 0)
     rc = sort_cells(v);
   if (rc < 0)
     return rc;
-  for (size_t i = 0; i < v->ncells; i++)
-    log_cell(v, v->cells[i]);
   if (v->args->json)
     rc = print_json(v, stdout);
   else

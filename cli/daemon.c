@@ -245,8 +245,9 @@ static void on_pass_done(struct pass *p, void *arg)
 
   /* a state file that cannot be written fails the pass: the file and the
    * cause are logged (state.*.failed), STATUS says so */
-  bool saved = persist_pass(d->log, &d->cfg, p,
-                            d->ledger_ok ? &d->ledger : NULL, &d->metrics) == 0;
+  bool saved =
+      persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
+                   &d->metrics, NULL) == 0;
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);

@@ -7,6 +7,7 @@
 #include "served.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,5 +445,123 @@ int served_to_metrics(const struct served *s, struct metrics *m)
       return rc;
   }
   m->served_mismatches = bad;
+  return 0;
+}
+
+/* ---- a check on a loop of its own ------------------------------------- */
+
+static void format_time(int64_t t, char *buf, size_t size)
+{
+  time_t tt = (time_t)t;
+  struct tm tm;
+
+  if (t && gmtime_r(&tt, &tm))
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  else
+    snprintf(buf, size, "unknown");
+}
+
+static void log_cell(const struct served *s, const struct served_cell *c,
+                     const struct log *log)
+{
+  const struct config_binding *bd = binding_of(s, c);
+  const struct config_gateway *g = &s->cfg->gateways[bd->gateway];
+  const char *address = g->ingress[c->ingress].text;
+  const struct probe_leaf *l = &c->last.leaf;
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[] = {{"attempts", (long long)c->attempts}};
+  char na[32];
+
+  f.gateway = g->name;
+  f.certificate = s->cfg->certificates[bd->certificate].name;
+  f.domains = (const char *const *)&bd->domain;
+  f.ndomains = 1;
+  f.latency_ms = c->last.elapsed_ms;
+  f.kv = kv;
+  f.nkv = 1;
+  switch (c->verdict) {
+  case PROBE_VERDICT_OK:
+    log_event(log, LOG_INFO, "verify.ok", &f, "%s serves sha256 %s", address,
+              l->sha256_hex);
+    break;
+  case PROBE_VERDICT_UNREACHABLE:
+    f.error_msg = c->last.error;
+    log_event(log, LOG_WARN, "verify.unreachable", &f, "%s: %s", address,
+              c->last.error);
+    break;
+  default:
+    format_time(l->not_after, na, sizeof(na));
+    log_event(log, LOG_WARN, "verify.mismatch", &f,
+              "%s %s: serves %s, serial %s, not_after %s, sha256 %s", address,
+              probe_verdict_name(c->verdict), l->subject, l->serial, na,
+              l->sha256_hex);
+    break;
+  }
+}
+
+void served_log(const struct served *s, const struct log *log)
+{
+  for (size_t i = 0; i < s->ncells; i++)
+    log_cell(s, &s->cells[i], log);
+}
+
+struct private_loop {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  struct served *s;
+  bool over;
+};
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+  struct private_loop *pl = h->data;
+
+  (void)signum;
+  served_stop(pl->s);
+}
+
+static void on_run_done(struct served *s, void *arg)
+{
+  struct private_loop *pl = arg;
+
+  (void)s;
+  pl->over = true;
+}
+
+int served_run(const struct config *cfg, const struct log *log,
+               struct served **out)
+{
+  struct private_loop pl = {0};
+  int rc = uv_loop_init(&pl.loop);
+
+  *out = NULL;
+  if (rc < 0)
+    return rc;
+  uv_signal_init(&pl.loop, &pl.sigint);
+  uv_signal_init(&pl.loop, &pl.sigterm);
+  pl.sigint.data = pl.sigterm.data = &pl;
+  uv_signal_start(&pl.sigint, on_signal, SIGINT);
+  uv_signal_start(&pl.sigterm, on_signal, SIGTERM);
+  /* the signals alone do not keep the loop running */
+  uv_unref((uv_handle_t *)&pl.sigint);
+  uv_unref((uv_handle_t *)&pl.sigterm);
+  pl.s = served_new(&pl.loop, cfg, NULL);
+  rc = pl.s ? served_start(pl.s, on_run_done, &pl) : -ENOMEM;
+  if (rc == 0)
+    uv_run(&pl.loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&pl.sigint, NULL);
+  uv_close((uv_handle_t *)&pl.sigterm, NULL);
+  uv_run(&pl.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&pl.loop) != 0)
+    log_event(log, LOG_ERROR, "verify.failed", NULL,
+              "the event loop could not be closed: a handle was left open");
+  if (rc == 0 && !pl.over)
+    rc = -EINTR; /* the loop ended before the check: cannot happen */
+  if (rc < 0) {
+    served_free(pl.s);
+    return rc;
+  }
+  served_log(pl.s, log);
+  *out = pl.s;
   return 0;
 }

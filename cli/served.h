@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "log.h"
 #include "metrics.h"
 #include "probe.h"
 #include "status.h"
@@ -83,6 +84,19 @@ bool served_all_ok(const struct served *s);
 /* Free a check that never started, whose start failed, or whose done()
  * ran. NULL: nothing. */
 void served_free(struct served *s);
+
+/* One event per cell: verify.ok (info), verify.mismatch (warn: mismatch,
+ * expired and unknown cells, the word in msg) or verify.unreachable
+ * (warn), with the certificate, gateway, domain, the last handshake's
+ * latency and the attempts. */
+void served_log(const struct served *s, const struct log *log);
+
+/* A whole check of cfg on a loop of its own, SIGINT/SIGTERM stopping it,
+ * its cells logged (served_log): for a command outside any loop (verify,
+ * and apply after its pass). 0 with *out set (served_free it), or a
+ * negative errno with *out NULL. */
+int served_run(const struct config *cfg, const struct log *log,
+               struct served **out);
 
 /* The cells into st's bindings: each binding of st whose (gateway,
  * domain, certificate) names a binding of cfg gets one served entry per

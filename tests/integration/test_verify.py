@@ -52,10 +52,11 @@ class PemWorld(World):
     them) and whose gateways list ingress addresses; the file names the
     certificates by their files (managed), so verify compares SHA-256."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, managed=True):
         super().__init__(tmp)
         self.pem = {}  # cert name -> (cert_file, key_file)
         self.ingress = {}  # gateway name -> [address]
+        self.managed = managed  # False: the file names them by id
 
     def seed(self):
         seed = super().seed()
@@ -77,7 +78,7 @@ class PemWorld(World):
                     ", ".join('"%s"' % a for a in self.ingress[name]))
                 text = text.replace(old, new)
         for name, c in self.certs.items():
-            if name in self.pem:
+            if name in self.pem and self.managed:
                 old = "  %s: { account: %s, id: %s }" % (name, c["account"],
                                                          c["id"])
                 new = ("  %s:\n    account: %s\n    cert_file: %s\n"
@@ -97,8 +98,8 @@ class VerifyTest(SimTestCase):
         self.chain = os.path.join(self.leaf, "ec.chain.pem")
         self.sha = leaf_sha(self.chain)
 
-    def world(self, policy=None):
-        w = PemWorld(self.tmp)
+    def world(self, policy=None, managed=True):
+        w = PemWorld(self.tmp, managed)
         w.account("acct")
         for gw in ("gw-a", "gw-b"):
             w.gateway(gw, "acct", DOMAINS)
@@ -249,6 +250,52 @@ class VerifyTest(SimTestCase):
             self.assertEqual(c["error"], "handshake timed out after 5000 ms")
         ev = [e for e in r.events() if e.get("event") == "verify.unreachable"]
         self.assertEqual(len(ev), 6, r.stderr)
+
+    def test_apply_records_what_is_served(self):
+        # apply cannot upload certificates from files yet: the file names
+        # the certificate by id, whose serial is not read yet ("unknown"),
+        # but what is served is recorded all the same
+        w = self.world({"verify": "every_pass"}, managed=False)
+        metrics = os.path.join(self.tmp, "certbind.prom")
+        w.daemon["metrics_file"] = metrics
+        sim, cfg = self.start_dp(w)
+        r = harness.certbind("apply", "-c", cfg)
+        self.assertEqual(r.rc, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        self.assertEqual(len(st["bindings"]), 6)
+        not_after = None
+        for b in st["bindings"]:
+            self.assertEqual(len(b["served"]), 1, b)
+            e = b["served"][0]
+            self.assertEqual(e["address"], w.ingress[b["gateway"]][0])
+            self.assertEqual(e["result"], "unknown")
+            self.assertEqual(e["sha256"], self.sha)
+            self.assertIsNone(e["error"])
+            self.assertGreater(e["not_after"], time.time())
+            not_after = e["not_after"]
+        with open(metrics) as f:
+            prom = f.read()
+        self.assertIn("\ncertbind_served_certificate_mismatches 0\n", prom)
+        for gw in ("gw-a", "gw-b"):
+            for d in DOMAINS:
+                self.assertIn(
+                    'certbind_served_certificate_not_after_timestamp_seconds'
+                    '{gateway="%s",domain="%s"} %d\n' % (gw, d, not_after),
+                    prom)
+        self.assertEqual(
+            len([e for e in r.events() if e.get("event", "").startswith(
+                "verify.")]), 6, r.stderr)
+        # after_write: a pass that writes nothing checks nothing
+        w.policy["verify"] = "after_write"
+        cfg = w.write_yaml(sim.ca)
+        r = harness.certbind("apply", "-c", cfg)
+        self.assertEqual(r.rc, 0, r.stdout + r.stderr)
+        self.assertFalse([e for e in r.events()
+                          if e.get("event", "").startswith("verify.")])
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        self.assertFalse([b for b in st["bindings"] if "served" in b])
 
     @unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_loopback(self):
