@@ -21,8 +21,8 @@ defaults (5 req/s, burst 10). For each case bench computes:
 Two ways of running certbind:
   cold   `certbind apply`: a process that knows nothing of the account;
   warm   `certbind run`: the daemon's second pass, after a first pass on
-         other certificates of the same account (what it learnt is kept in
-         memory): the everyday renewal.
+         other certificates of the same account (N, at least 20; what it
+         learnt is kept in memory): the everyday renewal.
 
 Used by bench.py (--only quota) and by tests/integration/test_quota_bound.py
 (a small case). Alone: quota.py --build DIR [--sizes 3,20] [--vis 5000].
@@ -50,6 +50,7 @@ DOMAINS = 50
 GATEWAYS = 4
 BATCH = 50  # certbind's default policy.batch_size
 PAGE = 500  # bindings per list page
+LEARN_MIN = 20  # certificates of the daemon's first pass in a warm run
 
 
 # ---- what the pass needs, and how fast it could go -------------------------
@@ -313,11 +314,17 @@ def wait_passes(proc, err, count, timeout):
     return False
 
 
+def learning_certs(n):
+    """The certificates of the daemon's first pass in a warm run."""
+    return max(n, LEARN_MIN)
+
+
 def run_warm(certbind, sim, w, tmp, n, change):
-    """The daemon: a first pass rolls out n other certificates of the same
-    account; then the file changes to the n measured ones."""
+    """The daemon: a first pass rolls out other certificates of the same
+    account (at least LEARN_MIN); then the file changes to the n measured
+    ones."""
     cfg = os.path.join(tmp, "b.yaml")
-    write_yaml_of(w, sim.ca, range(n, 2 * n), cfg)
+    write_yaml_of(w, sim.ca, range(n, n + learning_certs(n)), cfg)
     err = os.path.join(tmp, "warm.err")
     with open(err, "wb") as e:
         proc = subprocess.Popen([certbind, "run", "-c", cfg, "--log-format",
@@ -351,7 +358,8 @@ def run_case(tools, work, n, vis_ms, mode="cold", rps=SERVER_RPS,
     """One case; change = (after_s, new_vis_ms): the server's delay changes
     that long after the measured pass starts."""
     tmp = tempfile.mkdtemp(prefix="s5-", dir=work)
-    w = quota_world(tmp, 2 * n if mode == "warm" else n, rps, vis_ms)
+    w = quota_world(tmp, n + learning_certs(n) if mode == "warm" else n,
+                    rps, vis_ms)
     sim = QuotaSim(tools["sim"], tools["make_certs"], tmp, w)
     try:
         run = run_warm if mode == "warm" else run_cold
@@ -451,7 +459,7 @@ def report(results, title="Scenario 5: quota-bound rollout"):
          "latency; N certificates × %d domains × %d gateways; certbind's "
          "defaults (5 req/s, burst 10) unless the rate is given. cold = "
          "`certbind apply`; warm = the daemon's second pass (`certbind run`, "
-         "after a first pass on N other certificates of the account)." % (
+         "after a first pass on max(N, 20) other certificates of the account)." % (
              SERVER_RPS, SERVER_BURST, RETRY_AFTER_S, LATENCY_MS, DOMAINS,
              GATEWAYS), "",
          "| run, N, visibility | requests: minimum / certbind | 429s | "

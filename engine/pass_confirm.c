@@ -138,21 +138,28 @@ void confirm_init(struct pass *p)
 /* ---- when a confirmation goes ------------------------------------------ */
 
 /* The time after its last write at which a certificate's confirmation
- * should go; *probe when it is the account's one probe below hi. */
-static uint64_t confirm_target(struct pass *p, struct pass_account *a,
-                               bool may_probe, bool *probe)
+ * should go, UINT64_MAX to hold it until the account's probe has answered;
+ * *probe when it is to be the account's probe. */
+static uint64_t confirm_target(struct pass *p, const struct pass_cert *c,
+                               const struct pass_account *a, bool *probe)
 {
   uint64_t floor = confirm_floor(p);
   uint64_t lo = max_u64(a->vis_lo, floor);
 
   *probe = false;
   if (!a->vis_known) {
+    /* one certificate climbs, the others wait for what it finds */
+    if (a->vis_probing)
+      return UINT64_MAX;
+    *probe = true;
     if (!a->vis_lo)
       return floor;
     return max_u64(floor, max_u64(a->vis_lo * 3 / 2,
                                   a->vis_lo + PASS_CONFIRM_MIN_GAP_MS));
   }
-  if (may_probe && !a->vis_probing && a->vis_hi > lo + tolerance(a->vis_hi)) {
+  /* a certificate whose read did not show its writes waits for hi */
+  if (!c->confirm_missed && !a->vis_probing &&
+      a->vis_hi > lo + tolerance(a->vis_hi)) {
     *probe = true;
     return lo + (a->vis_hi - lo) / 2;
   }
@@ -172,37 +179,33 @@ static uint64_t last_write_ms(const struct pass *p, uint32_t cert)
   return last;
 }
 
-/* ms from now until cert's confirmation should go. */
-static uint64_t delay_for(struct pass *p, uint32_t cert, bool may_probe,
-                          bool *probe)
+/* ms from now until cert's confirmation should go; the certificate
+ * becomes its account's probe when the target says so. */
+static uint64_t delay_for(struct pass *p, uint32_t cert)
 {
   struct pass_cert *c = &p->certs[cert];
+  struct pass_account *a = cert_account(p, cert);
   uint64_t now = pass_now_ms(p);
   uint64_t last = last_write_ms(p, cert);
   uint64_t since = last && now > last ? now - last : 0;
   uint64_t timeout = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
-  uint64_t at = confirm_target(p, cert_account(p, cert), may_probe, probe);
+  bool probe;
+  uint64_t at = confirm_target(p, c, a, &probe);
 
-  /* a read at the timeout decides what never showed */
+  c->confirm_probe = probe;
+  a->vis_probing |= probe;
+  /* a read at the timeout decides what never showed (and a held read
+   * goes then if no probe answers) */
   if (at > timeout)
     at = timeout;
-  if (c->confirm_round > 0)
+  if (c->confirm_missed)
     at = max_u64(at, since + PASS_CONFIRM_MIN_GAP_MS);
   return at > since ? at - since : 0;
 }
 
 uint64_t confirm_delay(struct pass *p, uint32_t cert)
 {
-  struct pass_cert *c = &p->certs[cert];
-  bool probe;
-  /* a certificate whose read did not show its writes waits for hi: it
-   * does not probe again */
-  uint64_t d = delay_for(p, cert, c->confirm_round == 0, &probe);
-
-  c->confirm_probe = probe;
-  if (probe)
-    cert_account(p, cert)->vis_probing = true;
-  return d;
+  return delay_for(p, cert);
 }
 
 void confirm_queued(struct pass *p, struct job *j)
@@ -220,18 +223,9 @@ void confirm_sent(struct pass *p, struct job *j)
   c->confirm_sent_ms = pass_now_ms(p);
 }
 
-void confirm_ended(struct pass *p, uint32_t cert)
-{
-  struct pass_cert *c = &p->certs[cert];
-
-  c->confirm_job = NULL;
-  if (c->confirm_probe)
-    cert_account(p, cert)->vis_probing = false;
-  c->confirm_probe = false;
-}
-
-/* The account's interval changed: its confirmations not yet sent go at
- * the new time (a probe keeps its own). */
+/* The account's interval changed, or its probe ended: its confirmations
+ * not yet sent go at the new time (one of them may become the probe; a
+ * probe keeps its time). */
 static void retime(struct pass *p, uint32_t account)
 {
   uint64_t now = pass_now_ms(p);
@@ -239,11 +233,10 @@ static void retime(struct pass *p, uint32_t account)
   for (uint32_t cert = 0; cert < p->cfg->ncertificates; cert++) {
     struct pass_cert *c = &p->certs[cert];
     struct job *j = c->confirm_job;
-    bool probe;
     if (!j || j->spec || c->confirm_probe ||
         pass_cert_account_index(p, cert) != account)
       continue;
-    uint64_t at = now + delay_for(p, cert, false, &probe);
+    uint64_t at = now + delay_for(p, cert);
     if (at == j->q.not_before_ms || queue_remove(&p->queue, &j->q) < 0)
       continue;
     j->q.not_before_ms = at;
@@ -252,6 +245,21 @@ static void retime(struct pass *p, uint32_t account)
       job_abandon(p, j, &why);
     }
   }
+}
+
+void confirm_ended(struct pass *p, uint32_t cert, bool learns)
+{
+  struct pass_cert *c = &p->certs[cert];
+  bool was_probe = c->confirm_probe;
+
+  c->confirm_job = NULL;
+  c->confirm_probe = false;
+  if (!was_probe)
+    return;
+  cert_account(p, cert)->vis_probing = false;
+  /* a probe that failed for good: another certificate probes */
+  if (!learns)
+    retime(p, pass_cert_account_index(p, cert));
 }
 
 void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
@@ -277,8 +285,10 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
     a->vis_hi = 0;
     changed = true;
   }
-  if (!changed)
+  if (!changed) {
+    retime(p, account); /* the probe has answered: maybe another */
     return;
+  }
   pass_cert_fields(p, cert, &f);
   kv[0] = (struct log_kv){"not_shown_ms", (long long)a->vis_lo};
   kv[1] = (struct log_kv){"shown_ms", a->vis_known ? (long long)a->vis_hi : -1};

@@ -175,7 +175,8 @@ struct pass_cert {
   /* pass_confirm.c */
   struct job *confirm_job;  /* its confirmation read, queued, not sent */
   uint64_t confirm_sent_ms; /* when its last confirmation read went */
-  bool confirm_probe;       /* that read is its account's probe below hi */
+  bool confirm_probe;       /* that read is its account's probe */
+  bool confirm_missed;      /* a confirmation read did not show its writes */
 };
 
 struct pass_account {
@@ -409,8 +410,9 @@ uint64_t confirm_delay(struct pass *p, uint32_t cert);
 void confirm_queued(struct pass *p, struct job *j);
 /* A read job j is being sent (a confirmation's first page: its time). */
 void confirm_sent(struct pass *p, struct job *j);
-/* cert's confirmation read ended, whatever its outcome. */
-void confirm_ended(struct pass *p, uint32_t cert);
+/* cert's confirmation read ended, whatever its outcome (learns: it was
+ * read, and confirm_learn follows). */
+void confirm_ended(struct pass *p, uint32_t cert, bool learns);
 /* What cert's confirmation read saw: the account's delay learns from it,
  * and its queued confirmations move to the new time. */
 void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s);

@@ -439,7 +439,7 @@ void write_schedule_confirm(struct pass *p, uint32_t cert)
   c->confirm_round++;
   if (job_push(p, j, delay) < 0) {
     c->confirm_queued = false;
-    confirm_ended(p, cert);
+    confirm_ended(p, cert, false);
     job_free(j);
     return;
   }
@@ -503,6 +503,7 @@ void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
   if (timed_out)
     log_event(p->log, LOG_WARN, "confirm.timeout", &f,
               "%zu binding(s) did not show in time", timed_out);
+  c->confirm_missed |= waiting > 0;
   confirm_learn(p, cert, &seen);
   if (waiting)
     write_schedule_confirm(p, cert);
