@@ -415,7 +415,9 @@ def cases(sizes):
         mid = sorted(sizes)[len(sizes) // 2] if len(sizes) > 1 else small
         # the server's delay goes from 5 s to 10 s during the writes
         out.append((mid, 5000, mode, SERVER_RPS, (3.0, 10000)))
-        out.append((small, 5000, mode, 20, None))
+        # configured at 20 req/s against the server's 5
+        for n in sorted({small, mid}):
+            out.append((n, 5000, mode, 20, None))
     return out
 
 

@@ -11,8 +11,8 @@
  *    (the delay is longer);
  *  - hi: the smallest time after a write at which a read showed it (the
  *    delay is at most that; "known" once one did).
- * A certificate's confirmation goes at its last write + hi, so that it
- * shows everything at once. While hi is unknown the reads climb from
+ * A certificate's confirmation goes at its last write + hi (and a small
+ * margin), so that it shows everything at once. While hi is unknown the reads climb from
  * policy.confirm_delay_ms (1.5x the last time that did not show). While
  * hi - lo is wider than PASS_CONFIRM_TOLERANCE, one certificate at a time
  * probes the middle (a failed probe costs one read and tightens lo; one
@@ -36,6 +36,15 @@
 /* A confirmation's re-read never goes sooner than this after the last one:
  * a floor of 0 (policy.confirm_delay_ms: 0) cannot make a read loop. */
 #define PASS_CONFIRM_MIN_GAP_MS 100u
+
+/* A confirmation goes a little after hi: hi is the least time at which a
+ * read showed the writes, measured between the write's answer and the
+ * read's start here, and the time each takes to and from the server
+ * varies by some ms (more on a busy machine). */
+static uint64_t margin(uint64_t hi)
+{
+  return hi / 50 > 50 ? hi / 50 : 50;
+}
 
 /* hi - lo narrower than this (ms) is precise enough: no more probes. */
 static uint64_t tolerance(uint64_t hi)
@@ -163,7 +172,7 @@ static uint64_t confirm_target(struct pass *p, const struct pass_cert *c,
     *probe = true;
     return lo + (a->vis_hi - lo) / 2;
   }
-  return max_u64(a->vis_hi, floor);
+  return max_u64(a->vis_hi + margin(a->vis_hi), floor);
 }
 
 /* The latest answer among the certificate's writes still to confirm. */
