@@ -12,9 +12,9 @@
  *  - hi: the smallest time after a write at which a read showed it (the
  *    delay is at most that; "known" once one did).
  * A certificate's confirmation goes at its last write + hi (and a small
- * margin), so that it shows everything at once. While hi is unknown the reads climb from
- * policy.confirm_delay_ms (1.5x the last time that did not show). While
- * hi - lo is wider than PASS_CONFIRM_TOLERANCE, one certificate at a time
+ * margin), so that it shows everything at once. While hi is unknown the reads
+ * climb from policy.confirm_delay_ms (1.5x the last time that did not show).
+ * While hi - lo is wider than PASS_CONFIRM_TOLERANCE, one certificate at a time
  * probes the middle (a failed probe costs one read and tightens lo; one
  * that shows tightens hi). policy.confirm_delay_ms is the floor of every
  * wait (the configured least delay).
@@ -72,16 +72,15 @@ static struct pass_account *cert_account(struct pass *p, uint32_t cert)
 /* ---- the daemon's memory (pass.h: struct pass_visibility) -------------- */
 
 /* An account's delay is the API's (endpoint) for its project. */
-static int memory_key(const struct config_account *acct, char *buf,
-                      size_t len)
+static int memory_key(const struct config_account *acct, char *buf, size_t len)
 {
   int n = snprintf(buf, len, "%s %s", acct->endpoint, acct->project_id);
 
   return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-static struct pass_visibility_entry *
-memory_find(struct pass_visibility *v, const char *key)
+static struct pass_visibility_entry *memory_find(struct pass_visibility *v,
+                                                 const char *key)
 {
   for (size_t i = 0; v && i < v->n; i++) {
     if (!strcmp(v->v[i].key, key))
@@ -163,8 +162,8 @@ static uint64_t confirm_target(struct pass *p, const struct pass_cert *c,
     *probe = true;
     if (!a->vis_lo)
       return floor;
-    return max_u64(floor, max_u64(a->vis_lo * 3 / 2,
-                                  a->vis_lo + PASS_CONFIRM_MIN_GAP_MS));
+    return max_u64(
+        floor, max_u64(a->vis_lo * 3 / 2, a->vis_lo + PASS_CONFIRM_MIN_GAP_MS));
   }
   /* a certificate whose read did not show its writes waits for hi */
   if (!c->confirm_missed && !a->vis_probing &&
