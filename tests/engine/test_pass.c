@@ -600,8 +600,7 @@ static size_t confirm_reads(const struct harness *h, size_t from, size_t to,
   CERT_YAML(1)                                                                 \
   CERT_YAML(2)                                                                 \
   CERT_YAML(3)                                                                 \
-  CERT_YAML(4) CERT_YAML(5) CERT_YAML(6) CERT_YAML(7) CERT_YAML(8)             \
-      CERT_YAML(9)
+  CERT_YAML(4) CERT_YAML(5) CERT_YAML(6) CERT_YAML(7) CERT_YAML(8) CERT_YAML(9)
 #define LATE_BINDING(n)                                                        \
   "- {certificate: c" #n ", gateways: [g1], domains: [d" #n ".example.com]}\n"
 
