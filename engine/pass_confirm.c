@@ -201,6 +201,7 @@ static uint64_t delay_for(struct pass *p, uint32_t cert)
   uint64_t at = confirm_target(p, c, a, &probe);
 
   c->confirm_probe = probe;
+  c->confirm_held = at == UINT64_MAX;
   a->vis_probing |= probe;
   /* a read at the timeout decides what never showed (and a held read
    * goes then if no probe answers) */
@@ -283,9 +284,10 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
     a->vis_lo = s->unshown_ms;
   }
   if (s->shown && (!a->vis_known || s->shown_ms < a->vis_hi)) {
+    /* a few ms less moves no confirmation: not worth a retime */
+    changed |= !a->vis_known || s->shown_ms + margin(a->vis_hi) < a->vis_hi;
     a->vis_hi = s->shown_ms;
     a->vis_known = true;
-    changed = true;
   }
   if (a->vis_known && a->vis_lo >= a->vis_hi) {
     /* the delay grew past what showed before: climb again from lo */

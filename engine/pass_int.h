@@ -177,6 +177,7 @@ struct pass_cert {
   uint64_t confirm_sent_ms; /* when its last confirmation read went */
   bool confirm_probe;       /* that read is its account's probe */
   bool confirm_missed;      /* a confirmation read did not show its writes */
+  bool confirm_held;        /* it waits for its account's probe */
 };
 
 struct pass_account {
@@ -404,7 +405,8 @@ struct confirm_seen {
 /* The accounts' delays the daemon remembered (pass_opts.visibility). */
 void confirm_init(struct pass *p);
 /* ms from now until cert's next confirmation read should go (its last
- * write + the account's delay; marks the account's probe). */
+ * write + the account's delay; marks the account's probe, or the
+ * certificate as held until the probe has answered: confirm_held). */
 uint64_t confirm_delay(struct pass *p, uint32_t cert);
 /* Its confirmation read j is queued (moved when the delay changes). */
 void confirm_queued(struct pass *p, struct job *j);

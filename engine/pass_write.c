@@ -444,7 +444,10 @@ void write_schedule_confirm(struct pass *p, uint32_t cert)
     return;
   }
   confirm_queued(p, j);
-  read_spec_fan_out(p, j, delay);
+  /* a held read is moved when the probe answers, which its speculative
+   * pages could not be: it reads its first page first */
+  if (!c->confirm_held)
+    read_spec_fan_out(p, j, delay);
 }
 
 /* What the read sent at sent_ms saw of written item it, for the delay. */
