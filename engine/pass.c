@@ -516,6 +516,7 @@ static int alloc_state(struct pass *p)
     p->accounts[a].retry_credit[JOB_LIST] = PASS_RETRY_CREDIT_START;
     p->accounts[a].retry_credit[JOB_WRITE] = PASS_RETRY_CREDIT_START;
   }
+  confirm_init(p);
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
                   p->opts.seed ? p->opts.seed

@@ -17,6 +17,8 @@
  *   pass_write.c    binding results (items), write batches, split of a
  *                   refused batch, re-read after an unknown outcome,
  *                   confirmation reads
+ *   pass_confirm.c  when a confirmation read goes: each account's learnt
+ *                   write-to-visible delay
  *   pass_token.c    IAM tokens of password accounts
  *   pass_owner.c    ownership in the ledger: written ahead, settled at the
  *                   end, stale entries
@@ -189,6 +191,12 @@ struct pass_cert {
    * not the struct: 10,000 certificates would carry 6.5 MB of it. */
   const struct apig_error *read_error;
   size_t item_lo, item_hi; /* the certificate's plan items */
+  /* pass_confirm.c */
+  struct job *confirm_job;  /* its confirmation read, queued, not sent */
+  uint64_t confirm_sent_ms; /* when its last confirmation read went */
+  bool confirm_probe;       /* that read is its account's probe */
+  bool confirm_missed;      /* a confirmation read did not show its writes */
+  bool confirm_held;        /* it waits for its account's probe */
 };
 
 struct pass_account {
@@ -202,6 +210,12 @@ struct pass_account {
   struct job **parked;    /* popped while the token was missing */
   size_t nparked, capparked;
   uint32_t first_failures; /* transport failures in a row, gate closed */
+  /* The write-to-visible delay (pass_confirm.c), in ms after a write's
+   * answer: a read vis_lo after did not show it; one vis_hi after showed
+   * it (when vis_known). vis_probing: a confirmation below vis_hi is out. */
+  uint64_t vis_lo, vis_hi;
+  bool vis_known;
+  bool vis_probing;
 };
 
 struct call {
@@ -419,6 +433,33 @@ void write_schedule_confirm(struct pass *p, uint32_t cert);
  * unknown outcome of write w (write_verify_read) found. */
 void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc);
 void write_verify_read(struct pass *p, struct job *w, struct live_cert *lc);
+
+/* ---- pass_confirm.c ---------------------------------------------------- */
+
+/* What one confirmation read saw of its certificate's written bindings, in
+ * ms from each one's write to the read: the least at which one showed,
+ * the most at which one did not. */
+struct confirm_seen {
+  bool shown, unshown;
+  uint64_t shown_ms, unshown_ms;
+};
+
+/* The accounts' delays the daemon remembered (pass_opts.visibility). */
+void confirm_init(struct pass *p);
+/* ms from now until cert's next confirmation read should go (its last
+ * write + the account's delay; marks the account's probe, or the
+ * certificate as held until the probe has answered: confirm_held). */
+uint64_t confirm_delay(struct pass *p, uint32_t cert);
+/* Its confirmation read j is queued (moved when the delay changes). */
+void confirm_queued(struct pass *p, struct job *j);
+/* A read job j is being sent (a confirmation's first page: its time). */
+void confirm_sent(struct pass *p, struct job *j);
+/* cert's confirmation read ended, whatever its outcome (learns: it was
+ * read, and confirm_learn follows). */
+void confirm_ended(struct pass *p, uint32_t cert, bool learns);
+/* What cert's confirmation read saw: the account's delay learns from it,
+ * and its queued confirmations move to the new time. */
+void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s);
 
 /* ---- pass_token.c ------------------------------------------------------ */
 

@@ -111,6 +111,7 @@ void job_end(struct pass *p, struct job *j, enum job_end how,
     p->reads_left--;
   } else if (j->purpose == LIST_CONFIRM) {
     c->confirm_queued = false;
+    confirm_ended(p, j->cert, how == JOB_DONE);
     for (size_t i = c->item_lo; how == JOB_FAILED && i < c->item_hi; i++) {
       if (p->items[i].state == ITEM_WRITTEN)
         item_fail(p, i, why);

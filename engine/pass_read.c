@@ -27,6 +27,7 @@ void read_dispatch(struct pass *p, struct job *j)
   struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
 
+  confirm_sent(p, j);
   if (rc == 0)
     rc = apig_url_list(acct->endpoint, acct->project_id,
                        p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
