@@ -64,18 +64,6 @@ static int finish_dry_run(struct oneshot *o)
   return CLI_EXIT_OK;
 }
 
-/* policy.verify: every pass, or after a pass whose writes were all
- * confirmed. */
-static bool wants_verify(const struct config *cfg, const struct pass_result *r)
-{
-  const struct pass_counts *k = &r->counts;
-
-  if (cfg->policy.verify == CONFIG_VERIFY_EVERY_PASS)
-    return r->outcome != PASS_INTERRUPTED;
-  return cfg->policy.verify == CONFIG_VERIFY_AFTER_WRITE &&
-         r->outcome == PASS_CONVERGED && k->attached + k->changed > 0;
-}
-
 /* The result on stdout, the verification of what the gateways serve when
  * policy.verify asks (logged, into the state files; it does not change
  * the exit code), the state files (not for a dry run: it writes nothing
@@ -92,7 +80,7 @@ static int finish(struct oneshot *o)
     return finish_dry_run(o);
   pass_print_summary(o->pass, stdout, report_want_color(stdout));
   rc = apply_exit_code(r);
-  if (!a->dry_run && wants_verify(&o->cfg, r))
+  if (!a->dry_run && served_wanted(&o->cfg, r))
     (void)served_run(&o->cfg, &a->log, &served); /* logged */
   if (!a->dry_run &&
       persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, served) <

@@ -448,6 +448,16 @@ int served_to_metrics(const struct served *s, struct metrics *m)
   return 0;
 }
 
+bool served_wanted(const struct config *cfg, const struct pass_result *r)
+{
+  const struct pass_counts *k = &r->counts;
+
+  if (cfg->policy.verify == CONFIG_VERIFY_EVERY_PASS)
+    return r->outcome != PASS_INTERRUPTED;
+  return cfg->policy.verify == CONFIG_VERIFY_AFTER_WRITE &&
+         r->outcome == PASS_CONVERGED && k->attached + k->changed > 0;
+}
+
 /* ---- a check on a loop of its own ------------------------------------- */
 
 static void format_time(int64_t t, char *buf, size_t size)

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "pass.h"
 #include "probe.h"
 #include "status.h"
 
@@ -90,6 +91,11 @@ void served_free(struct served *s);
  * (warn), with the certificate, gateway, domain, the last handshake's
  * latency and the attempts. */
 void served_log(const struct served *s, const struct log *log);
+
+/* Whether policy.verify asks for a check after a pass with result r:
+ * every_pass (unless interrupted), or after_write after a converged pass
+ * that attached or changed bindings. */
+bool served_wanted(const struct config *cfg, const struct pass_result *r);
 
 /* A whole check of cfg on a loop of its own, SIGINT/SIGTERM stopping it,
  * its cells logged (served_log): for a command outside any loop (verify,

@@ -297,6 +297,42 @@ class VerifyTest(SimTestCase):
             st = json.load(f)
         self.assertFalse([b for b in st["bindings"] if "served" in b])
 
+    def test_daemon_records_what_is_served(self):
+        w = self.world({"verify": "every_pass"}, managed=False)
+        metrics = os.path.join(self.tmp, "certbind.prom")
+        w.daemon["metrics_file"] = metrics
+        w.faults = {"stale_gateway": w.gateways["gw-b"]["instance_id"]}
+        sim, cfg = self.start_dp(w)
+        status = os.path.join(self.tmp, "state", "status.json")
+
+        def verified():
+            try:
+                with open(status) as f:
+                    st = json.load(f)
+            except (OSError, ValueError):
+                return False
+            return all("served" in b for b in st["bindings"])
+
+        r, _ = harness.certbind_signalled("run", "-c", cfg, ready=verified,
+                                          what="a verified status.json")
+        self.assertEqual(r.rc, 0, r.stderr)
+        with open(status) as f:
+            st = json.load(f)
+        for b in st["bindings"]:
+            e = b["served"][0]
+            self.assertEqual(e["address"], w.ingress[b["gateway"]][0])
+            if b["gateway"] == "gw-a":
+                self.assertEqual(e["sha256"], self.sha)
+            else:  # the stale node serves a certificate made for the name
+                self.assertNotEqual(e["sha256"], self.sha)
+                self.assertIn("CN=", e["subject"])
+        with open(metrics) as f:
+            prom = f.read()
+        self.assertIn("certbind_served_certificate_not_after_timestamp_seconds"
+                      '{gateway="gw-b",domain="api.example.com"}', prom)
+        ev = [e for e in r.events() if e.get("event", "").startswith("verify.")]
+        self.assertGreaterEqual(len(ev), 6, r.stderr)
+
     @unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_loopback(self):
         sim, cfg = self.start_dp(self.world(), listen="[::1]:0")
