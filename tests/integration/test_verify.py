@@ -333,6 +333,28 @@ class VerifyTest(SimTestCase):
         ev = [e for e in r.events() if e.get("event", "").startswith("verify.")]
         self.assertGreaterEqual(len(ev), 6, r.stderr)
 
+    def test_daemon_sigterm_stops_the_verification(self):
+        w = self.world({"verify": "every_pass", "confirm_timeout_s": 300},
+                       managed=False)
+        w.faults = {"dataplane": {w.gateways["gw-b"]["instance_id"]: "stall"}}
+        sim, cfg = self.start_dp(w)
+
+        def stalled():
+            return sim._req("GET", "/__sim/dataplane")["stalled"] >= 1
+
+        r, took = harness.certbind_signalled("run", "-c", cfg, ready=stalled,
+                                             what="a stalled handshake")
+        self.assertEqual(r.rc, 0, r.stderr)
+        # not the 5 s handshake timeout, nor the 300 s of retries
+        self.assertLess(took, scaled(4))
+        with open(os.path.join(self.tmp, "state", "status.json")) as f:
+            st = json.load(f)
+        for b in st["bindings"]:
+            e = b["served"][0]
+            if b["gateway"] == "gw-b":
+                self.assertEqual(e["result"], "unreachable")
+                self.assertEqual(e["error"], "cancelled")
+
     @unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_loopback(self):
         sim, cfg = self.start_dp(self.world(), listen="[::1]:0")
