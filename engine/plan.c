@@ -720,10 +720,13 @@ static int cert_rule(const struct config *cfg, const struct live_state *live,
   return -1;
 }
 
-static int push_refusal(struct builder *b, const struct plan_item *it,
-                        enum plan_refusal_why why)
+static int push_refusal(struct builder *b, const struct config *cfg,
+                        const struct live_state *live,
+                        const struct plan_item *it, enum plan_refusal_why why)
 {
   struct plan *p = b->p;
+  const char *const *sans = NULL;
+  size_t nsans = 0;
 
   if (p->nrefused == b->refused_cap) {
     size_t cap = b->refused_cap ? b->refused_cap * 2 : 16;
@@ -739,7 +742,12 @@ static int push_refusal(struct builder *b, const struct plan_item *it,
       .gateway = it->gateway,
       .op = it->op,
       .why = why,
+      .not_after = plan_cert_not_after(cfg, live, it->cert),
   };
+  if (plan_cert_names(cfg, live, it->cert, &sans, &nsans)) {
+    p->refused[p->nrefused - 1].sans = sans;
+    p->refused[p->nrefused - 1].nsans = nsans;
+  }
   return 0;
 }
 
@@ -761,7 +769,7 @@ static int apply_cert_rules(struct builder *bld, const struct config *cfg,
       p->items[keep++] = *it;
       continue;
     }
-    rc = push_refusal(bld, it, (enum plan_refusal_why)why);
+    rc = push_refusal(bld, cfg, live, it, (enum plan_refusal_why)why);
     if (rc < 0) {
       p->items[keep++] = *it;
       continue;
@@ -828,25 +836,21 @@ static void names_str(const char *const *sans, size_t n, char *buf, size_t len)
 }
 
 void plan_refusal_describe(const struct config *cfg,
-                           const struct live_state *live,
                            const struct plan_refusal *r, char *msg, size_t len)
 {
   const struct config_certificate *cc = &cfg->certificates[r->cert];
   const char *domain = cfg->bindings[r->binding].domain;
-  const char *const *sans = NULL;
-  size_t n = 0;
   char names[200], date[16];
 
   if (r->why == PLAN_REFUSE_EXPIRED) {
-    plan_format_date(plan_cert_not_after(cfg, live, r->cert), date);
+    plan_format_date(r->not_after, date);
     snprintf(msg, len,
              "certificate %s expired on %s: an expired certificate is never "
              "bound",
              cc->name, date);
     return;
   }
-  plan_cert_names(cfg, live, r->cert, &sans, &n);
-  names_str(sans, n, names, sizeof(names));
+  names_str(r->sans, r->nsans, names, sizeof(names));
   snprintf(msg, len, "certificate %s covers %s, not %s", cc->name, names,
            domain);
 }

@@ -86,6 +86,11 @@ struct plan_refusal {
   uint32_t gateway;
   enum plan_op op; /* what it would have been: PLAN_ATTACH or PLAN_CHANGE */
   enum plan_refusal_why why;
+  /* the certificate's names and end the rule saw (point into cfg or the
+   * live state, like the items) */
+  const char *const *sans;
+  size_t nsans;
+  int64_t not_after;
 };
 
 struct plan_move {
@@ -254,7 +259,6 @@ const struct plan_refusal *plan_refusal_of(const struct plan *p, size_t b);
  * star-2026 expired on 2026-03-01"), in msg (always NUL-terminated). */
 const char *plan_refusal_code(enum plan_refusal_why why);
 void plan_refusal_describe(const struct config *cfg,
-                           const struct live_state *live,
                            const struct plan_refusal *r, char *msg, size_t len);
 
 /* "2026-03-01" (UTC) for Unix seconds t, in buf. */

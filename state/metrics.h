@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * metrics: the Prometheus textfile (docs/cli.md, "Metrics"), for node-exporter's textfile
- * collector, written atomically (mode 0644) after every pass.
+ * metrics: the Prometheus textfile (docs/cli.md, "Metrics"), for
+ * node-exporter's textfile collector, written atomically (mode 0644) after
+ * every pass.
  *
  * The counters (requests, retries, passes) and the last success are kept
  * in state_dir/counters.json, so that `apply` and the daemon add to the
@@ -21,7 +22,9 @@
  *   certbind_pass_duration_seconds                           gauge
  *   certbind_config_last_reload_successful                   gauge (0/1)
  *   certbind_build_info{version="…"}                         gauge (1)
- * A zero-initialised struct metrics is valid.
+ *   certbind_certificate_not_after_timestamp_seconds{certificate="…",id="…"}
+ *                                                            gauge (0 =
+ * unknown) A zero-initialised struct metrics is valid.
  */
 #ifndef CERTBIND_METRICS_H
 #define CERTBIND_METRICS_H
@@ -50,6 +53,13 @@ enum metrics_reload {
   METRICS_RELOAD_FAILED,
 };
 
+/* One certificate of the file and its end as the last pass knew it. */
+struct metrics_certificate {
+  char *certificate; /* its name in the file */
+  char *id;          /* its APIG id; "none" when it has none yet */
+  int64_t not_after; /* Unix s; 0: unknown (its Show failed, say) */
+};
+
 struct metrics {
   uint64_t converged, pending, failed; /* bindings after the last pass */
   uint64_t uncertain; /* unresolved intents of a crash that are live */
@@ -61,6 +71,10 @@ struct metrics {
   enum metrics_reload reload;
   struct metrics_request *requests;
   size_t nrequests, caprequests;
+  /* gauges of the last pass, one series each, sorted by name when written;
+   * not counters: metrics_add and metrics_saved leave them alone */
+  struct metrics_certificate *certs;
+  size_t ncerts;
 };
 
 #define METRICS_COUNTERS_FILE "counters.json"
@@ -95,6 +109,13 @@ int metrics_add(struct metrics *dst, const struct metrics *src);
 /* src's counters are saved (added to the file): start counting from zero
  * again. The gauges, the last success and the reload result stay. */
 void metrics_saved(struct metrics *m);
+
+/* Add one certificate's series (label values cut as every label). 0,
+ * -EINVAL, -ENOMEM. */
+int metrics_add_certificate(struct metrics *m, const char *certificate,
+                            const char *id, int64_t not_after);
+/* Forget every certificate series (before a pass's are added). */
+void metrics_clear_certificates(struct metrics *m);
 
 void metrics_free(struct metrics *m);
 
