@@ -67,6 +67,22 @@ def sim_posts_timed(sim):
     return out
 
 
+SIM_ANY_AT = re.compile(r"^apig-sim: (?:GET|POST) \S+ -> (\d+) \S* ?[0-9.]+ms id=\S* at=([0-9.]+)$")
+
+
+def sim_requests_timed(sim):
+    """Every API request of the sim's log (--log-requests): (status,
+    arrival ms on the server's monotonic clock)."""
+    sim.log.flush()
+    out = []
+    with open(sim.log.name) as f:
+        for line in f:
+            m = SIM_ANY_AT.match(line.rstrip("\n"))
+            if m:
+                out.append((int(m.group(1)), float(m.group(2))))
+    return out
+
+
 def sim_requests(sim):
     """The sim's request log (--log-requests), in the order it answered:
     (method, certificate id, status) for certificate calls."""
@@ -256,9 +272,15 @@ class FaultTest(SimTestCase):
             self.assertGreaterEqual(gap, 999.0, (cert, arrived, ms, nxt[:2]))
             checked += 1
         self.assertGreater(checked, 0, r)
-        # after the cut the client kept near the server's rate: most
-        # requests were not throttled
-        self.assertLess(st["throttled"], st["requests"] / 2, st)
+        # after the cut the client kept near the server's rate: once the
+        # first Retry-After has passed, most requests were not throttled
+        # (the first burst, every certificate's read and Show at once
+        # against a bucket of 4, is throttled whatever the client does)
+        timed = sim_requests_timed(sim)
+        first = min(at for status, at in timed if status == 429)
+        later = [status for status, at in timed if at >= first + 1000.0]
+        self.assertTrue(later, timed)
+        self.assertLess(later.count(429), len(later) / 2, (st, timed))
 
     def test_retry_after_pauses_the_whole_account(self):
         """A 429 with Retry-After: 1 holds back every request of the
@@ -432,6 +454,11 @@ class FaultTest(SimTestCase):
         # not registered on any gateway: 404
         w.wanted[1]["domains"].append("ghost.c1.prod.example.com")
         w.policy["batch_size"] = 10
+        # the certificates' Shows fail, so the plan does not know their
+        # names and sends the uncovered domain: APIG's refusal (2103) is
+        # what is isolated here (test_expiry has the plan's own check)
+        w.faults = {"errors": [{"op": "show", "rate": 1, "status": 500,
+                                "code": "APIG.9999"}]}
         sim, cfg = self.start(w)
         r = self.apply(cfg)
         self.assertEqual(r.rc, 1, r)
