@@ -67,19 +67,22 @@ def sim_posts_timed(sim):
     return out
 
 
-SIM_ANY_AT = re.compile(r"^apig-sim: (?:GET|POST) \S+ -> (\d+) \S* ?[0-9.]+ms id=\S* at=([0-9.]+)$")
+SIM_REQ_AT = re.compile(r"^apig-sim: (?:GET|POST) (\S+) -> (\d+) \S* ?([0-9.]+)ms id=\S* at=([0-9.]+)$")
+CERT_ANY = re.compile(r"/certificates/([0-9a-zA-Z]{32})/")
 
 
 def sim_requests_timed(sim):
-    """Every API request of the sim's log (--log-requests): (status,
-    arrival ms on the server's monotonic clock)."""
+    """As sim_posts_timed, for every request of a certificate (reads
+    too)."""
     sim.log.flush()
     out = []
     with open(sim.log.name) as f:
         for line in f:
-            m = SIM_ANY_AT.match(line.rstrip("\n"))
-            if m:
-                out.append((int(m.group(1)), float(m.group(2))))
+            m = SIM_REQ_AT.match(line.rstrip("\n"))
+            c = m and CERT_ANY.search(m.group(1))
+            if c:
+                out.append((c.group(1), int(m.group(2)), float(m.group(4)),
+                            float(m.group(3))))
     return out
 
 
@@ -254,12 +257,15 @@ class FaultTest(SimTestCase):
               "%d rate cuts, lowest rate %.2f req/s" % (
                   st["requests"], st["throttled"], len(cuts),
                   min(e["rate_milli_rps"] for e in cuts) / 1000))
-        # after a 429 on a certificate's write, the certificate's next write
-        # reached the server no earlier than Retry-After (1 s) after the 429
-        # left it (server-side times: the client's log times lag when the
-        # machine is slow, the server's do not)
+        # after a 429 on a certificate's request, the certificate's next
+        # request reached the server no earlier than Retry-After (1 s) after
+        # the 429 left it (server-side times: the client's log times lag when
+        # the machine is slow, the server's do not). Reads count too: once
+        # the 429 names the server's limit, certbind keeps to it and a write
+        # is not always among the throttled (here a certificate has one
+        # request in flight at a time)
         checked = 0
-        posts = sim_posts_timed(sim)
+        posts = sim_requests_timed(sim)
         for i, (cert, status, arrived, ms) in enumerate(posts):
             if status != 429:
                 continue
@@ -272,15 +278,9 @@ class FaultTest(SimTestCase):
             self.assertGreaterEqual(gap, 999.0, (cert, arrived, ms, nxt[:2]))
             checked += 1
         self.assertGreater(checked, 0, r)
-        # after the cut the client kept near the server's rate: once the
-        # first Retry-After has passed, most requests were not throttled
-        # (the first burst, every certificate's read and Show at once
-        # against a bucket of 4, is throttled whatever the client does)
-        timed = sim_requests_timed(sim)
-        first = min(at for status, at in timed if status == 429)
-        later = [status for status, at in timed if at >= first + 1000.0]
-        self.assertTrue(later, timed)
-        self.assertLess(later.count(429), len(later) / 2, (st, timed))
+        # after the cut the client kept near the server's rate: most
+        # requests were not throttled
+        self.assertLess(st["throttled"], st["requests"] / 2, st)
 
     def test_retry_after_pauses_the_whole_account(self):
         """A 429 with Retry-After: 1 holds back every request of the
@@ -395,8 +395,11 @@ class FaultTest(SimTestCase):
         self.assertEqual(st["writes_total"], 8)
         self.assertEqual(st["writes_noop"], 0)
         self.assertEqual(st["peak_concurrent_writes_max"], 1)
-        # more than one confirmation read per certificate: it polled
-        self.assertGreater(by_op(st, "list"), 8 * 2, st)
+        # a confirmation read per certificate at least (one that came too
+        # early is repeated; since the account's delay is learnt, most
+        # certificates need just one, so "more than one each" no longer
+        # holds)
+        self.assertGreaterEqual(by_op(st, "list"), 8 * 2, st)
         ok = [e for e in r.events() if e["event"] == "confirm.ok"]
         self.assertEqual({e["certificate"] for e in ok},
                          set(w.certs), r)
