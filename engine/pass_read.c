@@ -644,8 +644,12 @@ static void show_dispatch(struct pass *p, struct job *j)
 static void show_unknown(struct pass *p, struct job *j, const struct outcome *o,
                          double latency, const char *why)
 {
-  call_log(p, LOG_WARN, "certificate.show_failed", j, APIG_OP_CERT_SHOW, o,
-           latency, "%s: names and expiry unknown in this pass", why);
+  /* a probe (import) asks every account: "not in this project" is an
+   * answer, as for its lists */
+  enum log_level lvl = p->opts.probe && o->status == 404 ? LOG_INFO : LOG_WARN;
+
+  call_log(p, lvl, "certificate.show_failed", j, APIG_OP_CERT_SHOW, o, latency,
+           "%s: names and expiry unknown in this pass", why);
   job_abandon(p, j, &o->err);
 }
 
