@@ -125,6 +125,8 @@ static int save_metrics(const struct log *log, const struct config *cfg,
   total.uncertain = r->counts.uncertain;
   total.last_pass_ts = r->ended_ms / 1000;
   total.pass_duration_s = (double)(r->ended_ms - r->started_ms) / 1000.0;
+  if (pass_certificate_metrics(p, &total) < 0 && err == 0)
+    err = -ENOMEM; /* the textfile is still written, without them */
   if (cfg->daemon.metrics_file) {
     rc = metrics_write(cfg->daemon.metrics_file, &total);
     if (rc < 0)

@@ -672,6 +672,8 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
       job_free(j);
       return -ENOMEM;
     }
+    if (read_start_show(p, (uint32_t)c) < 0)
+      return -ENOMEM;
   }
   /* Handles last: once they exist, the pass ends only through done(). */
   rc = init_handles(p);

@@ -175,6 +175,21 @@ const struct pass_result *pass_result(const struct pass *p);
  * NULL when it was read or never tried. Valid until pass_free(). */
 const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
 
+/* The object Show answered for id certificate cert in this pass (serial,
+ * not_after, SANs: what `certbind verify` compares a served leaf with), or
+ * NULL when unknown (a managed certificate, a failed Show, not read yet).
+ * Valid until pass_free(). */
+const struct apig_cert *pass_cert_shown(const struct pass *p, size_t cert);
+
+/* Certificate cert's end (Unix s) as this pass knows it: a managed one's
+ * from its file, an id one's from its Show; 0 when unknown. */
+int64_t pass_cert_not_after(const struct pass *p, size_t cert);
+
+/* The metric certbind_certificate_not_after_timestamp_seconds: m's
+ * certificate series replaced by one per certificate of the file (0 for
+ * an unknown end). 0 or -ENOMEM. */
+int pass_certificate_metrics(const struct pass *p, struct metrics *m);
+
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);
 

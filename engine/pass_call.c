@@ -195,8 +195,14 @@ void call_retry(struct pass *p, struct job *j, const struct outcome *o)
   /* Out of attempts or of retry budget: a storm of failures must not
    * multiply the traffic. */
   if (out_of_attempts || !call_retry_paid(p, j->q.account, j->type, o)) {
-    call_log(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
-             j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
+    call_log(p, LOG_WARN,
+             j->type == JOB_WRITE      ? "write.failed"
+             : j->purpose == LIST_SHOW ? "certificate.show_failed"
+                                       : "list.failed",
+             j,
+             j->type == JOB_WRITE || j->purpose == LIST_SHOW ? j->op
+                                                             : APIG_OP_LIST,
+             o, -1,
              out_of_attempts ? "giving up after %u attempts"
                              : "retry budget exhausted after %u attempt(s)",
              attempt);

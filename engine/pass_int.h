@@ -100,7 +100,9 @@ struct pass_keep {
 };
 #define PASS_KEEP_CHUNK ((size_t)16 << 10)
 
-enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
+/* LIST_SHOW is not a list: the one Show (GET .../certificates/{id}) of an
+ * id certificate per pass, a read job like the lists (pass_read.c). */
+enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY, LIST_SHOW };
 
 /* A certificate's list longer than this many pages (500 bindings each) is
  * a server that never ends, not a live state. */
@@ -399,6 +401,11 @@ void job_abandon(struct pass *p, struct job *j, const struct apig_error *why);
 
 /* ---- pass_read.c ------------------------------------------------------- */
 
+/* Certificate cert's start of the pass: an id certificate's Show is
+ * queued (a read like its list; password accounts' parked for the token),
+ * a managed one's end is known from its file (certificate.expiring).
+ * 0 or -ENOMEM. */
+int read_start_show(struct pass *p, uint32_t cert);
 /* Submit the request of a list job the queue released. */
 void read_dispatch(struct pass *p, struct job *j);
 /* A list request answered (not aborted, account not blocked). */

@@ -308,6 +308,77 @@ static void put_served(FILE *f, const struct metrics *m)
   }
 }
 
+static int cert_cmp(const void *a, const void *b)
+{
+  const struct metrics_certificate *x = a, *y = b;
+  int c = strcmp(x->certificate, y->certificate);
+
+  return c ? c : strcmp(x->id, y->id);
+}
+
+/* Sorted by name (the caller's array is const: a sorted copy). */
+static int put_certificates(FILE *f, const struct metrics *m)
+{
+  struct metrics_certificate *sorted;
+
+  if (m->ncerts == 0)
+    return 0;
+  sorted = malloc(m->ncerts * sizeof(*sorted));
+  if (!sorted)
+    return -ENOMEM;
+  memcpy(sorted, m->certs, m->ncerts * sizeof(*sorted));
+  qsort(sorted, m->ncerts, sizeof(*sorted), cert_cmp);
+  put_header(f, "certbind_certificate_not_after_timestamp_seconds", "gauge",
+             "End of validity of each certificate of the file, unix time, as "
+             "the last pass knew it (0: unknown).");
+  for (size_t i = 0; i < m->ncerts; i++) {
+    fputs("certbind_certificate_not_after_timestamp_seconds{certificate=\"", f);
+    put_label(f, sorted[i].certificate);
+    fputs("\",id=\"", f);
+    put_label(f, sorted[i].id);
+    fprintf(f, "\"} %" PRId64 "\n", sorted[i].not_after);
+  }
+  free(sorted);
+  return 0;
+}
+
+int metrics_add_certificate(struct metrics *m, const char *certificate,
+                            const char *id, int64_t not_after)
+{
+  struct metrics_certificate *c;
+
+  if (!m || !certificate)
+    return -EINVAL;
+  c = realloc(m->certs, (m->ncerts + 1) * sizeof(*c));
+  if (!c)
+    return -ENOMEM;
+  m->certs = c;
+  c = &m->certs[m->ncerts];
+  c->certificate = label_dup(certificate);
+  c->id = label_dup(id ? id : "");
+  c->not_after = not_after > 0 ? not_after : 0;
+  if (!c->certificate || !c->id) {
+    free(c->certificate);
+    free(c->id);
+    return -ENOMEM;
+  }
+  m->ncerts++;
+  return 0;
+}
+
+void metrics_clear_certificates(struct metrics *m)
+{
+  for (size_t i = 0; m && i < m->ncerts; i++) {
+    free(m->certs[i].certificate);
+    free(m->certs[i].id);
+  }
+  if (!m)
+    return;
+  free(m->certs);
+  m->certs = NULL;
+  m->ncerts = 0;
+}
+
 static int put_all(FILE *f, const struct metrics *m)
 {
   put_header(f, "certbind_bindings", "gauge",
@@ -350,7 +421,7 @@ static int put_all(FILE *f, const struct metrics *m)
   put_label(f, CERTBIND_VERSION);
   fputs("\"} 1\n", f);
   put_served(f, m);
-  return 0;
+  return put_certificates(f, m);
 }
 
 int metrics_format(const struct metrics *m, char **out, size_t *len)
@@ -647,4 +718,5 @@ void metrics_free(struct metrics *m)
   m->requests = NULL;
   m->nrequests = m->caprequests = 0;
   metrics_served_clear(m);
+  metrics_clear_certificates(m);
 }

@@ -22,6 +22,9 @@
  *   certbind_pass_duration_seconds                           gauge
  *   certbind_config_last_reload_successful                   gauge (0/1)
  *   certbind_build_info{version="…"}                         gauge (1)
+ *   certbind_certificate_not_after_timestamp_seconds{certificate="…",id="…"}
+ *                                                            gauge (0 =
+ *                                                            unknown)
  * and, once a verification of what the gateways serve has run
  * (served_checked):
  *   certbind_served_certificate_mismatches                   gauge
@@ -65,6 +68,13 @@ struct metrics_served {
   int64_t not_after; /* unix s */
 };
 
+/* One certificate of the file and its end as the last pass knew it. */
+struct metrics_certificate {
+  char *certificate; /* its name in the file */
+  char *id;          /* its APIG id; "none" when it has none yet */
+  int64_t not_after; /* Unix s; 0: unknown (its Show failed, say) */
+};
+
 struct metrics {
   uint64_t converged, pending, failed; /* bindings after the last pass */
   uint64_t uncertain; /* unresolved intents of a crash that are live */
@@ -84,6 +94,10 @@ struct metrics {
                                     expired one */
   struct metrics_served *served; /* sorted by (gateway, domain) */
   size_t nserved, capserved;
+  /* gauges of the last pass, one series each, sorted by name when written;
+   * not counters: metrics_add and metrics_saved leave them alone */
+  struct metrics_certificate *certs;
+  size_t ncerts;
 };
 
 #define METRICS_COUNTERS_FILE "counters.json"
@@ -128,6 +142,13 @@ int metrics_add(struct metrics *dst, const struct metrics *src);
 /* src's counters are saved (added to the file): start counting from zero
  * again. The gauges, the last success and the reload result stay. */
 void metrics_saved(struct metrics *m);
+
+/* Add one certificate's series (label values cut as every label). 0,
+ * -EINVAL, -ENOMEM. */
+int metrics_add_certificate(struct metrics *m, const char *certificate,
+                            const char *id, int64_t not_after);
+/* Forget every certificate series (before a pass's are added). */
+void metrics_clear_certificates(struct metrics *m);
 
 void metrics_free(struct metrics *m);
 

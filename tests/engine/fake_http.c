@@ -38,8 +38,9 @@ static bool is_write(const struct fake_call *c)
   return c->op == APIG_OP_ATTACH || c->op == APIG_OP_DETACH;
 }
 
-/* ".../certificates/{id}/attached-domains?limit=L&offset=O" and
- * ".../certificates/{id}/domains/attach|detach". */
+/* ".../certificates/{id}/attached-domains?limit=L&offset=O",
+ * ".../certificates/{id}/domains/attach|detach" and GET
+ * ".../certificates/{id}" (the Show). */
 static void parse_url(struct fake_call *c)
 {
   const char *p = strstr(c->url, "/certificates/");
@@ -51,6 +52,15 @@ static void parse_url(struct fake_call *c)
     return;
   p += strlen("/certificates/");
   end = strchr(p, '/');
+  if (!end && strcmp(c->method, "GET") == 0) { /* .../certificates/{id} */
+    len = strcspn(p, "?");
+    if (len == 0 || len >= sizeof(c->cert_id))
+      return;
+    memcpy(c->cert_id, p, len);
+    c->cert_id[len] = '\0';
+    c->op = APIG_OP_CERT_SHOW;
+    return;
+  }
   if (!end || (len = (size_t)(end - p)) >= sizeof(c->cert_id))
     return;
   memcpy(c->cert_id, p, len);

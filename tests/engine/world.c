@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yajl/yajl_gen.h>
 
@@ -26,6 +27,9 @@ void world_free(struct world *w)
     }
     free(wc->b);
     free(wc->id);
+    for (size_t i = 0; i < wc->nsan; i++)
+      free(wc->san[i]);
+    free(wc->san);
   }
   free(w->certs);
   memset(w, 0, sizeof(*w));
@@ -106,6 +110,23 @@ int world_bind(struct world *w, const char *cert_id, const char *domain,
   struct world_cert *wc = get_cert(w, cert_id);
 
   return wc ? add_binding(wc, domain, instance, verify) : -ENOMEM;
+}
+
+int world_cert_show(struct world *w, const char *cert_id,
+                    const char *const *san, size_t nsan, int64_t not_after)
+{
+  struct world_cert *wc = get_cert(w, cert_id);
+
+  if (!wc || !(wc->san = calloc(nsan ? nsan : 1, sizeof(*wc->san))))
+    return -ENOMEM;
+  for (size_t i = 0; i < nsan; i++) {
+    if (!(wc->san[i] = strdup(san[i])))
+      return -ENOMEM;
+    wc->nsan++;
+  }
+  wc->not_after = not_after;
+  wc->shown = true;
+  return 0;
 }
 
 bool world_has(const struct world *w, const char *cert_id, const char *domain,
@@ -261,6 +282,65 @@ static char *render_page(const struct world_cert *wc, long offset, long limit)
   return out;
 }
 
+/* "2026-03-01T12:00:00Z" for t, the form APIG's examples give. */
+static void iso_time(int64_t t, char buf[32])
+{
+  time_t tt = (time_t)t;
+  struct tm tm;
+
+  gmtime_r(&tt, &tm);
+  strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *render_show(const struct world_cert *wc)
+{
+  yajl_gen g = yajl_gen_alloc(NULL);
+  const unsigned char *buf;
+  size_t len;
+  char when[32], *out = NULL;
+
+  if (!g)
+    return NULL;
+  iso_time(wc->not_after, when);
+  yajl_gen_map_open(g);
+  gen_str(g, "id");
+  gen_str(g, wc->id);
+  gen_str(g, "name");
+  gen_str(g, "cert_world");
+  gen_str(g, "san");
+  yajl_gen_array_open(g);
+  for (size_t i = 0; i < wc->nsan; i++)
+    gen_str(g, wc->san[i]);
+  yajl_gen_array_close(g);
+  gen_str(g, "not_after");
+  gen_str(g, when);
+  gen_str(g, "serial_number");
+  gen_str(g, "13010");
+  yajl_gen_map_close(g);
+  if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+    out = strndup((const char *)buf, len);
+  yajl_gen_free(g);
+  return out;
+}
+
+static void answer_show(const struct world *w, const struct fake_call *c,
+                        struct fake_answer *a)
+{
+  const struct world_cert *wc = find_cert(w, c->cert_id);
+
+  if (w->show_fails) {
+    answer_error(a, 500, "APIG.9999", "System error");
+    return;
+  }
+  if (!wc || !wc->shown) {
+    answer_error(a, 404, "APIG.3025", "certificate not found");
+    return;
+  }
+  a->status = 200;
+  if (!(a->body = render_show(wc)))
+    abort();
+}
+
 static long query_limit(const char *url)
 {
   const char *l = strstr(url, "limit=");
@@ -292,6 +372,9 @@ void world_script(void *arg, struct fake_call *c, struct fake_answer *a)
   case APIG_OP_DETACH:
     a->latency_ms = w->write_latency_ms ? w->write_latency_ms : 1;
     world_apply(w, c, a);
+    return;
+  case APIG_OP_CERT_SHOW:
+    answer_show(w, c, a);
     return;
   default:
     answer_error(a, 404, "APIG.3002", "not found");

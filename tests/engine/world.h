@@ -8,7 +8,9 @@
  *  - POST .../domains/attach: 204, the bindings added (client verification
  *    updated; a domain bound to another certificate on that instance moves);
  *  - POST .../domains/detach: 204, removed; 400 APIG.2000 when none of the
- *    body's bindings was bound.
+ *    body's bindings was bound;
+ *  - GET .../certificates/{id} (Show): 200 {"id","name","san","not_after"}
+ *    for a certificate given names by world_cert_show, else 404.
  * A request without the account's token gets 401 APIG.1002.
  *
  * world_script() is a fake_script_fn answering every call that way; a test
@@ -34,6 +36,12 @@ struct world_cert {
   char *id;
   struct world_binding *b;
   size_t n, cap;
+  /* What its Show answers (world_cert_show); shown false: 404 APIG.3025,
+   * as for a certificate of another project. */
+  bool shown;
+  char **san;
+  size_t nsan;
+  int64_t not_after; /* Unix s */
 };
 
 struct world {
@@ -45,6 +53,8 @@ struct world {
   uint64_t read_latency_ms;  /* clock ms; 0: 1 */
   uint64_t write_latency_ms; /* clock ms; 0: 1 */
   size_t writes_applied;     /* attaches and detaches that changed it */
+  /* Shows are answered 500 APIG.9999 (a transient failure). */
+  bool show_fails;
 };
 
 void world_init(struct world *w);
@@ -53,6 +63,11 @@ void world_free(struct world *w);
 /* Add a binding to certificate cert_id (created when new). */
 int world_bind(struct world *w, const char *cert_id, const char *domain,
                const char *instance, bool verify);
+
+/* Give certificate cert_id (created when new) what its Show answers:
+ * its SANs (nsan of them) and not_after (Unix s). 0 or -ENOMEM. */
+int world_cert_show(struct world *w, const char *cert_id,
+                    const char *const *san, size_t nsan, int64_t not_after);
 
 /* Whether the certificate has the binding (any client verification). */
 bool world_has(const struct world *w, const char *cert_id, const char *domain,

@@ -4,7 +4,7 @@ server that throttles like APIG (5 requests/s, burst 10, Retry-After: 1)
 and shows writes only 2 s after it answered them. The daemon's second
 pass, after a first pass on 20 other certificates of the same account,
 must send no more than 1.05 x the requests it needs (each certificate's
-read, its write, one confirmation read), counted in apig-sim's request
+read, its Show, its write, one confirmation read), counted in apig-sim's request
 log. Counts are what the code controls, so this holds on a busy machine;
 time is not asserted."""
 import os
@@ -37,7 +37,7 @@ class QuotaBoundTest(unittest.TestCase):
         r = quota.run_case(self.tools, self.work, n, 2000, "warm")
         self.assertEqual(r["rc"], 0, r)
         self.assertEqual(r["missing"], 0, r)
-        self.assertEqual(r["minimum"], 3 * n)
+        self.assertEqual(r["minimum"], 4 * n)
         # at least the minimum: the log counted every request of the pass
         self.assertGreaterEqual(r["requests"], r["minimum"], r)
         # (a 429 is a request too)
@@ -45,11 +45,13 @@ class QuotaBoundTest(unittest.TestCase):
 
     def test_schedule_of_the_ideal(self):
         # the figures of issue 18's table: 3 certificates at 5 s, 20 at 5
-        # and 10 s, 200 at 5 s (bucket-bound)
+        # and 10 s, 200 at 5 s (bucket-bound), each certificate's Show
+        # included (one more request each: 11.06, 16.06 and 118.03 s
+        # before it)
         self.assertAlmostEqual(quota.ideal_schedule(3, 5.0), 5.09, 2)
-        self.assertAlmostEqual(quota.ideal_schedule(20, 5.0), 11.06, 2)
-        self.assertAlmostEqual(quota.ideal_schedule(20, 10.0), 16.06, 2)
-        self.assertAlmostEqual(quota.ideal_schedule(200, 5.0), 118.03, 2)
+        self.assertAlmostEqual(quota.ideal_schedule(20, 5.0), 15.06, 2)
+        self.assertAlmostEqual(quota.ideal_schedule(20, 10.0), 20.06, 2)
+        self.assertAlmostEqual(quota.ideal_schedule(200, 5.0), 158.03, 2)
         # a delay that grows from 5 to 10 s at 3 s: every write shows 10 s
         # after it
         self.assertAlmostEqual(

@@ -557,9 +557,62 @@ static void test_served(void **state)
   metrics_free(&total);
 }
 
+/* One series per certificate of the file, sorted by name, 0 for an
+ * unknown end; gauges: neither saved nor added as counters. */
+static void test_certificate_not_after(void **state)
+{
+  struct metrics m, total = {0};
+  char *text;
+  size_t len;
+  const char *metric = "certbind_certificate_not_after_timestamp_seconds";
+
+  (void)state;
+  fill(&m);
+  assert_int_equal(metrics_add_certificate(&m, "star-2026",
+                                           "a27be832f2e9441c8127fe48e3b5ac67",
+                                           1772366400),
+                   0);
+  assert_int_equal(metrics_add_certificate(
+                       &m, "api \"x\"", "b27be832f2e9441c8127fe48e3b5ac67", 0),
+                   0);
+  assert_int_equal(metrics_add_certificate(&m, "managed", NULL, -5), 0);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  parse(text, &parsed);
+  assert_family(&parsed, metric, "gauge");
+  assert_true(value_of(&parsed, metric,
+                       "certificate=\"star-2026\","
+                       "id=\"a27be832f2e9441c8127fe48e3b5ac67\"") ==
+              1772366400);
+  assert_true(value_of(&parsed, metric,
+                       "certificate=\"api \\\"x\\\"\","
+                       "id=\"b27be832f2e9441c8127fe48e3b5ac67\"") == 0);
+  assert_true(
+      value_of(&parsed, metric, "certificate=\"managed\",id=\"none\"") == 0);
+  /* sorted by name, whatever the order given */
+  assert_true(strstr(text, "certificate=\"api") <
+              strstr(text, "certificate=\"managed"));
+  assert_true(strstr(text, "certificate=\"managed") <
+              strstr(text, "certificate=\"star-2026"));
+  free(text);
+
+  /* a gauge: saving the counters keeps it, adding them does not copy it */
+  metrics_saved(&m);
+  assert_int_equal(m.ncerts, 3);
+  assert_int_equal(metrics_add(&total, &m), 0);
+  assert_int_equal(total.ncerts, 0);
+  metrics_clear_certificates(&m);
+  assert_int_equal(m.ncerts, 0);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  assert_null(strstr(text, metric)); /* no certificate, no family */
+  free(text);
+  metrics_free(&total);
+  metrics_free(&m);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_certificate_not_after),
       cmocka_unit_test(test_content),
       cmocka_unit_test(test_label_escaping),
       cmocka_unit_test(test_series_bounded),

@@ -724,6 +724,73 @@ static void test_served(void **state)
               0);
 }
 
+/* Each certificate's end: kept through the file, printed as days left
+ * from now (highlighted within its warning days, EXPIRED once over), an
+ * unknown end not printed; the file also says it for people. */
+static void test_certificates_days_left(void **state)
+{
+  struct fixture *f = *state;
+  int64_t now = (int64_t)time(NULL);
+  struct status_cert certs[4] = {
+      {.certificate = "far",
+       .certificate_id = "a27be832f2e9441c8127fe48e3b5ac67",
+       .account = "prod",
+       .not_after = now + 43 * 86400 + 3600,
+       .expiry_warning_days = 21},
+      {.certificate = "near",
+       .certificate_id = "b27be832f2e9441c8127fe48e3b5ac67",
+       .account = "prod",
+       .not_after = now + 3 * 86400 + 3600,
+       .expiry_warning_days = 21},
+      {.certificate = "gone",
+       .certificate_id = "c27be832f2e9441c8127fe48e3b5ac67",
+       .account = "prod",
+       .not_after = 1772366400,
+       .expiry_warning_days = 21},
+      {.certificate = "unknown", .account = "prod"},
+  };
+  struct status back;
+  char *text;
+
+  f->st.certs = certs;
+  f->st.ncerts = 4;
+  f->st.pass.ended_ms = (now - 60) * 1000;
+  assert_int_equal(status_write(f->dir, &f->st), 0);
+  text = print_to_string(&f->st, false, false);
+  assert_contains(text, "  certificate far (a27be832f2e9441c8127fe48e3b5ac67)"
+                        ": 43 days left, until ");
+  assert_contains(text, "  certificate near (b27be832f2e9441c8127fe48e3b5ac67)"
+                        ": expires in 3 days, on ");
+  assert_contains(text, "  certificate gone (c27be832f2e9441c8127fe48e3b5ac67)"
+                        ": EXPIRED on 2026-03-01\n");
+  assert_null(strstr(text, "certificate unknown"));
+  free(text);
+  text = print_to_string(&f->st, false, true);
+  assert_contains(text, "\033[33mexpires in 3 days");
+  assert_contains(text, "\033[31mEXPIRED on 2026-03-01");
+  free(text);
+  text = print_to_string(&f->st, true, false);
+  assert_contains(text, "\"not_after_at\": \"2026-03-01T12:00:00.000Z\"");
+  assert_contains(text, "\"days_left\": 43");
+  assert_contains(text, "\"days_left\": null");
+  free(text);
+  f->st.certs = NULL; /* the fixture's status does not own them */
+  f->st.ncerts = 0;
+
+  assert_int_equal(status_read(f->dir, &back), 0);
+  assert_int_equal(back.ncerts, 4);
+  for (size_t i = 0; i < 4; i++) {
+    assert_string_equal(back.certs[i].certificate, certs[i].certificate);
+    assert_int_equal(back.certs[i].not_after, certs[i].not_after);
+    assert_int_equal(back.certs[i].expiry_warning_days,
+                     certs[i].expiry_warning_days);
+  }
+  assert_string_equal(back.certs[0].certificate_id, certs[0].certificate_id);
+  assert_null(back.certs[3].certificate_id);
+  status_free(&back);
+  assert_null(back.certs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -749,6 +816,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
       cmocka_unit_test_setup_teardown(test_index_copy_count, setup, teardown),
       cmocka_unit_test_setup_teardown(test_served, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_certificates_days_left, setup,
+                                      teardown),
   };
 
   /* Times print in local time: pin it. */
