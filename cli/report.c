@@ -234,6 +234,53 @@ static void print_uncertain(const struct config *cfg, const struct plan *p,
             n - REPORT_MAX_UNCERTAIN_LINES);
 }
 
+/* The certificate this object is for: a previous object's line names
+ * the file's certificate it was made for. */
+static const char *cert_op_for(const struct config *cfg,
+                               const struct plan_cert *op)
+{
+  return cfg->certificates[op->cert].name;
+}
+
+/* Uploads, updates and deletes of the objects of certificates given as
+ * files. */
+static void print_cert_ops(const struct config *cfg, const struct plan *p,
+                           FILE *out, bool color)
+{
+  static const char *const sign[] = {"+", "~", "-"};
+  static const char *const colour[] = {"\033[32m", "\033[33m", "\033[31m"};
+
+  if (p->ncert_ops == 0)
+    return;
+  fprintf(out, "Certificate objects:\n");
+  for (size_t i = 0; i < p->ncert_ops; i++) {
+    const struct plan_cert *op = &p->cert_ops[i];
+    char b[16];
+
+    fprintf(out, "    %s%s %s%s", color ? colour[op->op] : "", sign[op->op],
+            op->op == PLAN_CERT_UPLOAD ? "upload" : plan_cert_op_name(op->op),
+            color ? "\033[0m" : "");
+    if (op->op == PLAN_CERT_UPLOAD)
+      fprintf(out, " %s   certificate %s\n", op->name, cert_op_for(cfg, op));
+    else
+      fprintf(out, " certificate %s (%s)   %s\n", op->name,
+              short_id(op->object_id, b), cert_op_for(cfg, op));
+  }
+}
+
+/* ", 1 to upload, 1 certificate to delete": only the kinds there are. */
+static void print_cert_counts(const struct plan *p, FILE *out)
+{
+  if (p->nupload)
+    fprintf(out, ", %zu to upload", p->nupload);
+  if (p->nupdate)
+    fprintf(out, ", %zu certificate%s to update", p->nupdate,
+            p->nupdate == 1 ? "" : "s");
+  if (p->ndelete_cert)
+    fprintf(out, ", %zu certificate%s to delete", p->ndelete_cert,
+            p->ndelete_cert == 1 ? "" : "s");
+}
+
 int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                      bool color)
 {
@@ -264,15 +311,19 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
       i += n;
     }
   }
+  print_cert_ops(cfg, p, out, color);
   print_uncertain(cfg, p, out);
-  if (p->nitems == 0)
+  if (p->nitems == 0 && p->ncert_ops == 0) {
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
-  else
+  } else {
     fprintf(out,
             "Plan: %zu to attach, %zu to move, %zu to change, %zu to "
-            "detach, %zu unchanged.\n",
+            "detach, %zu unchanged",
             p->nattach - p->nmoved, p->nmoved, p->nchange, p->ndetach,
             p->unchanged);
+    print_cert_counts(p, out);
+    fprintf(out, ".\n");
+  }
   if (rc == 0 && ferror(out))
     rc = -EIO;
   return rc;
@@ -347,6 +398,24 @@ fail:
   return -ENOMEM;
 }
 
+static int gen_cert_op(yajl_gen g, const struct config *cfg,
+                       const struct plan_cert *op)
+{
+  GEN_OK(yajl_gen_map_open(g));
+  GEN_OK(json_gen_key_str(g, "op", plan_cert_op_name(op->op)));
+  GEN_OK(json_gen_key_str(g, "certificate", cert_op_for(cfg, op)));
+  GEN_OK(json_gen_key_str(g, "object_name", op->name));
+  GEN_OK(json_gen_str(g, "certificate_id"));
+  if (op->object_id[0])
+    GEN_OK(json_gen_str(g, op->object_id));
+  else
+    GEN_OK(yajl_gen_null(g));
+  GEN_OK(yajl_gen_map_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
 /* RFC 3339, UTC, to the second. */
 static void rfc3339(int64_t unix_ms, char buf[32])
 {
@@ -392,6 +461,9 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
   GEN_OK(json_gen_key_int(g, "detach", (long long)p->ndetach));
   GEN_OK(json_gen_key_int(g, "unchanged", (long long)p->unchanged));
   GEN_OK(json_gen_key_int(g, "uncertain", (long long)p->nuncertain));
+  GEN_OK(json_gen_key_int(g, "upload", (long long)p->nupload));
+  GEN_OK(json_gen_key_int(g, "update_certificate", (long long)p->nupdate));
+  GEN_OK(json_gen_key_int(g, "delete_certificate", (long long)p->ndelete_cert));
   GEN_OK(yajl_gen_map_close(g));
   GEN_OK(json_gen_str(g, "changes"));
   GEN_OK(yajl_gen_array_open(g));
@@ -404,6 +476,13 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
   GEN_OK(yajl_gen_array_open(g));
   for (size_t i = 0; i < p->nuncertain; i++) {
     if (gen_uncertain(g, cfg, &p->uncertain[i]) < 0)
+      goto fail;
+  }
+  GEN_OK(yajl_gen_array_close(g));
+  GEN_OK(json_gen_str(g, "certificates"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (size_t i = 0; i < p->ncert_ops; i++) {
+    if (gen_cert_op(g, cfg, &p->cert_ops[i]) < 0)
       goto fail;
   }
   GEN_OK(yajl_gen_array_close(g));

@@ -88,7 +88,9 @@ void job_end(struct pass *p, struct job *j, enum job_end how,
 
   if (j->type == JOB_LIST && read_piece_end(p, j, how, why))
     return;
-  if (j->type == JOB_WRITE) {
+  if (j->type == JOB_CERT) {
+    cert_job_end(p, j, how, why);
+  } else if (j->type == JOB_WRITE) {
     write_end(p, j, how, why);
   } else if (j->purpose == LIST_INITIAL) {
     if (how == JOB_FAILED) {
