@@ -775,6 +775,36 @@ void cert_job_end(struct pass *p, struct job *j, enum job_end how,
   p->reads_left--;
 }
 
+/* The first read of cert failed with why: when the object is gone (404),
+ * a previous object is simply forgotten (nothing to move, nothing to
+ * retire: true, the read counts as an empty one), and the current object
+ * of a certificate from files loses its record, so that the next pass
+ * finds or uploads it again (false: the read still fails). */
+bool cert_read_gone(struct pass *p, uint32_t cert, const struct apig_error *why)
+{
+  bool gone = why && (strcmp(why->code, "APIG.3025") == 0 ||
+                      strcmp(why->code, "APIG.3021") == 0);
+  const char *id = p->cfg->certificates[cert].id;
+
+  if (!gone || !p->mcerts || !ledger_cert_find_id(p->ledger, id))
+    return false;
+  if (ledger_cert_remove(p->ledger, id) == 0)
+    p->ledger_dirty = true;
+  if (cert < p->nfile_certs) {
+    cert_log(p, LOG_WARN, "certificate.forgotten", cert,
+             "object %s is gone: the next pass finds or uploads the "
+             "certificate again",
+             id);
+    return false;
+  }
+  for (size_t i = 0; i < p->nprev; i++)
+    p->prev[i].created &= p->prev[i].cert != cert; /* never deleted now */
+  cert_log(p, LOG_INFO, "certificate.forgotten", cert,
+           "previous object %s is gone: forgotten", id);
+  live_cert_finish(&p->live.certs[cert]);
+  return true;
+}
+
 bool cert_job_first_read(const struct job *j)
 {
   return j->type == JOB_CERT && j->step != CSTEP_RETIRE_READ &&

@@ -498,6 +498,10 @@ void cert_job_end(struct pass *p, struct job *j, enum job_end how,
 /* Whether j is a JOB_CERT job that stands for its certificate's first
  * read (finding its object). */
 bool cert_job_first_read(const struct job *j);
+/* The first read of cert failed with why: true when that is no failure
+ * (a previous object deleted by someone: forgotten, read as empty). */
+bool cert_read_gone(struct pass *p, uint32_t cert,
+                    const struct apig_error *why);
 /* The plan is made: its certificate lines (uploads, updates, deletes). */
 int cert_plan(struct pass *p);
 /* The writes are over: start the retirement (true: PHASE_RETIRE). */

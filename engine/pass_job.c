@@ -93,7 +93,7 @@ void job_end(struct pass *p, struct job *j, enum job_end how,
   } else if (j->type == JOB_WRITE) {
     write_end(p, j, how, why);
   } else if (j->purpose == LIST_INITIAL) {
-    if (how == JOB_FAILED) {
+    if (how == JOB_FAILED && !cert_read_gone(p, j->cert, why)) {
       c->read_failed = true;
       c->read_error = *why;
     }
