@@ -8,6 +8,8 @@ Scenarios (see bench/RESULTS.md for what each one proves):
   ratelimit   per-account limit of 50 req/s: every 1 s window
   scaling     1,000 -> 100,000 bindings: wall, CPU, memory
   callgrind   instructions per request (certbind and curl), profile
+  quota       scenario 5: a rollout against APIG's quota (5 req/s) and its
+              visibility delay (bench/quota.py)
 
 Each scenario builds its world with tests/integration/harness.py (World:
 seed + YAML + 0600 secrets), starts its own apig-sim, runs certbind apply,
@@ -39,6 +41,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
+import quota  # noqa: E402
 
 LATENCY_MS = 50
 IN_FLIGHT = 256
@@ -115,7 +118,7 @@ class Sim(harness.SimAdmin):
     admin_timeout = 60
 
     def __init__(self, tools, tmp, world, latency_ms=LATENCY_MS,
-                 log_requests=False, threads=2):
+                 log_requests=False, threads=2, cpu=None):
         self.tmp = tmp
         self.tls = os.path.join(tmp, "tls")
         if not os.path.exists(os.path.join(self.tls, "ca.pem")):
@@ -136,6 +139,8 @@ class Sim(harness.SimAdmin):
             args += ["--latency-ms", str(latency_ms)]
         if log_requests:
             args.append("--log-requests")
+        if cpu is not None:  # pinned: taskset -c CPU
+            args[0:0] = ["taskset", "-c", str(cpu)]
         self.lines = []
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
@@ -540,16 +545,21 @@ def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
         # the bound of earlier versions: the pages read one after another
         res["sequential_pages_bound_s"] = \
             (1 + writes + confirm_pages) * LATENCY_MS / 1000.0
+        load0 = loadavg()
         res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
         # one pass is noisy on 2 shared cores: the same pass again, from
         # the same state, for a median
         runs = [res["certbind"]["pass_done"].get("duration_ms")]
+        cpus = [res["certbind"]["cpu_s"]]
         for _ in range(args.rollout_runs - 1):
             start_over(sim, tmp)
             r = run_certbind(tools, tmp, cfg)
             if check_converged(sim, w) == 0 and r["rc"] == 0:
                 runs.append(r["pass_done"].get("duration_ms"))
+                cpus.append(r["cpu_s"])
         res["certbind"]["pass_runs_ms"] = sorted(x for x in runs if x)
+        res["certbind"]["cpu_runs_s"] = sorted(cpus)
+        res["load"] = [load0, loadavg()]
         # one more pass for its timeline at the simulator
         start_over(sim, tmp)
         t_wall, t_mono = time.time(), time.monotonic()
@@ -564,11 +574,37 @@ def scenario_rollout(tools, work, args, ncerts=50, ndomains=200, ngw=8,
         res["unbound_transitions"] = sim.stats().get("unbound_transitions")
         stages = competitor_stages(w, batch)
         competitors(tools, tmp, sim, w, stages, res)
+        if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+            sim.stop()
+            sim = Sim(tools, tmp, w, log_requests=True, cpu=0)
+            cfg = write_config(w, sim)
+            res["pinned"] = rollout_series(tools, tmp, sim, w, cfg,
+                                           args.rollout_runs, cpu=1)
         return res
     finally:
         sim.stop()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rollout_series(tools, tmp, sim, w, cfg, n, cpu=None):
+    """n passes of scenario 2 from the same state (certbind pinned to cpu
+    when given): each pass's time (pass.done), process wall and certbind's
+    own CPU (user+sys, getrusage of the process via GNU time), and the
+    load average before and after."""
+    out = {"load": [loadavg()], "runs": []}
+    wrapper = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    for _ in range(n):
+        start_over(sim, tmp)
+        r = run_certbind(tools, tmp, cfg, wrapper=wrapper)
+        ok = check_converged(sim, w) == 0 and r["rc"] == 0
+        out["runs"].append({"pass_s": (r["pass_done"].get("duration_ms") or 0)
+                            / 1000.0, "wall_s": r["wall_s"],
+                            "cpu_s": r["cpu_s"], "user_s": r["user_s"],
+                            "sys_s": r["sys_s"], "rss_kib": r["rss_kib"],
+                            "ok": ok})
+    out["load"].append(loadavg())
+    return out
 
 
 def windows(times, width=1.0):
@@ -832,10 +868,87 @@ def compare_table(res, requests):
     return lines
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else 0.0
+
+
+def rollout_pinned_lines(s2):
+    """Scenario 2 unpinned and pinned (apig-sim on CPU 0, certbind on CPU
+    1): pass time against the bound, certbind's own CPU per pass."""
+    c = s2["certbind"]
+    bound = s2["lower_bound_s"]
+    rows = []
+    if c.get("cpu_runs_s"):
+        runs = [x / 1000.0 for x in c["pass_runs_ms"]]
+        rows.append(("unpinned (both on both CPUs)", runs, c["cpu_runs_s"],
+                     s2.get("load", ["?", "?"])))
+    p = s2.get("pinned")
+    if p:
+        ok = [r for r in p["runs"] if r["ok"]]
+        rows.append(("pinned (apig-sim `taskset -c 0`, certbind `taskset -c 1`)",
+                     [r["pass_s"] for r in ok], [r["cpu_s"] for r in ok],
+                     p["load"]))
+    if not rows:
+        return []
+    L = ["Scenario 2 with and without pinning (median of the passes; certbind's CPU is "
+         "the process's user+sys, start-up and status/ledger files included; load "
+         "average before / after each series):", "",
+         "| run | passes | pass median (min–max) | × bound (%.2f s) | certbind CPU per pass, median | load before / after |" % bound,
+         "|---|---|---|---|---|---|"]
+    for name, runs, cpus, load in rows:
+        if not runs:
+            L.append("| %s | 0 | — | — | — | %s / %s |" % (name, load[0], load[-1]))
+            continue
+        L.append("| %s | %d | %.3f s (%.3f–%.3f) | %.2f× | %.3f s | %s / %s |" % (
+            name, len(runs), median(runs), min(runs), max(runs),
+            median(runs) / bound, median(cpus), load[0], load[-1]))
+    return L
+
+
+def goal_line(name, value, goal, fmt, lower_is_better=True):
+    ratio_v = value / goal if goal else 0
+    met = value <= goal if lower_is_better else value >= goal
+    return "| %s | %s | %s | %.2f× | %s |" % (
+        name, fmt % value, fmt % goal, ratio_v, "met" if met else "**missed**")
+
+
+def goals_issue18(results):
+    """Issue 18's memory, CPU and scenario 2 goals, each met or missed with
+    the measured ratio (measured ÷ goal)."""
+    L = []
+    s1 = results.get("throughput")
+    if s1:
+        L.append(goal_line("peak RSS at %d in flight (scenario 1, %d bindings)"
+                           % (s1["in_flight"], s1["bindings"]),
+                           s1["certbind"]["rss_kib"] / 1024.0, 40.0, "%.1f MB"))
+    for r in results.get("scaling") or []:
+        if r["bindings"] == 100000:
+            L.append(goal_line("peak RSS at 100,000 bindings (scenario 4)",
+                               r["certbind"]["rss_kib"] / 1024.0, 64.0, "%.1f MB"))
+    cg = results.get("callgrind")
+    if cg and cg.get("certbind", {}).get("ir_per_request"):
+        L.append(goal_line("instructions per request (callgrind, steady state)",
+                           cg["certbind"]["ir_per_request"] / 1000.0, 250.0,
+                           "%.0f k"))
+    s2 = results.get("rollout")
+    if s2 and s2.get("pinned"):
+        ok = [r["pass_s"] for r in s2["pinned"]["runs"] if r["ok"]]
+        if ok:
+            L.append(goal_line("scenario 2 pinned: pass median within 1.2× the bound",
+                               median(ok), 1.2 * s2["lower_bound_s"], "%.3f s"))
+    if not L:
+        return []
+    return ["### Goals of issue 18 (ratio: measured ÷ goal)", "",
+            "| goal | measured | goal | ratio | |", "|---|---|---|---|---|"] + L + [""]
+
+
 def report(results, meta):
     L = ["Generated by `bench/run.sh` on %s: %s." % (meta["date"], meta["machine"]),
          "Load average before / after: %s / %s." % (meta["load_before"], meta.get("load_after", "?")),
          ""]
+    if meta.get("merged_from"):
+        L[1:1] = ["Scenarios not in `--only` of that run are from the run of %s." % meta["merged_from"]]
     s1 = results.get("throughput")
     if s1:
         c = s1["certbind"]
@@ -897,6 +1010,7 @@ def report(results, meta):
                   "all" if c["missing"] == 0 else "%d missing" % c["missing"], c["rc"]),
               ""]
         L += compare_table(s2, None) + [""]
+        L += rollout_pinned_lines(s2) + [""]
         tl = s2.get("timeline")
         if tl:
             L += ["One more pass (%.2f s), as apig-sim saw it: every certificate's steps, in seconds "
@@ -971,7 +1085,14 @@ def report(results, meta):
             for n, fn, obj in pr["top"][:15]:
                 L.append("| `%s` | %s | %.1f %% |" % (fn, obj, 100.0 * n / pr["total"]))
         L.append("")
+    L += goals_issue18(results)
     return "\n".join(L) + "\n"
+
+
+def report_quota(results):
+    """Scenario 5's tables (bench/quota.py), after the others."""
+    q = results.get("quota")
+    return "\n".join(quota.report(q)) + "\n\n" if q else ""
 
 
 def loadavg():
@@ -984,7 +1105,7 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "work"))
-    ap.add_argument("--only", default="throughput,rollout,ratelimit,scaling,callgrind")
+    ap.add_argument("--only", default="throughput,rollout,ratelimit,scaling,callgrind,quota")
     ap.add_argument("--quick", action="store_true", help="small sizes")
     ap.add_argument("--n", type=int, default=10000, help="scenario 1 size")
     ap.add_argument("--sizes", default="1000,10000,30000,100000")
@@ -997,8 +1118,15 @@ def main():
     ap.add_argument("--no-curl", action="store_true")
     ap.add_argument("--no-scaling-competitors", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep work dirs")
+    ap.add_argument("--quota-sizes", default="3,20,200",
+                    help="scenario 5: certificates per case")
     ap.add_argument("--rollout-runs", type=int, default=9,
-                    help="scenario 2 passes for the median")
+                    help="scenario 2 passes for the median (unpinned, and "
+                         "again pinned)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the results of scenarios not run from "
+                         "OUT/results.json (e.g. --only rollout --merge: "
+                         "scenario 2 again, on a quiet machine)")
     args = ap.parse_args()
     tools = Tools(args.build, node=not args.no_node, curl=not args.no_curl)
     os.makedirs(args.out, exist_ok=True)
@@ -1017,6 +1145,13 @@ def main():
                 "node": tools.node and subprocess.run(
                     [tools.node, "--version"], capture_output=True, text=True).stdout.strip()}}
     results = {}
+    prev_json = os.path.join(args.out, "results.json")
+    if args.merge and os.path.exists(prev_json):
+        with open(prev_json) as f:
+            prev = json.load(f)
+        results = prev.get("results", {})
+        meta["merged_from"] = prev.get("meta", {}).get("merged_from") or \
+            prev.get("meta", {}).get("date")
     steps = [
         ("throughput", lambda: scenario_throughput(tools, work, n, args)),
         ("throughput_default_delay", lambda: scenario_throughput(
@@ -1028,6 +1163,11 @@ def main():
         ("scaling", lambda: scenario_scaling(tools, work, args, sizes)),
         ("callgrind", lambda: scenario_callgrind(
             tools, work, args, *((50, 150) if args.quick else (200, 600)))),
+        ("quota", lambda: quota.scenario_quota(
+            {"certbind": tools.certbind, "sim": tools.sim,
+             "make_certs": tools.make_certs}, work,
+            [3, 20] if args.quick else
+            [int(x) for x in args.quota_sizes.split(",")], log=sys.stderr)),
     ]
     for name, fn in steps:
         key = "throughput" if name == "throughput_default_delay" else name
@@ -1047,7 +1187,7 @@ def main():
     meta["load_after"] = loadavg()
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
-    md = report(results, meta)
+    md = report(results, meta) + report_quota(results)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(md)
     sys.stdout.write(md)

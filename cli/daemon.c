@@ -53,6 +53,8 @@ struct daemon {
   struct inputs inputs;
   /* IAM tokens of password accounts, kept across passes (auth.h) */
   struct auth_token_cache tokens;
+  /* each account's write-to-visible delay, learnt by the passes */
+  struct pass_visibility visibility;
   struct ledger ledger; /* read again at the start of every pass */
   bool ledger_ok;
   struct statelock lock; /* state_dir/lock, held for each pass */
@@ -317,7 +319,8 @@ static struct pass *new_pass(struct daemon *d)
                          .command = "run",
                          .seed = d->seed,
                          .memory = &d->memory,
-                         .tokens = &d->tokens};
+                         .tokens = &d->tokens,
+                         .visibility = &d->visibility};
   struct pass_deps deps = {.loop = &d->ol.loop,
                            .http = &d->ol.http,
                            .cfg = &d->cfg,
@@ -467,6 +470,7 @@ static void daemon_free(struct daemon *d)
   metrics_free(&d->metrics);
   memo_set_free(&d->memory);
   auth_token_cache_free(&d->tokens);
+  pass_visibility_free(&d->visibility);
   inputs_free(&d->inputs);
 }
 

@@ -101,6 +101,83 @@ struct apig_error pass_error(const char *code, const char *msg)
   return e;
 }
 
+struct keep_chunk {
+  struct keep_chunk *next;
+  size_t used, size;
+  char text[];
+};
+
+/* A bump allocator, not obstack (glibc): obstack's out-of-memory handler
+ * is one for the whole process, and it exits. */
+const char *pass_keep(struct pass *p, const char *s)
+{
+  struct pass_keep *k = &p->keep;
+  struct keep_chunk *c = k->head;
+  size_t len;
+  char *out;
+
+  if (!s || !*s)
+    return NULL;
+  for (size_t r = 0; r < sizeof(k->recent) / sizeof(k->recent[0]); r++) {
+    if (k->recent[r] && strcmp(k->recent[r], s) == 0)
+      return k->recent[r];
+  }
+  len = strlen(s) + 1;
+  if (!c || c->size - c->used < len) {
+    size_t size = len > PASS_KEEP_CHUNK ? len : PASS_KEEP_CHUNK;
+    if (!(c = malloc(sizeof(*c) + size)))
+      return NULL;
+    c->next = k->head;
+    c->used = 0;
+    c->size = size;
+    k->head = c;
+  }
+  out = memcpy(c->text + c->used, s, len);
+  c->used += len;
+  k->recent[k->next++ % (sizeof(k->recent) / sizeof(k->recent[0]))] = out;
+  return out;
+}
+
+static void keep_free(struct pass_keep *k)
+{
+  while (k->head) {
+    struct keep_chunk *next = k->head->next;
+    free(k->head);
+    k->head = next;
+  }
+  memset(k, 0, sizeof(*k));
+}
+
+/* When a copy cannot be made: the certificate still fails, with this. */
+static const struct apig_error read_error_nomem = {
+    .code = "out-of-memory", .msg = "out of memory", .request_id = ""};
+
+void pass_cert_read_failed(struct pass *p, uint32_t cert,
+                           const struct apig_error *why, bool unreachable)
+{
+  struct pass_cert *c = &p->certs[cert];
+  struct apig_error *e = NULL;
+
+  c->read_failed = true;
+  c->unreachable = c->unreachable || unreachable;
+  if (c->read_error && c->read_error != &read_error_nomem)
+    e = (struct apig_error *)c->read_error;
+  else
+    e = malloc(sizeof(*e));
+  if (e)
+    *e = *why;
+  c->read_error = e ? e : &read_error_nomem;
+}
+
+static void certs_free(struct pass *p)
+{
+  for (size_t c = 0; c < p->ncerts; c++) {
+    if (p->certs[c].read_error != &read_error_nomem)
+      free((void *)p->certs[c].read_error);
+  }
+  free(p->certs);
+}
+
 void pass_refuse(struct pass *p, enum pass_outcome o, const char *event,
                  const char *msg)
 {
@@ -440,6 +517,7 @@ static int alloc_state(struct pass *p)
       calloc(cfg->naccounts ? cfg->naccounts : 1, sizeof(*p->accounts));
   p->certs =
       calloc(cfg->ncertificates ? cfg->ncertificates : 1, sizeof(*p->certs));
+  p->ncerts = p->certs ? cfg->ncertificates : 0;
   p->binding_item =
       malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*p->binding_item));
   if (!lim || !p->accounts || !p->certs || !p->binding_item) {
@@ -456,6 +534,7 @@ static int alloc_state(struct pass *p)
     p->accounts[a].retry_credit[JOB_WRITE] = PASS_RETRY_CREDIT_START;
     p->accounts[a].retry_credit[JOB_CERT] = PASS_RETRY_CREDIT_START;
   }
+  confirm_init(p);
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
                   p->opts.seed ? p->opts.seed
@@ -644,11 +723,10 @@ static void release(struct pass *p)
       free(p->accounts[a].parked);
     }
   }
-  for (size_t i = 0; p->items && i < p->plan.nitems; i++)
-    free(p->items[i].error_msg);
   free(p->items);
+  keep_free(&p->keep);
   free(p->accounts);
-  free(p->certs);
+  certs_free(p);
   free(p->binding_item);
   free(p->wave_end);
   cert_view_free(p);
@@ -684,7 +762,7 @@ const struct apig_error *pass_read_error(const struct pass *p, size_t cert)
 {
   if (!p->certs || cert >= p->cfg->ncertificates || !p->certs[cert].read_failed)
     return NULL;
-  return &p->certs[cert].read_error;
+  return p->certs[cert].read_error;
 }
 
 bool pass_ledger_dirty(const struct pass *p)

@@ -83,6 +83,24 @@ struct pass_deps {
   const struct pass_clock *clock; /* NULL: real time */
 };
 
+/* What a daemon's passes learn of each account's write-to-visible delay
+ * (engine/pass_confirm.c), kept from pass to pass: the next pass confirms
+ * its writes once, when they should show, instead of learning again. */
+struct pass_visibility_entry {
+  char *key;      /* the account's endpoint and project */
+  uint64_t lo_ms; /* a read this long after a write did not show it */
+  uint64_t hi_ms; /* a read this long after a write showed it (known) */
+  bool known;
+};
+
+struct pass_visibility {
+  struct pass_visibility_entry *v;
+  size_t n;
+};
+
+/* Free what *v holds; it is empty and usable again. */
+void pass_visibility_free(struct pass_visibility *v);
+
 struct pass_opts {
   bool write;                  /* false: read and diff only (plan) */
   bool dry_run;                /* apply --dry-run: never submit a write */
@@ -106,6 +124,9 @@ struct pass_opts {
    * that holds it; a read answered 404 (not in that project) is then
    * logged at info, not as an error */
   bool probe;
+  /* daemon: the accounts' write-to-visible delays, read at the start and
+   * updated as the pass learns, or NULL (start from confirm_delay_ms) */
+  struct pass_visibility *visibility;
 };
 
 struct pass_counts {
@@ -167,9 +188,11 @@ const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);
 
-/* The pass's bindings and summary as a status model (status_free it).
- * prev (NULL: none) is the status an earlier pass left: the bindings this
- * pass did not reach keep their state from it. */
+/* The pass's bindings and summary as a status model (status_free it
+ * before pass_free: its bindings' names point into the pass and its
+ * file model, names_borrowed). prev (NULL: none) is the status an earlier
+ * pass left: the bindings this pass did not reach keep their state from
+ * it. */
 int pass_status(const struct pass *p, const struct status *prev,
                 struct status *st);
 

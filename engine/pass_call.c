@@ -254,6 +254,35 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
             after);
 }
 
+/* APIG's throttling answer names the account's limit ("policy user over
+ * ratelimit,limit:5,time:1 second"): an account configured faster than
+ * that is throttled again whenever its rate recovers, so its rate stays
+ * at the server's for the rest of the pass. */
+static void limit_to_server_rate(struct pass *p, const struct job *j,
+                                 const struct outcome *o)
+{
+  const char *at = strstr(o->err.msg, "limit:");
+  struct log_fields f = LOG_FIELDS_INIT;
+  double before = queue_account_rate(&p->queue, j->q.account);
+  double rps;
+  long limit, secs;
+
+  if (!at || sscanf(at, "limit:%ld,time:%ld second", &limit, &secs) != 2 ||
+      limit <= 0 || secs <= 0)
+    return;
+  rps = (double)limit / (double)secs;
+  if (!(rps < p->cfg->accounts[j->q.account].limits.requests_per_second))
+    return;
+  queue_limit_rate(&p->queue, j->q.account, rps, pass_now_ms(p));
+  if (!(queue_account_rate(&p->queue, j->q.account) < before))
+    return;
+  f.account = p->cfg->accounts[j->q.account].name;
+  log_event(p->log, LOG_WARN, "rate.limit", &f,
+            "the server's limit is %.2f req/s: the account's rate stays "
+            "below it",
+            rps);
+}
+
 /*
  * A dead or silent endpoint bounds the pass. Until one of its
  * requests succeeds, an account has one request in flight (the queue's
@@ -276,11 +305,7 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
 static void cert_unreachable(struct pass *p, uint32_t cert,
                              const struct apig_error *why)
 {
-  struct pass_cert *c = &p->certs[cert];
-
-  c->read_failed = true;
-  c->unreachable = true;
-  c->read_error = *why;
+  pass_cert_read_failed(p, cert, why, true);
 }
 
 /* A job of an unreachable account leaves, its bindings pending. */
@@ -396,8 +421,10 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
       pa->retry_credit[j->type] =
           fmin(pa->retry_credit[j->type] + PASS_RETRY_CREDIT_PER_SUCCESS,
                QUEUE_RETRY_MAX);
-    if (o.cls == APIG_THROTTLED)
+    if (o.cls == APIG_THROTTLED) {
       log_rate_cut(p, j, rate);
+      limit_to_server_rate(p, j, &o);
+    }
     pause_account(p, j, &o);
     if (first_request_failed(p, j, rs, &o))
       ; /* the account is unreachable: j left with its other jobs */

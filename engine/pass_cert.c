@@ -762,16 +762,13 @@ void cert_done(struct pass *p, struct job *j, struct http_response *rs,
 void cert_job_end(struct pass *p, struct job *j, enum job_end how,
                   const struct apig_error *why)
 {
-  struct pass_cert *c = &p->certs[j->cert];
 
   if (j->step == CSTEP_RETIRE_READ || j->step == CSTEP_DELETE)
     return; /* retirement: never a binding's business */
   if (j->retire == UINT32_MAX)
     return; /* resolved: its first read carries the count */
-  if (how == JOB_FAILED) {
-    c->read_failed = true;
-    c->read_error = *why;
-  }
+  if (how == JOB_FAILED)
+    pass_cert_read_failed(p, j->cert, why, false);
   p->reads_left--;
 }
 

@@ -17,6 +17,8 @@
  *   pass_write.c    binding results (items), write batches, split of a
  *                   refused batch, re-read after an unknown outcome,
  *                   confirmation reads
+ *   pass_confirm.c  when a confirmation read goes: each account's learnt
+ *                   write-to-visible delay
  *   pass_token.c    IAM tokens of password accounts
  *   pass_owner.c    ownership in the ledger: written ahead, settled at the
  *                   end, stale entries
@@ -73,19 +75,35 @@ enum item_state {
   ITEM_FAILED,
 };
 
+/* One per plan item, so kept small (a pass of 100,000 bindings has as
+ * many): the strings are shared, in the pass's string store (pass_keep),
+ * since a batch's bindings have one request ID and one error. NULL: none
+ * (the items start zeroed); item_str() gives "" for it. */
 struct pass_item {
   uint8_t state;
-  bool permanent;   /* failed with a 4xx: not retried by the daemon */
-  bool intent;      /* sync attach: its intent is in the ledger (ahead) */
-  bool disowned;    /* sync detach: its ownership was dropped ahead */
+  bool permanent; /* failed with a 4xx: not retried by the daemon */
+  bool intent;    /* sync attach: its intent is in the ledger (ahead) */
+  bool disowned;  /* sync detach: its ownership was dropped ahead */
+  uint32_t attempts;
   int64_t owned_at; /* disowned: the entry's attached_at, to restore it */
   const struct memo *held; /* not written: an earlier failure holds it */
-  uint32_t attempts;
-  uint64_t written_ms; /* loop ms of the successful write */
-  char error_code[64];
-  char *error_msg;
-  char request_id[80];
+  uint64_t written_ms;     /* loop ms of the successful write */
+  const char *error_code;
+  const char *error_msg;
+  const char *request_id; /* the failure's, or the successful write's */
 };
+
+/* Strings a pass keeps until it is freed (pass_keep): chunks of at least
+ * PASS_KEEP_CHUNK bytes, each string copied once. */
+struct keep_chunk;
+struct pass_keep {
+  struct keep_chunk *head;
+  /* the strings kept last: kept again, they are shared (an item's code,
+   * message and request ID, then the next item's, the same) */
+  const char *recent[4];
+  unsigned next;
+};
+#define PASS_KEEP_CHUNK ((size_t)16 << 10)
 
 enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
 
@@ -170,7 +188,8 @@ struct job {
    * children are out, spec_end is the offset where they end. */
   bool spec;
   long spec_end;
-  struct apig_error page_err;
+  struct apig_error *page_err; /* job_page_err(): a pointer, since the
+                                  10,000 jobs of a pass rarely have one */
   /* write */
   enum apig_op op;
   size_t *items; /* plan item indexes, grouped by domain */
@@ -214,8 +233,16 @@ struct pass_cert {
   uint32_t confirm_round;
   bool read_failed;
   bool unreachable; /* read_failed: its account was unreachable (pending) */
-  struct apig_error read_error;
+  /* read_failed: why (pass_cert_read_failed; never NULL then). A pointer,
+   * not the struct: 10,000 certificates would carry 6.5 MB of it. */
+  const struct apig_error *read_error;
   size_t item_lo, item_hi; /* the certificate's plan items */
+  /* pass_confirm.c */
+  struct job *confirm_job;  /* its confirmation read, queued, not sent */
+  uint64_t confirm_sent_ms; /* when its last confirmation read went */
+  bool confirm_probe;       /* that read is its account's probe */
+  bool confirm_missed;      /* a confirmation read did not show its writes */
+  bool confirm_held;        /* it waits for its account's probe */
 };
 
 struct pass_account {
@@ -229,6 +256,12 @@ struct pass_account {
   struct job **parked;    /* popped while the token was missing */
   size_t nparked, capparked;
   uint32_t first_failures; /* transport failures in a row, gate closed */
+  /* The write-to-visible delay (pass_confirm.c), in ms after a write's
+   * answer: a read vis_lo after did not show it; one vis_hi after showed
+   * it (when vis_known). vis_probing: a confirmation below vis_hi is out. */
+  uint64_t vis_lo, vis_hi;
+  bool vis_known;
+  bool vis_probing;
 };
 
 struct call {
@@ -288,6 +321,10 @@ struct pass {
   uint64_t soak_until_ns; /* when the rollout soak ends (pass_soak_now_ns) */
   struct pass_account *accounts;
   struct pass_cert *certs;
+  /* entries of certs: the file's certificates when the pass started (its
+   * caller may change the config's struct before pass_free, as import
+   * does) */
+  size_t ncerts;
   /* Certificates given as files (pass_cert.c): cfg then points to view,
    * the file's model with each one's object id and their previous
    * objects as certificates after the file's own. */
@@ -297,7 +334,8 @@ struct pass {
   size_t nprev;
   size_t nfile_certs; /* the file's own certificates */
   struct pass_item *items;
-  size_t *binding_item; /* config binding -> plan item, SIZE_MAX: none */
+  struct pass_keep keep; /* the items' strings */
+  size_t *binding_item;  /* config binding -> plan item, SIZE_MAX: none */
   enum phase phase;
   size_t reads_left;
   size_t in_flight;
@@ -351,6 +389,17 @@ void pass_cert_fields(const struct pass *p, uint32_t cert,
                       struct log_fields *f);
 /* An error of the pass itself, not of an answer: no request ID. */
 struct apig_error pass_error(const char *code, const char *msg);
+/* A copy of s that lives as long as the pass, shared with the string kept
+ * just before when equal; NULL for NULL, "" or out of memory. */
+const char *pass_keep(struct pass *p, const char *s);
+/* Certificate cert's live state could not be read, because of why. */
+void pass_cert_read_failed(struct pass *p, uint32_t cert,
+                           const struct apig_error *why, bool unreachable);
+/* A plan item's error strings, "" when it has none. */
+static inline const char *item_str(const char *s)
+{
+  return s ? s : "";
+}
 /* The pass ends with outcome o and why (logged as event). */
 void pass_refuse(struct pass *p, enum pass_outcome o, const char *event,
                  const char *msg);
@@ -395,6 +444,10 @@ int job_push(struct pass *p, struct job *j, uint64_t delay_ms);
 /* The one way a job that entered the pass leaves it (see pass_job.c). */
 void job_end(struct pass *p, struct job *j, enum job_end how,
              const struct apig_error *why);
+/* A read's page error (parent job head): set (copied), and what it is
+ * (an out-of-memory error when it could not be kept). */
+void job_set_page_err(struct job *head, const struct apig_error *why);
+struct apig_error job_page_err(const struct job *head);
 /* job_end with FAILED, or DROPPED when the pass is stopping. */
 void job_abandon(struct pass *p, struct job *j, const struct apig_error *why);
 
@@ -415,8 +468,8 @@ bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
 
 /* ---- pass_write.c ------------------------------------------------------ */
 
-void item_set_error(struct pass_item *it, const char *code, const char *msg,
-                    const char *request_id);
+void item_set_error(struct pass *p, struct pass_item *it, const char *code,
+                    const char *msg, const char *request_id);
 /* Binding i failed with why (unless it converged or failed already). */
 void item_fail(struct pass *p, size_t i, const struct apig_error *why);
 /* Binding i shows as the file wants: converged, and owned. */
@@ -434,6 +487,33 @@ void write_schedule_confirm(struct pass *p, uint32_t cert);
  * unknown outcome of write w (write_verify_read) found. */
 void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc);
 void write_verify_read(struct pass *p, struct job *w, struct live_cert *lc);
+
+/* ---- pass_confirm.c ---------------------------------------------------- */
+
+/* What one confirmation read saw of its certificate's written bindings, in
+ * ms from each one's write to the read: the least at which one showed,
+ * the most at which one did not. */
+struct confirm_seen {
+  bool shown, unshown;
+  uint64_t shown_ms, unshown_ms;
+};
+
+/* The accounts' delays the daemon remembered (pass_opts.visibility). */
+void confirm_init(struct pass *p);
+/* ms from now until cert's next confirmation read should go (its last
+ * write + the account's delay; marks the account's probe, or the
+ * certificate as held until the probe has answered: confirm_held). */
+uint64_t confirm_delay(struct pass *p, uint32_t cert);
+/* Its confirmation read j is queued (moved when the delay changes). */
+void confirm_queued(struct pass *p, struct job *j);
+/* A read job j is being sent (a confirmation's first page: its time). */
+void confirm_sent(struct pass *p, struct job *j);
+/* cert's confirmation read ended, whatever its outcome (learns: it was
+ * read, and confirm_learn follows). */
+void confirm_ended(struct pass *p, uint32_t cert, bool learns);
+/* What cert's confirmation read saw: the account's delay learns from it,
+ * and its queued confirmations move to the new time. */
+void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s);
 
 /* ---- pass_token.c ------------------------------------------------------ */
 

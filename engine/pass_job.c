@@ -39,7 +39,22 @@ void job_free(struct job *j)
   j->pass->live_entries -= j->charged;
   apig_bindings_free(&j->acc);
   free(j->items);
+  free(j->page_err);
   free(j);
+}
+
+void job_set_page_err(struct job *head, const struct apig_error *why)
+{
+  if (!head->page_err)
+    head->page_err = malloc(sizeof(*head->page_err));
+  if (head->page_err)
+    *head->page_err = *why;
+}
+
+struct apig_error job_page_err(const struct job *head)
+{
+  return head->page_err ? *head->page_err
+                        : pass_error("out-of-memory", "out of memory");
 }
 
 int job_push(struct pass *p, struct job *j, uint64_t delay_ms)
@@ -93,13 +108,12 @@ void job_end(struct pass *p, struct job *j, enum job_end how,
   } else if (j->type == JOB_WRITE) {
     write_end(p, j, how, why);
   } else if (j->purpose == LIST_INITIAL) {
-    if (how == JOB_FAILED && !cert_read_gone(p, j->cert, why)) {
-      c->read_failed = true;
-      c->read_error = *why;
-    }
+    if (how == JOB_FAILED && !cert_read_gone(p, j->cert, why))
+      pass_cert_read_failed(p, j->cert, why, false);
     p->reads_left--;
   } else if (j->purpose == LIST_CONFIRM) {
     c->confirm_queued = false;
+    confirm_ended(p, j->cert, how == JOB_DONE);
     for (size_t i = c->item_lo; how == JOB_FAILED && i < c->item_hi; i++) {
       if (p->items[i].state == ITEM_WRITTEN)
         item_fail(p, i, why);

@@ -27,6 +27,7 @@ void read_dispatch(struct pass *p, struct job *j)
   struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
 
+  confirm_sent(p, j);
   if (rc == 0)
     rc = apig_url_list(acct->endpoint, acct->project_id,
                        p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
@@ -249,17 +250,17 @@ static void read_resolve(struct pass *p, struct job *head)
     return;
   }
   if (head->page_failed) {
-    struct apig_error e = head->page_err;
+    struct apig_error e = job_page_err(head);
     log_event(p->log, LOG_ERROR, "list.failed", NULL, "%s: %s", e.code, e.msg);
     job_abandon(p, head, &e);
     return;
   }
   if (head->restart) { /* a page said the list changed: read it again */
     struct outcome bad;
-    struct outcome none = {.cls = APIG_RETRY, .err = head->page_err};
+    struct outcome none = {.cls = APIG_RETRY, .err = job_page_err(head)};
     head->restart = false;
     read_hold(head); /* its own reading again */
-    bad_page(&bad, &none, head->page_err.msg);
+    bad_page(&bad, &none, none.err.msg);
     read_again(p, head, &bad);
     return;
   }
@@ -281,7 +282,7 @@ bool read_piece_end(struct pass *p, struct job *j, enum job_end how,
     head->page_dropped = true;
   } else if (how == JOB_FAILED && !head->page_failed) {
     head->page_failed = true;
-    head->page_err = *why;
+    job_set_page_err(head, why);
   }
   if (j->parent)
     job_free(j);
@@ -314,9 +315,9 @@ static bool total_grew(struct pass *p, struct job *j, const struct outcome *o,
   }
   if (!head->page_failed && !head->restart) {
     head->restart = true;
-    snprintf(head->page_err.msg, sizeof(head->page_err.msg), "%s", msg);
-    snprintf(head->page_err.request_id, sizeof(head->page_err.request_id), "%s",
-             o->err.request_id);
+    struct apig_error e = pass_error("", msg);
+    snprintf(e.request_id, sizeof(e.request_id), "%s", o->err.request_id);
+    job_set_page_err(head, &e);
   }
   job_end(p, j, JOB_DONE, NULL); /* head reads again once all are over */
   return true;

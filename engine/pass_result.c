@@ -81,9 +81,11 @@ int pass_remember(const struct pass *p, struct memo_set *out)
     memo_next(&m, memo_find(p->opts.memory, key), it->permanent,
               p->res.ended_ms / 1000);
     m.attempts = it->attempts;
-    snprintf(m.error_code, sizeof(m.error_code), "%s", it->error_code);
-    m.error_msg = it->error_msg;
-    snprintf(m.request_id, sizeof(m.request_id), "%s", it->request_id);
+    snprintf(m.error_code, sizeof(m.error_code), "%s",
+             item_str(it->error_code));
+    m.error_msg = (char *)item_str(it->error_msg);
+    snprintf(m.request_id, sizeof(m.request_id), "%s",
+             item_str(it->request_id));
     rc = memo_set_add(&next, &m);
   }
   if (rc < 0) {
@@ -113,6 +115,12 @@ static char *dup_or_null(const char *s)
   return s && *s ? strdup(s) : NULL;
 }
 
+/* dup_or_null(src) gave copy: whether it ran out of memory. */
+static bool dup_failed(const char *copy, const char *src)
+{
+  return !copy && src && *src;
+}
+
 /* What the status says of one binding. */
 struct binding_fill {
   uint32_t cert;
@@ -129,13 +137,15 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
 {
   const struct config_certificate *c = &p->cfg->certificates[b->cert];
 
-  sb->account = strdup(p->cfg->accounts[c->account].name);
-  sb->certificate = strdup(c->name);
-  sb->certificate_id = strdup(c->id);
+  /* borrowed: the pass and its file outlive the status (pass.h) */
+  sb->names_borrowed = true;
+  sb->account = p->cfg->accounts[c->account].name;
+  sb->certificate = c->name;
+  sb->certificate_id = c->id;
   sb->gateway =
-      strdup(b->gateway == UINT32_MAX ? "" : p->cfg->gateways[b->gateway].name);
-  sb->instance_id = strdup(b->instance_id);
-  sb->domain = strdup(b->domain);
+      b->gateway == UINT32_MAX ? "" : p->cfg->gateways[b->gateway].name;
+  sb->instance_id = (char *)b->instance_id;
+  sb->domain = (char *)b->domain;
   sb->verify_client = b->verify_client;
   sb->state = b->state;
   sb->attempts = b->attempts;
@@ -144,10 +154,12 @@ static int fill_binding(const struct pass *p, struct status_binding *sb,
     sb->error_msg = dup_or_null(b->error_msg);
     sb->request_id = dup_or_null(b->request_id);
   }
-  return sb->account && sb->certificate && sb->certificate_id && sb->gateway &&
-                 sb->instance_id && sb->domain
-             ? 0
-             : -ENOMEM;
+  return b->state == STATUS_FAILED &&
+                 (dup_failed(sb->error_code, b->error_code) ||
+                  dup_failed(sb->error_msg, b->error_msg) ||
+                  dup_failed(sb->request_id, b->request_id))
+             ? -ENOMEM
+             : 0;
 }
 
 /* A pending binding with why it is pending (an unreachable account). */
@@ -264,16 +276,16 @@ static int status_binding_of(const struct pass *p, size_t b,
   } else if (pc->read_failed) {
     /* an unreachable account's bindings were not reached: pending */
     f.state = pc->unreachable ? STATUS_PENDING : STATUS_FAILED;
-    f.error_code = pc->read_error.code;
-    f.error_msg = pc->read_error.msg;
-    f.request_id = pc->read_error.request_id;
+    f.error_code = pc->read_error->code;
+    f.error_msg = pc->read_error->msg;
+    f.request_id = pc->read_error->request_id;
   } else if (!p->items) {
     f.state = STATUS_PENDING; /* the pass ended before its plan */
   }
   rc = fill_binding(p, sb, &f);
   sb->next_retry = it && it->held ? it->held->next_retry : 0;
   if (rc == 0 && !it && pc->unreachable)
-    rc = pending_reason(sb, &pc->read_error);
+    rc = pending_reason(sb, pc->read_error);
   return rc;
 }
 
@@ -457,7 +469,8 @@ static void print_unreachable(const struct pass *p, FILE *out, bool color)
     if (n)
       fprintf(out, "  %spending%s  %zu certificate%s not read: %s %s\n",
               color ? "\033[33m" : "", color ? "\033[0m" : "", n,
-              n == 1 ? "" : "s", first->read_error.code, first->read_error.msg);
+              n == 1 ? "" : "s", first->read_error->code,
+              first->read_error->msg);
   }
 }
 
@@ -497,8 +510,8 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
             color ? "\033[0m" : "", pi->domain,
             pi->gateway == UINT32_MAX ? pi->instance_id
                                       : p->cfg->gateways[pi->gateway].name,
-            it->error_code, it->error_msg ? it->error_msg : "");
-    if (it->request_id[0])
+            item_str(it->error_code), item_str(it->error_msg));
+    if (it->request_id)
       fprintf(out, " (request %s)", it->request_id);
     fputc('\n', out);
   }
@@ -510,10 +523,10 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
       continue;
     fprintf(out, "  %sfailed%s  certificate %s: live state unreadable: %s %s",
             color ? "\033[31m" : "", color ? "\033[0m" : "",
-            p->cfg->certificates[c].name, pc->read_error.code,
-            pc->read_error.msg);
-    if (pc->read_error.request_id[0])
-      fprintf(out, " (request %s)", pc->read_error.request_id);
+            p->cfg->certificates[c].name, pc->read_error->code,
+            pc->read_error->msg);
+    if (pc->read_error->request_id[0])
+      fprintf(out, " (request %s)", pc->read_error->request_id);
     fputc('\n', out);
   }
   print_unreachable(p, out, color);

@@ -7,6 +7,8 @@
  */
 #include "pass_int.h"
 
+#include "ledger.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@ static bool held_back(struct pass *p, size_t i)
     return false;
   it->held = m;
   it->attempts = m->attempts;
-  item_set_error(it, m->error_code, m->error_msg, m->request_id);
+  item_set_error(p, it, m->error_code, m->error_msg, m->request_id);
   if (m->permanent) {
     it->state = ITEM_FAILED;
     it->permanent = true;
@@ -164,6 +166,10 @@ enum phase rollout_plan(struct pass *p)
    * reported failed with the read's error (pass_status). */
   rc = plan_compute_wanted(p->cfg, &p->live, p->ledger,
                            p->wanted.by_cert ? &p->wanted : NULL, &p->plan);
+  plan_wanted_free(&p->wanted); /* the plan has them now; 32 B a binding */
+  if (rc == 0 && p->ledger && p->opts.write && !p->opts.dry_run)
+    (void)ledger_reserve(p->ledger, ledger_count(p->ledger) + p->plan.nattach +
+                                        p->plan.nchange); /* memory only */
   if (rc < 0) {
     pass_refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
     return PHASE_DONE;

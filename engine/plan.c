@@ -694,6 +694,20 @@ int plan_compute(const struct config *cfg, struct live_state *live,
   return plan_compute_wanted(cfg, live, ledger, NULL, out);
 }
 
+/* The items array grew by doubling: give back what it does not use (up
+ * to half of it; 1.5 MB at 100,000 items), since the plan lives as long
+ * as the pass. */
+static void shrink_items(struct plan *p, size_t cap)
+{
+  struct plan_item *n;
+
+  if (p->nitems == 0 || p->nitems == cap)
+    return;
+  n = realloc(p->items, p->nitems * sizeof(*n));
+  if (n)
+    p->items = n;
+}
+
 int plan_compute_wanted(const struct config *cfg, struct live_state *live,
                         const struct ledger *ledger,
                         const struct plan_wanted *wanted, struct plan *out)
@@ -746,6 +760,7 @@ int plan_compute_wanted(const struct config *cfg, struct live_state *live,
       qsort(out->items, out->nitems, sizeof(*out->items), cmp_item);
     if (out->nmoves > 1)
       qsort(out->moves, out->nmoves, sizeof(*out->moves), cmp_move);
+    shrink_items(out, bld.cap);
   }
 done:
   plan_wanted_free(&mine);

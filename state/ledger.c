@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +78,7 @@ static size_t slot_of(const struct ledger *l, size_t i)
 
 static int rehash(struct ledger *l, size_t nslots)
 {
-  size_t *slots = calloc(nslots, sizeof(*slots));
+  uint32_t *slots = calloc(nslots, sizeof(*slots));
 
   if (!slots)
     return -ENOMEM;
@@ -89,27 +90,54 @@ static int rehash(struct ledger *l, size_t nslots)
 
     while (slots[s] != 0)
       s = (s + 1) & (nslots - 1);
-    slots[s] = i + 1;
+    slots[s] = (uint32_t)(i + 1);
   }
   return 0;
+}
+
+/* The entries' arrays at cap entries (cap >= count). */
+static int resize_entries(struct ledger *l, size_t cap)
+{
+  struct ledger_entry *e = realloc(l->entries, cap * sizeof(*e));
+  uint64_t *h;
+
+  if (!e)
+    return -ENOMEM;
+  l->entries = e;
+  h = realloc(l->hashes, cap * sizeof(*h));
+  if (!h)
+    return -ENOMEM;
+  l->hashes = h;
+  l->cap = cap;
+  return 0;
+}
+
+int ledger_reserve(struct ledger *l, size_t n)
+{
+  size_t nslots = l->nslots ? l->nslots : 128;
+  int rc = 0;
+
+  if (n >= UINT32_MAX - 1)
+    return -ENOMEM;
+  if (n > l->cap)
+    rc = resize_entries(l, n);
+  while (rc == 0 && (n + 1) * 2 > nslots)
+    nslots *= 2;
+  if (rc == 0 && nslots != l->nslots)
+    rc = rehash(l, nslots);
+  return rc;
 }
 
 /* Room for one more entry, the index at most half full. */
 static int reserve(struct ledger *l)
 {
+  if (l->count >= UINT32_MAX - 1) /* slots hold index + 1 in 32 bits */
+    return -ENOMEM;
   if (l->count == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    struct ledger_entry *e = realloc(l->entries, cap * sizeof(*e));
-    uint64_t *h;
+    int rc = resize_entries(l, l->cap ? l->cap * 2 : 64);
 
-    if (!e)
-      return -ENOMEM;
-    l->entries = e;
-    h = realloc(l->hashes, cap * sizeof(*h));
-    if (!h)
-      return -ENOMEM;
-    l->hashes = h;
-    l->cap = cap;
+    if (rc < 0)
+      return rc;
   }
   if ((l->count + 1) * 2 > l->nslots)
     return rehash(l, l->nslots ? l->nslots * 2 : 128);
@@ -121,31 +149,138 @@ static bool valid_key(const char *cert, const char *inst, const char *dom)
   return cert && inst && dom && cert[0] && inst[0] && dom[0];
 }
 
-/* An entry's three strings share one allocation, which certificate_id
- * owns (the domain lowercased): one malloc per entry, not three. */
-static int entry_set(struct ledger_entry *e, const char *cert, const char *inst,
-                     const char *dom)
-{
-  size_t lc = strlen(cert) + 1, li = strlen(inst) + 1, ld = strlen(dom) + 1;
-  char *b = malloc(lc + li + ld);
+/* ---- the shared IDs (struct ledger.names) ---- */
 
-  if (!b)
+struct ledger_name {
+  uint64_t hash;
+  size_t refs; /* entries using it (twice when it is both IDs of one) */
+  char text[];
+};
+
+static struct ledger_name *name_of(const char *text)
+{
+  return (struct ledger_name *)(text - offsetof(struct ledger_name, text));
+}
+
+/* The slot holding s, or the empty slot where it would go. */
+static size_t name_probe(const struct ledger *l, uint64_t h, const char *s)
+{
+  size_t mask = l->names_cap - 1, i = (size_t)h & mask;
+
+  while (l->names[i] &&
+         !(l->names[i]->hash == h && strcmp(l->names[i]->text, s) == 0))
+    i = (i + 1) & mask;
+  return i;
+}
+
+/* Room for one more name, the table at most half full. */
+static int names_reserve(struct ledger *l)
+{
+  size_t cap = l->names_cap ? l->names_cap * 2 : 64;
+  struct ledger_name **t;
+
+  if ((l->nnames + 1) * 2 <= l->names_cap)
+    return 0;
+  t = calloc(cap, sizeof(*t));
+  if (!t)
     return -ENOMEM;
-  memcpy(b, cert, lc);
-  memcpy(b + lc, inst, li);
-  for (size_t i = 0; i < ld; i++) {
-    char ch = dom[i];
-    b[lc + li + i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+  for (size_t i = 0; i < l->names_cap; i++) {
+    size_t j;
+
+    if (!l->names[i])
+      continue;
+    j = (size_t)l->names[i]->hash & (cap - 1);
+    while (t[j])
+      j = (j + 1) & (cap - 1);
+    t[j] = l->names[i];
   }
-  e->certificate_id = b;
-  e->instance_id = b + lc;
-  e->domain = b + lc + li;
+  free(l->names);
+  l->names = t;
+  l->names_cap = cap;
   return 0;
 }
 
-static void entry_free(struct ledger_entry *e)
+/* s, shared: its text with one more user, or NULL (out of memory). */
+static char *name_ref(struct ledger *l, const char *s)
 {
-  free(e->certificate_id); /* the block of all three */
+  uint64_t h = fnv1a(0xcbf29ce484222325ull, s, false);
+  size_t i, len;
+
+  if (names_reserve(l) < 0)
+    return NULL;
+  i = name_probe(l, h, s);
+  if (!l->names[i]) {
+    len = strlen(s) + 1;
+    l->names[i] = malloc(sizeof(struct ledger_name) + len);
+    if (!l->names[i])
+      return NULL;
+    l->names[i]->hash = h;
+    l->names[i]->refs = 0;
+    memcpy(l->names[i]->text, s, len);
+    l->nnames++;
+  }
+  l->names[i]->refs++;
+  return l->names[i]->text;
+}
+
+/* One user less; the last one frees it (backward-shift deletion). */
+static void name_unref(struct ledger *l, const char *text)
+{
+  struct ledger_name *n = name_of(text);
+  size_t mask = l->names_cap - 1, i, j;
+
+  if (--n->refs > 0)
+    return;
+  i = j = name_probe(l, n->hash, n->text);
+  for (;;) {
+    size_t k;
+
+    j = (j + 1) & mask;
+    if (!l->names[j])
+      break;
+    k = (size_t)l->names[j]->hash & mask;
+    if ((i < j) ? (k <= i || k > j) : (k <= i && k > j)) {
+      l->names[i] = l->names[j];
+      i = j;
+    }
+  }
+  l->names[i] = NULL;
+  l->nnames--;
+  free(n);
+}
+
+/* The entry's IDs shared, its domain its own (lowercased). */
+static int entry_set(struct ledger *l, struct ledger_entry *e, const char *cert,
+                     const char *inst, const char *dom)
+{
+  size_t ld = strlen(dom) + 1;
+  char *d = malloc(ld), *c = NULL, *i = NULL;
+
+  if (d)
+    c = name_ref(l, cert);
+  if (c)
+    i = name_ref(l, inst);
+  if (!i) {
+    if (c)
+      name_unref(l, c);
+    free(d);
+    return -ENOMEM;
+  }
+  for (size_t k = 0; k < ld; k++) {
+    char ch = dom[k];
+    d[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+  }
+  e->certificate_id = c;
+  e->instance_id = i;
+  e->domain = d;
+  return 0;
+}
+
+static void entry_free(struct ledger *l, struct ledger_entry *e)
+{
+  name_unref(l, e->certificate_id);
+  name_unref(l, e->instance_id);
+  free(e->domain);
 }
 
 /* The entry of the key, created (not an intent, attached_at `when`) when
@@ -172,12 +307,12 @@ static int entry_get(struct ledger *l, const char *cert_id,
     return 0;
   }
   e = &l->entries[l->count];
-  if (entry_set(e, cert_id, instance_id, domain) < 0)
+  if (entry_set(l, e, cert_id, instance_id, domain) < 0)
     return -ENOMEM;
   e->attached_at = when;
   e->intent = false;
   l->hashes[l->count] = h;
-  l->slots[s] = ++l->count;
+  l->slots[s] = (uint32_t)++l->count;
   *out = e;
   return 0;
 }
@@ -250,10 +385,10 @@ int ledger_remove(struct ledger *l, const char *cert_id,
     return -ENOENT;
   i = l->slots[s] - 1;
   unslot(l, s);
-  entry_free(&l->entries[i]);
+  entry_free(l, &l->entries[i]);
   last = l->count - 1;
   if (i != last) {
-    l->slots[slot_of(l, last)] = i + 1;
+    l->slots[slot_of(l, last)] = (uint32_t)(i + 1);
     l->entries[i] = l->entries[last];
     l->hashes[i] = l->hashes[last];
   }
@@ -314,11 +449,12 @@ void ledger_free(struct ledger *l)
   if (!l)
     return;
   for (size_t i = 0; i < l->count; i++)
-    entry_free(&l->entries[i]);
+    entry_free(l, &l->entries[i]);
   free(l->entries);
   free(l->hashes);
   free(l->slots);
   free(l->certs);
+  free(l->names); /* every name went with its last entry */
   memset(l, 0, sizeof(*l));
 }
 

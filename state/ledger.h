@@ -46,8 +46,9 @@
 #define LEDGER_FILE "ledger.json"
 #define LEDGER_MAX_FILE_SIZE (256u * 1024u * 1024u)
 
-/* Owned by the ledger (one allocation for the three strings): read only,
- * valid until the entry is removed or the ledger freed. */
+/* Owned by the ledger: read only, valid until the entry is removed or the
+ * ledger freed. The certificate and instance IDs are shared by every
+ * entry that has them (struct ledger_name), the domain is the entry's. */
 struct ledger_entry {
   char *certificate_id;
   char *instance_id;
@@ -55,6 +56,8 @@ struct ledger_entry {
   int64_t attached_at; /* unix seconds: the attach, or the intent's time */
   bool intent;         /* an attach about to be sent: not owned */
 };
+
+struct ledger_name; /* ledger.c */
 
 /* An APIG certificate object holding a managed certificate's leaf. */
 struct ledger_cert {
@@ -74,8 +77,13 @@ struct ledger {
   struct ledger_entry *entries;
   uint64_t *hashes; /* hashes[i] belongs to entries[i] */
   size_t count, cap;
-  size_t *slots; /* index + 1 into entries; 0 = empty */
-  size_t nslots; /* a power of two, or 0 */
+  uint32_t *slots; /* index + 1 into entries; 0 = empty */
+  size_t nslots;   /* a power of two, or 0 */
+  /* The IDs of the entries, each once with a count of its users: 100,000
+   * bindings name a few gateways and certificates (6 MB less than a copy
+   * in every entry). Open addressing, names_cap a power of two or 0. */
+  struct ledger_name **names;
+  size_t nnames, names_cap;
 };
 
 /* Load state_dir/ledger.json into *l (initialised here). A missing file
@@ -85,6 +93,11 @@ int ledger_load(const char *state_dir, struct ledger *l);
 
 /* Write state_dir/ledger.json atomically, sorted, mode 0600. */
 int ledger_save(const char *state_dir, const struct ledger *l);
+
+/* Room for n entries in all, so that adding up to n grows nothing (a
+ * pass that will own its attaches says how many: arrays grown by doubling
+ * would leave up to half of them unused). 0 or -ENOMEM. */
+int ledger_reserve(struct ledger *l, size_t n);
 
 /* Record an applied attach: owned from now on. An owned entry already
  * present keeps its attached_at; an intent for the key becomes owned at

@@ -361,8 +361,17 @@ void status_free(struct status *st)
   if (!st)
     return;
   free_strings(pass_fields, NFIELDS(pass_fields), &st->pass);
-  for (size_t i = 0; i < st->nbindings; i++)
-    free_strings(binding_fields, NFIELDS(binding_fields), &st->bindings[i]);
+  for (size_t i = 0; i < st->nbindings; i++) {
+    struct status_binding *b = &st->bindings[i];
+
+    if (b->names_borrowed) {
+      free(b->error_code);
+      free(b->error_msg);
+      free(b->request_id);
+    } else {
+      free_strings(binding_fields, NFIELDS(binding_fields), b);
+    }
+  }
   free(st->bindings);
   memset(st, 0, sizeof(*st));
 }
@@ -448,6 +457,7 @@ int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src)
 {
   *dst = *src;
+  dst->names_borrowed = false;
   for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
     char **s = (char **)((char *)dst + binding_fields[i].offset);
 

@@ -609,6 +609,156 @@ static void test_paged_read_then_one_write(void **state)
   free(yaml);
 }
 
+/* ---- confirmation reads at the learnt write-to-visible delay ---------- */
+
+/* An APIG that shows a write only delay_ms after it answered it (from the
+ * moment the answer reached the pass): reads see the world `seen`, writes
+ * reach it that long after they were answered. */
+struct late_world {
+  struct world seen;
+  uint64_t delay_ms;
+  struct fake_call *pending[64];
+  size_t npending;
+};
+
+static void late_settle(struct late_world *v, uint64_t now)
+{
+  size_t keep = 0;
+
+  for (size_t i = 0; i < v->npending; i++) {
+    struct fake_call *w = v->pending[i];
+    if (w->completed && w->done_ms + v->delay_ms <= now) {
+      struct fake_answer a = {0};
+      world_apply(&v->seen, w, &a);
+      free(a.body);
+    } else {
+      v->pending[keep++] = w;
+    }
+  }
+  v->npending = keep;
+}
+
+static void late_script(void *arg, struct fake_call *c, struct fake_answer *a)
+{
+  struct late_world *v = arg;
+
+  late_settle(v, c->sent_ms);
+  if (c->authorized && (c->op == APIG_OP_ATTACH || c->op == APIG_OP_DETACH)) {
+    assert_true(v->npending < 64);
+    v->pending[v->npending++] = c;
+    a->status = 204;
+    a->latency_ms = 1;
+    snprintf(a->request_id, sizeof(a->request_id), "req-%zu", c->index);
+    return;
+  }
+  world_script(&v->seen, c, a);
+}
+
+/* Nine certificates, one binding each to write, confirmation reads of
+ * calls [from, to): how many, and whether those before the first one that
+ * showed its writes went one at a time (each after the last one's answer). */
+static size_t confirm_reads(const struct harness *h, size_t from, size_t to,
+                            bool *one_at_a_time)
+{
+  const struct fake_call *last = NULL;
+  size_t n = 0, writes = 0;
+  bool shown = false;
+
+  *one_at_a_time = true;
+  for (size_t i = from; i < to; i++) {
+    const struct fake_call *c = h->net.calls[i];
+    if (c->op == APIG_OP_ATTACH)
+      writes++;
+    if (c->op != APIG_OP_LIST || writes == 0)
+      continue; /* the first reads */
+    n++;
+    if (!shown && last && c->sent_ms < last->done_ms)
+      *one_at_a_time = false;
+    last = c;
+    /* the body's total: a certificate's one binding shows */
+    shown |= c->status == 200 && c->done_ms >= c->sent_ms;
+  }
+  return n;
+}
+
+#define LATE_CERTS                                                             \
+  CERT_YAML(1)                                                                 \
+  CERT_YAML(2)                                                                 \
+  CERT_YAML(3)                                                                 \
+  CERT_YAML(4) CERT_YAML(5) CERT_YAML(6) CERT_YAML(7) CERT_YAML(8) CERT_YAML(9)
+#define LATE_BINDING(n)                                                        \
+  "- {certificate: c" #n ", gateways: [g1], domains: [d" #n ".example.com]}\n"
+
+/* A delay of 20 s and confirm_delay_ms 8 s: before, every certificate read
+ * at 8, 24 and 56 s (27 reads). Now one certificate at a time reads the
+ * delay out (8, 12, 18, 27 s) while the others wait, then a few probes
+ * narrow it: far fewer reads. The daemon's next pass starts from what this
+ * one learnt. (Counts are asserted loosely: at 1,000 clock ms per real ms,
+ * a busy machine moves the times the delay is learnt from.) */
+static void test_confirmation_at_learnt_delay(void **state)
+{
+  struct harness *h = *state;
+  static struct late_world v;
+  struct pass_visibility memory = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .visibility = &memory};
+  bool one_at_a_time;
+  size_t first, second;
+  uint64_t lo;
+
+  memset(&v, 0, sizeof(v));
+  world_init(&v.seen);
+  v.delay_ms = 20000;
+  h->net.script = late_script;
+  h->net.script_arg = &v;
+  harness_load(
+      h, "certificates:\n" LATE_CERTS "bindings:\n" LATE_BINDING(1)
+             LATE_BINDING(2) LATE_BINDING(3) LATE_BINDING(4) LATE_BINDING(5)
+                 LATE_BINDING(6) LATE_BINDING(7) LATE_BINDING(8) LATE_BINDING(
+                     9) "policy: {mode: upsert, confirm_delay_ms: 8000, "
+                        "confirm_timeout_s: 3600}\n");
+  harness_run(h, &o);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 9);
+  first = confirm_reads(h, 0, h->net.ncalls, &one_at_a_time);
+  assert_true(one_at_a_time);
+  assert_true(first >= 9);
+  assert_true(first < 2 * 9);
+  assert_int_equal(memory.n, 1);
+  assert_true(memory.v[0].lo_ms < 20000);
+  /* policy.confirm_delay_ms is the least wait anyway */
+  lo = memory.v[0].lo_ms > 8000 ? memory.v[0].lo_ms : 8000;
+
+  /* the daemon's next pass: the same bindings to write again */
+  size_t mark = h->net.ncalls;
+  world_free(&v.seen);
+  world_init(&v.seen);
+  v.npending = 0;
+  pass_free(h->pass);
+  h->pass = NULL;
+  h->started = h->done = false;
+  harness_run(h, &o);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 9);
+  second = confirm_reads(h, mark, h->net.ncalls, &one_at_a_time);
+  assert_true(second >= 9);
+  /* it started from what the first pass learnt: no confirmation read went
+   * before the longest time at which a read had not shown a write (a
+   * bound that a slow machine, which only makes reads later, keeps) */
+  for (size_t i = mark; i < h->net.ncalls; i++) {
+    const struct fake_call *w = h->net.calls[i];
+    if (w->op != APIG_OP_ATTACH)
+      continue;
+    for (size_t k = i + 1; k < h->net.ncalls; k++) {
+      const struct fake_call *c = h->net.calls[k];
+      if (c->op == APIG_OP_LIST && !strcmp(c->cert_id, w->cert_id))
+        assert_true(c->sent_ms >= w->done_ms + lo);
+    }
+  }
+  world_free(&v.seen);
+  pass_visibility_free(&memory);
+}
+
 static void test_lost_reset_applied_reread_no_resend(void **state)
 {
   unknown_outcome_reread_shows_it_no_resend(*state, LOST_RESET);
@@ -653,6 +803,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_converged_world_gets_reads_only,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_confirmation_at_learnt_delay, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
                                       teardown),
   };

@@ -398,6 +398,59 @@ static void test_certificate_objects(void **state)
   assert_int_equal(ledger_from_json(twice, strlen(twice), &back), -EBADMSG);
 }
 
+/* Entries share their certificate and instance IDs (one copy each, gone
+ * with its last entry); ledger_reserve(n) leaves room for n entries, so
+ * adding them moves nothing. */
+/* Like make_key, with instance IDs apart from certificate IDs. */
+static void shared_key(size_t i, char cert[33], char inst[37], char dom[64])
+{
+  snprintf(cert, 33, "c%031zx", i % 97);
+  snprintf(inst, 37, "i%031zx", i % 13);
+  snprintf(dom, 64, "host-%zu.example.com", i);
+}
+
+static void test_shared_ids_and_reserve(void **state)
+{
+  struct ledger l = {0};
+  char cert[33], inst[37], dom[64];
+  const struct ledger_entry *a, *b;
+  const struct ledger_entry *entries;
+
+  (void)state;
+  assert_int_equal(ledger_reserve(&l, 1000), 0);
+  entries = l.entries;
+  for (size_t i = 0; i < 1000; i++) {
+    shared_key(i, cert, inst, dom);
+    assert_int_equal(ledger_add(&l, cert, inst, dom, 1), 0);
+  }
+  assert_ptr_equal(l.entries, entries); /* reserved: never grown */
+  assert_int_equal(l.nnames, 97 + 13);
+  shared_key(0, cert, inst, dom);
+  a = ledger_find(&l, cert, inst, dom);
+  shared_key(97, cert, inst, dom); /* a's certificate, another instance */
+  b = ledger_find(&l, cert, inst, dom);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_ptr_equal(a->certificate_id, b->certificate_id);
+  assert_string_equal(b->domain, dom);
+  shared_key(13, cert, inst, dom); /* a's instance, another certificate */
+  b = ledger_find(&l, cert, inst, dom);
+  assert_non_null(b);
+  assert_ptr_equal(a->instance_id, b->instance_id);
+  assert_ptr_not_equal(a->certificate_id, b->certificate_id);
+  /* every entry of certificate 0 gone: its ID with them */
+  for (size_t i = 0; i < 1000; i += 97) {
+    shared_key(i, cert, inst, dom);
+    assert_int_equal(ledger_remove(&l, cert, inst, dom), 0);
+  }
+  assert_int_equal(l.nnames, 96 + 13);
+  for (size_t i = 1; i < 1000; i++) {
+    shared_key(i, cert, inst, dom);
+    assert_true((i % 97 == 0) != ledger_contains(&l, cert, inst, dom));
+  }
+  ledger_free(&l);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -409,6 +462,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_intents_apart_from_ownership, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
+      cmocka_unit_test(test_shared_ids_and_reserve),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
