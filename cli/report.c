@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "json.h"
+#include "pass.h"
 #include "statefile.h"
 
 #define PLAN_FILE_MAX (64u * 1024u * 1024u)
@@ -354,6 +355,18 @@ fail:
   return -ENOMEM;
 }
 
+/* "certificate_id": the object's id, or null for a certificate from
+ * files that has none yet (it is uploaded first). */
+static yajl_gen_status gen_cert_id(yajl_gen g,
+                                   const struct config_certificate *c)
+{
+  if (c->managed && strcmp(c->id, PASS_NEW_OBJECT_ID) == 0) {
+    yajl_gen_status gs = json_gen_str(g, "certificate_id");
+    return gs == yajl_gen_status_ok ? yajl_gen_null(g) : gs;
+  }
+  return json_gen_key_str(g, "certificate_id", c->id);
+}
+
 static int gen_change(yajl_gen g, const struct config *cfg,
                       const struct plan_item *it)
 {
@@ -363,7 +376,7 @@ static int gen_change(yajl_gen g, const struct config *cfg,
   GEN_OK(json_gen_key_str(g, "op", shown_op(it)));
   GEN_OK(json_gen_key_str(g, "account", cfg->accounts[c->account].name));
   GEN_OK(json_gen_key_str(g, "certificate", c->name));
-  GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
+  GEN_OK(gen_cert_id(g, c));
   GEN_OK(json_gen_key_str(
       g, "gateway",
       it->gateway == UINT32_MAX ? "" : cfg->gateways[it->gateway].name));

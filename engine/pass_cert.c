@@ -48,7 +48,7 @@
 
 /* What a certificate of the view shows as id before its object exists:
  * never sent (its bindings are not read). */
-static char new_object_id[] = "(new)";
+static char new_object_id[] = PASS_NEW_OBJECT_ID;
 
 static bool writing(const struct pass *p)
 {

@@ -180,6 +180,8 @@ class BadInputTest(ManagedTestCase):
         self.assertEqual(plan["summary"]["upload"], 1)
         self.assertEqual(plan["certificates"][0]["op"], "upload")
         self.assertIsNone(plan["certificates"][0]["certificate_id"])
+        self.assertEqual({c["certificate_id"] for c in plan["changes"]}, {None})
+        self.assertIn("certificate web (new)", certbind("plan", "-c", cfg).stdout)
 
     def test_quota_full_fails_that_certificate_only(self):
         w = self.world()
