@@ -453,6 +453,9 @@ void cert_dispatch(struct pass *p, struct job *j)
     c->p = p;
     c->job = j;
     c->account = j->q.account;
+    /* curl must not send a create again by itself (on a reused connection
+     * that died): a second object would be made that nothing records */
+    c->rq.no_resend = j->step == CSTEP_CREATE;
     c->rq.max_body = j->step == CSTEP_FIND || j->step == CSTEP_FIND_NAME
                          ? APIG_MAX_CERT_LIST_BODY
                      : j->step == CSTEP_RETIRE_READ ? APIG_MAX_LIST_BODY
