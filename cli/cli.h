@@ -56,5 +56,8 @@ int cli_run(const struct cli_args *a);
 int cli_status(const struct cli_args *a);
 int cli_adopt(const struct cli_args *a);
 int cli_import(const struct cli_args *a);
+/* verify: what the gateways' ingress addresses serve (cmd_verify.c);
+ * reads no API and writes no state file */
+int cli_verify(const struct cli_args *a);
 
 #endif

@@ -33,6 +33,7 @@
 #include "oneshot.h"
 #include "pass.h"
 #include "persist.h"
+#include "served.h"
 #include "statefile.h"
 #include "statelock.h"
 
@@ -63,7 +64,10 @@ struct daemon {
   struct metrics metrics;
   struct memo_set memory;
   struct pass *pass; /* the running pass, or NULL */
-  bool rerun;        /* something changed during the pass */
+  /* the verification after it (policy.verify): the pass is kept until it
+   * ends, and the state files are written then, with its results */
+  struct served *served;
+  bool rerun; /* something changed during the pass */
   bool stopping;
   uv_signal_t sighup;
   uv_timer_t resync, debounce, watchdog, lockwait;
@@ -228,6 +232,33 @@ static void on_inputs_event(void *arg)
 
 static void shutdown_handles(struct daemon *d);
 
+static void on_pass_done(struct pass *p, void *arg);
+
+static void on_served(struct served *s, void *arg)
+{
+  struct daemon *d = arg;
+
+  served_log(s, d->log);
+  on_pass_done(d->pass, d);
+}
+
+/* policy.verify: the check of what the gateways serve, on the loop, before
+ * the state files are written. true: it runs (on_pass_done comes again
+ * from on_served). */
+static bool start_verify(struct daemon *d, const struct pass_result *r)
+{
+  if (d->served || d->stopping || !served_wanted(&d->cfg, r))
+    return false;
+  d->served = served_new(&d->ol.loop, &d->cfg, NULL);
+  if (d->served && served_start(d->served, on_served, d) == 0)
+    return true;
+  log_event(d->log, LOG_ERROR, "verify.failed", NULL,
+            "the check of what the gateways serve could not start");
+  served_free(d->served);
+  d->served = NULL;
+  return false;
+}
+
 static void on_pass_done(struct pass *p, void *arg)
 {
   struct daemon *d = arg;
@@ -235,11 +266,16 @@ static void on_pass_done(struct pass *p, void *arg)
   time_t now = time(NULL);
   struct tm tm;
   char when[16];
+  bool saved;
 
+  if (start_verify(d, r))
+    return;
   /* a state file that cannot be written fails the pass: the file and the
    * cause are logged (state.*.failed), STATUS says so */
-  bool saved = persist_pass(d->log, &d->cfg, p,
-                            d->ledger_ok ? &d->ledger : NULL, &d->metrics) == 0;
+  saved = persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
+                       &d->metrics, d->served) == 0;
+  served_free(d->served);
+  d->served = NULL;
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -419,6 +455,7 @@ static void begin_shutdown(void *arg, int signum)
   inputs_stop(&d->inputs);
   if (d->pass) {
     pass_stop(d->pass);
+    served_stop(d->served); /* NULL: nothing */
     oneshot_loop_drain(&d->ol);
   } else {
     shutdown_handles(d);

@@ -100,6 +100,33 @@ static const struct json_field pass_fields[] = {
 };
 #undef PF
 
+#define SF(n, k, fl)                                                           \
+  {                                                                            \
+    .name = #n, .kind = k, .offset = offsetof(struct status_served, n),        \
+    .flags = fl                                                                \
+  }
+static const struct json_field served_fields[] = {
+    SF(address, JSON_K_STR, STR | JSON_REQUIRED),
+    SF(result, JSON_K_STR, STR | JSON_REQUIRED),
+    SF(sha256, JSON_K_STR, STR),
+    SF(serial, JSON_K_STR, STR),
+    SF(subject, JSON_K_STR, STR),
+    SF(not_after, JSON_K_I64, ONCE),
+    SF(error, JSON_K_STR, STR),
+    SF(checked, JSON_K_I64, ONCE),
+};
+#undef SF
+
+/* A served element opens: one more struct at the end of the binding's. */
+static int served_open(struct json_reader *r, void *parent, void **base);
+
+static const struct json_object served_object = {
+    .name = "served element",
+    .fields = served_fields,
+    .nfields = sizeof(served_fields) / sizeof(served_fields[0]),
+    .open = served_open,
+};
+
 #define BF(n, k, fl)                                                           \
   {                                                                            \
     .name = #n, .kind = k, .offset = offsetof(struct status_binding, n),       \
@@ -125,6 +152,10 @@ static const struct json_field binding_fields[] = {
     BF(request_id, JSON_K_STR, STR),
     BF(attempts, JSON_K_U32, ONCE),
     BF(next_retry, JSON_K_I64, ONCE),
+    {.name = "served",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &served_object},
 };
 #undef BF
 #undef ONCE
@@ -217,6 +248,28 @@ static yajl_gen_status gen_pass(yajl_gen g, const struct status_pass *p)
   return gs;
 }
 
+/* "served": [...], only when the binding has been verified. */
+static yajl_gen_status gen_served(yajl_gen g, const struct status_binding *b)
+{
+  yajl_gen_status gs = yajl_gen_status_ok;
+
+  if (b->nserved == 0)
+    return gs;
+  gs = json_gen_str(g, "served");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < b->nserved && gs == yajl_gen_status_ok; i++) {
+    gs = yajl_gen_map_open(g);
+    if (gs == yajl_gen_status_ok)
+      gs = json_gen_fields(g, &served_object, &b->served[i]);
+    if (gs == yajl_gen_status_ok)
+      gs = yajl_gen_map_close(g);
+  }
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  return gs;
+}
+
 static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
@@ -233,6 +286,8 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
     gs = yajl_gen_map_open(g);
     if (gs == yajl_gen_status_ok)
       gs = json_gen_fields(g, &binding_object, &st->bindings[i]);
+    if (gs == yajl_gen_status_ok)
+      gs = gen_served(g, &st->bindings[i]);
     if (gs == yajl_gen_status_ok)
       gs = yajl_gen_map_close(g);
   }
@@ -309,6 +364,20 @@ static int binding_open(struct json_reader *r, void *parent, void **base)
   return 0;
 }
 
+/* A binding has a few addresses: grown one at a time. */
+static int served_open(struct json_reader *r, void *parent, void **base)
+{
+  struct status_binding *b = parent;
+  struct status_served *n =
+      realloc(b->served, (b->nserved + 1) * sizeof(*b->served));
+
+  if (!n)
+    return json_fail(r, -ENOMEM, NULL, "out of memory");
+  b->served = n;
+  *base = memset(&b->served[b->nserved++], 0, sizeof(*b->served));
+  return 0;
+}
+
 int status_from_json(const char *json, size_t len, struct status *st)
 {
   struct reading rd = {.st = st};
@@ -356,6 +425,15 @@ static void free_strings(const struct json_field *fields, size_t n, void *base)
   }
 }
 
+static void free_served(struct status_binding *b)
+{
+  for (size_t i = 0; i < b->nserved; i++)
+    free_strings(served_fields, NFIELDS(served_fields), &b->served[i]);
+  free(b->served);
+  b->served = NULL;
+  b->nserved = 0;
+}
+
 void status_free(struct status *st)
 {
   if (!st)
@@ -371,6 +449,7 @@ void status_free(struct status *st)
     } else {
       free_strings(binding_fields, NFIELDS(binding_fields), b);
     }
+    free_served(b);
   }
   free(st->bindings);
   memset(st, 0, sizeof(*st));
@@ -453,24 +532,62 @@ void status_index_free(struct status_index *ix)
   memset(ix, 0, sizeof(*ix));
 }
 
+/* dst (a copy of one served entry's scalars) gets its own strings: 0, or
+ * -ENOMEM with none left allocated. */
+static int dup_strings(const struct json_field *fields, size_t n, void *dst)
+{
+  bool ok = true;
+
+  for (size_t i = 0; i < n; i++) {
+    char **s = (char **)((char *)dst + fields[i].offset);
+
+    if (fields[i].kind != JSON_K_STR || !*s)
+      continue;
+    *s = ok ? strdup(*s) : NULL;
+    ok = ok && *s;
+  }
+  if (!ok)
+    free_strings(fields, n, dst);
+  return ok ? 0 : -ENOMEM;
+}
+
+void status_binding_clear_served(struct status_binding *b)
+{
+  free_served(b);
+}
+
+int status_binding_add_served(struct status_binding *b,
+                              const struct status_served *sv)
+{
+  struct status_served *n =
+      realloc(b->served, (b->nserved + 1) * sizeof(*b->served));
+
+  if (!n)
+    return -ENOMEM;
+  b->served = n;
+  n[b->nserved] = *sv;
+  if (dup_strings(served_fields, NFIELDS(served_fields), &n[b->nserved]) < 0)
+    return -ENOMEM;
+  b->nserved++;
+  return 0;
+}
+
 int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src)
 {
   *dst = *src;
   dst->names_borrowed = false;
-  for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
-    char **s = (char **)((char *)dst + binding_fields[i].offset);
-
-    if (binding_fields[i].kind == JSON_K_STR && *s)
-      *s = strdup(*s);
+  dst->served = NULL;
+  dst->nserved = 0;
+  if (dup_strings(binding_fields, NFIELDS(binding_fields), dst) < 0) {
+    memset(dst, 0, sizeof(*dst));
+    return -ENOMEM;
   }
-  for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
-    const char *const *from =
-        (const char *const *)((const char *)src + binding_fields[i].offset);
-    char **to = (char **)((char *)dst + binding_fields[i].offset);
-
-    if (binding_fields[i].kind == JSON_K_STR && *from && !*to) {
+  for (size_t i = 0; i < src->nserved; i++) {
+    if (status_binding_add_served(dst, &src->served[i]) < 0) {
       free_strings(binding_fields, NFIELDS(binding_fields), dst);
+      free_served(dst);
+      memset(dst, 0, sizeof(*dst));
       return -ENOMEM;
     }
   }

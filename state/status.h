@@ -11,7 +11,10 @@
  *                 "gateway":…,"instance_id":…,"domain":…,
  *                 "verify_client":false,"state":"failed",
  *                 "error_code":…,"error_msg":…,"request_id":…,
- *                 "attempts":3,"next_retry":0}, …]}
+ *                 "attempts":3,"next_retry":0,
+ *                 "served":[{"address":…,"result":"ok","sha256":…,
+ *                            "serial":…,"subject":…,"not_after":…,
+ *                            "error":null,"checked":…}]}, …]}
  * Absent strings are JSON null. Unknown keys are ignored when reading, so
  * later versions may add fields; a wrong type, a missing required field,
  * a truncated or garbage file is -EBADMSG.
@@ -34,6 +37,19 @@
 
 enum status_state { STATUS_CONVERGED, STATUS_PENDING, STATUS_FAILED };
 
+/* What one ingress address of the binding's gateway served at the last
+ * verification of what the gateways serve (docs/cli.md, verify). */
+struct status_served {
+  char *address;     /* "IP:PORT" or "[IPv6]:PORT" */
+  char *result;      /* ok | mismatch | expired | unreachable | unknown */
+  char *sha256;      /* the leaf served (lowercase hex); NULL: unreachable */
+  char *serial;      /* uppercase hex */
+  char *subject;     /* RFC 2253 */
+  int64_t not_after; /* unix s; 0: unreachable */
+  char *error;       /* unreachable: why; else NULL */
+  int64_t checked;   /* unix s of the handshake */
+};
+
 struct status_binding {
   char *account;
   char *certificate; /* name in the file */
@@ -53,6 +69,10 @@ struct status_binding {
    * them, status_binding_copy copies them. 100,000 bindings would take
    * 15 MB of copies. */
   bool names_borrowed;
+  /* the last verification, one per ingress address ("served" in the
+   * file, left out when empty) */
+  struct status_served *served;
+  size_t nserved;
 };
 
 struct status_pass {
@@ -141,6 +161,14 @@ void status_index_free(struct status_index *ix);
  * false): 0, or -ENOMEM with nothing allocated. */
 int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src);
+
+/* Append a deep copy of *sv to b->served: 0, or -ENOMEM with b as it
+ * was. */
+int status_binding_add_served(struct status_binding *b,
+                              const struct status_served *sv);
+
+/* Free b's served entries (a new verification replaces them). */
+void status_binding_clear_served(struct status_binding *b);
 
 /* "converged" | "pending" | "failed"; parse: 0 or -EINVAL. */
 const char *status_state_name(enum status_state s);
