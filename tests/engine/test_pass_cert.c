@@ -35,6 +35,8 @@
 
 #include "harness.h"
 #include "ledger.h"
+#include "metrics.h"
+#include "status.h"
 
 /* Made once for the whole binary by make-leaf-certs.sh. */
 static char certs_dir[64];
@@ -421,6 +423,21 @@ static void test_renewal_keeps_old_until_retire_after(void **state)
   assert_int_equal(world_count(&h->world, old_id), 0);
   /* seen bound by this pass: the wait starts now */
   assert_true(ledger_cert_find_id(&c->ledger, old_id)->bound_at > 0);
+  /* the previous object was read as a certificate of the pass, but the
+   * file has one certificate: status and the metric report that one */
+  {
+    struct status st;
+    struct metrics m = {0};
+
+    assert_int_equal(pass_status(h->pass, NULL, &st), 0);
+    assert_int_equal(st.ncerts, 1);
+    assert_string_equal(st.certs[0].certificate, "web");
+    status_free(&st);
+    assert_int_equal(pass_certificate_metrics(h->pass, &m), 0);
+    assert_int_equal(m.ncerts, 1);
+    assert_string_equal(m.certs[0].certificate, "web");
+    metrics_free(&m);
+  }
 }
 
 static void test_old_unbound_past_retire_after_deleted(void **state)
