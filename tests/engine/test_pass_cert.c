@@ -423,10 +423,17 @@ static void test_renewal_keeps_old_until_retire_after(void **state)
   assert_int_equal(world_count(&h->world, old_id), 0);
   /* seen bound by this pass: the wait starts now */
   assert_true(ledger_cert_find_id(&c->ledger, old_id)->bound_at > 0);
-  /* its bindings are read, never its Show: its end is not the file's */
-  for (size_t i = 0; i < h->net.ncalls; i++)
-    assert_false(h->net.calls[i]->op == APIG_OP_CERT_SHOW &&
-                 strcmp(h->net.calls[i]->cert_id, old_id) == 0);
+  /* its bindings are read, and its Show only once, by the lookup of the
+   * renewed leaf (a candidate of the same common name): no per-pass Show
+   * of its own, as its end is not the file's */
+  {
+    size_t shows = 0;
+
+    for (size_t i = 0; i < h->net.ncalls; i++)
+      shows += h->net.calls[i]->op == APIG_OP_CERT_SHOW &&
+               strcmp(h->net.calls[i]->cert_id, old_id) == 0;
+    assert_int_equal(shows, 1);
+  }
   /* the previous object was read as a certificate of the pass, but the
    * file has one certificate: status and the metric report that one */
   {
