@@ -8,6 +8,8 @@ Scenarios (see bench/RESULTS.md for what each one proves):
   ratelimit   per-account limit of 50 req/s: every 1 s window
   scaling     1,000 -> 100,000 bindings: wall, CPU, memory
   callgrind   instructions per request (certbind and curl), profile
+  quota       scenario 5: a rollout against APIG's quota (5 req/s) and its
+              visibility delay (bench/quota.py)
 
 Each scenario builds its world with tests/integration/harness.py (World:
 seed + YAML + 0600 secrets), starts its own apig-sim, runs certbind apply,
@@ -39,6 +41,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
+import quota  # noqa: E402
 
 LATENCY_MS = 50
 IN_FLIGHT = 256
@@ -452,7 +455,7 @@ def scenario_throughput(tools, work, n, args, competitors_too=True,
         res = {"bindings": n, "certificates": n, "latency_ms": latency_ms,
                "in_flight": (limits or UNLIMITED)["max_in_flight"]}
         res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
-        needed = 3 * n  # read + write + confirmation per certificate
+        needed = 4 * n  # read, Show, write, confirmation per certificate
         res["requests_needed"] = needed
         res["ideal_s"] = needed * latency_ms / 1000.0 / res["in_flight"]
         if competitors_too:
@@ -683,8 +686,8 @@ def scenario_scaling(tools, work, args, sizes):
         try:
             cfg = write_config(w, sim)
             res = {"bindings": ncerts * 10, "certificates": ncerts,
-                   "requests_needed": 3 * ncerts,
-                   "ideal_s": 3 * ncerts * LATENCY_MS / 1000.0 / IN_FLIGHT,
+                   "requests_needed": 4 * ncerts,  # + the Show
+                   "ideal_s": 4 * ncerts * LATENCY_MS / 1000.0 / IN_FLIGHT,
                    "config_bytes": os.path.getsize(cfg)}
             res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
             if not args.no_scaling_competitors:
@@ -1086,6 +1089,12 @@ def report(results, meta):
     return "\n".join(L) + "\n"
 
 
+def report_quota(results):
+    """Scenario 5's tables (bench/quota.py), after the others."""
+    q = results.get("quota")
+    return "\n".join(quota.report(q)) + "\n\n" if q else ""
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -1096,7 +1105,7 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "work"))
-    ap.add_argument("--only", default="throughput,rollout,ratelimit,scaling,callgrind")
+    ap.add_argument("--only", default="throughput,rollout,ratelimit,scaling,callgrind,quota")
     ap.add_argument("--quick", action="store_true", help="small sizes")
     ap.add_argument("--n", type=int, default=10000, help="scenario 1 size")
     ap.add_argument("--sizes", default="1000,10000,30000,100000")
@@ -1109,6 +1118,8 @@ def main():
     ap.add_argument("--no-curl", action="store_true")
     ap.add_argument("--no-scaling-competitors", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep work dirs")
+    ap.add_argument("--quota-sizes", default="3,20,200",
+                    help="scenario 5: certificates per case")
     ap.add_argument("--rollout-runs", type=int, default=9,
                     help="scenario 2 passes for the median (unpinned, and "
                          "again pinned)")
@@ -1152,6 +1163,11 @@ def main():
         ("scaling", lambda: scenario_scaling(tools, work, args, sizes)),
         ("callgrind", lambda: scenario_callgrind(
             tools, work, args, *((50, 150) if args.quick else (200, 600)))),
+        ("quota", lambda: quota.scenario_quota(
+            {"certbind": tools.certbind, "sim": tools.sim,
+             "make_certs": tools.make_certs}, work,
+            [3, 20] if args.quick else
+            [int(x) for x in args.quota_sizes.split(",")], log=sys.stderr)),
     ]
     for name, fn in steps:
         key = "throughput" if name == "throughput_default_delay" else name
@@ -1171,7 +1187,7 @@ def main():
     meta["load_after"] = loadavg()
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, default=str)
-    md = report(results, meta)
+    md = report(results, meta) + report_quota(results)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(md)
     sys.stdout.write(md)

@@ -12,7 +12,10 @@
 # Needs: cmake, a C compiler, python3, curl, node + npm, valgrind.
 # Without node or valgrind the matching columns are left out.
 # Extra arguments after BUILD_DIR go to bench.py (e.g. --quick, --only
-# throughput). Takes ~5 minutes on 2 CPUs; run it on a quiet machine.
+# throughput). Takes ~5 minutes on 2 CPUs, plus ~25 minutes for scenario 5
+# (the quota-bound rollout, bench/quota.py: paced by apig-sim's 5 req/s,
+# so its time is the quota's, not the CPU's; --only quota runs it alone,
+# --quota-sizes 3,20 a shorter set). Run it on a quiet machine.
 # One scenario again, the others kept from the last run (bench/work):
 #   bench/run.sh build-bench --only rollout --merge
 # (scenario 2 unpinned and pinned: apig-sim on CPU 0, certbind on CPU 1).

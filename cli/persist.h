@@ -14,16 +14,19 @@
 #include "log.h"
 #include "metrics.h"
 #include "pass.h"
+#include "served.h"
 
 /* After a pass (also an interrupted or refused one): status.json (the
  * bindings the pass did not reach keep their earlier state), the ledger
  * (when the pass changed it and ledger is not NULL), the counters kept in
  * state_dir (m's counts are added to them, then m counts from zero) and
- * the metrics textfile. Every file is attempted. 0, or the first
- * failure's negative errno. */
+ * the metrics textfile. served (NULL: none) is the verification of what
+ * the gateways serve that followed the pass (policy.verify): its cells go
+ * into the bindings' "served" and into m's served gauges. Every file is
+ * attempted. 0, or the first failure's negative errno. */
 int persist_pass(const struct log *log, const struct config *cfg,
-                 const struct pass *p, struct ledger *ledger,
-                 struct metrics *m);
+                 const struct pass *p, struct ledger *ledger, struct metrics *m,
+                 const struct served *served);
 
 /* The ledger into dir: 0, or a negative errno after logging it
  * (ledger.failed). */

@@ -83,6 +83,24 @@ struct pass_deps {
   const struct pass_clock *clock; /* NULL: real time */
 };
 
+/* What a daemon's passes learn of each account's write-to-visible delay
+ * (engine/pass_confirm.c), kept from pass to pass: the next pass confirms
+ * its writes once, when they should show, instead of learning again. */
+struct pass_visibility_entry {
+  char *key;      /* the account's endpoint and project */
+  uint64_t lo_ms; /* a read this long after a write did not show it */
+  uint64_t hi_ms; /* a read this long after a write showed it (known) */
+  bool known;
+};
+
+struct pass_visibility {
+  struct pass_visibility_entry *v;
+  size_t n;
+};
+
+/* Free what *v holds; it is empty and usable again. */
+void pass_visibility_free(struct pass_visibility *v);
+
 struct pass_opts {
   bool write;                  /* false: read and diff only (plan) */
   bool dry_run;                /* apply --dry-run: never submit a write */
@@ -106,6 +124,9 @@ struct pass_opts {
    * that holds it; a read answered 404 (not in that project) is then
    * logged at info, not as an error */
   bool probe;
+  /* daemon: the accounts' write-to-visible delays, read at the start and
+   * updated as the pass learns, or NULL (start from confirm_delay_ms) */
+  struct pass_visibility *visibility;
 };
 
 struct pass_counts {
@@ -148,11 +169,40 @@ void pass_free(struct pass *p);
 
 const struct pass_result *pass_result(const struct pass *p);
 
+/* The id a certificate from files has in pass_config() while no object
+ * holds it (plan, --dry-run): never sent. */
+#define PASS_NEW_OBJECT_ID "new"
+
+/* The file's model as the pass sees it, to print its plan and status
+ * with: the file's own (deps.cfg) unless it has certificates given as
+ * files (cert_file + key). Then a copy where each of those has the id of
+ * its APIG object (PASS_NEW_OBJECT_ID while none exists), followed
+ * by one certificate per previous object of theirs (named "NAME (previous
+ * HASH)", no binding of the file) whose bindings the plan moves.
+ * Certificate indexes of the plan and the live state are into this one.
+ * Valid until pass_free(). */
+const struct config *pass_config(const struct pass *p);
+
 /* Why the first read of certificate cert (an index into the file's
  * certificates) failed: the answer's error (code "APIG.3025": no such
  * certificate in the account's project; "" when there was no answer), or
  * NULL when it was read or never tried. Valid until pass_free(). */
 const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
+
+/* The object Show answered for id certificate cert in this pass (serial,
+ * not_after, SANs: what `certbind verify` compares a served leaf with), or
+ * NULL when unknown (a managed certificate, a failed Show, not read yet).
+ * Valid until pass_free(). */
+const struct apig_cert *pass_cert_shown(const struct pass *p, size_t cert);
+
+/* Certificate cert's end (Unix s) as this pass knows it: a managed one's
+ * from its file, an id one's from its Show; 0 when unknown. */
+int64_t pass_cert_not_after(const struct pass *p, size_t cert);
+
+/* The metric certbind_certificate_not_after_timestamp_seconds: m's
+ * certificate series replaced by one per certificate of the file (0 for
+ * an unknown end). 0 or -ENOMEM. */
+int pass_certificate_metrics(const struct pass *p, struct metrics *m);
 
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);

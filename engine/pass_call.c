@@ -207,8 +207,14 @@ void call_retry(struct pass *p, struct job *j, const struct outcome *o)
   /* Out of attempts or of retry budget: a storm of failures must not
    * multiply the traffic. */
   if (out_of_attempts || !call_retry_paid(p, j->q.account, j->type, o)) {
-    call_log(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
-             j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
+    call_log(p, LOG_WARN,
+             j->type == JOB_WRITE      ? "write.failed"
+             : j->purpose == LIST_SHOW ? "certificate.show_failed"
+                                       : "list.failed",
+             j,
+             j->type == JOB_WRITE || j->purpose == LIST_SHOW ? j->op
+                                                             : APIG_OP_LIST,
+             o, -1,
              out_of_attempts ? "giving up after %u attempts"
                              : "retry budget exhausted after %u attempt(s)",
              attempt);
@@ -266,6 +272,35 @@ static void log_rate_cut(struct pass *p, const struct job *j, double before)
             after);
 }
 
+/* APIG's throttling answer names the account's limit ("policy user over
+ * ratelimit,limit:5,time:1 second"): an account configured faster than
+ * that is throttled again whenever its rate recovers, so its rate stays
+ * at the server's for the rest of the pass. */
+static void limit_to_server_rate(struct pass *p, const struct job *j,
+                                 const struct outcome *o)
+{
+  const char *at = strstr(o->err.msg, "limit:");
+  struct log_fields f = LOG_FIELDS_INIT;
+  double before = queue_account_rate(&p->queue, j->q.account);
+  double rps;
+  long limit, secs;
+
+  if (!at || sscanf(at, "limit:%ld,time:%ld second", &limit, &secs) != 2 ||
+      limit <= 0 || secs <= 0)
+    return;
+  rps = (double)limit / (double)secs;
+  if (!(rps < p->cfg->accounts[j->q.account].limits.requests_per_second))
+    return;
+  queue_limit_rate(&p->queue, j->q.account, rps, pass_now_ms(p));
+  if (!(queue_account_rate(&p->queue, j->q.account) < before))
+    return;
+  f.account = p->cfg->accounts[j->q.account].name;
+  log_event(p->log, LOG_WARN, "rate.limit", &f,
+            "the server's limit is %.2f req/s: the account's rate stays "
+            "below it",
+            rps);
+}
+
 /*
  * A dead or silent endpoint bounds the pass. Until one of its
  * requests succeeds, an account has one request in flight (the queue's
@@ -295,7 +330,8 @@ static void cert_unreachable(struct pass *p, uint32_t cert,
 static void leave_unreached(struct pass *p, struct job *j,
                             const struct apig_error *why)
 {
-  if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
+  if ((j->type == JOB_LIST && j->purpose == LIST_INITIAL) ||
+      cert_job_first_read(j))
     cert_unreachable(p, j->cert, why);
   job_end(p, j, JOB_DROPPED, NULL);
 }
@@ -403,8 +439,10 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
       pa->retry_credit[j->type] =
           fmin(pa->retry_credit[j->type] + PASS_RETRY_CREDIT_PER_SUCCESS,
                QUEUE_RETRY_MAX);
-    if (o.cls == APIG_THROTTLED)
+    if (o.cls == APIG_THROTTLED) {
       log_rate_cut(p, j, rate);
+      limit_to_server_rate(p, j, &o);
+    }
     pause_account(p, j, &o);
     if (first_request_failed(p, j, rs, &o))
       ; /* the account is unreachable: j left with its other jobs */
@@ -412,6 +450,8 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
       job_abandon(p, j, &o.err);
     else if (j->type == JOB_LIST)
       read_done(p, j, rs, &o);
+    else if (j->type == JOB_CERT)
+      cert_done(p, j, rs, &o);
     else
       write_done(p, j, &o, rs->latency_ms);
   }

@@ -103,14 +103,17 @@ void job_end(struct pass *p, struct job *j, enum job_end how,
 
   if (j->type == JOB_LIST && read_piece_end(p, j, how, why))
     return;
-  if (j->type == JOB_WRITE) {
+  if (j->type == JOB_CERT) {
+    cert_job_end(p, j, how, why);
+  } else if (j->type == JOB_WRITE) {
     write_end(p, j, how, why);
   } else if (j->purpose == LIST_INITIAL) {
-    if (how == JOB_FAILED)
+    if (how == JOB_FAILED && !cert_read_gone(p, j->cert, why))
       pass_cert_read_failed(p, j->cert, why, false);
     p->reads_left--;
   } else if (j->purpose == LIST_CONFIRM) {
     c->confirm_queued = false;
+    confirm_ended(p, j->cert, how == JOB_DONE);
     for (size_t i = c->item_lo; how == JOB_FAILED && i < c->item_hi; i++) {
       if (p->items[i].state == ITEM_WRITTEN)
         item_fail(p, i, why);

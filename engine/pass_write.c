@@ -488,18 +488,13 @@ void write_verify_read(struct pass *p, struct job *w, struct live_cert *lc)
   }
 }
 
+/* The confirmation goes when the account's writes should show
+ * (pass_confirm.c); a certificate's reads that do not show its writes yet
+ * wait longer each time. */
 void write_schedule_confirm(struct pass *p, uint32_t cert)
 {
   struct pass_cert *c = &p->certs[cert];
-  /* policy.confirm_delay_ms (pass_opts overrides when set); re-reads
-   * after the first back off from at least 100 ms, so a 0 delay cannot
-   * turn into a re-read loop while a write is not yet visible */
-  uint32_t base = p->opts.confirm_delay_ms ? p->opts.confirm_delay_ms
-                                           : p->cfg->policy.confirm_delay_ms;
-  uint64_t delay = c->confirm_round == 0
-                       ? base
-                       : (uint64_t)(base < 100 ? 100 : base)
-                             << (c->confirm_round < 3 ? c->confirm_round : 3);
+  uint64_t delay;
   struct job *j;
 
   if (c->confirm_queued || p->stopping)
@@ -508,14 +503,38 @@ void write_schedule_confirm(struct pass *p, uint32_t cert)
   if (!j)
     return;
   j->purpose = LIST_CONFIRM;
+  delay = confirm_delay(p, cert);
   c->confirm_queued = true;
   c->confirm_round++;
   if (job_push(p, j, delay) < 0) {
     c->confirm_queued = false;
+    confirm_ended(p, cert, false);
     job_free(j);
     return;
   }
-  read_spec_fan_out(p, j, delay);
+  confirm_queued(p, j);
+  /* a held read is moved when the probe answers, which its speculative
+   * pages could not be: it reads its first page first */
+  if (!c->confirm_held)
+    read_spec_fan_out(p, j, delay);
+}
+
+/* What the read sent at sent_ms saw of written item it, for the delay. */
+static void seen_add(struct confirm_seen *s, const struct pass_item *it,
+                     uint64_t sent_ms, bool shows)
+{
+  uint64_t after;
+
+  if (!sent_ms || it->written_ms > sent_ms)
+    return;
+  after = sent_ms - it->written_ms;
+  if (shows && (!s->shown || after < s->shown_ms)) {
+    s->shown = true;
+    s->shown_ms = after;
+  } else if (!shows && (!s->unshown || after > s->unshown_ms)) {
+    s->unshown = true;
+    s->unshown_ms = after;
+  }
 }
 
 void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
@@ -525,6 +544,7 @@ void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
   uint64_t timeout = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
   size_t confirmed = 0, waiting = 0, timed_out = 0;
   struct log_fields f = LOG_FIELDS_INIT;
+  struct confirm_seen seen = {0};
 
   c->confirm_queued = false;
   for (size_t i = c->item_lo; i < c->item_hi; i++) {
@@ -532,6 +552,7 @@ void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
     struct pass_item *it = &p->items[i];
     if (it->state != ITEM_WRITTEN)
       continue;
+    seen_add(&seen, it, c->confirm_sent_ms, plan_item_shows(lc, pi));
     if (plan_item_shows(lc, pi)) {
       item_converge(p, i);
       confirmed++;
@@ -555,6 +576,8 @@ void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
   if (timed_out)
     log_event(p->log, LOG_WARN, "confirm.timeout", &f,
               "%zu binding(s) did not show in time", timed_out);
+  c->confirm_missed |= waiting > 0;
+  confirm_learn(p, cert, &seen);
   if (waiting)
     write_schedule_confirm(p, cert);
 }

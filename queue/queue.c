@@ -220,11 +220,24 @@ static uint64_t rng_range(uint64_t s[4], uint64_t lo, uint64_t hi)
 
 /* ---- accounts ---- */
 
+/* The tokens the bucket stores at most: burst, less one held back when
+ * the burst allows. The server's bucket counts a request when it arrives,
+ * the queue when it releases it, and a request that opens a connection
+ * arrives tens of ms later than one on a reused connection: released
+ * exactly at the server's rate, such a pair reaches a server with the
+ * same bucket closer together than its rate allows (a 429 and Retry-After
+ * for the whole account). One token in hand absorbs up to 1/rps of that
+ * skew; the pace (rps) is the same. */
+static double capacity(const struct queue_account_limits *l)
+{
+  return l->burst >= 2 ? (double)l->burst - 1 : 1;
+}
+
 static void refill(struct queue_account *a, uint64_t now)
 {
   if (now <= a->refill_ms)
     return;
-  double burst = a->lim.burst ? a->lim.burst : 1;
+  double burst = capacity(&a->lim);
   a->tokens += a->rate * (double)(now - a->refill_ms) / 1000.0;
   if (a->tokens > burst)
     a->tokens = burst;
@@ -291,6 +304,20 @@ static void rate_recover(struct queue_account *a, uint64_t now)
   a->recover_ms = now;
 }
 
+void queue_limit_rate(struct queue *q, uint32_t account, double rps,
+                      uint64_t now_ms)
+{
+  if (!q || account >= q->naccounts || !(rps > 0) || !isfinite(rps))
+    return;
+  struct queue_account *a = &q->accounts[account];
+  if (rps >= a->lim.rps)
+    return;
+  refill(a, now_ms); /* tokens so far accrued at the old rate */
+  a->lim.rps = rps;
+  if (a->rate > rps)
+    a->rate = rps;
+}
+
 /* ---- job placement ---- */
 
 /* A read, or the head write of an idle certificate, goes to the heap; pop
@@ -346,7 +373,7 @@ int queue_init(struct queue *q, uint32_t naccounts,
     struct queue_account *a = &q->accounts[i];
     a->lim = limits[i];
     a->rate = limits[i].rps;
-    a->tokens = limits[i].burst ? limits[i].burst : 1;
+    a->tokens = capacity(&limits[i]);
     a->refill_ms = now_ms;
     a->retry_tokens = QUEUE_RETRY_MIN;
   }

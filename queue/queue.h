@@ -13,8 +13,12 @@
  * in one of: not queued, queued (delayed / waiting / ready), in flight.
  *
  * What queue_pop() releases, per account:
- *  - Token bucket: `rps` tokens per second, at most `burst` stored (the
- *    bucket starts full). One token per released job.
+ *  - Token bucket: `rps` tokens per second, at most `burst` - 1 stored
+ *    (`burst` when it is 1; the bucket starts full): one is held back for
+ *    the time between a release and the request's arrival, which differs
+ *    from request to request (new connections), so that a server counting
+ *    arrivals with the same bucket never sees more than it allows. One
+ *    token per released job.
  *  - At most `max_in_flight` jobs in flight (0 = no limit).
  *  - Account gate: until one job of the account completes with
  *    QUEUE_SUCCESS, at most one job of it is in flight (the first request
@@ -165,6 +169,12 @@ void queue_pause_account(struct queue *q, uint32_t account, uint64_t now_ms,
                          uint64_t pause_ms);
 /* When the account's pause ends (0 or a past time: not paused). */
 uint64_t queue_account_paused_until(const struct queue *q, uint32_t account);
+
+/* The server said the account may send at most rps requests a second (a
+ * throttling answer that names its limit): the account's configured rate
+ * is lowered to it (never raised), and its current rate too if above. */
+void queue_limit_rate(struct queue *q, uint32_t account, double rps,
+                      uint64_t now_ms);
 
 void queue_block_account(struct queue *q, uint32_t account);
 void queue_unblock_account(struct queue *q, uint32_t account);

@@ -67,6 +67,25 @@ def sim_posts_timed(sim):
     return out
 
 
+SIM_REQ_AT = re.compile(r"^apig-sim: (?:GET|POST) (\S+) -> (\d+) \S* ?([0-9.]+)ms id=\S* at=([0-9.]+)$")
+CERT_ANY = re.compile(r"/certificates/([0-9a-zA-Z]{32})/")
+
+
+def sim_requests_timed(sim):
+    """As sim_posts_timed, for every request of a certificate (reads
+    too)."""
+    sim.log.flush()
+    out = []
+    with open(sim.log.name) as f:
+        for line in f:
+            m = SIM_REQ_AT.match(line.rstrip("\n"))
+            c = m and CERT_ANY.search(m.group(1))
+            if c:
+                out.append((c.group(1), int(m.group(2)), float(m.group(4)),
+                            float(m.group(3))))
+    return out
+
+
 def sim_requests(sim):
     """The sim's request log (--log-requests), in the order it answered:
     (method, certificate id, status) for certificate calls."""
@@ -238,12 +257,15 @@ class FaultTest(SimTestCase):
               "%d rate cuts, lowest rate %.2f req/s" % (
                   st["requests"], st["throttled"], len(cuts),
                   min(e["rate_milli_rps"] for e in cuts) / 1000))
-        # after a 429 on a certificate's write, the certificate's next write
-        # reached the server no earlier than Retry-After (1 s) after the 429
-        # left it (server-side times: the client's log times lag when the
-        # machine is slow, the server's do not)
+        # after a 429 on a certificate's request, the certificate's next
+        # request reached the server no earlier than Retry-After (1 s) after
+        # the 429 left it (server-side times: the client's log times lag when
+        # the machine is slow, the server's do not). Reads count too: once
+        # the 429 names the server's limit, certbind keeps to it and a write
+        # is not always among the throttled (here a certificate has one
+        # request in flight at a time)
         checked = 0
-        posts = sim_posts_timed(sim)
+        posts = sim_requests_timed(sim)
         for i, (cert, status, arrived, ms) in enumerate(posts):
             if status != 429:
                 continue
@@ -373,8 +395,11 @@ class FaultTest(SimTestCase):
         self.assertEqual(st["writes_total"], 8)
         self.assertEqual(st["writes_noop"], 0)
         self.assertEqual(st["peak_concurrent_writes_max"], 1)
-        # more than one confirmation read per certificate: it polled
-        self.assertGreater(by_op(st, "list"), 8 * 2, st)
+        # a confirmation read per certificate at least (one that came too
+        # early is repeated; since the account's delay is learnt, most
+        # certificates need just one, so "more than one each" no longer
+        # holds)
+        self.assertGreaterEqual(by_op(st, "list"), 8 * 2, st)
         ok = [e for e in r.events() if e["event"] == "confirm.ok"]
         self.assertEqual({e["certificate"] for e in ok},
                          set(w.certs), r)
@@ -432,6 +457,11 @@ class FaultTest(SimTestCase):
         # not registered on any gateway: 404
         w.wanted[1]["domains"].append("ghost.c1.prod.example.com")
         w.policy["batch_size"] = 10
+        # the certificates' Shows fail, so the plan does not know their
+        # names and sends the uncovered domain: APIG's refusal (2103) is
+        # what is isolated here (test_expiry has the plan's own check)
+        w.faults = {"errors": [{"op": "show", "rate": 1, "status": 500,
+                                "code": "APIG.9999"}]}
         sim, cfg = self.start(w)
         r = self.apply(cfg)
         self.assertEqual(r.rc, 1, r)
