@@ -165,7 +165,7 @@ static void print_matrix(const struct verify *v, FILE *out)
   fprintf(out, "%-*s", dw, "domain");
   for (size_t j = 0; j < v->ncolumns; j++) {
     column_label(v, j, label, sizeof(label));
-    fprintf(out, "  %-*s", column_width(v, j), label);
+    fprintf(out, "  %s", label);
   }
   fputc('\n', out);
   for (size_t i = 0; i < v->ncells;) {
@@ -179,7 +179,9 @@ static void print_matrix(const struct verify *v, FILE *out)
       if (i < v->ncells && v->cells[i]->column == j &&
           strcmp(domain_of(v, v->cells[i]), domain) == 0)
         word = word_of(v->cells[i++]);
-      fprintf(out, "  %-*s", column_width(v, j), word);
+      /* no padding after the last column */
+      fprintf(out, "  %-*s", j + 1 < v->ncolumns ? column_width(v, j) : 0,
+              word);
     }
     fputc('\n', out);
     if (i == first)
