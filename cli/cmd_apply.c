@@ -53,9 +53,10 @@ static int finish_dry_run(struct oneshot *o)
   const struct pass_result *r = o->result;
   char why[200];
 
-  report_plan_text(&o->cfg, r->plan, stdout, report_want_color(stdout));
-  if (!o->args->force &&
-      plan_guards(&o->cfg, r->plan, why, sizeof(why)) != PLAN_GUARD_OK) {
+  report_plan_text(pass_config(o->pass), r->plan, stdout,
+                   report_want_color(stdout));
+  if (!o->args->force && plan_guards(pass_config(o->pass), r->plan, why,
+                                     sizeof(why)) != PLAN_GUARD_OK) {
     printf("apply would refuse: %s\n", why);
     puts("dry run: nothing was written");
     return CLI_EXIT_REFUSED;
@@ -211,18 +212,18 @@ static int confirm(struct oneshot *o, struct pass_opts *po,
     pass_print_summary(o->pass, stdout, color);
     return apply_exit_code(r);
   }
-  report_plan_text(&o->cfg, r->plan, stdout, color);
+  report_plan_text(pass_config(o->pass), r->plan, stdout, color);
   /* nothing to ask: no change, or the guards refuse (the pass that
    * writes refuses in turn, and records it) */
   if (r->plan->nitems == 0 ||
-      (!o->args->force &&
-       plan_guards(&o->cfg, r->plan, why, sizeof(why)) != PLAN_GUARD_OK))
+      (!o->args->force && plan_guards(pass_config(o->pass), r->plan, why,
+                                      sizeof(why)) != PLAN_GUARD_OK))
     return -1;
   if (!ask_yes()) {
     puts("Apply cancelled.");
     return CLI_EXIT_FAILURE;
   }
-  *expect = expectations(&o->cfg, r->plan);
+  *expect = expectations(pass_config(o->pass), r->plan);
   if (!*expect)
     return CLI_EXIT_FAILURE;
   /* the checksum and the expectations point into the first pass, which

@@ -11,9 +11,6 @@
  * state shows on the wanted certificate are checked: a wanted binding not
  * in place is `-` in the matrix, listed under it, and does not fail the
  * command (that is `certbind plan`'s question, not what is served).
- *
- * A file that a pass cannot use yet (cli_pass_cannot_use) is checked
- * without the pass: every wanted binding, id certificates `unknown`.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -212,9 +209,7 @@ static void print_detail(const struct verify *v, const struct served_cell *c,
                                             : " (not the wanted certificate)",
           out);
   if (c->verdict == PROBE_VERDICT_UNKNOWN)
-    fprintf(out,
-            " (certificate %s is known by id and the API was not read: "
-            "nothing to compare)",
+    fprintf(out, " (certificate %s: nothing known to compare it with)",
             certificate_of(v, c));
   fputc('\n', out);
 }
@@ -227,7 +222,13 @@ static const char *bound_instead(const struct verify *v,
   const struct config_binding *b = &v->o.cfg.bindings[c->binding];
   const struct live_state *live = v->o.result ? v->o.result->live : NULL;
 
-  for (size_t k = 0; live && k < live->ncerts; k++) {
+  /* the live state may hold more than the file's certificates (a
+   * renewal's previous objects, after them): only the file's are named */
+  size_t n = live ? live->ncerts : 0;
+
+  if (n > v->o.cfg.ncertificates)
+    n = v->o.cfg.ncertificates;
+  for (size_t k = 0; k < n; k++) {
     if (k != b->certificate && live->certs[k].known &&
         live_cert_find(&live->certs[k],
                        v->o.cfg.gateways[b->gateway].instance_id, b->domain))
@@ -472,15 +473,12 @@ static int verify_run(struct verify *v)
 
 int cli_verify(const struct cli_args *a)
 {
-  struct verify v = {.args = a, .o = {.args = a}};
-  char why[512];
-  int rc = cli_load_config(a->config_path, &v.o.cfg);
+  struct verify v = {.args = a};
+  int rc = oneshot_open(&v.o, a);
 
   if (rc)
     goto out;
-  /* a file a pass cannot use yet is still checked, without the API */
-  if (!cli_pass_cannot_use(&v.o.cfg, a->config_path, why, sizeof(why)))
-    rc = read_live(&v);
+  rc = read_live(&v);
   if (rc == 0)
     rc = verify_run(&v);
   if (rc < 0) {

@@ -174,7 +174,6 @@ static bool reload(struct daemon *d, bool force)
   struct config_diag diag = {0};
   struct inputs_ident before;
   const char *path = d->args->config_path;
-  char why[512];
   int rc;
 
   inputs_ident(&d->inputs, &before);
@@ -192,14 +191,6 @@ static bool reload(struct daemon *d, bool force)
     return false;
   }
   config_diag_free(&diag);
-  if (cli_pass_cannot_use(&fresh, path, why, sizeof(why))) {
-    remember_rejected(d, &before);
-    log_event(d->log, LOG_ERROR, "config.rejected", NULL,
-              "%s; the last good file stays in force", why);
-    config_free(&fresh);
-    d->metrics.reload = METRICS_RELOAD_FAILED;
-    return false;
-  }
   d->rejected = false;
   d->metrics.reload = METRICS_RELOAD_OK;
   log_event(d->log, LOG_INFO, "config.reload", NULL,
@@ -538,7 +529,6 @@ static void open_daemon_ledger(struct daemon *d)
 int cli_run(const struct cli_args *a)
 {
   struct daemon *d = calloc(1, sizeof(*d));
-  char why[512];
   int rc;
 
   if (!d)
@@ -555,12 +545,6 @@ int cli_run(const struct cli_args *a)
    * that a change during it is a difference later */
   inputs_ident(&d->inputs, &d->cfg_ident);
   rc = cli_load_config(a->config_path, &d->cfg);
-  if (rc == 0 &&
-      cli_pass_cannot_use(&d->cfg, a->config_path, why, sizeof(why))) {
-    fprintf(stderr, "%s\n", why);
-    config_free(&d->cfg);
-    rc = CLI_EXIT_INVALID;
-  }
   if (rc) {
     inputs_free(&d->inputs);
     free(d);

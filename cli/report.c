@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "json.h"
+#include "pass.h"
 #include "statefile.h"
 
 #define PLAN_FILE_MAX (64u * 1024u * 1024u)
@@ -378,6 +379,53 @@ static const char *errors_note(const struct plan *p, char buf[48])
   return buf;
 }
 
+/* The certificate this object is for: a previous object's line names
+ * the file's certificate it was made for. */
+static const char *cert_op_for(const struct config *cfg,
+                               const struct plan_cert *op)
+{
+  return cfg->certificates[op->cert].name;
+}
+
+/* Uploads, updates and deletes of the objects of certificates given as
+ * files. */
+static void print_cert_ops(const struct config *cfg, const struct plan *p,
+                           FILE *out, bool color)
+{
+  static const char *const sign[] = {"+", "~", "-"};
+  static const char *const colour[] = {"\033[32m", "\033[33m", "\033[31m"};
+
+  if (p->ncert_ops == 0)
+    return;
+  fprintf(out, "Certificate objects:\n");
+  for (size_t i = 0; i < p->ncert_ops; i++) {
+    const struct plan_cert *op = &p->cert_ops[i];
+    char b[16];
+
+    fprintf(out, "    %s%s %s%s", color ? colour[op->op] : "", sign[op->op],
+            op->op == PLAN_CERT_UPLOAD ? "upload" : plan_cert_op_name(op->op),
+            color ? "\033[0m" : "");
+    if (op->op == PLAN_CERT_UPLOAD)
+      fprintf(out, " %s   certificate %s\n", op->name, cert_op_for(cfg, op));
+    else
+      fprintf(out, " certificate %s (%s)   %s\n", op->name,
+              short_id(op->object_id, b), cert_op_for(cfg, op));
+  }
+}
+
+/* ", 1 to upload, 1 certificate to delete": only the kinds there are. */
+static void print_cert_counts(const struct plan *p, FILE *out)
+{
+  if (p->nupload)
+    fprintf(out, ", %zu to upload", p->nupload);
+  if (p->nupdate)
+    fprintf(out, ", %zu certificate%s to update", p->nupdate,
+            p->nupdate == 1 ? "" : "s");
+  if (p->ndelete_cert)
+    fprintf(out, ", %zu certificate%s to delete", p->ndelete_cert,
+            p->ndelete_cert == 1 ? "" : "s");
+}
+
 int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                      bool color)
 {
@@ -412,15 +460,19 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
     if (rc == 0)
       rc = print_other_certs(cfg, p, a, &header, out, color);
   }
+  print_cert_ops(cfg, p, out, color);
   print_uncertain(cfg, p, out);
-  if (p->nitems == 0 && p->nrefused == 0)
+  if (p->nitems == 0 && p->nrefused == 0 && p->ncert_ops == 0) {
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
-  else
+  } else {
     fprintf(out,
             "Plan: %zu to attach, %zu to move, %zu to change, %zu to "
-            "detach, %zu unchanged%s.\n",
+            "detach, %zu unchanged",
             p->nattach - p->nmoved, p->nmoved, p->nchange, p->ndetach,
-            p->unchanged, errors_note(p, note));
+            p->unchanged);
+    print_cert_counts(p, out);
+    fprintf(out, "%s.\n", errors_note(p, note));
+  }
   if (rc == 0 && ferror(out))
     rc = -EIO;
   return rc;
@@ -451,6 +503,18 @@ fail:
   return -ENOMEM;
 }
 
+/* "certificate_id": the object's id, or null for a certificate from
+ * files that has none yet (it is uploaded first). */
+static yajl_gen_status gen_cert_id(yajl_gen g,
+                                   const struct config_certificate *c)
+{
+  if (c->managed && strcmp(c->id, PASS_NEW_OBJECT_ID) == 0) {
+    yajl_gen_status gs = json_gen_str(g, "certificate_id");
+    return gs == yajl_gen_status_ok ? yajl_gen_null(g) : gs;
+  }
+  return json_gen_key_str(g, "certificate_id", c->id);
+}
+
 static int gen_change(yajl_gen g, const struct config *cfg,
                       const struct plan_item *it)
 {
@@ -460,7 +524,7 @@ static int gen_change(yajl_gen g, const struct config *cfg,
   GEN_OK(json_gen_key_str(g, "op", shown_op(it)));
   GEN_OK(json_gen_key_str(g, "account", cfg->accounts[c->account].name));
   GEN_OK(json_gen_key_str(g, "certificate", c->name));
-  GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
+  GEN_OK(gen_cert_id(g, c));
   GEN_OK(json_gen_key_str(
       g, "gateway",
       it->gateway == UINT32_MAX ? "" : cfg->gateways[it->gateway].name));
@@ -489,6 +553,24 @@ static int gen_uncertain(yajl_gen g, const struct config *cfg,
       u->gateway == UINT32_MAX ? "" : cfg->gateways[u->gateway].name));
   GEN_OK(json_gen_key_str(g, "instance_id", u->instance_id));
   GEN_OK(json_gen_key_str(g, "domain", u->domain));
+  GEN_OK(yajl_gen_map_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
+static int gen_cert_op(yajl_gen g, const struct config *cfg,
+                       const struct plan_cert *op)
+{
+  GEN_OK(yajl_gen_map_open(g));
+  GEN_OK(json_gen_key_str(g, "op", plan_cert_op_name(op->op)));
+  GEN_OK(json_gen_key_str(g, "certificate", cert_op_for(cfg, op)));
+  GEN_OK(json_gen_key_str(g, "object_name", op->name));
+  GEN_OK(json_gen_str(g, "certificate_id"));
+  if (op->object_id[0])
+    GEN_OK(json_gen_str(g, op->object_id));
+  else
+    GEN_OK(yajl_gen_null(g));
   GEN_OK(yajl_gen_map_close(g));
   return 0;
 fail:
@@ -609,6 +691,9 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
   GEN_OK(json_gen_key_int(g, "unchanged", (long long)p->unchanged));
   GEN_OK(json_gen_key_int(g, "uncertain", (long long)p->nuncertain));
   GEN_OK(json_gen_key_int(g, "errors", (long long)p->nrefused));
+  GEN_OK(json_gen_key_int(g, "upload", (long long)p->nupload));
+  GEN_OK(json_gen_key_int(g, "update_certificate", (long long)p->nupdate));
+  GEN_OK(json_gen_key_int(g, "delete_certificate", (long long)p->ndelete_cert));
   GEN_OK(yajl_gen_map_close(g));
   GEN_OK(json_gen_str(g, "changes"));
   GEN_OK(yajl_gen_array_open(g));
@@ -626,6 +711,13 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
   GEN_OK(yajl_gen_array_close(g));
   if (gen_errors(g, cfg, p) < 0 || gen_certificates(g, cfg, p) < 0)
     goto fail;
+  GEN_OK(json_gen_str(g, "certificate_objects"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (size_t i = 0; i < p->ncert_ops; i++) {
+    if (gen_cert_op(g, cfg, &p->cert_ops[i]) < 0)
+      goto fail;
+  }
+  GEN_OK(yajl_gen_array_close(g));
   GEN_OK(yajl_gen_map_close(g));
   GEN_OK(yajl_gen_get_buf(g, &buf, &blen));
   *out = malloc(blen + 1);

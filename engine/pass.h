@@ -169,6 +169,20 @@ void pass_free(struct pass *p);
 
 const struct pass_result *pass_result(const struct pass *p);
 
+/* The id a certificate from files has in pass_config() while no object
+ * holds it (plan, --dry-run): never sent. */
+#define PASS_NEW_OBJECT_ID "new"
+
+/* The file's model as the pass sees it, to print its plan and status
+ * with: the file's own (deps.cfg) unless it has certificates given as
+ * files (cert_file + key). Then a copy where each of those has the id of
+ * its APIG object (PASS_NEW_OBJECT_ID while none exists), followed
+ * by one certificate per previous object of theirs (named "NAME (previous
+ * HASH)", no binding of the file) whose bindings the plan moves.
+ * Certificate indexes of the plan and the live state are into this one.
+ * Valid until pass_free(). */
+const struct config *pass_config(const struct pass *p);
+
 /* Why the first read of certificate cert (an index into the file's
  * certificates) failed: the answer's error (code "APIG.3025": no such
  * certificate in the account's project; "" when there was no answer), or

@@ -318,7 +318,8 @@ static void cert_unreachable(struct pass *p, uint32_t cert,
 static void leave_unreached(struct pass *p, struct job *j,
                             const struct apig_error *why)
 {
-  if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
+  if ((j->type == JOB_LIST && j->purpose == LIST_INITIAL) ||
+      cert_job_first_read(j))
     cert_unreachable(p, j->cert, why);
   job_end(p, j, JOB_DROPPED, NULL);
 }
@@ -437,6 +438,8 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
       job_abandon(p, j, &o.err);
     else if (j->type == JOB_LIST)
       read_done(p, j, rs, &o);
+    else if (j->type == JOB_CERT)
+      cert_done(p, j, rs, &o);
     else
       write_done(p, j, &o, rs->latency_ms);
   }

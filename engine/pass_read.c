@@ -592,7 +592,10 @@ int read_start_show(struct pass *p, uint32_t cert)
     note_expiry(p, cert, cc->file.not_after);
     return 0;
   }
-  if (!cc->id)
+  /* A previous object of a certificate from files (pass_cert.c) is read
+   * only for the bindings that move off it: its end is not the file's
+   * concern, and a warning about it would be noise while it retires. */
+  if (!cc->id || cert >= p->nfile_certs)
     return 0;
   j = job_new(p, JOB_LIST, cert);
   if (!j)

@@ -371,17 +371,26 @@ static int keep_previous_detaches(const struct pass *p,
   return rc;
 }
 
+/* The file's own certificates: the pass's view of the file adds, after
+ * them, the previous objects of certificates from files (pass_cert.c),
+ * which are not certificates of the file to report or alert on. */
+static size_t own_certificates(const struct pass *p)
+{
+  return p->nfile_certs ? p->nfile_certs : p->cfg->ncertificates;
+}
+
 /* Each certificate of the file and its end as this pass knows it. */
 static int status_certs(const struct pass *p, struct status *st)
 {
   const struct config *cfg = p->cfg;
+  size_t n = own_certificates(p);
 
-  if (cfg->ncertificates == 0)
+  if (n == 0)
     return 0;
-  st->certs = calloc(cfg->ncertificates, sizeof(*st->certs));
+  st->certs = calloc(n, sizeof(*st->certs));
   if (!st->certs)
     return -ENOMEM;
-  for (size_t c = 0; c < cfg->ncertificates; c++) {
+  for (size_t c = 0; c < n; c++) {
     const struct config_certificate *cc = &cfg->certificates[c];
     struct status_cert *sc = &st->certs[st->ncerts++];
     sc->certificate = strdup(cc->name);
@@ -412,7 +421,7 @@ int64_t pass_cert_not_after(const struct pass *p, size_t cert)
 int pass_certificate_metrics(const struct pass *p, struct metrics *m)
 {
   metrics_clear_certificates(m);
-  for (size_t c = 0; c < p->cfg->ncertificates; c++) {
+  for (size_t c = 0; c < own_certificates(p); c++) {
     const struct config_certificate *cc = &p->cfg->certificates[c];
     int rc =
         metrics_add_certificate(m, cc->name, cc->id, pass_cert_not_after(p, c));

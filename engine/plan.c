@@ -112,6 +112,27 @@ bool plan_item_shows(const struct live_cert *lc, const struct plan_item *it)
   return e != NULL && e->verify_client == it->verify_client;
 }
 
+const char *plan_cert_op_name(enum plan_cert_op op)
+{
+  switch (op) {
+  case PLAN_CERT_UPLOAD:
+    return "upload";
+  case PLAN_CERT_UPDATE:
+    return "update";
+  case PLAN_CERT_DELETE:
+    break;
+  }
+  return "delete";
+}
+
+/* What names a certificate in the checksum: its id, or for a certificate
+ * given as files its leaf's hash (its object may not exist when `plan`
+ * runs and be created by `apply` before its reads). */
+static const char *cert_key(const struct config_certificate *c)
+{
+  return c->managed ? c->file.sha256 : c->id;
+}
+
 const char *plan_op_name(enum plan_op op)
 {
   switch (op) {
@@ -620,7 +641,7 @@ static int compute_checksum(const struct config *cfg,
   for (size_t c = 0; h->ok && c < live->ncerts; c++) {
     const struct live_cert *lc = &live->certs[c];
     hash_str(h, lc->known ? "\ncert " : "\nunread ");
-    hash_str(h, cfg->certificates[c].id);
+    hash_str(h, cert_key(&cfg->certificates[c]));
     for (size_t j = 0; j < lc->b.n; j++) {
       const struct apig_binding *e = &lc->b.items[j];
       hash_put(h, "\n", 1);
@@ -634,7 +655,7 @@ static int compute_checksum(const struct config *cfg,
     const struct plan_item *it = &p->items[i];
     hash_put(h, "\nplan ", 6);
     hash_str(h, plan_op_name(it->op));
-    hash_str(h, cfg->certificates[it->cert].id);
+    hash_str(h, cert_key(&cfg->certificates[it->cert]));
     hash_str(h, it->instance_id);
     hash_put(h, " ", 1);
     hash_str(h, it->domain);
@@ -981,6 +1002,7 @@ void plan_free(struct plan *p)
   free(p->uncertain);
   free(p->refused);
   free(p->not_after);
+  free(p->cert_ops);
   memset(p, 0, sizeof(*p));
 }
 

@@ -108,6 +108,21 @@ struct plan_uncertain {
   const char *domain;      /* points into the live state */
 };
 
+/* What happens to the APIG object of a certificate given as files
+ * (cert_file + key): made by the pass (pass_cert.c), not by plan_make. */
+enum plan_cert_op {
+  PLAN_CERT_UPLOAD, /* no object holds its leaf: one is created */
+  PLAN_CERT_UPDATE, /* update: in_place: the new content PUT into the old */
+  PLAN_CERT_DELETE, /* an object certbind created, no longer used: deleted */
+};
+
+struct plan_cert {
+  enum plan_cert_op op;
+  uint32_t cert;      /* index into config.certificates (the pass's view) */
+  char name[64];      /* the object's name at APIG */
+  char object_id[65]; /* update, delete: the object's id; upload: "" */
+};
+
 struct plan {
   struct plan_item *items; /* sorted by certificate, op, domain, gateway */
   size_t nitems;
@@ -142,6 +157,10 @@ struct plan {
    * there are no certificates. */
   int64_t *not_after;
   int64_t now_s; /* live_state.now_s: what days left count from */
+  /* Certificate objects created, updated or deleted (plan_cert_op). */
+  struct plan_cert *cert_ops;
+  size_t ncert_ops;
+  size_t nupload, nupdate, ndelete_cert;
 };
 
 int live_state_init(struct live_state *ls, size_t ncerts);
@@ -193,6 +212,8 @@ int plan_checksum(const struct config *cfg, const struct live_state *live,
 void plan_free(struct plan *p);
 
 const char *plan_op_name(enum plan_op op);
+/* "upload", "update", "delete". */
+const char *plan_cert_op_name(enum plan_cert_op op);
 
 /* An attach that takes its (gateway, domain) from another certificate. */
 bool plan_item_is_move(const struct plan_item *it);
