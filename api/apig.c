@@ -47,17 +47,6 @@ void apig_url_free(struct apig_url *u)
   memset(u, 0, sizeof *u);
 }
 
-struct endpoint {
-  char *host; /* as curl sends it in Host: */
-  char *base; /* path prefix without a trailing '/', maybe "" */
-};
-
-static void endpoint_free(struct endpoint *e)
-{
-  free(e->host);
-  free(e->base);
-}
-
 static bool part_absent(CURLU *u, CURLUPart what)
 {
   char *p = NULL;
@@ -67,7 +56,7 @@ static bool part_absent(CURLU *u, CURLUPart what)
   return rc != CURLUE_OK;
 }
 
-static int endpoint_host(CURLU *u, struct endpoint *e)
+static int endpoint_host(CURLU *u, struct apig_endpoint *e)
 {
   char *host = NULL, *port = NULL;
   int err = 0;
@@ -91,7 +80,7 @@ static int endpoint_host(CURLU *u, struct endpoint *e)
   return err;
 }
 
-static int endpoint_base(CURLU *u, struct endpoint *e)
+static int endpoint_base(CURLU *u, struct apig_endpoint *e)
 {
   char *path = NULL;
 
@@ -105,8 +94,17 @@ static int endpoint_base(CURLU *u, struct endpoint *e)
   return e->base ? 0 : -ENOMEM;
 }
 
+void apig_endpoint_free(struct apig_endpoint *e)
+{
+  if (!e)
+    return;
+  free(e->host);
+  free(e->base);
+  memset(e, 0, sizeof *e);
+}
+
 /* https only; no user info, query or fragment in a configured endpoint. */
-static int endpoint_parse(const char *endpoint, struct endpoint *e)
+int apig_endpoint_parse(const char *endpoint, struct apig_endpoint *e)
 {
   char *scheme = NULL;
   int err = -EINVAL;
@@ -126,28 +124,59 @@ static int endpoint_parse(const char *endpoint, struct endpoint *e)
   err = endpoint_host(u, e);
   if (!err)
     err = endpoint_base(u, e);
+  if (!err) {
+    e->host_len = strlen(e->host);
+    e->base_len = strlen(e->base);
+  }
 out:
   curl_free(scheme);
   curl_url_cleanup(u);
   if (err)
-    endpoint_free(e);
+    apig_endpoint_free(e);
   return err;
 }
 
-/* out takes e's host; path is base + rest. */
-static int url_build(struct endpoint *e, const char *rest, char *query,
-                     struct apig_url *out)
+/* Concatenation by lengths: this runs for every request (printf's engine
+ * cost more than the rest of the URL's making). */
+static char *concat(const char *const *parts, const size_t *lens, size_t n)
+{
+  size_t total = 1;
+
+  for (size_t i = 0; i < n; i++)
+    total += lens[i];
+  char *out = malloc(total), *w = out;
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(w, parts[i], lens[i]);
+    w += lens[i];
+  }
+  *w = '\0';
+  return out;
+}
+
+/* out takes query; path is base + rest; the URL https://host path [?query]. */
+static int url_build(const struct apig_endpoint *e, const char *rest,
+                     char *query, struct apig_url *out)
 {
   memset(out, 0, sizeof *out);
   out->query = query;
-  out->host = e->host;
-  e->host = NULL;
-  if (asprintf(&out->path, "%s%s", e->base, rest) < 0)
-    out->path = NULL;
-  if (out->path && out->query &&
-      asprintf(&out->url, "https://%s%s%s%s", out->host, out->path,
-               *query ? "?" : "", query) < 0)
-    out->url = NULL;
+  if (!e || !e->host || !e->base) {
+    free(query);
+    memset(out, 0, sizeof *out);
+    return -EINVAL;
+  }
+  size_t rest_len = strlen(rest), query_len = query ? strlen(query) : 0;
+  const char *path_parts[] = {e->base, rest};
+  const size_t path_lens[] = {e->base_len, rest_len};
+  out->path = concat(path_parts, path_lens, 2);
+  out->host = strndup(e->host, e->host_len);
+  if (out->path && query) {
+    const char *url_parts[] = {"https://", e->host, out->path, "?", query};
+    const size_t url_lens[] = {8, e->host_len, e->base_len + rest_len,
+                               query_len ? 1 : 0, query_len};
+    out->url = concat(url_parts, url_lens, 5);
+  }
   if (!out->url || !out->path || !out->query || !out->host) {
     apig_url_free(out);
     return -ENOMEM;
@@ -167,6 +196,21 @@ static bool domain_chars_ok(const char *d)
   return true;
 }
 
+/* v in decimal at buf (room for 20 digits), not terminated: its length. */
+static size_t put_decimal(char *buf, unsigned long v)
+{
+  char tmp[24], *d = tmp + sizeof(tmp);
+  size_t n;
+
+  do
+    *--d = (char)('0' + v % 10);
+  while ((v /= 10) != 0);
+  n = (size_t)(tmp + sizeof(tmp) - d);
+  memcpy(buf, d, n);
+  return n;
+}
+
+/* limit and offset: checked non-negative by the caller */
 static int list_query(long limit, long offset, const char *url_domain,
                       char **out)
 {
@@ -184,7 +228,14 @@ static int list_query(long limit, long offset, const char *url_domain,
     rc =
         asprintf(out, "limit=%ld&offset=%ld&url_domain=%s", limit, offset, dom);
   } else {
-    rc = asprintf(out, "limit=%ld&offset=%ld", limit, offset);
+    /* every read's query: joined by lengths, not asprintf */
+    char l[24], o[24];
+    size_t ln = put_decimal(l, (unsigned long)limit);
+    size_t on = put_decimal(o, (unsigned long)offset);
+    const char *parts[] = {"limit=", l, "&offset=", o};
+    const size_t lens[] = {6, ln, 8, on};
+    *out = concat(parts, lens, 4);
+    rc = *out ? 0 : -1;
   }
   curl_free(dom);
   return rc < 0 ? -ENOMEM : 0;
@@ -193,8 +244,8 @@ static int list_query(long limit, long offset, const char *url_domain,
 static int url_for(const char *endpoint, const char *rest, char *query,
                    struct apig_url *out)
 {
-  struct endpoint e;
-  int err = endpoint_parse(endpoint, &e);
+  struct apig_endpoint e;
+  int err = apig_endpoint_parse(endpoint, &e);
 
   if (err) {
     free(query);
@@ -202,7 +253,7 @@ static int url_for(const char *endpoint, const char *rest, char *query,
     return err;
   }
   err = url_build(&e, rest, query, out);
-  endpoint_free(&e);
+  apig_endpoint_free(&e);
   return err;
 }
 
@@ -221,9 +272,28 @@ int apig_url_build(const char *endpoint, const char *rest, const char *query,
   return url_for(endpoint, rest, q, out);
 }
 
-int apig_url_list(const char *endpoint, const char *project_id,
-                  const char *cert_id, long limit, long offset,
-                  const char *url_domain, struct apig_url *out)
+/* "/v2/{project}/apigw/certificates/{cert}" + tail into rest (256 bytes:
+ * ids are checked to be at most 64 characters, tails are short). */
+static void cert_rest(char rest[256], const char *project_id,
+                      const char *cert_id, const char *tail)
+{
+  size_t pn = strlen(project_id), cn = strlen(cert_id), tn = strlen(tail);
+  char *w = rest;
+
+  memcpy(w, "/v2/", 4);
+  w += 4;
+  memcpy(w, project_id, pn);
+  w += pn;
+  memcpy(w, "/apigw/certificates/", 20);
+  w += 20;
+  memcpy(w, cert_id, cn);
+  w += cn;
+  memcpy(w, tail, tn + 1);
+}
+
+int apig_url_list_at(const struct apig_endpoint *ep, const char *project_id,
+                     const char *cert_id, long limit, long offset,
+                     const char *url_domain, struct apig_url *out)
 {
   char rest[256], *query = NULL;
 
@@ -234,13 +304,29 @@ int apig_url_list(const char *endpoint, const char *project_id,
   int err = list_query(limit, offset, url_domain, &query);
   if (err)
     return err;
-  snprintf(rest, sizeof rest, "/v2/%s/apigw/certificates/%s/attached-domains",
-           project_id, cert_id);
-  return url_for(endpoint, rest, query, out);
+  cert_rest(rest, project_id, cert_id, "/attached-domains");
+  return url_build(ep, rest, query, out);
 }
 
-int apig_url_write(const char *endpoint, const char *project_id,
-                   const char *cert_id, enum apig_op op, struct apig_url *out)
+int apig_url_list(const char *endpoint, const char *project_id,
+                  const char *cert_id, long limit, long offset,
+                  const char *url_domain, struct apig_url *out)
+{
+  struct apig_endpoint ep;
+  int err = apig_endpoint_parse(endpoint, &ep);
+
+  memset(out, 0, sizeof *out);
+  if (err)
+    return err;
+  err = apig_url_list_at(&ep, project_id, cert_id, limit, offset, url_domain,
+                         out);
+  apig_endpoint_free(&ep);
+  return err;
+}
+
+int apig_url_write_at(const struct apig_endpoint *ep, const char *project_id,
+                      const char *cert_id, enum apig_op op,
+                      struct apig_url *out)
 {
   char rest[256];
 
@@ -248,12 +334,26 @@ int apig_url_write(const char *endpoint, const char *project_id,
   if (!apig_id_valid(project_id) || !apig_id_valid(cert_id) ||
       (op != APIG_OP_ATTACH && op != APIG_OP_DETACH))
     return -EINVAL;
-  snprintf(rest, sizeof rest, "/v2/%s/apigw/certificates/%s/domains/%s",
-           project_id, cert_id, op == APIG_OP_ATTACH ? "attach" : "detach");
+  cert_rest(rest, project_id, cert_id,
+            op == APIG_OP_ATTACH ? "/domains/attach" : "/domains/detach");
   char *query = strdup("");
   if (!query)
     return -ENOMEM;
-  return url_for(endpoint, rest, query, out);
+  return url_build(ep, rest, query, out);
+}
+
+int apig_url_write(const char *endpoint, const char *project_id,
+                   const char *cert_id, enum apig_op op, struct apig_url *out)
+{
+  struct apig_endpoint ep;
+  int err = apig_endpoint_parse(endpoint, &ep);
+
+  memset(out, 0, sizeof *out);
+  if (err)
+    return err;
+  err = apig_url_write_at(&ep, project_id, cert_id, op, out);
+  apig_endpoint_free(&ep);
+  return err;
 }
 
 int apig_url_token(const char *iam_endpoint, struct apig_url *out)

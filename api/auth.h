@@ -51,6 +51,18 @@ int auth_add_headers(const struct config_account *acct, const char *token,
                      const char *query, const void *body, size_t body_len,
                      time_t now, struct curl_slist **headers);
 
+/* The same, for an aksk account, signed with key: its secret key made
+ * ready once (sign_key_new(acct->secret_key)); NULL signs with the
+ * account's secret key as auth_add_headers does. Other methods ignore
+ * key. */
+struct sign_key;
+int auth_add_headers_key(const struct config_account *acct,
+                         struct sign_key *key, const char *token,
+                         const char *method, const char *url_host,
+                         const char *path, const char *query, const void *body,
+                         size_t body_len, time_t now,
+                         struct curl_slist **headers);
+
 /* "host[:port]" of an http(s) URL as libcurl sends it in Host: the port
  * only when given and not the scheme's default (443 / 80). Malloc'd. */
 int auth_url_host(const char *url, char **host);

@@ -279,7 +279,7 @@ static void ingress(void *ud, const struct config__node *v, const char *path,
     const char *why;
     size_t first;
 
-    config__pathf(sub, sizeof(sub), "%s[%zu]", path, i++);
+    config__path_index(sub, sizeof(sub), path, i++);
     if (!config__get_str(l->c, a, sub))
       continue;
     why = config__check_ingress(a->str, a->len, cur);
@@ -444,7 +444,7 @@ static void *named_map(struct config__loader *l, const struct config__node *map,
     if (*(char **)elem == NULL)
       l->c->oom = true;
     (*n)++;
-    config__pathf(path, sizeof(path), "%s.%s", what, k->str);
+    config__path_key(path, sizeof(path), what, k->str);
     one(l, v, path, elem);
   }
   return arr;

@@ -201,7 +201,7 @@ static void waves(void *ud, const struct config__node *v, const char *path,
   }
   for (const struct config__node *w = v->first; w != NULL; w = w->next, i++) {
     struct config_wave *cur = &r->waves[i];
-    config__pathf(sub, sizeof(sub), "%s[%zu]", path, i);
+    config__path_index(sub, sizeof(sub), path, i);
     if (!one_wave(l, w, sub, cur)) {
       ok = false;
       continue;
@@ -518,8 +518,11 @@ void config_free(struct config *cfg)
   for (size_t i = 0; cfg->certificates != NULL && i < cfg->ncertificates; i++)
     config__certificate_free(&cfg->certificates[i]);
   free(cfg->certificates);
-  for (size_t i = 0; cfg->bindings != NULL && i < cfg->nbindings; i++)
-    free(cfg->bindings[i].domain);
+  if (cfg->domain_blocks != NULL)
+    config__strings_free(&cfg->domain_blocks);
+  else
+    for (size_t i = 0; cfg->bindings != NULL && i < cfg->nbindings; i++)
+      free(cfg->bindings[i].domain);
   free(cfg->bindings);
   free(cfg->rollout.waves);
   free(cfg->daemon.state_dir);

@@ -204,6 +204,8 @@ struct config_daemon {
   char *metrics_file;         /* optional, NULL when absent */
 };
 
+struct config__strblock; /* config/'s own */
+
 struct config {
   char *path;
   struct config_account *accounts;
@@ -214,6 +216,10 @@ struct config {
   size_t ncertificates;
   struct config_binding *bindings;
   size_t nbindings;
+  /* A loaded file's binding domains live in these blocks, not in a malloc
+   * each (config_free frees them); NULL for a model built by hand, whose
+   * domains config_free frees one by one. */
+  struct config__strblock *domain_blocks;
   struct config_policy policy;
   struct config_retry retry;
   struct config_rollout rollout;

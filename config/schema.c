@@ -240,7 +240,7 @@ bool config__section(struct config__ctx *c, const struct config__node *map,
     size_t i;
 
     v = k->next;
-    config__pathf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k->str);
+    config__path_key(sub, sizeof(sub), path, k->str);
     for (i = 0; i < nf && strcmp(f[i].name, k->str) != 0; i++)
       ;
     if (i == nf || k->len != strlen(k->str)) {

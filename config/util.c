@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,50 @@ void config__arena_free(struct config__arena *a)
     ch = next;
   }
   a->head = NULL;
+}
+
+/* ---- packed strings ---- */
+
+#define STRBLOCK_SIZE (64u * 1024u)
+
+struct config__strblock {
+  struct config__strblock *next;
+  size_t used, size;
+  char data[];
+};
+
+char *config__strings_add(struct config__strblock **head, const char *s,
+                          size_t n)
+{
+  struct config__strblock *b = *head;
+
+  if (n >= SIZE_MAX - sizeof(*b) - STRBLOCK_SIZE)
+    return NULL;
+  if (b == NULL || b->size - b->used < n + 1) {
+    size_t size = n + 1 > STRBLOCK_SIZE ? n + 1 : STRBLOCK_SIZE;
+
+    b = malloc(sizeof(*b) + size);
+    if (b == NULL)
+      return NULL;
+    b->used = 0;
+    b->size = size;
+    b->next = *head;
+    *head = b;
+  }
+  char *out = b->data + b->used;
+  memcpy(out, s, n);
+  out[n] = '\0';
+  b->used += n + 1;
+  return out;
+}
+
+void config__strings_free(struct config__strblock **head)
+{
+  while (*head != NULL) {
+    struct config__strblock *next = (*head)->next;
+    free(*head);
+    *head = next;
+  }
 }
 
 /* ---- diagnostics ---- */
@@ -118,6 +163,50 @@ void config__pathf(char *buf, size_t size, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(buf, size, fmt, ap);
   va_end(ap);
+}
+
+/* Appends s[0..n) at *at, stopping one short of end (snprintf's cut). */
+static void path_put(char **at, char *end, const char *s, size_t n)
+{
+  size_t room = (size_t)(end - *at);
+
+  if (n > room)
+    n = room;
+  memcpy(*at, s, n);
+  *at += n;
+}
+
+/* The two forms every node's path takes, joined by hand: vsnprintf for
+ * each of them was a tenth of the loader's time (one path per key and per
+ * list item, made in case of an error). */
+void config__path_key(char *buf, size_t size, const char *base, const char *key)
+{
+  char *at = buf, *end = buf + size - 1;
+
+  if (size == 0)
+    return;
+  path_put(&at, end, base, strlen(base));
+  if (*base)
+    path_put(&at, end, ".", 1);
+  path_put(&at, end, key, strlen(key));
+  *at = '\0';
+}
+
+void config__path_index(char *buf, size_t size, const char *base, size_t i)
+{
+  char digits[24], *d = digits + sizeof(digits);
+  char *at = buf, *end = buf + size - 1;
+
+  if (size == 0)
+    return;
+  do
+    *--d = (char)('0' + i % 10);
+  while ((i /= 10) != 0);
+  path_put(&at, end, base, strlen(base));
+  path_put(&at, end, "[", 1);
+  path_put(&at, end, d, (size_t)(digits + sizeof(digits) - d));
+  path_put(&at, end, "]", 1);
+  *at = '\0';
 }
 
 int config__diag_add(struct config_diag *diag, const char *fmt, ...)

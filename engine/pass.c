@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sign.h"
+
 /* ---- the clock (pass.h: struct pass_clock) ------------------------- */
 
 /* Monotonic ms: the queue's time, request and confirmation deadlines. */
@@ -82,6 +84,12 @@ const struct config_account *pass_cert_account(const struct pass *p,
 uint32_t pass_cert_account_index(const struct pass *p, uint32_t cert)
 {
   return (uint32_t)p->cfg->certificates[cert].account;
+}
+
+const struct apig_endpoint *pass_cert_endpoint(const struct pass *p,
+                                               uint32_t cert)
+{
+  return &p->accounts[p->cfg->certificates[cert].account].endpoint;
 }
 
 void pass_cert_fields(const struct pass *p, uint32_t cert, struct log_fields *f)
@@ -506,6 +514,19 @@ void pass_transition(struct pass *p, enum pass_event ev)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* An aksk account's secret key, keyed into HMAC once for the pass's
+ * signatures. One that cannot be made (an empty key) stays NULL: each
+ * request then fails to sign as before. */
+static int ready_sign_key(const struct config_account *acct,
+                          struct pass_account *pa)
+{
+  if (acct->auth_method != CONFIG_AUTH_AKSK || !acct->secret_key.value)
+    return 0;
+  int rc =
+      sign_key_new(acct->secret_key.value, acct->secret_key.len, &pa->sign_key);
+  return rc == -ENOMEM ? rc : 0;
+}
+
 static int alloc_state(struct pass *p)
 {
   const struct config *cfg = p->cfg;
@@ -533,6 +554,14 @@ static int alloc_state(struct pass *p)
     p->accounts[a].retry_credit[JOB_LIST] = PASS_RETRY_CREDIT_START;
     p->accounts[a].retry_credit[JOB_WRITE] = PASS_RETRY_CREDIT_START;
     p->accounts[a].retry_credit[JOB_CERT] = PASS_RETRY_CREDIT_START;
+    /* once per pass, not per request; an invalid one stays zeroed and
+     * each URL built from it fails (-EINVAL), as it did before */
+    if (apig_endpoint_parse(cfg->accounts[a].endpoint,
+                            &p->accounts[a].endpoint) == -ENOMEM ||
+        ready_sign_key(&cfg->accounts[a], &p->accounts[a]) == -ENOMEM) {
+      free(lim);
+      return -ENOMEM;
+    }
   }
   confirm_init(p);
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
@@ -722,6 +751,8 @@ static void release(struct pass *p)
   if (p->accounts) {
     for (size_t a = 0; a < p->cfg->naccounts; a++) {
       auth_token_clear(&p->accounts[a].token);
+      apig_endpoint_free(&p->accounts[a].endpoint);
+      sign_key_free(p->accounts[a].sign_key);
       free(p->accounts[a].parked);
     }
   }

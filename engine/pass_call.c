@@ -45,9 +45,9 @@ int call_submit(struct pass *p, struct call *c,
     const char *token = acct->auth_method == CONFIG_AUTH_PASSWORD
                             ? p->accounts[c->account].token.value
                             : NULL;
-    rc = auth_add_headers(acct, token, method, c->url.host, c->url.path,
-                          c->url.query, c->body, c->body_len, pass_unix_s(p),
-                          &headers);
+    rc = auth_add_headers_key(acct, p->accounts[c->account].sign_key, token,
+                              method, c->url.host, c->url.path, c->url.query,
+                              c->body, c->body_len, pass_unix_s(p), &headers);
     if (c->job)
       c->job->token_gen = p->accounts[c->account].token_gen;
   } else {
@@ -65,14 +65,26 @@ int call_submit(struct pass *p, struct call *c,
     c->rq.body_len = c->body_len;
     c->rq.ca_file = acct->ca_file;
     c->rq.user = c;
+    c->rq.take_headers = true; /* wiped and freed by http, not copied */
+    headers = NULL;
     rc = http_submit(p->http, &c->rq, on_call_done, p);
   }
-  auth_headers_free(headers);
+  auth_headers_free(headers); /* only when not submitted */
   if (rc == 0) {
     p->in_flight++;
     p->res.counts.requests++;
   }
   return rc;
+}
+
+/* A bounded copy of a short text (snprintf's engine for "%s" cost more
+ * than the copy, on every answer). */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+  size_t n = strnlen(src, size - 1);
+
+  memcpy(dst, src, n);
+  dst[n] = '\0';
 }
 
 static void read_outcome(const struct call *c, const struct http_response *rs,
@@ -86,8 +98,7 @@ static void read_outcome(const struct call *c, const struct http_response *rs,
   if (rs->status >= 300 && rs->body)
     apig_parse_error(rs->body, rs->body_len, &o->err);
   if (!o->err.request_id[0])
-    snprintf(o->err.request_id, sizeof(o->err.request_id), "%s",
-             rs->request_id);
+    copy_text(o->err.request_id, sizeof(o->err.request_id), rs->request_id);
   if (transport) {
     snprintf(o->err.code, sizeof(o->err.code), "%s",
              rs->too_large ? "response-too-large" : "transport");
@@ -103,14 +114,15 @@ static void read_outcome(const struct call *c, const struct http_response *rs,
 static void count_request(struct pass *p, enum apig_op op,
                           const struct outcome *o)
 {
-  char code[64];
+  char status[24];
+  const char *code = o->err.code;
 
   if (!p->metrics)
     return;
-  if (o->err.code[0])
-    snprintf(code, sizeof(code), "%s", o->err.code);
-  else
-    snprintf(code, sizeof(code), "%ld", o->status);
+  if (!code[0]) {
+    snprintf(status, sizeof(status), "%ld", o->status);
+    code = status;
+  }
   metrics_count_request(p->metrics, apig_op_name(op), code);
 }
 

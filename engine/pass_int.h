@@ -264,6 +264,10 @@ struct pass_account {
   uint64_t vis_lo, vis_hi;
   bool vis_known;
   bool vis_probing;
+  struct apig_endpoint endpoint; /* the account's, parsed once per pass */
+  /* aksk: its secret key made ready once per pass (NULL: signed with the
+   * secret key each time) */
+  struct sign_key *sign_key;
 };
 
 struct call {
@@ -386,6 +390,9 @@ uint64_t pass_soak_now_ns(const struct pass *p);
 const struct config_account *pass_cert_account(const struct pass *p,
                                                uint32_t cert);
 uint32_t pass_cert_account_index(const struct pass *p, uint32_t cert);
+/* The endpoint of a certificate's account, parsed once per pass. */
+const struct apig_endpoint *pass_cert_endpoint(const struct pass *p,
+                                               uint32_t cert);
 /* The log fields naming a certificate and its account. */
 void pass_cert_fields(const struct pass *p, uint32_t cert,
                       struct log_fields *f);

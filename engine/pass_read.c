@@ -38,9 +38,9 @@ void read_dispatch(struct pass *p, struct job *j)
   }
   confirm_sent(p, j);
   if (rc == 0)
-    rc = apig_url_list(acct->endpoint, acct->project_id,
-                       p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
-                       j->offset, NULL, &c->url);
+    rc = apig_url_list_at(pass_cert_endpoint(p, j->cert), acct->project_id,
+                          p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
+                          j->offset, NULL, &c->url);
   if (rc == 0) {
     c->p = p;
     c->job = j;

@@ -201,8 +201,8 @@ void write_dispatch(struct pass *p, struct job *j)
   c = calloc(1, sizeof(*c));
   rc = c ? 0 : -ENOMEM;
   if (rc == 0)
-    rc = apig_url_write(acct->endpoint, acct->project_id,
-                        p->cfg->certificates[j->cert].id, j->op, &c->url);
+    rc = apig_url_write_at(pass_cert_endpoint(p, j->cert), acct->project_id,
+                           p->cfg->certificates[j->cert].id, j->op, &c->url);
   if (rc == 0)
     rc = build_write_body(p, j, &c->body, &c->body_len);
   if (rc == 0) {

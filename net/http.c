@@ -766,13 +766,19 @@ static void on_uv_handle_close(uv_handle_t *handle)
 
 /* ---- request setup --------------------------------------------------- */
 
-static int copy_headers(struct http_xfer *x, const struct http_request *rq,
+static int copy_headers(struct http_xfer *x, struct http_request *rq,
                         bool has_body_method)
 {
   bool has_ct = false;
   struct curl_slist *l = NULL, *t;
 
-  for (const struct curl_slist *i = rq->headers; i; i = i->next) {
+  if (rq->take_headers) {
+    l = rq->headers;
+    rq->headers = NULL;
+    for (const struct curl_slist *i = l; i; i = i->next)
+      has_ct |= strncasecmp(i->data, "content-type:", 13) == 0;
+  }
+  for (const struct curl_slist *i = l ? NULL : rq->headers; i; i = i->next) {
     if (strncasecmp(i->data, "content-type:", 13) == 0)
       has_ct = true;
     t = curl_slist_append(l, i->data);
@@ -780,11 +786,14 @@ static int copy_headers(struct http_xfer *x, const struct http_request *rq,
       goto oom;
     l = t;
   }
-  /* No Expect: 100-continue; no Content-Type the caller did not choose. */
-  t = curl_slist_append(l, "Expect:");
-  if (!t)
-    goto oom;
-  l = t;
+  /* No Expect: 100-continue (curl sends it only with a body, and a GET
+   * has none); no Content-Type the caller did not choose. */
+  if (has_body_method) {
+    t = curl_slist_append(l, "Expect:");
+    if (!t)
+      goto oom;
+    l = t;
+  }
   if (has_body_method && !has_ct) {
     t = curl_slist_append(l, "Content-Type:");
     if (!t)
@@ -906,10 +915,23 @@ static CURLcode cb_ssl_ctx(CURL *e, void *ssl_ctx, void *arg)
 static int trust_tag(const struct http *h, uint64_t generation, char *buf,
                      size_t len)
 {
-  int n = snprintf(buf, len, "%s:certbind-trust-%" PRIu64, h->opts.ca_path,
-                   generation);
+  static const char mark[] = ":certbind-trust-";
+  char digits[24], *d = digits + sizeof(digits);
+  const char *path = h->opts.ca_path ? h->opts.ca_path : "";
+  size_t pn = strlen(path), mn = sizeof(mark) - 1, dn;
 
-  return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+  /* by lengths, not snprintf: this is made for every request */
+  do
+    *--d = (char)('0' + generation % 10);
+  while ((generation /= 10) != 0);
+  dn = (size_t)(digits + sizeof(digits) - d);
+  if (pn + mn + dn >= len)
+    return -ENAMETOOLONG;
+  memcpy(buf, path, pn);
+  memcpy(buf + pn, mark, mn);
+  memcpy(buf + pn + mn, d, dn);
+  buf[pn + mn + dn] = '\0';
+  return 0;
 }
 
 static CURLcode set_trust(struct http *h, struct http_xfer *x,
@@ -1157,10 +1179,10 @@ int http_init(struct http *h, uv_loop_t *loop, const struct http_opts *o)
   return 0;
 }
 
-int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
-                void *arg)
+static int submit(struct http *h, struct http_request *rq, http_done_cb cb,
+                  void *arg)
 {
-  if (!h || !rq || !cb || !rq->url || !rq->method || !method_ok(rq->method))
+  if (!h || !cb || !rq->url || !rq->method || !method_ok(rq->method))
     return -EINVAL;
   if (rq->body_len > 0 && !rq->body)
     return -EINVAL;
@@ -1187,6 +1209,19 @@ int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
   x->state = XFER_PENDING;
   list_push(&h->pending, x);
   return 0;
+}
+
+int http_submit(struct http *h, struct http_request *rq, http_done_cb cb,
+                void *arg)
+{
+  if (!rq)
+    return -EINVAL;
+  int err = submit(h, rq, cb, arg);
+  if (rq->take_headers) { /* taken whatever happened: not left behind */
+    slist_wipe_free(rq->headers);
+    rq->headers = NULL;
+  }
+  return err;
 }
 
 size_t http_in_flight(const struct http *h)

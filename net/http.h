@@ -76,10 +76,16 @@ struct http_opts {
 struct http_request {
   const char *method; /* "GET", "POST", "PUT", "DELETE" */
   const char *url;    /* https://... */
-  /* May be NULL; copied by http_submit. The only headers curl adds are
-   * Host, Accept and Content-Length: no "Expect: 100-continue", and no
-   * default Content-Type (a body's type comes only from this list). */
+  /* May be NULL; copied by http_submit, or taken (take_headers). The
+   * only headers curl adds are Host, Accept and Content-Length: no
+   * "Expect: 100-continue", and no default Content-Type (a body's type
+   * comes only from this list). */
   struct curl_slist *headers;
+  /* http_submit takes headers instead of copying them, whatever it
+   * returns: they are wiped and freed with the transfer (or at once on a
+   * failure), and headers is NULL after the call. Saves a copy of every
+   * line of every request. */
+  bool take_headers;
   const char *body; /* may be NULL; not copied */
   size_t body_len;
   const char *ca_file; /* NULL: http_opts.ca_file */

@@ -48,6 +48,64 @@ static void test_url_list(void **state)
   apig_url_free(&u);
 }
 
+/* A parsed endpoint gives the same URLs as the endpoint's text, for every
+ * form of endpoint; an unparsed (zeroed) one gives none. */
+static void test_url_parsed_endpoint(void **state)
+{
+  static const char *const endpoints[] = {
+      HW, "https://127.0.0.1:8443/", "https://apig.example.com:443",
+      "https://[::1]:9443", "https://gw.internal/apig/"};
+  struct apig_endpoint ep, zero = {0};
+  struct apig_url a, b;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints; i++) {
+    assert_int_equal(apig_endpoint_parse(endpoints[i], &ep), 0);
+    assert_int_equal(apig_url_list(endpoints[i], PROJECT, CERT, 500, 1000,
+                                   "*.example.com", &a),
+                     0);
+    assert_int_equal(
+        apig_url_list_at(&ep, PROJECT, CERT, 500, 1000, "*.example.com", &b),
+        0);
+    assert_string_equal(a.url, b.url);
+    assert_string_equal(a.path, b.path);
+    assert_string_equal(a.query, b.query);
+    assert_string_equal(a.host, b.host);
+    apig_url_free(&a);
+    apig_url_free(&b);
+    assert_int_equal(
+        apig_url_write(endpoints[i], PROJECT, CERT, APIG_OP_DETACH, &a), 0);
+    assert_int_equal(apig_url_write_at(&ep, PROJECT, CERT, APIG_OP_DETACH, &b),
+                     0);
+    assert_string_equal(a.url, b.url);
+    assert_string_equal(a.path, b.path);
+    assert_string_equal(a.query, "");
+    assert_string_equal(b.query, "");
+    assert_string_equal(a.host, b.host);
+    apig_url_free(&a);
+    apig_url_free(&b);
+    /* the checks of the ids stay with the parsed endpoint */
+    assert_int_equal(apig_url_write_at(&ep, "p/x", CERT, APIG_OP_ATTACH, &b),
+                     -EINVAL);
+    assert_null(b.url);
+    apig_endpoint_free(&ep);
+  }
+  assert_int_equal(apig_endpoint_parse("http://apig.example.com", &ep),
+                   -EINVAL);
+  assert_null(ep.host);
+  assert_int_equal(apig_endpoint_parse("https://u@apig.example.com", &ep),
+                   -EINVAL);
+  assert_int_equal(apig_endpoint_parse("https://apig.example.com/?q=1", &ep),
+                   -EINVAL);
+  assert_int_equal(apig_endpoint_parse(NULL, &ep), -EINVAL);
+  apig_endpoint_free(&ep);
+  assert_int_equal(apig_url_list_at(&zero, PROJECT, CERT, 500, 0, NULL, &b),
+                   -EINVAL);
+  assert_null(b.url);
+  assert_int_equal(apig_url_write_at(NULL, PROJECT, CERT, APIG_OP_ATTACH, &b),
+                   -EINVAL);
+}
+
 static void test_url_host_forms(void **state)
 {
   struct apig_url u;
@@ -741,6 +799,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_url_list),
       cmocka_unit_test(test_url_host_forms),
+      cmocka_unit_test(test_url_parsed_endpoint),
       cmocka_unit_test(test_url_refused),
       cmocka_unit_test(test_body_reference),
       cmocka_unit_test(test_body_many),

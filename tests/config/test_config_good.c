@@ -277,6 +277,54 @@ static void test_bindings_expansion(void **state)
   config_free(&cfg);
 }
 
+/* A file of many bindings (more than one 64 KiB block of domains): every
+ * binding is there once, the gateways of one domain share its stored copy
+ * (one copy a domain, not one a binding), and config_free frees the
+ * blocks. A model built by hand (no blocks) still has each domain freed. */
+static void test_bindings_many_share_domains(void **state)
+{
+  enum { N = 4000 };
+  size_t cap = 64 + N * 24, len;
+  char *doc = malloc(sizeof(T_HEAD) + cap);
+  struct config cfg;
+
+  (void)state;
+  assert_non_null(doc);
+  len = (size_t)snprintf(doc, sizeof(T_HEAD) + cap, "%s%s", T_HEAD,
+                         "bindings:\n- certificate: c1\n  gateways: [g1, g2]\n"
+                         "  domains:\n");
+  for (size_t i = 0; i < N; i++)
+    len += (size_t)snprintf(doc + len, sizeof(T_HEAD) + cap - len,
+                            "  - d%zu.Example.com\n", i);
+  t_expect_ok(doc, &cfg);
+  free(doc);
+  assert_int_equal(cfg.nbindings, 2 * N);
+  assert_non_null(cfg.domain_blocks);
+  /* in file order: each domain on g1, then on g2 */
+  for (size_t i = 0; i < N; i++) {
+    char want[32];
+    const struct config_binding *a = &cfg.bindings[2 * i];
+    const struct config_binding *b = &cfg.bindings[2 * i + 1];
+
+    snprintf(want, sizeof want, "d%zu.example.com", i);
+    assert_string_equal(a->domain, want);
+    assert_string_equal(cfg.gateways[a->gateway].name, "g1");
+    assert_string_equal(cfg.gateways[b->gateway].name, "g2");
+    assert_ptr_equal(a->domain, b->domain);
+    assert_int_equal(a->line, 24 + i);
+  }
+  config_free(&cfg);
+  assert_null(cfg.domain_blocks);
+  assert_null(cfg.bindings);
+
+  struct config_binding *hand = calloc(2, sizeof(*hand));
+  assert_non_null(hand);
+  hand[0].domain = strdup("a.example.com");
+  hand[1].domain = strdup("b.example.com");
+  cfg = (struct config){.bindings = hand, .nbindings = 2};
+  config_free(&cfg); /* LeakSanitizer: both domains freed */
+}
+
 /* Domains are stored in the one form APIG and the ledger see: U-labels as
  * A-labels, one trailing dot dropped, lowercase; the wildcard kept. */
 static void test_domains_normalised(void **state)
@@ -559,6 +607,7 @@ int main(void)
       cmocka_unit_test(test_tls_and_limits),
       cmocka_unit_test(test_gateways_and_certificates),
       cmocka_unit_test(test_bindings_expansion),
+      cmocka_unit_test(test_bindings_many_share_domains),
       cmocka_unit_test(test_domains_normalised),
       cmocka_unit_test(test_policy_retry),
       cmocka_unit_test(test_rollout),

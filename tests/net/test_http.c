@@ -312,6 +312,48 @@ static void test_post_body_and_headers(void **state)
   assert_null(strstr(dbg.text, "ABCDEFG"));
 }
 
+/* Taken headers reach the server like copied ones (the Content-Type
+ * found in them, Expect: still off), and are gone after the call whatever
+ * it returned: NULL in the request, freed by http (LeakSanitizer). */
+static void test_taken_headers(void **state)
+{
+  struct ctx c;
+  struct http_opts o = {.ca_file = W.good_crt};
+  struct call a, g, bad;
+
+  (void)state;
+  ctx_init(&c, &o);
+  call_setup(&a, &c, good_port(), "POST", "/echo?i=3");
+  a.rq.headers = curl_slist_append(NULL, "Content-Type: application/json");
+  a.rq.headers = curl_slist_append(a.rq.headers, "X-Test: taken-marker");
+  a.rq.take_headers = true;
+  a.rq.body = "{}";
+  a.rq.body_len = 2;
+  submit(&a);
+  assert_null(a.rq.headers);
+  call_setup(&g, &c, good_port(), "GET", "/echo?i=4");
+  g.rq.headers = curl_slist_append(NULL, "X-Test: get-marker");
+  g.rq.take_headers = true;
+  submit(&g);
+  assert_null(g.rq.headers);
+  call_setup(&bad, &c, good_port(), "get", "/echo"); /* refused method */
+  bad.rq.headers = curl_slist_append(NULL, "X-Test: refused");
+  bad.rq.take_headers = true;
+  assert_int_equal(http_submit(&c.h, &bad.rq, on_done, &bad), -EINVAL);
+  assert_null(bad.rq.headers);
+  run_until(&c, 2);
+  assert_int_equal(a.status, 200);
+  assert_string_equal(
+      a.body,
+      "m=POST ct=application/json expect=- x=taken-marker i=3 len=2\n{}");
+  assert_int_equal(g.status, 200);
+  assert_string_equal(g.body, "m=GET ct=- expect=- x=get-marker i=4 len=0\n");
+  assert_false(bad.done);
+  call_free(&a);
+  call_free(&g);
+  ctx_finish(&c);
+}
+
 static void test_body_limit(void **state)
 {
   struct ctx c;
@@ -844,8 +886,8 @@ static void test_abort_all_then_close(void **state)
   /* the server would answer after 60 s; stopping it ends the sleeps */
   snprintf(slow, sizeof(slow), "/slow?ms=%u", 60000 * scale);
   ctx_init(&c, &o);
-  struct abort_when_sent a = {.c = &c, .before = tserver_requests(W.good),
-                              .n = N};
+  struct abort_when_sent a = {
+      .c = &c, .before = tserver_requests(W.good), .n = N};
   for (int i = 0; i < N; i++) {
     call_setup(&k[i], &c, good_port(), "POST", slow);
     submit(&k[i]);
@@ -937,6 +979,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent_reuse),
       cmocka_unit_test(test_post_body_and_headers),
+      cmocka_unit_test(test_taken_headers),
       cmocka_unit_test(test_body_limit),
       cmocka_unit_test(test_submit_from_callback),
       cmocka_unit_test(test_reset_is_maybe_sent),
