@@ -67,7 +67,7 @@ static int finish_dry_run(struct oneshot *o)
 /* The result on stdout, the state files (not for a dry run: it writes
  * nothing to state_dir), and the exit code: a state file that cannot be
  * written fails the pass. */
-static int finish(struct oneshot *o)
+static int finish(struct oneshot *o, struct visibility_set *learnt)
 {
   const struct cli_args *a = o->args;
   const struct pass_result *r = o->result;
@@ -78,7 +78,8 @@ static int finish(struct oneshot *o)
   pass_print_summary(o->pass, stdout, report_want_color(stdout));
   rc = apply_exit_code(r);
   if (!a->dry_run &&
-      persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics) < 0 &&
+      persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, learnt) <
+          0 &&
       rc == CLI_EXIT_OK)
     rc = CLI_EXIT_FAILURE;
   return rc;
@@ -248,6 +249,7 @@ int cli_apply(const struct cli_args *a)
                          .command = "apply"};
   struct report_stored_plan sp = {0};
   struct plan_expect *shown = NULL;
+  struct visibility_set learnt = {0}; /* visibility.json: the delays */
   int rc = oneshot_open(&o, a);
 
   if (rc == 0 && a->plan_path)
@@ -260,12 +262,16 @@ int cli_apply(const struct cli_args *a)
   }
   if (wants_prompt(a) && (rc = confirm(&o, &po, &shown)) >= 0)
     goto out;
+  /* confirm at the delays earlier passes learnt, not from the floor */
+  persist_visibility_load(&a->log, o.cfg.daemon.state_dir, &learnt);
+  po.visibility = &learnt;
   if (oneshot_run(&o, &po, true) < 0)
     rc = CLI_EXIT_FAILURE;
   else
-    rc = finish(&o);
+    rc = finish(&o, &learnt);
 out:
   oneshot_close(&o);
+  visibility_set_free(&learnt);
   free(shown);
   report_stored_plan_free(&sp);
   return rc;
