@@ -308,11 +308,12 @@ def run_cold(certbind, sim, w, tmp, n, change, name="cold"):
             "pass_s": done[-1]["duration_ms"] / 1000.0 if done else None}
 
 
-def run_again(certbind, sim, w, tmp, n, change, learn=None):
+def run_again(certbind, sim, w, tmp, n, change, learn=None, then="apply"):
     """`certbind apply` on learn (default max(N, 20)) other certificates of
-    the account, then the measured `certbind apply` on the N, with the same
-    state_dir (the World's): it starts from the delays the first one
-    learnt."""
+    the account, then the measured pass on the N, with the same state_dir
+    (the World's): `certbind apply` (then="apply"), or the first pass of a
+    daemon that starts then (then="run"); it starts from the delays the
+    first apply learnt."""
     learn = learn or learning_certs(n)
     cfg = write_yaml_of(w, sim.ca, range(n, n + learn),
                         os.path.join(tmp, "learn.yaml"))
@@ -327,10 +328,36 @@ def run_again(certbind, sim, w, tmp, n, change, learn=None):
             harness.record_output("quota-certbind", f.read())
     # both token buckets full again, as before a cold run
     time.sleep(2.5)
-    r = run_cold(certbind, sim, w, tmp, n, change, name="again")
+    if then == "run":
+        r = run_daemon_first(certbind, sim, w, tmp, n)
+    else:
+        r = run_cold(certbind, sim, w, tmp, n, change, name="again")
     if rc != 0:
         r["rc"] = rc
     return r
+
+
+def run_daemon_first(certbind, sim, w, tmp, n):
+    """The first pass of `certbind run` on the N certificates."""
+    cfg = write_yaml_of(w, sim.ca, range(n), os.path.join(tmp, "b.yaml"))
+    err = os.path.join(tmp, "again.err")
+    t0 = time.monotonic()
+    with open(err, "wb") as e:
+        proc = subprocess.Popen([certbind, "run", "-c", cfg, "--log-format",
+                                 "json"], stdout=subprocess.DEVNULL,
+                                stderr=e, env=dict(os.environ, NO_COLOR="1"))
+    try:
+        ok = wait_passes(proc, err, 1, 900)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    done = events_of(err, "pass.done")
+    return {"rc": 0 if ok and done else 1, "since": t0, "err": err,
+            "pass_s": done[0]["duration_ms"] / 1000.0 if done else None}
 
 
 def wait_passes(proc, err, count, timeout):
@@ -384,17 +411,19 @@ def run_warm(certbind, sim, w, tmp, n, change):
 
 
 def run_case(tools, work, n, vis_ms, mode="cold", rps=SERVER_RPS,
-             change=None, keep=False, learn=None):
+             change=None, keep=False, learn=None, then="apply"):
     """One case; change = (after_s, new_vis_ms): the server's delay changes
-    that long after the measured pass starts. learn (again only): the
-    certificates of the first apply (default max(N, 20))."""
+    that long after the measured pass starts. learn, then (again only):
+    the certificates of the first apply (default max(N, 20)), and what
+    runs the measured pass (run_again)."""
     tmp = tempfile.mkdtemp(prefix="s5-", dir=work)
     w = quota_world(tmp, n if mode == "cold" else
                     n + (learn or learning_certs(n)), rps, vis_ms)
     sim = QuotaSim(tools["sim"], tools["make_certs"], tmp, w)
     try:
         if mode == "again":
-            r = run_again(tools["certbind"], sim, w, tmp, n, change, learn)
+            r = run_again(tools["certbind"], sim, w, tmp, n, change, learn,
+                          then)
         else:
             run = run_warm if mode == "warm" else run_cold
             r = run(tools["certbind"], sim, w, tmp, n, change)

@@ -85,6 +85,17 @@ class QuotaBoundTest(unittest.TestCase):
         finally:
             shutil.rmtree(r["tmp"], ignore_errors=True)
 
+    def test_daemon_starts_from_what_apply_learnt(self):
+        # a daemon started after an apply: its first pass reads
+        # visibility.json (without it: 11 or more requests for 9)
+        n = 3
+        r = quota.run_case(self.tools, self.work, n, 2000, "again",
+                           then="run")
+        self.assertEqual(r["rc"], 0, r)
+        self.assertEqual(r["missing"], 0, r)
+        self.assertGreaterEqual(r["requests"], r["minimum"], r)
+        self.assertLessEqual(r["requests"], 1.05 * r["minimum"], r)
+
     def test_schedule_of_the_ideal(self):
         # the figures of issue 18's table: 3 certificates at 5 s, 20 at 5
         # and 10 s, 200 at 5 s (bucket-bound)
