@@ -109,5 +109,43 @@ class QuotaBoundTest(unittest.TestCase):
             quota.ideal_schedule(3, [(0.0, 5.0), (3.0, 10.0)]), 10.09, 2)
 
 
+class VisibilityFileTest(harness.SimTestCase):
+    """state_dir/visibility.json that cannot be used never stops a pass:
+    it is logged once, naming the file and the problem, and replaced."""
+
+    def test_corrupt_file_is_logged_and_replaced(self):
+        w = harness.World(self.tmp)
+        w.account("prod")
+        domains = ["d%d.example.com" % i for i in range(3)]
+        w.gateway("edge", "prod", domains)
+        w.certificate("star", "prod", ["*.example.com"])
+        w.want("star", ["edge"], domains)
+        w.policy["confirm_delay_ms"] = 100
+        sim, cfg = self.start(w)
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state, mode=0o700, exist_ok=True)
+        path = os.path.join(state, "visibility.json")
+        with open(path, "w") as f:
+            f.write('{"version": 1, "accounts": [{"account": "x y", ')
+        r = harness.certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(w.binding_set(), sim.state_set())
+        bad = [e for e in r.events() if e["event"] == "visibility.unreadable"]
+        self.assertEqual(len(bad), 1, r.stderr)
+        self.assertEqual(bad[0]["level"], "warn")
+        self.assertIn(path, bad[0]["msg"])
+        self.assertIn("malformed JSON", bad[0]["msg"])
+        # replaced by what this pass learnt
+        with open(path) as f:
+            doc = json.load(f)
+        self.assertEqual(len(doc["accounts"]), 1, doc)
+        self.assertTrue(doc["accounts"][0]["known"], doc)
+        # the next pass reads it without a word
+        r = harness.certbind("apply", "-c", cfg, "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertFalse([e for e in r.events()
+                          if e["event"].startswith("visibility.")], r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
