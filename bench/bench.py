@@ -455,7 +455,7 @@ def scenario_throughput(tools, work, n, args, competitors_too=True,
         res = {"bindings": n, "certificates": n, "latency_ms": latency_ms,
                "in_flight": (limits or UNLIMITED)["max_in_flight"]}
         res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
-        needed = 3 * n  # read + write + confirmation per certificate
+        needed = 4 * n  # read, Show, write, confirmation per certificate
         res["requests_needed"] = needed
         res["ideal_s"] = needed * latency_ms / 1000.0 / res["in_flight"]
         if competitors_too:
@@ -686,8 +686,8 @@ def scenario_scaling(tools, work, args, sizes):
         try:
             cfg = write_config(w, sim)
             res = {"bindings": ncerts * 10, "certificates": ncerts,
-                   "requests_needed": 3 * ncerts,
-                   "ideal_s": 3 * ncerts * LATENCY_MS / 1000.0 / IN_FLIGHT,
+                   "requests_needed": 4 * ncerts,  # + the Show
+                   "ideal_s": 4 * ncerts * LATENCY_MS / 1000.0 / IN_FLIGHT,
                    "config_bytes": os.path.getsize(cfg)}
             res["certbind"] = certbind_result(tools, tmp, sim, w, cfg)
             if not args.no_scaling_competitors:

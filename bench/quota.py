@@ -8,7 +8,8 @@ N certificates x 50 domains x 4 gateways are rolled out with certbind's
 defaults (5 req/s, burst 10). For each case bench computes:
 
   minimum   the requests the pass needs: every page of every certificate's
-            first read, its writes, one confirmation round;
+            first read, its Show (names and expiry, one per certificate and
+            pass), its writes, one confirmation round;
   ideal     the wall time of an exact schedule of those requests: a
             simulation of the server's token bucket, where a write goes
             once its certificate's read is answered and a confirmation no
@@ -62,10 +63,11 @@ LEARN_MIN = 20  # certificates of the daemon's first pass in a warm run
 
 def minimum_requests(n, domains=DOMAINS, gateways=GATEWAYS, batch=BATCH):
     """Per certificate (nothing bound yet): one read of its (empty) first
-    page, its write batches, one confirmation round of every page."""
+    page, its Show, its write batches, one confirmation round of every
+    page."""
     writes = math.ceil(domains / batch)
     confirm_pages = max(1, math.ceil(domains * gateways / PAGE))
-    return n * (1 + writes + confirm_pages)
+    return n * (2 + writes + confirm_pages)
 
 
 def visible_at(t_w, vis):
@@ -94,7 +96,9 @@ def ideal_schedule(n, vis, rps=SERVER_RPS, burst=SERVER_BURST,
     answer (s)."""
     writes = math.ceil(domains / batch)
     pages = max(1, math.ceil(domains * gateways / PAGE))
-    reads = list(range(n))      # certificates whose read is not sent
+    # certificates whose read and Show are not sent: each twice, its
+    # writes may go once the second is answered
+    reads = [c for c in range(n) for _ in range(2)]
     write_ready = []            # (time the write may go, cert, k)
     confirm_due = []            # (time the confirmation may go, cert)
     left_pages = {}
@@ -124,7 +128,8 @@ def ideal_schedule(n, vis, rps=SERVER_RPS, burst=SERVER_BURST,
         kind, x = pick
         if kind == "r":
             reads.pop(0)
-            write_ready.append((t + latency, x, 1))
+            if x not in reads:
+                write_ready.append((t + latency, x, 1))
         elif kind == "w":
             write_ready.remove(x)
             _, cert, k = x

@@ -45,14 +45,6 @@ struct cli_args {
  * CLI_EXIT_INVALID, else 0. Every command loads it so (cmd_validate.c). */
 int cli_load_config(const char *path, struct config *cfg);
 
-/* The certificates from files (cert_file + key) are loaded and checked by
- * every command, but the passes do not upload, roll or retire them yet: a
- * file with one is refused by the commands that run a pass, before any
- * read, instead of being half handled. True, with `msg` naming the first
- * one at its place in the file, when cfg has one. */
-bool cli_pass_cannot_use(const struct config *cfg, const char *path, char *msg,
-                         size_t len);
-
 /* Each command: the process's exit code. validate, status: offline
  * (cmd_validate.c, cmd_status.c); plan, apply, adopt, import: one pass
  * each (cmd_plan.c, cmd_apply.c, cmd_adopt.c, cmd_import.c on oneshot.h); run:
@@ -64,5 +56,8 @@ int cli_run(const struct cli_args *a);
 int cli_status(const struct cli_args *a);
 int cli_adopt(const struct cli_args *a);
 int cli_import(const struct cli_args *a);
+/* verify: what the gateways' ingress addresses serve (cmd_verify.c);
+ * reads no API and writes no state file */
+int cli_verify(const struct cli_args *a);
 
 #endif

@@ -78,7 +78,7 @@ static int adopt(struct oneshot *o, long only)
   struct adopt_counts n = {0};
   int rc;
 
-  adopt_live(&o->cfg, o->result->live, only, o->ledger, &n);
+  adopt_live(pass_config(o->pass), o->result->live, only, o->ledger, &n);
   rc = n.unread ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
   if (n.adopted &&
       persist_ledger(&o->args->log, o->cfg.daemon.state_dir, o->ledger) < 0) {

@@ -53,9 +53,10 @@ static int finish_dry_run(struct oneshot *o)
   const struct pass_result *r = o->result;
   char why[200];
 
-  report_plan_text(&o->cfg, r->plan, stdout, report_want_color(stdout));
-  if (!o->args->force &&
-      plan_guards(&o->cfg, r->plan, why, sizeof(why)) != PLAN_GUARD_OK) {
+  report_plan_text(pass_config(o->pass), r->plan, stdout,
+                   report_want_color(stdout));
+  if (!o->args->force && plan_guards(pass_config(o->pass), r->plan, why,
+                                     sizeof(why)) != PLAN_GUARD_OK) {
     printf("apply would refuse: %s\n", why);
     puts("dry run: nothing was written");
     return CLI_EXIT_REFUSED;
@@ -64,24 +65,30 @@ static int finish_dry_run(struct oneshot *o)
   return CLI_EXIT_OK;
 }
 
-/* The result on stdout, the state files (not for a dry run: it writes
- * nothing to state_dir), and the exit code: a state file that cannot be
- * written fails the pass. */
+/* The result on stdout, the verification of what the gateways serve when
+ * policy.verify asks (logged, into the state files; it does not change
+ * the exit code), the state files (not for a dry run: it writes nothing
+ * to state_dir), and the exit code: a state file that cannot be written
+ * fails the pass. */
 static int finish(struct oneshot *o, struct visibility_set *learnt)
 {
   const struct cli_args *a = o->args;
   const struct pass_result *r = o->result;
+  struct served *served = NULL;
   int rc;
 
   if (a->dry_run && r->outcome == PASS_PLANNED)
     return finish_dry_run(o);
   pass_print_summary(o->pass, stdout, report_want_color(stdout));
   rc = apply_exit_code(r);
+  if (!a->dry_run && served_wanted(&o->cfg, r))
+    (void)served_run(&o->cfg, &a->log, &served); /* logged */
   if (!a->dry_run &&
-      persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, learnt) <
-          0 &&
+      persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, served,
+                   learnt) < 0 &&
       rc == CLI_EXIT_OK)
     rc = CLI_EXIT_FAILURE;
+  served_free(served);
   return rc;
 }
 
@@ -201,18 +208,18 @@ static int confirm(struct oneshot *o, struct pass_opts *po,
     pass_print_summary(o->pass, stdout, color);
     return apply_exit_code(r);
   }
-  report_plan_text(&o->cfg, r->plan, stdout, color);
+  report_plan_text(pass_config(o->pass), r->plan, stdout, color);
   /* nothing to ask: no change, or the guards refuse (the pass that
    * writes refuses in turn, and records it) */
   if (r->plan->nitems == 0 ||
-      (!o->args->force &&
-       plan_guards(&o->cfg, r->plan, why, sizeof(why)) != PLAN_GUARD_OK))
+      (!o->args->force && plan_guards(pass_config(o->pass), r->plan, why,
+                                      sizeof(why)) != PLAN_GUARD_OK))
     return -1;
   if (!ask_yes()) {
     puts("Apply cancelled.");
     return CLI_EXIT_FAILURE;
   }
-  *expect = expectations(&o->cfg, r->plan);
+  *expect = expectations(pass_config(o->pass), r->plan);
   if (!*expect)
     return CLI_EXIT_FAILURE;
   /* the checksum and the expectations point into the first pass, which

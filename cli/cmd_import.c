@@ -95,7 +95,7 @@ static const struct config_certificate *file_cert(const struct config *f,
                                                   const char *id)
 {
   for (size_t i = 0; i < f->ncertificates; i++) {
-    if (strcmp(f->certificates[i].id, id) == 0)
+    if (f->certificates[i].id && strcmp(f->certificates[i].id, id) == 0)
       return &f->certificates[i];
   }
   return NULL;

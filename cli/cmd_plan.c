@@ -95,10 +95,12 @@ int cli_plan(const struct cli_args *a)
   res = o.result;
   if (rc == 0 && res->outcome == PASS_PLANNED) {
     /* the guards apply would check, by the same function */
-    if (plan_guards(&o.cfg, res->plan, why, sizeof(why)) != PLAN_GUARD_OK)
+    if (plan_guards(pass_config(o.pass), res->plan, why, sizeof(why)) !=
+        PLAN_GUARD_OK)
       refusal = why;
-    print_plan(a, &o.cfg, res, refusal);
-    if (a->out_path && write_plan_file(a->out_path, &o.cfg, res, refusal) < 0)
+    print_plan(a, pass_config(o.pass), res, refusal);
+    if (a->out_path &&
+        write_plan_file(a->out_path, pass_config(o.pass), res, refusal) < 0)
       rc = -EIO;
   }
   if (rc < 0 || res->outcome != PASS_PLANNED || any_read_failed(res))
@@ -106,7 +108,8 @@ int cli_plan(const struct cli_args *a)
   else if (refusal)
     rc = CLI_EXIT_REFUSED;
   else
-    rc = res->plan->nitems ? CLI_EXIT_CHANGES : CLI_EXIT_OK;
+    rc = res->plan->nitems || res->plan->ncert_ops ? CLI_EXIT_CHANGES
+                                                   : CLI_EXIT_OK;
   if (rc == CLI_EXIT_FAILURE && res && res->has_plan)
     pass_print_summary(o.pass, stderr, report_want_color(stderr));
 out:

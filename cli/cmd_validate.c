@@ -24,23 +24,6 @@ int cli_load_config(const char *path, struct config *cfg)
   return rc < 0 ? CLI_EXIT_INVALID : 0;
 }
 
-bool cli_pass_cannot_use(const struct config *cfg, const char *path, char *msg,
-                         size_t len)
-{
-  for (size_t i = 0; i < cfg->ncertificates; i++) {
-    const struct config_certificate *c = &cfg->certificates[i];
-    if (c->managed) {
-      snprintf(msg, len,
-               "%s:%u:%u: certificates.%s: a certificate from files "
-               "(cert_file) is checked by validate, but plan, apply, run, "
-               "adopt and import cannot use one yet: give its APIG id",
-               path, (unsigned)c->line, (unsigned)c->col, c->name);
-      return true;
-    }
-  }
-  return false;
-}
-
 int cli_validate(const struct cli_args *a)
 {
   struct config cfg = {0};

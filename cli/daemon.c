@@ -33,6 +33,7 @@
 #include "oneshot.h"
 #include "pass.h"
 #include "persist.h"
+#include "served.h"
 #include "statefile.h"
 #include "statelock.h"
 
@@ -65,7 +66,10 @@ struct daemon {
   struct metrics metrics;
   struct memo_set memory;
   struct pass *pass; /* the running pass, or NULL */
-  bool rerun;        /* something changed during the pass */
+  /* the verification after it (policy.verify): the pass is kept until it
+   * ends, and the state files are written then, with its results */
+  struct served *served;
+  bool rerun; /* something changed during the pass */
   bool stopping;
   uv_signal_t sighup;
   uv_timer_t resync, debounce, watchdog, lockwait;
@@ -172,7 +176,6 @@ static bool reload(struct daemon *d, bool force)
   struct config_diag diag = {0};
   struct inputs_ident before;
   const char *path = d->args->config_path;
-  char why[512];
   int rc;
 
   inputs_ident(&d->inputs, &before);
@@ -190,14 +193,6 @@ static bool reload(struct daemon *d, bool force)
     return false;
   }
   config_diag_free(&diag);
-  if (cli_pass_cannot_use(&fresh, path, why, sizeof(why))) {
-    remember_rejected(d, &before);
-    log_event(d->log, LOG_ERROR, "config.rejected", NULL,
-              "%s; the last good file stays in force", why);
-    config_free(&fresh);
-    d->metrics.reload = METRICS_RELOAD_FAILED;
-    return false;
-  }
   d->rejected = false;
   d->metrics.reload = METRICS_RELOAD_OK;
   log_event(d->log, LOG_INFO, "config.reload", NULL,
@@ -239,6 +234,33 @@ static void on_inputs_event(void *arg)
 
 static void shutdown_handles(struct daemon *d);
 
+static void on_pass_done(struct pass *p, void *arg);
+
+static void on_served(struct served *s, void *arg)
+{
+  struct daemon *d = arg;
+
+  served_log(s, d->log);
+  on_pass_done(d->pass, d);
+}
+
+/* policy.verify: the check of what the gateways serve, on the loop, before
+ * the state files are written. true: it runs (on_pass_done comes again
+ * from on_served). */
+static bool start_verify(struct daemon *d, const struct pass_result *r)
+{
+  if (d->served || d->stopping || !served_wanted(&d->cfg, r))
+    return false;
+  d->served = served_new(&d->ol.loop, &d->cfg, NULL);
+  if (d->served && served_start(d->served, on_served, d) == 0)
+    return true;
+  log_event(d->log, LOG_ERROR, "verify.failed", NULL,
+            "the check of what the gateways serve could not start");
+  served_free(d->served);
+  d->served = NULL;
+  return false;
+}
+
 static void on_pass_done(struct pass *p, void *arg)
 {
   struct daemon *d = arg;
@@ -246,12 +268,16 @@ static void on_pass_done(struct pass *p, void *arg)
   time_t now = time(NULL);
   struct tm tm;
   char when[16];
+  bool saved;
 
+  if (start_verify(d, r))
+    return;
   /* a state file that cannot be written fails the pass: the file and the
    * cause are logged (state.*.failed), STATUS says so */
-  bool saved =
-      persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
-                   &d->metrics, &d->visibility) == 0;
+  saved = persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
+                       &d->metrics, d->served, &d->visibility) == 0;
+  served_free(d->served);
+  d->served = NULL;
   pass_remember(p, &d->memory);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -431,6 +457,7 @@ static void begin_shutdown(void *arg, int signum)
   inputs_stop(&d->inputs);
   if (d->pass) {
     pass_stop(d->pass);
+    served_stop(d->served); /* NULL: nothing */
     oneshot_loop_drain(&d->ol);
   } else {
     shutdown_handles(d);
@@ -502,7 +529,6 @@ static void open_daemon_ledger(struct daemon *d)
 int cli_run(const struct cli_args *a)
 {
   struct daemon *d = calloc(1, sizeof(*d));
-  char why[512];
   int rc;
 
   if (!d)
@@ -519,12 +545,6 @@ int cli_run(const struct cli_args *a)
    * that a change during it is a difference later */
   inputs_ident(&d->inputs, &d->cfg_ident);
   rc = cli_load_config(a->config_path, &d->cfg);
-  if (rc == 0 &&
-      cli_pass_cannot_use(&d->cfg, a->config_path, why, sizeof(why))) {
-    fprintf(stderr, "%s\n", why);
-    config_free(&d->cfg);
-    rc = CLI_EXIT_INVALID;
-  }
   if (rc) {
     inputs_free(&d->inputs);
     free(d);

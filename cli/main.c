@@ -47,7 +47,8 @@ enum {
   CMD_ADOPT = 1u << 5,
   CMD_IMPORT = 1u << 6,
   CMD_HELP = 1u << 7,
-  CMD_ANY = (1u << 8) - 1,
+  CMD_VERIFY = 1u << 8,
+  CMD_ANY = (1u << 9) - 1,
   /* the commands that read a desired-state file */
   CMD_WITH_FILE = CMD_ANY & ~(CMD_STATUS | CMD_HELP),
 };
@@ -126,6 +127,20 @@ static const struct command commands[] = {
      "1   a certificate could not be read\n"
      "3   the file is invalid\n"
      "64  usage error\n"},
+    {"verify", CMD_VERIFY, cli_verify, NULL,
+     "check what the gateways serve, per address",
+     "For every binding on a gateway that lists ingress addresses, and\n"
+     "every such address: a TLS handshake with the domain as SNI (a name\n"
+     "under a wildcard), and the certificate presented compared with the\n"
+     "one FILE wants. Prints a matrix, domain by gateway address: ok,\n"
+     "mismatch, expired, unreachable or unknown; what is not ok is tried\n"
+     "again until policy.confirm_timeout_s. Writes nothing to the API and\n"
+     "touches no state file.",
+     "0   every address serves the wanted certificate for every domain\n"
+     "1   a mismatch, an expired or unknown certificate, an unreachable\n"
+     "    address, or interrupted\n"
+     "3   the file is invalid\n"
+     "64  usage error\n"},
     {"help", CMD_HELP, NULL, "[COMMAND]", "the help of certbind or a command",
      "Prints the help of COMMAND, as 'certbind COMMAND --help' does, or\n"
      "the overview.",
@@ -196,6 +211,8 @@ static const struct opt_use option_uses[] = {
     {O_CONFIG, CMD_WITH_FILE, USE_REQUIRED, "FILE", "the desired-state file"},
     {O_JSON, CMD_PLAN, 0, NULL, "print the plan as JSON instead of text"},
     {O_JSON, CMD_STATUS, 0, NULL, "print status.json itself"},
+    {O_JSON, CMD_VERIFY, 0, NULL,
+     "print every check as JSON, with what is served"},
     {O_OUT, CMD_PLAN, 0, "PLAN",
      "also write the plan as JSON, with its checksum,\nto PLAN (for apply "
      "--plan)"},

@@ -171,16 +171,10 @@ struct oneshot_run {
 
 int oneshot_open(struct oneshot *o, const struct cli_args *a)
 {
-  char why[512];
   int rc;
 
   o->args = a;
   rc = cli_load_config(a->config_path, &o->cfg);
-  if (rc == 0 &&
-      cli_pass_cannot_use(&o->cfg, a->config_path, why, sizeof(why))) {
-    fprintf(stderr, "%s\n", why);
-    rc = CLI_EXIT_INVALID;
-  }
   return rc;
 }
 

@@ -119,11 +119,11 @@ void oneshot_unlock(struct oneshot *o);
 
 /* Run one pass to its end; the first SIGINT/SIGTERM stops it (drained as
  * above). po->progress is set when want_progress, stderr is a terminal
- * that can redraw a line (TERM is not "dumb") and the log is text. 0 (o->pass and o->result are set), or a negative
- * errno when it could not start (logged as pass.failed; o->pass stays
- * NULL). It may be called twice (apply's plan, then its writes): the
- * first pass, and the results that point into it, stay valid until
- * oneshot_close(). */
+ * that can redraw a line (TERM is not "dumb") and the log is text. 0 (o->pass
+ * and o->result are set), or a negative errno when it could not start (logged
+ * as pass.failed; o->pass stays NULL). It may be called twice (apply's plan,
+ * then its writes): the first pass, and the results that point into it, stay
+ * valid until oneshot_close(). */
 int oneshot_run(struct oneshot *o, struct pass_opts *po, bool want_progress);
 
 /* Release everything: the lock, the pass, the ledger, the counts, the

@@ -45,7 +45,8 @@ static bool read_earlier_status(const struct log *log, const char *dir,
  * earlier status.json has them. n: the bindings by state, for the
  * gauges. */
 static int save_status(const struct log *log, const char *dir,
-                       const struct pass *p, uint64_t n[STATUS_FAILED + 1])
+                       const struct pass *p, const struct served *served,
+                       uint64_t n[STATUS_FAILED + 1])
 {
   struct status prev, st;
   bool have_prev = false;
@@ -58,6 +59,11 @@ static int save_status(const struct log *log, const char *dir,
   rc = pass_status(p, have_prev ? &prev : NULL, &st);
   if (have_prev)
     status_free(&prev);
+  if (rc == 0 && served) {
+    rc = served_to_status(served, &st);
+    if (rc < 0)
+      status_free(&st);
+  }
   if (rc < 0) {
     log_write_error(log, "status.failed", rc, path);
     return rc;
@@ -119,6 +125,8 @@ static int save_metrics(const struct log *log, const struct config *cfg,
   total.uncertain = r->counts.uncertain;
   total.last_pass_ts = r->ended_ms / 1000;
   total.pass_duration_s = (double)(r->ended_ms - r->started_ms) / 1000.0;
+  if (pass_certificate_metrics(p, &total) < 0 && err == 0)
+    err = -ENOMEM; /* the textfile is still written, without them */
   if (cfg->daemon.metrics_file) {
     rc = metrics_write(cfg->daemon.metrics_file, &total);
     if (rc < 0)
@@ -189,7 +197,7 @@ int persist_visibility_save(const struct log *log, const char *dir,
 
 int persist_pass(const struct log *log, const struct config *cfg,
                  const struct pass *p, struct ledger *ledger, struct metrics *m,
-                 struct visibility_set *visibility)
+                 const struct served *served, struct visibility_set *visibility)
 {
   const char *dir = cfg->daemon.state_dir;
   const struct pass_counts *k = &pass_result(p)->counts;
@@ -201,7 +209,11 @@ int persist_pass(const struct log *log, const struct config *cfg,
   int rc, err;
 
   (void)statefile_mkdir(dir); /* the writes below report the real problem */
-  err = save_status(log, dir, p, n);
+  err = save_status(log, dir, p, served, n);
+  /* the served gauges of this verification (metrics_add carries them
+   * into the textfile's sum) */
+  if (served && served_to_metrics(served, m) < 0)
+    err = err ? err : -ENOMEM;
   if (ledger && pass_ledger_dirty(p)) {
     rc = persist_ledger(log, dir, ledger);
     err = err ? err : rc;

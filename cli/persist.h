@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pass.h"
+#include "served.h"
 #include "visibility.h"
 
 /* After a pass (also an interrupted or refused one): status.json (the
@@ -22,11 +23,14 @@
  * (when the pass changed it and ledger is not NULL), the counters kept in
  * state_dir (m's counts are added to them, then m counts from zero), the
  * metrics textfile, and, when visibility is not NULL (the set the pass
- * learnt into), visibility.json (persist_visibility_save). Every file is
- * attempted. 0, or the first failure's negative errno; visibility.json is
- * a cache, its failure is only logged. */
+ * learnt into), visibility.json (persist_visibility_save). served (NULL:
+ * none) is the verification of what the gateways serve that followed the
+ * pass (policy.verify): its cells go into the bindings' "served" and into
+ * m's served gauges. Every file is attempted. 0, or the first failure's
+ * negative errno; visibility.json is a cache, its failure is only logged. */
 int persist_pass(const struct log *log, const struct config *cfg,
                  const struct pass *p, struct ledger *ledger, struct metrics *m,
+                 const struct served *served,
                  struct visibility_set *visibility);
 
 /* The delays earlier passes learnt, from dir/visibility.json into *v

@@ -14,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "json.h"
+#include "pass.h"
 #include "statefile.h"
 
 #define PLAN_FILE_MAX (64u * 1024u * 1024u)
@@ -234,10 +235,201 @@ static void print_uncertain(const struct config *cfg, const struct plan *p,
             n - REPORT_MAX_UNCERTAIN_LINES);
 }
 
+/* ---- certificates: days left and the plan errors of their rules ------- */
+
+#define C_RED "\033[31m"
+#define C_YELLOW "\033[33m"
+#define C_RESET "\033[0m"
+
+/* ", 43 days left" / ", expires in 3 days" (yellow within the warning
+ * days) / ", EXPIRED on 2026-03-01" (red); "" when the end is unknown. */
+static void print_days_left(const struct config *cfg, const struct plan *p,
+                            uint32_t cert, FILE *out, bool color)
+{
+  int64_t end = p->not_after ? p->not_after[cert] : 0;
+  long days;
+  char date[16];
+
+  if (!end || !p->now_s)
+    return;
+  days = plan_days_left(end, p->now_s);
+  if (end <= p->now_s) {
+    plan_format_date(end, date);
+    fprintf(out, ", %sEXPIRED on %s%s", color ? C_RED : "", date,
+            color ? C_RESET : "");
+  } else if (days <= (long)cfg->policy.expiry_warning_days) {
+    fprintf(out, ", %sexpires in %ld day%s%s", color ? C_YELLOW : "", days,
+            days == 1 ? "" : "s", color ? C_RESET : "");
+  } else {
+    fprintf(out, ", %ld days left", days);
+  }
+}
+
+static void print_cert_header(const struct config *cfg, const struct plan *p,
+                              uint32_t cert, FILE *out, bool color)
+{
+  const struct config_certificate *c = &cfg->certificates[cert];
+  char b[16];
+
+  fprintf(out, "  certificate %s (%s)", c->name,
+          c->id ? short_id(c->id, b) : "not uploaded");
+  print_days_left(cfg, p, cert, out, color);
+  fputc('\n', out);
+}
+
+/* "*.example.com, example.com": the names a refusal saw. */
+static void names_text(const struct plan_refusal *r, FILE *out)
+{
+  for (size_t k = 0; k < r->nsans && k < 4; k++)
+    fprintf(out, "%s%s", k ? ", " : "", r->sans[k]);
+  if (r->nsans > 4)
+    fprintf(out, ", … (%zu names)", r->nsans);
+  if (r->nsans == 0)
+    fputs("no DNS name", out);
+}
+
+/* "    ! not covered  x.other.com   on gw-1   star-2026 covers *.example.com"
+ * and "    ! expired  a.example.com   on gw-1   expired on 2026-03-01": the
+ * attaches and changes certificate cert's rules refused (never sent). */
+static int print_refusals(const struct config *cfg, const struct plan *p,
+                          uint32_t cert, FILE *out, bool color)
+{
+  char date[16];
+
+  for (size_t i = 0; i < p->nrefused; i++) {
+    const struct plan_refusal *r = &p->refused[i];
+    if (r->cert != cert)
+      continue;
+    fprintf(out, "    %s! %s%s   %s   on %s   ", color ? C_RED : "",
+            r->why == PLAN_REFUSE_EXPIRED ? "expired" : "not covered",
+            color ? C_RESET : "", cfg->bindings[r->binding].domain,
+            cfg->gateways[r->gateway].name);
+    if (r->why == PLAN_REFUSE_EXPIRED) {
+      plan_format_date(r->not_after, date);
+      fprintf(out, "expired on %s, never bound\n", date);
+    } else {
+      fprintf(out, "%s covers ", cfg->certificates[cert].name);
+      names_text(r, out);
+      fputc('\n', out);
+    }
+  }
+  return ferror(out) ? -EIO : 0;
+}
+
+static bool cert_has_items(const struct plan *p, uint32_t cert)
+{
+  for (size_t i = 0; i < p->nitems; i++) {
+    if (p->items[i].cert == cert)
+      return true;
+  }
+  return false;
+}
+
+static bool cert_has_refusals(const struct plan *p, uint32_t cert)
+{
+  for (size_t i = 0; i < p->nrefused; i++) {
+    if (p->refused[i].cert == cert)
+      return true;
+  }
+  return false;
+}
+
+/* Whether certificate cert ends within policy.expiry_warning_days (or has
+ * ended): shown even when it has nothing to change. */
+static bool cert_expiring(const struct config *cfg, const struct plan *p,
+                          uint32_t cert)
+{
+  int64_t end = p->not_after ? p->not_after[cert] : 0;
+
+  return end && p->now_s &&
+         plan_days_left(end, p->now_s) <= (long)cfg->policy.expiry_warning_days;
+}
+
+/* Account a's certificates with no change but plan errors or an end
+ * within the warning days: their header and errors. */
+static int print_other_certs(const struct config *cfg, const struct plan *p,
+                             size_t a, bool *header, FILE *out, bool color)
+{
+  const struct config_account *acct = &cfg->accounts[a];
+  char b[16];
+  int rc = 0;
+
+  for (uint32_t c = 0; c < cfg->ncertificates && rc == 0; c++) {
+    if (cfg->certificates[c].account != a || cert_has_items(p, c) ||
+        (!cert_has_refusals(p, c) && !cert_expiring(cfg, p, c)))
+      continue;
+    if (!*header) {
+      fprintf(out, "account %s (%s, project %s)\n", acct->name, acct->region,
+              short_id(acct->project_id, b));
+      *header = true;
+    }
+    print_cert_header(cfg, p, c, out, color);
+    rc = print_refusals(cfg, p, c, out, color);
+  }
+  return rc;
+}
+
+/* ", 2 errors (not sent)" for the summary line, or "". */
+static const char *errors_note(const struct plan *p, char buf[48])
+{
+  buf[0] = '\0';
+  if (p->nrefused)
+    snprintf(buf, 48, ", %zu error%s (not sent)", p->nrefused,
+             p->nrefused == 1 ? "" : "s");
+  return buf;
+}
+
+/* The certificate this object is for: a previous object's line names
+ * the file's certificate it was made for. */
+static const char *cert_op_for(const struct config *cfg,
+                               const struct plan_cert *op)
+{
+  return cfg->certificates[op->cert].name;
+}
+
+/* Uploads, updates and deletes of the objects of certificates given as
+ * files. */
+static void print_cert_ops(const struct config *cfg, const struct plan *p,
+                           FILE *out, bool color)
+{
+  static const char *const sign[] = {"+", "~", "-"};
+  static const char *const colour[] = {"\033[32m", "\033[33m", "\033[31m"};
+
+  if (p->ncert_ops == 0)
+    return;
+  fprintf(out, "Certificate objects:\n");
+  for (size_t i = 0; i < p->ncert_ops; i++) {
+    const struct plan_cert *op = &p->cert_ops[i];
+    char b[16];
+
+    fprintf(out, "    %s%s %s%s", color ? colour[op->op] : "", sign[op->op],
+            op->op == PLAN_CERT_UPLOAD ? "upload" : plan_cert_op_name(op->op),
+            color ? "\033[0m" : "");
+    if (op->op == PLAN_CERT_UPLOAD)
+      fprintf(out, " %s   certificate %s\n", op->name, cert_op_for(cfg, op));
+    else
+      fprintf(out, " certificate %s (%s)   %s\n", op->name,
+              short_id(op->object_id, b), cert_op_for(cfg, op));
+  }
+}
+
+/* ", 1 to upload, 1 certificate to delete": only the kinds there are. */
+static void print_cert_counts(const struct plan *p, FILE *out)
+{
+  if (p->nupload)
+    fprintf(out, ", %zu to upload", p->nupload);
+  if (p->nupdate)
+    fprintf(out, ", %zu certificate%s to update", p->nupdate,
+            p->nupdate == 1 ? "" : "s");
+  if (p->ndelete_cert)
+    fprintf(out, ", %zu certificate%s to delete", p->ndelete_cert,
+            p->ndelete_cert == 1 ? "" : "s");
+}
+
 int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                      bool color)
 {
-  char b1[16], b2[16];
+  char b1[16], note[48];
   int rc = 0;
 
   for (size_t a = 0; a < cfg->naccounts && rc == 0; a++) {
@@ -258,21 +450,29 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
                   acct->region, short_id(acct->project_id, b1));
           header = true;
         }
-        fprintf(out, "  certificate %s (%s)\n", c->name, short_id(c->id, b2));
+        print_cert_header(cfg, p, cert, out, color);
         rc = print_certificate(cfg, &p->items[i], n, out, color);
+        if (rc == 0)
+          rc = print_refusals(cfg, p, cert, out, color);
       }
       i += n;
     }
+    if (rc == 0)
+      rc = print_other_certs(cfg, p, a, &header, out, color);
   }
+  print_cert_ops(cfg, p, out, color);
   print_uncertain(cfg, p, out);
-  if (p->nitems == 0)
+  if (p->nitems == 0 && p->nrefused == 0 && p->ncert_ops == 0) {
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
-  else
+  } else {
     fprintf(out,
             "Plan: %zu to attach, %zu to move, %zu to change, %zu to "
-            "detach, %zu unchanged.\n",
+            "detach, %zu unchanged",
             p->nattach - p->nmoved, p->nmoved, p->nchange, p->ndetach,
             p->unchanged);
+    print_cert_counts(p, out);
+    fprintf(out, "%s.\n", errors_note(p, note));
+  }
   if (rc == 0 && ferror(out))
     rc = -EIO;
   return rc;
@@ -303,6 +503,18 @@ fail:
   return -ENOMEM;
 }
 
+/* "certificate_id": the object's id, or null for a certificate from
+ * files that has none yet (it is uploaded first). */
+static yajl_gen_status gen_cert_id(yajl_gen g,
+                                   const struct config_certificate *c)
+{
+  if (c->managed && strcmp(c->id, PASS_NEW_OBJECT_ID) == 0) {
+    yajl_gen_status gs = json_gen_str(g, "certificate_id");
+    return gs == yajl_gen_status_ok ? yajl_gen_null(g) : gs;
+  }
+  return json_gen_key_str(g, "certificate_id", c->id);
+}
+
 static int gen_change(yajl_gen g, const struct config *cfg,
                       const struct plan_item *it)
 {
@@ -312,7 +524,7 @@ static int gen_change(yajl_gen g, const struct config *cfg,
   GEN_OK(json_gen_key_str(g, "op", shown_op(it)));
   GEN_OK(json_gen_key_str(g, "account", cfg->accounts[c->account].name));
   GEN_OK(json_gen_key_str(g, "certificate", c->name));
-  GEN_OK(json_gen_key_str(g, "certificate_id", c->id));
+  GEN_OK(gen_cert_id(g, c));
   GEN_OK(json_gen_key_str(
       g, "gateway",
       it->gateway == UINT32_MAX ? "" : cfg->gateways[it->gateway].name));
@@ -347,6 +559,24 @@ fail:
   return -ENOMEM;
 }
 
+static int gen_cert_op(yajl_gen g, const struct config *cfg,
+                       const struct plan_cert *op)
+{
+  GEN_OK(yajl_gen_map_open(g));
+  GEN_OK(json_gen_key_str(g, "op", plan_cert_op_name(op->op)));
+  GEN_OK(json_gen_key_str(g, "certificate", cert_op_for(cfg, op)));
+  GEN_OK(json_gen_key_str(g, "object_name", op->name));
+  GEN_OK(json_gen_str(g, "certificate_id"));
+  if (op->object_id[0])
+    GEN_OK(json_gen_str(g, op->object_id));
+  else
+    GEN_OK(yajl_gen_null(g));
+  GEN_OK(yajl_gen_map_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
 /* RFC 3339, UTC, to the second. */
 static void rfc3339(int64_t unix_ms, char buf[32])
 {
@@ -355,6 +585,74 @@ static void rfc3339(int64_t unix_ms, char buf[32])
 
   if (!gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
     snprintf(buf, 32, "1970-01-01T00:00:00Z");
+}
+
+/* "errors": the plan errors of the certificate rules (never sent). */
+static int gen_errors(yajl_gen g, const struct config *cfg,
+                      const struct plan *p)
+{
+  char msg[300];
+
+  GEN_OK(json_gen_str(g, "errors"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (size_t i = 0; i < p->nrefused; i++) {
+    const struct plan_refusal *r = &p->refused[i];
+    const struct config_certificate *c = &cfg->certificates[r->cert];
+    const struct config_binding *b = &cfg->bindings[r->binding];
+    plan_refusal_describe(cfg, r, msg, sizeof(msg));
+    GEN_OK(yajl_gen_map_open(g));
+    GEN_OK(json_gen_key_str(g, "op", plan_op_name(r->op)));
+    GEN_OK(json_gen_key_str(g, "account", cfg->accounts[c->account].name));
+    GEN_OK(json_gen_key_str(g, "certificate", c->name));
+    GEN_OK(json_gen_key_str(g, "certificate_id", c->id ? c->id : ""));
+    GEN_OK(json_gen_key_str(g, "gateway", cfg->gateways[b->gateway].name));
+    GEN_OK(json_gen_key_str(g, "instance_id",
+                            cfg->gateways[b->gateway].instance_id));
+    GEN_OK(json_gen_key_str(g, "domain", b->domain));
+    GEN_OK(json_gen_key_str(g, "error_code", plan_refusal_code(r->why)));
+    GEN_OK(json_gen_key_str(g, "error_msg", msg));
+    GEN_OK(yajl_gen_map_close(g));
+  }
+  GEN_OK(yajl_gen_array_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
+/* "certificates": each certificate's end (null: unknown) and days left
+ * from when the plan was made. */
+static int gen_certificates(yajl_gen g, const struct config *cfg,
+                            const struct plan *p)
+{
+  char when[32];
+
+  GEN_OK(json_gen_str(g, "certificates"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (uint32_t c = 0; c < cfg->ncertificates; c++) {
+    const struct config_certificate *cc = &cfg->certificates[c];
+    int64_t end = p->not_after ? p->not_after[c] : 0;
+    GEN_OK(yajl_gen_map_open(g));
+    GEN_OK(json_gen_key_str(g, "certificate", cc->name));
+    GEN_OK(json_gen_key_str(g, "certificate_id", cc->id ? cc->id : ""));
+    GEN_OK(json_gen_key_str(g, "account", cfg->accounts[cc->account].name));
+    GEN_OK(json_gen_str(g, "not_after"));
+    if (end) {
+      rfc3339(end * 1000, when);
+      GEN_OK(json_gen_str(g, when));
+    } else {
+      GEN_OK(yajl_gen_null(g));
+    }
+    GEN_OK(json_gen_str(g, "days_left"));
+    if (end && p->now_s)
+      GEN_OK(yajl_gen_integer(g, plan_days_left(end, p->now_s)));
+    else
+      GEN_OK(yajl_gen_null(g));
+    GEN_OK(yajl_gen_map_close(g));
+  }
+  GEN_OK(yajl_gen_array_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
 }
 
 int report_plan_json(const struct config *cfg, const struct plan *p,
@@ -392,6 +690,10 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
   GEN_OK(json_gen_key_int(g, "detach", (long long)p->ndetach));
   GEN_OK(json_gen_key_int(g, "unchanged", (long long)p->unchanged));
   GEN_OK(json_gen_key_int(g, "uncertain", (long long)p->nuncertain));
+  GEN_OK(json_gen_key_int(g, "errors", (long long)p->nrefused));
+  GEN_OK(json_gen_key_int(g, "upload", (long long)p->nupload));
+  GEN_OK(json_gen_key_int(g, "update_certificate", (long long)p->nupdate));
+  GEN_OK(json_gen_key_int(g, "delete_certificate", (long long)p->ndelete_cert));
   GEN_OK(yajl_gen_map_close(g));
   GEN_OK(json_gen_str(g, "changes"));
   GEN_OK(yajl_gen_array_open(g));
@@ -404,6 +706,15 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
   GEN_OK(yajl_gen_array_open(g));
   for (size_t i = 0; i < p->nuncertain; i++) {
     if (gen_uncertain(g, cfg, &p->uncertain[i]) < 0)
+      goto fail;
+  }
+  GEN_OK(yajl_gen_array_close(g));
+  if (gen_errors(g, cfg, p) < 0 || gen_certificates(g, cfg, p) < 0)
+    goto fail;
+  GEN_OK(json_gen_str(g, "certificate_objects"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (size_t i = 0; i < p->ncert_ops; i++) {
+    if (gen_cert_op(g, cfg, &p->cert_ops[i]) < 0)
       goto fail;
   }
   GEN_OK(yajl_gen_array_close(g));

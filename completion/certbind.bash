@@ -5,7 +5,7 @@
 # --state-dir, the values of --log-format and --log-level.
 # Needs bash only (not the bash-completion package).
 
-_certbind_commands="validate plan apply run status adopt import help"
+_certbind_commands="validate plan apply run status adopt import verify help"
 _certbind_common="--log-format --log-level -h --help"
 
 # the options of one command, besides the common ones
@@ -14,6 +14,7 @@ _certbind_options_of()
   case $1 in
     validate | run) echo "-c --config" ;;
     plan) echo "-c --config --json --out" ;;
+    verify) echo "-c --config --json" ;;
     apply) echo "-c --config --plan --dry-run --force --yes" ;;
     status) echo "--json --state-dir --all" ;;
     adopt | import) echo "-c --config --certificate" ;;

@@ -315,6 +315,8 @@ void pass_pump(struct pass *p)
     }
     if (j->type == JOB_WRITE)
       write_dispatch(p, j);
+    else if (j->type == JOB_CERT)
+      cert_dispatch(p, j);
     else
       read_dispatch(p, j);
   }
@@ -337,7 +339,8 @@ void pass_pump(struct pass *p)
       parked |= p->accounts[a].nparked > 0 && !p->accounts[a].blocked;
     if (parked && !p->stopping) {
       /* waiting for a token fetch retry */
-    } else if (p->phase == PHASE_READ || p->phase == PHASE_WRITE) {
+    } else if (p->phase == PHASE_READ || p->phase == PHASE_WRITE ||
+               p->phase == PHASE_RETIRE) {
       pass_transition(p, PASS_EV_IDLE);
       return;
     }
@@ -429,6 +432,9 @@ static void enter(struct pass *p, enum phase next)
     if (rollout_arm_soak(p) < 0)
       enter(p, PHASE_DONE);
     break;
+  case PHASE_RETIRE:
+    pass_pump(p);
+    break;
   case PHASE_DONE:
     finish(p);
     break;
@@ -449,6 +455,11 @@ static void enter(struct pass *p, enum phase next)
  *                  passed, else the soak waits on (its timer can fire
  *                  early); DONE when stopping
  *   SOAK  -stop->  DONE
+ *   READ or WRITE -> DONE, a pass that writes and was not refused,
+ *                  aborted or stopped: RETIRE first when a previous
+ *                  object of a certificate from files is due
+ *                  (cert_retire_start)
+ *   RETIRE -idle or stop->  DONE
  *
  * DONE is final: finish() settles ownership, counts, logs and closes the
  * handles; done() follows once they are closed.
@@ -481,9 +492,15 @@ void pass_transition(struct pass *p, enum pass_event ev)
       next = PHASE_WRITE;
     }
     break;
+  case PHASE_RETIRE:
+    break;
   case PHASE_DONE:
     return;
   }
+  if (next == PHASE_DONE && p->phase != PHASE_RETIRE &&
+      p->phase != PHASE_SOAK && p->res.outcome == PASS_CONVERGED &&
+      !p->stopping && cert_retire_start(p))
+    next = PHASE_RETIRE;
   enter(p, next);
 }
 
@@ -515,6 +532,7 @@ static int alloc_state(struct pass *p)
     lim[a].max_in_flight = cfg->accounts[a].limits.max_in_flight;
     p->accounts[a].retry_credit[JOB_LIST] = PASS_RETRY_CREDIT_START;
     p->accounts[a].retry_credit[JOB_WRITE] = PASS_RETRY_CREDIT_START;
+    p->accounts[a].retry_credit[JOB_CERT] = PASS_RETRY_CREDIT_START;
   }
   confirm_init(p);
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
@@ -641,7 +659,9 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   int rc;
 
   p->res.started_ms = pass_unix_ms(p);
-  rc = alloc_state(p);
+  rc = cert_view_make(p);
+  if (rc == 0)
+    rc = alloc_state(p);
   if (rc < 0)
     return rc; /* pass_free() cleans up; done is never called */
   set_memory_bounds(p);
@@ -657,21 +677,13 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
             config_mode_name(cfg->policy.mode));
   token_take_cached(p);
 
-  for (size_t c = 0; c < cfg->ncertificates; c++) {
-    struct job *j = job_new(p, JOB_LIST, (uint32_t)c);
-    if (!j)
-      return -ENOMEM;
-    j->purpose = LIST_INITIAL;
+  for (size_t c = 0; c < p->cfg->ncertificates; c++) {
     p->reads_left++;
-    /* A password account's reads wait for its IAM token. */
-    if (pass_cert_account(p, (uint32_t)c)->auth_method ==
-            CONFIG_AUTH_PASSWORD &&
-        !p->accounts[cfg->certificates[c].account].token.value) {
-      token_park(p, j);
-    } else if (job_push(p, j, 0) < 0) {
-      job_free(j);
+    /* A certificate from files may first need its object found. */
+    if (cert_start_read(p, (uint32_t)c) < 0)
       return -ENOMEM;
-    }
+    if (read_start_show(p, (uint32_t)c) < 0)
+      return -ENOMEM;
   }
   /* Handles last: once they exist, the pass ends only through done(). */
   rc = init_handles(p);
@@ -719,6 +731,7 @@ static void release(struct pass *p)
   certs_free(p);
   free(p->binding_item);
   free(p->wave_end);
+  cert_view_free(p);
   plan_free(&p->plan);
   plan_wanted_free(&p->wanted);
   live_state_free(&p->live);
@@ -740,6 +753,11 @@ void pass_free(struct pass *p)
 const struct pass_result *pass_result(const struct pass *p)
 {
   return &p->res;
+}
+
+const struct config *pass_config(const struct pass *p)
+{
+  return p->cfg;
 }
 
 const struct apig_error *pass_read_error(const struct pass *p, size_t cert)

@@ -155,11 +155,40 @@ void pass_free(struct pass *p);
 
 const struct pass_result *pass_result(const struct pass *p);
 
+/* The id a certificate from files has in pass_config() while no object
+ * holds it (plan, --dry-run): never sent. */
+#define PASS_NEW_OBJECT_ID "new"
+
+/* The file's model as the pass sees it, to print its plan and status
+ * with: the file's own (deps.cfg) unless it has certificates given as
+ * files (cert_file + key). Then a copy where each of those has the id of
+ * its APIG object (PASS_NEW_OBJECT_ID while none exists), followed
+ * by one certificate per previous object of theirs (named "NAME (previous
+ * HASH)", no binding of the file) whose bindings the plan moves.
+ * Certificate indexes of the plan and the live state are into this one.
+ * Valid until pass_free(). */
+const struct config *pass_config(const struct pass *p);
+
 /* Why the first read of certificate cert (an index into the file's
  * certificates) failed: the answer's error (code "APIG.3025": no such
  * certificate in the account's project; "" when there was no answer), or
  * NULL when it was read or never tried. Valid until pass_free(). */
 const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
+
+/* The object Show answered for id certificate cert in this pass (serial,
+ * not_after, SANs: what `certbind verify` compares a served leaf with), or
+ * NULL when unknown (a managed certificate, a failed Show, not read yet).
+ * Valid until pass_free(). */
+const struct apig_cert *pass_cert_shown(const struct pass *p, size_t cert);
+
+/* Certificate cert's end (Unix s) as this pass knows it: a managed one's
+ * from its file, an id one's from its Show; 0 when unknown. */
+int64_t pass_cert_not_after(const struct pass *p, size_t cert);
+
+/* The metric certbind_certificate_not_after_timestamp_seconds: m's
+ * certificate series replaced by one per certificate of the file (0 for
+ * an unknown end). 0 or -ENOMEM. */
+int pass_certificate_metrics(const struct pass *p, struct metrics *m);
 
 /* Whether the pass changed the ledger it was given (to be saved). */
 bool pass_ledger_dirty(const struct pass *p);

@@ -195,8 +195,14 @@ void call_retry(struct pass *p, struct job *j, const struct outcome *o)
   /* Out of attempts or of retry budget: a storm of failures must not
    * multiply the traffic. */
   if (out_of_attempts || !call_retry_paid(p, j->q.account, j->type, o)) {
-    call_log(p, LOG_WARN, j->type == JOB_WRITE ? "write.failed" : "list.failed",
-             j, j->type == JOB_WRITE ? j->op : APIG_OP_LIST, o, -1,
+    call_log(p, LOG_WARN,
+             j->type == JOB_WRITE      ? "write.failed"
+             : j->purpose == LIST_SHOW ? "certificate.show_failed"
+                                       : "list.failed",
+             j,
+             j->type == JOB_WRITE || j->purpose == LIST_SHOW ? j->op
+                                                             : APIG_OP_LIST,
+             o, -1,
              out_of_attempts ? "giving up after %u attempts"
                              : "retry budget exhausted after %u attempt(s)",
              attempt);
@@ -312,7 +318,8 @@ static void cert_unreachable(struct pass *p, uint32_t cert,
 static void leave_unreached(struct pass *p, struct job *j,
                             const struct apig_error *why)
 {
-  if (j->type == JOB_LIST && j->purpose == LIST_INITIAL)
+  if ((j->type == JOB_LIST && j->purpose == LIST_INITIAL) ||
+      cert_job_first_read(j))
     cert_unreachable(p, j->cert, why);
   job_end(p, j, JOB_DROPPED, NULL);
 }
@@ -431,6 +438,8 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
       job_abandon(p, j, &o.err);
     else if (j->type == JOB_LIST)
       read_done(p, j, rs, &o);
+    else if (j->type == JOB_CERT)
+      cert_done(p, j, rs, &o);
     else
       write_done(p, j, &o, rs->latency_ms);
   }

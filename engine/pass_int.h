@@ -25,6 +25,9 @@
  *   pass_rollout.c  the plan's guards, waves and the soak between them
  *   pass_result.c   counts, status conversion, summary, outcome names, the
  *                   memory for the next pass
+ *   pass_cert.c     the APIG objects of certificates given as files: find,
+ *                   adopt by proof, create or update (before their reads),
+ *                   the previous objects read beside them, retire
  */
 #ifndef CERTBIND_PASS_INT_H
 #define CERTBIND_PASS_INT_H
@@ -49,11 +52,13 @@
 /* The phases of a pass; pass_transition() (pass.c) is the one place
  * that changes them. */
 enum phase {
-  PHASE_READ,  /* list every certificate, all pages; plan when done */
-  PHASE_WRITE, /* one wave: batched writes, each certificate's followed by
-                  confirmation reads */
-  PHASE_SOAK,  /* between two waves: wait rollout.soak_s */
-  PHASE_DONE,  /* over: results final, handles closing */
+  PHASE_READ,   /* list every certificate, all pages; plan when done */
+  PHASE_WRITE,  /* one wave: batched writes, each certificate's followed by
+                   confirmation reads */
+  PHASE_SOAK,   /* between two waves: wait rollout.soak_s */
+  PHASE_RETIRE, /* after the last wave: delete unbound objects certbind
+                   created for certificates from files (pass_cert.c) */
+  PHASE_DONE,   /* over: results final, handles closing */
 };
 
 /* Why the phase may change (pass_transition). */
@@ -100,7 +105,9 @@ struct pass_keep {
 };
 #define PASS_KEEP_CHUNK ((size_t)16 << 10)
 
-enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
+/* LIST_SHOW is not a list: the one Show (GET .../certificates/{id}) of an
+ * id certificate per pass, a read job like the lists (pass_read.c). */
+enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY, LIST_SHOW };
 
 /* A certificate's list longer than this many pages (500 bindings each) is
  * a server that never ends, not a live state. */
@@ -130,7 +137,19 @@ enum list_purpose { LIST_INITIAL, LIST_CONFIRM, LIST_VERIFY };
 #define PASS_LIVE_PER_BINDING 4
 #define PASS_LIVE_EXTRA 100000
 
-enum job_type { JOB_LIST, JOB_WRITE };
+/* JOB_CERT: a call on a certificate object (pass_cert.c). */
+enum job_type { JOB_LIST, JOB_WRITE, JOB_CERT };
+
+/* The steps of a JOB_CERT job (pass_cert.c). */
+enum cert_step {
+  CSTEP_FIND,        /* list objects by the leaf's common name */
+  CSTEP_PROVE,       /* show a candidate: serial, not_after, SANs */
+  CSTEP_CREATE,      /* POST the content */
+  CSTEP_FIND_NAME,   /* a create of unknown outcome: list by its name */
+  CSTEP_UPDATE,      /* update: in_place: PUT into the previous object */
+  CSTEP_RETIRE_READ, /* an old object's bindings, just before its delete */
+  CSTEP_DELETE,
+};
 
 /* How a job that entered the pass leaves it (job_end). */
 enum job_end {
@@ -179,6 +198,35 @@ struct job {
   size_t nitems;
   uint64_t unknown_ms;   /* loop ms its outcome last became unknown */
   uint32_t verify_round; /* re-reads since then */
+  /* JOB_CERT */
+  enum cert_step step;
+  uint32_t retire; /* CSTEP_RETIRE_READ, CSTEP_DELETE: index in p->prev */
+};
+
+/* A certificate given as files (indexed like the file's certificates;
+ * unused for `id` ones). */
+struct pass_mcert {
+  char object_id[65]; /* its object, once known */
+  char name[64];      /* the name certbind gives the object it creates */
+  bool resolved;      /* object_id known (ledger, proof, create, update) */
+  bool upload;        /* no object yet: created (or, dry run, would be) */
+  bool created_now;   /* created by this pass */
+  char update_id[65]; /* update: in_place: the object PUT into, or "" */
+  char **cands;       /* FIND: ids of the objects of the same common name */
+  size_t ncands, next_cand;
+  uint32_t creates; /* creates sent (an unknown outcome is looked up) */
+};
+
+/* An older object of a certificate given as files: read like a
+ * certificate of the file (index cert, after the file's own), so that
+ * its bindings move to the current object, then retired. */
+struct pass_prev {
+  uint32_t cert;  /* index into p->cfg->certificates (the pass's view) */
+  uint32_t owner; /* the file's certificate it was made for */
+  char object_id[65];
+  bool created;     /* certbind created it: it may be deleted */
+  bool delete_plan; /* the plan shows it deleted */
+  bool deleted;
 };
 
 struct pass_cert {
@@ -206,7 +254,7 @@ struct pass_account {
   uint32_t token_attempt;
   uint64_t token_next_ms;
   bool blocked;
-  double retry_credit[2]; /* by enum job_type: retries paid by successes */
+  double retry_credit[3]; /* by enum job_type: retries paid by successes */
   struct job **parked;    /* popped while the token was missing */
   size_t nparked, capparked;
   uint32_t first_failures; /* transport failures in a row, gate closed */
@@ -279,6 +327,14 @@ struct pass {
    * caller may change the config's struct before pass_free, as import
    * does) */
   size_t ncerts;
+  /* Certificates given as files (pass_cert.c): cfg then points to view,
+   * the file's model with each one's object id and their previous
+   * objects as certificates after the file's own. */
+  struct config view;
+  struct pass_mcert *mcerts; /* NULL: the file has none */
+  struct pass_prev *prev;
+  size_t nprev;
+  size_t nfile_certs; /* the file's own certificates */
   struct pass_item *items;
   struct pass_keep keep; /* the items' strings */
   size_t *binding_item;  /* config binding -> plan item, SIZE_MAX: none */
@@ -399,6 +455,11 @@ void job_abandon(struct pass *p, struct job *j, const struct apig_error *why);
 
 /* ---- pass_read.c ------------------------------------------------------- */
 
+/* Certificate cert's start of the pass: an id certificate's Show is
+ * queued (a read like its list; password accounts' parked for the token),
+ * a managed one's end is known from its file (certificate.expiring).
+ * 0 or -ENOMEM. */
+int read_start_show(struct pass *p, uint32_t cert);
 /* Submit the request of a list job the queue released. */
 void read_dispatch(struct pass *p, struct job *j);
 /* A list request answered (not aborted, account not blocked). */
@@ -505,6 +566,33 @@ int rollout_arm_soak(struct pass *p);
 /* The memo key (memo.h) of a plan item. */
 int item_memo_key(const struct pass *p, const struct plan_item *it, char *buf,
                   size_t len);
+
+/* ---- pass_cert.c ------------------------------------------------------ */
+
+/* Make the pass's view of the file (p->cfg) when it has certificates
+ * given as files. 0 or -ENOMEM. */
+int cert_view_make(struct pass *p);
+void cert_view_free(struct pass *p);
+/* pass_start: certificate cert's first read, or the steps that find its
+ * object before it (a JOB_CERT job). 0 or -ENOMEM. */
+int cert_start_read(struct pass *p, uint32_t cert);
+void cert_dispatch(struct pass *p, struct job *j);
+void cert_done(struct pass *p, struct job *j, struct http_response *rs,
+               const struct outcome *o);
+/* job_end's part for a JOB_CERT job. */
+void cert_job_end(struct pass *p, struct job *j, enum job_end how,
+                  const struct apig_error *why);
+/* Whether j is a JOB_CERT job that stands for its certificate's first
+ * read (finding its object). */
+bool cert_job_first_read(const struct job *j);
+/* The first read of cert failed with why: true when that is no failure
+ * (a previous object deleted by someone: forgotten, read as empty). */
+bool cert_read_gone(struct pass *p, uint32_t cert,
+                    const struct apig_error *why);
+/* The plan is made: its certificate lines (uploads, updates, deletes). */
+int cert_plan(struct pass *p);
+/* The writes are over: start the retirement (true: PHASE_RETIRE). */
+bool cert_retire_start(struct pass *p);
 
 /* ---- pass_result.c ----------------------------------------------------- */
 

@@ -103,10 +103,12 @@ void job_end(struct pass *p, struct job *j, enum job_end how,
 
   if (j->type == JOB_LIST && read_piece_end(p, j, how, why))
     return;
-  if (j->type == JOB_WRITE) {
+  if (j->type == JOB_CERT) {
+    cert_job_end(p, j, how, why);
+  } else if (j->type == JOB_WRITE) {
     write_end(p, j, how, why);
   } else if (j->purpose == LIST_INITIAL) {
-    if (how == JOB_FAILED)
+    if (how == JOB_FAILED && !cert_read_gone(p, j->cert, why))
       pass_cert_read_failed(p, j->cert, why, false);
     p->reads_left--;
   } else if (j->purpose == LIST_CONFIRM) {

@@ -20,6 +20,10 @@ static void read_hold(struct job *head);
 static void read_release(struct pass *p, struct job *head);
 static void read_resolve(struct pass *p, struct job *head);
 
+static void show_dispatch(struct pass *p, struct job *j);
+static void show_done(struct pass *p, struct job *j, struct http_response *rs,
+                      const struct outcome *o);
+
 void read_dispatch(struct pass *p, struct job *j)
 {
   const struct config_account *acct = pass_cert_account(p, j->cert);
@@ -27,6 +31,11 @@ void read_dispatch(struct pass *p, struct job *j)
   struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
 
+  if (j->purpose == LIST_SHOW) {
+    free(c);
+    show_dispatch(p, j);
+    return;
+  }
   confirm_sent(p, j);
   if (rc == 0)
     rc = apig_url_list(acct->endpoint, acct->project_id,
@@ -151,6 +160,7 @@ static void on_list_complete(struct pass *p, struct job *j)
 
   if (purpose == LIST_INITIAL) {
     struct live_cert *dst = &p->live.certs[cert];
+    p->live.now_s = pass_unix_s(p); /* the expiry rule's time: the reads' */
     dst->b = j->acc;
     memset(&j->acc, 0, sizeof(j->acc));
     j->charged = 0; /* the live state's now, for the whole pass */
@@ -497,6 +507,10 @@ void read_done(struct pass *p, struct job *j, struct http_response *rs,
   char why[128] = "";
   int rc;
 
+  if (j->purpose == LIST_SHOW) {
+    show_done(p, j, rs, o);
+    return;
+  }
   switch (o->cls) {
   case APIG_OK:
     if (parse_page_off_loop(p, j, rs, o) == 0)
@@ -526,6 +540,180 @@ void read_done(struct pass *p, struct job *j, struct http_response *rs,
   case APIG_THROTTLED:
     call_log(p, LOG_WARN, "list.retry", j, APIG_OP_LIST, o, rs->latency_ms,
              NULL);
+    call_retry(p, j, o);
+    return;
+  }
+}
+
+/* ---- the Show of an id certificate: its SANs and not_after ------------- */
+
+/* Within policy.expiry_warning_days of its end (and not yet over: an
+ * expired certificate's attaches are plan errors, said there): one
+ * certificate.expiring warning, once per pass, with the certificate, its
+ * id, not_after and the days left. */
+static void note_expiry(struct pass *p, uint32_t cert, int64_t not_after)
+{
+  const struct config_certificate *cc = &p->cfg->certificates[cert];
+  int64_t now = (int64_t)pass_unix_s(p);
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[2];
+  long days;
+  char date[16];
+
+  if (not_after == 0)
+    return;
+  days = plan_days_left(not_after, now);
+  if (days > (long)p->cfg->policy.expiry_warning_days)
+    return;
+  plan_format_date(not_after, date);
+  pass_cert_fields(p, cert, &f);
+  kv[0] = (struct log_kv){"not_after", (long long)not_after};
+  kv[1] = (struct log_kv){"days_left", (long long)days};
+  f.kv = kv;
+  f.nkv = 2;
+  if (not_after <= now)
+    log_event(p->log, LOG_ERROR, "certificate.expired", &f,
+              "certificate %s (id %s) expired on %s: it is never bound",
+              cc->name, cc->id ? cc->id : "none", date);
+  else
+    log_event(p->log, LOG_WARN, "certificate.expiring", &f,
+              "certificate %s (id %s) expires on %s, in %ld day%s "
+              "(policy.expiry_warning_days %u)",
+              cc->name, cc->id ? cc->id : "none", date, days,
+              days == 1 ? "" : "s", p->cfg->policy.expiry_warning_days);
+}
+
+int read_start_show(struct pass *p, uint32_t cert)
+{
+  const struct config_certificate *cc = &p->cfg->certificates[cert];
+  struct job *j;
+
+  if (cc->managed) {
+    note_expiry(p, cert, cc->file.not_after);
+    return 0;
+  }
+  /* A previous object of a certificate from files (pass_cert.c) is read
+   * only for the bindings that move off it: its end is not the file's
+   * concern, and a warning about it would be noise while it retires. */
+  if (!cc->id || cert >= p->nfile_certs)
+    return 0;
+  j = job_new(p, JOB_LIST, cert);
+  if (!j)
+    return -ENOMEM;
+  j->purpose = LIST_SHOW;
+  j->op = APIG_OP_CERT_SHOW;
+  if (pass_cert_account(p, cert)->auth_method == CONFIG_AUTH_PASSWORD &&
+      !p->accounts[cc->account].token.value) {
+    token_park(p, j);
+    return 0;
+  }
+  if (job_push(p, j, 0) < 0) {
+    job_free(j);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+static void show_dispatch(struct pass *p, struct job *j)
+{
+  const struct config_account *acct = pass_cert_account(p, j->cert);
+  struct call *c = calloc(1, sizeof(*c));
+  struct apig_error why;
+  int rc = c ? 0 : -ENOMEM;
+
+  if (rc == 0)
+    rc = apig_cert_url(acct->endpoint, acct->project_id, APIG_OP_CERT_SHOW,
+                       p->cfg->certificates[j->cert].id, &c->url);
+  if (rc == 0) {
+    c->p = p;
+    c->job = j;
+    c->op = APIG_OP_CERT_SHOW;
+    c->account = j->q.account;
+    c->rq.max_body = APIG_MAX_CERT_BODY;
+    rc = call_submit(p, c, acct, "GET", true);
+    if (rc == 0)
+      return;
+  }
+  if (c)
+    call_free(c);
+  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
+  why = pass_error("internal", strerror(-rc));
+  job_abandon(p, j, &why);
+}
+
+/* A Show that cannot help: the certificate's names and end stay unknown
+ * for this pass (no SAN or expiry rule, the metric 0) and the pass goes
+ * on; the list read decides what happens to its bindings. */
+static void show_unknown(struct pass *p, struct job *j, const struct outcome *o,
+                         double latency, const char *why)
+{
+  /* a probe (import) asks every account: "not in this project" is an
+   * answer, as for its lists */
+  enum log_level lvl = p->opts.probe && o->status == 404 ? LOG_INFO : LOG_WARN;
+
+  call_log(p, lvl, "certificate.show_failed", j, APIG_OP_CERT_SHOW, o, latency,
+           "%s: names and expiry unknown in this pass", why);
+  job_abandon(p, j, &o->err);
+}
+
+/* The Show's answer parsed into the live state. */
+static void show_keep(struct pass *p, struct job *j, struct http_response *rs,
+                      const struct outcome *o)
+{
+  struct live_cert *lc = &p->live.certs[j->cert];
+  const char *id = p->cfg->certificates[j->cert].id;
+  struct apig_cert cert;
+  struct outcome bad;
+  char why[128] = "";
+
+  if (apig_cert_parse(rs->body, rs->body_len, &cert, why, sizeof(why)) < 0) {
+    bad_page(&bad, o, why);
+    show_unknown(p, j, &bad, rs->latency_ms, "the answer could not be read");
+    return;
+  }
+  if (strcmp(cert.id, id) != 0) {
+    apig_cert_free(&cert);
+    bad_page(&bad, o, "the answer is of another certificate");
+    show_unknown(p, j, &bad, rs->latency_ms, "the answer is of another id");
+    return;
+  }
+  apig_cert_free(&lc->show);
+  lc->show = cert;
+  lc->shown = true;
+  p->live.now_s = pass_unix_s(p);
+  note_expiry(p, j->cert, cert.not_after);
+  job_end(p, j, JOB_DONE, NULL);
+}
+
+static void show_done(struct pass *p, struct job *j, struct http_response *rs,
+                      const struct outcome *o)
+{
+  switch (o->cls) {
+  case APIG_OK:
+  case APIG_DONE_ALREADY:
+    show_keep(p, j, rs, o);
+    return;
+  case APIG_REAUTH:
+    if (token_reauth(p, j))
+      return;
+    /* fall through */
+  case APIG_AUTH_FATAL:
+    if (o->status == 403) { /* no permission to show: the lists may work */
+      show_unknown(p, j, o, rs->latency_ms, "no permission to show it");
+      return;
+    }
+    call_log(p, LOG_ERROR, "certificate.show_failed", j, APIG_OP_CERT_SHOW, o,
+             rs->latency_ms, NULL);
+    account_block(p, j->q.account, &o->err);
+    job_abandon(p, j, &o->err);
+    return;
+  case APIG_PERMANENT:
+    show_unknown(p, j, o, rs->latency_ms, "refused");
+    return;
+  case APIG_RETRY:
+  case APIG_THROTTLED:
+    call_log(p, LOG_WARN, "certificate.show_retry", j, APIG_OP_CERT_SHOW, o,
+             rs->latency_ms, NULL);
     call_retry(p, j, o);
     return;
   }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "status.h"
 
 void result_count(struct pass *p)
@@ -36,6 +37,7 @@ void result_count(struct pass *p)
   }
   if (!p->items)
     k->pending = p->plan.nitems;
+  k->failed += p->plan.nrefused; /* plan errors: never sent */
 }
 
 /* The one table of outcome names: the command line's, and the status
@@ -250,6 +252,22 @@ static int take_previous(struct status_binding *sb,
   return rc;
 }
 
+/* Binding b is a plan error (plan_refusal): failed with its reason, which
+ * names the certificate and the problem. */
+static bool refused_binding(const struct pass *p, size_t b,
+                            struct binding_fill *f, char *msg, size_t len)
+{
+  const struct plan_refusal *r = plan_refusal_of(&p->plan, b);
+
+  if (!r)
+    return false;
+  plan_refusal_describe(p->cfg, r, msg, len);
+  f->state = STATUS_FAILED;
+  f->error_code = plan_refusal_code(r->why);
+  f->error_msg = msg;
+  return true;
+}
+
 static int status_binding_of(const struct pass *p, size_t b,
                              struct status_binding *sb)
 {
@@ -257,6 +275,7 @@ static int status_binding_of(const struct pass *p, size_t b,
   const struct config_binding *cb = &cfg->bindings[b];
   const struct pass_cert *pc = &p->certs[cb->certificate];
   const struct pass_item *it = binding_item(p, b);
+  char refusal[300];
   struct binding_fill f = {
       .cert = (uint32_t)cb->certificate,
       .gateway = (uint32_t)cb->gateway,
@@ -267,7 +286,9 @@ static int status_binding_of(const struct pass *p, size_t b,
   };
   int rc;
 
-  if (it) {
+  if (p->items && refused_binding(p, b, &f, refusal, sizeof(refusal))) {
+    /* a plan error of the certificate rules: failed, never sent */
+  } else if (it) {
     f.state = item_status(it);
     f.error_code = it->error_code;
     f.error_msg = it->error_msg;
@@ -350,6 +371,66 @@ static int keep_previous_detaches(const struct pass *p,
   return rc;
 }
 
+/* The file's own certificates: the pass's view of the file adds, after
+ * them, the previous objects of certificates from files (pass_cert.c),
+ * which are not certificates of the file to report or alert on. */
+static size_t own_certificates(const struct pass *p)
+{
+  return p->nfile_certs ? p->nfile_certs : p->cfg->ncertificates;
+}
+
+/* Each certificate of the file and its end as this pass knows it. */
+static int status_certs(const struct pass *p, struct status *st)
+{
+  const struct config *cfg = p->cfg;
+  size_t n = own_certificates(p);
+
+  if (n == 0)
+    return 0;
+  st->certs = calloc(n, sizeof(*st->certs));
+  if (!st->certs)
+    return -ENOMEM;
+  for (size_t c = 0; c < n; c++) {
+    const struct config_certificate *cc = &cfg->certificates[c];
+    struct status_cert *sc = &st->certs[st->ncerts++];
+    sc->certificate = strdup(cc->name);
+    sc->certificate_id = cc->id ? strdup(cc->id) : NULL;
+    sc->account = strdup(cfg->accounts[cc->account].name);
+    sc->not_after = pass_cert_not_after(p, c);
+    sc->expiry_warning_days = cfg->policy.expiry_warning_days;
+    if (!sc->certificate || !sc->account || (cc->id && !sc->certificate_id))
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+const struct apig_cert *pass_cert_shown(const struct pass *p, size_t cert)
+{
+  if (cert >= p->live.ncerts || !p->live.certs[cert].shown)
+    return NULL;
+  return &p->live.certs[cert].show;
+}
+
+int64_t pass_cert_not_after(const struct pass *p, size_t cert)
+{
+  if (cert >= p->cfg->ncertificates)
+    return 0;
+  return plan_cert_not_after(p->cfg, p->live.ncerts ? &p->live : NULL, cert);
+}
+
+int pass_certificate_metrics(const struct pass *p, struct metrics *m)
+{
+  metrics_clear_certificates(m);
+  for (size_t c = 0; c < own_certificates(p); c++) {
+    const struct config_certificate *cc = &p->cfg->certificates[c];
+    int rc =
+        metrics_add_certificate(m, cc->name, cc->id, pass_cert_not_after(p, c));
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 int pass_status(const struct pass *p, const struct status *prev,
                 struct status *st)
 {
@@ -369,6 +450,8 @@ int pass_status(const struct pass *p, const struct status *prev,
     rc = -ENOMEM;
   if (rc == 0)
     rc = status_pass_fields(p, &st->pass);
+  if (rc == 0)
+    rc = status_certs(p, st);
   for (size_t b = 0; rc == 0 && b < cfg->nbindings; b++) {
     const struct config_binding *cb = &cfg->bindings[b];
     const struct pass_item *it = binding_item(p, b);
@@ -474,6 +557,27 @@ static void print_unreachable(const struct pass *p, FILE *out, bool color)
   }
 }
 
+/* The plan errors (never sent), after the failed writes, within the same
+ * 20 lines. */
+static void print_refusals(const struct pass *p, FILE *out, bool color,
+                           size_t *shown)
+{
+  char msg[300];
+
+  for (size_t i = 0; i < p->plan.nrefused; i++) {
+    const struct plan_refusal *r = &p->plan.refused[i];
+    if ((*shown)++ == 20) {
+      fprintf(out, "  … and more (certbind status --all lists them all)\n");
+      return;
+    }
+    plan_refusal_describe(p->cfg, r, msg, sizeof(msg));
+    fprintf(out, "  %sfailed%s  %s on %s: %s %s (never sent)\n",
+            color ? "\033[31m" : "", color ? "\033[0m" : "",
+            p->cfg->bindings[r->binding].domain,
+            p->cfg->gateways[r->gateway].name, plan_refusal_code(r->why), msg);
+  }
+}
+
 void pass_print_summary(const struct pass *p, FILE *out, bool color)
 {
   const struct pass_counts *k = &p->res.counts;
@@ -515,6 +619,7 @@ void pass_print_summary(const struct pass *p, FILE *out, bool color)
       fprintf(out, " (request %s)", it->request_id);
     fputc('\n', out);
   }
+  print_refusals(p, out, color, &shown);
   /* A certificate whose live state could not be read was not planned:
    * say so, or "0 failed" with exit 1 would explain nothing. */
   for (size_t c = 0; p->certs && c < p->cfg->ncertificates; c++) {

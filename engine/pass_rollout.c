@@ -180,6 +180,10 @@ enum phase rollout_plan(struct pass *p)
     return PHASE_DONE;
   }
   p->res.has_plan = true;
+  if (cert_plan(p) < 0) {
+    pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
+    return PHASE_DONE;
+  }
   for (size_t i = 0; i < p->plan.nitems; i++) {
     const struct plan_item *it = &p->plan.items[i];
     struct pass_cert *c = &p->certs[it->cert];

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -77,6 +78,8 @@ void live_cert_clear(struct live_cert *lc)
 {
   apig_bindings_free(&lc->b);
   lc->known = false;
+  apig_cert_free(&lc->show);
+  lc->shown = false;
 }
 
 void live_state_free(struct live_state *ls)
@@ -107,6 +110,27 @@ bool plan_item_shows(const struct live_cert *lc, const struct plan_item *it)
   if (it->op == PLAN_DETACH)
     return e == NULL;
   return e != NULL && e->verify_client == it->verify_client;
+}
+
+const char *plan_cert_op_name(enum plan_cert_op op)
+{
+  switch (op) {
+  case PLAN_CERT_UPLOAD:
+    return "upload";
+  case PLAN_CERT_UPDATE:
+    return "update";
+  case PLAN_CERT_DELETE:
+    break;
+  }
+  return "delete";
+}
+
+/* What names a certificate in the checksum: its id, or for a certificate
+ * given as files its leaf's hash (its object may not exist when `plan`
+ * runs and be created by `apply` before its reads). */
+static const char *cert_key(const struct config_certificate *c)
+{
+  return c->managed ? c->file.sha256 : c->id;
 }
 
 const char *plan_op_name(enum plan_op op)
@@ -172,6 +196,7 @@ struct builder {
   size_t stale_cap;
   size_t move_cap;
   size_t uncertain_cap;
+  size_t refused_cap;
 };
 
 static int push_item(struct builder *b, const struct plan_item *it)
@@ -255,6 +280,12 @@ static int cmp_move(const void *a, const void *b)
   if (x->binding != y->binding)
     return x->binding < y->binding ? -1 : 1;
   return x->from_cert < y->from_cert ? -1 : x->from_cert > y->from_cert;
+}
+
+static int cmp_refusal(const void *a, const void *b)
+{
+  const struct plan_refusal *x = a, *y = b;
+  return x->binding < y->binding ? -1 : x->binding > y->binding;
 }
 
 /* Wanted triples sorted by certificate then (domain, instance). */
@@ -610,7 +641,7 @@ static int compute_checksum(const struct config *cfg,
   for (size_t c = 0; h->ok && c < live->ncerts; c++) {
     const struct live_cert *lc = &live->certs[c];
     hash_str(h, lc->known ? "\ncert " : "\nunread ");
-    hash_str(h, cfg->certificates[c].id);
+    hash_str(h, cert_key(&cfg->certificates[c]));
     for (size_t j = 0; j < lc->b.n; j++) {
       const struct apig_binding *e = &lc->b.items[j];
       hash_put(h, "\n", 1);
@@ -624,7 +655,7 @@ static int compute_checksum(const struct config *cfg,
     const struct plan_item *it = &p->items[i];
     hash_put(h, "\nplan ", 6);
     hash_str(h, plan_op_name(it->op));
-    hash_str(h, cfg->certificates[it->cert].id);
+    hash_str(h, cert_key(&cfg->certificates[it->cert]));
     hash_str(h, it->instance_id);
     hash_put(h, " ", 1);
     hash_str(h, it->domain);
@@ -639,6 +670,210 @@ static int compute_checksum(const struct config *cfg,
   for (unsigned int i = 0; i < mdlen; i++)
     snprintf(out + 2 * i, 3, "%02x", md[i]);
   return 0;
+}
+
+/* ---- certificate rules: names and expiry ------------------------------ */
+
+int64_t plan_cert_not_after(const struct config *cfg,
+                            const struct live_state *live, size_t c)
+{
+  const struct config_certificate *cc = &cfg->certificates[c];
+
+  if (cc->managed)
+    return cc->file.not_after;
+  if (live && c < live->ncerts && live->certs[c].shown)
+    return live->certs[c].show.not_after;
+  return 0;
+}
+
+bool plan_cert_names(const struct config *cfg, const struct live_state *live,
+                     size_t c, const char *const **sans, size_t *n)
+{
+  const struct config_certificate *cc = &cfg->certificates[c];
+
+  if (cc->managed) {
+    *sans = (const char *const *)cc->file.sans;
+    *n = cc->file.nsans;
+    return true;
+  }
+  if (live && c < live->ncerts && live->certs[c].shown) {
+    *sans = (const char *const *)live->certs[c].show.san;
+    *n = live->certs[c].show.nsan;
+    return true;
+  }
+  return false;
+}
+
+long plan_days_left(int64_t not_after, int64_t now_s)
+{
+  int64_t d = not_after - now_s;
+
+  /* floor, not truncation: one second past the end is day -1 */
+  return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
+}
+
+void plan_format_date(int64_t t, char buf[16])
+{
+  time_t tt = (time_t)t;
+  struct tm tm;
+
+  if (!gmtime_r(&tt, &tm) || strftime(buf, 16, "%Y-%m-%d", &tm) == 0)
+    snprintf(buf, 16, "?");
+}
+
+/* Why certificate c may not get (gateway, domain) in this pass, or -1:
+ * expired (known not_after at or before the reads), or names known that
+ * do not cover the domain. A managed certificate's names were checked
+ * against its domains when the file was loaded. */
+static int cert_rule(const struct config *cfg, const struct live_state *live,
+                     uint32_t c, const char *domain)
+{
+  int64_t end = plan_cert_not_after(cfg, live, c);
+  const char *const *sans;
+  size_t n;
+
+  if (end && live->now_s && end <= live->now_s)
+    return PLAN_REFUSE_EXPIRED;
+  if (!cfg->certificates[c].managed &&
+      plan_cert_names(cfg, live, c, &sans, &n) &&
+      !certfile_covers(sans, n, domain))
+    return PLAN_REFUSE_NOT_COVERED;
+  return -1;
+}
+
+static int push_refusal(struct builder *b, const struct config *cfg,
+                        const struct live_state *live,
+                        const struct plan_item *it, enum plan_refusal_why why)
+{
+  struct plan *p = b->p;
+  const char *const *sans = NULL;
+  size_t nsans = 0;
+
+  if (p->nrefused == b->refused_cap) {
+    size_t cap = b->refused_cap ? b->refused_cap * 2 : 16;
+    struct plan_refusal *n = realloc(p->refused, cap * sizeof(*n));
+    if (!n)
+      return -ENOMEM;
+    p->refused = n;
+    b->refused_cap = cap;
+  }
+  p->refused[p->nrefused++] = (struct plan_refusal){
+      .binding = it->binding,
+      .cert = it->cert,
+      .gateway = it->gateway,
+      .op = it->op,
+      .why = why,
+      .not_after = plan_cert_not_after(cfg, live, it->cert),
+  };
+  if (plan_cert_names(cfg, live, it->cert, &sans, &nsans)) {
+    p->refused[p->nrefused - 1].sans = sans;
+    p->refused[p->nrefused - 1].nsans = nsans;
+  }
+  return 0;
+}
+
+/* The attaches and changes the certificate rules refuse leave the items
+ * for the refusals (sorted by binding for plan_refusal_of). Run before the
+ * detaches are added: a detach is never refused. */
+static int apply_cert_rules(struct builder *bld, const struct config *cfg,
+                            const struct live_state *live)
+{
+  struct plan *p = bld->p;
+  size_t keep = 0;
+  int rc = 0;
+
+  for (size_t i = 0; i < p->nitems; i++) {
+    struct plan_item *it = &p->items[i];
+    int why =
+        it->op == PLAN_DETACH ? -1 : cert_rule(cfg, live, it->cert, it->domain);
+    if (why < 0 || rc < 0) {
+      p->items[keep++] = *it;
+      continue;
+    }
+    rc = push_refusal(bld, cfg, live, it, (enum plan_refusal_why)why);
+    if (rc < 0) {
+      p->items[keep++] = *it;
+      continue;
+    }
+    if (it->op == PLAN_ATTACH)
+      p->nattach--;
+    else
+      p->nchange--;
+  }
+  p->nitems = keep;
+  if (p->nrefused > 1)
+    qsort(p->refused, p->nrefused, sizeof(*p->refused), cmp_refusal);
+  return rc;
+}
+
+static int record_not_after(struct plan *p, const struct config *cfg,
+                            const struct live_state *live)
+{
+  p->now_s = live->now_s;
+  if (cfg->ncertificates == 0)
+    return 0;
+  p->not_after = calloc(cfg->ncertificates, sizeof(*p->not_after));
+  if (!p->not_after)
+    return -ENOMEM;
+  for (size_t c = 0; c < cfg->ncertificates; c++)
+    p->not_after[c] = plan_cert_not_after(cfg, live, c);
+  return 0;
+}
+
+const struct plan_refusal *plan_refusal_of(const struct plan *p, size_t b)
+{
+  struct plan_refusal key = {.binding = b};
+
+  if (p->nrefused == 0)
+    return NULL;
+  return bsearch(&key, p->refused, p->nrefused, sizeof(*p->refused),
+                 cmp_refusal);
+}
+
+const char *plan_refusal_code(enum plan_refusal_why why)
+{
+  return why == PLAN_REFUSE_EXPIRED ? "certificate-expired"
+                                    : "certificate-not-covered";
+}
+
+/* "*.example.com, example.com" (the first few) into buf. */
+static void names_str(const char *const *sans, size_t n, char *buf, size_t len)
+{
+  size_t off = 0;
+
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && off < len; i++) {
+    int w =
+        i == 4 ? snprintf(buf + off, len - off, ", … (%zu names)", n)
+               : snprintf(buf + off, len - off, "%s%s", i ? ", " : "", sans[i]);
+    if (w < 0)
+      break;
+    off += (size_t)w;
+    if (i == 4)
+      break;
+  }
+  if (n == 0)
+    snprintf(buf, len, "no DNS name");
+}
+
+void plan_refusal_describe(const struct config *cfg,
+                           const struct plan_refusal *r, char *msg, size_t len)
+{
+  const struct config_certificate *cc = &cfg->certificates[r->cert];
+  const char *domain = cfg->bindings[r->binding].domain;
+  char names[200], date[16];
+
+  if (r->why == PLAN_REFUSE_EXPIRED) {
+    plan_format_date(r->not_after, date);
+    snprintf(msg, len,
+             "certificate %s expired on %s: an expired certificate is never "
+             "bound",
+             cc->name, date);
+    return;
+  }
+  names_str(r->sans, r->nsans, names, sizeof(names));
+  snprintf(msg, len, "certificate %s covers %s, not %s", cc->name, names,
+           domain);
 }
 
 int plan_wanted_make(const struct config *cfg, struct plan_wanted *out)
@@ -728,6 +963,10 @@ int plan_compute_wanted(const struct config *cfg, struct live_state *live,
     rc = diff_certificate(&bld, cfg, (uint32_t)c, w + start, i - start,
                           &live->certs[c], gws);
   }
+  if (rc == 0)
+    rc = apply_cert_rules(&bld, cfg, live);
+  if (rc == 0)
+    rc = record_not_after(out, cfg, live);
   if (rc == 0 && ledger)
     rc = diff_ledger(&bld, cfg, live, ledger, w, wanted->by_pair, gws);
   if (rc == 0)
@@ -761,6 +1000,9 @@ void plan_free(struct plan *p)
   free(p->stale_ledger);
   free(p->moves);
   free(p->uncertain);
+  free(p->refused);
+  free(p->not_after);
+  free(p->cert_ops);
   memset(p, 0, sizeof(*p));
 }
 

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "apig.h"
+#include "cert.h"
 #include "config.h"
 
 struct ledger;
@@ -27,12 +28,20 @@ struct ledger;
 struct live_cert {
   struct apig_bindings b;
   bool known; /* every page was read */
+  /* A certificate given by id: the object as Show answered it in this
+   * pass (its SANs and not_after). shown false: unknown (not asked, or
+   * the Show failed): then no SAN or expiry rule comes from it. */
+  bool shown;
+  struct apig_cert show;
 };
 
 /* Indexed like config.certificates. */
 struct live_state {
   struct live_cert *certs;
   size_t ncerts;
+  /* When the reads were made (Unix s): the expiry rule and the days left
+   * count from it. 0: unknown, no expiry rule. */
+  int64_t now_s;
 };
 
 enum plan_op {
@@ -60,6 +69,30 @@ struct plan_item {
   bool from_verify_client;
 };
 
+/* Why a wanted binding is a plan error instead of a write (never sent;
+ * the binding fails with that reason, the others go on). */
+enum plan_refusal_why {
+  PLAN_REFUSE_NOT_COVERED, /* the certificate's SANs do not cover the domain
+                              (a wildcard covers exactly one label) */
+  PLAN_REFUSE_EXPIRED,     /* the certificate has expired: never bound */
+};
+
+/* An attach or change the rules refused: not in items, not counted
+ * there. Bindings already in place are never refused (an expired
+ * certificate's bindings are left alone, not detached). */
+struct plan_refusal {
+  size_t binding; /* index into config.bindings */
+  uint32_t cert;  /* index into config.certificates */
+  uint32_t gateway;
+  enum plan_op op; /* what it would have been: PLAN_ATTACH or PLAN_CHANGE */
+  enum plan_refusal_why why;
+  /* the certificate's names and end the rule saw (point into cfg or the
+   * live state, like the items) */
+  const char *const *sans;
+  size_t nsans;
+  int64_t not_after;
+};
+
 struct plan_move {
   size_t binding;     /* index into config.bindings: the new certificate's */
   uint32_t from_cert; /* index into config.certificates: the old one */
@@ -73,6 +106,21 @@ struct plan_uncertain {
   uint32_t gateway;        /* index into config.gateways, or UINT32_MAX */
   const char *instance_id; /* points into the live state */
   const char *domain;      /* points into the live state */
+};
+
+/* What happens to the APIG object of a certificate given as files
+ * (cert_file + key): made by the pass (pass_cert.c), not by plan_make. */
+enum plan_cert_op {
+  PLAN_CERT_UPLOAD, /* no object holds its leaf: one is created */
+  PLAN_CERT_UPDATE, /* update: in_place: the new content PUT into the old */
+  PLAN_CERT_DELETE, /* an object certbind created, no longer used: deleted */
+};
+
+struct plan_cert {
+  enum plan_cert_op op;
+  uint32_t cert;      /* index into config.certificates (the pass's view) */
+  char name[64];      /* the object's name at APIG */
+  char object_id[65]; /* update, delete: the object's id; upload: "" */
 };
 
 struct plan {
@@ -101,6 +149,18 @@ struct plan {
    * intents that are no longer live are in stale_ledger. */
   struct plan_uncertain *uncertain;
   size_t nuncertain;
+  /* The certificate rules (plan_refusal), sorted by binding. */
+  struct plan_refusal *refused;
+  size_t nrefused;
+  /* Per certificate of the file (indexed like config.certificates): its
+   * not_after in Unix s, 0 when unknown (plan_cert_not_after). NULL when
+   * there are no certificates. */
+  int64_t *not_after;
+  int64_t now_s; /* live_state.now_s: what days left count from */
+  /* Certificate objects created, updated or deleted (plan_cert_op). */
+  struct plan_cert *cert_ops;
+  size_t ncert_ops;
+  size_t nupload, nupdate, ndelete_cert;
 };
 
 int live_state_init(struct live_state *ls, size_t ncerts);
@@ -152,6 +212,8 @@ int plan_checksum(const struct config *cfg, const struct live_state *live,
 void plan_free(struct plan *p);
 
 const char *plan_op_name(enum plan_op op);
+/* "upload", "update", "delete". */
+const char *plan_cert_op_name(enum plan_cert_op op);
 
 /* An attach that takes its (gateway, domain) from another certificate. */
 bool plan_item_is_move(const struct plan_item *it);
@@ -192,6 +254,36 @@ struct plan_expect {
 bool plan_explain_stale(const struct config *cfg, const struct live_state *live,
                         const struct plan *p, const struct plan_expect *expect,
                         size_t nexpect, char *msg, size_t len);
+
+/* ---- certificate rules and expiry ------------------------------------- */
+
+/* What is known of certificate c's end: a managed certificate's from its
+ * file, an id certificate's from this pass's Show; 0 when unknown. */
+int64_t plan_cert_not_after(const struct config *cfg,
+                            const struct live_state *live, size_t c);
+
+/* The certificate's names (SANs) when known (managed: its file; id: the
+ * Show): true with *sans, *n pointing into cfg or live. */
+bool plan_cert_names(const struct config *cfg, const struct live_state *live,
+                     size_t c, const char *const **sans, size_t *n);
+
+/* Whole days from now_s to not_after, rounded down (negative once it has
+ * passed). Both must be known (non-zero). */
+long plan_days_left(int64_t not_after, int64_t now_s);
+
+/* The refusal of config binding b in p, or NULL. */
+const struct plan_refusal *plan_refusal_of(const struct plan *p, size_t b);
+
+/* A refusal's error code ("certificate-not-covered", "certificate-expired")
+ * and its reason in one line naming the certificate and what is wrong
+ * ("star-2026 covers *.example.com, not x.other.com"; "certificate
+ * star-2026 expired on 2026-03-01"), in msg (always NUL-terminated). */
+const char *plan_refusal_code(enum plan_refusal_why why);
+void plan_refusal_describe(const struct config *cfg,
+                           const struct plan_refusal *r, char *msg, size_t len);
+
+/* "2026-03-01" (UTC) for Unix seconds t, in buf. */
+void plan_format_date(int64_t t, char buf[16]);
 
 /* Whether a change shows on a finished live certificate: an attach or
  * change is there with the wanted flag, a detach is gone. */

@@ -75,6 +75,10 @@ export NO_COLOR=${NO_COLOR:-}
 step "preparing the demo world in $TMP"
 umask 077
 sh "$ROOT/tests/certs/make-certs.sh" "$TMP/tls"
+# status-page is a certificate from files: a leaf (and its intermediate)
+# from the demo's CA, which certbind uploads itself
+sh "$ROOT/tests/certs/make-leaf-certs.sh" "$TMP/tls" \
+  status.example.com,www.status.example.com >/dev/null
 rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 SG_AK=$(rand_hex 10 | tr a-f A-F)
 SG_SK=$(rand_hex 20)
@@ -101,11 +105,13 @@ PORT=$(cat "$TMP/sim.port")
 ENDPOINT=https://127.0.0.1:$PORT
 sed -e "s|@ENDPOINT@|$ENDPOINT|g" -e "s|@CA_FILE@|$TMP/tls/ca.pem|g" \
   -e "s|@SECRETS@|$TMP/secrets|g" -e "s|@STATE_DIR@|$TMP/state|g" \
+  -e "s|@LEAF@|$TMP/tls|g" \
   "$DEMO/bindings.yaml.in" >"$TMP/bindings.yaml"
 echo "apig-sim listens on $ENDPOINT (HTTPS, test CA $TMP/tls/ca.pem),"
 echo "answers in 10-30 ms and shows writes to reads 1 s late (real APIG: 5-10 s)."
-echo "2 accounts (AK/SK and IAM password), 4 gateways, 4 certificates; some"
-echo "bindings already in place, some on last year's certificate."
+echo "2 accounts (AK/SK and IAM password), 4 gateways, 5 certificates (one"
+echo "from files, which certbind uploads); some bindings already in place,"
+echo "some on last year's certificate."
 
 cd "$TMP"
 rc_of() { "$@" && rc=0 || rc=$?; }
@@ -125,12 +131,13 @@ rc_of "$CERTBIND" plan -c bindings.yaml --out plan.json --log-level warn \
 # every change and detach, the binding that will fail, the first attaches.
 awk -v keep=3 -v failing="$FAILING" '
   function flush() { if (hidden) printf "      ... and %d more domains to attach or move\n", hidden; hidden = 0 }
-  /^account / || /^  certificate / { flush(); n = 0; print; next }
+  /^account / || /^  certificate / || /^Certificate objects:/ { flush(); n = 0; print; next }
   /^    / { if (++n <= keep || ($1 != "+" && $2 != "move") || index($0, failing)) print; else hidden++; next }
   { flush(); print }
   END { flush() }' plan.txt
 echo "(exit $rc: 2 means there are changes)"
 [ "$rc" -eq 2 ] || fail "plan exited $rc, expected 2 (changes)"
+grep -q '+ upload cb_status_page_' plan.txt || fail "the plan does not upload status-page"
 
 # ---- 5. apply --------------------------------------------------------------
 step "apply: one pass (batched writes, one in flight per certificate, confirmed by re-reading)"
@@ -174,9 +181,16 @@ status = json.load(open("state/status.json"))
 live = {(b["certificate_id"], b["instance_id"], b["domain"]):
         b["verified_client_certificate_enabled"] for b in state["bindings"]}
 problems = []
+# the certificate from files: uploaded by apply under its generated name
+uploaded = [c["id"] for c in state["certificates"]
+            if c["name"].startswith("cb_status_page_")]
+if len(uploaded) != 1 or plan["summary"].get("upload") != 1:
+    problems.append("status-page was not uploaded once: %r" % uploaded)
+new_id = uploaded[0] if uploaded else None
 done = 0
 for c in plan["changes"]:
-    key = (c["certificate_id"], c["instance_id"], c["domain"])
+    cid = new_id if c["certificate_id"] is None else c["certificate_id"]
+    key = (cid, c["instance_id"], c["domain"])
     if (c["domain"], c["gateway"]) == (failing, failing_gw):
         if key in live:
             problems.append("%s on %s is bound, yet it cannot be" % (failing, failing_gw))
@@ -203,8 +217,10 @@ for p in problems:
 if problems:
     sys.exit(1)
 s = plan["summary"]
-print("  %d of %d planned changes are live (%d attach, %d change); %d unchanged"
-      % (done, len(plan["changes"]), s["attach"], s["change"], s["unchanged"]))
+print("  %d of %d planned changes are live (%d attach, %d change); %d unchanged;"
+      " status-page uploaded as %s"
+      % (done, len(plan["changes"]), s["attach"], s["change"], s["unchanged"],
+         next(c["name"] for c in state["certificates"] if c["id"] == new_id)))
 print("  left: attach %s on %s (404 APIG.3020: not registered on that gateway)"
       % (failing, failing_gw))
 print("  at most %d write in flight per certificate, %d writes that changed nothing,"

@@ -10,8 +10,10 @@
 #include "statefile.h"
 
 #include <errno.h>
+#include <ctype.h>
 #include <stddef.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -451,8 +453,66 @@ void ledger_free(struct ledger *l)
   free(l->entries);
   free(l->hashes);
   free(l->slots);
+  free(l->certs);
   free(l->names); /* every name went with its last entry */
   memset(l, 0, sizeof(*l));
+}
+
+/* ---- certificate objects ---- */
+
+struct ledger_cert *ledger_cert_find(struct ledger *l, const char *sha256)
+{
+  for (size_t i = 0; l && sha256 && i < l->ncerts; i++) {
+    if (strcasecmp(l->certs[i].sha256, sha256) == 0)
+      return &l->certs[i];
+  }
+  return NULL;
+}
+
+struct ledger_cert *ledger_cert_find_id(struct ledger *l, const char *object_id)
+{
+  for (size_t i = 0; l && object_id && i < l->ncerts; i++) {
+    if (strcmp(l->certs[i].object_id, object_id) == 0)
+      return &l->certs[i];
+  }
+  return NULL;
+}
+
+int ledger_cert_put(struct ledger *l, const struct ledger_cert *c)
+{
+  struct ledger_cert *old, *grown;
+
+  if (!l || !c || !c->sha256[0] || !c->object_id[0])
+    return -EINVAL;
+  old = ledger_cert_find(l, c->sha256);
+  if (!old)
+    old = ledger_cert_find_id(l, c->object_id);
+  if (old) {
+    *old = *c;
+    for (size_t i = 0; old->sha256[i]; i++) /* stored lower-case */
+      old->sha256[i] = (char)tolower((unsigned char)old->sha256[i]);
+    return 0;
+  }
+  grown = realloc(l->certs, (l->ncerts + 1) * sizeof(*grown));
+  if (!grown)
+    return -ENOMEM;
+  l->certs = grown;
+  l->certs[l->ncerts] = *c;
+  for (size_t i = 0; l->certs[l->ncerts].sha256[i]; i++)
+    l->certs[l->ncerts].sha256[i] =
+        (char)tolower((unsigned char)l->certs[l->ncerts].sha256[i]);
+  l->ncerts++;
+  return 0;
+}
+
+int ledger_cert_remove(struct ledger *l, const char *object_id)
+{
+  struct ledger_cert *c = ledger_cert_find_id(l, object_id);
+
+  if (!c)
+    return -ENOENT;
+  *c = l->certs[--l->ncerts];
+  return 0;
 }
 
 /* ---- the file's tables (util/json.h) ---- */
@@ -476,6 +536,56 @@ static const struct json_field entry_fields[] = {
      .kind = JSON_K_I64,
      .offset = offsetof(struct ledger_entry, attached_at),
      .flags = JSON_REQUIRED},
+};
+
+/* A certificate object: its strings are read into the reading's buffers
+ * (cert_str) and copied into the fixed fields on close. */
+struct cert_reading {
+  char *sha256, *object_id, *name, *certificate;
+  bool created;
+  int64_t bound_at, superseded_at;
+};
+
+static const struct json_field cert_fields[] = {
+    {.name = "sha256",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct cert_reading, sha256),
+     .flags = JSON_REQUIRED | JSON_NONEMPTY,
+     .max = 64},
+    {.name = "object_id",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct cert_reading, object_id),
+     .flags = JSON_REQUIRED | JSON_NONEMPTY,
+     .max = 64},
+    {.name = "name",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct cert_reading, name),
+     .max = 63},
+    {.name = "certificate",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct cert_reading, certificate),
+     .max = 255},
+    {.name = "created",
+     .kind = JSON_K_BOOL,
+     .offset = offsetof(struct cert_reading, created),
+     .flags = JSON_REQUIRED},
+    {.name = "bound_at",
+     .kind = JSON_K_I64,
+     .offset = offsetof(struct cert_reading, bound_at)},
+    {.name = "superseded_at",
+     .kind = JSON_K_I64,
+     .offset = offsetof(struct cert_reading, superseded_at)},
+};
+
+static int cert_open(struct json_reader *r, void *parent, void **base);
+static int cert_close(struct json_reader *r, void *base);
+
+static const struct json_object cert_object = {
+    .name = "certificates element",
+    .fields = cert_fields,
+    .nfields = sizeof(cert_fields) / sizeof(cert_fields[0]),
+    .open = cert_open,
+    .close = cert_close,
 };
 
 static int entry_open(struct json_reader *r, void *parent, void **base);
@@ -515,6 +625,10 @@ static const struct json_field ledger_fields[] = {
      .kind = JSON_K_ARRAY,
      .flags = JSON_ONCE,
      .object = &intent_object},
+    {.name = "certificates",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &cert_object},
 };
 
 static const struct json_doc ledger_doc = {
@@ -569,8 +683,60 @@ static yajl_gen_status gen_array(yajl_gen g, const char *key,
   return gs;
 }
 
-static yajl_gen_status
-gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
+static int cert_cmp(const void *a, const void *b)
+{
+  return strcmp(((const struct ledger_cert *)a)->object_id,
+                ((const struct ledger_cert *)b)->object_id);
+}
+
+static yajl_gen_status gen_cert(yajl_gen g, const struct ledger_cert *c)
+{
+  yajl_gen_status gs = yajl_gen_map_open(g);
+
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_str(g, "sha256", c->sha256);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_str(g, "object_id", c->object_id);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_str(g, "name", c->name);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_str(g, "certificate", c->certificate);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_bool(g, "created", c->created);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_int(g, "bound_at", c->bound_at);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_key_int(g, "superseded_at", c->superseded_at);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_map_close(g);
+  return gs;
+}
+
+/* "certificates", sorted by object id (a copy: the ledger is const). */
+static yajl_gen_status gen_certs(yajl_gen g, const struct ledger *l)
+{
+  struct ledger_cert *sorted =
+      malloc((l->ncerts ? l->ncerts : 1) * sizeof(*sorted));
+  yajl_gen_status gs =
+      sorted ? json_gen_str(g, "certificates") : yajl_gen_generation_complete;
+
+  if (sorted && l->ncerts)
+    memcpy(sorted, l->certs, l->ncerts * sizeof(*sorted));
+  if (sorted)
+    qsort(sorted, l->ncerts, sizeof(*sorted), cert_cmp);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < l->ncerts && gs == yajl_gen_status_ok; i++)
+    gs = gen_cert(g, &sorted[i]);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  free(sorted);
+  return gs;
+}
+
+static yajl_gen_status gen_ledger(yajl_gen g, const struct ledger *l,
+                                  const struct ledger_entry *const *sorted,
+                                  size_t n)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
 
@@ -580,6 +746,8 @@ gen_ledger(yajl_gen g, const struct ledger_entry *const *sorted, size_t n)
     gs = gen_array(g, "entries", sorted, n, false);
   if (gs == yajl_gen_status_ok)
     gs = gen_array(g, "intents", sorted, n, true);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_certs(g, l);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -605,7 +773,7 @@ static int print_ledger(struct statefile_buf *b, void *arg)
   g = json_gen_new(true, statefile_buf_print, b);
   if (!g)
     rc = -ENOMEM;
-  else if (gen_ledger(g, sorted, l->count) != yajl_gen_status_ok)
+  else if (gen_ledger(g, l, sorted, l->count) != yajl_gen_status_ok)
     rc = -EINVAL;
   else
     rc = b->err;
@@ -639,8 +807,51 @@ int ledger_save(const char *state_dir, const struct ledger *l)
 
 struct reading {
   struct ledger *l;
-  struct ledger_entry cur; /* the entry being read: three malloc'd strings */
+  struct ledger_entry cur;  /* the entry being read: three malloc'd strings */
+  struct cert_reading cert; /* the certificate object being read */
 };
+
+static void clear_cert(struct cert_reading *c)
+{
+  free(c->sha256);
+  free(c->object_id);
+  free(c->name);
+  free(c->certificate);
+  memset(c, 0, sizeof(*c));
+}
+
+static int cert_open(struct json_reader *r, void *parent, void **base)
+{
+  struct reading *rd = json_ctx(r);
+
+  (void)parent;
+  clear_cert(&rd->cert);
+  *base = &rd->cert;
+  return 0;
+}
+
+static int cert_close(struct json_reader *r, void *base)
+{
+  struct reading *rd = json_ctx(r);
+  struct cert_reading *c = base;
+  struct ledger_cert lc = {.created = c->created,
+                           .bound_at = c->bound_at,
+                           .superseded_at = c->superseded_at};
+  int rc;
+
+  snprintf(lc.sha256, sizeof(lc.sha256), "%s", c->sha256);
+  snprintf(lc.object_id, sizeof(lc.object_id), "%s", c->object_id);
+  snprintf(lc.name, sizeof(lc.name), "%s", c->name ? c->name : "");
+  snprintf(lc.certificate, sizeof(lc.certificate), "%s",
+           c->certificate ? c->certificate : "");
+  if (ledger_cert_find(rd->l, lc.sha256) ||
+      ledger_cert_find_id(rd->l, lc.object_id))
+    rc = json_fail(r, -EBADMSG, NULL, "a certificate object is listed twice");
+  else
+    rc = ledger_cert_put(rd->l, &lc);
+  clear_cert(c);
+  return rc;
+}
 
 static void clear_entry(struct ledger_entry *e)
 {
@@ -702,6 +913,7 @@ int ledger_from_json(const char *json, size_t len, struct ledger *l)
   memset(l, 0, sizeof(*l));
   rc = json_read(&ledger_doc, json, len, l, &rd, NULL, 0);
   clear_entry(&rd.cur);
+  clear_cert(&rd.cert);
   if (rc < 0)
     ledger_free(l);
   return rc;

@@ -23,9 +23,16 @@
  * file is always sorted, so it is stable and diffable.
  *
  * File: {"version":1,"entries":[{"certificate_id":…,"instance_id":…,
- * "domain":…,"attached_at":<unix s>}, …],"intents":[same fields]}, mode
+ * "domain":…,"attached_at":<unix s>}, …],"intents":[same fields],
+ * "certificates":[{"sha256":…,"object_id":…,"name":…,"certificate":…,
+ * "created":bool,"bound_at":<unix s>,"superseded_at":<unix s>}, …]}, mode
  * 0600, written atomically. "entries" are owned; "intents" (optional, an
  * older certbind skips it) are not. One key is in at most one of them.
+ * "certificates" (optional: a ledger written before it loads as having
+ * none, and an older certbind skips it) are the APIG certificate objects
+ * of certificates given as files (cert_file + key): which object holds
+ * which leaf, and whether certbind created it (only those are ever
+ * deleted).
  *
  * A zero-initialised struct ledger is a valid empty ledger.
  */
@@ -52,7 +59,21 @@ struct ledger_entry {
 
 struct ledger_name; /* ledger.c */
 
+/* An APIG certificate object holding a managed certificate's leaf. */
+struct ledger_cert {
+  char sha256[65];       /* the leaf's SHA-256 (DER), lower-case hex */
+  char object_id[65];    /* APIG's id of the object */
+  char name[64];         /* the object's name at APIG */
+  char certificate[256]; /* the file's certificate name it was made for */
+  bool created;          /* certbind created it: it may delete it */
+  int64_t bound_at;      /* unix s it was last seen with a binding, 0 never */
+  int64_t superseded_at; /* unix s it stopped holding a current leaf of the
+                            file, 0 while it holds one */
+};
+
 struct ledger {
+  struct ledger_cert *certs; /* certificate objects, in no order */
+  size_t ncerts;
   struct ledger_entry *entries;
   uint64_t *hashes; /* hashes[i] belongs to entries[i] */
   size_t count, cap;
@@ -119,6 +140,18 @@ size_t ledger_count(const struct ledger *l);
 
 /* Entry i < ledger_count(l), in unspecified order. */
 const struct ledger_entry *ledger_at(const struct ledger *l, size_t i);
+
+/* The record of the object holding leaf sha256 (hex, any case), or NULL.
+ * Valid until the next ledger_cert_put/remove. */
+struct ledger_cert *ledger_cert_find(struct ledger *l, const char *sha256);
+/* The record of object object_id, or NULL. */
+struct ledger_cert *ledger_cert_find_id(struct ledger *l,
+                                        const char *object_id);
+/* Record c (copied), replacing the record of the same sha256 or
+ * object_id. 0, -EINVAL (an empty sha256 or object_id) or -ENOMEM. */
+int ledger_cert_put(struct ledger *l, const struct ledger_cert *c);
+/* Forget the record of object object_id: 0 or -ENOENT. */
+int ledger_cert_remove(struct ledger *l, const char *object_id);
 
 void ledger_free(struct ledger *l);
 

@@ -177,6 +177,208 @@ static int put_requests(FILE *f, const struct metrics *m)
   return 0;
 }
 
+/* ---- what the gateways serve ---- */
+
+static int served_cmp(const struct metrics_served *x, const char *gateway,
+                      const char *domain)
+{
+  int c = strcmp(x->gateway, gateway);
+
+  return c ? c : strcmp(x->domain, domain);
+}
+
+/* Where (gateway, domain) is or would go in the sorted array. */
+static size_t served_pos(const struct metrics *m, const char *gateway,
+                         const char *domain, bool *found)
+{
+  size_t lo = 0, hi = m->nserved;
+
+  *found = false;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = served_cmp(&m->served[mid], gateway, domain);
+
+    if (c == 0) {
+      *found = true;
+      return mid;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static int served_insert(struct metrics *m, size_t at, const char *gateway,
+                         const char *domain, int64_t not_after)
+{
+  struct metrics_served e = {strdup(gateway), strdup(domain), not_after};
+
+  if (!e.gateway || !e.domain)
+    goto nomem;
+  if (m->nserved == m->capserved) {
+    size_t cap = m->capserved ? m->capserved * 2 : 16;
+    struct metrics_served *n = realloc(m->served, cap * sizeof(*n));
+
+    if (!n)
+      goto nomem;
+    m->served = n;
+    m->capserved = cap;
+  }
+  memmove(&m->served[at + 1], &m->served[at],
+          (m->nserved - at) * sizeof(*m->served));
+  m->served[at] = e;
+  m->nserved++;
+  return 0;
+nomem:
+  free(e.gateway);
+  free(e.domain);
+  return -ENOMEM;
+}
+
+int metrics_served_leaf(struct metrics *m, const char *gateway,
+                        const char *domain, int64_t not_after)
+{
+  bool found;
+  size_t at;
+
+  if (!m || !gateway || !domain)
+    return -EINVAL;
+  m->served_checked = true;
+  at = served_pos(m, gateway, domain, &found);
+  if (!found)
+    return served_insert(m, at, gateway, domain, not_after);
+  if (not_after < m->served[at].not_after)
+    m->served[at].not_after = not_after;
+  return 0;
+}
+
+void metrics_served_clear(struct metrics *m)
+{
+  for (size_t i = 0; i < m->nserved; i++) {
+    free(m->served[i].gateway);
+    free(m->served[i].domain);
+  }
+  free(m->served);
+  m->served = NULL;
+  m->nserved = m->capserved = 0;
+  m->served_mismatches = 0;
+  m->served_checked = false;
+}
+
+/* dst's last verification becomes a copy of src's. */
+static int served_copy(struct metrics *dst, const struct metrics *src)
+{
+  metrics_served_clear(dst);
+  for (size_t i = 0; i < src->nserved; i++) {
+    int rc = served_insert(dst, i, src->served[i].gateway,
+                           src->served[i].domain, src->served[i].not_after);
+
+    if (rc < 0)
+      return rc;
+  }
+  dst->served_mismatches = src->served_mismatches;
+  dst->served_checked = true;
+  return 0;
+}
+
+static void put_served(FILE *f, const struct metrics *m)
+{
+  const char *na = "certbind_served_certificate_not_after_timestamp_seconds";
+
+  if (!m->served_checked)
+    return;
+  put_header(f, "certbind_served_certificate_mismatches", "gauge",
+             "Gateway addresses and domains that served another certificate "
+             "than the one wanted, or an expired one, at the last "
+             "verification.");
+  fprintf(f, "certbind_served_certificate_mismatches %" PRIu64 "\n",
+          m->served_mismatches);
+  put_header(f, na, "gauge",
+             "The earliest end of validity of the leaves a gateway's "
+             "addresses served for a domain at the last verification, unix "
+             "time.");
+  for (size_t i = 0; i < m->nserved; i++) {
+    fprintf(f, "%s{gateway=\"", na);
+    put_label(f, m->served[i].gateway);
+    fputs("\",domain=\"", f);
+    put_label(f, m->served[i].domain);
+    fprintf(f, "\"} %" PRId64 "\n", m->served[i].not_after);
+  }
+}
+
+static int cert_cmp(const void *a, const void *b)
+{
+  const struct metrics_certificate *x = a, *y = b;
+  int c = strcmp(x->certificate, y->certificate);
+
+  return c ? c : strcmp(x->id, y->id);
+}
+
+/* Sorted by name (the caller's array is const: a sorted copy). */
+static int put_certificates(FILE *f, const struct metrics *m)
+{
+  struct metrics_certificate *sorted;
+
+  if (m->ncerts == 0)
+    return 0;
+  sorted = malloc(m->ncerts * sizeof(*sorted));
+  if (!sorted)
+    return -ENOMEM;
+  memcpy(sorted, m->certs, m->ncerts * sizeof(*sorted));
+  qsort(sorted, m->ncerts, sizeof(*sorted), cert_cmp);
+  put_header(f, "certbind_certificate_not_after_timestamp_seconds", "gauge",
+             "End of validity of each certificate of the file, unix time, as "
+             "the last pass knew it (0: unknown).");
+  for (size_t i = 0; i < m->ncerts; i++) {
+    fputs("certbind_certificate_not_after_timestamp_seconds{certificate=\"", f);
+    put_label(f, sorted[i].certificate);
+    fputs("\",id=\"", f);
+    put_label(f, sorted[i].id);
+    fprintf(f, "\"} %" PRId64 "\n", sorted[i].not_after);
+  }
+  free(sorted);
+  return 0;
+}
+
+int metrics_add_certificate(struct metrics *m, const char *certificate,
+                            const char *id, int64_t not_after)
+{
+  struct metrics_certificate *c;
+
+  if (!m || !certificate)
+    return -EINVAL;
+  c = realloc(m->certs, (m->ncerts + 1) * sizeof(*c));
+  if (!c)
+    return -ENOMEM;
+  m->certs = c;
+  c = &m->certs[m->ncerts];
+  c->certificate = label_dup(certificate);
+  c->id = label_dup(id ? id : "");
+  c->not_after = not_after > 0 ? not_after : 0;
+  if (!c->certificate || !c->id) {
+    free(c->certificate);
+    free(c->id);
+    return -ENOMEM;
+  }
+  m->ncerts++;
+  return 0;
+}
+
+void metrics_clear_certificates(struct metrics *m)
+{
+  for (size_t i = 0; m && i < m->ncerts; i++) {
+    free(m->certs[i].certificate);
+    free(m->certs[i].id);
+  }
+  if (!m)
+    return;
+  free(m->certs);
+  m->certs = NULL;
+  m->ncerts = 0;
+}
+
 static int put_all(FILE *f, const struct metrics *m)
 {
   put_header(f, "certbind_bindings", "gauge",
@@ -218,7 +420,8 @@ static int put_all(FILE *f, const struct metrics *m)
   fputs("certbind_build_info{version=\"", f);
   put_label(f, CERTBIND_VERSION);
   fputs("\"} 1\n", f);
-  return 0;
+  put_served(f, m);
+  return put_certificates(f, m);
 }
 
 int metrics_format(const struct metrics *m, char **out, size_t *len)
@@ -487,6 +690,8 @@ int metrics_add(struct metrics *dst, const struct metrics *src)
     dst->last_success_ts = src->last_success_ts;
   if (src->reload != METRICS_RELOAD_UNKNOWN)
     dst->reload = src->reload;
+  if (src->served_checked)
+    return served_copy(dst, src);
   return 0;
 }
 
@@ -512,4 +717,6 @@ void metrics_free(struct metrics *m)
   free(m->requests);
   m->requests = NULL;
   m->nrequests = m->caprequests = 0;
+  metrics_served_clear(m);
+  metrics_clear_certificates(m);
 }

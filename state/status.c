@@ -100,6 +100,33 @@ static const struct json_field pass_fields[] = {
 };
 #undef PF
 
+#define SF(n, k, fl)                                                           \
+  {                                                                            \
+    .name = #n, .kind = k, .offset = offsetof(struct status_served, n),        \
+    .flags = fl                                                                \
+  }
+static const struct json_field served_fields[] = {
+    SF(address, JSON_K_STR, STR | JSON_REQUIRED),
+    SF(result, JSON_K_STR, STR | JSON_REQUIRED),
+    SF(sha256, JSON_K_STR, STR),
+    SF(serial, JSON_K_STR, STR),
+    SF(subject, JSON_K_STR, STR),
+    SF(not_after, JSON_K_I64, ONCE),
+    SF(error, JSON_K_STR, STR),
+    SF(checked, JSON_K_I64, ONCE),
+};
+#undef SF
+
+/* A served element opens: one more struct at the end of the binding's. */
+static int served_open(struct json_reader *r, void *parent, void **base);
+
+static const struct json_object served_object = {
+    .name = "served element",
+    .fields = served_fields,
+    .nfields = sizeof(served_fields) / sizeof(served_fields[0]),
+    .open = served_open,
+};
+
 #define BF(n, k, fl)                                                           \
   {                                                                            \
     .name = #n, .kind = k, .offset = offsetof(struct status_binding, n),       \
@@ -125,8 +152,26 @@ static const struct json_field binding_fields[] = {
     BF(request_id, JSON_K_STR, STR),
     BF(attempts, JSON_K_U32, ONCE),
     BF(next_retry, JSON_K_I64, ONCE),
+    {.name = "served",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &served_object},
 };
 #undef BF
+
+#define CF(n, k, fl)                                                           \
+  {                                                                            \
+    .name = #n, .kind = k, .offset = offsetof(struct status_cert, n),          \
+    .flags = fl                                                                \
+  }
+static const struct json_field cert_fields[] = {
+    CF(certificate, JSON_K_STR, STR | JSON_REQUIRED),
+    CF(certificate_id, JSON_K_STR, STR),
+    CF(account, JSON_K_STR, STR),
+    CF(not_after, JSON_K_I64, ONCE),
+    CF(expiry_warning_days, JSON_K_U32, ONCE),
+};
+#undef CF
 #undef ONCE
 #undef REQ
 #undef STR
@@ -135,6 +180,9 @@ static const struct json_field binding_fields[] = {
 
 /* A binding element opens: one more struct at the end of st->bindings. */
 static int binding_open(struct json_reader *r, void *parent, void **base);
+
+/* A certificates element opens: one more struct at the end of st->certs. */
+static int cert_open(struct json_reader *r, void *parent, void **base);
 
 static const struct json_object pass_object = {
     .name = "pass",
@@ -147,6 +195,13 @@ static const struct json_object binding_object = {
     .fields = binding_fields,
     .nfields = NFIELDS(binding_fields),
     .open = binding_open,
+};
+
+static const struct json_object cert_object = {
+    .name = "certificates element",
+    .fields = cert_fields,
+    .nfields = NFIELDS(cert_fields),
+    .open = cert_open,
 };
 
 /* "version" is read first by a later certbind too: another number is
@@ -167,6 +222,10 @@ static const struct json_field status_fields[] = {
      .kind = JSON_K_ARRAY,
      .flags = JSON_ONCE,
      .object = &binding_object},
+    {.name = "certificates",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &cert_object},
 };
 
 static const struct json_doc status_doc = {
@@ -217,6 +276,62 @@ static yajl_gen_status gen_pass(yajl_gen g, const struct status_pass *p)
   return gs;
 }
 
+/* "served": [...], only when the binding has been verified. */
+static yajl_gen_status gen_served(yajl_gen g, const struct status_binding *b)
+{
+  yajl_gen_status gs = yajl_gen_status_ok;
+
+  if (b->nserved == 0)
+    return gs;
+  gs = json_gen_str(g, "served");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < b->nserved && gs == yajl_gen_status_ok; i++) {
+    gs = yajl_gen_map_open(g);
+    if (gs == yajl_gen_status_ok)
+      gs = json_gen_fields(g, &served_object, &b->served[i]);
+    if (gs == yajl_gen_status_ok)
+      gs = yajl_gen_map_close(g);
+  }
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  return gs;
+}
+
+/* Whole days from now to not_after, rounded down. */
+static long days_until(int64_t not_after, int64_t now)
+{
+  int64_t d = not_after - now;
+
+  return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
+}
+
+/* One certificate: its fields, then for people and scripts reading the
+ * file the end as RFC 3339 and the days left at the end of the pass. */
+static yajl_gen_status gen_cert(yajl_gen g, const struct status_cert *c,
+                                int64_t ended_ms)
+{
+  char when[48];
+  yajl_gen_status gs = yajl_gen_map_open(g);
+
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_fields(g, &cert_object, c);
+  format_rfc3339(c->not_after * 1000, when, sizeof(when));
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_str(g, "not_after_at");
+  if (gs == yajl_gen_status_ok)
+    gs = c->not_after ? json_gen_text(g, when) : yajl_gen_null(g);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_str(g, "days_left");
+  if (gs == yajl_gen_status_ok)
+    gs = c->not_after && ended_ms
+             ? yajl_gen_integer(g, days_until(c->not_after, ended_ms / 1000))
+             : yajl_gen_null(g);
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_map_close(g);
+  return gs;
+}
+
 static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
@@ -234,8 +349,18 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
     if (gs == yajl_gen_status_ok)
       gs = json_gen_fields(g, &binding_object, &st->bindings[i]);
     if (gs == yajl_gen_status_ok)
+      gs = gen_served(g, &st->bindings[i]);
+    if (gs == yajl_gen_status_ok)
       gs = yajl_gen_map_close(g);
   }
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  if (gs == yajl_gen_status_ok)
+    gs = json_gen_str(g, "certificates");
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < st->ncerts && gs == yajl_gen_status_ok; i++)
+    gs = gen_cert(g, &st->certs[i], st->pass.ended_ms);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_close(g);
   if (gs == yajl_gen_status_ok)
@@ -288,7 +413,8 @@ int status_write(const char *state_dir, const struct status *st)
 
 struct reading {
   struct status *st;
-  size_t cap; /* allocated bindings */
+  size_t cap;      /* allocated bindings */
+  size_t cert_cap; /* allocated certificates */
 };
 
 static int binding_open(struct json_reader *r, void *parent, void **base)
@@ -306,6 +432,38 @@ static int binding_open(struct json_reader *r, void *parent, void **base)
     rd->cap = cap;
   }
   *base = memset(&st->bindings[st->nbindings++], 0, sizeof(*st->bindings));
+  return 0;
+}
+
+/* A binding has a few addresses: grown one at a time. */
+static int served_open(struct json_reader *r, void *parent, void **base)
+{
+  struct status_binding *b = parent;
+  struct status_served *n =
+      realloc(b->served, (b->nserved + 1) * sizeof(*b->served));
+
+  if (!n)
+    return json_fail(r, -ENOMEM, NULL, "out of memory");
+  b->served = n;
+  *base = memset(&b->served[b->nserved++], 0, sizeof(*b->served));
+  return 0;
+}
+
+static int cert_open(struct json_reader *r, void *parent, void **base)
+{
+  struct reading *rd = json_ctx(r);
+  struct status *st = parent;
+
+  if (st->ncerts == rd->cert_cap) {
+    size_t cap = rd->cert_cap ? rd->cert_cap * 2 : 8;
+    struct status_cert *nc = realloc(st->certs, cap * sizeof(*nc));
+
+    if (!nc)
+      return json_fail(r, -ENOMEM, NULL, "out of memory");
+    st->certs = nc;
+    rd->cert_cap = cap;
+  }
+  *base = memset(&st->certs[st->ncerts++], 0, sizeof(*st->certs));
   return 0;
 }
 
@@ -356,6 +514,15 @@ static void free_strings(const struct json_field *fields, size_t n, void *base)
   }
 }
 
+static void free_served(struct status_binding *b)
+{
+  for (size_t i = 0; i < b->nserved; i++)
+    free_strings(served_fields, NFIELDS(served_fields), &b->served[i]);
+  free(b->served);
+  b->served = NULL;
+  b->nserved = 0;
+}
+
 void status_free(struct status *st)
 {
   if (!st)
@@ -371,8 +538,12 @@ void status_free(struct status *st)
     } else {
       free_strings(binding_fields, NFIELDS(binding_fields), b);
     }
+    free_served(b);
   }
   free(st->bindings);
+  for (size_t i = 0; i < st->ncerts; i++)
+    free_strings(cert_fields, NFIELDS(cert_fields), &st->certs[i]);
+  free(st->certs);
   memset(st, 0, sizeof(*st));
 }
 
@@ -453,24 +624,62 @@ void status_index_free(struct status_index *ix)
   memset(ix, 0, sizeof(*ix));
 }
 
+/* dst (a copy of one served entry's scalars) gets its own strings: 0, or
+ * -ENOMEM with none left allocated. */
+static int dup_strings(const struct json_field *fields, size_t n, void *dst)
+{
+  bool ok = true;
+
+  for (size_t i = 0; i < n; i++) {
+    char **s = (char **)((char *)dst + fields[i].offset);
+
+    if (fields[i].kind != JSON_K_STR || !*s)
+      continue;
+    *s = ok ? strdup(*s) : NULL;
+    ok = ok && *s;
+  }
+  if (!ok)
+    free_strings(fields, n, dst);
+  return ok ? 0 : -ENOMEM;
+}
+
+void status_binding_clear_served(struct status_binding *b)
+{
+  free_served(b);
+}
+
+int status_binding_add_served(struct status_binding *b,
+                              const struct status_served *sv)
+{
+  struct status_served *n =
+      realloc(b->served, (b->nserved + 1) * sizeof(*b->served));
+
+  if (!n)
+    return -ENOMEM;
+  b->served = n;
+  n[b->nserved] = *sv;
+  if (dup_strings(served_fields, NFIELDS(served_fields), &n[b->nserved]) < 0)
+    return -ENOMEM;
+  b->nserved++;
+  return 0;
+}
+
 int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src)
 {
   *dst = *src;
   dst->names_borrowed = false;
-  for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
-    char **s = (char **)((char *)dst + binding_fields[i].offset);
-
-    if (binding_fields[i].kind == JSON_K_STR && *s)
-      *s = strdup(*s);
+  dst->served = NULL;
+  dst->nserved = 0;
+  if (dup_strings(binding_fields, NFIELDS(binding_fields), dst) < 0) {
+    memset(dst, 0, sizeof(*dst));
+    return -ENOMEM;
   }
-  for (size_t i = 0; i < NFIELDS(binding_fields); i++) {
-    const char *const *from =
-        (const char *const *)((const char *)src + binding_fields[i].offset);
-    char **to = (char **)((char *)dst + binding_fields[i].offset);
-
-    if (binding_fields[i].kind == JSON_K_STR && *from && !*to) {
+  for (size_t i = 0; i < src->nserved; i++) {
+    if (status_binding_add_served(dst, &src->served[i]) < 0) {
       free_strings(binding_fields, NFIELDS(binding_fields), dst);
+      free_served(dst);
+      memset(dst, 0, sizeof(*dst));
       return -ENOMEM;
     }
   }
@@ -578,6 +787,45 @@ static void print_summary(const struct printer *pr, const struct status *st)
     fprintf(pr->out, "  reason: ");
     put_safe(pr->out, p->message);
     fputc('\n', pr->out);
+  }
+}
+
+/* "certificate star-2026 (a27b…ac67, account sg-prod): 43 days left, until
+ * 2026-03-01", highlighted within its warning days; nothing for an unknown
+ * end. Counted from now: the file may be days old. */
+static void print_certs(const struct printer *pr, const struct status *st,
+                        int64_t now)
+{
+  for (size_t i = 0; i < st->ncerts; i++) {
+    const struct status_cert *c = &st->certs[i];
+    long days;
+    char date[48];
+    const char *col;
+
+    if (c->not_after <= 0)
+      continue;
+    days = days_until(c->not_after, now);
+    format_rfc3339(c->not_after * 1000, date, sizeof(date));
+    date[10] = '\0'; /* the day is enough here */
+    col = c->not_after <= now                    ? C_RED
+          : days <= (long)c->expiry_warning_days ? C_YELLOW
+                                                 : "";
+    fprintf(pr->out, "  certificate ");
+    put_safe(pr->out, c->certificate);
+    if (c->certificate_id) {
+      fprintf(pr->out, " (");
+      put_safe(pr->out, c->certificate_id);
+      fputc(')', pr->out);
+    }
+    fprintf(pr->out, ": %s", paint(pr, col));
+    if (c->not_after <= now)
+      fprintf(pr->out, "EXPIRED on %s", date);
+    else if (days <= (long)c->expiry_warning_days)
+      fprintf(pr->out, "expires in %ld day%s, on %s", days,
+              days == 1 ? "" : "s", date);
+    else
+      fprintf(pr->out, "%ld days left, until %s", days, date);
+    fprintf(pr->out, "%s\n", paint(pr, col[0] ? C_RESET : ""));
   }
 }
 
@@ -703,6 +951,7 @@ int status_print(const struct status *st, FILE *out,
     return rc;
   }
   print_summary(&pr, st);
+  print_certs(&pr, st, (int64_t)time(NULL));
   print_states(&pr, st);
   print_state_list(&pr, st, STATUS_FAILED, opts->all);
   print_state_list(&pr, st, STATUS_PENDING, opts->all);

@@ -11,7 +11,17 @@
  *                 "gateway":…,"instance_id":…,"domain":…,
  *                 "verify_client":false,"state":"failed",
  *                 "error_code":…,"error_msg":…,"request_id":…,
- *                 "attempts":3,"next_retry":0}, …]}
+ *                 "attempts":3,"next_retry":0,
+ *                 "served":[{"address":…,"result":"ok","sha256":…,
+ *                            "serial":…,"subject":…,"not_after":…,
+ *                            "error":null,"checked":…}]}, …],
+ *    "certificates":[{"certificate":…,"certificate_id":…,"account":…,
+ *                     "not_after":1767225600,"expiry_warning_days":21,
+ *                     "not_after_at":"<RFC 3339>","days_left":43}, …]}
+ * "served" is there only for a binding whose served certificate was
+ * checked. A certificate's not_after is 0 (not_after_at and days_left null)
+ * when the pass did not learn it (its Show failed); days_left counts from
+ * the end of the pass (status_print counts from the time it prints).
  * Absent strings are JSON null. Unknown keys are ignored when reading, so
  * later versions may add fields; a wrong type, a missing required field,
  * a truncated or garbage file is -EBADMSG.
@@ -34,6 +44,19 @@
 
 enum status_state { STATUS_CONVERGED, STATUS_PENDING, STATUS_FAILED };
 
+/* What one ingress address of the binding's gateway served at the last
+ * verification of what the gateways serve (docs/cli.md, verify). */
+struct status_served {
+  char *address;     /* "IP:PORT" or "[IPv6]:PORT" */
+  char *result;      /* ok | mismatch | expired | unreachable | unknown */
+  char *sha256;      /* the leaf served (lowercase hex); NULL: unreachable */
+  char *serial;      /* uppercase hex */
+  char *subject;     /* RFC 2253 */
+  int64_t not_after; /* unix s; 0: unreachable */
+  char *error;       /* unreachable: why; else NULL */
+  int64_t checked;   /* unix s of the handshake */
+};
+
 struct status_binding {
   char *account;
   char *certificate; /* name in the file */
@@ -53,6 +76,10 @@ struct status_binding {
    * them, status_binding_copy copies them. 100,000 bindings would take
    * 15 MB of copies. */
   bool names_borrowed;
+  /* the last verification, one per ingress address ("served" in the
+   * file, left out when empty) */
+  struct status_served *served;
+  size_t nserved;
 };
 
 struct status_pass {
@@ -69,10 +96,21 @@ struct status_pass {
   char *message;      /* one line: why refused/aborted, or "" */
 };
 
+/* One certificate of the file and its end, as the pass knew it. */
+struct status_cert {
+  char *certificate;    /* name in the file */
+  char *certificate_id; /* NULL: none yet */
+  char *account;
+  int64_t not_after;            /* unix s; 0 = unknown */
+  uint32_t expiry_warning_days; /* the policy then: "expires in N days" */
+};
+
 struct status {
   struct status_pass pass;
   struct status_binding *bindings;
   size_t nbindings;
+  struct status_cert *certs;
+  size_t ncerts;
 };
 
 /* Write state_dir/status.json atomically, mode 0600. 0 or a negative
@@ -105,7 +143,10 @@ struct status_print_opts {
  * interrupted pass of a big file would print pages of pending lines. */
 #define STATUS_PRINT_PER_STATE 20
 
-/* Print for an operator: a summary line and counts, then the failed
+/* Print for an operator: a summary line and counts, each certificate's
+ * days left ("expires in N days" highlighted within its
+ * expiry_warning_days, "EXPIRED on DATE"; nothing for an unknown end),
+ * then the failed
  * bindings with code, message, the whole request id (operators quote it
  * to support) and attempts, then the pending ones with their next retry;
  * past STATUS_PRINT_PER_STATE of a state one line
@@ -141,6 +182,14 @@ void status_index_free(struct status_index *ix);
  * false): 0, or -ENOMEM with nothing allocated. */
 int status_binding_copy(struct status_binding *dst,
                         const struct status_binding *src);
+
+/* Append a deep copy of *sv to b->served: 0, or -ENOMEM with b as it
+ * was. */
+int status_binding_add_served(struct status_binding *b,
+                              const struct status_served *sv);
+
+/* Free b's served entries (a new verification replaces them). */
+void status_binding_clear_served(struct status_binding *b);
 
 /* "converged" | "pending" | "failed"; parse: 0 or -EINVAL. */
 const char *status_state_name(enum status_state s);

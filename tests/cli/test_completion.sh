@@ -46,7 +46,7 @@ expect()
 [ "$(complete -p certbind 2>/dev/null)" = "complete -F _certbind certbind" ] ||
   { echo "FAIL: certbind has no completion function" >&2; fail=1; }
 
-commands="adopt apply help import plan run status validate"
+commands="adopt apply help import plan run status validate verify"
 expect "$commands" certbind ""
 expect "plan" certbind pl
 expect "adopt apply" certbind a
@@ -70,7 +70,7 @@ expect "" certbind help plan ""
 expect "a.yaml b.yaml plan.json state sub" certbind plan --config = ""
 
 # the completion offers exactly the options the help lists, per command
-for cmd in validate plan apply run status adopt import; do
+for cmd in validate plan apply run status adopt import verify; do
   want=$("$certbind" "$cmd" --help |
     sed -n '/^options:/,/^$/p' | cut -c1-26 | grep -oE -- '--?[a-z][a-z-]*' |
     sort | tr '\n' ' ' | sed 's/ $//')

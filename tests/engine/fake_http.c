@@ -40,6 +40,35 @@ static bool is_write(const struct fake_call *c)
 
 /* ".../certificates/{id}/attached-domains?limit=L&offset=O" and
  * ".../certificates/{id}/domains/attach|detach". */
+/* ".../apigw/certificates[?query]" (create, list) and
+ * ".../certificates/{id}" (show, update, delete). */
+static void parse_object_url(struct fake_call *c, const char *p)
+{
+  size_t len;
+
+  if (!p) {
+    p = strstr(c->url, "/apigw/certificates");
+    if (!p || (p[19] != '\0' && p[19] != '?'))
+      return;
+    if (strcmp(c->method, "POST") == 0)
+      c->op = APIG_OP_CERT_CREATE;
+    else if (strcmp(c->method, "GET") == 0)
+      c->op = APIG_OP_CERT_LIST;
+    return;
+  }
+  len = strcspn(p, "?");
+  if (len == 0 || len >= sizeof(c->cert_id))
+    return;
+  memcpy(c->cert_id, p, len);
+  c->cert_id[len] = '\0';
+  if (strcmp(c->method, "GET") == 0)
+    c->op = APIG_OP_CERT_SHOW;
+  else if (strcmp(c->method, "PUT") == 0)
+    c->op = APIG_OP_CERT_UPDATE;
+  else if (strcmp(c->method, "DELETE") == 0)
+    c->op = APIG_OP_CERT_DELETE;
+}
+
 static void parse_url(struct fake_call *c)
 {
   const char *p = strstr(c->url, "/certificates/");
@@ -47,11 +76,17 @@ static void parse_url(struct fake_call *c)
   size_t len;
 
   c->op = -1;
-  if (!p)
+  if (!p) {
+    parse_object_url(c, NULL);
     return;
+  }
   p += strlen("/certificates/");
   end = strchr(p, '/');
-  if (!end || (len = (size_t)(end - p)) >= sizeof(c->cert_id))
+  if (!end) {
+    parse_object_url(c, p);
+    return;
+  }
+  if ((len = (size_t)(end - p)) >= sizeof(c->cert_id))
     return;
   memcpy(c->cert_id, p, len);
   c->cert_id[len] = '\0';

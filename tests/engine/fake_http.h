@@ -46,7 +46,7 @@ struct fake_call {
 
   /* What the request is (parsed from the URL and body). */
   int op;           /* enum apig_op, or -1: not an APIG call we know */
-  char cert_id[65]; /* list, attach, detach */
+  char cert_id[65]; /* list, attach, detach; show, update, delete */
   long offset;      /* list: the offset query parameter */
   struct fake_domain *domains; /* attach, detach: the body's domains */
   size_t ndomains;

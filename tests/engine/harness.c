@@ -157,6 +157,7 @@ void harness_run(struct harness *h, const struct pass_opts *opts)
   struct pass_deps d = {.loop = &h->loop,
                         .http = &h->net.http,
                         .cfg = &h->cfg,
+                        .ledger = h->ledger,
                         .log = &h->log,
                         .clock = &h->clock};
 

@@ -54,6 +54,7 @@ struct harness {
   char *log_text; /* what the pass logged (at debug level) */
   size_t log_len;
   struct pass_clock clock; /* given to the pass */
+  struct ledger *ledger;   /* given to the pass (NULL: none) */
   struct pass *pass;
   bool started;
   bool done;

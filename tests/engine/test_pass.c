@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "metrics.h"
 #include "status.h"
 
 /* certificate cN with the ID harness_cert_id(N) (N < 10) */
@@ -548,9 +549,12 @@ static void test_converged_world_gets_reads_only(void **state)
   harness_load(h, yaml);
   harness_run(h, NULL);
 
-  assert_int_equal(h->net.ncalls, 1);
-  assert_int_equal(h->net.calls[0]->op, APIG_OP_LIST);
-  assert_int_equal(h->net.calls[0]->offset, 0);
+  /* one list and the certificate's one Show */
+  assert_int_equal(h->net.ncalls, 2);
+  assert_int_equal(count_op(h, APIG_OP_LIST), 1);
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 1);
+  for (size_t i = 0; i < h->net.ncalls; i++)
+    assert_int_equal(h->net.calls[i]->offset, 0);
   assert_int_equal(harness_outcome(h), PASS_CONVERGED);
   assert_int_equal(harness_counts(h)->unchanged, 10);
   assert_int_equal(harness_counts(h)->writes, 0);
@@ -575,6 +579,7 @@ static void test_paged_read_then_one_write(void **state)
                      "confirm_timeout_s: 3600}\n");
   struct fake_call **w = NULL;
   bool seen[3] = {false, false, false};
+  const struct fake_call *lists[3] = {NULL, NULL, NULL};
 
   for (unsigned d = 1; d <= 1100; d++) {
     char name[48];
@@ -592,15 +597,18 @@ static void test_paged_read_then_one_write(void **state)
    * together, after the first page's answer */
   for (size_t i = 0; i < w[0]->index; i++) {
     const struct fake_call *c = h->net.calls[i];
+    if (c->op == APIG_OP_CERT_SHOW)
+      continue; /* the certificate's Show goes alongside */
     assert_int_equal(c->op, APIG_OP_LIST);
     assert_true(c->offset % 500 == 0 && c->offset <= 1000);
     assert_false(seen[c->offset / 500]);
+    lists[c->offset / 500] = c;
     seen[c->offset / 500] = true;
   }
   assert_true(seen[0] && seen[1] && seen[2]);
-  assert_int_equal(w[0]->index, 3);
-  assert_true(h->net.calls[1]->sent_ms >= h->net.calls[0]->done_ms);
-  assert_true(h->net.calls[2]->sent_ms <= h->net.calls[1]->done_ms);
+  assert_int_equal(w[0]->index, 4); /* three pages and the Show */
+  assert_true(lists[1]->sent_ms >= lists[0]->done_ms);
+  assert_true(lists[2]->sent_ms <= lists[1]->done_ms);
   assert_int_equal(harness_outcome(h), PASS_CONVERGED);
   assert_int_equal(harness_counts(h)->attached, 1);
   assert_int_equal(harness_counts(h)->unchanged, 1100);
@@ -779,6 +787,163 @@ static void test_lost_503_not_applied_one_resend(void **state)
   unknown_outcome_not_applied_one_resend(*state, LOST_503);
 }
 
+/* ---- 8. the Show of id certificates: names and expiry ----------------- */
+
+/* The status the pass gives binding domain (on g1), failed or not. */
+static const struct status_binding *status_of(const struct status *st,
+                                              const char *domain)
+{
+  for (size_t i = 0; i < st->nbindings; i++) {
+    if (strcmp(st->bindings[i].domain, domain) == 0)
+      return &st->bindings[i];
+  }
+  return NULL;
+}
+
+/* c1 covers *.example.com for 40 days; c2 has expired. One Show each,
+ * alongside the lists; x.other.com and c2's attach are never sent, and
+ * fail in the status with their reason; c2's binding in place stays. */
+static void test_show_names_and_expiry_refuse_writes(void **state)
+{
+  struct harness *h = *state;
+  const char *san[] = {"*.example.com"};
+  int64_t now = h->unix0_ms / 1000;
+  char *yaml = join3("certificates:\n" CERT_YAML(1) CERT_YAML(2),
+                     "bindings:\n"
+                     "  - {certificate: c1, gateways: [g1], domains: "
+                     "[a.example.com, x.other.com]}\n"
+                     "  - {certificate: c2, gateways: [g1], domains: "
+                     "[old.example.com, new.example.com]}\n",
+                     "policy: {mode: upsert, confirm_delay_ms: 0, "
+                     "confirm_timeout_s: 3600}\n");
+  struct fake_call **w = NULL;
+  struct status st;
+  const struct status_binding *b;
+
+  assert_int_equal(
+      world_cert_show(&h->world, harness_cert_id(1), san, 1, now + 40 * 86400),
+      0);
+  assert_int_equal(
+      world_cert_show(&h->world, harness_cert_id(2), san, 1, now - 86400), 0);
+  assert_int_equal(world_bind(&h->world, harness_cert_id(2), "old.example.com",
+                              HARNESS_GW1, false),
+                   0);
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 2);
+  assert_int_equal(fake_net_writes(&h->net, NULL, &w), 1);
+  assert_int_equal(w[0]->ndomains, 1);
+  assert_true(fake_call_has_domain(w[0], "a.example.com"));
+  /* the Shows went before the plan: before the first write */
+  for (size_t i = w[0]->index; i < h->net.ncalls; i++)
+    assert_int_not_equal(h->net.calls[i]->op, APIG_OP_CERT_SHOW);
+  assert_int_equal(harness_outcome(h), PASS_PARTIAL);
+  assert_int_equal(harness_counts(h)->failed, 2);
+  assert_int_equal(harness_counts(h)->attached, 1);
+  assert_int_equal(harness_counts(h)->unchanged, 1);
+  assert_true(
+      world_has(&h->world, harness_cert_id(2), "old.example.com", HARNESS_GW1));
+  assert_int_equal(pass_cert_not_after(h->pass, 0), now + 40 * 86400);
+  assert_non_null(pass_cert_shown(h->pass, 0));
+  assert_string_equal(pass_cert_shown(h->pass, 0)->serial_number, "13010");
+  assert_true(pass_succeeded(h->pass)); /* failures of single bindings */
+
+  assert_int_equal(pass_status(h->pass, NULL, &st), 0);
+  b = status_of(&st, "x.other.com");
+  assert_non_null(b);
+  assert_int_equal(b->state, STATUS_FAILED);
+  assert_string_equal(b->error_code, "certificate-not-covered");
+  assert_string_equal(b->error_msg,
+                      "certificate c1 covers *.example.com, not x.other.com");
+  b = status_of(&st, "new.example.com");
+  assert_int_equal(b->state, STATUS_FAILED);
+  assert_string_equal(b->error_code, "certificate-expired");
+  assert_int_equal(status_of(&st, "old.example.com")->state, STATUS_CONVERGED);
+  assert_int_equal(st.ncerts, 2);
+  assert_string_equal(st.certs[0].certificate, "c1");
+  assert_int_equal(st.certs[0].not_after, now + 40 * 86400);
+  assert_int_equal(st.certs[1].not_after, now - 86400);
+  status_free(&st);
+  fflush(h->log_out); /* the memory stream's text is current */
+  assert_non_null(strstr(h->log_text, "\"event\":\"certificate.expired\""));
+  free(w);
+  free(yaml);
+}
+
+/* The Shows fail (500): retried within max_attempts, then the names and
+ * end are unknown: nothing refused, the pass converges, the end is 0. */
+static void test_show_failure_leaves_names_unknown(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "s", 1, 2);
+  char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
+                     "policy: {mode: upsert, confirm_delay_ms: 0, "
+                     "confirm_timeout_s: 3600}\n"
+                     "retry: {max_attempts: 3, base_delay_ms: 10, "
+                     "max_delay_ms: 100}\n");
+  struct metrics m = {0};
+
+  h->world.show_fails = true;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 3);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 2);
+  assert_null(pass_cert_shown(h->pass, 0));
+  assert_int_equal(pass_cert_not_after(h->pass, 0), 0);
+  assert_int_equal(pass_certificate_metrics(h->pass, &m), 0);
+  assert_int_equal(m.ncerts, 1);
+  assert_string_equal(m.certs[0].certificate, "c1");
+  assert_string_equal(m.certs[0].id, harness_cert_id(1));
+  assert_int_equal(m.certs[0].not_after, 0);
+  metrics_free(&m);
+  fflush(h->log_out);
+  assert_non_null(strstr(h->log_text, "\"event\":\"certificate.show_failed\""));
+  free(b);
+  free(yaml);
+}
+
+/* Within policy.expiry_warning_days: one certificate.expiring per pass,
+ * with the days left and not_after; outside it, none. */
+static void test_expiring_logged_once(void **state)
+{
+  struct harness *h = *state;
+  const char *san[] = {"*.example.com"};
+  int64_t now = h->unix0_ms / 1000;
+  char *yaml = join3("certificates:\n" CERT_YAML(1) CERT_YAML(2),
+                     "bindings:\n"
+                     "  - {certificate: c1, gateways: [g1], domains: "
+                     "[a.example.com]}\n"
+                     "  - {certificate: c2, gateways: [g1], domains: "
+                     "[b.example.com]}\n",
+                     "policy: {mode: upsert, expiry_warning_days: 10, "
+                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n");
+  char want[160];
+  const char *at;
+
+  assert_int_equal(world_cert_show(&h->world, harness_cert_id(1), san, 1,
+                                   now + 5 * 86400 + 3600),
+                   0);
+  assert_int_equal(world_cert_show(&h->world, harness_cert_id(2), san, 1,
+                                   now + 11 * 86400 + 3600),
+                   0);
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  fflush(h->log_out);
+  at = strstr(h->log_text, "\"event\":\"certificate.expiring\"");
+  assert_non_null(at);
+  assert_null(strstr(at + 1, "\"event\":\"certificate.expiring\""));
+  snprintf(want, sizeof(want),
+           "\"certificate\":\"c1\",\"not_after\":%lld,\"days_left\":5",
+           (long long)(now + 5 * 86400 + 3600));
+  assert_non_null(strstr(at, want));
+  free(yaml);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -806,6 +971,12 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_confirmation_at_learnt_delay, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_show_names_and_expiry_refuse_writes,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_show_failure_leaves_names_unknown,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_expiring_logged_once, setup,
                                       teardown),
   };
 

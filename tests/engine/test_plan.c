@@ -488,6 +488,134 @@ static void test_explain_stale_names_a_binding(void **state)
   plan_free(&p);
 }
 
+/* ---- certificate rules: names and expiry ------------------------------ */
+
+#define NOW 1800000000 /* the reads' time in these tests */
+
+/* Certificate cert as its Show answered: these names, that end. */
+static void shown(struct fixture *f, size_t cert, const char *const *san,
+                  size_t nsan, int64_t not_after)
+{
+  struct live_cert *lc = &f->live.certs[cert];
+
+  lc->show.id = strdup(f->certs[cert].id);
+  lc->show.san = calloc(nsan ? nsan : 1, sizeof(*lc->show.san));
+  assert_non_null(lc->show.san);
+  for (size_t i = 0; i < nsan; i++)
+    lc->show.san[lc->show.nsan++] = strdup(san[i]);
+  lc->show.not_after = not_after;
+  lc->shown = true;
+  f->live.now_s = NOW;
+}
+
+static void test_uncovered_domain_is_a_plan_error(void **state)
+{
+  struct fixture *f = *state;
+  const char *san[] = {"*.example.com", "example.com"};
+  struct plan p;
+  const struct plan_refusal *r;
+  char msg[200];
+
+  add_binding(f, 0, 0, "api.example.com", false); /* covered */
+  add_binding(f, 0, 0, "a.b.example.com", false); /* two labels: not */
+  add_binding(f, 0, 1, "x.other.com", false);     /* not */
+  add_binding(f, 0, 0, "pay.example.com", true);  /* change, covered */
+  add_binding(f, 0, 1, "example.com", false);     /* covered exactly */
+  live(f, 0, GW_A, "pay.example.com", false);
+  finish_live(f);
+  shown(f, 0, san, 2, NOW + 50 * 86400);
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  /* the covered ones are written, the others never */
+  assert_int_equal(p.nattach, 2);
+  assert_int_equal(p.nchange, 1);
+  assert_int_equal(p.nitems, 3);
+  assert_null(find(&p, PLAN_ATTACH, "a.b.example.com", GW_A));
+  assert_null(find(&p, PLAN_ATTACH, "x.other.com", GW_B));
+  assert_int_equal(p.nrefused, 2);
+  r = plan_refusal_of(&p, 1);
+  assert_non_null(r);
+  assert_int_equal(r->why, PLAN_REFUSE_NOT_COVERED);
+  assert_int_equal(r->op, PLAN_ATTACH);
+  assert_int_equal(r->gateway, 0);
+  assert_string_equal(plan_refusal_code(r->why), "certificate-not-covered");
+  plan_refusal_describe(&f->cfg, r, msg, sizeof(msg));
+  assert_string_equal(msg, "certificate old covers *.example.com, "
+                           "example.com, not a.b.example.com");
+  r = plan_refusal_of(&p, 2);
+  assert_non_null(r);
+  assert_int_equal(r->gateway, 1);
+  assert_null(plan_refusal_of(&p, 0));
+  assert_null(plan_refusal_of(&p, 3));
+  /* the plan carries the end it saw */
+  assert_int_equal(p.not_after[0], NOW + 50 * 86400);
+  assert_int_equal(p.not_after[1], 0); /* not shown: unknown */
+  assert_int_equal(p.now_s, NOW);
+  plan_free(&p);
+}
+
+static void test_expired_certificate_is_never_bound(void **state)
+{
+  struct fixture *f = *state;
+  const char *san[] = {"*.example.com"};
+  struct plan p;
+  char msg[200];
+
+  add_binding(f, 0, 0, "api.example.com", false); /* missing: refused */
+  add_binding(f, 0, 0, "pay.example.com", true);  /* change: refused */
+  add_binding(f, 0, 1, "www.example.com", false); /* in place: kept */
+  add_binding(f, 1, 1, "new.example.com", false); /* another certificate */
+  live(f, 0, GW_A, "pay.example.com", false);
+  live(f, 0, GW_B, "www.example.com", false);
+  finish_live(f);
+  shown(f, 0, san, 1, NOW); /* ends at the reads: expired */
+  f->cfg.policy.mode = CONFIG_MODE_SYNC;
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nrefused, 2);
+  assert_int_equal(plan_refusal_of(&p, 0)->why, PLAN_REFUSE_EXPIRED);
+  assert_int_equal(plan_refusal_of(&p, 1)->op, PLAN_CHANGE);
+  /* nothing of it is written, nothing detached; the other one goes on */
+  assert_int_equal(p.nitems, 1);
+  assert_non_null(find(&p, PLAN_ATTACH, "new.example.com", GW_B));
+  assert_int_equal(p.ndetach, 0);
+  assert_int_equal(p.unchanged, 1);
+  plan_refusal_describe(&f->cfg, plan_refusal_of(&p, 0), msg, sizeof(msg));
+  assert_string_equal(msg, "certificate old expired on 2027-01-15: an "
+                           "expired certificate is never bound");
+  plan_free(&p);
+
+  /* one second before its end it is bound */
+  f->live.now_s = NOW - 1;
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nrefused, 0);
+  assert_int_equal(p.nattach, 2);
+  plan_free(&p);
+}
+
+static void test_unknown_names_and_end_refuse_nothing(void **state)
+{
+  struct fixture *f = *state;
+  struct plan p;
+
+  add_binding(f, 0, 0, "x.other.com", false);
+  finish_live(f);
+  f->live.now_s = NOW; /* read, but no Show answered */
+  assert_int_equal(plan_compute(&f->cfg, &f->live, NULL, &p), 0);
+  assert_int_equal(p.nrefused, 0);
+  assert_int_equal(p.nattach, 1);
+  assert_int_equal(p.not_after[0], 0);
+  plan_free(&p);
+}
+
+static void test_days_left_round_down(void **state)
+{
+  (void)state;
+  assert_int_equal(plan_days_left(NOW + 86400, NOW), 1);
+  assert_int_equal(plan_days_left(NOW + 86399, NOW), 0);
+  assert_int_equal(plan_days_left(NOW, NOW), 0);
+  assert_int_equal(plan_days_left(NOW - 1, NOW), -1);
+  assert_int_equal(plan_days_left(NOW + 43 * 86400 + 5, NOW), 43);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -518,6 +646,13 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
       cmocka_unit_test_setup_teardown(test_explain_stale_names_a_binding, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_uncovered_domain_is_a_plan_error,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_expired_certificate_is_never_bound,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_names_and_end_refuse_nothing,
+                                      setup, teardown),
+      cmocka_unit_test(test_days_left_round_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,6 +51,7 @@ class World:
         self.accounts = {}  # name -> dict
         self.gateways = {}  # name -> dict
         self.certs = {}  # name -> dict
+        self.cert_files = {}  # name -> dict: certificates given as files
         self.bound = []  # seed bindings
         self.wanted = []  # yaml binding entries
         self.policy = {"mode": "upsert", "confirm_timeout_s": 20}
@@ -92,6 +93,14 @@ class World:
         self.certs[name] = {"name": name, "account": account, "id": cid,
                             "san": list(san)}
         return cid
+
+    def certificate_files(self, name, account, cert_file, key_file, **opts):
+        """A certificate given as files (cert_file + key), managed by
+        certbind; opts: type, gateway, update. The key's PEM body is a
+        secret for the suite-wide scan."""
+        self.cert_files[name] = dict(opts, name=name, account=account,
+                                     cert_file=cert_file, key_file=key_file)
+        record_key_secret(key_file)
 
     def bind(self, cert, gateway, domain, verify=False):
         """A binding already in place in the simulated cloud."""
@@ -166,6 +175,11 @@ class World:
         out.append("certificates:")
         for c in self.certs.values():
             out.append("  %s: { account: %s, id: %s }" % (c["name"], c["account"], c["id"]))
+        for c in self.cert_files.values():
+            extra = "".join(", %s: %s" % (k, c[k])
+                            for k in ("type", "gateway", "update") if k in c)
+            out.append("  %s: { account: %s, cert_file: %s, key: { file: %s }%s }"
+                       % (c["name"], c["account"], c["cert_file"], c["key_file"], extra))
         out.append("bindings:" if self.wanted else "bindings: []")
         for w in self.wanted:
             out.append("  - certificate: %s" % w["certificate"])
@@ -330,6 +344,22 @@ def record_secrets(values):
         with open(os.path.join(LOG_DIR, "secrets.txt"), "a") as f:
             for v in values:
                 f.write(v + "\n")
+
+
+def pem_body_lines(path):
+    """The base64 lines of a PEM file (what a leak of it would show)."""
+    with open(path) as f:
+        return [l.strip() for l in f
+                if l.strip() and not l.startswith("-----")]
+
+
+def record_key_secret(path):
+    """A private key's PEM body is a secret: each of its base64 lines
+    (64 characters, long enough to never appear by chance) goes to the
+    suite-wide scan, so that no output, log or state file holds any."""
+    lines = [l for l in pem_body_lines(path) if len(l) >= 40]
+    SECRET_MARKERS.extend(lines)
+    record_secrets(lines)
 
 
 def certbind(*args, timeout=120, env=None, input=None):

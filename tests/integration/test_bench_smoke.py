@@ -39,16 +39,17 @@ class BenchSmokeTest(unittest.TestCase):
         c = res["certbind"]
         self.assertEqual(c["rc"], 0, c)
         self.assertEqual(c["missing"], 0, c)
-        # exactly the requests the ideal counts: read, write, confirmation
-        self.assertEqual(res["requests_needed"], 3 * n)
-        self.assertEqual(c["requests"], 3 * n, c["sim"])
+        # exactly the requests the ideal counts: read, the certificate's
+        # Show, write, confirmation
+        self.assertEqual(res["requests_needed"], 4 * n)
+        self.assertEqual(c["requests"], 4 * n, c["sim"])
         self.assertEqual(c["sim"].get("attach 204"), n, c["sim"])
         self.assertEqual(c["writes_noop"], 0)
         self.assertEqual(c["peak_writes_per_cert"], 1)
         self.assertLessEqual(c["peak_concurrent"], in_flight)
         done = c["pass_done"]
         self.assertEqual(done["attached"], n, done)
-        self.assertEqual(done["requests"], 3 * n, done)
+        self.assertEqual(done["requests"], 4 * n, done)
         # connections are reused: no TLS handshake per request
         self.assertLessEqual(done["connections"], in_flight + 4, done)
         self.assertGreater(done["duration_ms"], 0)

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import tempfile
 import unittest
 
@@ -136,37 +135,6 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.rc, 1, r)
         self.assertIn("status.json", r.stderr)
 
-
-
-    def test_commands_with_a_pass_refuse_certificates_from_files(self):
-        """validate checks a certificate from files; until the passes can
-        upload and roll one, plan, apply, run, adopt and import refuse the
-        file (exit 3, naming the certificate at its place) instead of
-        reaching the engine with a certificate that has no APIG id."""
-        certs = os.path.join(self.tmp, "leaf")
-        subprocess.run([os.path.join(os.path.dirname(os.environ["MAKE_CERTS"]),
-                                     "make-leaf-certs.sh"), certs,
-                        "api.example.com,*.example.com"],
-                       check=True, capture_output=True)
-        text = self.w.yaml(self.ca).replace(
-            "  star: { account: prod, id: %s }" % self.w.certs["star"]["id"],
-            "  star:\n    account: prod\n    cert_file: %s\n"
-            "    key: { file: %s }" % (os.path.join(certs, "rsa.chain.pem"),
-                                      os.path.join(certs, "rsa.key")))
-        cfg = os.path.join(self.tmp, "managed.yaml")
-        with open(cfg, "w") as f:
-            f.write(text)
-        r = certbind("validate", "-c", cfg)
-        self.assertEqual(r.rc, 0, r)
-        for args in (("plan",), ("apply",), ("run",), ("adopt",),
-                     ("import", "--certificate", "a" * 32)):
-            with self.subTest(args=args):
-                r = certbind(args[0], "-c", cfg, *args[1:])
-                self.assertEqual(r.rc, 3, r)
-                self.assertRegex(r.stderr, re.escape(cfg) +
-                                 r":\d+:\d+: certificates\.star: a certificate "
-                                 r"from files \(cert_file\)")
-                self.assertEqual(r.stdout, "")
 
 if __name__ == "__main__":
     unittest.main()

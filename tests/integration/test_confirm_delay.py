@@ -28,8 +28,9 @@ class ConfirmDelayTest(SimTestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(w.binding_set(), sim.state_set())
         done = [e for e in r.events() if e["event"] == "pass.done"][0]
-        # one read, one write, one confirmation: the first re-read showed it
-        self.assertEqual(done["requests"], 3, done)
+        # one read, the certificate's Show, one write, one confirmation:
+        # the first re-read showed it
+        self.assertEqual(done["requests"], 4, done)
         return done["duration_ms"]
 
     def test_configured_delay_is_waited(self):

@@ -27,9 +27,9 @@ class NoResendTest(SimTestCase):
         r = certbind("apply", "-c", cfg, "--log-format", "json")
         self.assertEqual(r.rc, 0, r)
         done = [e for e in r.events() if e["event"] == "pass.done"][0]
-        # 40 reads + 40 writes + 40 confirmations over at most 4 at a time:
-        # a handshake per write would be >= 40 connections
-        self.assertEqual(done["requests"], 120, done)
+        # 40 reads + 40 Shows + 40 writes + 40 confirmations over at most 4
+        # at a time: a handshake per write would be >= 40 connections
+        self.assertEqual(done["requests"], 160, done)
         self.assertLess(done["connections"], 20, done)
 
     def test_reset_after_apply_on_reused_connection_is_not_resent(self):

@@ -23,6 +23,9 @@ PATTERNS = [
     re.compile(r"SDK-HMAC-SHA256\s+Access=", re.I),
     re.compile(r"Signature=[0-9a-f]{64}", re.I),
     re.compile(r"MIIsim[0-9a-f]{16,}"),  # apig-sim's IAM tokens
+    # a private key in PEM (the test keys' base64 lines are in secrets.txt
+    # too: harness.record_key_secret)
+    re.compile(r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----"),
 ]
 
 
@@ -72,7 +75,8 @@ class ScanSelfTest(unittest.TestCase):
                      "x-auth-token: abc",
                      "X-Subject-Token: abc",
                      "Signature=" + "ab" * 32,
-                     "token MIIsim" + "0f" * 20]
+                     "token MIIsim" + "0f" * 20,
+                     "-----BEGIN PRIVATE KEY-----\nMIIE..."]
             for i, text in enumerate(leaks):
                 with open(os.path.join(d, "leak%d.log" % i), "w") as f:
                     f.write(text + "\n")

@@ -201,6 +201,11 @@ class StatusTest(SimTestCase):
         w.policy["batch_size"] = 16
         w.retry = {"max_attempts": 4, "base_delay_ms": 20,
                    "max_delay_ms": 100}
+        # the certificate's Show fails, so its names are unknown to the
+        # plan (which would refuse the domain without sending it): the
+        # attach and APIG's refusal are what this test is about
+        w.faults = {"errors": [{"op": "show", "rate": 1, "status": 500,
+                                "code": "APIG.9999"}]}
         sim, cfg = self.start(w, ("--log-requests",))
         r = certbind("apply", "-c", cfg, "--log-format", "json",
                      "--log-level", "info")

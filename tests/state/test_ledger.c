@@ -344,6 +344,60 @@ static void test_hundred_thousand(void **state)
   ledger_free(&l);
 }
 
+/* Certificate objects: recorded, found by leaf hash (any case) and by id,
+ * saved and loaded back; a ledger written before they existed loads with
+ * none; a record listed twice is a corrupt file. */
+static void test_certificate_objects(void **state)
+{
+  struct ledger l = {0}, back = {0};
+  struct ledger_cert a = {.sha256 = "aa11",
+                          .object_id = "id_a",
+                          .name = "cb_web_aa11",
+                          .certificate = "web",
+                          .created = true,
+                          .bound_at = 100};
+  struct ledger_cert b = {.sha256 = "BB22",
+                          .object_id = "id_b",
+                          .created = false,
+                          .superseded_at = 50};
+  const char *old = "{\"version\":1,\"entries\":[]}";
+  const char *twice =
+      "{\"version\":1,\"entries\":[],\"certificates\":["
+      "{\"sha256\":\"aa\",\"object_id\":\"x\",\"created\":true},"
+      "{\"sha256\":\"aa\",\"object_id\":\"y\",\"created\":true}]}";
+  char *json;
+  size_t len;
+
+  (void)state;
+  assert_int_equal(ledger_cert_put(&l, &a), 0);
+  assert_int_equal(ledger_cert_put(&l, &b), 0);
+  assert_non_null(ledger_cert_find(&l, "bb22"));
+  assert_string_equal(ledger_cert_find(&l, "AA11")->object_id, "id_a");
+  assert_null(ledger_cert_find(&l, "cc"));
+  a.bound_at = 200; /* replaces by hash */
+  assert_int_equal(ledger_cert_put(&l, &a), 0);
+  assert_int_equal(l.ncerts, 2);
+  assert_int_equal(ledger_to_json(&l, &json, &len), 0);
+  assert_int_equal(ledger_from_json(json, len, &back), 0);
+  free(json);
+  assert_int_equal(back.ncerts, 2);
+  assert_true(ledger_cert_find_id(&back, "id_a")->created);
+  assert_int_equal(ledger_cert_find_id(&back, "id_a")->bound_at, 200);
+  assert_string_equal(ledger_cert_find_id(&back, "id_a")->certificate, "web");
+  assert_false(ledger_cert_find_id(&back, "id_b")->created);
+  assert_int_equal(ledger_cert_find_id(&back, "id_b")->superseded_at, 50);
+  assert_string_equal(ledger_cert_find_id(&back, "id_b")->sha256, "bb22");
+  assert_int_equal(ledger_cert_remove(&back, "id_a"), 0);
+  assert_int_equal(ledger_cert_remove(&back, "id_a"), -ENOENT);
+  assert_int_equal(back.ncerts, 1);
+  ledger_free(&back);
+  ledger_free(&l);
+  assert_int_equal(ledger_from_json(old, strlen(old), &back), 0);
+  assert_int_equal(back.ncerts, 0);
+  ledger_free(&back);
+  assert_int_equal(ledger_from_json(twice, strlen(twice), &back), -EBADMSG);
+}
+
 /* Entries share their certificate and instance IDs (one copy each, gone
  * with its last entry); ledger_reserve(n) leaves room for n entries, so
  * adding them moves nothing. */
@@ -401,6 +455,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_add_contains_remove),
+      cmocka_unit_test(test_certificate_objects),
       cmocka_unit_test_setup_teardown(test_missing_is_empty, setup, teardown),
       cmocka_unit_test_setup_teardown(test_round_trip_sorted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),

@@ -506,9 +506,113 @@ static void test_add_keeps_the_later_success(void **state)
   metrics_free(&src);
 }
 
+/* What the gateways served: nothing written before a verification; the
+ * earliest not_after per (gateway, domain) over its addresses; carried by
+ * metrics_add into the sum the textfile is written from. */
+static void test_served(void **state)
+{
+  const char *na = "certbind_served_certificate_not_after_timestamp_seconds";
+  struct metrics m = {0}, total = {0};
+  char *text;
+  size_t len;
+
+  (void)state;
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  assert_null(strstr(text, "certbind_served_"));
+  free(text);
+  assert_int_equal(metrics_served_leaf(&m, "gw-b", "api.example.com", 300), 0);
+  assert_int_equal(metrics_served_leaf(&m, "gw-a", "api.example.com", 500), 0);
+  /* a second address of gw-a serves one that ends earlier, a third later */
+  assert_int_equal(metrics_served_leaf(&m, "gw-a", "api.example.com", 400), 0);
+  assert_int_equal(metrics_served_leaf(&m, "gw-a", "api.example.com", 900), 0);
+  assert_int_equal(metrics_served_leaf(&m, "gw-a", "*.example.com", 700), 0);
+  m.served_mismatches = 2;
+  assert_int_equal(m.nserved, 3);
+  assert_int_equal(metrics_add(&total, &m), 0);
+  assert_int_equal(metrics_format(&total, &text, &len), 0);
+  parse(text, &parsed);
+  assert_family(&parsed, "certbind_served_certificate_mismatches", "gauge");
+  assert_family(&parsed, na, "gauge");
+  assert_true(
+      value_of(&parsed, "certbind_served_certificate_mismatches", NULL) == 2);
+  assert_true(value_of(&parsed, na,
+                       "gateway=\"gw-a\",domain=\"api.example.com\"") == 400);
+  assert_true(value_of(&parsed, na,
+                       "gateway=\"gw-a\",domain=\"*.example.com\"") == 700);
+  assert_true(value_of(&parsed, na,
+                       "gateway=\"gw-b\",domain=\"api.example.com\"") == 300);
+  free(text);
+  /* a new verification replaces the last one */
+  metrics_served_clear(&m);
+  assert_int_equal(metrics_served_leaf(&m, "gw-b", "www.example.com", 100), 0);
+  assert_int_equal(metrics_add(&total, &m), 0);
+  assert_int_equal(total.nserved, 1);
+  assert_true(total.served_checked);
+  assert_int_equal(total.served_mismatches, 0);
+  /* one without a verification keeps it */
+  metrics_served_clear(&m);
+  assert_int_equal(metrics_add(&total, &m), 0);
+  assert_int_equal(total.nserved, 1);
+  metrics_free(&m);
+  metrics_free(&total);
+}
+
+/* One series per certificate of the file, sorted by name, 0 for an
+ * unknown end; gauges: neither saved nor added as counters. */
+static void test_certificate_not_after(void **state)
+{
+  struct metrics m, total = {0};
+  char *text;
+  size_t len;
+  const char *metric = "certbind_certificate_not_after_timestamp_seconds";
+
+  (void)state;
+  fill(&m);
+  assert_int_equal(metrics_add_certificate(&m, "star-2026",
+                                           "a27be832f2e9441c8127fe48e3b5ac67",
+                                           1772366400),
+                   0);
+  assert_int_equal(metrics_add_certificate(
+                       &m, "api \"x\"", "b27be832f2e9441c8127fe48e3b5ac67", 0),
+                   0);
+  assert_int_equal(metrics_add_certificate(&m, "managed", NULL, -5), 0);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  parse(text, &parsed);
+  assert_family(&parsed, metric, "gauge");
+  assert_true(value_of(&parsed, metric,
+                       "certificate=\"star-2026\","
+                       "id=\"a27be832f2e9441c8127fe48e3b5ac67\"") ==
+              1772366400);
+  assert_true(value_of(&parsed, metric,
+                       "certificate=\"api \\\"x\\\"\","
+                       "id=\"b27be832f2e9441c8127fe48e3b5ac67\"") == 0);
+  assert_true(
+      value_of(&parsed, metric, "certificate=\"managed\",id=\"none\"") == 0);
+  /* sorted by name, whatever the order given */
+  assert_true(strstr(text, "certificate=\"api") <
+              strstr(text, "certificate=\"managed"));
+  assert_true(strstr(text, "certificate=\"managed") <
+              strstr(text, "certificate=\"star-2026"));
+  free(text);
+
+  /* a gauge: saving the counters keeps it, adding them does not copy it */
+  metrics_saved(&m);
+  assert_int_equal(m.ncerts, 3);
+  assert_int_equal(metrics_add(&total, &m), 0);
+  assert_int_equal(total.ncerts, 0);
+  metrics_clear_certificates(&m);
+  assert_int_equal(m.ncerts, 0);
+  assert_int_equal(metrics_format(&m, &text, &len), 0);
+  assert_null(strstr(text, metric)); /* no certificate, no family */
+  free(text);
+  metrics_free(&total);
+  metrics_free(&m);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_certificate_not_after),
       cmocka_unit_test(test_content),
       cmocka_unit_test(test_label_escaping),
       cmocka_unit_test(test_series_bounded),
@@ -518,6 +622,7 @@ int main(void)
       cmocka_unit_test(test_counters_corrupt_or_missing),
       cmocka_unit_test(test_two_writers_counters_only_grow),
       cmocka_unit_test(test_add_keeps_the_later_success),
+      cmocka_unit_test(test_served),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -653,6 +653,144 @@ static void test_index_copy_count(void **state)
   status_index_free(&ix);
 }
 
+/* The served entries of a binding: written only when there are some, read
+ * back field by field, copied deeply, refused without their address. */
+static void test_served(void **state)
+{
+  struct fixture *f = *state;
+  struct status_served ok = {.address = "127.0.0.1:8443",
+                             .result = "ok",
+                             .sha256 = "890f246f49d26dcdfedf77205a5eacb5",
+                             .serial = "0A1B",
+                             .subject = "CN=api.example.com",
+                             .not_after = T0 + 86400,
+                             .checked = T0};
+  struct status_served down = {.address = "[::1]:8443",
+                               .result = "unreachable",
+                               .error = "connect: connection refused",
+                               .checked = T0};
+  struct status_binding copy;
+  struct status back, one = {0};
+  char *json;
+  size_t len;
+
+  assert_int_equal(status_to_json(&f->st, &json, &len), 0);
+  assert_null(strstr(json, "served"));
+  free(json);
+  assert_int_equal(status_binding_add_served(&f->st.bindings[0], &ok), 0);
+  assert_int_equal(status_binding_add_served(&f->st.bindings[0], &down), 0);
+  assert_true(f->st.bindings[0].served[0].address != ok.address);
+  assert_int_equal(status_write(f->dir, &f->st), 0);
+  assert_int_equal(status_read(f->dir, &back), 0);
+  assert_status_equal(&f->st, &back);
+  assert_int_equal(back.bindings[0].nserved, 2);
+  assert_int_equal(back.bindings[1].nserved, 0);
+  assert_string_equal(back.bindings[0].served[0].address, "127.0.0.1:8443");
+  assert_string_equal(back.bindings[0].served[0].result, "ok");
+  assert_string_equal(back.bindings[0].served[0].sha256, ok.sha256);
+  assert_string_equal(back.bindings[0].served[0].serial, "0A1B");
+  assert_string_equal(back.bindings[0].served[0].subject, "CN=api.example.com");
+  assert_true(back.bindings[0].served[0].not_after == T0 + 86400);
+  assert_null(back.bindings[0].served[0].error);
+  assert_string_equal(back.bindings[0].served[1].result, "unreachable");
+  assert_null(back.bindings[0].served[1].sha256);
+  assert_string_equal(back.bindings[0].served[1].error,
+                      "connect: connection refused");
+  assert_true(back.bindings[0].served[1].checked == T0);
+  /* a deep copy outlives the original */
+  assert_int_equal(status_binding_copy(&copy, &back.bindings[0]), 0);
+  status_free(&back);
+  assert_int_equal(copy.nserved, 2);
+  assert_string_equal(copy.served[1].address, "[::1]:8443");
+  one.bindings = malloc(sizeof(copy));
+  assert_non_null(one.bindings);
+  one.bindings[0] = copy;
+  one.nbindings = 1;
+  status_free(&one);
+  /* an entry without its address is not a file status_write made */
+  expect_read(f,
+              "{\"version\":1," PASS_OK ",\"bindings\":[{" BIND_OK
+              "\"converged\",\"served\":[{\"result\":\"ok\"}]}]}",
+              -EBADMSG);
+  expect_read(f,
+              "{\"version\":1," PASS_OK ",\"bindings\":[{" BIND_OK
+              "\"converged\",\"served\":[{\"address\":\"a\","
+              "\"result\":\"ok\",\"not_after\":\"x\"}]}]}",
+              -EBADMSG);
+  expect_read(f,
+              "{\"version\":1," PASS_OK ",\"bindings\":[{" BIND_OK
+              "\"converged\",\"served\":[{\"address\":\"a\","
+              "\"result\":\"ok\"}]}]}",
+              0);
+}
+
+/* Each certificate's end: kept through the file, printed as days left
+ * from now (highlighted within its warning days, EXPIRED once over), an
+ * unknown end not printed; the file also says it for people. */
+static void test_certificates_days_left(void **state)
+{
+  struct fixture *f = *state;
+  int64_t now = (int64_t)time(NULL);
+  struct status_cert certs[4] = {
+      {.certificate = "far",
+       .certificate_id = "a27be832f2e9441c8127fe48e3b5ac67",
+       .account = "prod",
+       .not_after = now + 43 * 86400 + 3600,
+       .expiry_warning_days = 21},
+      {.certificate = "near",
+       .certificate_id = "b27be832f2e9441c8127fe48e3b5ac67",
+       .account = "prod",
+       .not_after = now + 3 * 86400 + 3600,
+       .expiry_warning_days = 21},
+      {.certificate = "gone",
+       .certificate_id = "c27be832f2e9441c8127fe48e3b5ac67",
+       .account = "prod",
+       .not_after = 1772366400,
+       .expiry_warning_days = 21},
+      {.certificate = "unknown", .account = "prod"},
+  };
+  struct status back;
+  char *text;
+
+  f->st.certs = certs;
+  f->st.ncerts = 4;
+  f->st.pass.ended_ms = (now - 60) * 1000;
+  assert_int_equal(status_write(f->dir, &f->st), 0);
+  text = print_to_string(&f->st, false, false);
+  assert_contains(text, "  certificate far (a27be832f2e9441c8127fe48e3b5ac67)"
+                        ": 43 days left, until ");
+  assert_contains(text, "  certificate near (b27be832f2e9441c8127fe48e3b5ac67)"
+                        ": expires in 3 days, on ");
+  assert_contains(text, "  certificate gone (c27be832f2e9441c8127fe48e3b5ac67)"
+                        ": EXPIRED on 2026-03-01\n");
+  assert_null(strstr(text, "certificate unknown"));
+  free(text);
+  text = print_to_string(&f->st, false, true);
+  assert_contains(text, "\033[33mexpires in 3 days");
+  assert_contains(text, "\033[31mEXPIRED on 2026-03-01");
+  free(text);
+  text = print_to_string(&f->st, true, false);
+  assert_contains(text, "\"not_after_at\": \"2026-03-01T12:00:00.000Z\"");
+  assert_contains(text, "\"days_left\": 43");
+  assert_contains(text, "\"days_left\": null");
+  free(text);
+  f->st.certs = NULL; /* the fixture's status does not own them */
+  f->st.ncerts = 0;
+
+  assert_int_equal(status_read(f->dir, &back), 0);
+  assert_int_equal(back.ncerts, 4);
+  for (size_t i = 0; i < 4; i++) {
+    assert_string_equal(back.certs[i].certificate, certs[i].certificate);
+    assert_int_equal(back.certs[i].not_after, certs[i].not_after);
+    assert_int_equal(back.certs[i].expiry_warning_days,
+                     certs[i].expiry_warning_days);
+  }
+  assert_string_equal(back.certs[0].certificate_id, certs[0].certificate_id);
+  assert_null(back.certs[3].certificate_id);
+  status_free(&back);
+  assert_null(back.certs);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -677,6 +815,9 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_unwritable_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
       cmocka_unit_test_setup_teardown(test_index_copy_count, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_served, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_certificates_days_left, setup,
+                                      teardown),
   };
 
   /* Times print in local time: pin it. */
