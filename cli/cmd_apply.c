@@ -81,8 +81,12 @@ static int finish(struct oneshot *o, struct visibility_set *learnt)
     return finish_dry_run(o);
   pass_print_summary(o->pass, stdout, report_want_color(stdout));
   rc = apply_exit_code(r);
-  if (!a->dry_run && served_wanted(&o->cfg, r))
-    (void)served_run(&o->cfg, &a->log, &served); /* logged */
+  if (!a->dry_run && served_wanted(&o->cfg, r)) {
+    /* id certificates are compared with this pass's Show of them */
+    struct served_opts so = {.pass = o->pass};
+
+    (void)served_run(&o->cfg, &a->log, &so, &served); /* logged */
+  }
   if (!a->dry_run &&
       persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, served,
                    learnt) < 0 &&

@@ -251,7 +251,9 @@ static bool start_verify(struct daemon *d, const struct pass_result *r)
 {
   if (d->served || d->stopping || !served_wanted(&d->cfg, r))
     return false;
-  d->served = served_new(&d->ol.loop, &d->cfg, NULL);
+  /* id certificates are compared with this pass's Show of them */
+  d->served =
+      served_new(&d->ol.loop, &d->cfg, &(struct served_opts){.pass = d->pass});
   if (d->served && served_start(d->served, on_served, d) == 0)
     return true;
   log_event(d->log, LOG_ERROR, "verify.failed", NULL,

@@ -50,13 +50,64 @@ static int hex_to_bytes(const char *hex, unsigned char *out, size_t n)
 }
 
 /* A certificate from files is known by its leaf's SHA-256; one given by
- * id needs its API object's serial and not_after, which nothing reads
- * yet: unknown. */
-static void want_of(const struct config_certificate *c, struct probe_want *w)
+ * id by the serial and not_after of its Show in the pass (they point into
+ * the pass). false: an id certificate whose Show is not known. */
+static bool want_of(const struct config_certificate *c, const struct pass *p,
+                    size_t cert, struct probe_want *w)
 {
+  const struct apig_cert *shown = p ? pass_cert_shown(p, cert) : NULL;
+
   memset(w, 0, sizeof(*w));
-  if (c->managed && hex_to_bytes(c->file.sha256, w->sha256, 32) == 0)
-    w->has_sha256 = true;
+  if (c->managed) {
+    w->has_sha256 = hex_to_bytes(c->file.sha256, w->sha256, 32) == 0;
+    return true;
+  }
+  if (!shown)
+    return false;
+  w->serial = shown->serial_number;
+  w->not_after = shown->not_after;
+  return true;
+}
+
+/* Why an id certificate's cells cannot be judged: its Show (or every read
+ * of it) failed in the pass. */
+static void unknown_why(const struct served *s, size_t cert, char *buf,
+                        size_t size)
+{
+  const struct config_certificate *c = &s->cfg->certificates[cert];
+  const struct apig_error *e = pass_read_error(s->o.pass, cert);
+
+  if (e && e->code[0])
+    snprintf(buf, size,
+             "certificate %s (id %s) could not be read (%.24s: %.60s): "
+             "its serial and not_after are unknown",
+             c->name, c->id, e->code, e->msg);
+  else
+    snprintf(buf, size,
+             "certificate %s (id %s): its Show failed "
+             "(certificate.show_failed in the log): its serial and not_after "
+             "are unknown",
+             c->name, c->id);
+}
+
+/* Whether the pass's live state shows binding b on its certificate; true
+ * when that certificate's bindings are not known (nothing says it is not
+ * there, so it is checked). */
+static bool is_bound(const struct served *s, const struct config_binding *b)
+{
+  const struct pass_result *r;
+  const struct live_cert *lc;
+
+  if (!s->o.pass || !s->o.bound_only)
+    return true;
+  r = pass_result(s->o.pass);
+  if (!r->live || b->certificate >= r->live->ncerts)
+    return true;
+  lc = &r->live->certs[b->certificate];
+  if (!lc->known)
+    return true;
+  return live_cert_find(lc, s->cfg->gateways[b->gateway].instance_id,
+                        b->domain) != NULL;
 }
 
 static char *sni_of(const char *domain)
@@ -84,6 +135,27 @@ static size_t column_of(const struct config *cfg, size_t g, size_t i)
   return col + i;
 }
 
+/* A cell's state before any handshake: not checked yet; settled at once
+ * when it is not bound or its certificate's Show failed (unknown). */
+static void init_cell(struct served *s, struct served_cell *c, bool bound,
+                      bool known)
+{
+  const struct config_binding *bd = &s->cfg->bindings[c->binding];
+
+  c->bound = bound;
+  c->verdict = PROBE_VERDICT_UNREACHABLE;
+  c->last.status = PROBE_UNREACHABLE;
+  snprintf(c->last.error, sizeof(c->last.error), "not checked");
+  if (!bound) {
+    c->settled = true;
+    snprintf(c->last.error, sizeof(c->last.error), "not bound");
+  } else if (!known) {
+    c->settled = true;
+    c->verdict = PROBE_VERDICT_UNKNOWN;
+    unknown_why(s, bd->certificate, c->last.error, sizeof(c->last.error));
+  }
+}
+
 static int make_cells(struct served *s)
 {
   const struct config *cfg = s->cfg;
@@ -98,9 +170,11 @@ static int make_cells(struct served *s)
   for (size_t b = 0; b < cfg->nbindings; b++) {
     const struct config_binding *bd = &cfg->bindings[b];
     const struct config_gateway *g = &cfg->gateways[bd->gateway];
+    bool bound = g->ningress && is_bound(s, bd);
 
     for (size_t i = 0; i < g->ningress; i++) {
       struct served_cell *c = &s->cells[s->ncells];
+      bool known;
 
       c->binding = b;
       c->ingress = i;
@@ -108,10 +182,11 @@ static int make_cells(struct served *s)
       c->sni = sni_of(bd->domain);
       if (!c->sni)
         return -ENOMEM;
-      want_of(&cfg->certificates[bd->certificate], &c->want);
-      c->verdict = PROBE_VERDICT_UNREACHABLE;
-      c->last.status = PROBE_UNREACHABLE;
-      snprintf(c->last.error, sizeof(c->last.error), "not checked");
+      /* without a pass an id certificate is tried and left unknown */
+      known = want_of(&cfg->certificates[bd->certificate], s->o.pass,
+                      bd->certificate, &c->want) ||
+              !s->o.pass;
+      init_cell(s, c, bound, known);
       s->backs[s->ncells] = s;
       s->ncells++;
     }
@@ -294,7 +369,7 @@ bool served_stopped(const struct served *s)
 bool served_all_ok(const struct served *s)
 {
   for (size_t i = 0; i < s->ncells; i++)
-    if (s->cells[i].verdict != PROBE_VERDICT_OK)
+    if (s->cells[i].bound && s->cells[i].verdict != PROBE_VERDICT_OK)
       return false;
   return !s->stopped;
 }
@@ -416,7 +491,8 @@ int served_to_status(const struct served *s, struct status *st)
     status_binding_clear_served(sb);
     for (size_t i = first[b];
          rc == 0 && i < s->ncells && s->cells[i].binding == b; i++)
-      rc = served_entry(s, &s->cells[i], sb);
+      if (s->cells[i].bound)
+        rc = served_entry(s, &s->cells[i], sb);
   }
   free(ix.order);
   free(first);
@@ -434,6 +510,8 @@ int served_to_metrics(const struct served *s, struct metrics *m)
     const struct config_binding *bd = binding_of(s, c);
     int rc;
 
+    if (!c->bound)
+      continue;
     if (c->verdict == PROBE_VERDICT_MISMATCH ||
         c->verdict == PROBE_VERDICT_EXPIRED)
       bad++;
@@ -499,6 +577,14 @@ static void log_cell(const struct served *s, const struct served_cell *c,
     log_event(log, LOG_WARN, "verify.unreachable", &f, "%s: %s", address,
               c->last.error);
     break;
+  case PROBE_VERDICT_UNKNOWN:
+    if (c->last.status != PROBE_OK) { /* never tried: nothing to compare */
+      f.error_msg = c->last.error;
+      log_event(log, LOG_WARN, "verify.mismatch", &f, "%s unknown: %s", address,
+                c->last.error);
+      break;
+    }
+    /* fall through */
   default:
     format_time(l->not_after, na, sizeof(na));
     log_event(log, LOG_WARN, "verify.mismatch", &f,
@@ -512,7 +598,8 @@ static void log_cell(const struct served *s, const struct served_cell *c,
 void served_log(const struct served *s, const struct log *log)
 {
   for (size_t i = 0; i < s->ncells; i++)
-    log_cell(s, &s->cells[i], log);
+    if (s->cells[i].bound)
+      log_cell(s, &s->cells[i], log);
 }
 
 struct private_loop {
@@ -539,7 +626,7 @@ static void on_run_done(struct served *s, void *arg)
 }
 
 int served_run(const struct config *cfg, const struct log *log,
-               struct served **out)
+               const struct served_opts *o, struct served **out)
 {
   struct private_loop pl = {0};
   int rc = uv_loop_init(&pl.loop);
@@ -555,7 +642,7 @@ int served_run(const struct config *cfg, const struct log *log,
   /* the signals alone do not keep the loop running */
   uv_unref((uv_handle_t *)&pl.sigint);
   uv_unref((uv_handle_t *)&pl.sigterm);
-  pl.s = served_new(&pl.loop, cfg, NULL);
+  pl.s = served_new(&pl.loop, cfg, o);
   rc = pl.s ? served_start(pl.s, on_run_done, &pl) : -ENOMEM;
   if (rc == 0)
     uv_run(&pl.loop, UV_RUN_DEFAULT);

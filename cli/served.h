@@ -5,7 +5,12 @@
  * For every binding of the file on a gateway that lists ingress
  * addresses, and every such address, one cell: a TLS handshake with SNI =
  * the domain (for "*.rest", the name "certbind-verify.rest" under it), the
- * leaf compared with the certificate the file wants (net/probe.h). The
+ * leaf compared with the certificate the file wants (net/probe.h): a
+ * certificate from files by its leaf's SHA-256, one given by id by the
+ * serial number and not_after its Show answered in the pass the check
+ * follows (served_opts.pass). With bound_only, a wanted binding that the
+ * pass's live state does not show bound to the wanted certificate is a
+ * cell that is not bound: never tried, not counted, not ok nor bad. The
  * cells that are not settled (mismatch, unreachable, an expired leaf that
  * is not the wanted one) are tried again in rounds, 0.5 s after the first
  * and then twice as long each time up to 8 s, until the deadline (from
@@ -50,11 +55,25 @@ struct served_cell {
   int64_t checked;          /* unix s of the last handshake */
   unsigned attempts;
   bool settled; /* trying again would change nothing */
+  /* false: the live state shows the binding not in place (not on the
+   * wanted certificate): not tried, not in the results */
+  bool bound;
 };
 
 struct served_opts {
   uint64_t deadline_ms;           /* 0: policy.confirm_timeout_s */
   const struct probe_opts *probe; /* NULL: the defaults */
+  /* The pass the check follows (it must outlive the check), or NULL. An id
+   * certificate is compared with that pass's Show of it (pass_cert_shown);
+   * when its Show failed, its cells are unknown at once (never tried) and
+   * last.error says why. NULL: id certificates' cells are unknown after
+   * their handshake (the leaf reported, not judged). */
+  const struct pass *pass;
+  /* With pass: only the bindings its live state shows on the wanted
+   * certificate are checked; the others are cells with bound false. A
+   * certificate whose bindings could not be read: all its bindings are
+   * checked (whether they are in place is unknown). */
+  bool bound_only;
 };
 
 struct served;
@@ -79,14 +98,14 @@ const struct served_cell *served_cells(const struct served *s, size_t *n);
 unsigned served_rounds(const struct served *s);
 bool served_stopped(const struct served *s);
 
-/* Whether every cell is ok (true with no cell). */
+/* Whether every bound cell is ok (true with none). */
 bool served_all_ok(const struct served *s);
 
 /* Free a check that never started, whose start failed, or whose done()
  * ran. NULL: nothing. */
 void served_free(struct served *s);
 
-/* One event per cell: verify.ok (info), verify.mismatch (warn: mismatch,
+/* One event per bound cell: verify.ok (info), verify.mismatch (warn: mismatch,
  * expired and unknown cells, the word in msg) or verify.unreachable
  * (warn), with the certificate, gateway, domain, the last handshake's
  * latency and the attempts. */
@@ -97,14 +116,14 @@ void served_log(const struct served *s, const struct log *log);
  * that attached or changed bindings. */
 bool served_wanted(const struct config *cfg, const struct pass_result *r);
 
-/* A whole check of cfg on a loop of its own, SIGINT/SIGTERM stopping it,
- * its cells logged (served_log): for a command outside any loop (verify,
- * and apply after its pass). 0 with *out set (served_free it), or a
- * negative errno with *out NULL. */
+/* A whole check of cfg on a loop of its own (o: NULL or its options),
+ * SIGINT/SIGTERM stopping it, its cells logged (served_log): for a command
+ * outside any loop (verify, and apply after its pass). 0 with *out set
+ * (served_free it), or a negative errno with *out NULL. */
 int served_run(const struct config *cfg, const struct log *log,
-               struct served **out);
+               const struct served_opts *o, struct served **out);
 
-/* The cells into st's bindings: each binding of st whose (gateway,
+/* The bound cells into st's bindings: each binding of st whose (gateway,
  * domain, certificate) names a binding of cfg gets one served entry per
  * address of its gateway (what it had is replaced). 0 or -ENOMEM. */
 int served_to_status(const struct served *s, struct status *st);

@@ -145,6 +145,8 @@ static void test_rounds_until_the_deadline(void **state)
   if (served_rounds(s) == 2)
     assert_true(now_ms() - t0 >= 500);
   for (size_t i = 0; i < n; i++) {
+    /* without a pass nothing says a binding is not in place */
+    assert_true(c[i].bound);
     assert_int_equal(c[i].verdict, PROBE_VERDICT_UNREACHABLE);
     assert_int_equal(c[i].attempts, served_rounds(s));
     assert_false(c[i].settled);

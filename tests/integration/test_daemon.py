@@ -520,12 +520,14 @@ class StopTest(DaemonTestCase):
     def wait_writes_in_flight(self, sim, d):
         deadline = time.monotonic() + scaled(20)
         while True:
-            # every certificate read: what is in flight now is a write
-            # (each certificate writes its 3 domains one after the other,
-            # 1-2 s each, so writes stay in flight for seconds)
+            # every certificate read and shown (each pass shows every
+            # certificate): what is in flight now is a write (each
+            # certificate writes its 3 domains one after the other, 1-2 s
+            # each, so writes stay in flight for seconds)
             st = sim.stats()
+            answered = lambda op: sum(st["by_op"].get(op, {}).values())
             if st["in_flight"] > 0 and st["writes_total"] < 6 and \
-                    sum(st["by_op"]["list"].values()) >= 6:
+                    answered("list") >= 6 and answered("show") >= 6:
                 return
             self.assertLess(time.monotonic(), deadline, st)
             time.sleep(0.05)

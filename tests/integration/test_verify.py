@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: MIT
 """certbind verify against apig-sim's data plane: real TLS handshakes to
 each gateway's ingress address, the leaf compared with the certificate
-file the desired-state file names. All ok; a stale gateway (mismatch,
-exit 1, the cell names what is served); lag (mismatch first, then ok
-within confirm_timeout_s); dead and stalling addresses; IPv6 loopback;
-never a request to the API."""
+file the desired-state file names (SHA-256), or with the serial and
+not_after the API's Show gives for a certificate named by id. All ok; a
+stale gateway (mismatch, exit 1, the cell names what is served); lag
+(mismatch first, then ok within confirm_timeout_s); dead and stalling
+addresses; IPv6 loopback; a failed Show (unknown, with why); a wanted
+binding not in place (not checked, exit 0); never a write to the API."""
 import hashlib
 import json
 import os
@@ -137,7 +139,7 @@ class VerifyTest(SimTestCase):
         return [c for c in report["cells"]
                 if gateway is None or c["gateway"] == gateway]
 
-    def test_all_ok_and_no_api_request(self):
+    def test_all_ok_and_no_api_write(self):
         sim, cfg = self.start_dp(self.world())
         before = sim.stats()["requests"]
         r = harness.certbind("verify", "-c", cfg)
@@ -164,8 +166,13 @@ class VerifyTest(SimTestCase):
         wild = [c for c in rep["cells"] if c["domain"] == "*.wild.example.com"]
         self.assertEqual({c["sni"] for c in wild},
                          {"certbind-verify.wild.example.com"})
-        # reads nothing from the API and writes nothing
-        self.assertEqual(sim.stats()["requests"], before)
+        # it reads the API (the object that holds the file's leaf, its
+        # bindings) and writes nothing
+        stats = sim.stats()
+        self.assertGreater(stats["requests"], before)
+        self.assertEqual(stats["writes_total"], 0)
+        for op in ("attach", "detach", "create", "update", "delete"):
+            self.assertFalse(stats["by_op"].get(op), stats["by_op"])
         # the private key is never in any output
         with open(os.path.join(self.leaf, "ec.key")) as f:
             body = [l for l in f.read().splitlines() if "-----" not in l]
@@ -251,10 +258,127 @@ class VerifyTest(SimTestCase):
         ev = [e for e in r.events() if e.get("event") == "verify.unreachable"]
         self.assertEqual(len(ev), 6, r.stderr)
 
+    def test_id_certificates_compared_with_their_show(self):
+        w = self.world({"confirm_timeout_s": 1}, managed=False)
+        sim, cfg = self.start_dp(w)
+        serial = ssl._ssl._test_decode_cert(self.chain)["serialNumber"]
+        r = harness.certbind("verify", "-c", cfg)
+        self.assertEqual(r.rc, 0, r.stdout + r.stderr)
+        for d in DOMAINS:
+            row = [l for l in r.stdout.splitlines() if l.startswith(d + " ")]
+            self.assertEqual(row[0].split()[1:], ["ok", "ok"], r.stdout)
+        self.assertIn("verify: 6 ok, 0 mismatch, 0 expired, 0 unreachable, "
+                      "0 unknown, 0 not bound (6 checks", r.stdout)
+        _, rep = self.verify_json(cfg, rc=0)
+        for c in rep["cells"]:
+            self.assertEqual(c["result"], "ok")
+            self.assertNotIn("wanted_sha256", c)
+            # the Show's serial (the sim gives it in decimal) is the leaf's
+            self.assertEqual(int(c["wanted_serial"]), int(serial, 16))
+            self.assertEqual(c["served"]["serial"], serial.upper())
+            self.assertEqual(c["wanted_not_after"], c["served"]["not_after"])
+        # it read (lists and Shows), and wrote nothing
+        by_op = sim.stats()["by_op"]
+        self.assertGreaterEqual(by_op["show"].get("200", 0), 2)
+        for op in ("attach", "detach"):
+            self.assertFalse(by_op.get(op), by_op)
+        self.assertEqual(sim.stats()["writes_total"], 0)
+        # a stale node serves another leaf than the Show's: a mismatch
+        sim.faults({"stale_gateway": w.gateways["gw-b"]["instance_id"]})
+        _, rep = self.verify_json(cfg, rc=1)
+        self.assertEqual({c["result"] for c in self.cells(rep, "gw-b")},
+                         {"mismatch"})
+
+    def test_show_fault_is_unknown_with_the_reason(self):
+        w = self.world(managed=False)
+        w.faults = {"errors": [{"op": "show", "rate": 1, "status": 400,
+                                "code": "APIG.2012"}]}
+        sim, cfg = self.start_dp(w)
+        r = harness.certbind("verify", "-c", cfg)
+        self.assertEqual(r.rc, 1, r.stdout + r.stderr)
+        for d in DOMAINS:
+            row = [l for l in r.stdout.splitlines() if l.startswith(d + " ")]
+            self.assertEqual(row[0].split()[1:], ["unknown", "unknown"],
+                             r.stdout)
+        detail = [l for l in r.stdout.splitlines()
+                  if l.strip().startswith("unknown ")]
+        self.assertEqual(len(detail), 6, r.stdout)
+        for l in detail:
+            self.assertIn("certificate site (id %s): its Show failed"
+                          % w.certs["site"]["id"], l)
+            self.assertIn("serial and not_after are unknown", l)
+        self.assertIn("0 ok, 0 mismatch, 0 expired, 0 unreachable, "
+                      "6 unknown", r.stdout)
+        # nothing to compare with: no handshake was made
+        self.assertEqual(answered(sim), 0)
+        _, rep = self.verify_json(cfg, rc=1)
+        self.assertEqual(rep["counts"]["unknown"], 6)
+        for c in rep["cells"]:
+            self.assertIn("its Show failed", c["error"])
+            self.assertNotIn("served", c)
+
+    def test_wanted_binding_not_in_place_is_not_checked(self):
+        other = os.path.join(self.leaf, "rsa.chain.pem")
+        w = PemWorld(self.tmp, managed=False)
+        w.policy["confirm_timeout_s"] = 1
+        w.account("acct")
+        for gw in ("gw-a", "gw-b"):
+            w.gateway(gw, "acct", DOMAINS + ["old.example.com"])
+        w.certificate("site", "acct", DOMAINS)
+        w.certificate("old", "acct", DOMAINS)
+        w.pem["site"] = (self.chain, os.path.join(self.leaf, "ec.key"))
+        w.pem["old"] = (other, os.path.join(self.leaf, "rsa.key"))
+        w.want("site", ["gw-a", "gw-b"], DOMAINS)
+        w.want("old", ["gw-a"], ["old.example.com"])
+        for d in DOMAINS:
+            w.bind("site", "gw-a", d)
+        w.bind("site", "gw-b", "*.wild.example.com")
+        w.bind("old", "gw-b", "www.example.com")  # another certificate there
+        w.bind("old", "gw-a", "old.example.com")
+        # api.example.com on gw-b: bound to nothing
+        sim, cfg = self.start_dp(w)
+        r = harness.certbind("verify", "-c", cfg)
+        self.assertEqual(r.rc, 0, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+
+        def row(d):
+            return [l for l in lines if l.startswith(d + " ")][0].split()[1:]
+        self.assertEqual(row("api.example.com"), ["ok", "-"], r.stdout)
+        self.assertEqual(row("www.example.com"), ["ok", "-"], r.stdout)
+        self.assertEqual(row("*.wild.example.com"), ["ok", "ok"], r.stdout)
+        self.assertEqual(row("old.example.com"), ["ok", "-"], r.stdout)
+        at = lines.index([l for l in lines if l.startswith("not bound")][0])
+        self.assertIn("certbind plan", lines[at])
+        self.assertEqual(lines[at + 1].split(), [
+            "api.example.com", "on", "gw-b:", "wanted", "on", "certificate",
+            "site,", "not", "bound"])
+        self.assertEqual(lines[at + 2].split(), [
+            "www.example.com", "on", "gw-b:", "wanted", "on", "certificate",
+            "site,", "bound", "to", "certificate", "old"])
+        self.assertIn("verify: 5 ok, 0 mismatch, 0 expired, 0 unreachable, "
+                      "0 unknown, 2 not bound (5 checks", r.stdout)
+        _, rep = self.verify_json(cfg, rc=0)
+        self.assertTrue(rep["ok"])
+        self.assertEqual(rep["counts"]["not_bound"], 2)
+        gone = {c["domain"]: c for c in rep["cells"]
+                if c["result"] == "not_bound"}
+        self.assertEqual(set(gone), {"api.example.com", "www.example.com"})
+        self.assertEqual(gone["www.example.com"]["bound_to"], "old")
+        self.assertNotIn("bound_to", gone["api.example.com"])
+        self.assertEqual(gone["api.example.com"]["attempts"], 0)
+        # not bound cells are not logged as checks
+        ev = [e for e in r.events() if e.get("event", "").startswith(
+            "verify.")]
+        self.assertEqual(len(ev), 5, r.stderr)
+        # what is bound fails as ever: a stale gw-b
+        sim.faults({"stale_gateway": w.gateways["gw-b"]["instance_id"]})
+        _, rep = self.verify_json(cfg, rc=1)
+        self.assertEqual([c["result"] for c in self.cells(rep, "gw-b")
+                          if c["result"] != "not_bound"], ["mismatch"])
+
     def test_apply_records_what_is_served(self):
-        # apply cannot upload certificates from files yet: the file names
-        # the certificate by id, whose serial is not read yet ("unknown"),
-        # but what is served is recorded all the same
+        # the file names the certificate by id: compared with the serial
+        # and not_after of the pass's Show
         w = self.world({"verify": "every_pass"}, managed=False)
         metrics = os.path.join(self.tmp, "certbind.prom")
         w.daemon["metrics_file"] = metrics
@@ -269,7 +393,7 @@ class VerifyTest(SimTestCase):
             self.assertEqual(len(b["served"]), 1, b)
             e = b["served"][0]
             self.assertEqual(e["address"], w.ingress[b["gateway"]][0])
-            self.assertEqual(e["result"], "unknown")
+            self.assertEqual(e["result"], "ok")
             self.assertEqual(e["sha256"], self.sha)
             self.assertIsNone(e["error"])
             self.assertGreater(e["not_after"], time.time())
@@ -298,7 +422,10 @@ class VerifyTest(SimTestCase):
         self.assertFalse([b for b in st["bindings"] if "served" in b])
 
     def test_daemon_records_what_is_served(self):
-        w = self.world({"verify": "every_pass"}, managed=False)
+        # the stale node's mismatches are tried again until
+        # confirm_timeout_s: keep that short
+        w = self.world({"verify": "every_pass", "confirm_timeout_s": 1},
+                       managed=False)
         metrics = os.path.join(self.tmp, "certbind.prom")
         w.daemon["metrics_file"] = metrics
         w.faults = {"stale_gateway": w.gateways["gw-b"]["instance_id"]}
@@ -323,8 +450,10 @@ class VerifyTest(SimTestCase):
             self.assertEqual(e["address"], w.ingress[b["gateway"]][0])
             if b["gateway"] == "gw-a":
                 self.assertEqual(e["sha256"], self.sha)
+                self.assertEqual(e["result"], "ok")
             else:  # the stale node serves a certificate made for the name
                 self.assertNotEqual(e["sha256"], self.sha)
+                self.assertEqual(e["result"], "mismatch")
                 self.assertIn("CN=", e["subject"])
         with open(metrics) as f:
             prom = f.read()

@@ -8,6 +8,10 @@ Both are templates. scripts/demo.sh fills in, at demo time:
   bindings.yaml.in  @ENDPOINT@ @CA_FILE@ @SECRETS@ @STATE_DIR@ @LEAF@
                     (@LEAF@: a directory where the demo made the files of
                     status-page with tests/certs/make-leaf-certs.sh)
+and, so that the simulator's data plane can serve every certificate of the
+seed, makes the key pairs the seed names (pem/NAME.pem, pem/NAME.key next to
+the seed: a leaf for the certificate's SANs from the demo's test CA) and
+gives each gateway's `ingress` in bindings.yaml the address its listener got.
 
 The world (deterministic: IDs are derived from names):
   sg-prod (ap-southeast-1, AK/SK)       gateways sg-edge-1, sg-edge-2
@@ -167,8 +171,11 @@ def seed(certs, bound, registered):
         "gateways": [{"instance_id": iid, "project": project_id(acct),
                       "domains": registered[g]}
                      for g, (acct, iid) in GATEWAYS.items()],
+        # the key pairs scripts/demo.sh makes (paths relative to the seed)
         "certificates": [{"id": cert_id(c), "project": project_id(acct),
-                          "name": c.replace("-", "_"), "san": san}
+                          "name": c.replace("-", "_"), "san": san,
+                          "cert_file": "pem/%s.pem" % c,
+                          "key_file": "pem/%s.key" % c}
                          for c, (acct, san) in certs.items()],
         "bindings": [{"certificate": cert_id(c),
                       "instance_id": GATEWAYS[g][1], "domain": d,
