@@ -19,11 +19,16 @@ defaults (5 req/s, burst 10). For each case bench computes:
   certbind  its requests and 429s, counted in apig-sim's request log, and
             its pass time (pass.done duration_ms).
 
-Two ways of running certbind:
-  cold   `certbind apply`: a process that knows nothing of the account;
+Three ways of running certbind:
+  cold   `certbind apply`: a first-ever pass, a process that knows nothing
+         of the account (an empty state_dir);
   warm   `certbind run`: the daemon's second pass, after a first pass on
          other certificates of the same account (N, at least 20; what it
-         learnt is kept in memory): the everyday renewal.
+         learnt is kept in memory): the everyday renewal by the daemon;
+  again  `certbind apply` with the state_dir an earlier `apply` on other
+         certificates of the same account (N, at least 20) left: what it
+         learnt is read from state_dir/visibility.json; the everyday
+         renewal from the command line.
 
 Used by bench.py (--only quota) and by tests/integration/test_quota_bound.py
 (a small case). Alone: quota.py --build DIR [--sizes 3,20] [--vis 5000].
@@ -291,9 +296,9 @@ def change_later(sim, after_s, vis_ms):
     return th
 
 
-def run_cold(certbind, sim, w, tmp, n, change):
+def run_cold(certbind, sim, w, tmp, n, change, name="cold"):
     cfg = write_yaml_of(w, sim.ca, range(n), os.path.join(tmp, "b.yaml"))
-    err = os.path.join(tmp, "cold.err")
+    err = os.path.join(tmp, name + ".err")
     t0 = time.monotonic()
     th = change_later(sim, change[0], change[1]) if change else None
     with open(err, "wb") as e:
@@ -306,6 +311,58 @@ def run_cold(certbind, sim, w, tmp, n, change):
     done = events_of(err, "pass.done")
     return {"rc": rc, "since": t0, "err": err,
             "pass_s": done[-1]["duration_ms"] / 1000.0 if done else None}
+
+
+def run_again(certbind, sim, w, tmp, n, change, learn=None, then="apply"):
+    """`certbind apply` on learn (default max(N, 20)) other certificates of
+    the account, then the measured pass on the N, with the same state_dir
+    (the World's): `certbind apply` (then="apply"), or the first pass of a
+    daemon that starts then (then="run"); it starts from the delays the
+    first apply learnt."""
+    learn = learn or learning_certs(n)
+    cfg = write_yaml_of(w, sim.ca, range(n, n + learn),
+                        os.path.join(tmp, "learn.yaml"))
+    err = os.path.join(tmp, "learn.err")
+    with open(err, "wb") as e:
+        rc = subprocess.run([certbind, "apply", "-c", cfg, "--log-format",
+                             "json"], stdout=subprocess.DEVNULL, stderr=e,
+                            env=dict(os.environ, NO_COLOR="1"),
+                            timeout=900).returncode
+    if harness.LOG_DIR:  # under ctest: the suite-wide secret scan
+        with open(err, errors="replace") as f:
+            harness.record_output("quota-certbind", f.read())
+    # both token buckets full again, as before a cold run
+    time.sleep(2.5)
+    if then == "run":
+        r = run_daemon_first(certbind, sim, w, tmp, n)
+    else:
+        r = run_cold(certbind, sim, w, tmp, n, change, name="again")
+    if rc != 0:
+        r["rc"] = rc
+    return r
+
+
+def run_daemon_first(certbind, sim, w, tmp, n):
+    """The first pass of `certbind run` on the N certificates."""
+    cfg = write_yaml_of(w, sim.ca, range(n), os.path.join(tmp, "b.yaml"))
+    err = os.path.join(tmp, "again.err")
+    t0 = time.monotonic()
+    with open(err, "wb") as e:
+        proc = subprocess.Popen([certbind, "run", "-c", cfg, "--log-format",
+                                 "json"], stdout=subprocess.DEVNULL,
+                                stderr=e, env=dict(os.environ, NO_COLOR="1"))
+    try:
+        ok = wait_passes(proc, err, 1, 900)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    done = events_of(err, "pass.done")
+    return {"rc": 0 if ok and done else 1, "since": t0, "err": err,
+            "pass_s": done[0]["duration_ms"] / 1000.0 if done else None}
 
 
 def wait_passes(proc, err, count, timeout):
@@ -359,16 +416,22 @@ def run_warm(certbind, sim, w, tmp, n, change):
 
 
 def run_case(tools, work, n, vis_ms, mode="cold", rps=SERVER_RPS,
-             change=None, keep=False):
+             change=None, keep=False, learn=None, then="apply"):
     """One case; change = (after_s, new_vis_ms): the server's delay changes
-    that long after the measured pass starts."""
+    that long after the measured pass starts. learn, then (again only):
+    the certificates of the first apply (default max(N, 20)), and what
+    runs the measured pass (run_again)."""
     tmp = tempfile.mkdtemp(prefix="s5-", dir=work)
-    w = quota_world(tmp, n + learning_certs(n) if mode == "warm" else n,
-                    rps, vis_ms)
+    w = quota_world(tmp, n if mode == "cold" else
+                    n + (learn or learning_certs(n)), rps, vis_ms)
     sim = QuotaSim(tools["sim"], tools["make_certs"], tmp, w)
     try:
-        run = run_warm if mode == "warm" else run_cold
-        r = run(tools["certbind"], sim, w, tmp, n, change)
+        if mode == "again":
+            r = run_again(tools["certbind"], sim, w, tmp, n, change, learn,
+                          then)
+        else:
+            run = run_warm if mode == "warm" else run_cold
+            r = run(tools["certbind"], sim, w, tmp, n, change)
         requests, throttled = sim.requests(r["since"])
         want_certs(w, range(n))
         missing = len(w.binding_set() - sim.state_set())
@@ -389,6 +452,8 @@ def run_case(tools, work, n, vis_ms, mode="cold", rps=SERVER_RPS,
            "minimum": need, "requests": requests, "throttled": throttled,
            "ideal_s": ideal, "pass_s": r["pass_s"], "rc": r["rc"],
            "missing": missing}
+    if keep:
+        res["tmp"] = tmp
     res["requests_ratio"] = requests / need
     res["wall_ratio"] = ideal / r["pass_s"] if r["pass_s"] else 0.0
     res["goals"] = goals(res)
@@ -412,7 +477,7 @@ def goals(r):
 def cases(sizes):
     """(n, vis_ms, mode, rps, change) of scenario 5."""
     out = []
-    for mode in ("cold", "warm"):
+    for mode in ("cold", "warm", "again"):
         for n in sizes:
             for vis in (5000, 10000):
                 out.append((n, vis, mode, SERVER_RPS, None))
@@ -465,8 +530,10 @@ def report(results, title="Scenario 5: quota-bound rollout"):
          "apig-sim: %d req/s, burst %d per project, `Retry-After: %d`, %d ms "
          "latency; N certificates × %d domains × %d gateways; certbind's "
          "defaults (5 req/s, burst 10) unless the rate is given. cold = "
-         "`certbind apply`; warm = the daemon's second pass (`certbind run`, "
-         "after a first pass on max(N, 20) other certificates of the account)." % (
+         "`certbind apply`, a first-ever pass; warm = the daemon's second pass "
+         "(`certbind run`, after a first pass on max(N, 20) other certificates "
+         "of the account); again = `certbind apply` with the state_dir of an "
+         "earlier `apply` on max(N, 20) other certificates of the account." % (
              SERVER_RPS, SERVER_BURST, RETRY_AFTER_S, LATENCY_MS, DOMAINS,
              GATEWAYS), "",
          "| run, N, visibility | requests: minimum / certbind | 429s | "
@@ -493,7 +560,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "work"))
     ap.add_argument("--sizes", default="3,20,200")
-    ap.add_argument("--modes", default="cold,warm")
+    ap.add_argument("--modes", default="cold,warm,again")
     ap.add_argument("--title", default="Scenario 5: quota-bound rollout")
     args = ap.parse_args()
     tools = {"certbind": os.path.join(args.build, "cli", "certbind"),

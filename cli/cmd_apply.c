@@ -70,7 +70,7 @@ static int finish_dry_run(struct oneshot *o)
  * the exit code), the state files (not for a dry run: it writes nothing
  * to state_dir), and the exit code: a state file that cannot be written
  * fails the pass. */
-static int finish(struct oneshot *o)
+static int finish(struct oneshot *o, struct visibility_set *learnt)
 {
   const struct cli_args *a = o->args;
   const struct pass_result *r = o->result;
@@ -88,8 +88,8 @@ static int finish(struct oneshot *o)
     (void)served_run(&o->cfg, &a->log, &so, &served); /* logged */
   }
   if (!a->dry_run &&
-      persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, served) <
-          0 &&
+      persist_pass(&a->log, &o->cfg, o->pass, o->ledger, &o->metrics, served,
+                   learnt) < 0 &&
       rc == CLI_EXIT_OK)
     rc = CLI_EXIT_FAILURE;
   served_free(served);
@@ -260,6 +260,7 @@ int cli_apply(const struct cli_args *a)
                          .command = "apply"};
   struct report_stored_plan sp = {0};
   struct plan_expect *shown = NULL;
+  struct visibility_set learnt = {0}; /* visibility.json: the delays */
   int rc = oneshot_open(&o, a);
 
   if (rc == 0 && a->plan_path)
@@ -272,12 +273,16 @@ int cli_apply(const struct cli_args *a)
   }
   if (wants_prompt(a) && (rc = confirm(&o, &po, &shown)) >= 0)
     goto out;
+  /* confirm at the delays earlier passes learnt, not from the floor */
+  persist_visibility_load(&a->log, o.cfg.daemon.state_dir, &learnt);
+  po.visibility = &learnt;
   if (oneshot_run(&o, &po, true) < 0)
     rc = CLI_EXIT_FAILURE;
   else
-    rc = finish(&o);
+    rc = finish(&o, &learnt);
 out:
   oneshot_close(&o);
+  visibility_set_free(&learnt);
   free(shown);
   report_stored_plan_free(&sp);
   return rc;

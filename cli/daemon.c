@@ -54,8 +54,10 @@ struct daemon {
   struct inputs inputs;
   /* IAM tokens of password accounts, kept across passes (auth.h) */
   struct auth_token_cache tokens;
-  /* each account's write-to-visible delay, learnt by the passes */
-  struct pass_visibility visibility;
+  /* each account's write-to-visible delay, learnt by the passes (and by
+   * other processes: state_dir/visibility.json, read at start and merged
+   * after every pass) */
+  struct visibility_set visibility;
   struct ledger ledger; /* read again at the start of every pass */
   bool ledger_ok;
   struct statelock lock; /* state_dir/lock, held for each pass */
@@ -275,7 +277,7 @@ static void on_pass_done(struct pass *p, void *arg)
   /* a state file that cannot be written fails the pass: the file and the
    * cause are logged (state.*.failed), STATUS says so */
   saved = persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
-                       &d->metrics, d->served) == 0;
+                       &d->metrics, d->served, &d->visibility) == 0;
   served_free(d->served);
   d->served = NULL;
   pass_remember(p, &d->memory);
@@ -509,7 +511,7 @@ static void daemon_free(struct daemon *d)
   metrics_free(&d->metrics);
   memo_set_free(&d->memory);
   auth_token_cache_free(&d->tokens);
-  pass_visibility_free(&d->visibility);
+  visibility_set_free(&d->visibility);
   inputs_free(&d->inputs);
 }
 
@@ -566,6 +568,8 @@ int cli_run(const struct cli_args *a)
     return CLI_EXIT_FAILURE;
   }
   inputs_watch(&d->inputs);
+  /* the first pass confirms at the delays earlier processes learnt */
+  persist_visibility_load(d->log, d->cfg.daemon.state_dir, &d->visibility);
   log_event(d->log, LOG_INFO, "daemon.start", NULL,
             "certbind %s: %zu bindings, resync every %u s (±10 %%)",
             CERTBIND_VERSION, d->cfg.nbindings,

@@ -152,9 +152,53 @@ int persist_ledger(const struct log *log, const char *dir,
   return rc;
 }
 
+void persist_visibility_load(const struct log *log, const char *dir,
+                             struct visibility_set *v)
+{
+  char path[PATH_MAX], why[512], detail[200];
+  int rc = visibility_read(dir, v, detail, sizeof(detail));
+
+  if (rc == 0 || rc == -ENOENT) {
+    if (rc < 0)
+      visibility_set_free(v);
+    return;
+  }
+  visibility_set_free(v);
+  statefile_path(path, sizeof(path), dir, VISIBILITY_FILE);
+  statefile_strerror(rc, "read", path, why, sizeof(why));
+  log_event(log, LOG_WARN, "visibility.unreadable", NULL,
+            "%s%s%s: the write-to-visible delays are learnt again from "
+            "policy.confirm_delay_ms",
+            why, detail[0] ? ": " : "", detail);
+}
+
+int persist_visibility_save(const struct log *log, const char *dir,
+                            struct visibility_set *v)
+{
+  struct visibility_set file = {0};
+  char path[PATH_MAX];
+  int rc;
+
+  /* a corrupt file was logged when it was read: it is replaced */
+  if (visibility_read(dir, &file, NULL, 0) == 0)
+    rc = visibility_merge(v, &file);
+  else
+    rc = 0;
+  visibility_set_free(&file);
+  if (rc == 0 && v->n == 0)
+    return 0;
+  if (rc == 0)
+    rc = visibility_write(dir, v);
+  if (rc < 0) {
+    statefile_path(path, sizeof(path), dir, VISIBILITY_FILE);
+    log_write_error(log, "visibility.failed", rc, path);
+  }
+  return rc;
+}
+
 int persist_pass(const struct log *log, const struct config *cfg,
                  const struct pass *p, struct ledger *ledger, struct metrics *m,
-                 const struct served *served)
+                 const struct served *served, struct visibility_set *visibility)
 {
   const char *dir = cfg->daemon.state_dir;
   const struct pass_counts *k = &pass_result(p)->counts;
@@ -182,5 +226,7 @@ int persist_pass(const struct log *log, const struct config *cfg,
     err = err ? err : rc;
   }
   rc = save_metrics(log, cfg, p, m, n);
+  if (visibility)
+    (void)persist_visibility_save(log, dir, visibility);
   return err ? err : rc;
 }

@@ -28,6 +28,7 @@
 
 #include "memo.h"
 #include "plan.h"
+#include "visibility.h"
 
 struct uv_loop_s; /* uv_loop_t */
 struct http;
@@ -83,24 +84,6 @@ struct pass_deps {
   const struct pass_clock *clock; /* NULL: real time */
 };
 
-/* What a daemon's passes learn of each account's write-to-visible delay
- * (engine/pass_confirm.c), kept from pass to pass: the next pass confirms
- * its writes once, when they should show, instead of learning again. */
-struct pass_visibility_entry {
-  char *key;      /* the account's endpoint and project */
-  uint64_t lo_ms; /* a read this long after a write did not show it */
-  uint64_t hi_ms; /* a read this long after a write showed it (known) */
-  bool known;
-};
-
-struct pass_visibility {
-  struct pass_visibility_entry *v;
-  size_t n;
-};
-
-/* Free what *v holds; it is empty and usable again. */
-void pass_visibility_free(struct pass_visibility *v);
-
 struct pass_opts {
   bool write;                  /* false: read and diff only (plan) */
   bool dry_run;                /* apply --dry-run: never submit a write */
@@ -124,9 +107,12 @@ struct pass_opts {
    * that holds it; a read answered 404 (not in that project) is then
    * logged at info, not as an error */
   bool probe;
-  /* daemon: the accounts' write-to-visible delays, read at the start and
-   * updated as the pass learns, or NULL (start from confirm_delay_ms) */
-  struct pass_visibility *visibility;
+  /* the accounts' write-to-visible delays (visibility.h) that earlier
+   * passes learnt (the daemon's memory, or apply's from
+   * state_dir/visibility.json): read at the start and updated as the pass
+   * learns, each change stamped with the pass's unix time; or NULL (start
+   * from confirm_delay_ms) */
+  struct visibility_set *visibility;
 };
 
 struct pass_counts {

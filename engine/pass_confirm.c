@@ -25,7 +25,9 @@
  * after hi that did not show: hi is forgotten and the climb starts again
  * from there. The daemon keeps each account's interval between passes
  * (pass_opts.visibility), so that its next pass starts where the last one
- * ended; a one-shot apply starts from policy.confirm_delay_ms.
+ * ended, and apply and the daemon keep it in state_dir/visibility.json
+ * (visibility.h), so that a one-shot apply starts from what earlier
+ * processes learnt too.
  */
 #include "pass_int.h"
 
@@ -69,76 +71,42 @@ static struct pass_account *cert_account(struct pass *p, uint32_t cert)
   return &p->accounts[pass_cert_account_index(p, cert)];
 }
 
-/* ---- the daemon's memory (pass.h: struct pass_visibility) -------------- */
+/* ---- what earlier passes learnt (pass_opts.visibility) ----------------- */
 
 /* An account's delay is the API's (endpoint) for its project. */
 static int memory_key(const struct config_account *acct, char *buf, size_t len)
 {
-  int n = snprintf(buf, len, "%s %s", acct->endpoint, acct->project_id);
-
-  return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-static struct pass_visibility_entry *memory_find(struct pass_visibility *v,
-                                                 const char *key)
-{
-  for (size_t i = 0; v && i < v->n; i++) {
-    if (!strcmp(v->v[i].key, key))
-      return &v->v[i];
-  }
-  return NULL;
+  return visibility_key(buf, len, acct->endpoint, acct->project_id);
 }
 
 static void memory_put(struct pass *p, uint32_t account)
 {
-  struct pass_visibility *v = p->opts.visibility;
   const struct pass_account *a = &p->accounts[account];
-  struct pass_visibility_entry *e;
-  char key[1024];
+  char key[VISIBILITY_KEY_MAX];
+  struct visibility_entry e = {.key = key,
+                               .lo_ms = a->vis_lo,
+                               .hi_ms = a->vis_known ? a->vis_hi : 0,
+                               .known = a->vis_known,
+                               .learnt_ms = pass_unix_ms(p)};
 
-  if (!v || memory_key(&p->cfg->accounts[account], key, sizeof(key)) < 0)
+  if (!p->opts.visibility ||
+      memory_key(&p->cfg->accounts[account], key, sizeof(key)) < 0)
     return;
-  e = memory_find(v, key);
-  if (!e) {
-    struct pass_visibility_entry *n = realloc(v->v, (v->n + 1) * sizeof(*n));
-    char *k = strdup(key);
-    if (!n || !k) {
-      if (n)
-        v->v = n;
-      free(k);
-      return; /* not remembered: the next pass learns again */
-    }
-    v->v = n;
-    e = &v->v[v->n++];
-    e->key = k;
-  }
-  e->lo_ms = a->vis_lo;
-  e->hi_ms = a->vis_hi;
-  e->known = a->vis_known;
-}
-
-void pass_visibility_free(struct pass_visibility *v)
-{
-  if (!v)
-    return;
-  for (size_t i = 0; i < v->n; i++)
-    free(v->v[i].key);
-  free(v->v);
-  v->v = NULL;
-  v->n = 0;
+  /* out of memory: not remembered, the next pass learns again */
+  (void)visibility_put(p->opts.visibility, &e);
 }
 
 void confirm_init(struct pass *p)
 {
-  char key[1024];
+  char key[VISIBILITY_KEY_MAX];
 
   for (size_t a = 0; p->opts.visibility && a < p->cfg->naccounts; a++) {
-    const struct pass_visibility_entry *e;
+    const struct visibility_entry *e;
     if (memory_key(&p->cfg->accounts[a], key, sizeof(key)) < 0 ||
-        !(e = memory_find(p->opts.visibility, key)))
+        !(e = visibility_find(p->opts.visibility, key)))
       continue;
     p->accounts[a].vis_lo = e->lo_ms;
-    p->accounts[a].vis_hi = e->hi_ms;
+    p->accounts[a].vis_hi = e->known ? e->hi_ms : 0;
     p->accounts[a].vis_known = e->known;
   }
 }
@@ -277,6 +245,8 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
   struct pass_account *a = &p->accounts[account];
   struct log_fields f = LOG_FIELDS_INIT;
   struct log_kv kv[2];
+  const uint64_t lo_was = a->vis_lo, hi_was = a->vis_hi;
+  const bool known_was = a->vis_known;
   bool changed = false;
 
   if (s->unshown && s->unshown_ms >= a->vis_lo) {
@@ -296,6 +266,11 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
     changed = true;
   }
   if (!changed) {
+    /* A few ms at a time add up: the confirmations that go late, one
+     * after the other, each show a little sooner after their writes.
+     * The next pass starts from where they ended. */
+    if (a->vis_lo != lo_was || a->vis_hi != hi_was || a->vis_known != known_was)
+      memory_put(p, account);
     retime(p, account); /* the probe has answered: maybe another */
     return;
   }

@@ -707,7 +707,7 @@ static void test_confirmation_at_learnt_delay(void **state)
 {
   struct harness *h = *state;
   static struct late_world v;
-  struct pass_visibility memory = {0};
+  struct visibility_set memory = {0};
   struct pass_opts o = {
       .write = true, .command = "run", .seed = 1, .visibility = &memory};
   bool one_at_a_time;
@@ -764,7 +764,7 @@ static void test_confirmation_at_learnt_delay(void **state)
     }
   }
   world_free(&v.seen);
-  pass_visibility_free(&memory);
+  visibility_set_free(&memory);
 }
 
 static void test_lost_reset_applied_reread_no_resend(void **state)
