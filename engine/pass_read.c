@@ -24,30 +24,20 @@ static void show_dispatch(struct pass *p, struct job *j);
 static void show_done(struct pass *p, struct job *j, struct http_response *rs,
                       const struct outcome *o);
 
-void read_dispatch(struct pass *p, struct job *j)
+/* Send read call c (its URL built, or rc < 0) for job j; on failure the
+ * job is abandoned with the reason. The one tail of every read. */
+static void submit_read(struct pass *p, struct job *j, struct call *c,
+                        enum apig_op op, size_t max_body, int rc)
 {
-  const struct config_account *acct = pass_cert_account(p, j->cert);
-  struct call *c = calloc(1, sizeof(*c));
   struct apig_error why;
-  int rc = c ? 0 : -ENOMEM;
 
-  if (j->purpose == LIST_SHOW) {
-    free(c);
-    show_dispatch(p, j);
-    return;
-  }
-  confirm_sent(p, j);
-  if (rc == 0)
-    rc = apig_url_list_at(pass_cert_endpoint(p, j->cert), acct->project_id,
-                          p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
-                          j->offset, NULL, &c->url);
   if (rc == 0) {
     c->p = p;
     c->job = j;
-    c->op = APIG_OP_LIST;
+    c->op = op;
     c->account = j->q.account;
-    c->rq.max_body = APIG_MAX_LIST_BODY;
-    rc = call_submit(p, c, acct, "GET", true);
+    c->rq.max_body = max_body;
+    rc = call_submit(p, c, pass_cert_account(p, j->cert), "GET", true);
     if (rc == 0)
       return;
   }
@@ -56,6 +46,26 @@ void read_dispatch(struct pass *p, struct job *j)
   queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
   why = pass_error("internal", strerror(-rc));
   job_abandon(p, j, &why);
+}
+
+void read_dispatch(struct pass *p, struct job *j)
+{
+  const struct config_account *acct = pass_cert_account(p, j->cert);
+  struct call *c;
+  int rc;
+
+  if (j->purpose == LIST_SHOW) {
+    show_dispatch(p, j);
+    return;
+  }
+  confirm_sent(p, j);
+  c = calloc(1, sizeof(*c));
+  rc = c ? 0 : -ENOMEM;
+  if (rc == 0)
+    rc = apig_url_list_at(pass_cert_endpoint(p, j->cert), acct->project_id,
+                          p->cfg->certificates[j->cert].id, APIG_LIST_LIMIT,
+                          j->offset, NULL, &c->url);
+  submit_read(p, j, c, APIG_OP_LIST, APIG_MAX_LIST_BODY, rc);
 }
 
 /* How many bindings the certificate should list once its writes show:
@@ -618,27 +628,12 @@ static void show_dispatch(struct pass *p, struct job *j)
 {
   const struct config_account *acct = pass_cert_account(p, j->cert);
   struct call *c = calloc(1, sizeof(*c));
-  struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
 
   if (rc == 0)
     rc = apig_cert_url(acct->endpoint, acct->project_id, APIG_OP_CERT_SHOW,
                        p->cfg->certificates[j->cert].id, &c->url);
-  if (rc == 0) {
-    c->p = p;
-    c->job = j;
-    c->op = APIG_OP_CERT_SHOW;
-    c->account = j->q.account;
-    c->rq.max_body = APIG_MAX_CERT_BODY;
-    rc = call_submit(p, c, acct, "GET", true);
-    if (rc == 0)
-      return;
-  }
-  if (c)
-    call_free(c);
-  queue_complete(&p->queue, &j->q, QUEUE_FAILURE, pass_now_ms(p));
-  why = pass_error("internal", strerror(-rc));
-  job_abandon(p, j, &why);
+  submit_read(p, j, c, APIG_OP_CERT_SHOW, APIG_MAX_CERT_BODY, rc);
 }
 
 /* A Show that cannot help: the certificate's names and end stay unknown
