@@ -43,6 +43,16 @@ uint64_t pass_now_ms(const struct pass *p)
   return p->clock ? p->clock->mono_ms(p->clock->arg) : uv_now(p->loop);
 }
 
+/* The loop's time brought up to date first: uv_now() is the time the
+ * loop last woke, which under load (or valgrind) lags by tens of ms; a
+ * pause that must last at least Retry-After from now starts from this. */
+uint64_t pass_fresh_ms(struct pass *p)
+{
+  if (!p->clock)
+    uv_update_time(p->loop);
+  return pass_now_ms(p);
+}
+
 /* Wall-clock ms since the epoch. */
 int64_t pass_unix_ms(const struct pass *p)
 {

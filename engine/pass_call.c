@@ -393,7 +393,7 @@ static void pause_account(struct pass *p, const struct job *j,
                           const struct outcome *o)
 {
   struct log_fields f = LOG_FIELDS_INIT;
-  uint64_t now = pass_now_ms(p);
+  uint64_t now = pass_fresh_ms(p);
   uint64_t before = queue_account_paused_until(&p->queue, j->q.account);
   uint64_t until;
 

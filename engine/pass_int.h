@@ -377,6 +377,8 @@ struct pass {
 /* The clock (pass.h: struct pass_clock). Monotonic ms: the queue's time,
  * request and confirmation deadlines. */
 uint64_t pass_now_ms(const struct pass *p);
+/* pass_now_ms after bringing the loop's time up to date (not cached). */
+uint64_t pass_fresh_ms(struct pass *p);
 /* Wall-clock ms since the epoch. */
 int64_t pass_unix_ms(const struct pass *p);
 /* Wall-clock s: signing time, token expiry, ledger and memo times. */
