@@ -443,15 +443,6 @@ struct list_ctx {
 #define APIG_STR(x) APIG_STR_(x)
 
 /* "total" and "size": a count, or null for "not given" (stays -1). */
-static int set_count(struct json_reader *r, const struct json_field *f,
-                     void *dst, const struct json_value *v)
-{
-  if (v->i < 0)
-    return json_fail(r, -EBADMSG, f->name, "is negative");
-  *(long long *)dst = v->i;
-  return 0;
-}
-
 static void binding_free(struct apig_binding *b)
 {
   free(b->url_domain);
@@ -535,13 +526,13 @@ static const struct json_field page_fields[] = {
      .offset = offsetof(struct apig_page, total),
      .flags = JSON_ONCE | JSON_NULLABLE,
      .accept = JSON_INT,
-     .set = set_count},
+     .set = json_set_count},
     {.name = "size",
      .kind = JSON_K_CUSTOM,
      .offset = offsetof(struct apig_page, size),
      .flags = JSON_ONCE | JSON_NULLABLE,
      .accept = JSON_INT,
-     .set = set_count},
+     .set = json_set_count},
     {.name = "bound_domains",
      .kind = JSON_K_ARRAY,
      .flags = JSON_REQUIRED | JSON_ONCE,

@@ -534,15 +534,6 @@ static const struct json_object list_item = {
 };
 
 /* "total" and "size": a count, or null for "not given" (stays -1). */
-static int set_count(struct json_reader *r, const struct json_field *f,
-                     void *dst, const struct json_value *v)
-{
-  if (v->i < 0)
-    return json_fail(r, -EBADMSG, f->name, "is negative");
-  *(long long *)dst = v->i;
-  return 0;
-}
-
 /* Absent certs is an error: never read "no field" as "no certificate". */
 static const struct json_field page_fields[] = {
     {.name = "total",
@@ -550,13 +541,13 @@ static const struct json_field page_fields[] = {
      .offset = offsetof(struct apig_cert_page, total),
      .flags = JSON_ONCE | JSON_NULLABLE,
      .accept = JSON_INT,
-     .set = set_count},
+     .set = json_set_count},
     {.name = "size",
      .kind = JSON_K_CUSTOM,
      .offset = offsetof(struct apig_cert_page, size),
      .flags = JSON_ONCE | JSON_NULLABLE,
      .accept = JSON_INT,
-     .set = set_count},
+     .set = json_set_count},
     {.name = "certs",
      .kind = JSON_K_ARRAY,
      .flags = JSON_REQUIRED | JSON_ONCE,

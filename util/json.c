@@ -654,3 +654,12 @@ int json_gen_take(yajl_gen g, char **out, size_t *len)
   *len = n;
   return 0;
 }
+
+int json_set_count(struct json_reader *r, const struct json_field *f, void *dst,
+                   const struct json_value *v)
+{
+  if (v->i < 0)
+    return json_fail(r, -EBADMSG, f->name, "is negative");
+  *(long long *)dst = v->i;
+  return 0;
+}

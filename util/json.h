@@ -178,6 +178,11 @@ void *json_ctx(const struct json_reader *r);
 int json_fail(struct json_reader *r, int err, const char *field,
               const char *what);
 
+/* A JSON_K_CUSTOM setter for a count (a page's total or size): a
+ * non-negative integer stored as long long at the field's offset. */
+int json_set_count(struct json_reader *r, const struct json_field *f, void *dst,
+                   const struct json_value *v);
+
 /* A CUSTOM setter for a file's "version" (accept JSON_INT): f->max is the
  * version this reader knows; any other number is -EPROTONOSUPPORT. */
 int json_set_version(struct json_reader *r, const struct json_field *f,
