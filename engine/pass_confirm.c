@@ -227,13 +227,17 @@ static void retime(struct pass *p, uint32_t account)
 void confirm_ended(struct pass *p, uint32_t cert, bool learns)
 {
   struct pass_cert *c = &p->certs[cert];
+  struct pass_account *a = cert_account(p, cert);
   bool was_probe = c->confirm_probe;
 
   c->confirm_job = NULL;
   c->confirm_probe = false;
   if (!was_probe)
     return;
-  cert_account(p, cert)->vis_probing = false;
+  a->vis_probing = false;
+  /* the next probe is picked once confirm_learn has what this one saw
+   * (picked now, it would go at a time the answer is about to move) */
+  a->vis_probe_read = learns;
   /* a probe that failed for good: another certificate probes */
   if (!learns)
     retime(p, pass_cert_account_index(p, cert));
@@ -247,7 +251,10 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
   struct log_kv kv[2];
   const uint64_t lo_was = a->vis_lo, hi_was = a->vis_hi;
   const bool known_was = a->vis_known;
+  const bool probe_read = a->vis_probe_read;
   bool changed = false;
+
+  a->vis_probe_read = false;
 
   if (s->unshown && s->unshown_ms >= a->vis_lo) {
     changed |= s->unshown_ms > a->vis_lo || !a->vis_lo;
@@ -271,7 +278,12 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
      * The next pass starts from where they ended. */
     if (a->vis_lo != lo_was || a->vis_hi != hi_was || a->vis_known != known_was)
       memory_put(p, account);
-    retime(p, account); /* the probe has answered: maybe another */
+    /* Nothing moved: the queued confirmations keep their times, unless
+     * this was the probe, whose answer frees the held ones or picks the
+     * next probe. Retiming after every answer walked every certificate
+     * per confirmation: quadratic in a large pass. */
+    if (probe_read)
+      retime(p, account);
     return;
   }
   pass_cert_fields(p, cert, &f);

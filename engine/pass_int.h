@@ -260,10 +260,12 @@ struct pass_account {
   uint32_t first_failures; /* transport failures in a row, gate closed */
   /* The write-to-visible delay (pass_confirm.c), in ms after a write's
    * answer: a read vis_lo after did not show it; one vis_hi after showed
-   * it (when vis_known). vis_probing: a confirmation below vis_hi is out. */
+   * it (when vis_known). vis_probing: a confirmation below vis_hi is out.
+   * vis_probe_read: the probe was read, and what it saw is learnt next. */
   uint64_t vis_lo, vis_hi;
   bool vis_known;
   bool vis_probing;
+  bool vis_probe_read;
   struct apig_endpoint endpoint; /* the account's, parsed once per pass */
   /* aksk: its secret key made ready once per pass (NULL: signed with the
    * secret key each time) */
