@@ -241,24 +241,8 @@ static int list_query(long limit, long offset, const char *url_domain,
   return rc < 0 ? -ENOMEM : 0;
 }
 
-static int url_for(const char *endpoint, const char *rest, char *query,
-                   struct apig_url *out)
-{
-  struct apig_endpoint e;
-  int err = apig_endpoint_parse(endpoint, &e);
-
-  if (err) {
-    free(query);
-    memset(out, 0, sizeof *out);
-    return err;
-  }
-  err = url_build(&e, rest, query, out);
-  apig_endpoint_free(&e);
-  return err;
-}
-
-int apig_url_build(const char *endpoint, const char *rest, const char *query,
-                   struct apig_url *out)
+int apig_url_build(const struct apig_endpoint *ep, const char *rest,
+                   const char *query, struct apig_url *out)
 {
   char *q = query ? strdup(query) : NULL;
 
@@ -269,7 +253,7 @@ int apig_url_build(const char *endpoint, const char *rest, const char *query,
   }
   if (!q)
     return -ENOMEM;
-  return url_for(endpoint, rest, q, out);
+  return url_build(ep, rest, q, out);
 }
 
 /* "/v2/{project}/apigw/certificates/{cert}" + tail into rest (256 bytes:
@@ -358,12 +342,15 @@ int apig_url_write(const char *endpoint, const char *project_id,
 
 int apig_url_token(const char *iam_endpoint, struct apig_url *out)
 {
-  char *query = strdup("nocatalog=true");
+  struct apig_endpoint ep;
+  int err = apig_endpoint_parse(iam_endpoint, &ep);
 
   memset(out, 0, sizeof *out);
-  if (!query)
-    return -ENOMEM;
-  return url_for(iam_endpoint, "/v3/auth/tokens", query, out);
+  if (err)
+    return err;
+  err = apig_url_build(&ep, "/v3/auth/tokens", "nocatalog=true", out);
+  apig_endpoint_free(&ep);
+  return err;
 }
 
 /* ---- attach/detach body --------------------------------------------- */

@@ -75,11 +75,11 @@ int apig_url_write_at(const struct apig_endpoint *ep, const char *project_id,
 int apig_url_token(const char *iam_endpoint, struct apig_url *out);
 void apig_url_free(struct apig_url *u);
 
-/* endpoint (as above) + rest (a path beginning with '/', made of safe
+/* A parsed endpoint + rest (a path beginning with '/', made of safe
  * characters by the caller) + query ("" or "k=v&...", percent-encoded by
- * the caller). For cert.c; the calls above use it too. */
-int apig_url_build(const char *endpoint, const char *rest, const char *query,
-                   struct apig_url *out);
+ * the caller). For cert.c. */
+int apig_url_build(const struct apig_endpoint *ep, const char *rest,
+                   const char *query, struct apig_url *out);
 
 /* true when s is a non-empty [A-Za-z0-9-] id of at most 64 characters. */
 bool apig_id_valid(const char *s);

@@ -124,8 +124,8 @@ const char *apig_op_method(enum apig_op op)
   return "GET";
 }
 
-int apig_cert_url(const char *endpoint, const char *project_id, enum apig_op op,
-                  const char *cert_id, struct apig_url *out)
+int apig_cert_url(const struct apig_endpoint *ep, const char *project_id,
+                  enum apig_op op, const char *cert_id, struct apig_url *out)
 {
   char rest[256];
   bool one = op == APIG_OP_CERT_SHOW || op == APIG_OP_CERT_UPDATE ||
@@ -140,7 +140,7 @@ int apig_cert_url(const char *endpoint, const char *project_id, enum apig_op op,
              cert_id);
   else
     snprintf(rest, sizeof rest, "/v2/%s/apigw/certificates", project_id);
-  return apig_url_build(endpoint, rest, "", out);
+  return apig_url_build(ep, rest, "", out);
 }
 
 static bool filter_ok(const char *s)
@@ -171,7 +171,7 @@ static int query_add(char *q, size_t q_len, const char *key, const char *value)
   return n < 0 || (size_t)n >= q_len - used ? -EINVAL : 0;
 }
 
-int apig_cert_url_list(const char *endpoint, const char *project_id,
+int apig_cert_url_list(const struct apig_endpoint *ep, const char *project_id,
                        const struct apig_cert_query *q, struct apig_url *out)
 {
   /* three filters of 255 bytes, each at most 3x when encoded */
@@ -193,7 +193,7 @@ int apig_cert_url_list(const char *endpoint, const char *project_id,
   if (err)
     return err;
   snprintf(rest, sizeof rest, "/v2/%s/apigw/certificates", project_id);
-  return apig_url_build(endpoint, rest, query, out);
+  return apig_url_build(ep, rest, query, out);
 }
 
 /* ---- the create/update body --------------------------------------------- */

@@ -63,10 +63,11 @@ bool apig_cert_name_valid(const char *name);
 
 /* op: APIG_OP_CERT_CREATE (cert_id NULL: POST .../certificates), or
  * APIG_OP_CERT_SHOW / _UPDATE / _DELETE (GET / PUT / DELETE
- * .../certificates/{cert_id}). endpoint, project_id, cert_id as in
- * apig_url_list(); -EINVAL otherwise. */
-int apig_cert_url(const char *endpoint, const char *project_id, enum apig_op op,
-                  const char *cert_id, struct apig_url *out);
+ * .../certificates/{cert_id}). ep: the account's endpoint, parsed once
+ * (apig_endpoint_parse); project_id, cert_id as in apig_url_list();
+ * -EINVAL otherwise. */
+int apig_cert_url(const struct apig_endpoint *ep, const char *project_id,
+                  enum apig_op op, const char *cert_id, struct apig_url *out);
 
 /* "POST", "GET", "PUT" or "DELETE" for a CERT_* op; "GET" for LIST, "POST"
  * for ATTACH, DETACH and TOKEN. */
@@ -87,7 +88,7 @@ struct apig_cert_query {
 /* GET .../certificates?limit=L&offset=O[&name=N][&common_name=C]
  * [&instance_id=I]. A filter that is empty, longer than 255 bytes or holds
  * a control character, and an instance_id that is not an id, are -EINVAL. */
-int apig_cert_url_list(const char *endpoint, const char *project_id,
+int apig_cert_url_list(const struct apig_endpoint *ep, const char *project_id,
                        const struct apig_cert_query *q, struct apig_url *out);
 
 /* ---- the create/update body --------------------------------------------- */

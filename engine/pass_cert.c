@@ -391,6 +391,7 @@ static int cert_body(const struct pass *p, uint32_t cert, struct call *c)
 static int step_url(struct pass *p, struct job *j, struct call *c)
 {
   const struct config_account *a = pass_cert_account(p, j->cert);
+  const struct apig_endpoint *ep = pass_cert_endpoint(p, j->cert);
   struct pass_mcert *m =
       j->cert < p->nfile_certs && p->mcerts ? &p->mcerts[j->cert] : NULL;
   const struct config_certificate *fc = file_cert(p, j->cert);
@@ -401,30 +402,29 @@ static int step_url(struct pass *p, struct job *j, struct call *c)
   case CSTEP_FIND:
     c->op = APIG_OP_CERT_LIST;
     q.common_name = fc->file.common_name;
-    return apig_cert_url_list(a->endpoint, a->project_id, &q, &c->url);
+    return apig_cert_url_list(ep, a->project_id, &q, &c->url);
   case CSTEP_FIND_NAME:
     c->op = APIG_OP_CERT_LIST;
     q.name = m->name;
-    return apig_cert_url_list(a->endpoint, a->project_id, &q, &c->url);
+    return apig_cert_url_list(ep, a->project_id, &q, &c->url);
   case CSTEP_PROVE:
     c->op = APIG_OP_CERT_SHOW;
-    return apig_cert_url(a->endpoint, a->project_id, c->op,
-                         m->cands[m->next_cand], &c->url);
+    return apig_cert_url(ep, a->project_id, c->op, m->cands[m->next_cand],
+                         &c->url);
   case CSTEP_CREATE:
     c->op = APIG_OP_CERT_CREATE;
-    return apig_cert_url(a->endpoint, a->project_id, c->op, NULL, &c->url);
+    return apig_cert_url(ep, a->project_id, c->op, NULL, &c->url);
   case CSTEP_UPDATE:
     c->op = APIG_OP_CERT_UPDATE;
-    return apig_cert_url(a->endpoint, a->project_id, c->op, m->update_id,
-                         &c->url);
+    return apig_cert_url(ep, a->project_id, c->op, m->update_id, &c->url);
   case CSTEP_RETIRE_READ:
     c->op = APIG_OP_LIST;
-    return apig_url_list(a->endpoint, a->project_id,
-                         p->prev[j->retire].object_id, 1, 0, NULL, &c->url);
+    return apig_url_list_at(ep, a->project_id, p->prev[j->retire].object_id, 1,
+                            0, NULL, &c->url);
   case CSTEP_DELETE:
     c->op = APIG_OP_CERT_DELETE;
-    return apig_cert_url(a->endpoint, a->project_id, c->op,
-                         p->prev[j->retire].object_id, &c->url);
+    return apig_cert_url(ep, a->project_id, c->op, p->prev[j->retire].object_id,
+                         &c->url);
   }
   return -EINVAL;
 }

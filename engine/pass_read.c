@@ -631,8 +631,9 @@ static void show_dispatch(struct pass *p, struct job *j)
   int rc = c ? 0 : -ENOMEM;
 
   if (rc == 0)
-    rc = apig_cert_url(acct->endpoint, acct->project_id, APIG_OP_CERT_SHOW,
-                       p->cfg->certificates[j->cert].id, &c->url);
+    rc = apig_cert_url(pass_cert_endpoint(p, j->cert), acct->project_id,
+                       APIG_OP_CERT_SHOW, p->cfg->certificates[j->cert].id,
+                       &c->url);
   submit_read(p, j, c, APIG_OP_CERT_SHOW, APIG_MAX_CERT_BODY, rc);
 }
 

@@ -2330,9 +2330,11 @@ static void cert_codec_call(enum apig_op op, const char *id,
                             struct resp *r)
 {
   struct apig_url u;
-  int rc = op == APIG_OP_CERT_LIST
-               ? apig_cert_url_list("https://127.0.0.1:1", PROJECT, q, &u)
-               : apig_cert_url("https://127.0.0.1:1", PROJECT, op, id, &u);
+  struct apig_endpoint ep;
+  assert_int_equal(apig_endpoint_parse("https://127.0.0.1:1", &ep), 0);
+  int rc = op == APIG_OP_CERT_LIST ? apig_cert_url_list(&ep, PROJECT, q, &u)
+                                   : apig_cert_url(&ep, PROJECT, op, id, &u);
+  apig_endpoint_free(&ep);
   assert_int_equal(rc, 0);
   signed_req(apig_op_method(op), u.path, *u.query ? u.query : NULL, body, r);
   apig_url_free(&u);
