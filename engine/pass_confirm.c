@@ -266,8 +266,11 @@ void confirm_learn(struct pass *p, uint32_t cert, const struct confirm_seen *s)
     a->vis_hi = s->shown_ms;
     a->vis_known = true;
   }
-  if (a->vis_known && a->vis_lo >= a->vis_hi) {
-    /* the delay grew past what showed before: climb again from lo */
+  if (a->vis_known && a->vis_lo && a->vis_lo >= a->vis_hi) {
+    /* the delay grew past what showed before: climb again from lo. (lo 0
+     * is "no read has failed to show yet": with confirm_delay_ms 0 the
+     * first probe can show its writes 0 ms after them, hi 0, and that is
+     * no contradiction.) */
     a->vis_known = false;
     a->vis_hi = 0;
     changed = true;

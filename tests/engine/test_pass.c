@@ -767,6 +767,56 @@ static void test_confirmation_at_learnt_delay(void **state)
   visibility_set_free(&memory);
 }
 
+/* A delay of 0 ms is a delay like any other: with confirm_delay_ms 0 the
+ * probe's read can go in the very ms its write was answered and show it
+ * (hi 0), as an earlier pass kept it here. "No read has failed to show"
+ * (lo 0) is no contradiction with it. (lo 0 >= hi 0 was read as "the
+ * delay grew past what showed": the estimate was forgotten at the first
+ * answer and read out again by a probe, which in a rollout held every other
+ * confirmation for one more round trip.) */
+static void test_confirmation_delay_zero_is_kept(void **state)
+{
+  struct harness *h = *state;
+  static struct late_world v;
+  struct visibility_set memory = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .visibility = &memory};
+  char key[VISIBILITY_KEY_MAX];
+  struct visibility_entry zero = {.key = key, .known = true};
+  size_t reads = 0;
+  bool writes = false;
+
+  assert_int_equal(
+      visibility_key(key, sizeof(key), "https://apig.test", HARNESS_PROJECT),
+      0);
+  assert_int_equal(visibility_put(&memory, &zero), 0);
+  memset(&v, 0, sizeof(v));
+  world_init(&v.seen);
+  h->net.script = late_script;
+  h->net.script_arg = &v;
+  harness_load(h, "certificates:\n" LATE_CERTS
+                  "bindings:\n" LATE_BINDING(1) LATE_BINDING(2) LATE_BINDING(3)
+                      LATE_BINDING(4) LATE_BINDING(5) LATE_BINDING(6)
+                          LATE_BINDING(7) LATE_BINDING(8) LATE_BINDING(
+                              9) "policy: {mode: upsert, confirm_delay_ms: 0, "
+                                 "confirm_timeout_s: 3600}\n");
+  harness_run(h, &o);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 9);
+  for (size_t i = 0; i < h->net.ncalls; i++) {
+    writes |= h->net.calls[i]->op == APIG_OP_ATTACH;
+    reads += writes && h->net.calls[i]->op == APIG_OP_LIST;
+  }
+  assert_int_equal(reads, 9); /* one confirmation each */
+  /* every read showed its writes, later than 0 ms: nothing to learn */
+  assert_int_equal(memory.n, 1);
+  assert_true(memory.v[0].known);
+  assert_int_equal(memory.v[0].hi_ms, 0);
+  assert_int_equal(memory.v[0].lo_ms, 0);
+  world_free(&v.seen);
+  visibility_set_free(&memory);
+}
+
 static void test_lost_reset_applied_reread_no_resend(void **state)
 {
   unknown_outcome_reread_shows_it_no_resend(*state, LOST_RESET);
@@ -970,6 +1020,8 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_confirmation_at_learnt_delay, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_confirmation_delay_zero_is_kept,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_show_names_and_expiry_refuse_writes,
