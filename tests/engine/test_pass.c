@@ -13,8 +13,7 @@
  *    no resend when the read shows it, exactly one when it does not;
  *  - rollout waves wait soak_s of clock time after the last confirmation;
  *  - a stopped pass sends nothing new;
- *  - a converged world gets reads only; a long list is read in pages;
- *  - a confirmation held for the account's probe reads its pages at once.
+ *  - a converged world gets reads only; a long list is read in pages.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -768,100 +767,6 @@ static void test_confirmation_at_learnt_delay(void **state)
   visibility_set_free(&memory);
 }
 
-/* The first certificate whose writes end probes the account's delay; its
- * confirmation is answered only after SLOW_PROBE_MS, so the other
- * certificate's confirmation is held for it meanwhile. */
-#define SLOW_PROBE_MS 300000u
-
-struct slow_probe {
-  struct world *world;
-  char written[2][65]; /* certificates with a write sent, in order */
-  size_t nwritten;
-  char probe[65]; /* the certificate whose confirmation was slow */
-};
-
-static void slow_probe_script(void *arg, struct fake_call *c,
-                              struct fake_answer *a)
-{
-  struct slow_probe *s = arg;
-  bool wrote = false;
-
-  world_script(s->world, c, a);
-  if (c->op == APIG_OP_ATTACH) {
-    for (size_t i = 0; i < s->nwritten; i++)
-      wrote |= !strcmp(s->written[i], c->cert_id);
-    if (!wrote && s->nwritten < 2)
-      snprintf(s->written[s->nwritten++], 65, "%s", c->cert_id);
-    return;
-  }
-  for (size_t i = 0; i < s->nwritten; i++)
-    wrote |= !strcmp(s->written[i], c->cert_id);
-  if (c->op == APIG_OP_LIST && wrote && !s->probe[0]) {
-    snprintf(s->probe, sizeof(s->probe), "%s", c->cert_id);
-    a->latency_ms = SLOW_PROBE_MS;
-  }
-}
-
-/* Two certificates of 600 bindings each (two pages once written), nothing
- * bound yet, the account's delay unknown: the first confirmation probes
- * it and the other is held until that probe has answered. When the held
- * one goes, its second page goes with its first, not one round trip
- * after it (scenario 2 of bench/: each held certificate's confirmation
- * took two round trips). */
-static void test_held_confirmation_reads_its_pages_at_once(void **state)
-{
-  struct harness *h = *state;
-  char *b1 = binding_line("c1", "g1", "a", 1, 600);
-  char *b2 = binding_line("c2", "g1", "b", 1, 600);
-  char *head =
-      join3("certificates:\n" CERT_YAML(1) CERT_YAML(2), "", "bindings:\n");
-  char *yaml = join3(head, b1, b2);
-  char *full = join3(yaml,
-                     "policy: {mode: upsert, batch_size: 100, "
-                     "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n",
-                     "");
-  struct slow_probe s = {.world = &h->world};
-  const struct fake_call *page0 = NULL, *page1 = NULL;
-  uint64_t last_write = 0;
-  const char *held;
-
-  h->world.read_latency_ms = 2000; /* a page's answer: 2 s of clock */
-  h->net.script = slow_probe_script;
-  h->net.script_arg = &s;
-  harness_load(h, full);
-  harness_run(h, NULL);
-  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
-  assert_int_equal(harness_counts(h)->attached, 1200);
-  assert_int_equal(s.nwritten, 2);
-  held = strcmp(s.probe, s.written[0]) ? s.written[0] : s.written[1];
-  for (size_t i = 0; i < h->net.ncalls; i++) {
-    const struct fake_call *c = h->net.calls[i];
-    if (!strcmp(c->cert_id, held) && c->op == APIG_OP_ATTACH)
-      last_write = c->done_ms;
-  }
-  for (size_t i = 0; i < h->net.ncalls; i++) {
-    const struct fake_call *c = h->net.calls[i];
-    if (strcmp(c->cert_id, held) || c->op != APIG_OP_LIST ||
-        c->sent_ms < last_write)
-      continue;
-    if (c->offset == 0 && !page0)
-      page0 = c;
-    else if (c->offset == 500 && !page1)
-      page1 = c;
-  }
-  assert_non_null(page0);
-  assert_non_null(page1);
-  /* held: it went once the probe had answered, not with its last write */
-  assert_true(page0->sent_ms >= last_write + SLOW_PROBE_MS / 2);
-  /* both pages before the first one's answer */
-  assert_true(page1->sent_ms < page0->done_ms);
-  free(b1);
-  free(b2);
-  free(head);
-  free(yaml);
-  free(full);
-}
-
 static void test_lost_reset_applied_reread_no_resend(void **state)
 {
   unknown_outcome_reread_shows_it_no_resend(*state, LOST_RESET);
@@ -1065,8 +970,6 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_confirmation_at_learnt_delay, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(
-          test_held_confirmation_reads_its_pages_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_show_names_and_expiry_refuse_writes,
