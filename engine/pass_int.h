@@ -475,8 +475,7 @@ void read_dispatch(struct pass *p, struct job *j);
 void read_done(struct pass *p, struct job *j, struct http_response *rs,
                const struct outcome *o);
 /* A confirmation read j, queued to go in delay: start the pages the
- * certificate should have after its writes at once (sets spec_end when
- * it started any; a held read calls it when it goes, with 0). */
+ * certificate should have after its writes at once. */
 void read_spec_fan_out(struct pass *p, struct job *j, uint64_t delay);
 /* job_end's branch for a page of a read with other pages out: true when
  * it took j (the read ends with its last piece). */

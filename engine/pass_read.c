@@ -59,11 +59,6 @@ void read_dispatch(struct pass *p, struct job *j)
     return;
   }
   confirm_sent(p, j);
-  /* a confirmation held for its account's probe was queued without its
-   * other pages (a held read is moved in the queue, its pages could not
-   * be): they go with its first page, not one round trip after it */
-  if (j->purpose == LIST_CONFIRM && !j->parent && !j->spec_end)
-    read_spec_fan_out(p, j, 0);
   c = calloc(1, sizeof(*c));
   rc = c ? 0 : -ENOMEM;
   if (rc == 0)

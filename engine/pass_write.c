@@ -514,7 +514,7 @@ void write_schedule_confirm(struct pass *p, uint32_t cert)
   }
   confirm_queued(p, j);
   /* a held read is moved when the probe answers, which its speculative
-   * pages could not be: they start when it goes (read_dispatch) */
+   * pages could not be: it reads its first page first */
   if (!c->confirm_held)
     read_spec_fan_out(p, j, delay);
 }
