@@ -550,10 +550,13 @@ void write_confirm_read(struct pass *p, uint32_t cert, struct live_cert *lc)
   for (size_t i = c->item_lo; i < c->item_hi; i++) {
     const struct plan_item *pi = &p->plan.items[i];
     struct pass_item *it = &p->items[i];
+    bool shows;
     if (it->state != ITEM_WRITTEN)
       continue;
-    seen_add(&seen, it, c->confirm_sent_ms, plan_item_shows(lc, pi));
-    if (plan_item_shows(lc, pi)) {
+    /* one lookup per binding: a fleet rollout confirms 80,000 of them */
+    shows = plan_item_shows(lc, pi);
+    seen_add(&seen, it, c->confirm_sent_ms, shows);
+    if (shows) {
       item_converge(p, i);
       confirmed++;
     } else if (now - it->written_ms >= timeout) {
