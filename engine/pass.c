@@ -556,7 +556,7 @@ static int alloc_state(struct pass *p)
     return -ENOMEM;
   }
   for (size_t i = 0; i < cfg->nbindings; i++)
-    p->binding_item[i] = SIZE_MAX;
+    p->binding_item[i] = UINT32_MAX;
   for (size_t a = 0; a < cfg->naccounts; a++) {
     lim[a].rps = cfg->accounts[a].limits.requests_per_second;
     lim[a].burst = cfg->accounts[a].limits.burst;

@@ -343,7 +343,9 @@ struct pass {
   size_t nfile_certs; /* the file's own certificates */
   struct pass_item *items;
   struct pass_keep keep; /* the items' strings */
-  size_t *binding_item;  /* config binding -> plan item, SIZE_MAX: none */
+  /* config binding -> plan item, UINT32_MAX: none (32 bits: 100,000
+   * bindings, 0.4 MB less; a plan never has 2^32 items) */
+  uint32_t *binding_item;
   enum phase phase;
   size_t reads_left;
   size_t in_flight;

@@ -213,9 +213,9 @@ static bool binding_unreached(const struct pass *p, const struct pass_cert *pc,
 
 static const struct pass_item *binding_item(const struct pass *p, size_t b)
 {
-  size_t i = p->binding_item ? p->binding_item[b] : SIZE_MAX;
+  uint32_t i = p->binding_item ? p->binding_item[b] : UINT32_MAX;
 
-  return p->items && i != SIZE_MAX ? &p->items[i] : NULL;
+  return p->items && i != UINT32_MAX ? &p->items[i] : NULL;
 }
 
 static int replace_str(char **dst, const char *src)

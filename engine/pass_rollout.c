@@ -174,7 +174,10 @@ enum phase rollout_plan(struct pass *p)
     pass_refuse(p, PASS_FAILED, "plan.failed", "could not compute the plan");
     return PHASE_DONE;
   }
-  p->items = calloc(p->plan.nitems + 1, sizeof(*p->items));
+  /* binding_item holds item indexes in 32 bits */
+  p->items = p->plan.nitems < UINT32_MAX
+                 ? calloc(p->plan.nitems + 1, sizeof(*p->items))
+                 : NULL;
   if (!p->items) {
     pass_refuse(p, PASS_FAILED, "plan.failed", "out of memory");
     return PHASE_DONE;
@@ -191,7 +194,7 @@ enum phase rollout_plan(struct pass *p)
       c->item_lo = i;
     c->item_hi = i + 1;
     if (it->binding != SIZE_MAX)
-      p->binding_item[it->binding] = i;
+      p->binding_item[it->binding] = (uint32_t)i;
   }
   kv[0] = (struct log_kv){"attach", (long long)p->plan.nattach};
   kv[1] = (struct log_kv){"change", (long long)p->plan.nchange};
