@@ -3,20 +3,79 @@
 # Install what is missing, build, and run every test three times: in a plain
 # -Werror build, under ASan+UBSan, and under valgrind (memcheck). Each test
 # starts what it needs (apig-sim, ...).
+#
+# Most tests spend their time waiting (latency, visibility delays, timeouts),
+# not computing: the plain and ASan stages keep less than one core of two
+# busy. So the work runs in two lanes side by side:
+#   lane 1 (this shell, output as it comes): the plain build, its tests, then
+#     valgrind on the same build tree (binary tests, then the integration
+#     suite with certbind under valgrind);
+#   lane 2 (started once the plain build is done, output kept in
+#     build/asan-lane.log and printed when it ends): the ASan+UBSan build at
+#     nice 10 (compiling takes only what the tests leave idle), then its
+#     tests.
+# Every stage prints "== test.sh +SECONDS UTC-TIME load LOADAVG: WHAT" when it
+# starts and ends. CERTBIND_TEST_JOBS overrides the -j of the waiting-bound
+# stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# One test more than there are cores: most integration tests spend much of
-# their time waiting (latency, visibility delays, timeouts), and the suite
-# used about one core of two at -j$(nproc).
-JOBS=$(($(nproc) + 1))
+
+NPROC=$(nproc)
+# CPU-bound work (valgrind): one test per core and one more
+CPU_JOBS=$((NPROC + 1))
+# waiting-bound stages (plain, ASan): ctest starts the costliest first (COST
+# in tests/integration/CMakeLists.txt)
+WAIT_JOBS=${CERTBIND_TEST_JOBS:-$((NPROC * 3))}
+T0=${CERTBIND_TEST_T0:-$(date +%s)}
+export CERTBIND_TEST_T0=$T0
+
+stage() {
+  echo "== test.sh +$(($(date +%s) - T0))s $(date -u +%H:%M:%S)" \
+    "load $(cut -d' ' -f1-3 /proc/loadavg): $*"
+}
+
+asan_env() {
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$@"
+}
+
+# lane 2: scripts/test.sh asan-lane (run by lane 1 in its own session)
+if [ "${1:-}" = asan-lane ]; then
+  stage "asan: build (nice 10)"
+  nice -n 10 scripts/setup.sh build-asan -DASAN=ON -DUBSAN=ON \
+    -DCMAKE_BUILD_TYPE=Debug
+  stage "asan: tests (-j$WAIT_JOBS)"
+  rc=0
+  (cd build-asan && asan_env ctest --output-on-failure -j"$WAIT_JOBS" \
+    --timeout 600) || rc=$?
+  stage "asan: done (rc $rc)"
+  exit $rc
+fi
+
+lane2=
+cleanup() {
+  # a failing lane 1 takes lane 2 (and what it started) down with it
+  if [ -n "$lane2" ]; then kill -- -"$lane2" 2>/dev/null || true; fi
+  # the build tree is left configured as setup.sh made it
+  if [ -f build/CMakeCache.txt ]; then
+    cmake -S . -B build -DCERTBIND_TEST_VALGRIND=OFF >/dev/null
+  fi
+}
+trap cleanup EXIT
+
+stage "plain: build"
 scripts/setup.sh build -DCERTBIND_TEST_VALGRIND=OFF
+
+stage "asan lane started in the background (log: build/asan-lane.log)"
+setsid bash scripts/test.sh asan-lane </dev/null >build/asan-lane.log 2>&1 &
+lane2=$!
+
 # the plain stage runs the chaos suite at its full size (10,000 bindings);
 # the ASan and valgrind stages at 2,000
-(cd build && CERTBIND_CHAOS_FULL=1 ctest --output-on-failure -j"$JOBS" --timeout 300)
-scripts/setup.sh build-asan -DASAN=ON -DUBSAN=ON -DCMAKE_BUILD_TYPE=Debug
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --output-on-failure -j"$JOBS" --timeout 600)
+stage "plain: tests (-j$WAIT_JOBS)"
+(cd build && CERTBIND_CHAOS_FULL=1 ctest --output-on-failure -j"$WAIT_JOBS" \
+  --timeout 300)
+stage "plain: done"
 
 # valgrind (memcheck) on the plain build: first every ctest case that runs a
 # binary of the build tree (unit tests, simulator tests, fuzz corpus
@@ -24,29 +83,61 @@ scripts/setup.sh build-asan -DASAN=ON -DUBSAN=ON -DCMAKE_BUILD_TYPE=Debug
 # valgrind (CERTBIND_TEST_VALGRIND: a wrapper with one log per process, and
 # it_valgrind_clean checks every log). Any error or definite/indirect leak
 # fails the stage.
+vg_rc=0
 if command -v valgrind >/dev/null; then
-  VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+  export VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+  stage "valgrind: binary tests (-P$CPU_JOBS, costliest first)"
+  # one line per test: its directory, a tab, its command; costliest first
   (cd build && ctest --show-only=json-v1) | python3 -c '
 import json, os, shlex, sys
 build = os.path.abspath("build")
+tests = []
 for t in json.load(sys.stdin)["tests"]:
     cmd = t.get("command") or []
     props = {p["name"]: p["value"] for p in t.get("properties", [])}
     # scripts are left out; certbind itself runs under valgrind below
     if not cmd or not cmd[0].startswith(build + "/"):
         continue
-    print(props.get("WORKING_DIRECTORY", build), shlex.join(cmd))
-' | while read -r dir cmd; do
-    echo "valgrind: $cmd"
-    # waits that assume native speed (TLS handshakes before an abort) are
-    # stretched 10x under valgrind
-    (cd "$dir" && export CERTBIND_TEST_TIME_SCALE=10 && eval "$VG $cmd" >/dev/null) ||
-      { echo "valgrind: FAILED: $cmd"; exit 1; }
-  done
+    tests.append((-float(props.get("COST", 0)), props.get("WORKING_DIRECTORY", build), shlex.join(cmd)))
+for _, d, c in sorted(tests, key=lambda t: t[0]):
+    print(d + "\t" + c)
+' >build/valgrind-binary-tests.txt
+  # each test's stderr (valgrind's reports) is printed whole, after it ends;
+  # waits that assume native speed (TLS handshakes before an abort) are
+  # stretched 10x under valgrind
+  # shellcheck disable=SC2016
+  if ! xargs -a build/valgrind-binary-tests.txt -d '\n' -n 1 -P "$CPU_JOBS" \
+    bash -c '
+      IFS=$'"'\t'"' read -r dir cmd <<<"$1"
+      err=$(mktemp)
+      start=$(date +%s)
+      if (cd "$dir" && export CERTBIND_TEST_TIME_SCALE=10 &&
+        eval "$VG $cmd" >/dev/null 2>"$err"); then
+        echo "valgrind: ok ($(($(date +%s) - start)) s): $cmd"
+        rm -f "$err"
+      else
+        echo "valgrind: FAILED: $cmd"
+        cat "$err"
+        rm -f "$err"
+        exit 1
+      fi' _ </dev/null; then
+    echo "valgrind: FAILED (binary tests)"
+    exit 1
+  fi
   # the same build tree, configured for one run with certbind under valgrind
   # (only test properties change: nothing is recompiled)
-  trap 'cmake -S . -B build -DCERTBIND_TEST_VALGRIND=OFF >/dev/null' EXIT
   cmake -S . -B build -DCERTBIND_TEST_VALGRIND=ON >/dev/null
-  (cd build && ctest -L integration --output-on-failure -j"$JOBS" --timeout 600)
-  echo "valgrind: clean"
+  stage "valgrind: integration tests (-j$CPU_JOBS)"
+  (cd build && ctest -L integration --output-on-failure -j"$CPU_JOBS" \
+    --timeout 600) || vg_rc=$?
+  stage "valgrind: done (rc $vg_rc)"
+  [ $vg_rc -ne 0 ] || echo "valgrind: clean"
 fi
+
+stage "waiting for the asan lane"
+asan_rc=0
+wait "$lane2" || asan_rc=$?
+lane2=
+cat build/asan-lane.log
+stage "all done (valgrind rc $vg_rc, asan rc $asan_rc)"
+[ $vg_rc -eq 0 ] && [ $asan_rc -eq 0 ]
