@@ -7,13 +7,14 @@
 # Most tests spend their time waiting (latency, visibility delays, timeouts),
 # not computing: the plain and ASan stages keep less than one core of two
 # busy. So the work runs in two lanes side by side:
-#   lane 1 (this shell, output as it comes): the plain build, its tests, then
-#     valgrind on the same build tree (binary tests, then the integration
-#     suite with certbind under valgrind);
-#   lane 2 (started once the plain build is done, output kept in
-#     build/asan-lane.log and printed when it ends): the ASan+UBSan build at
-#     nice 10 (compiling takes only what the tests leave idle), then its
-#     tests.
+#   lane 1 (this shell, output as it comes): the plain build, its tests
+#     (-j3 x cores), then the integration suite with certbind under valgrind
+#     on the same build tree (only test properties change: no recompile);
+#   lane 2 (started once the plain build is done, in its own session so that
+#     a failing lane 1 can stop all of it; output kept in build/lane2.log
+#     and printed when it ends): the ASan+UBSan build at nice 10, its tests
+#     (-j3 x cores), then every binary test of the plain build under
+#     valgrind, one per core at a time.
 # Every stage prints "== test.sh +SECONDS UTC-TIME load LOADAVG: WHAT" when it
 # starts and ends. CERTBIND_TEST_JOBS overrides the -j of the waiting-bound
 # stages.
@@ -39,8 +40,60 @@ asan_env() {
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$@"
 }
 
-# lane 2: scripts/test.sh asan-lane (run by lane 1 in its own session)
-if [ "${1:-}" = asan-lane ]; then
+VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+export VG
+
+# valgrind (memcheck) on every ctest case that runs a binary of the plain
+# build tree (unit tests, simulator tests, fuzz corpus replays), one per core
+# at a time, costliest first; certbind itself runs under valgrind in the
+# integration stage. Any error or definite/indirect leak fails the stage.
+valgrind_binary_list() {
+  # one line per test: its directory, a tab, its command; costliest first
+  (cd build && ctest --show-only=json-v1) | python3 -c '
+import json, os, shlex, sys
+build = os.path.abspath("build")
+tests = []
+for t in json.load(sys.stdin)["tests"]:
+    cmd = t.get("command") or []
+    props = {p["name"]: p["value"] for p in t.get("properties", [])}
+    # scripts are left out; certbind itself runs under valgrind below
+    if not cmd or not cmd[0].startswith(build + "/"):
+        continue
+    tests.append((-float(props.get("COST", 0)), props.get("WORKING_DIRECTORY", build), shlex.join(cmd)))
+for _, d, c in sorted(tests, key=lambda t: t[0]):
+    print(d + "\t" + c)
+' >build/valgrind-binary-tests.txt
+}
+
+valgrind_binary_tests() {
+  # each test's stderr (valgrind's reports) is printed whole after it ends,
+  # under a lock so that parallel tests do not interleave; waits that assume
+  # native speed (TLS handshakes before an abort) are stretched 10x under
+  # valgrind
+  export VG_LOCK=$PWD/build/valgrind-binary-tests.lock
+  # shellcheck disable=SC2016
+  if ! xargs -a build/valgrind-binary-tests.txt -d '\n' -n 1 -P "$NPROC" \
+    bash -c '
+      IFS=$'"'\t'"' read -r dir cmd <<<"$1"
+      err=$(mktemp)
+      start=$(date +%s)
+      rc=0
+      (cd "$dir" && export CERTBIND_TEST_TIME_SCALE=10 &&
+        eval "$VG $cmd" >/dev/null 2>"$err") || rc=$?
+      if [ $rc -eq 0 ]; then
+        flock "$VG_LOCK" echo "valgrind: ok ($(($(date +%s) - start)) s): $cmd"
+      else
+        flock "$VG_LOCK" sh -c "cat \"\$0\"; echo \"valgrind: FAILED: \$1\"" "$err" "$cmd"
+      fi
+      rm -f "$err"
+      exit $((rc != 0))' _ </dev/null; then
+    echo "valgrind: FAILED (binary tests)"
+    return 1
+  fi
+}
+
+# lane 2: scripts/test.sh lane2 (run by lane 1 in its own session)
+if [ "${1:-}" = lane2 ]; then
   stage "asan: build (nice 10)"
   nice -n 10 scripts/setup.sh build-asan -DASAN=ON -DUBSAN=ON \
     -DCMAKE_BUILD_TYPE=Debug
@@ -49,6 +102,11 @@ if [ "${1:-}" = asan-lane ]; then
   (cd build-asan && asan_env ctest --output-on-failure -j"$WAIT_JOBS" \
     --timeout 600) || rc=$?
   stage "asan: done (rc $rc)"
+  if [ $rc -eq 0 ] && command -v valgrind >/dev/null; then
+    stage "valgrind: binary tests of the plain build (-P$NPROC)"
+    valgrind_binary_tests || rc=$?
+    stage "valgrind: binary tests done (rc $rc)"
+  fi
   exit $rc
 fi
 
@@ -66,8 +124,9 @@ trap cleanup EXIT
 stage "plain: build"
 scripts/setup.sh build -DCERTBIND_TEST_VALGRIND=OFF
 
-stage "asan lane started in the background (log: build/asan-lane.log)"
-setsid bash scripts/test.sh asan-lane </dev/null >build/asan-lane.log 2>&1 &
+command -v valgrind >/dev/null && valgrind_binary_list
+stage "lane 2 (asan, then valgrind binary tests) started in the background (log: build/lane2.log)"
+setsid bash scripts/test.sh lane2 </dev/null >build/lane2.log 2>&1 &
 lane2=$!
 
 # the plain stage runs the chaos suite at its full size (10,000 bindings);
@@ -77,53 +136,12 @@ stage "plain: tests (-j$WAIT_JOBS)"
   --timeout 300)
 stage "plain: done"
 
-# valgrind (memcheck) on the plain build: first every ctest case that runs a
-# binary of the build tree (unit tests, simulator tests, fuzz corpus
-# replays), then the whole integration suite with certbind itself under
+# valgrind (memcheck): the whole integration suite with certbind itself under
 # valgrind (CERTBIND_TEST_VALGRIND: a wrapper with one log per process, and
 # it_valgrind_clean checks every log). Any error or definite/indirect leak
-# fails the stage.
+# fails the stage. (Lane 2 runs the binary tests under valgrind.)
 vg_rc=0
 if command -v valgrind >/dev/null; then
-  export VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
-  stage "valgrind: binary tests (-P$CPU_JOBS, costliest first)"
-  # one line per test: its directory, a tab, its command; costliest first
-  (cd build && ctest --show-only=json-v1) | python3 -c '
-import json, os, shlex, sys
-build = os.path.abspath("build")
-tests = []
-for t in json.load(sys.stdin)["tests"]:
-    cmd = t.get("command") or []
-    props = {p["name"]: p["value"] for p in t.get("properties", [])}
-    # scripts are left out; certbind itself runs under valgrind below
-    if not cmd or not cmd[0].startswith(build + "/"):
-        continue
-    tests.append((-float(props.get("COST", 0)), props.get("WORKING_DIRECTORY", build), shlex.join(cmd)))
-for _, d, c in sorted(tests, key=lambda t: t[0]):
-    print(d + "\t" + c)
-' >build/valgrind-binary-tests.txt
-  # each test's stderr (valgrind's reports) is printed whole, after it ends;
-  # waits that assume native speed (TLS handshakes before an abort) are
-  # stretched 10x under valgrind
-  # shellcheck disable=SC2016
-  if ! xargs -a build/valgrind-binary-tests.txt -d '\n' -n 1 -P "$CPU_JOBS" \
-    bash -c '
-      IFS=$'"'\t'"' read -r dir cmd <<<"$1"
-      err=$(mktemp)
-      start=$(date +%s)
-      if (cd "$dir" && export CERTBIND_TEST_TIME_SCALE=10 &&
-        eval "$VG $cmd" >/dev/null 2>"$err"); then
-        echo "valgrind: ok ($(($(date +%s) - start)) s): $cmd"
-        rm -f "$err"
-      else
-        echo "valgrind: FAILED: $cmd"
-        cat "$err"
-        rm -f "$err"
-        exit 1
-      fi' _ </dev/null; then
-    echo "valgrind: FAILED (binary tests)"
-    exit 1
-  fi
   # the same build tree, configured for one run with certbind under valgrind
   # (only test properties change: nothing is recompiled)
   cmake -S . -B build -DCERTBIND_TEST_VALGRIND=ON >/dev/null
@@ -131,13 +149,13 @@ for _, d, c in sorted(tests, key=lambda t: t[0]):
   (cd build && ctest -L integration --output-on-failure -j"$CPU_JOBS" \
     --timeout 600) || vg_rc=$?
   stage "valgrind: done (rc $vg_rc)"
-  [ $vg_rc -ne 0 ] || echo "valgrind: clean"
+  [ $vg_rc -ne 0 ] || echo "valgrind: integration clean"
 fi
 
-stage "waiting for the asan lane"
-asan_rc=0
-wait "$lane2" || asan_rc=$?
+stage "waiting for lane 2"
+lane2_rc=0
+wait "$lane2" || lane2_rc=$?
 lane2=
-cat build/asan-lane.log
-stage "all done (valgrind rc $vg_rc, asan rc $asan_rc)"
-[ $vg_rc -eq 0 ] && [ $asan_rc -eq 0 ]
+cat build/lane2.log
+stage "all done (valgrind rc $vg_rc, lane 2 rc $lane2_rc)"
+[ $vg_rc -eq 0 ] && [ $lane2_rc -eq 0 ]
