@@ -6,24 +6,26 @@
 #
 # Most tests spend their time waiting (latency, visibility delays, timeouts),
 # not computing: the plain and ASan stages keep less than one core of two
-# busy. So the work runs in two lanes side by side:
+# busy. So they run side by side:
 #   lane 1 (this shell, output as it comes): the plain build, its tests
-#     (-j3 x cores), then the integration suite with certbind under valgrind
-#     on the same build tree (only test properties change: no recompile);
+#     (-j3 x cores);
 #   lane 2 (started once the plain build is done, in its own session so that
 #     a failing lane 1 can stop all of it; output kept in build/lane2.log
-#     and printed when it ends): the ASan+UBSan build at nice 10, its tests
-#     (-j3 x cores), then every binary test of the plain build under
-#     valgrind, one per core at a time.
+#     and printed when it ends): the ASan+UBSan build at nice 10, then its
+#     tests (-j3 x cores).
+# The valgrind stages are CPU-bound and timing-sensitive under valgrind: they
+# start once both lanes are done, with nothing else of the suite beside them
+# (the binary tests one per core, the integration suite -j(cores + 1)).
 # Every stage prints "== test.sh +SECONDS UTC-TIME load LOADAVG: WHAT" when it
 # starts and ends. CERTBIND_TEST_JOBS overrides the -j of the waiting-bound
-# stages.
+# stages, CERTBIND_TEST_VG_JOBS the number of valgrind binary tests at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NPROC=$(nproc)
 # CPU-bound work (valgrind): one test per core and one more
 CPU_JOBS=$((NPROC + 1))
+VG_JOBS=${CERTBIND_TEST_VG_JOBS:-$NPROC}
 # waiting-bound stages (plain, ASan): ctest starts the costliest first (COST
 # in tests/integration/CMakeLists.txt)
 WAIT_JOBS=${CERTBIND_TEST_JOBS:-$((NPROC * 3))}
@@ -72,7 +74,7 @@ valgrind_binary_tests() {
   # valgrind
   export VG_LOCK=$PWD/build/valgrind-binary-tests.lock
   # shellcheck disable=SC2016
-  if ! xargs -a build/valgrind-binary-tests.txt -d '\n' -n 1 -P "$NPROC" \
+  if ! xargs -a build/valgrind-binary-tests.txt -d '\n' -n 1 -P "$VG_JOBS" \
     bash -c '
       IFS=$'"'\t'"' read -r dir cmd <<<"$1"
       err=$(mktemp)
@@ -102,11 +104,6 @@ if [ "${1:-}" = lane2 ]; then
   (cd build-asan && asan_env ctest --output-on-failure -j"$WAIT_JOBS" \
     --timeout 600) || rc=$?
   stage "asan: done (rc $rc)"
-  if [ $rc -eq 0 ] && command -v valgrind >/dev/null; then
-    stage "valgrind: binary tests of the plain build (-P$NPROC)"
-    valgrind_binary_tests || rc=$?
-    stage "valgrind: binary tests done (rc $rc)"
-  fi
   exit $rc
 fi
 
@@ -125,7 +122,7 @@ stage "plain: build"
 scripts/setup.sh build -DCERTBIND_TEST_VALGRIND=OFF
 
 command -v valgrind >/dev/null && valgrind_binary_list
-stage "lane 2 (asan, then valgrind binary tests) started in the background (log: build/lane2.log)"
+stage "lane 2 (asan build and tests) started in the background (log: build/lane2.log)"
 setsid bash scripts/test.sh lane2 </dev/null >build/lane2.log 2>&1 &
 lane2=$!
 
@@ -134,28 +131,24 @@ lane2=$!
 stage "plain: tests (-j$WAIT_JOBS)"
 (cd build && CERTBIND_CHAOS_FULL=1 ctest --output-on-failure -j"$WAIT_JOBS" \
   --timeout 300)
-stage "plain: done"
-
-# valgrind (memcheck): the whole integration suite with certbind itself under
-# valgrind (CERTBIND_TEST_VALGRIND: a wrapper with one log per process, and
-# it_valgrind_clean checks every log). Any error or definite/indirect leak
-# fails the stage. (Lane 2 runs the binary tests under valgrind.)
-vg_rc=0
-if command -v valgrind >/dev/null; then
-  # the same build tree, configured for one run with certbind under valgrind
-  # (only test properties change: nothing is recompiled)
-  cmake -S . -B build -DCERTBIND_TEST_VALGRIND=ON >/dev/null
-  stage "valgrind: integration tests (-j$CPU_JOBS)"
-  (cd build && ctest -L integration --output-on-failure -j"$CPU_JOBS" \
-    --timeout 600) || vg_rc=$?
-  stage "valgrind: done (rc $vg_rc)"
-  [ $vg_rc -ne 0 ] || echo "valgrind: integration clean"
-fi
-
-stage "waiting for lane 2"
+stage "plain: done; waiting for lane 2"
 lane2_rc=0
 wait "$lane2" || lane2_rc=$?
 lane2=
 cat build/lane2.log
-stage "all done (valgrind rc $vg_rc, lane 2 rc $lane2_rc)"
-[ $vg_rc -eq 0 ] && [ $lane2_rc -eq 0 ]
+stage "lane 2 done (rc $lane2_rc)"
+[ $lane2_rc -eq 0 ]
+
+if command -v valgrind >/dev/null; then
+  stage "valgrind: binary tests (-P$VG_JOBS, costliest first)"
+  valgrind_binary_tests
+  # the same build tree, configured for one run with certbind under valgrind
+  # (only test properties change: nothing is recompiled); it_valgrind_clean
+  # checks every certbind process's log
+  cmake -S . -B build -DCERTBIND_TEST_VALGRIND=ON >/dev/null
+  stage "valgrind: integration tests (-j$CPU_JOBS)"
+  (cd build && ctest -L integration --output-on-failure -j"$CPU_JOBS" \
+    --timeout 600)
+  echo "valgrind: clean"
+fi
+stage "all done"
