@@ -175,10 +175,11 @@ const struct config *pass_config(const struct pass *p);
  * NULL when it was read or never tried. Valid until pass_free(). */
 const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
 
-/* The object Show answered for id certificate cert in this pass (serial,
- * not_after, SANs: what `certbind verify` compares a served leaf with), or
- * NULL when unknown (a managed certificate, a failed Show, not read yet).
- * Valid until pass_free(). */
+/* The object Show answered for id certificate cert in this pass, or NULL
+ * when unknown (a managed certificate, a failed Show, not read yet). Only
+ * id, SANs, serial, not_before and not_after are kept (what the plan's
+ * rules and `certbind verify` use); the other strings are NULL. Valid
+ * until pass_free(). */
 const struct apig_cert *pass_cert_shown(const struct pass *p, size_t cert);
 
 /* Certificate cert's end (Unix s) as this pass knows it: a managed one's
