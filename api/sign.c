@@ -567,13 +567,21 @@ static int build_canonical_sorted(const struct sign_input *in,
   return rc ? rc : out->err;
 }
 
+/* What every signing entry point starts with: the input checked, its
+ * headers sorted (*out freed with shdrs_free). */
+static int checked_sorted_headers(const struct sign_input *in,
+                                  struct shdr **out)
+{
+  int rc = in ? check_input(in) : -EINVAL;
+
+  *out = NULL;
+  return rc ? rc : sorted_headers(in, out);
+}
+
 static int build_canonical(const struct sign_input *in, struct buf *out)
 {
-  int rc = check_input(in);
-  if (rc)
-    return rc;
   struct shdr *h;
-  rc = sorted_headers(in, &h);
+  int rc = checked_sorted_headers(in, &h);
   if (rc)
     return rc;
   rc = build_canonical_sorted(in, h, NULL, out);
@@ -788,11 +796,8 @@ int sign_signature_hex(const struct sign_input *in, const char *sk,
 {
   if (!sk || sk_len == 0 || sk_len > INT32_MAX || !hex)
     return -EINVAL;
-  int rc = in ? check_input(in) : -EINVAL;
-  if (rc)
-    return rc;
   struct shdr *h;
-  rc = sorted_headers(in, &h);
+  int rc = checked_sorted_headers(in, &h);
   if (rc)
     return rc;
   rc = signature_sorted(in, h, &(struct sig_key){.sk = sk, .sk_len = sk_len},
@@ -817,13 +822,10 @@ static bool valid_access_key(const char *ak)
 static int authorization(const struct sign_input *in, const char *ak,
                          const struct sig_key *key, char **out)
 {
-  if (!out || !valid_access_key(ak) || !in)
+  if (!out || !valid_access_key(ak))
     return -EINVAL;
-  int rc = check_input(in);
-  if (rc)
-    return rc;
   struct shdr *h;
-  rc = sorted_headers(in, &h);
+  int rc = checked_sorted_headers(in, &h);
   if (rc)
     return rc;
   char sig[SIGN_HEX_LEN + 1];
