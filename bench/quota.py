@@ -342,24 +342,33 @@ def run_again(certbind, sim, w, tmp, n, change, learn=None, then="apply"):
     return r
 
 
+def start_daemon(certbind, cfg, err):
+    """`certbind run` on cfg, its JSON log in the file err."""
+    with open(err, "wb") as e:
+        return subprocess.Popen([certbind, "run", "-c", cfg, "--log-format",
+                                 "json"], stdout=subprocess.DEVNULL,
+                                stderr=e, env=dict(os.environ, NO_COLOR="1"))
+
+
+def stop_daemon(proc):
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_daemon_first(certbind, sim, w, tmp, n):
     """The first pass of `certbind run` on the N certificates."""
     cfg = write_yaml_of(w, sim.ca, range(n), os.path.join(tmp, "b.yaml"))
     err = os.path.join(tmp, "again.err")
     t0 = time.monotonic()
-    with open(err, "wb") as e:
-        proc = subprocess.Popen([certbind, "run", "-c", cfg, "--log-format",
-                                 "json"], stdout=subprocess.DEVNULL,
-                                stderr=e, env=dict(os.environ, NO_COLOR="1"))
+    proc = start_daemon(certbind, cfg, err)
     try:
         ok = wait_passes(proc, err, 1, 900)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_daemon(proc)
     done = events_of(err, "pass.done")
     return {"rc": 0 if ok and done else 1, "since": t0, "err": err,
             "pass_s": done[0]["duration_ms"] / 1000.0 if done else None}
@@ -388,10 +397,7 @@ def run_warm(certbind, sim, w, tmp, n, change):
     cfg = os.path.join(tmp, "b.yaml")
     write_yaml_of(w, sim.ca, range(n, n + learning_certs(n)), cfg)
     err = os.path.join(tmp, "warm.err")
-    with open(err, "wb") as e:
-        proc = subprocess.Popen([certbind, "run", "-c", cfg, "--log-format",
-                                 "json"], stdout=subprocess.DEVNULL,
-                                stderr=e, env=dict(os.environ, NO_COLOR="1"))
+    proc = start_daemon(certbind, cfg, err)
     try:
         ok = wait_passes(proc, err, 1, 900)
         # both token buckets full again, as before a cold run
@@ -403,12 +409,7 @@ def run_warm(certbind, sim, w, tmp, n, change):
         if th:
             th.join()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_daemon(proc)
     done = events_of(err, "pass.done")
     return {"rc": 0 if ok and len(done) >= 2 else 1, "since": t0, "err": err,
             "pass_s": done[1]["duration_ms"] / 1000.0 if len(done) > 1
