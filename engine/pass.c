@@ -324,6 +324,7 @@ void pass_pump(struct pass *p)
   while (!p->stopping && (qj = queue_pop(&p->queue, now, &wake))) {
     struct job *j = qj->data;
     uint32_t a = qj->account;
+    bool start = j->fed;
     if (token_needed(p, a)) {
       /* Not sent: the job waits for the token (renewed after a token
        * error), and the gate is unchanged. */
@@ -331,12 +332,18 @@ void pass_pump(struct pass *p)
       token_park(p, j);
       continue;
     }
+    if (start) {
+      j->fed = false;
+      p->accounts[a].fed_out--;
+    }
     if (j->type == JOB_WRITE)
       write_dispatch(p, j);
     else if (j->type == JOB_CERT)
       cert_dispatch(p, j);
     else
       read_dispatch(p, j);
+    if (start)
+      pass_feed(p, a, false);
   }
   for (uint32_t a = 0; !p->stopping && a < p->cfg->naccounts; a++) {
     struct pass_account *pa = &p->accounts[a];
@@ -537,6 +544,77 @@ static int ready_sign_key(const struct config_account *acct,
   return rc == -ENOMEM ? rc : 0;
 }
 
+/* ---- feeding the queue ------------------------------------------------ */
+
+/* Each account's certificates in the file's order, linked through
+ * pass_cert.feed_after (one walk, whatever the number of accounts). */
+static void feed_link(struct pass *p)
+{
+  for (uint32_t a = 0; a < p->cfg->naccounts; a++)
+    p->accounts[a].feed_first = UINT32_MAX;
+  for (size_t c = p->cfg->ncertificates; c-- > 0;) {
+    struct pass_account *pa =
+        &p->accounts[pass_cert_account_index(p, (uint32_t)c)];
+    p->certs[c].feed_after = pa->feed_first;
+    pa->feed_first = (uint32_t)c;
+  }
+  for (uint32_t a = 0; a < p->cfg->naccounts; a++)
+    p->accounts[a].feed_next = p->accounts[a].feed_first;
+}
+
+static uint32_t feed_window(const struct pass *p, uint32_t a)
+{
+  uint32_t most = p->cfg->accounts[a].limits.max_in_flight;
+
+  return most > PASS_FEED_WINDOW / 2 ? 2 * most : PASS_FEED_WINDOW;
+}
+
+/* A certificate starts with its first read (one from files may first
+ * need its object found) and its Show. Either that cannot be queued
+ * (out of memory) leaves the certificate as a failed read or Show would. */
+static void start_cert(struct pass *p, uint32_t cert)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct apig_error why;
+
+  if (cert_start_read(p, cert) < 0) {
+    why = pass_error("internal", "cannot queue the certificate's first read");
+    pass_cert_read_failed(p, cert, &why, false);
+    p->reads_left--;
+  } else if (read_start_show(p, cert) < 0) {
+    pass_cert_fields(p, cert, &f);
+    log_event(p->log, LOG_WARN, "certificate.show_failed", &f,
+              "cannot queue its Show: names and expiry unknown in this pass");
+  }
+}
+
+void pass_feed(struct pass *p, uint32_t a, bool all)
+{
+  struct pass_account *pa = &p->accounts[a];
+  uint32_t window = feed_window(p, a);
+
+  if (p->phase != PHASE_READ && p->phase != PHASE_WRITE)
+    return;
+  p->feeding = true;
+  while (pa->feed_next != UINT32_MAX && (all || pa->fed_out < window)) {
+    uint32_t cert = pa->feed_next;
+    pa->feed_next = p->certs[cert].feed_after;
+    if (p->phase == PHASE_READ)
+      start_cert(p, cert);
+    else
+      rollout_queue_cert(p, cert);
+  }
+  p->feeding = false;
+}
+
+void pass_feed_rewind(struct pass *p)
+{
+  for (uint32_t a = 0; a < p->cfg->naccounts; a++) {
+    p->accounts[a].feed_next = p->accounts[a].feed_first;
+    pass_feed(p, a, false);
+  }
+}
+
 static int alloc_state(struct pass *p)
 {
   const struct config *cfg = p->cfg;
@@ -573,6 +651,7 @@ static int alloc_state(struct pass *p)
       return -ENOMEM;
     }
   }
+  feed_link(p);
   confirm_init(p);
   rc = queue_init(&p->queue, (uint32_t)cfg->naccounts, lim,
                   (uint32_t)(cfg->ncertificates ? cfg->ncertificates : 1),
@@ -716,14 +795,9 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
             config_mode_name(cfg->policy.mode));
   token_take_cached(p);
 
-  for (size_t c = 0; c < p->cfg->ncertificates; c++) {
-    p->reads_left++;
-    /* A certificate from files may first need its object found. */
-    if (cert_start_read(p, (uint32_t)c) < 0)
-      return -ENOMEM;
-    if (read_start_show(p, (uint32_t)c) < 0)
-      return -ENOMEM;
-  }
+  p->reads_left = cfg->ncertificates;
+  for (uint32_t a = 0; a < cfg->naccounts; a++)
+    pass_feed(p, a, false);
   /* Handles last: once they exist, the pass ends only through done(). */
   rc = init_handles(p);
   if (rc < 0)
@@ -742,6 +816,9 @@ void pass_stop(struct pass *p)
 
   if (!p || !p->started || p->stopping || p->phase == PHASE_DONE)
     return;
+  /* Certificates not started yet leave as their queued reads do. */
+  for (uint32_t a = 0; a < p->cfg->naccounts; a++)
+    pass_feed(p, a, true);
   p->stopping = true;
   uv_timer_stop(&p->timer);
   /* Queued work is dropped: writes stay pending, nothing is sent. */

@@ -126,9 +126,16 @@ static void count_request(struct pass *p, enum apig_op op,
   metrics_count_request(p->metrics, apig_op_name(op), code);
 }
 
-static enum queue_outcome queue_outcome_of(enum apig_class cls)
+/* What the queue learns from an answer to a call of op. A Show refused
+ * with 403 says that these credentials may not show certificates, not
+ * that they are wrong: the account's lists and writes go on (show_done in
+ * pass_read.c), so the queue must not block the account for it. */
+static enum queue_outcome queue_outcome_of(enum apig_op op,
+                                           const struct outcome *o)
 {
-  switch (cls) {
+  if (op == APIG_OP_CERT_SHOW && o->status == 403)
+    return QUEUE_FAILURE;
+  switch (o->cls) {
   case APIG_OK:
   case APIG_DONE_ALREADY:
   case APIG_PERMANENT: /* the server accepted who we are */
@@ -239,6 +246,7 @@ void account_block(struct pass *p, uint32_t a, const struct apig_error *why)
 
   if (acct->blocked)
     return;
+  pass_feed(p, a, true); /* drained below with the others */
   acct->blocked = true;
   queue_block_account(&p->queue, a);
   f.account = p->cfg->accounts[a].name;
@@ -351,6 +359,7 @@ static void account_unreachable(struct pass *p, struct job *failed,
            "without an answer (%.200s); not read this pass",
            p->cfg->accounts[a].name, acct->first_failures,
            o->err.msg[0] ? o->err.msg : "transport error");
+  pass_feed(p, a, true); /* drained below with the others */
   acct->blocked = true;
   queue_block_account(&p->queue, a);
   f.account = p->cfg->accounts[a].name;
@@ -434,7 +443,12 @@ static void on_call_done(struct http_request *rq, struct http_response *rs,
   } else {
     struct pass_account *pa = &p->accounts[j->q.account];
     double rate = queue_account_rate(&p->queue, j->q.account);
-    queue_complete(&p->queue, &j->q, queue_outcome_of(o.cls), pass_now_ms(p));
+    enum queue_outcome qo = queue_outcome_of(c->op, &o);
+    /* The queue blocks the account for it: the account's certificates not
+     * started yet are queued first, to leave with its other jobs. */
+    if (qo == QUEUE_AUTH_FAILED)
+      pass_feed(p, j->q.account, true);
+    queue_complete(&p->queue, &j->q, qo, pass_now_ms(p));
     if (o.cls == APIG_OK || o.cls == APIG_DONE_ALREADY)
       pa->retry_credit[j->type] =
           fmin(pa->retry_credit[j->type] + PASS_RETRY_CREDIT_PER_SUCCESS,

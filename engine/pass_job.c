@@ -27,6 +27,10 @@ struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
   j->q.account = pass_cert_account_index(p, cert);
   j->q.cert = cert;
   j->q.data = j;
+  if (p->feeding) {
+    j->fed = true;
+    p->accounts[j->q.account].fed_out++;
+  }
   return j;
 }
 
@@ -36,6 +40,8 @@ void job_free(struct job *j)
 {
   if (!j)
     return;
+  if (j->fed)
+    j->pass->accounts[j->q.account].fed_out--;
   j->pass->live_entries -= j->charged;
   apig_bindings_free(&j->acc);
   free(j->items);

@@ -90,18 +90,22 @@ void rollout_start_wave(struct pass *p)
       held_back(p, i);
   }
   owner_write_ahead(p, lo, hi);
-  for (size_t i = lo; i < hi;) {
-    uint32_t cert = p->plan.items[i].cert;
-    size_t end = i;
-    while (end < hi && p->plan.items[end].cert == cert)
-      end++;
-    if (write_queue_cert(p, cert, i, end) < 0) {
-      struct apig_error why = pass_error("internal", "out of memory");
-      for (size_t k = i; k < end; k++)
-        item_fail(p, k, &why);
-    }
-    i = end;
-  }
+  pass_feed_rewind(p);
+}
+
+void rollout_queue_cert(struct pass *p, uint32_t cert)
+{
+  const struct pass_cert *c = &p->certs[cert];
+  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
+  size_t hi = p->wave_end[p->wave];
+  size_t from = c->item_lo > lo ? c->item_lo : lo;
+  size_t to = c->item_hi < hi ? c->item_hi : hi;
+
+  if (from >= to || write_queue_cert(p, cert, from, to) == 0)
+    return;
+  struct apig_error why = pass_error("internal", "out of memory");
+  for (size_t k = from; k < to; k++)
+    item_fail(p, k, &why);
 }
 
 /* The guards (plan_guards, the same for `plan`): refuse, or with --force

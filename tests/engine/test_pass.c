@@ -1002,6 +1002,234 @@ static void test_expiring_logged_once(void **state)
   free(yaml);
 }
 
+/* ---- 12. many certificates: jobs made as they are sent ---------------- */
+
+/* N certificates c1..cN of the harness's account (max_in_flight 32), each
+ * wanting f<i>.example.com on g1; malloc'd. */
+#define MANY 600
+static char *many_certs_yaml(unsigned n, const char *policy)
+{
+  size_t cap = 256 + (size_t)n * 160;
+  char *s = malloc(cap);
+  size_t len = 0;
+
+  assert_non_null(s);
+  len += (size_t)snprintf(s + len, cap - len, "certificates:\n");
+  for (unsigned i = 1; i <= n; i++)
+    len += (size_t)snprintf(s + len, cap - len,
+                            "  c%u: {account: acct, id: cert%028u}\n", i, i);
+  len += (size_t)snprintf(s + len, cap - len, "bindings:\n");
+  for (unsigned i = 1; i <= n; i++)
+    len += (size_t)snprintf(s + len, cap - len,
+                            "  - {certificate: c%u, gateways: [g1], "
+                            "domains: [f%u.example.com]}\n",
+                            i, i);
+  snprintf(s + len, cap - len, "%s", policy);
+  return s;
+}
+
+static const char *many_cert_id(unsigned i, char buf[33])
+{
+  snprintf(buf, 33, "cert%028u", i);
+  return buf;
+}
+
+/* The status of certificate i's binding (many_certs_yaml). */
+static const struct status_binding *many_binding(const struct status *st,
+                                                 unsigned i)
+{
+  char domain[32];
+
+  snprintf(domain, sizeof(domain), "f%u.example.com", i);
+  for (size_t b = 0; b < st->nbindings; b++) {
+    if (strcmp(st->bindings[b].domain, domain) == 0)
+      return &st->bindings[b];
+  }
+  fail_msg("no binding %s in the status", domain);
+  return NULL;
+}
+
+/* 600 certificates (1,200 starting requests: a first read and a Show
+ * each); the first has 501 bindings live, two pages. Its second page is
+ * read soon after the first page answers, not behind the starting reads
+ * of all 600 certificates: those are queued as the account sends them
+ * (at most 512 at a time), not all at once. Everything converges. */
+static void test_many_certificates_start_as_sent(void **state)
+{
+  struct harness *h = *state;
+  char *yaml = many_certs_yaml(MANY, "policy: {mode: upsert, "
+                                     "confirm_delay_ms: 0, "
+                                     "confirm_timeout_s: 3600}\n");
+  char id[33];
+  size_t first = SIZE_MAX, second = SIZE_MAX, shows = 0;
+
+  for (unsigned d = 1; d <= 501; d++) {
+    char name[48];
+    snprintf(name, sizeof(name), "old%u.example.com", d);
+    assert_int_equal(
+        world_bind(&h->world, many_cert_id(1, id), name, HARNESS_GW1, false),
+        0);
+  }
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, MANY);
+  for (size_t i = 0; i < h->net.ncalls; i++) {
+    const struct fake_call *c = h->net.calls[i];
+    shows += c->op == APIG_OP_CERT_SHOW;
+    if (c->op != APIG_OP_LIST || strcmp(c->cert_id, many_cert_id(1, id)))
+      continue;
+    if (c->offset == 0 && first == SIZE_MAX)
+      first = i;
+    if (c->offset == 500 && second == SIZE_MAX)
+      second = i;
+  }
+  assert_int_equal(shows, MANY);
+  assert_int_equal(first, 0); /* the account's first request goes alone */
+  /* queued all at once, the second page would be request 1,200 or later */
+  assert_true(second != SIZE_MAX && second < 600);
+  free(yaml);
+}
+
+/* Answers the second first read of the pass (or, with writes, the tenth
+ * attach) 403 APIG.1005: the account is blocked. */
+struct forbid_at {
+  struct world *world;
+  bool writes;
+  size_t seen;
+};
+
+static void forbid_one(void *arg, struct fake_call *c, struct fake_answer *a)
+{
+  struct forbid_at *f = arg;
+  int op = f->writes ? APIG_OP_ATTACH : APIG_OP_LIST;
+
+  if (c->op == op && ++f->seen == (f->writes ? 10 : 2)) {
+    a->status = 403;
+    a->body = strdup("{\"error_code\":\"APIG.1005\",\"error_msg\":"
+                     "\"No permissions to request this method\"}");
+    return;
+  }
+  world_script(f->world, c, a);
+}
+
+/* A certificate not started yet when its account is blocked ends as a
+ * started one does: its binding failed with the account's error, and
+ * nothing more is sent. */
+static void run_blocked_many(struct harness *h, bool writes)
+{
+  char *yaml = many_certs_yaml(MANY, "policy: {mode: upsert, "
+                                     "confirm_delay_ms: 0, "
+                                     "confirm_timeout_s: 3600}\n");
+  struct forbid_at f = {.world = &h->world, .writes = writes};
+  struct status st;
+  size_t failed = 0;
+
+  h->net.script = forbid_one;
+  h->net.script_arg = &f;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_PARTIAL);
+  /* a blocked account sends nothing more: what was in flight, at most */
+  if (writes)
+    assert_true(count_op(h, APIG_OP_ATTACH) <= 10 + 32);
+  else
+    assert_true(h->net.ncalls <= 2 + 32);
+  assert_int_equal(pass_status(h->pass, NULL, &st), 0);
+  assert_int_equal(st.nbindings, MANY);
+  for (size_t b = 0; b < st.nbindings; b++)
+    failed += st.bindings[b].state == STATUS_FAILED;
+  assert_true(failed >= MANY - (writes ? 9 : 0) - 32);
+  for (unsigned i = MANY - 10; i <= MANY; i++) {
+    const struct status_binding *b = many_binding(&st, i);
+    assert_int_equal(b->state, STATUS_FAILED);
+    assert_string_equal(b->error_code, "APIG.1005");
+  }
+  status_free(&st);
+  free(yaml);
+}
+
+static void test_blocked_account_fails_certificates_not_started(void **state)
+{
+  run_blocked_many(*state, false);
+}
+
+static void test_blocked_account_fails_writes_not_queued(void **state)
+{
+  run_blocked_many(*state, true);
+}
+
+/* SIGTERM while most certificates are not started: nothing new is sent
+ * and the pass ends interrupted, before any plan. */
+static void stop_at_fifth_answer(struct harness *h, struct fake_call *c)
+{
+  struct stop_at *s = h->user;
+
+  (void)c;
+  if (++s->writes_seen != 5)
+    return;
+  harness_stop(h);
+  s->calls_at_stop = h->net.ncalls;
+}
+
+static void test_stop_with_certificates_not_started(void **state)
+{
+  struct harness *h = *state;
+  char *yaml = many_certs_yaml(MANY, "policy: {mode: upsert}\n");
+  struct stop_at s = {.calls_at_stop = SIZE_MAX};
+
+  h->user = &s;
+  h->before_answer = stop_at_fifth_answer;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_true(s.calls_at_stop != SIZE_MAX);
+  assert_int_equal(h->net.ncalls, s.calls_at_stop);
+  assert_int_equal(harness_outcome(h), PASS_INTERRUPTED);
+  assert_false(pass_result(h->pass)->has_plan);
+  assert_int_equal(count_op(h, APIG_OP_ATTACH), 0);
+  free(yaml);
+}
+
+/* A Show refused with 403 (no permission to show certificates) leaves the
+ * names unknown; the account's lists and writes go on. */
+static void forbid_shows(void *arg, struct fake_call *c, struct fake_answer *a)
+{
+  if (c->op == APIG_OP_CERT_SHOW) {
+    a->status = 403;
+    a->body = strdup("{\"error_code\":\"APIG.1005\",\"error_msg\":"
+                     "\"No permissions to request this method\"}");
+    return;
+  }
+  world_script(arg, c, a);
+}
+
+static void test_show_forbidden_lists_and_writes_go_on(void **state)
+{
+  struct harness *h = *state;
+  char *b = binding_line("c1", "g1", "s", 1, 2);
+  char *yaml =
+      join3("certificates:\n" CERT_YAML(1) CERT_YAML(2) "bindings:\n", b,
+            "- {certificate: c2, gateways: [g1], domains: "
+            "[t.example.com]}\n"
+            "policy: {mode: upsert, confirm_delay_ms: 0, "
+            "confirm_timeout_s: 3600}\n");
+
+  h->net.script = forbid_shows;
+  h->net.script_arg = &h->world;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 2);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 3);
+  assert_null(pass_cert_shown(h->pass, 0));
+  free(b);
+  free(yaml);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1036,6 +1264,16 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_show_failure_leaves_names_unknown,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_many_certificates_start_as_sent,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_blocked_account_fails_certificates_not_started, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_blocked_account_fails_writes_not_queued, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_with_certificates_not_started,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_show_forbidden_lists_and_writes_go_on, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiring_logged_once, setup,
                                       teardown),
   };
