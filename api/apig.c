@@ -433,7 +433,8 @@ struct list_ctx {
 static void binding_free(struct apig_binding *b)
 {
   free(b->url_domain);
-  free(b->instance_id);
+  if (!b->instance_shared)
+    free(b->instance_id);
   memset(b, 0, sizeof *b);
 }
 
@@ -598,6 +599,36 @@ void apig_bindings_free(struct apig_bindings *b)
     binding_free(&b->items[i]);
   free(b->items);
   memset(b, 0, sizeof *b);
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void apig_bindings_share_instances(struct apig_bindings *b, size_t from,
+                                   const char *const *ids, size_t nids)
+{
+  const char *last = NULL; /* a page's entries mostly name one gateway */
+
+  for (size_t i = from; b && i < b->n; i++) {
+    struct apig_binding *e = &b->items[i];
+    const char *const *hit;
+
+    if (e->instance_shared)
+      continue;
+    if (!last || strcmp(last, e->instance_id) != 0) {
+      hit = nids
+                ? bsearch(&e->instance_id, ids, nids, sizeof(*ids), cmp_str_ptr)
+                : NULL;
+      if (!hit)
+        continue;
+      last = *hit;
+    }
+    free(e->instance_id);
+    e->instance_id = (char *)last;
+    e->instance_shared = true;
+  }
 }
 
 /* ---- error envelope (util/json.h) ----------------------------------- */

@@ -105,6 +105,9 @@ struct apig_binding {
   char *url_domain; /* lowercased */
   char *instance_id;
   bool verify_client; /* verified_client_certificate_enabled (absent: false) */
+  /* instance_id is not the entry's own (apig_bindings_share_instances):
+   * not freed with it */
+  bool instance_shared;
 };
 
 /* Accumulates the entries of all pages of one certificate. */
@@ -147,6 +150,13 @@ int apig_parse_list(const char *body, size_t len, struct apig_bindings *out,
  * every duplicate has it, so a disagreement shows as a difference. */
 void apig_bindings_dedupe(struct apig_bindings *b);
 void apig_bindings_free(struct apig_bindings *b);
+/* Entries [from, n) of b whose instance_id equals one of ids[0..nids)
+ * (sorted by strcmp) point at that string instead of their own copy,
+ * which is freed: a fleet's bindings name a few gateways, and 100,000
+ * copies of a 36-character ID are 4.8 MB. The strings of ids must outlive
+ * b's entries. */
+void apig_bindings_share_instances(struct apig_bindings *b, size_t from,
+                                   const char *const *ids, size_t nids);
 
 /* The error envelope. Strings are truncated, always NUL-terminated, ""
  * when absent or when the body is not JSON. */

@@ -615,6 +615,38 @@ void pass_feed_rewind(struct pass *p)
   }
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The gateways' instance IDs, sorted: the live bindings read share these
+ * copies (apig_bindings_share_instances) instead of one each. The pass's
+ * own, as the live state they serve. */
+static int instance_ids_make(struct pass *p)
+{
+  const struct config *cfg = p->cfg;
+
+  p->instance_ids =
+      calloc(cfg->ngateways ? cfg->ngateways : 1, sizeof(*p->instance_ids));
+  if (!p->instance_ids)
+    return -ENOMEM;
+  for (size_t g = 0; g < cfg->ngateways; g++) {
+    if (!(p->instance_ids[g] = strdup(cfg->gateways[g].instance_id)))
+      return -ENOMEM;
+    p->ninstance_ids++;
+  }
+  qsort(p->instance_ids, p->ninstance_ids, sizeof(*p->instance_ids), cmp_id);
+  return 0;
+}
+
+static void instance_ids_free(struct pass *p)
+{
+  for (size_t g = 0; g < p->ninstance_ids; g++)
+    free(p->instance_ids[g]);
+  free(p->instance_ids);
+}
+
 static int alloc_state(struct pass *p)
 {
   const struct config *cfg = p->cfg;
@@ -661,6 +693,8 @@ static int alloc_state(struct pass *p)
   free(lim);
   if (rc == 0)
     rc = live_state_init(&p->live, cfg->ncertificates);
+  if (rc == 0)
+    rc = instance_ids_make(p);
   return rc;
 }
 
@@ -853,6 +887,7 @@ static void release(struct pass *p)
   plan_free(&p->plan);
   plan_wanted_free(&p->wanted);
   live_state_free(&p->live);
+  instance_ids_free(p);
   queue_free(&p->queue);
   free(p);
 }

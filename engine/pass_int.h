@@ -379,6 +379,9 @@ struct pass {
   size_t live_entries;
   size_t live_entries_max;
 
+  /* the gateways' instance IDs, sorted, that live bindings share */
+  char **instance_ids;
+  size_t ninstance_ids;
   struct plan_wanted wanted; /* sorted while the reads are out (by_cert
                                 NULL: not yet, or it failed) */
   size_t wave, nwaves;

@@ -380,6 +380,9 @@ static void on_list_page(struct pass *p, struct job *j, const struct outcome *o,
   }
   if (total_grew(p, j, o, page))
     return;
+  apig_bindings_share_instances(&j->acc, j->charged,
+                                (const char *const *)p->instance_ids,
+                                p->ninstance_ids);
   if (acc_charge(p, j) < 0) {
     live_too_large(p, j, o);
     return;

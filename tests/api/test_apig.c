@@ -385,6 +385,40 @@ static char *nest(int depth)
   strcpy(s + n, "}");
   return s;
 }
+/* Entries naming a known gateway point at its one copy of the ID (and
+ * are freed without freeing it); an unknown ID keeps its own; entries
+ * before `from` are left as they are; dedupe frees shared duplicates. */
+static void test_list_shares_instance_ids(void **state)
+{
+  const char *ids[] = {"i1", "i3"}; /* sorted */
+  struct apig_bindings b = {0};
+  struct apig_page p;
+  const char *page =
+      "{\"bound_domains\":["
+      "{\"url_domain\":\"a.example.com\",\"instance_id\":\"i1\"},"
+      "{\"url_domain\":\"b.example.com\",\"instance_id\":\"i2\"},"
+      "{\"url_domain\":\"c.example.com\",\"instance_id\":\"i3\"},"
+      "{\"url_domain\":\"a.example.com\",\"instance_id\":\"i1\"}]}";
+
+  (void)state;
+  assert_int_equal(parse(page, &b, &p), 0);
+  apig_bindings_share_instances(&b, 1, ids, 2);
+  assert_false(b.items[0].instance_shared); /* before from */
+  assert_false(b.items[1].instance_shared); /* not a known gateway */
+  assert_string_equal(b.items[1].instance_id, "i2");
+  assert_true(b.items[2].instance_shared);
+  assert_ptr_equal(b.items[2].instance_id, ids[1]);
+  assert_true(b.items[3].instance_shared);
+  assert_ptr_equal(b.items[3].instance_id, ids[0]);
+  apig_bindings_share_instances(&b, 0, ids, 2);
+  assert_ptr_equal(b.items[0].instance_id, ids[0]);
+  apig_bindings_dedupe(&b); /* the two a.example.com on i1: one freed */
+  assert_int_equal(b.n, 3);
+  assert_ptr_equal(b.items[0].instance_id, ids[0]);
+  apig_bindings_free(&b); /* ids untouched: ASan and valgrind say so */
+  assert_string_equal(ids[0], "i1");
+  apig_bindings_share_instances(&b, 0, NULL, 0); /* empty: nothing */
+}
 
 static void test_list_bad(void **state)
 {
@@ -806,6 +840,7 @@ int main(void)
       cmocka_unit_test(test_body_refused),
       cmocka_unit_test(test_list_official),
       cmocka_unit_test(test_list_pages_and_dedupe),
+      cmocka_unit_test(test_list_shares_instance_ids),
       cmocka_unit_test(test_list_bad),
       cmocka_unit_test(test_list_limits),
       cmocka_unit_test(test_list_more_entries_than_the_limit),
