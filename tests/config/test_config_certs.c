@@ -219,22 +219,22 @@ static void test_managed_certificate_model(void **state)
   const struct config_certificate *c = &cfg.certificates[0];
   assert_true(c->managed);
   assert_null(c->id);
-  assert_string_equal(c->cert_file, path_of("rsa.rev.pem"));
-  assert_int_equal(c->type, CONFIG_CERT_GLOBAL);
+  assert_string_equal(c->managed->cert_file, path_of("rsa.rev.pem"));
+  assert_int_equal(c->managed->type, CONFIG_CERT_GLOBAL);
   assert_int_equal(c->gateway, CONFIG_NO_GATEWAY);
-  assert_int_equal(c->update, CONFIG_UPDATE_REPLACE);
+  assert_int_equal(c->managed->update, CONFIG_UPDATE_REPLACE);
   assert_int_equal(c->line, 17);
-  assert_string_equal(c->file.chain_pem, want);
-  assert_int_equal(c->file.chain_count, 2);
-  assert_int_equal(strlen(c->file.sha256), 64);
-  assert_string_equal(c->file.common_name, "api.example.com");
-  assert_int_equal(c->file.nsans, 2);
-  assert_int_equal(c->file.key_type, CERTFILE_KEY_RSA);
+  assert_string_equal(c->managed->file.chain_pem, want);
+  assert_int_equal(c->managed->file.chain_count, 2);
+  assert_int_equal(strlen(c->managed->file.sha256), 64);
+  assert_string_equal(c->managed->file.common_name, "api.example.com");
+  assert_int_equal(c->managed->file.nsans, 2);
+  assert_int_equal(c->managed->file.key_type, CERTFILE_KEY_RSA);
   /* the key is the file's PEM, its trailing newline dropped */
-  assert_int_equal(c->key.len, strlen(pem) - 1);
-  assert_memory_equal(c->key.value, pem, c->key.len);
+  assert_int_equal(c->managed->key.len, strlen(pem) - 1);
+  assert_memory_equal(c->managed->key.value, pem, c->managed->key.len);
   char *source = t_fmt("file %s", path_of("rsa.key"));
-  assert_string_equal(c->key.source, source);
+  assert_string_equal(c->managed->key.source, source);
   free(source);
   assert_int_equal(cfg.nbindings, 6);
   config_free(&cfg);
@@ -256,16 +256,16 @@ static void test_instance_type_and_update(void **state)
               "api.example.com"),
           &cfg);
   const struct config_certificate *c = &cfg.certificates[0];
-  assert_int_equal(c->type, CONFIG_CERT_INSTANCE);
+  assert_int_equal(c->managed->type, CONFIG_CERT_INSTANCE);
   assert_string_equal(cfg.gateways[c->gateway].name, "g2");
-  assert_int_equal(c->update, CONFIG_UPDATE_IN_PLACE);
-  assert_int_equal(c->file.key_type, CERTFILE_KEY_EC);
+  assert_int_equal(c->managed->update, CONFIG_UPDATE_IN_PLACE);
+  assert_int_equal(c->managed->file.key_type, CERTFILE_KEY_EC);
   config_free(&cfg);
   load_ok(doc("ec.chain.pem", key, "    type: global\n    update: replace\n",
               "api.example.com"),
           &cfg);
-  assert_int_equal(cfg.certificates[0].type, CONFIG_CERT_GLOBAL);
-  assert_int_equal(cfg.certificates[0].update, CONFIG_UPDATE_REPLACE);
+  assert_int_equal(cfg.certificates[0].managed->type, CONFIG_CERT_GLOBAL);
+  assert_int_equal(cfg.certificates[0].managed->update, CONFIG_UPDATE_REPLACE);
   config_free(&cfg);
   free(key);
 }
@@ -279,15 +279,17 @@ static void test_key_from_env_and_credential(void **state)
 
   load_ok(doc("rsa.chain.pem", "{env: CB_TEST_KEY}", "", "api.example.com"),
           &cfg);
-  assert_string_equal(cfg.certificates[0].key.source, "env CB_TEST_KEY");
-  assert_memory_equal(cfg.certificates[0].key.value, pem,
-                      cfg.certificates[0].key.len);
+  assert_string_equal(cfg.certificates[0].managed->key.source,
+                      "env CB_TEST_KEY");
+  assert_memory_equal(cfg.certificates[0].managed->key.value, pem,
+                      cfg.certificates[0].managed->key.len);
   config_free(&cfg);
 
   setenv("CREDENTIALS_DIRECTORY", s_dir, 1);
   load_ok(doc("rsa.chain.pem", "{credential: rsa.key}", "", "api.example.com"),
           &cfg);
-  assert_string_equal(cfg.certificates[0].key.source, "credential rsa.key");
+  assert_string_equal(cfg.certificates[0].managed->key.source,
+                      "credential rsa.key");
   config_free(&cfg);
   unsetenv("CREDENTIALS_DIRECTORY");
   free(pem);
@@ -521,8 +523,8 @@ static void test_free_wipes_the_key(void **state)
   char *key = key_file("rsa.key");
 
   load_ok(doc("rsa.chain.pem", key, "", "api.example.com"), &cfg);
-  s_watch = (struct watch){.p = cfg.certificates[0].key.value,
-                           .len = cfg.certificates[0].key.len};
+  s_watch = (struct watch){.p = cfg.certificates[0].managed->key.value,
+                           .len = cfg.certificates[0].managed->key.len};
   assert_true(s_watch.len > 1000);
   config_free(&cfg);
   assert_true(s_watch.seen);
@@ -555,10 +557,10 @@ static void test_emit_round_trip(void **state)
   struct config_diag diag = {0};
   assert_int_equal(config_load_buffer("e.yaml", out1, n1, &b, &diag), 0);
   assert_true(b.certificates[0].managed);
-  assert_string_equal(b.certificates[0].file.sha256,
-                      a.certificates[0].file.sha256);
-  assert_int_equal(b.certificates[0].type, CONFIG_CERT_INSTANCE);
-  assert_int_equal(b.certificates[0].update, CONFIG_UPDATE_IN_PLACE);
+  assert_string_equal(b.certificates[0].managed->file.sha256,
+                      a.certificates[0].managed->file.sha256);
+  assert_int_equal(b.certificates[0].managed->type, CONFIG_CERT_INSTANCE);
+  assert_int_equal(b.certificates[0].managed->update, CONFIG_UPDATE_IN_PLACE);
   assert_int_equal(config_emit(&b, NULL, &out2, &n2), 0);
   assert_string_equal(out1, out2);
   config_free(&a);
