@@ -5,7 +5,8 @@
  * offline checks at the YAML key that names the input at fault; the SAN
  * coverage of every bound domain; no byte of a private key in any
  * message or in config_emit's output; the key wiped when the model is
- * freed (free() is wrapped at link time: -Wl,--wrap=free). The
+ * freed, and when a key beside `id` is refused (free() is wrapped at link
+ * time: -Wl,--wrap=free). The
  * certificates are real, made by tests/certs/make-leaf-certs.sh for
  * "api.example.com,*.example.com".
  */
@@ -14,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +33,21 @@ struct watch {
 };
 static struct watch s_watch;
 
+/* And: does any buffer freed while s_scan.needle is set still hold it (a
+ * piece of a key)? malloc_usable_size is the size asked for under ASan
+ * and valgrind, so the scan reads nothing uninitialised there. */
+struct scan {
+  const char *needle;
+  size_t len;
+  bool dirty;
+};
+static struct scan s_scan;
+
 void __wrap_free(void *p)
 {
+  if (p != NULL && s_scan.needle != NULL && p != s_scan.needle &&
+      memmem(p, malloc_usable_size(p), s_scan.needle, s_scan.len) != NULL)
+    s_scan.dirty = true;
   if (p != NULL && p == s_watch.p) {
     s_watch.seen = true;
     s_watch.clean = true;
@@ -532,6 +547,38 @@ static void test_free_wipes_the_key(void **state)
   free(key);
 }
 
+/* A key given beside `id` is read (the form is checked after the keys),
+ * then refused: the model does not keep it, and it is wiped before it is
+ * freed, like a kept one. */
+static void test_key_beside_id_wiped(void **state)
+{
+  (void)state;
+  char *key = key_file("rsa.key");
+  char *pem = slurp("rsa.key");
+  char *line = strchr(pem, '\n'); /* the first base64 line of the key */
+  struct config cfg;
+  struct config_diag diag = {0};
+  char *text = t_fmt(CERTS_HEAD "  c1:\n"
+                                "    account: a1\n"
+                                "    id: a27be832f2e9441c8127fe48e3b5ac67\n"
+                                "    key: %s\n" POLICY_EMPTY,
+                     key);
+
+  assert_non_null(line);
+  s_scan = (struct scan){.needle = line + 1, .len = 64};
+  assert_int_equal(t_load(text, &cfg, &diag), -EINVAL);
+  s_scan.needle = NULL;
+  assert_false(s_scan.dirty);
+  assert_int_equal(diag.count, 1);
+  assert_true(t_has(&diag, 19, 10,
+                    "certificates.c1.key: only for a certificate from files "
+                    "(cert_file), not with id"));
+  config_diag_free(&diag);
+  free(text);
+  free(pem);
+  free(key);
+}
+
 static void test_emit_round_trip(void **state)
 {
   (void)state;
@@ -582,6 +629,7 @@ int main(void)
       cmocka_unit_test(test_key_is_a_secret),
       cmocka_unit_test(test_bound_domains_must_be_covered),
       cmocka_unit_test(test_free_wipes_the_key),
+      cmocka_unit_test(test_key_beside_id_wiped),
       cmocka_unit_test(test_emit_round_trip),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
