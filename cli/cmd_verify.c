@@ -342,7 +342,7 @@ static int gen_wanted(yajl_gen g, const struct verify *v,
   char na[32];
 
   if (c->want.has_sha256)
-    GEN_OK(json_gen_key_str(g, "wanted_sha256", cert->file.sha256));
+    GEN_OK(json_gen_key_str(g, "wanted_sha256", cert->managed->file.sha256));
   if (c->want.serial) {
     format_time(c->want.not_after, na, sizeof(na));
     GEN_OK(json_gen_key_str(g, "wanted_serial", c->want.serial));

@@ -59,7 +59,7 @@ static bool want_of(const struct config_certificate *c, const struct pass *p,
 
   memset(w, 0, sizeof(*w));
   if (c->managed) {
-    w->has_sha256 = hex_to_bytes(c->file.sha256, w->sha256, 32) == 0;
+    w->has_sha256 = hex_to_bytes(c->managed->file.sha256, w->sha256, 32) == 0;
     return true;
   }
   if (!shown)

@@ -55,6 +55,34 @@ struct entry {
   int type, update;
 };
 
+/* What the entry read of the files' form, when the model does not take
+ * it: the key (read even beside an `id`, an error) is wiped. */
+static void entry_files_free(struct entry *e)
+{
+  free(e->cert_file);
+  e->cert_file = NULL;
+  config__secret_wipe(&e->key);
+}
+
+/* A managed certificate gets its own fields, moved from the entry. false
+ * (out of memory, flagged) leaves them in the entry. */
+static bool adopt_files(struct config__loader *l, struct entry *e,
+                        struct config_certificate *cert)
+{
+  struct config_managed_cert *m = calloc(1, sizeof(*m));
+
+  if (m == NULL) {
+    l->c->oom = true;
+    return false;
+  }
+  m->cert_file = e->cert_file;
+  m->key = e->key;
+  m->type = e->type > 0 ? CONFIG_CERT_INSTANCE : CONFIG_CERT_GLOBAL;
+  m->update = e->update > 0 ? CONFIG_UPDATE_IN_PLACE : CONFIG_UPDATE_REPLACE;
+  cert->managed = m;
+  return true;
+}
+
 static void type(void *ud, const struct config__node *v, const char *path,
                  void *dst)
 {
@@ -138,7 +166,7 @@ static void instance_gateway(struct config__loader *l,
   const struct config__node *g = seen[C_GATEWAY];
   char sub[600];
 
-  if (cert->type != CONFIG_CERT_INSTANCE) {
+  if (cert->managed->type != CONFIG_CERT_INSTANCE) {
     if (g != NULL)
       config__error(l->c, g->line, g->col,
                     "%s.gateway: only with type: instance", path);
@@ -175,14 +203,15 @@ static void load_files(struct config__loader *l, const char *path,
                        const struct config__node **seen,
                        struct config_certificate *cert)
 {
+  struct config_managed_cert *m = cert->managed;
   enum certfile_input blame = CERTFILE_INPUT_CERT;
   char err[1024];
   int rc;
 
-  if (cert->cert_file == NULL || cert->key.value == NULL)
+  if (m->cert_file == NULL || m->key.value == NULL)
     return; /* missing or invalid: reported */
-  rc = certfile_load_blame(cert->cert_file, cert->key.value, cert->key.len,
-                           (int64_t)time(NULL), &cert->file, err, sizeof(err),
+  rc = certfile_load_blame(m->cert_file, m->key.value, m->key.len,
+                           (int64_t)time(NULL), &m->file, err, sizeof(err),
                            &blame);
   if (rc == -ENOMEM) {
     l->c->oom = true;
@@ -213,13 +242,10 @@ void config__one_certificate(struct config__loader *l,
   /* owned by the model from here on, whatever else is wrong */
   cert->account = e.account;
   cert->id = e.id;
-  cert->cert_file = e.cert_file;
-  cert->key = e.key;
-  cert->type = e.type > 0 ? CONFIG_CERT_INSTANCE : CONFIG_CERT_GLOBAL;
-  cert->update = e.update > 0 ? CONFIG_UPDATE_IN_PLACE : CONFIG_UPDATE_REPLACE;
-  if (!check_form(l, v, path, seen))
+  if (!check_form(l, v, path, seen) || !adopt_files(l, &e, cert)) {
+    entry_files_free(&e);
     return;
-  cert->managed = true;
+  }
   if (e.type >= 0)
     instance_gateway(l, v, path, seen, cert);
   load_files(l, path, seen, cert);
@@ -248,20 +274,21 @@ void config__check_covered(struct config__loader *l,
                            size_t cert, const char *domain)
 {
   const struct config_certificate *c = &l->cfg->certificates[cert];
+  const struct config_managed_cert *m = c->managed;
   char names[400];
 
-  if (!c->managed || c->file.chain_pem == NULL)
+  if (m == NULL || m->file.chain_pem == NULL)
     return; /* an id certificate's names are read from APIG, later */
-  if (certfile_covers((const char *const *)c->file.sans, c->file.nsans, domain))
+  if (certfile_covers((const char *const *)m->file.sans, m->file.nsans, domain))
     return;
-  if (c->file.nsans == 0) {
+  if (m->file.nsans == 0) {
     config__error(l->c, v->line, v->col,
                   "%s: \"%s\" is not covered by certificate \"%s\": %s has "
                   "no DNS names (subjectAltName)",
-                  path, domain, c->name, c->cert_file);
+                  path, domain, c->name, m->cert_file);
     return;
   }
-  names_list(names, sizeof(names), &c->file);
+  names_list(names, sizeof(names), &m->file);
   config__error(l->c, v->line, v->col,
                 "%s: \"%s\" is not covered by certificate \"%s\" (its names: "
                 "%s; a wildcard covers one label)",
@@ -270,9 +297,15 @@ void config__check_covered(struct config__loader *l,
 
 void config__certificate_free(struct config_certificate *cert)
 {
+  struct config_managed_cert *m = cert->managed;
+
   free(cert->name);
   free(cert->id);
-  free(cert->cert_file);
-  config__secret_wipe(&cert->key);
-  certfile_free(&cert->file);
+  if (m == NULL)
+    return;
+  free(m->cert_file);
+  config__secret_wipe(&m->key);
+  certfile_free(&m->file);
+  free(m);
+  cert->managed = NULL;
 }

@@ -104,14 +104,13 @@ enum config_cert_update {
 };
 
 /*
- * A certificate is either an existing APIG object (`id`) or managed from
- * files (`cert_file` + `key`): exactly one of the two.
+ * What only a certificate managed from files (`cert_file` + `key`) has.
  *
- * A managed certificate is loaded and checked offline at load time
- * (certfile_load at the time of the load): `file` is the result, with the
- * chain in the order APIG wants, the leaf's SHA-256 (its identity),
- * serial, validity, CN and SANs. Every domain bound to it is covered by
- * one of its SANs (else the file does not load).
+ * It is loaded and checked offline at load time (certfile_load at the
+ * time of the load): `file` is the result, with the chain in the order
+ * APIG wants, the leaf's SHA-256 (its identity), serial, validity, CN and
+ * SANs. Every domain bound to it is covered by one of its SANs (else the
+ * file does not load).
  *
  * `key` is the private key PEM, a secret: read like any secret source
  * ({ file }, { env }, { credential }, the same mode rules), held only
@@ -120,20 +119,39 @@ enum config_cert_update {
  * (OPENSSL_cleanse) as soon as the body is built, and never log it, a
  * body that holds it, or any part of either.
  */
+struct config_managed_cert {
+  char *cert_file;                /* the path as written */
+  struct config_secret key;       /* the private key (PEM) */
+  struct certfile file;           /* what certfile_load found */
+  enum config_cert_type type;     /* default global */
+  enum config_cert_update update; /* default replace */
+};
+
+/*
+ * A certificate is either an existing APIG object (`id`) or managed from
+ * files (`cert_file` + `key`): exactly one of the two.
+ *
+ * A file may name many thousands of certificates by id, so an entry holds
+ * only what both forms have; the files' form's own fields are behind
+ * `managed`, allocated for a managed certificate only and freed (its key
+ * wiped) by config_free. A model built by hand sets `managed` to a
+ * malloc'd struct that config_free then owns.
+ */
 struct config_certificate {
   char *name;
-  size_t account;  /* index into config.accounts */
-  char *id;        /* 32 alphanumerics; NULL for a managed certificate */
-  bool managed;    /* given by cert_file + key */
-  char *cert_file; /* managed: the path as written */
-  struct config_secret key;       /* managed: the private key (PEM) */
-  struct certfile file;           /* managed: what certfile_load found */
-  enum config_cert_type type;     /* managed: default global */
-  size_t gateway;                 /* CONFIG_CERT_INSTANCE: index into
-                                     config.gateways; else CONFIG_NO_GATEWAY */
-  enum config_cert_update update; /* managed: default replace */
-  uint32_t line, col;             /* the certificate's mapping in the file */
+  char *id; /* 32 alphanumerics; NULL for a managed certificate */
+  /* given by cert_file + key: its own fields; NULL for an id certificate */
+  struct config_managed_cert *managed;
+  size_t account;     /* index into config.accounts */
+  size_t gateway;     /* CONFIG_CERT_INSTANCE: index into config.gateways;
+                         else CONFIG_NO_GATEWAY */
+  uint32_t line, col; /* the certificate's mapping in the file */
 };
+
+/* One entry per certificate of the file, each a few words: keep it so. */
+_Static_assert(sizeof(struct config_certificate) <= 6 * sizeof(void *),
+               "struct config_certificate grew: managed-only fields belong "
+               "in struct config_managed_cert");
 
 #define CONFIG_NO_GATEWAY ((size_t)-1)
 

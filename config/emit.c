@@ -295,14 +295,16 @@ static void gateways(struct emit *m)
 static void managed_certificate(struct emit *m,
                                 const struct config_certificate *x)
 {
-  kv_str(m, "cert_file", x->cert_file);
-  secret_ref(m, "key", &x->key);
-  if (x->type == CONFIG_CERT_INSTANCE) {
-    kv_str(m, "type", config_cert_type_name(x->type));
+  const struct config_managed_cert *f = x->managed;
+
+  kv_str(m, "cert_file", f->cert_file);
+  secret_ref(m, "key", &f->key);
+  if (f->type == CONFIG_CERT_INSTANCE) {
+    kv_str(m, "type", config_cert_type_name(f->type));
     kv_str(m, "gateway", m->cfg->gateways[x->gateway].name);
   }
-  if (x->update != CONFIG_UPDATE_REPLACE)
-    kv_str(m, "update", config_cert_update_name(x->update));
+  if (f->update != CONFIG_UPDATE_REPLACE)
+    kv_str(m, "update", config_cert_update_name(f->update));
 }
 
 static void certificates(struct emit *m)

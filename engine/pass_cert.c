@@ -61,6 +61,13 @@ static const struct config_certificate *file_cert(const struct pass *p,
   return &p->view.certificates[cert];
 }
 
+/* The files of managed certificate cert (never a previous object's). */
+static const struct config_managed_cert *cert_files(const struct pass *p,
+                                                    uint32_t cert)
+{
+  return file_cert(p, cert)->managed;
+}
+
 static bool is_managed(const struct pass *p, uint32_t cert)
 {
   return p->mcerts && cert < p->nfile_certs && file_cert(p, cert)->managed;
@@ -72,7 +79,7 @@ static bool is_previous(const struct ledger_cert *r,
                         const struct config_certificate *c)
 {
   return strcmp(r->certificate, c->name) == 0 &&
-         strcasecmp(r->sha256, c->file.sha256) != 0;
+         strcasecmp(r->sha256, c->managed->file.sha256) != 0;
 }
 
 static size_t count_previous(const struct pass *p, const struct config *f)
@@ -95,7 +102,7 @@ static int add_previous(struct pass *p, uint32_t c, const struct ledger_cert *r)
   struct config_certificate *vc;
   struct pass_prev *pv;
 
-  if (file_cert(p, c)->update == CONFIG_UPDATE_IN_PLACE && !m->resolved &&
+  if (cert_files(p, c)->update == CONFIG_UPDATE_IN_PLACE && !m->resolved &&
       !m->update_id[0]) {
     snprintf(m->update_id, sizeof(m->update_id), "%s", r->object_id);
     p->view.certificates[c].id = m->update_id;
@@ -125,10 +132,11 @@ static int view_cert(struct pass *p, uint32_t c)
 {
   const struct config_certificate *fc = file_cert(p, c);
   struct pass_mcert *m = &p->mcerts[c];
-  struct ledger_cert *r = ledger_cert_find(p->ledger, fc->file.sha256);
+  const char *sha256 = fc->managed->file.sha256;
+  struct ledger_cert *r = ledger_cert_find(p->ledger, sha256);
   int rc;
 
-  rc = apig_cert_name(fc->name, fc->file.sha256, m->name);
+  rc = apig_cert_name(fc->name, sha256, m->name);
   if (rc < 0)
     return rc;
   p->view.certificates[c].id = new_object_id;
@@ -153,7 +161,7 @@ int cert_view_make(struct pass *p)
 
   p->nfile_certs = f->ncertificates;
   for (size_t c = 0; c < f->ncertificates; c++)
-    any |= f->certificates[c].managed;
+    any |= f->certificates[c].managed != NULL;
   if (!any)
     return 0;
   nprev = count_previous(p, f);
@@ -278,7 +286,7 @@ int cert_start_read(struct pass *p, uint32_t cert)
     }
     return push_step(p, cert, CSTEP_UPDATE, 0);
   }
-  if (!file_cert(p, cert)->file.common_name[0])
+  if (!cert_files(p, cert)->file.common_name[0])
     return push_step(p, cert, writing(p) ? CSTEP_CREATE : CSTEP_FIND, 0);
   return push_step(p, cert, CSTEP_FIND, 0);
 }
@@ -298,7 +306,7 @@ static void resolved(struct pass *p, struct job *j, const char *id,
   p->view.certificates[j->cert].id = m->object_id;
   if (old) /* updated in place: the same object, a new leaf */
     rec = *old;
-  snprintf(rec.sha256, sizeof(rec.sha256), "%s", fc->file.sha256);
+  snprintf(rec.sha256, sizeof(rec.sha256), "%s", fc->managed->file.sha256);
   snprintf(rec.object_id, sizeof(rec.object_id), "%s", id);
   snprintf(rec.name, sizeof(rec.name), "%s", m->name);
   snprintf(rec.certificate, sizeof(rec.certificate), "%s", fc->name);
@@ -367,7 +375,8 @@ static const char *cert_instance(const struct pass *p, uint32_t cert)
 {
   const struct config_certificate *fc = file_cert(p, cert);
 
-  if (fc->type != CONFIG_CERT_INSTANCE || fc->gateway == CONFIG_NO_GATEWAY)
+  if (fc->managed == NULL || fc->managed->type != CONFIG_CERT_INSTANCE ||
+      fc->gateway == CONFIG_NO_GATEWAY)
     return NULL;
   return p->cfg->gateways[fc->gateway].instance_id;
 }
@@ -377,10 +386,10 @@ static int cert_body(const struct pass *p, uint32_t cert, struct call *c)
   const struct config_certificate *fc = file_cert(p, cert);
   struct apig_cert_form f = {
       .name = p->mcerts[cert].name,
-      .chain_pem = fc->file.chain_pem,
-      .chain_len = fc->file.chain_len,
-      .key_pem = fc->key.value,
-      .key_len = fc->key.len,
+      .chain_pem = fc->managed->file.chain_pem,
+      .chain_len = fc->managed->file.chain_len,
+      .key_pem = fc->managed->key.value,
+      .key_len = fc->managed->key.len,
       .type = cert_instance(p, cert) ? APIG_CERT_INSTANCE : APIG_CERT_GLOBAL,
       .instance_id = cert_instance(p, cert),
   };
@@ -401,7 +410,7 @@ static int step_url(struct pass *p, struct job *j, struct call *c)
   switch (j->step) {
   case CSTEP_FIND:
     c->op = APIG_OP_CERT_LIST;
-    q.common_name = fc->file.common_name;
+    q.common_name = fc->managed->file.common_name;
     return apig_cert_url_list(ep, a->project_id, &q, &c->url);
   case CSTEP_FIND_NAME:
     c->op = APIG_OP_CERT_LIST;
@@ -536,7 +545,7 @@ static void answer_failed(struct pass *p, struct job *j, const char *what,
 static void on_find(struct pass *p, struct job *j, struct http_response *rs)
 {
   struct pass_mcert *m = &p->mcerts[j->cert];
-  const struct certfile *f = &file_cert(p, j->cert)->file;
+  const struct certfile *f = &cert_files(p, j->cert)->file;
   struct apig_cert_page page;
   char why[128] = "";
 
@@ -573,7 +582,7 @@ static void on_prove(struct pass *p, struct job *j, struct http_response *rs)
   bool holds;
 
   holds = apig_cert_parse(rs->body, rs->body_len, &o, NULL, 0) == 0 &&
-          proves_leaf(&o, &file_cert(p, j->cert)->file);
+          proves_leaf(&o, &cert_files(p, j->cert)->file);
   if (holds) {
     char id[65];
     snprintf(id, sizeof(id), "%s", o.id);
@@ -595,7 +604,7 @@ static void on_find_name(struct pass *p, struct job *j,
                          struct http_response *rs)
 {
   struct pass_mcert *m = &p->mcerts[j->cert];
-  const struct certfile *f = &file_cert(p, j->cert)->file;
+  const struct certfile *f = &cert_files(p, j->cert)->file;
   struct apig_cert_page page;
   char found[65] = "";
 

@@ -602,7 +602,7 @@ int read_start_show(struct pass *p, uint32_t cert)
   struct job *j;
 
   if (cc->managed) {
-    note_expiry(p, cert, cc->file.not_after);
+    note_expiry(p, cert, cc->managed->file.not_after);
     return 0;
   }
   /* A previous object of a certificate from files (pass_cert.c) is read

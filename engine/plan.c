@@ -130,7 +130,7 @@ const char *plan_cert_op_name(enum plan_cert_op op)
  * runs and be created by `apply` before its reads). */
 static const char *cert_key(const struct config_certificate *c)
 {
-  return c->managed ? c->file.sha256 : c->id;
+  return c->managed ? c->managed->file.sha256 : c->id;
 }
 
 const char *plan_op_name(enum plan_op op)
@@ -680,7 +680,7 @@ int64_t plan_cert_not_after(const struct config *cfg,
   const struct config_certificate *cc = &cfg->certificates[c];
 
   if (cc->managed)
-    return cc->file.not_after;
+    return cc->managed->file.not_after;
   if (live && c < live->ncerts && live->certs[c].shown)
     return live->certs[c].show.not_after;
   return 0;
@@ -692,8 +692,8 @@ bool plan_cert_names(const struct config *cfg, const struct live_state *live,
   const struct config_certificate *cc = &cfg->certificates[c];
 
   if (cc->managed) {
-    *sans = (const char *const *)cc->file.sans;
-    *n = cc->file.nsans;
+    *sans = (const char *const *)cc->managed->file.sans;
+    *n = cc->managed->file.nsans;
     return true;
   }
   if (live && c < live->ncerts && live->certs[c].shown) {

@@ -5,7 +5,8 @@
  * offline checks at the YAML key that names the input at fault; the SAN
  * coverage of every bound domain; no byte of a private key in any
  * message or in config_emit's output; the key wiped when the model is
- * freed (free() is wrapped at link time: -Wl,--wrap=free). The
+ * freed, and when a key beside `id` is refused (free() is wrapped at link
+ * time: -Wl,--wrap=free). The
  * certificates are real, made by tests/certs/make-leaf-certs.sh for
  * "api.example.com,*.example.com".
  */
@@ -14,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +33,35 @@ struct watch {
 };
 static struct watch s_watch;
 
+/* And, for a key the test cannot reach: does a buffer of the key's size
+ * (size..size+32: malloc rounds up), freed while s_scan.needle is set,
+ * still hold the needle (a piece of the key)? Only buffers of that size:
+ * others (the loader's arenas) are partly uninitialised, which valgrind
+ * reports when they are read; malloc_usable_size is the size asked for
+ * under ASan and valgrind. */
+struct scan {
+  const char *needle;
+  size_t len;
+  size_t size;  /* of the buffer that holds the key's value */
+  size_t sized; /* buffers of that size freed */
+  bool dirty;
+};
+static struct scan s_scan;
+
+static bool holds_needle(const void *p)
+{
+  size_t n = malloc_usable_size((void *)p);
+
+  if (n < s_scan.size || n >= s_scan.size + 32)
+    return false;
+  s_scan.sized++;
+  return memmem(p, n, s_scan.needle, s_scan.len) != NULL;
+}
+
 void __wrap_free(void *p)
 {
+  if (p != NULL && s_scan.needle != NULL && holds_needle(p))
+    s_scan.dirty = true;
   if (p != NULL && p == s_watch.p) {
     s_watch.seen = true;
     s_watch.clean = true;
@@ -219,22 +248,22 @@ static void test_managed_certificate_model(void **state)
   const struct config_certificate *c = &cfg.certificates[0];
   assert_true(c->managed);
   assert_null(c->id);
-  assert_string_equal(c->cert_file, path_of("rsa.rev.pem"));
-  assert_int_equal(c->type, CONFIG_CERT_GLOBAL);
+  assert_string_equal(c->managed->cert_file, path_of("rsa.rev.pem"));
+  assert_int_equal(c->managed->type, CONFIG_CERT_GLOBAL);
   assert_int_equal(c->gateway, CONFIG_NO_GATEWAY);
-  assert_int_equal(c->update, CONFIG_UPDATE_REPLACE);
+  assert_int_equal(c->managed->update, CONFIG_UPDATE_REPLACE);
   assert_int_equal(c->line, 17);
-  assert_string_equal(c->file.chain_pem, want);
-  assert_int_equal(c->file.chain_count, 2);
-  assert_int_equal(strlen(c->file.sha256), 64);
-  assert_string_equal(c->file.common_name, "api.example.com");
-  assert_int_equal(c->file.nsans, 2);
-  assert_int_equal(c->file.key_type, CERTFILE_KEY_RSA);
+  assert_string_equal(c->managed->file.chain_pem, want);
+  assert_int_equal(c->managed->file.chain_count, 2);
+  assert_int_equal(strlen(c->managed->file.sha256), 64);
+  assert_string_equal(c->managed->file.common_name, "api.example.com");
+  assert_int_equal(c->managed->file.nsans, 2);
+  assert_int_equal(c->managed->file.key_type, CERTFILE_KEY_RSA);
   /* the key is the file's PEM, its trailing newline dropped */
-  assert_int_equal(c->key.len, strlen(pem) - 1);
-  assert_memory_equal(c->key.value, pem, c->key.len);
+  assert_int_equal(c->managed->key.len, strlen(pem) - 1);
+  assert_memory_equal(c->managed->key.value, pem, c->managed->key.len);
   char *source = t_fmt("file %s", path_of("rsa.key"));
-  assert_string_equal(c->key.source, source);
+  assert_string_equal(c->managed->key.source, source);
   free(source);
   assert_int_equal(cfg.nbindings, 6);
   config_free(&cfg);
@@ -256,16 +285,16 @@ static void test_instance_type_and_update(void **state)
               "api.example.com"),
           &cfg);
   const struct config_certificate *c = &cfg.certificates[0];
-  assert_int_equal(c->type, CONFIG_CERT_INSTANCE);
+  assert_int_equal(c->managed->type, CONFIG_CERT_INSTANCE);
   assert_string_equal(cfg.gateways[c->gateway].name, "g2");
-  assert_int_equal(c->update, CONFIG_UPDATE_IN_PLACE);
-  assert_int_equal(c->file.key_type, CERTFILE_KEY_EC);
+  assert_int_equal(c->managed->update, CONFIG_UPDATE_IN_PLACE);
+  assert_int_equal(c->managed->file.key_type, CERTFILE_KEY_EC);
   config_free(&cfg);
   load_ok(doc("ec.chain.pem", key, "    type: global\n    update: replace\n",
               "api.example.com"),
           &cfg);
-  assert_int_equal(cfg.certificates[0].type, CONFIG_CERT_GLOBAL);
-  assert_int_equal(cfg.certificates[0].update, CONFIG_UPDATE_REPLACE);
+  assert_int_equal(cfg.certificates[0].managed->type, CONFIG_CERT_GLOBAL);
+  assert_int_equal(cfg.certificates[0].managed->update, CONFIG_UPDATE_REPLACE);
   config_free(&cfg);
   free(key);
 }
@@ -279,15 +308,17 @@ static void test_key_from_env_and_credential(void **state)
 
   load_ok(doc("rsa.chain.pem", "{env: CB_TEST_KEY}", "", "api.example.com"),
           &cfg);
-  assert_string_equal(cfg.certificates[0].key.source, "env CB_TEST_KEY");
-  assert_memory_equal(cfg.certificates[0].key.value, pem,
-                      cfg.certificates[0].key.len);
+  assert_string_equal(cfg.certificates[0].managed->key.source,
+                      "env CB_TEST_KEY");
+  assert_memory_equal(cfg.certificates[0].managed->key.value, pem,
+                      cfg.certificates[0].managed->key.len);
   config_free(&cfg);
 
   setenv("CREDENTIALS_DIRECTORY", s_dir, 1);
   load_ok(doc("rsa.chain.pem", "{credential: rsa.key}", "", "api.example.com"),
           &cfg);
-  assert_string_equal(cfg.certificates[0].key.source, "credential rsa.key");
+  assert_string_equal(cfg.certificates[0].managed->key.source,
+                      "credential rsa.key");
   config_free(&cfg);
   unsetenv("CREDENTIALS_DIRECTORY");
   free(pem);
@@ -521,12 +552,46 @@ static void test_free_wipes_the_key(void **state)
   char *key = key_file("rsa.key");
 
   load_ok(doc("rsa.chain.pem", key, "", "api.example.com"), &cfg);
-  s_watch = (struct watch){.p = cfg.certificates[0].key.value,
-                           .len = cfg.certificates[0].key.len};
+  s_watch = (struct watch){.p = cfg.certificates[0].managed->key.value,
+                           .len = cfg.certificates[0].managed->key.len};
   assert_true(s_watch.len > 1000);
   config_free(&cfg);
   assert_true(s_watch.seen);
   assert_true(s_watch.clean);
+  free(key);
+}
+
+/* A key given beside `id` is read (the form is checked after the keys),
+ * then refused: the model does not keep it, and it is wiped before it is
+ * freed, like a kept one. */
+static void test_key_beside_id_wiped(void **state)
+{
+  (void)state;
+  char *key = key_file("rsa.key");
+  char *pem = slurp("rsa.key");
+  char *line = strchr(pem, '\n'); /* the first base64 line of the key */
+  struct config cfg;
+  struct config_diag diag = {0};
+  char *text = t_fmt(CERTS_HEAD "  c1:\n"
+                                "    account: a1\n"
+                                "    id: a27be832f2e9441c8127fe48e3b5ac67\n"
+                                "    key: %s\n" POLICY_EMPTY,
+                     key);
+
+  assert_non_null(line);
+  /* the value: the PEM without its trailing newline, NUL-terminated */
+  s_scan = (struct scan){.needle = line + 1, .len = 64, .size = strlen(pem)};
+  assert_int_equal(t_load(text, &cfg, &diag), -EINVAL);
+  s_scan.needle = NULL;
+  assert_true(s_scan.sized >= 1); /* the key was read, then freed */
+  assert_false(s_scan.dirty);
+  assert_int_equal(diag.count, 1);
+  assert_true(t_has(&diag, 19, 10,
+                    "certificates.c1.key: only for a certificate from files "
+                    "(cert_file), not with id"));
+  config_diag_free(&diag);
+  free(text);
+  free(pem);
   free(key);
 }
 
@@ -555,10 +620,10 @@ static void test_emit_round_trip(void **state)
   struct config_diag diag = {0};
   assert_int_equal(config_load_buffer("e.yaml", out1, n1, &b, &diag), 0);
   assert_true(b.certificates[0].managed);
-  assert_string_equal(b.certificates[0].file.sha256,
-                      a.certificates[0].file.sha256);
-  assert_int_equal(b.certificates[0].type, CONFIG_CERT_INSTANCE);
-  assert_int_equal(b.certificates[0].update, CONFIG_UPDATE_IN_PLACE);
+  assert_string_equal(b.certificates[0].managed->file.sha256,
+                      a.certificates[0].managed->file.sha256);
+  assert_int_equal(b.certificates[0].managed->type, CONFIG_CERT_INSTANCE);
+  assert_int_equal(b.certificates[0].managed->update, CONFIG_UPDATE_IN_PLACE);
   assert_int_equal(config_emit(&b, NULL, &out2, &n2), 0);
   assert_string_equal(out1, out2);
   config_free(&a);
@@ -580,6 +645,7 @@ int main(void)
       cmocka_unit_test(test_key_is_a_secret),
       cmocka_unit_test(test_bound_domains_must_be_covered),
       cmocka_unit_test(test_free_wipes_the_key),
+      cmocka_unit_test(test_key_beside_id_wiped),
       cmocka_unit_test(test_emit_round_trip),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

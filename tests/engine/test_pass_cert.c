@@ -202,7 +202,7 @@ static void leaf_sha(const char *pem, const char *key, char out[65])
 
   harness_setup(&h);
   load_web(&h, pem, key, "{mode: sync}");
-  snprintf(out, 65, "%s", h.cfg.certificates[0].file.sha256);
+  snprintf(out, 65, "%s", h.cfg.certificates[0].managed->file.sha256);
   harness_teardown(&h);
 }
 
@@ -241,7 +241,8 @@ static void test_upload_then_bind(void **state)
       strstr(first_op(h, APIG_OP_CERT_LIST)->url, "common_name=m.example.com"));
   assert_int_equal(h->world.nobjs, 1);
   assert_all_on(h, h->world.objs[0].id);
-  rec = ledger_cert_find(&c->ledger, h->cfg.certificates[0].file.sha256);
+  rec =
+      ledger_cert_find(&c->ledger, h->cfg.certificates[0].managed->file.sha256);
   assert_non_null(rec);
   assert_true(rec->created);
   assert_string_equal(rec->object_id, h->world.objs[0].id);
