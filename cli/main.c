@@ -51,6 +51,10 @@ enum {
   CMD_ANY = (1u << 9) - 1,
   /* the commands that read a desired-state file */
   CMD_WITH_FILE = CMD_ANY & ~(CMD_STATUS | CMD_HELP),
+  /* the commands that make HTTPS transfers, so need libcurl's global
+   * state (and, through it, OpenSSL's libssl and its configuration file);
+   * validate and status start faster without them */
+  CMD_WITH_NETWORK = CMD_ANY & ~(CMD_VALIDATE | CMD_STATUS | CMD_HELP),
 };
 
 struct command {
@@ -752,15 +756,17 @@ static void quiet_on_terminal(struct cli_args *a)
 
 static int dispatch(const struct command *cmd, struct cli_args *args)
 {
+  bool network = cmd->bit & CMD_WITH_NETWORK;
   int rc;
 
   quiet_on_terminal(args);
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+  if (network && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     fputs("certbind: libcurl could not be initialised\n", stderr);
     return CLI_EXIT_FAILURE;
   }
   rc = cmd->run(args);
-  curl_global_cleanup();
+  if (network)
+    curl_global_cleanup();
   return rc;
 }
 
