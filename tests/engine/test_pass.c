@@ -483,16 +483,32 @@ static void test_soak_between_waves(void **state)
 /* ---- 5. a stopped pass sends nothing new ----------------------------- */
 
 struct stop_at {
-  size_t writes_seen;
+  size_t seen;          /* answers the hook counted */
   size_t calls_at_stop; /* SIZE_MAX: not stopped yet */
 };
+
+/* Run the pass with hook, which stops it (harness_stop) and records
+ * calls_at_stop: it was stopped, and sent nothing after. */
+static void run_until_stopped(struct harness *h, const char *yaml,
+                              void (*hook)(struct harness *h,
+                                           struct fake_call *c),
+                              struct stop_at *s)
+{
+  *s = (struct stop_at){.calls_at_stop = SIZE_MAX};
+  h->user = s;
+  h->before_answer = hook;
+  harness_load(h, yaml);
+  harness_run(h, NULL);
+  assert_true(s->calls_at_stop != SIZE_MAX);
+  assert_int_equal(h->net.ncalls, s->calls_at_stop);
+}
 
 /* SIGTERM arrives while the second write is in flight. */
 static void stop_during_second_write(struct harness *h, struct fake_call *c)
 {
   struct stop_at *s = h->user;
 
-  if (c->op != APIG_OP_ATTACH || ++s->writes_seen != 2)
+  if (c->op != APIG_OP_ATTACH || ++s->seen != 2)
     return;
   harness_stop(h);
   s->calls_at_stop = h->net.ncalls;
@@ -505,17 +521,11 @@ static void test_stop_sends_nothing_new(void **state)
   char *yaml = join3("certificates:\n" CERT_YAML(1) "bindings:\n", b,
                      "policy: {mode: upsert, batch_size: 1, "
                      "confirm_delay_ms: 0, confirm_timeout_s: 3600}\n");
-  struct stop_at s = {.calls_at_stop = SIZE_MAX};
+  struct stop_at s;
   const struct pass_counts *k;
 
-  h->user = &s;
-  h->before_answer = stop_during_second_write;
-  harness_load(h, yaml);
-  harness_run(h, NULL);
-
-  assert_true(s.calls_at_stop != SIZE_MAX);
-  /* nothing was sent after the stop; the write in flight was answered */
-  assert_int_equal(h->net.ncalls, s.calls_at_stop);
+  run_until_stopped(h, yaml, stop_during_second_write, &s);
+  /* the write in flight was answered */
   for (size_t i = 0; i < h->net.ncalls; i++)
     assert_true(h->net.calls[i]->completed);
   assert_int_equal(count_op(h, APIG_OP_ATTACH), 2);
@@ -1168,7 +1178,7 @@ static void stop_at_fifth_answer(struct harness *h, struct fake_call *c)
   struct stop_at *s = h->user;
 
   (void)c;
-  if (++s->writes_seen != 5)
+  if (++s->seen != 5)
     return;
   harness_stop(h);
   s->calls_at_stop = h->net.ncalls;
@@ -1178,15 +1188,9 @@ static void test_stop_with_certificates_not_started(void **state)
 {
   struct harness *h = *state;
   char *yaml = many_certs_yaml(MANY, "policy: {mode: upsert}\n");
-  struct stop_at s = {.calls_at_stop = SIZE_MAX};
+  struct stop_at s;
 
-  h->user = &s;
-  h->before_answer = stop_at_fifth_answer;
-  harness_load(h, yaml);
-  harness_run(h, NULL);
-
-  assert_true(s.calls_at_stop != SIZE_MAX);
-  assert_int_equal(h->net.ncalls, s.calls_at_stop);
+  run_until_stopped(h, yaml, stop_at_fifth_answer, &s);
   assert_int_equal(harness_outcome(h), PASS_INTERRUPTED);
   assert_false(pass_result(h->pass)->has_plan);
   assert_int_equal(count_op(h, APIG_OP_ATTACH), 0);
