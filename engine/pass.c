@@ -324,7 +324,7 @@ void pass_pump(struct pass *p)
   while (!p->stopping && (qj = queue_pop(&p->queue, now, &wake))) {
     struct job *j = qj->data;
     uint32_t a = qj->account;
-    bool start = j->fed;
+    bool fed = j->fed;
     if (token_needed(p, a)) {
       /* Not sent: the job waits for the token (renewed after a token
        * error), and the gate is unchanged. */
@@ -332,7 +332,7 @@ void pass_pump(struct pass *p)
       token_park(p, j);
       continue;
     }
-    if (start) {
+    if (fed) { /* sent: the account may make one more */
       j->fed = false;
       p->accounts[a].fed_out--;
     }
@@ -342,7 +342,7 @@ void pass_pump(struct pass *p)
       cert_dispatch(p, j);
     else
       read_dispatch(p, j);
-    if (start)
+    if (fed)
       pass_feed(p, a, false);
   }
   for (uint32_t a = 0; !p->stopping && a < p->cfg->naccounts; a++) {
