@@ -814,6 +814,12 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   rc = cert_view_make(p);
   if (rc == 0)
     rc = alloc_state(p);
+  /* Handles before the first job: once they exist the pass ends only
+   * through done(), and nothing after them fails as a whole (a
+   * certificate that cannot be started fails alone), so no queued job is
+   * left behind by a start that failed. */
+  if (rc == 0)
+    rc = init_handles(p);
   if (rc < 0)
     return rc; /* pass_free() cleans up; done is never called */
   set_memory_bounds(p);
@@ -832,10 +838,6 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   p->reads_left = cfg->ncertificates;
   for (uint32_t a = 0; a < cfg->naccounts; a++)
     pass_feed(p, a, false);
-  /* Handles last: once they exist, the pass ends only through done(). */
-  rc = init_handles(p);
-  if (rc < 0)
-    return rc;
   p->started = true;
   p->done = done;
   p->done_arg = arg;
