@@ -40,6 +40,7 @@ int live_cert_add(struct live_cert *lc, const char *domain,
     b->cap = cap;
   }
   e = &b->items[b->n];
+  *e = (struct apig_binding){0}; /* instance_shared false: its own copy */
   e->url_domain = strdup(domain);
   e->instance_id = strdup(instance_id);
   if (!e->url_domain || !e->instance_id) {
