@@ -601,6 +601,25 @@ void apig_bindings_free(struct apig_bindings *b)
   memset(b, 0, sizeof *b);
 }
 
+void apig_bindings_trim(struct apig_bindings *b)
+{
+  struct apig_binding *items;
+
+  if (!b || b->n == b->cap)
+    return;
+  if (b->n == 0) {
+    free(b->items);
+    b->items = NULL;
+    b->cap = 0;
+    return;
+  }
+  items = realloc(b->items, b->n * sizeof(*items));
+  if (items) { /* else the larger array stays: still valid */
+    b->items = items;
+    b->cap = b->n;
+  }
+}
+
 static int cmp_str_ptr(const void *a, const void *b)
 {
   return strcmp(*(const char *const *)a, *(const char *const *)b);

@@ -150,6 +150,10 @@ int apig_parse_list(const char *body, size_t len, struct apig_bindings *out,
  * every duplicate has it, so a disagreement shows as a difference. */
 void apig_bindings_dedupe(struct apig_bindings *b);
 void apig_bindings_free(struct apig_bindings *b);
+/* Give back the unused end of b's array (it grows by doubling from 64
+ * entries, so a certificate with 10 bindings holds 64 slots): for what is
+ * kept for long. */
+void apig_bindings_trim(struct apig_bindings *b);
 /* Entries [from, n) of b whose instance_id equals one of ids[0..nids)
  * (sorted by strcmp) point at that string instead of their own copy,
  * which is freed: a fleet's bindings name a few gateways, and 100,000

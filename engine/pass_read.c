@@ -175,6 +175,9 @@ static void on_list_complete(struct pass *p, struct job *j)
     memset(&j->acc, 0, sizeof(j->acc));
     j->charged = 0; /* the live state's now, for the whole pass */
     live_cert_finish(dst);
+    /* kept for the whole pass: 10,000 certificates of 10 bindings held
+     * 64 slots each, 15 MB instead of 2.4 */
+    apig_bindings_trim(&dst->b);
     job_end(p, j, JOB_DONE, NULL);
     return;
   }

@@ -385,6 +385,34 @@ static char *nest(int depth)
   strcpy(s + n, "}");
   return s;
 }
+/* Trimmed, the array holds exactly its entries (and none: no array);
+ * the entries are unchanged. */
+static void test_list_trim(void **state)
+{
+  struct apig_bindings b = {0};
+  struct apig_page p;
+  const char *page =
+      "{\"bound_domains\":["
+      "{\"url_domain\":\"a.example.com\",\"instance_id\":\"i1\"},"
+      "{\"url_domain\":\"b.example.com\",\"instance_id\":\"i2\"}]}";
+
+  (void)state;
+  assert_int_equal(parse(page, &b, &p), 0);
+  assert_true(b.cap > b.n);
+  apig_bindings_trim(&b);
+  assert_int_equal(b.cap, 2);
+  assert_int_equal(b.n, 2);
+  assert_string_equal(b.items[1].url_domain, "b.example.com");
+  assert_string_equal(b.items[1].instance_id, "i2");
+  apig_bindings_free(&b);
+  assert_int_equal(parse("{\"bound_domains\":[]}", &b, &p), 0);
+  apig_bindings_trim(&b);
+  assert_null(b.items);
+  assert_int_equal(b.cap, 0);
+  apig_bindings_trim(NULL);
+  apig_bindings_free(&b);
+}
+
 /* Entries naming a known gateway point at its one copy of the ID (and
  * are freed without freeing it); an unknown ID keeps its own; entries
  * before `from` are left as they are; dedupe frees shared duplicates. */
@@ -841,6 +869,7 @@ int main(void)
       cmocka_unit_test(test_list_official),
       cmocka_unit_test(test_list_pages_and_dedupe),
       cmocka_unit_test(test_list_shares_instance_ids),
+      cmocka_unit_test(test_list_trim),
       cmocka_unit_test(test_list_bad),
       cmocka_unit_test(test_list_limits),
       cmocka_unit_test(test_list_more_entries_than_the_limit),
