@@ -1165,11 +1165,13 @@ static void run_blocked_many(struct harness *h, bool writes)
   harness_run(h, NULL);
 
   assert_int_equal(harness_outcome(h), PASS_PARTIAL);
-  /* a blocked account sends nothing more: what was in flight, at most */
+  /* a blocked account sends nothing more: what was in flight (32 at
+   * most) and what replaced the answers before it, nothing near the
+   * 1,200 starting requests or 600 writes */
   if (writes)
-    assert_true(count_op(h, APIG_OP_ATTACH) <= 10 + 32);
+    assert_true(count_op(h, APIG_OP_ATTACH) <= 10 + 2 * 32);
   else
-    assert_true(h->net.ncalls <= 2 + 32);
+    assert_true(h->net.ncalls <= 2 + 2 * 32);
   assert_int_equal(pass_status(h->pass, NULL, &st), 0);
   assert_int_equal(st.nbindings, MANY);
   for (size_t b = 0; b < st.nbindings; b++)
