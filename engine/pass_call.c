@@ -238,6 +238,16 @@ void call_retry(struct pass *p, struct job *j, const struct outcome *o)
     job_abandon(p, j, &o->err);
 }
 
+/* Nothing more of account a is sent in this pass. Its certificates not
+ * started yet are queued first, so that the caller's drain of its queue
+ * ends them with its other jobs. */
+static void stop_sending(struct pass *p, uint32_t a)
+{
+  pass_feed(p, a, true);
+  p->accounts[a].blocked = true;
+  queue_block_account(&p->queue, a);
+}
+
 void account_block(struct pass *p, uint32_t a, const struct apig_error *why)
 {
   struct pass_account *acct = &p->accounts[a];
@@ -246,9 +256,7 @@ void account_block(struct pass *p, uint32_t a, const struct apig_error *why)
 
   if (acct->blocked)
     return;
-  pass_feed(p, a, true); /* drained below with the others */
-  acct->blocked = true;
-  queue_block_account(&p->queue, a);
+  stop_sending(p, a);
   f.account = p->cfg->accounts[a].name;
   f.error_code = why->code[0] ? why->code : NULL;
   f.error_msg = why->msg[0] ? why->msg : NULL;
@@ -359,9 +367,7 @@ static void account_unreachable(struct pass *p, struct job *failed,
            "without an answer (%.200s); not read this pass",
            p->cfg->accounts[a].name, acct->first_failures,
            o->err.msg[0] ? o->err.msg : "transport error");
-  pass_feed(p, a, true); /* drained below with the others */
-  acct->blocked = true;
-  queue_block_account(&p->queue, a);
+  stop_sending(p, a);
   f.account = p->cfg->accounts[a].name;
   f.error_code = why.code;
   f.error_msg = why.msg;

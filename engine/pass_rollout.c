@@ -71,15 +71,23 @@ static int setup_waves(struct pass *p)
   return 0;
 }
 
+/* The plan items [*lo, *hi) of the current wave. */
+static void wave_items(const struct pass *p, size_t *lo, size_t *hi)
+{
+  *lo = p->wave ? p->wave_end[p->wave - 1] : 0;
+  *hi = p->wave_end[p->wave];
+}
+
 void rollout_start_wave(struct pass *p)
 {
-  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
-  size_t hi = p->wave_end[p->wave];
+  size_t lo, hi;
   struct log_fields f = LOG_FIELDS_INIT;
-  struct log_kv kv[] = {{"wave", (long long)p->wave + 1},
-                        {"waves", (long long)p->nwaves},
-                        {"bindings", (long long)(hi - lo)}};
+  struct log_kv kv[3];
 
+  wave_items(p, &lo, &hi);
+  kv[0] = (struct log_kv){"wave", (long long)p->wave + 1};
+  kv[1] = (struct log_kv){"waves", (long long)p->nwaves};
+  kv[2] = (struct log_kv){"bindings", (long long)(hi - lo)};
   if (p->nwaves > 1) {
     f.kv = kv;
     f.nkv = 3;
@@ -96,11 +104,11 @@ void rollout_start_wave(struct pass *p)
 void rollout_queue_cert(struct pass *p, uint32_t cert)
 {
   const struct pass_cert *c = &p->certs[cert];
-  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
-  size_t hi = p->wave_end[p->wave];
-  size_t from = c->item_lo > lo ? c->item_lo : lo;
-  size_t to = c->item_hi < hi ? c->item_hi : hi;
+  size_t lo, hi, from, to;
 
+  wave_items(p, &lo, &hi);
+  from = c->item_lo > lo ? c->item_lo : lo;
+  to = c->item_hi < hi ? c->item_hi : hi;
   if (from >= to || write_queue_cert(p, cert, from, to) == 0)
     return;
   struct apig_error why = pass_error("internal", "out of memory");
@@ -263,11 +271,11 @@ int rollout_arm_soak(struct pass *p)
  * last wave, aborted, or stopping. */
 enum phase rollout_wave_over(struct pass *p)
 {
-  size_t lo = p->wave ? p->wave_end[p->wave - 1] : 0;
-  size_t hi = p->wave_end[p->wave];
+  size_t lo, hi;
   size_t failed = 0;
   const struct config_rollout *r = &p->cfg->rollout;
 
+  wave_items(p, &lo, &hi);
   for (size_t i = lo; i < hi; i++)
     failed += p->items[i].state == ITEM_FAILED;
   if (p->nwaves > 1) {
