@@ -13,9 +13,12 @@
 #     a failing lane 1 can stop all of it; output kept in build/lane2.log
 #     and printed when it ends): the ASan+UBSan build at nice 10, then its
 #     tests (-j3 x cores).
-# The valgrind stages are CPU-bound and timing-sensitive under valgrind: they
-# start once both lanes are done, with nothing else of the suite beside them
-# (the binary tests one per core, the integration suite -j(cores + 1)).
+# The valgrind stages are CPU-bound and timing-sensitive under valgrind:
+#   the binary tests (one per core) follow the ASan tests in lane 2: lane 1
+#     is then down to its last test, the chaos suite at full size, which
+#     waits out Retry-After pauses (load below 1) for up to 6 minutes;
+#   the integration suite (-j(cores + 1)) starts once both lanes are done
+#     (it reconfigures lane 1's build tree), with nothing else beside it.
 # Every stage prints "== test.sh +SECONDS UTC-TIME load LOADAVG: WHAT" when it
 # starts and ends. CERTBIND_TEST_JOBS overrides the -j of the waiting-bound
 # stages, CERTBIND_TEST_VG_JOBS the number of valgrind binary tests at once.
@@ -104,6 +107,11 @@ if [ "${1:-}" = lane2 ]; then
   (cd build-asan && asan_env ctest --output-on-failure -j"$WAIT_JOBS" \
     --timeout 600) || rc=$?
   stage "asan: done (rc $rc)"
+  if [ $rc -eq 0 ] && command -v valgrind >/dev/null; then
+    stage "valgrind: binary tests (-P$VG_JOBS, costliest first)"
+    valgrind_binary_tests || rc=$?
+    stage "valgrind: binary tests done (rc $rc)"
+  fi
   exit $rc
 fi
 
@@ -122,7 +130,7 @@ stage "plain: build"
 scripts/setup.sh build -DCERTBIND_TEST_VALGRIND=OFF
 
 command -v valgrind >/dev/null && valgrind_binary_list
-stage "lane 2 (asan build and tests) started in the background (log: build/lane2.log)"
+stage "lane 2 (asan build and tests, valgrind binary tests) started in the background (log: build/lane2.log)"
 setsid bash scripts/test.sh lane2 </dev/null >build/lane2.log 2>&1 &
 lane2=$!
 
@@ -140,8 +148,6 @@ stage "lane 2 done (rc $lane2_rc)"
 [ $lane2_rc -eq 0 ]
 
 if command -v valgrind >/dev/null; then
-  stage "valgrind: binary tests (-P$VG_JOBS, costliest first)"
-  valgrind_binary_tests
   # the same build tree, configured for one run with certbind under valgrind
   # (only test properties change: nothing is recompiled); it_valgrind_clean
   # checks every certbind process's log
