@@ -28,6 +28,14 @@
  * ended, and apply and the daemon keep it in state_dir/visibility.json
  * (visibility.h), so that a one-shot apply starts from what earlier
  * processes learnt too.
+ *
+ * A delay that shrinks is seen only by a read that goes before the old
+ * delay, and once the interval is narrow none does. So an interval that
+ * has not changed for PASS_CONFIRM_RECHECK_MS loses its lo when a pass
+ * that started from it times its first confirmation: hi stays (every
+ * confirmation still goes once, at hi), and the probes narrow the interval
+ * again from the configured floor, at one read each that does not show, a few
+ * per account and recheck.
  */
 #include "pass_int.h"
 
@@ -47,6 +55,10 @@ static uint64_t margin(uint64_t hi)
 {
   return hi / 50 > 50 ? hi / 50 : 50;
 }
+
+/* An account's interval unchanged for this long is checked again (a day:
+ * the API's delay changes seldom, and a recheck costs a few reads). */
+#define PASS_CONFIRM_RECHECK_MS (24 * 3600 * 1000LL)
 
 /* hi - lo narrower than this (ms) is precise enough: no more probes. */
 static uint64_t tolerance(uint64_t hi)
@@ -96,6 +108,34 @@ static void memory_put(struct pass *p, uint32_t account)
   (void)visibility_put(p->opts.visibility, &e);
 }
 
+/* The interval was learnt so long ago that a shrunk delay could hide
+ * below its lo. */
+static bool due_recheck(const struct pass *p, const struct visibility_entry *e)
+{
+  return e->lo_ms > 0 &&
+         pass_unix_ms(p) - e->learnt_ms >= PASS_CONFIRM_RECHECK_MS;
+}
+
+/* The first confirmation of an account due a recheck: its lo goes. */
+static void start_recheck(struct pass *p, uint32_t account)
+{
+  struct pass_account *a = &p->accounts[account];
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[2] = {
+      {"not_shown_ms", (long long)a->vis_lo},
+      {"shown_ms", a->vis_known ? (long long)a->vis_hi : -1},
+  };
+
+  a->vis_recheck = false;
+  a->vis_lo = 0;
+  f.account = p->cfg->accounts[account].name;
+  f.kv = kv;
+  f.nkv = 2;
+  log_event(p->log, LOG_INFO, "confirm.recheck", &f, "%s",
+            "the account's write-to-visible delay estimate is a day old or "
+            "more: probes check whether the delay has shrunk");
+}
+
 void confirm_init(struct pass *p)
 {
   char key[VISIBILITY_KEY_MAX];
@@ -108,6 +148,7 @@ void confirm_init(struct pass *p)
     p->accounts[a].vis_lo = e->lo_ms;
     p->accounts[a].vis_hi = e->known ? e->hi_ms : 0;
     p->accounts[a].vis_known = e->known;
+    p->accounts[a].vis_recheck = due_recheck(p, e);
   }
 }
 
@@ -166,6 +207,9 @@ static uint64_t delay_for(struct pass *p, uint32_t cert)
   uint64_t since = last && now > last ? now - last : 0;
   uint64_t timeout = (uint64_t)p->cfg->policy.confirm_timeout_s * 1000;
   bool probe;
+
+  if (a->vis_recheck)
+    start_recheck(p, pass_cert_account_index(p, cert));
   uint64_t at = confirm_target(p, c, a, &probe);
 
   c->confirm_probe = probe;

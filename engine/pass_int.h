@@ -281,11 +281,14 @@ struct pass_account {
   /* The write-to-visible delay (pass_confirm.c), in ms after a write's
    * answer: a read vis_lo after did not show it; one vis_hi after showed
    * it (when vis_known). vis_probing: a confirmation below vis_hi is out.
-   * vis_probe_read: the probe was read, and what it saw is learnt next. */
+   * vis_probe_read: the probe was read, and what it saw is learnt next.
+   * vis_recheck: the interval is a day old; its vis_lo is forgotten when
+   * the first confirmation is timed (a pass with none changes nothing). */
   uint64_t vis_lo, vis_hi;
   bool vis_known;
   bool vis_probing;
   bool vis_probe_read;
+  bool vis_recheck;
   struct apig_endpoint endpoint; /* the account's, parsed once per pass */
   /* aksk: its secret key made ready once per pass (NULL: signed with the
    * secret key each time) */

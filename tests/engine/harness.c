@@ -59,6 +59,17 @@ uint64_t harness_now(const struct harness *h)
   return clock_ms((void *)h);
 }
 
+void harness_slow_clock(struct harness *h, uint64_t k)
+{
+  assert_true(k >= 1);
+  assert_false(h->started);
+  if (getenv("CERTBIND_TEST_CLOCK_K"))
+    return;
+  /* the clock restarts at 0: nothing has read it yet */
+  h->t0_ns = uv_hrtime();
+  h->k = k;
+}
+
 static void on_before_answer(void *arg, struct fake_call *c)
 {
   struct harness *h = arg;

@@ -827,6 +827,141 @@ static void test_confirmation_delay_zero_is_kept(void **state)
   visibility_set_free(&memory);
 }
 
+/* An earlier pass learnt a delay of 19-20 s, AGE_MS ago; the server now
+ * shows writes after 5 s. Runs nine certificates' writes and returns the
+ * earliest time after its write at which a confirmation read went (the
+ * interval after the pass is in *after). At 10 clock ms per real ms a
+ * probe (at 10.5 s) reads before 19 s unless the loop stalls 850 ms. */
+static uint64_t run_after_learnt_delay(struct harness *h, int64_t age_ms,
+                                       struct visibility_entry *after)
+{
+  static struct late_world v;
+  struct visibility_set memory = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .visibility = &memory};
+  char key[VISIBILITY_KEY_MAX];
+  struct visibility_entry old = {.key = key,
+                                 .lo_ms = 19000,
+                                 .hi_ms = 20000,
+                                 .known = true,
+                                 .learnt_ms = h->unix0_ms - age_ms};
+  uint64_t earliest = UINT64_MAX;
+  size_t reads = 0;
+
+  assert_int_equal(
+      visibility_key(key, sizeof(key), "https://apig.test", HARNESS_PROJECT),
+      0);
+  assert_int_equal(visibility_put(&memory, &old), 0);
+  harness_slow_clock(h, 10);
+  memset(&v, 0, sizeof(v));
+  world_init(&v.seen);
+  v.delay_ms = 5000;
+  h->net.script = late_script;
+  h->net.script_arg = &v;
+  harness_load(
+      h, "certificates:\n" LATE_CERTS "bindings:\n" LATE_BINDING(1)
+             LATE_BINDING(2) LATE_BINDING(3) LATE_BINDING(4) LATE_BINDING(5)
+                 LATE_BINDING(6) LATE_BINDING(7) LATE_BINDING(8)
+                     LATE_BINDING(9) "policy: {mode: upsert, confirm_delay_ms: "
+                                     "1000, confirm_timeout_s: 3600}\n");
+  harness_run(h, &o);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 9);
+  for (size_t i = 0; i < h->net.ncalls; i++) {
+    const struct fake_call *w = h->net.calls[i];
+    if (w->op != APIG_OP_ATTACH)
+      continue;
+    for (size_t k = i + 1; k < h->net.ncalls; k++) {
+      const struct fake_call *c = h->net.calls[k];
+      if (c->op != APIG_OP_LIST || strcmp(c->cert_id, w->cert_id))
+        continue;
+      reads++;
+      if (c->sent_ms - w->done_ms < earliest)
+        earliest = c->sent_ms - w->done_ms;
+    }
+  }
+  /* at most one read that did not show per certificate: the probes */
+  assert_true(reads >= 9);
+  assert_true(reads <= 2 * 9);
+  assert_int_equal(memory.n, 1);
+  *after = memory.v[0];
+  after->key = NULL;
+  world_free(&v.seen);
+  visibility_set_free(&memory);
+  return earliest;
+}
+
+/* An interval learnt two days ago loses its lo: probes read below it, find
+ * that writes now show after 5 s, and the account's delay comes down. */
+static void test_learnt_delay_rechecked_after_a_day(void **state)
+{
+  struct harness *h = *state;
+  struct visibility_entry after;
+  uint64_t earliest = run_after_learnt_delay(h, 48 * 3600 * 1000LL, &after);
+
+  fflush(h->log_out); /* the memory stream's text is current */
+  assert_non_null(strstr(h->log_text, "\"event\":\"confirm.recheck\""));
+  assert_true(earliest < 19000);
+  assert_true(after.known);
+  assert_true(after.hi_ms < 20000);
+  assert_true(after.hi_ms >= 5000);
+  assert_true(after.lo_ms < 5000);
+  assert_true(after.learnt_ms >= h->unix0_ms);
+}
+
+/* Learnt an hour ago: trusted as it is, no read goes before its lo (a
+ * shrunk delay costs time, not reads, until the day is over). */
+static void test_learnt_delay_trusted_within_a_day(void **state)
+{
+  struct harness *h = *state;
+  struct visibility_entry after;
+  uint64_t earliest = run_after_learnt_delay(h, 3600 * 1000LL, &after);
+
+  fflush(h->log_out);
+  assert_null(strstr(h->log_text, "\"event\":\"confirm.recheck\""));
+  assert_true(earliest >= 19000);
+  assert_int_equal(after.lo_ms, 19000);
+  assert_int_equal(after.hi_ms, 20000);
+}
+
+/* The daemon's usual pass writes nothing: a day-old interval stays as it
+ * is (nothing logged, nothing probed) until a pass has a write to
+ * confirm. */
+static void test_learnt_delay_kept_by_pass_without_writes(void **state)
+{
+  struct harness *h = *state;
+  struct visibility_set memory = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .visibility = &memory};
+  char key[VISIBILITY_KEY_MAX];
+  const int64_t learnt = h->unix0_ms - 48 * 3600 * 1000LL;
+  struct visibility_entry old = {.key = key,
+                                 .lo_ms = 19000,
+                                 .hi_ms = 20000,
+                                 .known = true,
+                                 .learnt_ms = learnt};
+
+  assert_int_equal(
+      visibility_key(key, sizeof(key), "https://apig.test", HARNESS_PROJECT),
+      0);
+  assert_int_equal(visibility_put(&memory, &old), 0);
+  assert_int_equal(world_bind(&h->world, harness_cert_id(1), "d1.example.com",
+                              HARNESS_GW1, false),
+                   0);
+  harness_load(h, "certificates:\n" CERT_YAML(1) "bindings:\n" LATE_BINDING(
+                      1) "policy: {mode: upsert}\n");
+  harness_run(h, &o);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->writes, 0);
+  fflush(h->log_out);
+  assert_null(strstr(h->log_text, "\"event\":\"confirm.recheck\""));
+  assert_int_equal(memory.n, 1);
+  assert_int_equal(memory.v[0].lo_ms, 19000);
+  assert_int_equal(memory.v[0].hi_ms, 20000);
+  assert_int_equal(memory.v[0].learnt_ms, learnt);
+  visibility_set_free(&memory);
+}
+
 static void test_lost_reset_applied_reread_no_resend(void **state)
 {
   unknown_outcome_reread_shows_it_no_resend(*state, LOST_RESET);
@@ -1287,6 +1422,12 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_confirmation_delay_zero_is_kept,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_learnt_delay_rechecked_after_a_day,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_learnt_delay_trusted_within_a_day,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_learnt_delay_kept_by_pass_without_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_paged_read_then_one_write, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_show_names_and_expiry_refuse_writes,
