@@ -690,6 +690,16 @@ static void test_show(void **state)
   assert_int_equal(san->u.array.len, 1);
   assert_string_equal(YAJL_GET_STRING(san->u.array.values[0]), "*.example.com");
   yajl_tree_free(v);
+  /* the seed gives no dates: valid from before now to a year after it,
+   * whatever the day (fixed dates expired every world on 2027-01-01) */
+  struct apig_cert c;
+  char why[128];
+  int64_t now = (int64_t)time(NULL);
+  assert_int_equal(apig_cert_parse(r.body, r.len, &c, why, sizeof(why)), 0);
+  assert_true(c.not_before > 0 && c.not_before < now);
+  assert_true(c.not_after > now + 364 * 86400LL);
+  assert_true(c.not_after < now + 366 * 86400LL);
+  apig_cert_free(&c);
   resp_free(&r);
   signed_req("GET", CERTS_PATH "ffffffffffffffffffffffffffffffff", NULL, NULL,
              &r);

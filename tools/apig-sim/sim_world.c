@@ -758,9 +758,27 @@ static int load_san(struct loader *L, struct sim_cert *c, yajl_val v)
   return 0;
 }
 
+/* The simulator's now + days, as APIG writes a certificate's dates. */
+static void iso_days_from_now(const struct sim *sim, int days, char out[32])
+{
+  time_t t = (time_t)(sim_now_ms(sim) / 1000) + (time_t)days * 86400;
+  struct tm tm;
+
+  gmtime_r(&t, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static int load_cert_fields(struct loader *L, struct sim_cert *c, yajl_val v)
 {
+  /* A seed certificate without dates is valid from 30 days before the
+   * simulator's now to a year after it. Fixed dates made every world's
+   * certificates expire on one day (2027-01-01), and with them every test
+   * and the demo (certbind never binds an expired certificate). */
+  char not_before[32], not_after[32];
   int rc = load_san(L, c, v);
+
+  iso_days_from_now(L->sim, -30, not_before);
+  iso_days_from_now(L->sim, 365, not_after);
   if (!rc)
     rc = opt_str(v, "name", c->id, &c->name);
   if (!rc)
@@ -770,9 +788,9 @@ static int load_cert_fields(struct loader *L, struct sim_cert *c, yajl_val v)
   if (!rc)
     rc = opt_str(v, "common_name", c->nsan ? c->san[0] : "", &c->common_name);
   if (!rc)
-    rc = opt_str(v, "not_before", "2026-01-01T00:00:00Z", &c->not_before);
+    rc = opt_str(v, "not_before", not_before, &c->not_before);
   if (!rc)
-    rc = opt_str(v, "not_after", "2027-01-01T00:00:00Z", &c->not_after);
+    rc = opt_str(v, "not_after", not_after, &c->not_after);
   if (!rc)
     rc = opt_str(v, "create_time", "2026-01-01T00:00:00Z", &c->create_time);
   if (!rc)
