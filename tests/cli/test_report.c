@@ -51,8 +51,7 @@ static int setup(void **state)
   f->gws[0] = (struct config_gateway){.name = "gw-a", .instance_id = INST_A};
   f->gws[1] = (struct config_gateway){.name = "gw-b", .instance_id = INST_B};
   f->certs[0] = (struct config_certificate){.name = "www", .id = CERT_WWW};
-  f->certs[1] =
-      (struct config_certificate){.name = "api", .account = 1, .id = CERT_API};
+  f->certs[1] = (struct config_certificate){.name = "api", .account = 1, .id = CERT_API};
   f->cfg.path = "/etc/certbind/bindings.yaml";
   f->cfg.accounts = f->accts;
   f->cfg.naccounts = 2;
