@@ -80,6 +80,7 @@ static int finish(struct oneshot *o, struct visibility_set *learnt)
   if (a->dry_run && r->outcome == PASS_PLANNED)
     return finish_dry_run(o);
   pass_print_summary(o->pass, stdout, report_want_color(stdout));
+  report_log_left(&a->log, r->plan, NULL);
   rc = apply_exit_code(r);
   if (!a->dry_run && served_wanted(&o->cfg, r)) {
     /* id certificates are compared with this pass's Show of them */

@@ -33,6 +33,7 @@
 #include "oneshot.h"
 #include "pass.h"
 #include "persist.h"
+#include "report.h"
 #include "served.h"
 #include "statefile.h"
 #include "statelock.h"
@@ -65,6 +66,9 @@ struct daemon {
   const char *lock_why;  /* the trigger of the pass waiting for it */
   struct metrics metrics;
   struct memo_set memory;
+  /* the objects left behind that certificate.left last named (report.h):
+   * logged again only when the list changes */
+  uint64_t left_logged;
   struct pass *pass; /* the running pass, or NULL */
   /* the verification after it (policy.verify): the pass is kept until it
    * ends, and the state files are written then, with its results */
@@ -281,6 +285,8 @@ static void on_pass_done(struct pass *p, void *arg)
   served_free(d->served);
   d->served = NULL;
   pass_remember(p, &d->memory);
+  if (r->has_plan) /* else the pass did not look: the list is not known */
+    report_log_left(d->log, r->plan, &d->left_logged);
   localtime_r(&now, &tm);
   strftime(when, sizeof(when), "%H:%M:%S", &tm);
   notify(d,

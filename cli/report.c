@@ -395,7 +395,7 @@ static void print_cert_ops(const struct config *cfg, const struct plan *p,
   static const char *const sign[] = {"+", "~", "-"};
   static const char *const colour[] = {"\033[32m", "\033[33m", "\033[31m"};
 
-  if (p->ncert_ops == 0)
+  if (p->ncert_ops == 0 && p->nleft == 0)
     return;
   fprintf(out, "Certificate objects:\n");
   for (size_t i = 0; i < p->ncert_ops; i++) {
@@ -410,6 +410,24 @@ static void print_cert_ops(const struct config *cfg, const struct plan *p,
     else
       fprintf(out, " certificate %s (%s)   %s\n", op->name,
               short_id(op->object_id, b), cert_op_for(cfg, op));
+  }
+}
+
+/* Objects certbind created for certificates the file no longer names:
+ * not changes (never deleted), said after them so that the operator
+ * knows what fills the account's certificate quota. */
+static void print_left_objects(const struct plan *p, FILE *out, bool color)
+{
+  for (size_t i = 0; i < p->nleft; i++) {
+    const struct plan_left *l = &p->left[i];
+    char b[16];
+
+    fprintf(out,
+            "    %s? left%s   certificate %s (%s)   %s: no longer in the "
+            "file, created by certbind, not deleted\n",
+            color ? "\033[33m" : "", color ? "\033[0m" : "",
+            l->name[0] ? l->name : l->object_id, short_id(l->object_id, b),
+            l->certificate);
   }
 }
 
@@ -461,6 +479,7 @@ int report_plan_text(const struct config *cfg, const struct plan *p, FILE *out,
       rc = print_other_certs(cfg, p, a, &header, out, color);
   }
   print_cert_ops(cfg, p, out, color);
+  print_left_objects(p, out, color);
   print_uncertain(cfg, p, out);
   if (p->nitems == 0 && p->nrefused == 0 && p->ncert_ops == 0) {
     fprintf(out, "No changes: %zu bindings in place.\n", p->unchanged);
@@ -572,6 +591,26 @@ static int gen_cert_op(yajl_gen g, const struct config *cfg,
   else
     GEN_OK(yajl_gen_null(g));
   GEN_OK(yajl_gen_map_close(g));
+  return 0;
+fail:
+  return -ENOMEM;
+}
+
+static int gen_left(yajl_gen g, const struct plan *p)
+{
+  GEN_OK(json_gen_str(g, "left_objects"));
+  GEN_OK(yajl_gen_array_open(g));
+  for (size_t i = 0; i < p->nleft; i++) {
+    const struct plan_left *l = &p->left[i];
+
+    GEN_OK(yajl_gen_map_open(g));
+    GEN_OK(json_gen_key_str(g, "object_id", l->object_id));
+    GEN_OK(json_gen_key_str(g, "name", l->name));
+    GEN_OK(json_gen_key_str(g, "certificate", l->certificate));
+    GEN_OK(json_gen_key_str(g, "sha256", l->sha256));
+    GEN_OK(yajl_gen_map_close(g));
+  }
+  GEN_OK(yajl_gen_array_close(g));
   return 0;
 fail:
   return -ENOMEM;
@@ -718,6 +757,8 @@ int report_plan_json(const struct config *cfg, const struct plan *p,
       goto fail;
   }
   GEN_OK(yajl_gen_array_close(g));
+  if (gen_left(g, p) < 0)
+    goto fail;
   GEN_OK(yajl_gen_map_close(g));
   GEN_OK(yajl_gen_get_buf(g, &buf, &blen));
   *out = malloc(blen + 1);
@@ -856,4 +897,48 @@ void report_stored_plan_free(struct report_stored_plan *sp)
   free(sp->expect);
   yajl_tree_free(sp->root);
   memset(sp, 0, sizeof(*sp));
+}
+
+/* "cb_old_4c221453, cb_x_12345678" into buf, cut with "…" when long. */
+static void left_names(const struct plan *p, char *buf, size_t len)
+{
+  size_t used = 0;
+
+  buf[0] = '\0';
+  for (size_t i = 0; i < p->nleft && used < len; i++) {
+    const struct plan_left *l = &p->left[i];
+    int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+                     l->name[0] ? l->name : l->object_id);
+    if (n < 0 || (size_t)n >= len - used) {
+      if (len > 4)
+        memcpy(buf + len - 4, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+      return;
+    }
+    used += (size_t)n;
+  }
+}
+
+void report_log_left(const struct log *log, const struct plan *p,
+                     uint64_t *logged)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[1];
+  uint64_t digest = plan_left_digest(p->left, p->nleft);
+  char names[512];
+
+  if (logged && *logged == digest)
+    return;
+  if (logged)
+    *logged = digest;
+  if (p->nleft == 0)
+    return;
+  left_names(p, names, sizeof(names));
+  kv[0] = (struct log_kv){"count", (long long)p->nleft};
+  f.kv = kv;
+  f.nkv = 1;
+  log_event(log, LOG_INFO, "certificate.left", &f,
+            "%zu certificate object%s certbind created %s no longer in the "
+            "file, not deleted: %s",
+            p->nleft, p->nleft == 1 ? "" : "s", p->nleft == 1 ? "is" : "are",
+            names);
 }

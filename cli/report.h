@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "log.h"
 #include "plan.h"
 
 #define REPORT_PLAN_VERSION 1
@@ -40,6 +41,15 @@ struct report_plan_meta {
 int report_plan_json(const struct config *cfg, const struct plan *p,
                      const struct report_plan_meta *meta, char **out,
                      size_t *len);
+
+/* The certificate.left event (info): the objects certbind created for
+ * certificates the file no longer names (p->left), their count and names;
+ * nothing when there are none. logged NULL: every call logs (one per
+ * pass of apply). Else it keeps the list's digest (plan_left_digest;
+ * zero-initialise it) and the event is logged only when the list differs
+ * from the one the last call saw: the daemon's resyncs do not repeat it. */
+void report_log_left(const struct log *log, const struct plan *p,
+                     uint64_t *logged);
 
 /* A stored plan, as `apply --plan` uses it. */
 struct report_stored_plan {

@@ -26,7 +26,9 @@
  * Retire (PHASE_RETIRE, after the last wave): a previous object certbind
  * created, seen with no binding for policy.retire_after_s (0: at once),
  * is re-read and, still unbound, deleted. Never an object it did not
- * create. A delete that fails is logged and tried again by a later pass;
+ * create, nor one of a certificate the file no longer names: those are
+ * only listed (plan.left, plan_left_objects) for plan, status and the
+ * log. A delete that fails is logged and tried again by a later pass;
  * it never fails a binding.
  *
  * The private key: the create/update body is built (apig_cert_body) into
@@ -887,10 +889,24 @@ static int add_cert_op(struct plan *pl, enum plan_cert_op op, uint32_t cert,
   return 0;
 }
 
+/* The objects certbind created for certificates the file no longer
+ * names: reported, never deleted (the operator may have taken the
+ * certificate over by hand). The file's own certificates only: the
+ * view's previous objects are not names of the file. */
+static int left_objects(struct pass *p)
+{
+  struct config file = *p->cfg;
+
+  file.ncertificates = p->nfile_certs;
+  return plan_left_objects(&file, p->ledger, &p->plan.left, &p->plan.nleft);
+}
+
 int cert_plan(struct pass *p)
 {
-  int rc = 0;
+  int rc = left_objects(p);
 
+  if (rc < 0)
+    return rc;
   previous_seen(p);
   for (uint32_t c = 0; p->mcerts && c < p->nfile_certs && rc == 0; c++) {
     struct pass_mcert *m = &p->mcerts[c];

@@ -431,6 +431,45 @@ int pass_certificate_metrics(const struct pass *p, struct metrics *m)
   return 0;
 }
 
+static int left_copy(struct status_left *d, const char *object_id,
+                     const char *name, const char *certificate,
+                     const char *sha256)
+{
+  d->object_id = strdup(object_id ? object_id : "");
+  d->name = strdup(name ? name : "");
+  d->certificate = strdup(certificate ? certificate : "");
+  d->sha256 = strdup(sha256 ? sha256 : "");
+  return d->object_id && d->name && d->certificate && d->sha256 ? 0 : -ENOMEM;
+}
+
+/* The objects certbind created for certificates the file no longer names:
+ * this pass's list (plan_left_objects) once it planned; before that, the
+ * earlier status's, which this pass did not get to recompute. */
+static int status_left(const struct pass *p, const struct status *prev,
+                       struct status *st)
+{
+  bool planned = p->res.has_plan;
+  size_t n = planned ? p->plan.nleft : prev ? prev->nleft : 0;
+  int rc = 0;
+
+  if (n == 0)
+    return 0;
+  st->left = calloc(n, sizeof(*st->left));
+  if (!st->left)
+    return -ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    struct status_left *d = &st->left[st->nleft++];
+    if (planned) {
+      const struct plan_left *l = &p->plan.left[i];
+      rc = left_copy(d, l->object_id, l->name, l->certificate, l->sha256);
+    } else {
+      const struct status_left *l = &prev->left[i];
+      rc = left_copy(d, l->object_id, l->name, l->certificate, l->sha256);
+    }
+  }
+  return rc;
+}
+
 int pass_status(const struct pass *p, const struct status *prev,
                 struct status *st)
 {
@@ -452,6 +491,8 @@ int pass_status(const struct pass *p, const struct status *prev,
     rc = status_pass_fields(p, &st->pass);
   if (rc == 0)
     rc = status_certs(p, st);
+  if (rc == 0)
+    rc = status_left(p, prev, st);
   for (size_t b = 0; rc == 0 && b < cfg->nbindings; b++) {
     const struct config_binding *cb = &cfg->bindings[b];
     const struct pass_item *it = binding_item(p, b);

@@ -1008,6 +1008,7 @@ void plan_free(struct plan *p)
   free(p->refused);
   free(p->not_after);
   free(p->cert_ops);
+  free(p->left);
   memset(p, 0, sizeof(*p));
 }
 
@@ -1144,4 +1145,98 @@ bool plan_explain_stale(const struct config *cfg, const struct live_state *live,
   }
   free(sorted);
   return false;
+}
+
+/* ---- objects left behind ------------------------------------------------ */
+
+static int cmp_name_ptr(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_left(const void *a, const void *b)
+{
+  const struct plan_left *x = a, *y = b;
+  int c = strcmp(x->certificate, y->certificate);
+
+  return c ? c : strcmp(x->name, y->name);
+}
+
+/* The file's certificate names, sorted for bsearch (NULL when none). */
+static const char **sorted_cert_names(const struct config *cfg, int *rc)
+{
+  const char **names;
+
+  *rc = 0;
+  if (cfg->ncertificates == 0)
+    return NULL;
+  names = malloc(cfg->ncertificates * sizeof(*names));
+  if (!names) {
+    *rc = -ENOMEM;
+    return NULL;
+  }
+  for (size_t c = 0; c < cfg->ncertificates; c++)
+    names[c] = cfg->certificates[c].name;
+  qsort(names, cfg->ncertificates, sizeof(*names), cmp_name_ptr);
+  return names;
+}
+
+static bool left_behind(const struct ledger_cert *r, const char **names,
+                        size_t n)
+{
+  const char *key = r->certificate;
+
+  return r->created &&
+         (!names || !bsearch(&key, names, n, sizeof(*names), cmp_name_ptr));
+}
+
+int plan_left_objects(const struct config *cfg, const struct ledger *ledger,
+                      struct plan_left **out, size_t *n)
+{
+  const char **names;
+  size_t k = 0;
+  int rc;
+
+  *out = NULL;
+  *n = 0;
+  if (!ledger || ledger->ncerts == 0)
+    return 0;
+  names = sorted_cert_names(cfg, &rc);
+  if (rc < 0)
+    return rc;
+  for (size_t i = 0; i < ledger->ncerts; i++)
+    k += left_behind(&ledger->certs[i], names, cfg->ncertificates);
+  if (k && !(*out = calloc(k, sizeof(**out)))) {
+    free(names);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; k && i < ledger->ncerts; i++) {
+    const struct ledger_cert *r = &ledger->certs[i];
+    struct plan_left *l;
+
+    if (!left_behind(r, names, cfg->ncertificates))
+      continue;
+    l = &(*out)[(*n)++];
+    snprintf(l->object_id, sizeof(l->object_id), "%s", r->object_id);
+    snprintf(l->name, sizeof(l->name), "%s", r->name);
+    snprintf(l->certificate, sizeof(l->certificate), "%s", r->certificate);
+    snprintf(l->sha256, sizeof(l->sha256), "%s", r->sha256);
+  }
+  free(names);
+  if (*n > 1)
+    qsort(*out, *n, sizeof(**out), cmp_left);
+  return 0;
+}
+
+/* FNV-1a over the objects' ids: a change of the list, not a secret. */
+uint64_t plan_left_digest(const struct plan_left *left, size_t n)
+{
+  uint64_t h = n ? 14695981039346656037ull : 0;
+
+  for (size_t i = 0; i < n; i++) {
+    for (const char *s = left[i].object_id; *s; s++)
+      h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull; /* the end of one id */
+  }
+  return h;
 }

@@ -125,6 +125,18 @@ struct plan_cert {
   char object_id[65]; /* update, delete: the object's id; upload: "" */
 };
 
+/* An APIG certificate object certbind created (ledger.h, struct
+ * ledger_cert, created) for a certificate the file no longer names: left
+ * alone (never deleted: the operator may manage it by hand now) and
+ * reported, since old objects fill an account's certificate quota. Not a
+ * change: not in the Plan: line's counts, not in the exit code. */
+struct plan_left {
+  char object_id[65];    /* APIG's id of the object */
+  char name[64];         /* the object's name at APIG */
+  char certificate[256]; /* the file's certificate name it was made for */
+  char sha256[65];       /* its leaf's SHA-256 (hex): the one datum shown */
+};
+
 struct plan {
   struct plan_item *items; /* sorted by certificate, op, domain, gateway */
   size_t nitems;
@@ -163,6 +175,10 @@ struct plan {
   struct plan_cert *cert_ops;
   size_t ncert_ops;
   size_t nupload, nupdate, ndelete_cert;
+  /* Objects certbind created for certificates the file no longer names
+   * (plan_left_objects), sorted by certificate, then name. */
+  struct plan_left *left;
+  size_t nleft;
 };
 
 int live_state_init(struct live_state *ls, size_t ncerts);
@@ -256,6 +272,21 @@ struct plan_expect {
 bool plan_explain_stale(const struct config *cfg, const struct live_state *live,
                         const struct plan *p, const struct plan_expect *expect,
                         size_t nexpect, char *msg, size_t len);
+
+/* The objects the ledger says certbind created (created) for a
+ * certificate whose name is none of cfg's certificates: *out (malloc'd,
+ * NULL when none; free it) and *n, sorted by certificate, then name. A
+ * record holds no account, so it is matched on the name alone: a name in
+ * the file, of any account, keeps its objects out of the list (retiring
+ * those is the pass's job). Pure: neither cfg nor the ledger changes.
+ * ledger NULL: none. 0 or -ENOMEM. */
+int plan_left_objects(const struct config *cfg, const struct ledger *ledger,
+                      struct plan_left **out, size_t *n);
+
+/* A digest of a list plan_left_objects made (0 for none): two lists with
+ * the same objects have the same one, so a caller that keeps it sees
+ * whether the list changed. */
+uint64_t plan_left_digest(const struct plan_left *left, size_t n);
 
 /* ---- certificate rules and expiry ------------------------------------- */
 

@@ -172,6 +172,19 @@ static const struct json_field cert_fields[] = {
     CF(expiry_warning_days, JSON_K_U32, ONCE),
 };
 #undef CF
+
+#define LF(n)                                                                  \
+  {                                                                            \
+    .name = #n, .kind = JSON_K_STR, .offset = offsetof(struct status_left, n), \
+    .flags = STR | JSON_REQUIRED                                               \
+  }
+static const struct json_field left_fields[] = {
+    LF(object_id),
+    LF(name),
+    LF(certificate),
+    LF(sha256),
+};
+#undef LF
 #undef ONCE
 #undef REQ
 #undef STR
@@ -183,6 +196,9 @@ static int binding_open(struct json_reader *r, void *parent, void **base);
 
 /* A certificates element opens: one more struct at the end of st->certs. */
 static int cert_open(struct json_reader *r, void *parent, void **base);
+
+/* A left_objects element opens: one more struct at the end of st->left. */
+static int left_open(struct json_reader *r, void *parent, void **base);
 
 static const struct json_object pass_object = {
     .name = "pass",
@@ -202,6 +218,13 @@ static const struct json_object cert_object = {
     .fields = cert_fields,
     .nfields = NFIELDS(cert_fields),
     .open = cert_open,
+};
+
+static const struct json_object left_object = {
+    .name = "left_objects element",
+    .fields = left_fields,
+    .nfields = NFIELDS(left_fields),
+    .open = left_open,
 };
 
 /* "version" is read first by a later certbind too: another number is
@@ -226,6 +249,10 @@ static const struct json_field status_fields[] = {
      .kind = JSON_K_ARRAY,
      .flags = JSON_ONCE,
      .object = &cert_object},
+    {.name = "left_objects",
+     .kind = JSON_K_ARRAY,
+     .flags = JSON_ONCE,
+     .object = &left_object},
 };
 
 static const struct json_doc status_doc = {
@@ -332,6 +359,24 @@ static yajl_gen_status gen_cert(yajl_gen g, const struct status_cert *c,
   return gs;
 }
 
+static yajl_gen_status gen_left(yajl_gen g, const struct status *st)
+{
+  yajl_gen_status gs = json_gen_str(g, "left_objects");
+
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_open(g);
+  for (size_t i = 0; i < st->nleft && gs == yajl_gen_status_ok; i++) {
+    gs = yajl_gen_map_open(g);
+    if (gs == yajl_gen_status_ok)
+      gs = json_gen_fields(g, &left_object, &st->left[i]);
+    if (gs == yajl_gen_status_ok)
+      gs = yajl_gen_map_close(g);
+  }
+  if (gs == yajl_gen_status_ok)
+    gs = yajl_gen_array_close(g);
+  return gs;
+}
+
 static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
 {
   yajl_gen_status gs = yajl_gen_map_open(g);
@@ -363,6 +408,8 @@ static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
     gs = gen_cert(g, &st->certs[i], st->pass.ended_ms);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_close(g);
+  if (gs == yajl_gen_status_ok)
+    gs = gen_left(g, st);
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_map_close(g);
   return gs;
@@ -467,6 +514,19 @@ static int cert_open(struct json_reader *r, void *parent, void **base)
   return 0;
 }
 
+/* A few objects at most: grown one at a time. */
+static int left_open(struct json_reader *r, void *parent, void **base)
+{
+  struct status *st = parent;
+  struct status_left *n = realloc(st->left, (st->nleft + 1) * sizeof(*n));
+
+  if (!n)
+    return json_fail(r, -ENOMEM, NULL, "out of memory");
+  st->left = n;
+  *base = memset(&st->left[st->nleft++], 0, sizeof(*st->left));
+  return 0;
+}
+
 int status_from_json(const char *json, size_t len, struct status *st)
 {
   struct reading rd = {.st = st};
@@ -544,6 +604,9 @@ void status_free(struct status *st)
   for (size_t i = 0; i < st->ncerts; i++)
     free_strings(cert_fields, NFIELDS(cert_fields), &st->certs[i]);
   free(st->certs);
+  for (size_t i = 0; i < st->nleft; i++)
+    free_strings(left_fields, NFIELDS(left_fields), &st->left[i]);
+  free(st->left);
   memset(st, 0, sizeof(*st));
 }
 
@@ -829,6 +892,29 @@ static void print_certs(const struct printer *pr, const struct status *st,
   }
 }
 
+/* One line: the objects certbind created whose certificates left the
+ * file. Never deleted by certbind; the operator decides. */
+static void print_left(const struct printer *pr, const struct status *st)
+{
+  bool one = st->nleft == 1;
+
+  if (st->nleft == 0)
+    return;
+  fprintf(pr->out,
+          "  %s%zu certificate object%s certbind created %s no "
+          "longer in the file%s: ",
+          paint(pr, C_YELLOW), st->nleft, one ? "" : "s", one ? "is" : "are",
+          paint(pr, C_RESET));
+  for (size_t i = 0; i < st->nleft; i++) {
+    const struct status_left *l = &st->left[i];
+    if (i)
+      fprintf(pr->out, ", ");
+    put_safe(pr->out, l->name && l->name[0] ? l->name : l->object_id);
+  }
+  fprintf(pr->out, " (delete %s at APIG, or put %s back in the file)\n",
+          one ? "it" : "them", one ? "its certificate" : "their certificates");
+}
+
 static void print_states(const struct printer *pr, const struct status *st)
 {
   uint64_t n[STATUS_FAILED + 1];
@@ -952,6 +1038,7 @@ int status_print(const struct status *st, FILE *out,
   }
   print_summary(&pr, st);
   print_certs(&pr, st, (int64_t)time(NULL));
+  print_left(&pr, st);
   print_states(&pr, st);
   print_state_list(&pr, st, STATUS_FAILED, opts->all);
   print_state_list(&pr, st, STATUS_PENDING, opts->all);

@@ -17,11 +17,15 @@
  *                            "error":null,"checked":…}]}, …],
  *    "certificates":[{"certificate":…,"certificate_id":…,"account":…,
  *                     "not_after":1767225600,"expiry_warning_days":21,
- *                     "not_after_at":"<RFC 3339>","days_left":43}, …]}
+ *                     "not_after_at":"<RFC 3339>","days_left":43}, …],
+ *    "left_objects":[{"object_id":…,"name":…,"certificate":…,
+ *                     "sha256":…}, …]}
  * "served" is there only for a binding whose served certificate was
  * checked. A certificate's not_after is 0 (not_after_at and days_left null)
  * when the pass did not learn it (its Show failed); days_left counts from
  * the end of the pass (status_print counts from the time it prints).
+ * "left_objects" (optional: a file without it has none) are the objects
+ * certbind created for certificates the file no longer names.
  * Absent strings are JSON null. Unknown keys are ignored when reading, so
  * later versions may add fields; a wrong type, a missing required field,
  * a truncated or garbage file is -EBADMSG.
@@ -105,12 +109,23 @@ struct status_cert {
   uint32_t expiry_warning_days; /* the policy then: "expires in N days" */
 };
 
+/* An APIG certificate object certbind created for a certificate the file
+ * no longer names (plan.h, struct plan_left): left alone, reported. */
+struct status_left {
+  char *object_id;
+  char *name;        /* the object's name at APIG */
+  char *certificate; /* the file's certificate name it was made for */
+  char *sha256;      /* its leaf's SHA-256, hex */
+};
+
 struct status {
   struct status_pass pass;
   struct status_binding *bindings;
   size_t nbindings;
   struct status_cert *certs;
   size_t ncerts;
+  struct status_left *left; /* "left_objects": none in an older file */
+  size_t nleft;
 };
 
 /* Write state_dir/status.json atomically, mode 0600. 0 or a negative
@@ -146,7 +161,8 @@ struct status_print_opts {
 /* Print for an operator: a summary line and counts, each certificate's
  * days left ("expires in N days" highlighted within its
  * expiry_warning_days, "EXPIRED on DATE"; nothing for an unknown end),
- * then the failed
+ * one line naming the objects left behind (left_objects) when there are
+ * any, then the failed
  * bindings with code, message, the whole request id (operators quote it
  * to support) and attempts, then the pending ones with their next retry;
  * past STATUS_PRINT_PER_STATE of a state one line

@@ -234,6 +234,50 @@ static void test_text_caps_the_uncertain_lines(void **state)
   free(text);
 }
 
+#define LEFT_SHA                                                               \
+  "d6451f0e9a3b7c2d8e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e760ab"
+#define LEFT_ID "d6459b0c8a7e4f3d2c1b0a9f8e7d60ab"
+
+static struct plan_left left_object(void)
+{
+  struct plan_left l = {.object_id = LEFT_ID,
+                        .name = "cb_old_4c221453",
+                        .certificate = "old",
+                        .sha256 = LEFT_SHA};
+  return l;
+}
+
+/* An object left behind is said after the certificate objects, with its
+ * name, id and the certificate it was made for; it is not a change: a plan
+ * with nothing else still says "No changes". */
+static void test_text_lists_objects_left_behind(void **state)
+{
+  struct fixture *f = *state;
+  struct plan_left l = left_object();
+  struct plan only = {.unchanged = 3, .left = &l, .nleft = 1};
+  char *text = plan_text(&f->cfg, &only, false);
+
+  assert_string_equal(
+      text, "Certificate objects:\n"
+            "    ? left   certificate cb_old_4c221453 (d645\xe2\x80\xa6"
+            "60ab)   old: no longer in the file, created by certbind, not "
+            "deleted\n"
+            "No changes: 3 bindings in place.\n");
+  free(text);
+  f->plan.left = &l;
+  f->plan.nleft = 1;
+  text = plan_text(&f->cfg, &f->plan, false);
+  assert_non_null(strstr(text, "    ? left   certificate cb_old_4c221453 "));
+  /* the Plan: line counts the changes only */
+  assert_non_null(strstr(text, "Plan: 2 to attach, 1 to move, 1 to change, 1 "
+                               "to detach, 5 unchanged.\n"));
+  /* the leaf's hash is in the JSON, not in the text */
+  assert_null(strstr(text, LEFT_SHA));
+  free(text);
+  f->plan.left = NULL;
+  f->plan.nleft = 0;
+}
+
 static yajl_val get(yajl_val v, const char *key, yajl_type type)
 {
   const char *path[] = {key, NULL};
@@ -396,6 +440,90 @@ static void write_file(char path[64], const char *bytes)
   close(fd);
 }
 
+static void test_json_lists_objects_left_behind(void **state)
+{
+  struct fixture *f = *state;
+  struct plan_left l = left_object();
+  yajl_val root, arr, o;
+
+  root = plan_json(f);
+  assert_int_equal(YAJL_GET_ARRAY(get(root, "left_objects", yajl_t_array))->len,
+                   0);
+  yajl_tree_free(root);
+  f->plan.left = &l;
+  f->plan.nleft = 1;
+  root = plan_json(f);
+  arr = get(root, "left_objects", yajl_t_array);
+  assert_int_equal(YAJL_GET_ARRAY(arr)->len, 1);
+  o = YAJL_GET_ARRAY(arr)->values[0];
+  assert_str(o, "object_id", LEFT_ID);
+  assert_str(o, "name", "cb_old_4c221453");
+  assert_str(o, "certificate", "old");
+  assert_str(o, "sha256", LEFT_SHA);
+  /* not a change: the summary is as without it */
+  assert_int(get(root, "summary", yajl_t_object), "delete_certificate", 0);
+  yajl_tree_free(root);
+  f->plan.left = NULL;
+  f->plan.nleft = 0;
+}
+
+/* How many lines report_log_left wrote for p (a JSON log in memory),
+ * the text in *text (malloc'd). */
+static size_t log_left(const struct plan *p, uint64_t *logged, char **text)
+{
+  struct log lg;
+  size_t len = 0, lines = 0;
+  FILE *out;
+
+  *text = NULL;
+  out = open_memstream(text, &len);
+  assert_non_null(out);
+  log_init(&lg, out);
+  lg.format = LOG_FORMAT_JSON;
+  report_log_left(&lg, p, logged);
+  assert_int_equal(fclose(out), 0);
+  for (const char *s = *text; s && *s; s++)
+    lines += *s == '\n';
+  return lines;
+}
+
+/* One certificate.left per call (apply), or (the daemon, which keeps the
+ * digest) only when the list changed; nothing for an empty list. */
+static void test_log_left_once_per_list(void **state)
+{
+  struct plan_left l[2] = {left_object(), left_object()};
+  struct plan p = {.left = l, .nleft = 1};
+  uint64_t logged = 0;
+  char *text;
+
+  (void)state;
+  snprintf(l[1].object_id, sizeof(l[1].object_id), "%s", "other1234");
+  snprintf(l[1].name, sizeof(l[1].name), "%s", "cb_x_12345678");
+  assert_int_equal(log_left(&p, NULL, &text), 1);
+  assert_non_null(strstr(text, "\"event\":\"certificate.left\""));
+  assert_non_null(strstr(text, "\"count\":1"));
+  assert_non_null(strstr(text, "cb_old_4c221453"));
+  assert_null(strstr(text, LEFT_SHA));
+  free(text);
+  assert_int_equal(log_left(&p, NULL, &text), 1);
+  free(text);
+  assert_int_equal(log_left(&p, &logged, &text), 1);
+  free(text);
+  assert_int_equal(log_left(&p, &logged, &text), 0); /* a resync */
+  free(text);
+  p.nleft = 2;
+  assert_int_equal(log_left(&p, &logged, &text), 1);
+  assert_non_null(strstr(text, "cb_old_4c221453, cb_x_12345678"));
+  assert_non_null(strstr(text, "\"count\":2"));
+  free(text);
+  p.nleft = 0;
+  assert_int_equal(log_left(&p, &logged, &text), 0);
+  free(text);
+  p.nleft = 1; /* back after it was gone: said again */
+  assert_int_equal(log_left(&p, &logged, &text), 1);
+  free(text);
+}
+
 static void test_plan_read_round_trip(void **state)
 {
   struct fixture *f = *state;
@@ -508,6 +636,11 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_text_no_changes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_text_caps_the_uncertain_lines, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_text_lists_objects_left_behind,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_json_lists_objects_left_behind,
+                                      setup, teardown),
+      cmocka_unit_test(test_log_left_once_per_list),
       cmocka_unit_test_setup_teardown(test_json_header_and_summary, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_json_refusal, setup, teardown),

@@ -616,6 +616,58 @@ static void test_days_left_round_down(void **state)
   assert_int_equal(plan_days_left(NOW + 43 * 86400 + 5, NOW), 43);
 }
 
+static void put_object(struct ledger *l, const char *cert, const char *id,
+                       char sha_digit, bool created)
+{
+  struct ledger_cert c = {.created = created};
+
+  memset(c.sha256, sha_digit, 64);
+  snprintf(c.object_id, sizeof(c.object_id), "%s", id);
+  snprintf(c.name, sizeof(c.name), "cb_%s_%.8s", cert, c.sha256);
+  snprintf(c.certificate, sizeof(c.certificate), "%s", cert);
+  assert_int_equal(ledger_cert_put(l, &c), 0);
+}
+
+/* The objects certbind created for certificates the file no longer names,
+ * sorted; those of names still in the file (of either kind) and those it
+ * adopted are not listed; the ledger is left as it was. */
+static void test_left_objects_are_created_and_unnamed(void **state)
+{
+  struct fixture *f = *state;
+  struct plan_left *left;
+  size_t n;
+
+  assert_int_equal(plan_left_objects(&f->cfg, NULL, &left, &n), 0);
+  assert_null(left);
+  assert_int_equal(n, 0);
+  assert_int_equal(plan_left_objects(&f->cfg, &f->ledger, &left, &n), 0);
+  assert_int_equal(n, 0);
+  put_object(&f->ledger, "old", "id-old-1", 'a', true); /* "old" is named */
+  put_object(&f->ledger, "zeta", "id-zeta", 'b', true);
+  put_object(&f->ledger, "gone", "id-gone-2", 'c', true);
+  put_object(&f->ledger, "gone", "id-gone-1", 'd', true);
+  put_object(&f->ledger, "adopted", "id-adopted", 'e', false);
+  assert_int_equal(plan_left_objects(&f->cfg, &f->ledger, &left, &n), 0);
+  assert_int_equal(n, 3);
+  assert_string_equal(left[0].certificate, "gone");
+  assert_string_equal(left[0].name, "cb_gone_cccccccc");
+  assert_string_equal(left[0].object_id, "id-gone-2");
+  assert_int_equal(strspn(left[0].sha256, "c"), 64);
+  assert_string_equal(left[1].name, "cb_gone_dddddddd");
+  assert_string_equal(left[2].certificate, "zeta");
+  assert_int_equal(f->ledger.ncerts, 5);
+  assert_int_not_equal(plan_left_digest(left, n), 0);
+  assert_int_not_equal(plan_left_digest(left, n), plan_left_digest(left, 2));
+  assert_int_equal(plan_left_digest(left, 0), 0);
+  free(left);
+  /* a file without certificates leaves every created one */
+  f->cfg.ncertificates = 0;
+  assert_int_equal(plan_left_objects(&f->cfg, &f->ledger, &left, &n), 0);
+  assert_int_equal(n, 4);
+  free(left);
+  f->cfg.ncertificates = 2;
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -653,6 +705,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_unknown_names_and_end_refuse_nothing,
                                       setup, teardown),
       cmocka_unit_test(test_days_left_round_down),
+      cmocka_unit_test_setup_teardown(test_left_objects_are_created_and_unnamed,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import MAKE_CERTS, SimTestCase, World, certbind
+from harness import MAKE_CERTS, SimTestCase, World, certbind, pem_body_lines
 from test_daemon import Daemon
 
 LEAF_SCRIPT = os.path.join(os.path.dirname(MAKE_CERTS), "make-leaf-certs.sh")
@@ -262,6 +262,80 @@ class BadInputTest(ManagedTestCase):
         self.assertIn("certificate.deleted", r.stderr)
         self.assertNotIn(a_id, sim_certs(sim))
         self.assertNotIn(a_id, ledger_certs(self.tmp))
+
+
+def leaf_sha256(tls, pem):
+    der = subprocess.run(["openssl", "x509", "-in", os.path.join(tls, pem),
+                          "-outform", "DER"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+class LeftBehindTest(ManagedTestCase):
+    def test_removed_certificate_is_reported_never_deleted(self):
+        """Two certificates from files applied; one is removed from the
+        file. Its object and binding stay at APIG; plan (exit as without
+        it), apply's log, status.json and certbind status name it, with its
+        leaf's SHA-256 the only certificate datum shown."""
+        w = self.world(ndom=2)
+        w.gateways["edge-0"]["domains"].append("e.m.example.com")
+        cert, key = put_files(os.path.join(self.tmp, "live-ec"), self.tls,
+                              "ec.pem", "ec.key")
+        w.certificate_files("ecweb", "prod", cert, key)
+        w.want("ecweb", ["edge-0"], ["e.m.example.com"])
+        sim, cfg = self.start(w)
+        r = certbind("apply", "-c", cfg, "--yes")
+        self.assertEqual(r.rc, 0, r)
+        ec_name = object_name(self.tls, "ec.pem", "ecweb")
+        ec_id = [i for i, o in sim_certs(sim).items()
+                 if o["name"] == ec_name][0]
+        ec_binding = (w.gateways["edge-0"]["instance_id"], "e.m.example.com")
+        self.assertEqual(bound_to(sim)[ec_binding], ec_id)
+
+        del w.cert_files["ecweb"]
+        w.wanted = [x for x in w.wanted if x["certificate"] != "ecweb"]
+        w.write_yaml(sim.ca)
+        sha = leaf_sha256(self.tls, "ec.pem")
+
+        plan = certbind("plan", "-c", cfg)
+        self.assertEqual(plan.rc, 0, plan)  # not a change
+        self.assertIn("Certificate objects:\n    ? left   certificate %s (%s"
+                      % (ec_name, ec_id[:4]), plan.stdout)
+        self.assertIn("ecweb: no longer in the file, created by certbind, "
+                      "not deleted", plan.stdout)
+        self.assertIn("No changes:", plan.stdout)
+        pj = json.loads(certbind("plan", "-c", cfg, "--json").stdout)
+        self.assertEqual(pj["left_objects"], [
+            {"object_id": ec_id, "name": ec_name, "certificate": "ecweb",
+             "sha256": sha}])
+        self.assertEqual(pj["summary"]["delete_certificate"], 0)
+
+        r = certbind("apply", "-c", cfg, "--yes", "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        left = [e for e in r.events() if e["event"] == "certificate.left"]
+        self.assertEqual(len(left), 1, r)
+        self.assertEqual(left[0]["count"], 1)
+        self.assertIn(ec_name, left[0]["msg"])
+        self.assertEqual(sim.stats()["by_op"].get("delete", {}), {})
+        self.assertIn(ec_id, sim_certs(sim))
+        self.assertEqual(bound_to(sim)[ec_binding], ec_id)
+        self.assertIn(ec_id, ledger_certs(self.tmp))
+
+        state = os.path.join(self.tmp, "state")
+        with open(os.path.join(state, "status.json")) as f:
+            self.assertEqual(json.load(f)["left_objects"],
+                             pj["left_objects"])
+        st = certbind("status", "--state-dir", state)
+        self.assertEqual(st.rc, 0, st)
+        self.assertIn("1 certificate object certbind created is no longer in "
+                      "the file: %s (delete it at APIG, or put its "
+                      "certificate back in the file)" % ec_name, st.stdout)
+        # the leaf's hash is all that is shown of the certificate, and no
+        # line of its key or its PEM anywhere
+        shown = plan.stdout + json.dumps(pj) + r.stdout + r.stderr + st.stdout
+        for pem in (key, os.path.join(self.tls, "ec.pem")):
+            for line in pem_body_lines(pem):
+                self.assertNotIn(line, shown)
 
 
 if __name__ == "__main__":

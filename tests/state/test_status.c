@@ -791,6 +791,73 @@ static void test_certificates_days_left(void **state)
   assert_null(back.certs);
 }
 
+#define LEFT_SHA                                                               \
+  "d6451f0e9a3b7c2d8e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e760ab"
+
+/* The objects certbind created for certificates the file no longer names:
+ * written, read back, one line in the text and the array in --json; a
+ * file without the key (an older certbind's) reads as none. */
+static void test_left_objects(void **state)
+{
+  struct fixture *f = *state;
+  struct status_left left[2] = {
+      {.object_id = "d6459b0c8a7e4f3d2c1b0a9f8e7d60ab",
+       .name = "cb_old_4c221453",
+       .certificate = "old",
+       .sha256 = LEFT_SHA},
+      {.object_id = "e6459b0c8a7e4f3d2c1b0a9f8e7d60ab",
+       .name = "cb_x_12345678",
+       .certificate = "x",
+       .sha256 = LEFT_SHA},
+  };
+  struct status back;
+  char *text;
+
+  text = print_to_string(&f->st, false, false);
+  assert_null(strstr(text, "no longer in the file"));
+  free(text);
+  f->st.left = left;
+  f->st.nleft = 2;
+  assert_int_equal(status_write(f->dir, &f->st), 0);
+  text = print_to_string(&f->st, false, false);
+  assert_contains(text, "  2 certificate objects certbind created are no "
+                        "longer in the file: cb_old_4c221453, cb_x_12345678 "
+                        "(delete them at APIG, or put their certificates "
+                        "back in the file)\n");
+  assert_null(strstr(text, LEFT_SHA));
+  free(text);
+  f->st.nleft = 1;
+  text = print_to_string(&f->st, false, false);
+  assert_contains(text, "  1 certificate object certbind created is no longer "
+                        "in the file: cb_old_4c221453 (delete it at APIG, or "
+                        "put its certificate back in the file)\n");
+  free(text);
+  text = print_to_string(&f->st, true, false);
+  assert_contains(text, "\"left_objects\": [");
+  assert_contains(text, "\"name\": \"cb_old_4c221453\"");
+  free(text);
+  f->st.left = NULL; /* the fixture's status does not own them */
+  f->st.nleft = 0;
+
+  assert_int_equal(status_read(f->dir, &back), 0);
+  assert_int_equal(back.nleft, 2);
+  for (size_t i = 0; i < 2; i++) {
+    assert_string_equal(back.left[i].object_id, left[i].object_id);
+    assert_string_equal(back.left[i].name, left[i].name);
+    assert_string_equal(back.left[i].certificate, left[i].certificate);
+    assert_string_equal(back.left[i].sha256, LEFT_SHA);
+  }
+  status_free(&back);
+  assert_null(back.left);
+
+  expect_read(f, "{\"version\":1," PASS_OK ",\"bindings\":[]}", 0);
+  assert_int_equal(status_read(f->dir, &back), 0);
+  assert_int_equal(back.nleft, 0);
+  status_free(&back);
+  /* an element without its fields is not a status certbind wrote */
+  expect_read(f, "{\"version\":1," PASS_OK ",\"left_objects\":[{}]}", -EBADMSG);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -816,6 +883,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_hundred_thousand, setup, teardown),
       cmocka_unit_test_setup_teardown(test_index_copy_count, setup, teardown),
       cmocka_unit_test_setup_teardown(test_served, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_left_objects, setup, teardown),
       cmocka_unit_test_setup_teardown(test_certificates_days_left, setup,
                                       teardown),
   };
