@@ -35,6 +35,7 @@
 #include "persist.h"
 #include "report.h"
 #include "served.h"
+#include "show_cache.h"
 #include "statefile.h"
 #include "statelock.h"
 
@@ -59,6 +60,8 @@ struct daemon {
    * other processes: state_dir/visibility.json, read at start and merged
    * after every pass) */
   struct visibility_set visibility;
+  /* the Shows of id certificates, kept across passes (show_cache.h) */
+  struct show_cache shows;
   struct ledger ledger; /* read again at the start of every pass */
   bool ledger_ok;
   struct statelock lock; /* state_dir/lock, held for each pass */
@@ -267,6 +270,34 @@ static bool start_verify(struct daemon *d, const struct pass_result *r)
   return false;
 }
 
+/* policy.verify found a gateway serving, for an id certificate, a leaf
+ * other than its Show in the pass: that Show is not kept, so that the
+ * next pass shows the certificate again (it may have been updated in
+ * place). */
+static void forget_contradicted_shows(struct daemon *d)
+{
+  const struct served_cell *cells;
+  char key[SHOW_CACHE_KEY_MAX];
+  size_t n;
+
+  if (!d->served)
+    return;
+  cells = served_cells(d->served, &n);
+  for (size_t i = 0; i < n; i++) {
+    const struct served_cell *c = &cells[i];
+    const struct config_certificate *cc =
+        &d->cfg.certificates[d->cfg.bindings[c->binding].certificate];
+    const struct config_account *acct = &d->cfg.accounts[cc->account];
+
+    if (!cc->id || !c->bound || c->last.status != PROBE_OK ||
+        probe_matches(&c->last, &c->want))
+      continue;
+    if (show_cache_key(key, sizeof(key), acct->endpoint, acct->project_id,
+                       cc->id) == 0)
+      show_cache_evict(&d->shows, key);
+  }
+}
+
 static void on_pass_done(struct pass *p, void *arg)
 {
   struct daemon *d = arg;
@@ -282,6 +313,9 @@ static void on_pass_done(struct pass *p, void *arg)
    * cause are logged (state.*.failed), STATUS says so */
   saved = persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
                        &d->metrics, d->served, &d->visibility) == 0;
+  forget_contradicted_shows(d);
+  /* the kept Shows of certificates no longer in the file go */
+  show_cache_sweep(&d->shows);
   served_free(d->served);
   d->served = NULL;
   pass_remember(p, &d->memory);
@@ -366,7 +400,8 @@ static struct pass *new_pass(struct daemon *d)
                          .seed = d->seed,
                          .memory = &d->memory,
                          .tokens = &d->tokens,
-                         .visibility = &d->visibility};
+                         .visibility = &d->visibility,
+                         .shows = &d->shows};
   struct pass_deps deps = {.loop = &d->ol.loop,
                            .http = &d->ol.http,
                            .cfg = &d->cfg,
@@ -518,6 +553,7 @@ static void daemon_free(struct daemon *d)
   memo_set_free(&d->memory);
   auth_token_cache_free(&d->tokens);
   visibility_set_free(&d->visibility);
+  show_cache_free(&d->shows);
   inputs_free(&d->inputs);
 }
 

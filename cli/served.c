@@ -246,6 +246,32 @@ static void on_probe_closed(void *arg)
       s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+/* Whether the cell's certificate is an id one whose Show in the pass was
+ * kept from an earlier pass (pass_cert_shown_cached). */
+static bool shown_earlier(const struct served *s, const struct served_cell *c)
+{
+  size_t cert = s->cfg->bindings[c->binding].certificate;
+
+  return s->o.pass && !s->cfg->certificates[cert].managed &&
+         pass_cert_shown_cached(s->o.pass, cert);
+}
+
+/* A leaf other than an earlier pass's Show of the certificate may be its
+ * object updated in place since: not a mismatch, which stale data cannot
+ * tell, but unknown (the daemon forgets that Show: the next pass shows
+ * the certificate again). */
+static void mismatch_unknown(const struct served *s, struct served_cell *c)
+{
+  const struct config_certificate *cc =
+      &s->cfg->certificates[s->cfg->bindings[c->binding].certificate];
+
+  c->verdict = PROBE_VERDICT_UNKNOWN;
+  snprintf(c->last.error, sizeof(c->last.error),
+           "certificate %s (id %s): the leaf served is not the one an earlier "
+           "pass's Show of it gave: it is shown again next pass",
+           cc->name, cc->id);
+}
+
 static void on_probe_done(const struct probe_target *t,
                           const struct probe_result *r, void *arg)
 {
@@ -258,6 +284,8 @@ static void on_probe_done(const struct probe_target *t,
   c->checked = (int64_t)time(NULL);
   c->attempts++;
   c->verdict = probe_judge(r, &c->want, c->checked);
+  if (c->verdict == PROBE_VERDICT_MISMATCH && shown_earlier(s, c))
+    mismatch_unknown(s, c);
   /* an expired leaf that is not the one wanted may be a lagging node's */
   c->settled =
       c->verdict == PROBE_VERDICT_OK || c->verdict == PROBE_VERDICT_UNKNOWN ||
@@ -581,6 +609,16 @@ static void log_cell(const struct served *s, const struct served_cell *c,
     if (c->last.status != PROBE_OK) { /* never tried: nothing to compare */
       f.error_msg = c->last.error;
       log_event(log, LOG_WARN, "verify.mismatch", &f, "%s unknown: %s", address,
+                c->last.error);
+      break;
+    }
+    if (c->last.error[0]) { /* a leaf, and why it is not judged */
+      format_time(l->not_after, na, sizeof(na));
+      f.error_msg = c->last.error;
+      log_event(log, LOG_WARN, "verify.mismatch", &f,
+                "%s unknown: serves %s, serial %s, not_after %s, sha256 %s: "
+                "%s",
+                address, l->subject, l->serial, na, l->sha256_hex,
                 c->last.error);
       break;
     }

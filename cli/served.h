@@ -66,7 +66,10 @@ struct served_opts {
   /* The pass the check follows (it must outlive the check), or NULL. An id
    * certificate is compared with that pass's Show of it (pass_cert_shown);
    * when its Show failed, its cells are unknown at once (never tried) and
-   * last.error says why. NULL: id certificates' cells are unknown after
+   * last.error says why. When that Show was kept from an earlier pass
+   * (pass_cert_shown_cached), a leaf other than it is unknown, not a
+   * mismatch (the object may have been updated in place since), and
+   * last.error says so. NULL: id certificates' cells are unknown after
    * their handshake (the leaf reported, not judged). */
   const struct pass *pass;
   /* With pass: only the bindings its live state shows on the wanted

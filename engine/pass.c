@@ -177,6 +177,7 @@ void pass_cert_read_failed(struct pass *p, uint32_t cert,
   struct apig_error *e = NULL;
 
   c->read_failed = true;
+  read_show_forget(p, cert);
   c->unreachable = c->unreachable || unreachable;
   if (c->read_error && c->read_error != &read_error_nomem)
     e = (struct apig_error *)c->read_error;
@@ -695,6 +696,8 @@ static int alloc_state(struct pass *p)
     rc = live_state_init(&p->live, cfg->ncertificates);
   if (rc == 0)
     rc = instance_ids_make(p);
+  if (rc == 0)
+    rc = read_shows_init(p);
   return rc;
 }
 
@@ -890,6 +893,7 @@ static void release(struct pass *p)
   plan_wanted_free(&p->wanted);
   live_state_free(&p->live);
   instance_ids_free(p);
+  read_shows_free(p);
   queue_free(&p->queue);
   free(p);
 }

@@ -38,6 +38,7 @@ struct ledger;
 struct log;
 struct metrics;
 struct status;
+struct show_cache;
 struct pass;
 
 enum pass_outcome {
@@ -113,6 +114,16 @@ struct pass_opts {
    * learns, each change stamped with the pass's unix time; or NULL (start
    * from confirm_delay_ms) */
   struct visibility_set *visibility;
+  /* the daemon's Shows of id certificates kept across passes
+   * (show_cache.h), or NULL: every id certificate is shown. An entry
+   * stands for the certificate's Show when it is younger than
+   * SHOW_CACHE_MAX_AGE_MS, its not_after is beyond
+   * policy.expiry_warning_days from now and its SANs cover every domain
+   * the file wants on it (certificate.show_cached at debug); else the
+   * certificate is shown and the answer stored. Any Show sent evicts the
+   * entry first (a failed or 404 Show leaves none), and so does a failed
+   * first read of the certificate. */
+  struct show_cache *shows;
 };
 
 struct pass_counts {
@@ -181,6 +192,10 @@ const struct apig_error *pass_read_error(const struct pass *p, size_t cert);
  * rules and `certbind verify` use); the other strings are NULL. Valid
  * until pass_free(). */
 const struct apig_cert *pass_cert_shown(const struct pass *p, size_t cert);
+
+/* Whether pass_cert_shown(p, cert) came from pass_opts.shows (an earlier
+ * pass's Show) rather than from a Show of this pass. */
+bool pass_cert_shown_cached(const struct pass *p, size_t cert);
 
 /* Certificate cert's end (Unix s) as this pass knows it: a managed one's
  * from its file, an id one's from its Show; 0 when unknown. */

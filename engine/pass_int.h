@@ -253,6 +253,7 @@ struct pass_cert {
    * not the struct: 10,000 certificates would carry 6.5 MB of it. */
   const struct apig_error *read_error;
   size_t item_lo, item_hi; /* the certificate's plan items */
+  bool show_cached;        /* its Show is an earlier pass's (pass_opts.shows) */
   /* pass_confirm.c */
   struct job *confirm_job;  /* its confirmation read, queued, not sent */
   uint64_t confirm_sent_ms; /* when its last confirmation read went */
@@ -385,6 +386,11 @@ struct pass {
   /* the gateways' instance IDs, sorted, that live bindings share */
   char **instance_ids;
   size_t ninstance_ids;
+  /* pass_opts.shows: the file's bindings grouped by certificate (the
+   * domains a kept Show must cover): certificate c's are
+   * show_bindings[show_binding_lo[c] .. show_binding_lo[c + 1]) */
+  uint32_t *show_binding_lo;
+  uint32_t *show_bindings;
   struct plan_wanted wanted; /* sorted while the reads are out (by_cert
                                 NULL: not yet, or it failed) */
   size_t wave, nwaves;
@@ -509,6 +515,13 @@ void job_abandon(struct pass *p, struct job *j, const struct apig_error *why);
  * a managed one's end is known from its file (certificate.expiring).
  * 0 or -ENOMEM. */
 int read_start_show(struct pass *p, uint32_t cert);
+/* pass_opts.shows: index the file's bindings by certificate. 0 or
+ * -ENOMEM; nothing without the cache. Freed by read_shows_free. */
+int read_shows_init(struct pass *p);
+void read_shows_free(struct pass *p);
+/* pass_opts.shows: certificate cert's first read failed: its kept Show
+ * goes (the next pass shows it). */
+void read_show_forget(struct pass *p, uint32_t cert);
 /* Submit the request of a list job the queue released. */
 void read_dispatch(struct pass *p, struct job *j);
 /* A list request answered (not aborted, account not blocked). */

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certfile.h"
+#include "show_cache.h"
+
 static void read_hold(struct job *head);
 static void read_release(struct pass *p, struct job *head);
 static void read_resolve(struct pass *p, struct job *head);
@@ -178,9 +181,8 @@ static void on_list_complete(struct pass *p, struct job *j)
     /* kept for the whole pass: its entries share their gateway's ID, and
      * its array is trimmed (10,000 certificates of 10 bindings held 64
      * slots each, 15 MB instead of 2.4) */
-    apig_bindings_share_instances(&dst->b, 0,
-                                  (const char *const *)p->instance_ids,
-                                  p->ninstance_ids);
+    apig_bindings_share_instances(
+        &dst->b, 0, (const char *const *)p->instance_ids, p->ninstance_ids);
     apig_bindings_trim(&dst->b);
     job_end(p, j, JOB_DONE, NULL);
     return;
@@ -600,6 +602,150 @@ static void note_expiry(struct pass *p, uint32_t cert, int64_t not_after)
               days == 1 ? "" : "s", p->cfg->policy.expiry_warning_days);
 }
 
+/* ---- the daemon's kept Shows (pass_opts.shows) ------------------------- */
+
+int read_shows_init(struct pass *p)
+{
+  const struct config *cfg = p->cfg;
+  uint32_t *lo;
+
+  if (!p->opts.shows)
+    return 0;
+  lo = calloc(cfg->ncertificates + 1, sizeof(*lo));
+  p->show_bindings =
+      malloc((cfg->nbindings ? cfg->nbindings : 1) * sizeof(*p->show_bindings));
+  p->show_binding_lo = lo;
+  if (!lo || !p->show_bindings)
+    return -ENOMEM;
+  /* a counting sort: lo[c] is where c's bindings start, then end */
+  for (size_t b = 0; b < cfg->nbindings; b++)
+    lo[cfg->bindings[b].certificate + 1]++;
+  for (size_t c = 0; c < cfg->ncertificates; c++)
+    lo[c + 1] += lo[c];
+  for (size_t b = 0; b < cfg->nbindings; b++)
+    p->show_bindings[lo[cfg->bindings[b].certificate]++] = (uint32_t)b;
+  memmove(lo + 1, lo, cfg->ncertificates * sizeof(*lo));
+  lo[0] = 0;
+  return 0;
+}
+
+void read_shows_free(struct pass *p)
+{
+  free(p->show_binding_lo);
+  free(p->show_bindings);
+  p->show_binding_lo = p->show_bindings = NULL;
+}
+
+/* An id certificate of the file's key in pass_opts.shows: < 0 when there
+ * is none (no cache, not an id certificate of the file, too long). */
+static int show_key(const struct pass *p, uint32_t cert, char *buf, size_t len)
+{
+  const struct config_certificate *cc = &p->cfg->certificates[cert];
+  const struct config_account *acct;
+
+  if (!p->opts.shows || !cc->id || cert >= p->nfile_certs)
+    return -ENOENT;
+  acct = pass_cert_account(p, cert);
+  return show_cache_key(buf, len, acct->endpoint, acct->project_id, cc->id);
+}
+
+/* The plan's SAN rule (certfile_covers) for every domain the file wants
+ * on cert: a kept Show that does not cover one is shown again, so that a
+ * certificate-not-covered error never comes from an old answer. */
+static bool show_covers_file(const struct pass *p, uint32_t cert,
+                             const struct apig_cert *show)
+{
+  for (uint32_t k = p->show_binding_lo[cert]; k < p->show_binding_lo[cert + 1];
+       k++) {
+    const char *domain = p->cfg->bindings[p->show_bindings[k]].domain;
+    if (!certfile_covers((const char *const *)show->san, show->nsan, domain))
+      return false;
+  }
+  return true;
+}
+
+/* A kept Show may stand for this pass's: young enough, its end beyond
+ * policy.expiry_warning_days (near its end a certificate is the one
+ * another tool renews in place: shown fresh, so that the warnings and
+ * the expired rule are current), and covering the file's domains. */
+static bool show_reusable(const struct pass *p, uint32_t cert,
+                          const struct show_cache_entry *e)
+{
+  int64_t age = pass_unix_ms(p) - e->shown_ms;
+
+  if (age < 0 || age >= SHOW_CACHE_MAX_AGE_MS || e->cert.not_after == 0)
+    return false;
+  if (plan_days_left(e->cert.not_after, (int64_t)pass_unix_s(p)) <=
+      (long)p->cfg->policy.expiry_warning_days)
+    return false;
+  return show_covers_file(p, cert, &e->cert);
+}
+
+static void log_show_cached(struct pass *p, uint32_t cert, int64_t age_ms)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+  struct log_kv kv[1] = {{"age_s", (long long)(age_ms / 1000)}};
+
+  pass_cert_fields(p, cert, &f);
+  f.kv = kv;
+  f.nkv = 1;
+  log_event(p->log, LOG_DEBUG, "certificate.show_cached", &f,
+            "its Show of %lld s ago stands for this pass's (kept up to %lld s)",
+            (long long)(age_ms / 1000),
+            (long long)(SHOW_CACHE_MAX_AGE_MS / 1000));
+}
+
+/* The kept Show of cert as this pass's, when it may; else its entry goes:
+ * the Show about to be sent replaces it, and one that fails (404: the
+ * object is gone) must leave none. */
+static bool show_from_cache(struct pass *p, uint32_t cert)
+{
+  struct live_cert *lc = &p->live.certs[cert];
+  const struct show_cache_entry *e;
+  char key[SHOW_CACHE_KEY_MAX];
+  int64_t age;
+
+  if (show_key(p, cert, key, sizeof(key)) < 0 ||
+      !(e = show_cache_find(p->opts.shows, key)))
+    return false;
+  age = pass_unix_ms(p) - e->shown_ms;
+  if (!show_reusable(p, cert, e) ||
+      show_cache_cert_copy(&lc->show, &e->cert) < 0) {
+    show_cache_evict(p->opts.shows, key);
+    return false;
+  }
+  lc->shown = true;
+  p->certs[cert].show_cached = true;
+  p->live.now_s = pass_unix_s(p);
+  log_show_cached(p, cert, age);
+  return true;
+}
+
+/* This pass's Show of cert, kept for the next passes (out of memory: not
+ * kept, shown again). */
+static void show_store(struct pass *p, uint32_t cert,
+                       const struct apig_cert *show)
+{
+  char key[SHOW_CACHE_KEY_MAX];
+
+  if (show_key(p, cert, key, sizeof(key)) == 0)
+    (void)show_cache_put(p->opts.shows, key, show, pass_unix_ms(p));
+}
+
+void read_show_forget(struct pass *p, uint32_t cert)
+{
+  char key[SHOW_CACHE_KEY_MAX];
+
+  if (show_key(p, cert, key, sizeof(key)) == 0)
+    show_cache_evict(p->opts.shows, key);
+}
+
+bool pass_cert_shown_cached(const struct pass *p, size_t cert)
+{
+  return p->certs && cert < p->ncerts && p->certs[cert].show_cached &&
+         pass_cert_shown(p, cert) != NULL;
+}
+
 int read_start_show(struct pass *p, uint32_t cert)
 {
   const struct config_certificate *cc = &p->cfg->certificates[cert];
@@ -612,7 +758,7 @@ int read_start_show(struct pass *p, uint32_t cert)
   /* A previous object of a certificate from files (pass_cert.c) is read
    * only for the bindings that move off it: its end is not the file's
    * concern, and a warning about it would be noise while it retires. */
-  if (!cc->id || cert >= p->nfile_certs)
+  if (!cc->id || cert >= p->nfile_certs || show_from_cache(p, cert))
     return 0;
   j = job_new(p, JOB_LIST, cert);
   if (!j)
@@ -700,6 +846,7 @@ static void show_keep(struct pass *p, struct job *j, struct http_response *rs,
     return;
   }
   show_drop_unused(&cert);
+  show_store(p, j->cert, &cert);
   apig_cert_free(&lc->show);
   lc->show = cert;
   lc->shown = true;

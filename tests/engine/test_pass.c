@@ -28,6 +28,7 @@
 
 #include "harness.h"
 #include "metrics.h"
+#include "show_cache.h"
 #include "status.h"
 
 /* certificate cN with the ID harness_cert_id(N) (N < 10) */
@@ -1394,6 +1395,244 @@ static void test_show_forbidden_lists_and_writes_go_on(void **state)
   free(yaml);
 }
 
+/* ---- 13. the daemon's kept Shows (pass_opts.shows) -------------------- */
+
+static size_t count_op_since(const struct harness *h, size_t from, int op)
+{
+  size_t n = 0;
+
+  for (size_t i = from; i < h->net.ncalls; i++)
+    n += h->net.calls[i]->op == op;
+  return n;
+}
+
+/* The daemon's next pass on the same harness: the Shows sent in it. */
+static size_t next_pass_shows(struct harness *h, const struct pass_opts *o)
+{
+  size_t mark = h->net.ncalls;
+
+  pass_free(h->pass);
+  h->pass = NULL;
+  h->started = h->done = false;
+  harness_run(h, o);
+  return count_op_since(h, mark, APIG_OP_CERT_SHOW);
+}
+
+#define SHOWS_POLICY                                                           \
+  "policy: {mode: upsert, expiry_warning_days: 10, confirm_delay_ms: 0, "      \
+  "confirm_timeout_s: 3600}\n"
+
+/* c1 on g1 with a.example.com; its Show: *.example.com, ending in days. */
+static void shows_world(struct harness *h, long days)
+{
+  const char *san[] = {"*.example.com"};
+  int64_t now = h->unix0_ms / 1000;
+
+  assert_int_equal(world_cert_show(&h->world, harness_cert_id(1), san, 1,
+                                   now + days * 86400 + 3600),
+                   0);
+  harness_load(h, "certificates:\n" CERT_YAML(
+                      1) "bindings:\n"
+                         "  - {certificate: c1, gateways: [g1], domains: "
+                         "[a.example.com]}\n" SHOWS_POLICY);
+}
+
+/* The key of the harness's c1 in a kept-Show cache. */
+static const char *shows_key(char buf[SHOW_CACHE_KEY_MAX])
+{
+  assert_int_equal(show_cache_key(buf, SHOW_CACHE_KEY_MAX, "https://apig.test",
+                                  HARNESS_PROJECT, harness_cert_id(1)),
+                   0);
+  return buf;
+}
+
+/* The daemon's second pass uses the first one's Show (no request), and
+ * the pass sees the same names, serial and end as from a Show; without
+ * the cache every pass shows. */
+static void test_kept_show_saves_the_next_pass_its_show(void **state)
+{
+  struct harness *h = *state;
+  struct show_cache shows = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .shows = &shows};
+  struct pass_opts none = {.write = true, .command = "run", .seed = 1};
+  const struct apig_cert *c;
+  char key[SHOW_CACHE_KEY_MAX];
+
+  shows_world(h, 100);
+  harness_run(h, &o);
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 1);
+  assert_int_equal(harness_counts(h)->attached, 1);
+  assert_false(pass_cert_shown_cached(h->pass, 0));
+  assert_int_equal(shows.n, 1);
+  assert_non_null(show_cache_find(&shows, shows_key(key)));
+
+  assert_int_equal(next_pass_shows(h, &o), 0);
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->unchanged, 1);
+  c = pass_cert_shown(h->pass, 0);
+  assert_non_null(c);
+  assert_true(pass_cert_shown_cached(h->pass, 0));
+  assert_string_equal(c->id, harness_cert_id(1));
+  assert_string_equal(c->serial_number, "13010");
+  assert_int_equal(c->nsan, 1);
+  assert_string_equal(c->san[0], "*.example.com");
+  assert_int_equal(pass_cert_not_after(h->pass, 0),
+                   h->unix0_ms / 1000 + 100 * 86400 + 3600);
+  fflush(h->log_out);
+  assert_non_null(strstr(h->log_text, "\"event\":\"certificate.show_cached\""));
+
+  /* no cache: a Show every pass */
+  assert_int_equal(next_pass_shows(h, &none), 1);
+  assert_int_equal(next_pass_shows(h, &none), 1);
+  show_cache_free(&shows);
+}
+
+/* A kept Show an hour old is shown again (and the new answer kept). */
+static void test_kept_show_older_than_an_hour_is_shown(void **state)
+{
+  struct harness *h = *state;
+  struct show_cache shows = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .shows = &shows};
+
+  shows_world(h, 100);
+  harness_run(h, &o);
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 1);
+  h->unix0_ms += SHOW_CACHE_MAX_AGE_MS; /* the clock an hour on */
+  assert_int_equal(next_pass_shows(h, &o), 1);
+  assert_false(pass_cert_shown_cached(h->pass, 0));
+  assert_int_equal(next_pass_shows(h, &o), 0); /* the new one is kept */
+  show_cache_free(&shows);
+}
+
+/* Within policy.expiry_warning_days of its end a certificate is shown
+ * every pass (and warned about every pass). */
+static void test_certificate_near_its_end_shown_every_pass(void **state)
+{
+  struct harness *h = *state;
+  struct show_cache shows = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .shows = &shows};
+  const char *at;
+
+  shows_world(h, 5);
+  harness_run(h, &o);
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 1);
+  assert_int_equal(next_pass_shows(h, &o), 1);
+  assert_int_equal(next_pass_shows(h, &o), 1);
+  fflush(h->log_out);
+  at = strstr(h->log_text, "\"event\":\"certificate.expiring\"");
+  assert_non_null(at);
+  at = strstr(at + 1, "\"event\":\"certificate.expiring\"");
+  assert_non_null(at);
+  assert_non_null(strstr(at + 1, "\"event\":\"certificate.expiring\""));
+  assert_null(strstr(h->log_text, "\"event\":\"certificate.show_cached\""));
+  show_cache_free(&shows);
+}
+
+/* A domain added to the file that the kept Show's SANs do not cover: the
+ * certificate is shown again, and the refusal comes from that Show. */
+static void test_kept_show_not_covering_a_new_domain_is_shown(void **state)
+{
+  struct harness *h = *state;
+  struct show_cache shows = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .shows = &shows};
+  const char *san[] = {"*.example.com", "x.other.com"};
+  struct status st;
+  const struct status_binding *b;
+
+  shows_world(h, 100);
+  harness_run(h, &o);
+  assert_int_equal(count_op(h, APIG_OP_CERT_SHOW), 1);
+  /* the object was updated in place to cover x.other.com, and the file
+   * now wants it */
+  assert_int_equal(world_cert_show(&h->world, harness_cert_id(1), san, 2,
+                                   h->unix0_ms / 1000 + 100 * 86400),
+                   0);
+  pass_free(h->pass);
+  h->pass = NULL;
+  h->started = h->done = false;
+  config_free(&h->cfg);
+  harness_load(h, "certificates:\n" CERT_YAML(
+                      1) "bindings:\n"
+                         "  - {certificate: c1, gateways: [g1], domains: "
+                         "[a.example.com, x.other.com]}\n" SHOWS_POLICY);
+  assert_int_equal(next_pass_shows(h, &o), 1);
+  assert_false(pass_cert_shown_cached(h->pass, 0));
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->attached, 1);
+  assert_true(
+      world_has(&h->world, harness_cert_id(1), "x.other.com", HARNESS_GW1));
+  assert_int_equal(pass_status(h->pass, NULL, &st), 0);
+  b = status_of(&st, "x.other.com");
+  assert_non_null(b);
+  assert_null(b->error_code);
+  status_free(&st);
+  show_cache_free(&shows);
+}
+
+/* A Show that fails (500 until its attempts are spent) or is answered 404
+ * (the object is gone) leaves no kept Show: the next pass shows again. */
+static void test_failed_or_404_show_evicts(void **state)
+{
+  struct harness *h = *state;
+  struct show_cache shows = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .shows = &shows};
+  char key[SHOW_CACHE_KEY_MAX];
+
+  shows_world(h, 100);
+  harness_run(h, &o);
+  assert_non_null(show_cache_find(&shows, shows_key(key)));
+
+  h->unix0_ms += SHOW_CACHE_MAX_AGE_MS;
+  h->world.show_fails = true;
+  assert_true(next_pass_shows(h, &o) >= 1);
+  assert_null(pass_cert_shown(h->pass, 0));
+  assert_null(show_cache_find(&shows, key));
+  h->world.show_fails = false;
+  assert_int_equal(next_pass_shows(h, &o), 1);
+  assert_non_null(show_cache_find(&shows, key));
+
+  /* 404: the world no longer answers its Show */
+  h->unix0_ms += SHOW_CACHE_MAX_AGE_MS;
+  for (size_t i = 0; i < h->world.ncerts; i++)
+    if (!strcmp(h->world.certs[i].id, harness_cert_id(1)))
+      h->world.certs[i].shown = false;
+  assert_int_equal(next_pass_shows(h, &o), 1);
+  assert_null(pass_cert_shown(h->pass, 0));
+  assert_null(show_cache_find(&shows, key));
+  assert_int_equal(shows.n, 0);
+  show_cache_free(&shows);
+}
+
+/* The cache holds only certificates of the file: a sweep after a pass
+ * drops the others. */
+static void test_show_cache_swept_to_the_file(void **state)
+{
+  struct harness *h = *state;
+  struct show_cache shows = {0};
+  struct pass_opts o = {
+      .write = true, .command = "run", .seed = 1, .shows = &shows};
+  struct apig_cert other = {.id = (char *)"other", .not_after = 1};
+  char key[SHOW_CACHE_KEY_MAX];
+
+  shows_world(h, 100);
+  assert_int_equal(show_cache_put(&shows, "elsewhere", &other, 0), 0);
+  assert_int_equal(show_cache_sweep(&shows), 0); /* touched by the put */
+  harness_run(h, &o);
+  assert_int_equal(shows.n, 2);
+  assert_int_equal(show_cache_sweep(&shows), 1);
+  assert_int_equal(shows.n, 1);
+  assert_null(show_cache_find(&shows, "elsewhere"));
+  assert_int_equal(next_pass_shows(h, &o), 0); /* found: touched */
+  assert_int_equal(show_cache_sweep(&shows), 0);
+  assert_non_null(show_cache_find(&shows, shows_key(key)));
+  show_cache_free(&shows);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1445,6 +1684,18 @@ int main(void)
       cmocka_unit_test_setup_teardown(
           test_show_forbidden_lists_and_writes_go_on, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiring_logged_once, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_kept_show_saves_the_next_pass_its_show, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_kept_show_older_than_an_hour_is_shown, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_certificate_near_its_end_shown_every_pass, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_kept_show_not_covering_a_new_domain_is_shown, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_or_404_show_evicts, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_show_cache_swept_to_the_file, setup,
                                       teardown),
   };
 

@@ -135,6 +135,13 @@ int world_cert_show(struct world *w, const char *cert_id,
 {
   struct world_cert *wc = get_cert(w, cert_id);
 
+  if (wc) { /* an object updated in place: its new names replace the old */
+    for (size_t i = 0; i < wc->nsan; i++)
+      free(wc->san[i]);
+    free(wc->san);
+    wc->san = NULL;
+    wc->nsan = 0;
+  }
   if (!wc || !(wc->san = calloc(nsan ? nsan : 1, sizeof(*wc->san))))
     return -ENOMEM;
   for (size_t i = 0; i < nsan; i++) {

@@ -83,7 +83,8 @@ int world_bind(struct world *w, const char *cert_id, const char *domain,
                const char *instance, bool verify);
 
 /* Give certificate cert_id (created when new) what its Show answers:
- * its SANs (nsan of them) and not_after (Unix s). 0 or -ENOMEM. */
+ * its SANs (nsan of them, replacing any) and not_after (Unix s). 0 or
+ * -ENOMEM. */
 int world_cert_show(struct world *w, const char *cert_id,
                     const char *const *san, size_t nsan, int64_t not_after);
 
