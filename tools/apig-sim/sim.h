@@ -419,6 +419,9 @@ struct sim {
   uint64_t request_counter;
   bool stopping;          /* __atomic access */
   uint64_t generation;    /* bumped by /__sim/reset */
+  /* unix s the dates of a seed's dateless certificates count from: set by
+   * the first load and kept, so that /__sim/reset makes the same world */
+  int64_t dates_base_s;
   struct sim_loop *loops; /* opt.threads of them */
   size_t nloops;
   struct sim_dataplane *dp; /* NULL without listeners; fixed once started */

@@ -758,11 +758,16 @@ static int load_san(struct loader *L, struct sim_cert *c, yajl_val v)
   return 0;
 }
 
-/* The simulator's now + days, as APIG writes a certificate's dates. */
-static void iso_days_from_now(const struct sim *sim, int days, char out[32])
+/* The simulator's now at its first load + days, as APIG writes a
+ * certificate's dates. */
+static void iso_days_from_now(struct sim *sim, int days, char out[32])
 {
-  time_t t = (time_t)(sim_now_ms(sim) / 1000) + (time_t)days * 86400;
+  time_t t;
   struct tm tm;
+
+  if (!sim->dates_base_s)
+    sim->dates_base_s = sim_now_ms(sim) / 1000;
+  t = (time_t)sim->dates_base_s + (time_t)days * 86400;
 
   gmtime_r(&t, &tm);
   strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -773,7 +778,8 @@ static int load_cert_fields(struct loader *L, struct sim_cert *c, yajl_val v)
   /* A seed certificate without dates is valid from 30 days before the
    * simulator's now to a year after it. Fixed dates made every world's
    * certificates expire on one day (2027-01-01), and with them every test
-   * and the demo (certbind never binds an expired certificate). */
+   * and the demo (certbind never binds an expired certificate). A reset
+   * keeps them (sim.dates_base_s). */
   char not_before[32], not_after[32];
   int rc = load_san(L, c, v);
 
