@@ -303,26 +303,35 @@ static yajl_gen_status gen_pass(yajl_gen g, const struct status_pass *p)
   return gs;
 }
 
-/* "served": [...], only when the binding has been verified. */
-static yajl_gen_status gen_served(yajl_gen g, const struct status_binding *b)
+/* "KEY": [{...}, ...]: the fields of o for each of n structs of size
+ * stride from base. */
+static yajl_gen_status gen_objects(yajl_gen g, const char *key,
+                                   const struct json_object *o,
+                                   const void *base, size_t n, size_t stride)
 {
-  yajl_gen_status gs = yajl_gen_status_ok;
+  yajl_gen_status gs = json_gen_str(g, key);
 
-  if (b->nserved == 0)
-    return gs;
-  gs = json_gen_str(g, "served");
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_open(g);
-  for (size_t i = 0; i < b->nserved && gs == yajl_gen_status_ok; i++) {
+  for (size_t i = 0; i < n && gs == yajl_gen_status_ok; i++) {
     gs = yajl_gen_map_open(g);
     if (gs == yajl_gen_status_ok)
-      gs = json_gen_fields(g, &served_object, &b->served[i]);
+      gs = json_gen_fields(g, o, (const char *)base + i * stride);
     if (gs == yajl_gen_status_ok)
       gs = yajl_gen_map_close(g);
   }
   if (gs == yajl_gen_status_ok)
     gs = yajl_gen_array_close(g);
   return gs;
+}
+
+/* "served": [...], only when the binding has been verified. */
+static yajl_gen_status gen_served(yajl_gen g, const struct status_binding *b)
+{
+  if (b->nserved == 0)
+    return yajl_gen_status_ok;
+  return gen_objects(g, "served", &served_object, b->served, b->nserved,
+                     sizeof(*b->served));
 }
 
 /* Whole days from now to not_after, rounded down. */
@@ -361,20 +370,8 @@ static yajl_gen_status gen_cert(yajl_gen g, const struct status_cert *c,
 
 static yajl_gen_status gen_left(yajl_gen g, const struct status *st)
 {
-  yajl_gen_status gs = json_gen_str(g, "left_objects");
-
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_array_open(g);
-  for (size_t i = 0; i < st->nleft && gs == yajl_gen_status_ok; i++) {
-    gs = yajl_gen_map_open(g);
-    if (gs == yajl_gen_status_ok)
-      gs = json_gen_fields(g, &left_object, &st->left[i]);
-    if (gs == yajl_gen_status_ok)
-      gs = yajl_gen_map_close(g);
-  }
-  if (gs == yajl_gen_status_ok)
-    gs = yajl_gen_array_close(g);
-  return gs;
+  return gen_objects(g, "left_objects", &left_object, st->left, st->nleft,
+                     sizeof(*st->left));
 }
 
 static yajl_gen_status gen_status(yajl_gen g, const struct status *st)
