@@ -8,8 +8,8 @@
  *   sim_world.c  the seed, the world model, bindings, visibility log, stats
  *   sim_conf.c   settings and faults (JSON in and out), random draws
  *   sim_auth.c   IAM tokens and AK/SK signature verification
- *   sim_certs.c  the certificates API: create/show/list/update/delete, PEM checks
- *   sim_sched.c  event loops: one thread + MHD daemon + wake-up heap each
+ *   sim_certs.c  the certificates API: create/show/list/update/delete, PEM
+ * checks sim_sched.c  event loops: one thread + MHD daemon + wake-up heap each
  *   sim_http.c   the libmicrohttpd access handler, routing, responses
  *   sim_dataplane.c  the data plane: per gateway a TLS listener (OpenSSL)
  *                serving, per SNI name, the certificate reads show bound
@@ -417,9 +417,9 @@ struct sim {
   struct sim_rng rng;
   struct sim_stats stats;
   uint64_t request_counter;
-  bool stopping;          /* __atomic access */
-  uint64_t generation;    /* bumped by /__sim/reset */
-  /* unix s the dates of a seed's dateless certificates count from: set by
+  bool stopping;       /* __atomic access */
+  uint64_t generation; /* bumped by /__sim/reset */
+  /* unix s (real clock) a seed's dateless certificates count from: set by
    * the first load and kept, so that /__sim/reset makes the same world */
   int64_t dates_base_s;
   struct sim_loop *loops; /* opt.threads of them */

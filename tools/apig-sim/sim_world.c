@@ -758,15 +758,17 @@ static int load_san(struct loader *L, struct sim_cert *c, yajl_val v)
   return 0;
 }
 
-/* The simulator's now at its first load + days, as APIG writes a
- * certificate's dates. */
+/* The real time of the simulator's first load + days, as APIG writes a
+ * certificate's dates. Not settings.now: that is the server's clock as a
+ * test skews it (years off), which must not expire the world's
+ * certificates. */
 static void iso_days_from_now(struct sim *sim, int days, char out[32])
 {
   time_t t;
   struct tm tm;
 
   if (!sim->dates_base_s)
-    sim->dates_base_s = sim_now_ms(sim) / 1000;
+    sim->dates_base_s = (int64_t)time(NULL);
   t = (time_t)sim->dates_base_s + (time_t)days * 86400;
 
   gmtime_r(&t, &tm);
