@@ -31,6 +31,15 @@
  * log. A delete that fails is logged and tried again by a later pass;
  * it never fails a binding.
  *
+ * Objects left behind (CSTEP_LEFT_SHOW, in the read phase): each listed
+ * object whose record names an account of the file (struct ledger_cert
+ * account: endpoint and project ID, recorded with every record certbind
+ * makes or finds while writing) is shown once per pass. A 404 (APIG.3025,
+ * APIG.3021): deleted at APIG, so left out of plan.left, and a pass that
+ * writes forgets its record (certificate.left_gone). Any other answer, or
+ * none, leaves it listed; such a job is of an account, not of a
+ * certificate (PASS_NO_CERT), and never fails a binding or the pass.
+ *
  * The private key: the create/update body is built (apig_cert_body) into
  * the call, which wipes it (call_free) once the request is over; nothing
  * logs a body. --dry-run and plan never create, update or delete: the

@@ -27,7 +27,8 @@
  *                   memory for the next pass
  *   pass_cert.c     the APIG objects of certificates given as files: find,
  *                   adopt by proof, create or update (before their reads),
- *                   the previous objects read beside them, retire
+ *                   the previous objects read beside them, retire, the
+ *                   Show of objects left behind (gone: not listed)
  */
 #ifndef CERTBIND_PASS_INT_H
 #define CERTBIND_PASS_INT_H
