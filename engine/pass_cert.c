@@ -1021,8 +1021,8 @@ static int left_objects(struct pass *p)
     const struct pass_left_check *lc = left_check(p, l->object_id);
     if (lc && lc->gone)
       left_gone(p, l, lc);
-    else
-      p->plan.left[k++] = *l;
+    else if (k++ != i)
+      p->plan.left[k - 1] = *l;
   }
   if (rc == 0)
     p->plan.nleft = k;
