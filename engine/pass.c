@@ -109,6 +109,17 @@ void pass_cert_fields(const struct pass *p, uint32_t cert, struct log_fields *f)
   f->certificate = c->name;
 }
 
+void pass_job_fields(const struct pass *p, const struct job *j,
+                     struct log_fields *f)
+{
+  if (j->cert != PASS_NO_CERT) {
+    pass_cert_fields(p, j->cert, f);
+    return;
+  }
+  f->account = p->cfg->accounts[j->q.account].name;
+  f->certificate = cert_left_name(p, j);
+}
+
 /* An error of the pass itself, not of an answer: no request ID. */
 struct apig_error pass_error(const char *code, const char *msg)
 {
@@ -841,6 +852,7 @@ int pass_start(struct pass *p, void (*done)(struct pass *p, void *arg),
   p->reads_left = cfg->ncertificates;
   for (uint32_t a = 0; a < cfg->naccounts; a++)
     pass_feed(p, a, false);
+  cert_left_start(p);
   p->started = true;
   p->done = done;
   p->done_arg = arg;
@@ -889,6 +901,7 @@ static void release(struct pass *p)
   free(p->binding_item);
   free(p->wave_end);
   cert_view_free(p);
+  cert_left_free(p);
   plan_free(&p->plan);
   plan_wanted_free(&p->wanted);
   live_state_free(&p->live);

@@ -164,7 +164,7 @@ call_log(struct pass *p, enum log_level lvl, const char *event,
 
   if (!log_enabled(p->log, lvl))
     return;
-  pass_cert_fields(p, j->cert, &f);
+  pass_job_fields(p, j, &f);
   f.op = apig_op_name(op);
   f.attempt = (long)j->q.attempt + 1;
   if (o) {
@@ -419,7 +419,7 @@ static void pause_account(struct pass *p, const struct job *j,
   until = queue_account_paused_until(&p->queue, j->q.account);
   if (until == before)
     return;
-  pass_cert_fields(p, j->cert, &f);
+  pass_job_fields(p, j, &f);
   f.http_status = o->status;
   f.error_code = o->err.code[0] ? o->err.code : NULL;
   f.request_id = o->err.request_id[0] ? o->err.request_id : NULL;

@@ -31,6 +31,15 @@
  * log. A delete that fails is logged and tried again by a later pass;
  * it never fails a binding.
  *
+ * Objects left behind (CSTEP_LEFT_SHOW, in the read phase): each listed
+ * object whose record names an account of the file (struct ledger_cert
+ * account: endpoint and project ID, recorded with every record certbind
+ * makes or finds while writing) is shown once per pass. A 404 (APIG.3025,
+ * APIG.3021): deleted at APIG, so left out of plan.left, and a pass that
+ * writes forgets its record (certificate.left_gone). Any other answer, or
+ * none, leaves it listed; such a job is of an account, not of a
+ * certificate (PASS_NO_CERT), and never fails a binding or the pass.
+ *
  * The private key: the create/update body is built (apig_cert_body) into
  * the call, which wipes it (call_free) once the request is over; nothing
  * logs a body. --dry-run and plan never create, update or delete: the
@@ -47,6 +56,7 @@
 
 #include "cert.h"
 #include "ledger.h"
+#include "visibility.h"
 
 /* What a certificate of the view shows as id before its object exists:
  * never sent (its bindings are not read). */
@@ -73,6 +83,46 @@ static const struct config_managed_cert *cert_files(const struct pass *p,
 static bool is_managed(const struct pass *p, uint32_t cert)
 {
   return p->mcerts && cert < p->nfile_certs && file_cert(p, cert)->managed;
+}
+
+/* ---- accounts of records ------------------------------------------------ */
+
+/* Account a's key as a record holds it (ledger.h: endpoint and project
+ * ID, not the account's name, which the file may change). 0, or
+ * -ENAMETOOLONG (then it is never recorded). */
+static int account_key(const struct pass *p, uint32_t a, char *buf, size_t len)
+{
+  const struct config_account *acct = &p->cfg->accounts[a];
+
+  return visibility_key(buf, len, acct->endpoint, acct->project_id);
+}
+
+/* Record r learns its account a when it has none (a record written before
+ * certbind kept it learns it while its certificate is in the file): true
+ * when it did. */
+static bool fill_account(const struct pass *p, struct ledger_cert *r,
+                         uint32_t a)
+{
+  char key[LEDGER_ACCOUNT_MAX];
+
+  if (r->account[0] || account_key(p, a, key, sizeof(key)) < 0)
+    return false;
+  memcpy(r->account, key, sizeof(key));
+  return true;
+}
+
+/* The file's account whose key is key: true and *a, or false. */
+static bool file_account(const struct pass *p, const char *key, uint32_t *a)
+{
+  char k[LEDGER_ACCOUNT_MAX];
+
+  for (uint32_t i = 0; key[0] && i < p->cfg->naccounts; i++) {
+    if (account_key(p, i, k, sizeof(k)) == 0 && strcmp(k, key) == 0) {
+      *a = i;
+      return true;
+    }
+  }
+  return false;
 }
 
 /* ---- the view ---------------------------------------------------------- */
@@ -146,10 +196,16 @@ static int view_cert(struct pass *p, uint32_t c)
     snprintf(m->object_id, sizeof(m->object_id), "%s", r->object_id);
     m->resolved = true;
     p->view.certificates[c].id = m->object_id;
+    if (writing(p) && fill_account(p, r, (uint32_t)fc->account))
+      p->ledger_dirty = true;
   }
   for (size_t i = 0; p->ledger && i < p->ledger->ncerts && rc == 0; i++) {
-    if (is_previous(&p->ledger->certs[i], fc))
-      rc = add_previous(p, c, &p->ledger->certs[i]);
+    if (!is_previous(&p->ledger->certs[i], fc))
+      continue;
+    if (writing(p) &&
+        fill_account(p, &p->ledger->certs[i], (uint32_t)fc->account))
+      p->ledger_dirty = true;
+    rc = add_previous(p, c, &p->ledger->certs[i]);
   }
   return rc;
 }
@@ -237,7 +293,7 @@ static bool step_writes(enum cert_step s)
  * token. */
 static int start_job(struct pass *p, struct job *j)
 {
-  const struct config_account *a = pass_cert_account(p, j->cert);
+  const struct config_account *a = &p->cfg->accounts[j->q.account];
 
   if (a->auth_method == CONFIG_AUTH_PASSWORD &&
       !p->accounts[j->q.account].token.value) {
@@ -312,6 +368,7 @@ static void resolved(struct pass *p, struct job *j, const char *id,
   snprintf(rec.object_id, sizeof(rec.object_id), "%s", id);
   snprintf(rec.name, sizeof(rec.name), "%s", m->name);
   snprintf(rec.certificate, sizeof(rec.certificate), "%s", fc->name);
+  (void)fill_account(p, &rec, (uint32_t)fc->account); /* put: dirty */
   rec.superseded_at = 0;
   if (p->ledger && ledger_cert_put(p->ledger, &rec) == 0)
     p->ledger_dirty = true;
@@ -436,8 +493,21 @@ static int step_url(struct pass *p, struct job *j, struct call *c)
     c->op = APIG_OP_CERT_DELETE;
     return apig_cert_url(ep, a->project_id, c->op, p->prev[j->retire].object_id,
                          &c->url);
+  case CSTEP_LEFT_SHOW: /* left_url: no certificate of the pass */
+    break;
   }
   return -EINVAL;
+}
+
+/* The Show of an object left behind: the request CSTEP_PROVE sends, in
+ * the account its record names. */
+static int left_url(struct pass *p, struct job *j, struct call *c)
+{
+  const struct config_account *a = &p->cfg->accounts[j->q.account];
+
+  c->op = APIG_OP_CERT_SHOW;
+  return apig_cert_url(&p->accounts[j->q.account].endpoint, a->project_id,
+                       c->op, p->left_checks[j->retire].object_id, &c->url);
 }
 
 /* Submit a JOB_CERT job's request. Creates, updates and deletes are never
@@ -446,7 +516,7 @@ static int step_url(struct pass *p, struct job *j, struct call *c)
  * bindings. */
 void cert_dispatch(struct pass *p, struct job *j)
 {
-  const struct config_account *a = pass_cert_account(p, j->cert);
+  const struct config_account *a = &p->cfg->accounts[j->q.account];
   struct call *c = calloc(1, sizeof(*c));
   struct apig_error why;
   int rc = c ? 0 : -ENOMEM;
@@ -454,7 +524,7 @@ void cert_dispatch(struct pass *p, struct job *j)
   if (rc == 0 && step_writes(j->step) && !writing(p))
     rc = -EPERM;
   if (rc == 0)
-    rc = step_url(p, j, c);
+    rc = j->step == CSTEP_LEFT_SHOW ? left_url(p, j, c) : step_url(p, j, c);
   if (rc == 0 && (j->step == CSTEP_CREATE || j->step == CSTEP_UPDATE)) {
     rc = cert_body(p, j->cert, c);
     if (j->step == CSTEP_CREATE)
@@ -700,6 +770,8 @@ static void step_ok(struct pass *p, struct job *j, struct http_response *rs,
   case CSTEP_DELETE:
     retire_deleted(p, j, o);
     return;
+  case CSTEP_LEFT_SHOW: /* left_done, before */
+    return;
   }
 }
 
@@ -718,9 +790,15 @@ static const char *step_what(enum cert_step s)
   return "lookup";
 }
 
+static void left_done(struct pass *p, struct job *j, const struct outcome *o);
+
 void cert_done(struct pass *p, struct job *j, struct http_response *rs,
                const struct outcome *o)
 {
+  if (j->step == CSTEP_LEFT_SHOW) {
+    left_done(p, j, o);
+    return;
+  }
   switch (o->cls) {
   case APIG_OK:
     step_ok(p, j, rs, o);
@@ -777,8 +855,9 @@ void cert_job_end(struct pass *p, struct job *j, enum job_end how,
                   const struct apig_error *why)
 {
 
-  if (j->step == CSTEP_RETIRE_READ || j->step == CSTEP_DELETE)
-    return; /* retirement: never a binding's business */
+  if (j->step == CSTEP_RETIRE_READ || j->step == CSTEP_DELETE ||
+      j->step == CSTEP_LEFT_SHOW)
+    return; /* retirement, objects left: never a binding's business */
   if (j->retire == UINT32_MAX)
     return; /* resolved: its first read carries the count */
   if (how == JOB_FAILED)
@@ -819,7 +898,8 @@ bool cert_read_gone(struct pass *p, uint32_t cert, const struct apig_error *why)
 bool cert_job_first_read(const struct job *j)
 {
   return j->type == JOB_CERT && j->step != CSTEP_RETIRE_READ &&
-         j->step != CSTEP_DELETE && j->retire != UINT32_MAX;
+         j->step != CSTEP_DELETE && j->step != CSTEP_LEFT_SHOW &&
+         j->retire != UINT32_MAX;
 }
 
 /* ---- what the first reads found --------------------------------------- */
@@ -890,15 +970,63 @@ static int add_cert_op(struct plan *pl, enum plan_cert_op op, uint32_t cert,
 }
 
 /* The objects certbind created for certificates the file no longer
- * names: reported, never deleted (the operator may have taken the
- * certificate over by hand). The file's own certificates only: the
+ * names (plan_left_objects). The file's own certificates only: the
  * view's previous objects are not names of the file. */
-static int left_objects(struct pass *p)
+static int file_left(const struct pass *p, struct plan_left **out, size_t *n)
 {
   struct config file = *p->cfg;
 
   file.ncertificates = p->nfile_certs;
-  return plan_left_objects(&file, p->ledger, &p->plan.left, &p->plan.nleft);
+  return plan_left_objects(&file, p->ledger, out, n);
+}
+
+static const struct pass_left_check *left_check(const struct pass *p,
+                                                const char *object_id)
+{
+  for (size_t i = 0; i < p->nleft_checks; i++) {
+    if (strcmp(p->left_checks[i].object_id, object_id) == 0)
+      return &p->left_checks[i];
+  }
+  return NULL;
+}
+
+/* Left object l is gone from APIG (its Show answered 404): not listed;
+ * a pass that writes forgets its record. */
+static void left_gone(struct pass *p, const struct plan_left *l,
+                      const struct pass_left_check *lc)
+{
+  struct log_fields f = LOG_FIELDS_INIT;
+
+  if (!writing(p) || ledger_cert_remove(p->ledger, l->object_id) < 0)
+    return;
+  p->ledger_dirty = true;
+  f.account = p->cfg->accounts[lc->account].name;
+  f.certificate = l->certificate;
+  log_event(p->log, LOG_INFO, "certificate.left_gone", &f,
+            "object %s (%s), left behind by certificate %s, is gone from "
+            "APIG: its record is forgotten",
+            l->object_id, l->name, l->certificate);
+}
+
+/* The objects left behind, reported (never deleted: the operator may
+ * have taken the certificate over by hand), but those this pass's Show
+ * found gone: plan, status and the log all see this one list. */
+static int left_objects(struct pass *p)
+{
+  int rc = file_left(p, &p->plan.left, &p->plan.nleft);
+  size_t k = 0;
+
+  for (size_t i = 0; rc == 0 && i < p->plan.nleft; i++) {
+    const struct plan_left *l = &p->plan.left[i];
+    const struct pass_left_check *lc = left_check(p, l->object_id);
+    if (lc && lc->gone)
+      left_gone(p, l, lc);
+    else if (k++ != i)
+      p->plan.left[k - 1] = *l;
+  }
+  if (rc == 0)
+    p->plan.nleft = k;
+  return rc;
 }
 
 int cert_plan(struct pass *p)
@@ -997,6 +1125,104 @@ static void retire_deleted(struct pass *p, struct job *j,
              "the next pass",
              pv->object_id, o->err.code[0] ? o->err.code : "error",
              o->err.msg[0] ? ": " : "", o->err.msg);
+  }
+  job_end(p, j, JOB_DONE, NULL);
+}
+
+/* ---- objects left behind: still at APIG? -------------------------------- */
+
+/* The Show of one left object: a job of the account its record names. */
+static void left_show_start(struct pass *p, const struct ledger_cert *r,
+                            uint32_t a)
+{
+  struct pass_left_check *lc = &p->left_checks[p->nleft_checks];
+  struct job *j = job_new_account(p, JOB_CERT, a);
+
+  if (!j)
+    return;
+  snprintf(lc->object_id, sizeof(lc->object_id), "%s", r->object_id);
+  snprintf(lc->certificate, sizeof(lc->certificate), "%s", r->certificate);
+  lc->account = a;
+  j->step = CSTEP_LEFT_SHOW;
+  j->retire = (uint32_t)p->nleft_checks++;
+  /* a failure is logged as a Show's (call_retry) */
+  j->purpose = LIST_SHOW;
+  j->op = APIG_OP_CERT_SHOW;
+  (void)start_job(p, j); /* not queued: it stays listed */
+}
+
+/* One Show per left object of an account of the file, with the reads
+ * (the read phase ends when they are answered): one request each per
+ * pass. A record without an account, or of an account the file no
+ * longer has, is listed as it is, never looked up. */
+void cert_left_start(struct pass *p)
+{
+  struct plan_left *left = NULL;
+  size_t n = 0;
+
+  if (p->opts.probe || !p->ledger || file_left(p, &left, &n) < 0 || n == 0 ||
+      !(p->left_checks = calloc(n, sizeof(*p->left_checks)))) {
+    free(left);
+    return;
+  }
+  for (size_t i = 0; i < n && !p->stopping; i++) {
+    const struct ledger_cert *r =
+        ledger_cert_find_id(p->ledger, left[i].object_id);
+    uint32_t a;
+    if (r && file_account(p, r->account, &a))
+      left_show_start(p, r, a);
+  }
+  free(left);
+}
+
+void cert_left_free(struct pass *p)
+{
+  free(p->left_checks);
+  p->left_checks = NULL;
+  p->nleft_checks = 0;
+}
+
+const char *cert_left_name(const struct pass *p, const struct job *j)
+{
+  if (j->type != JOB_CERT || j->step != CSTEP_LEFT_SHOW ||
+      j->retire >= p->nleft_checks)
+    return NULL;
+  return p->left_checks[j->retire].certificate;
+}
+
+/* Gone: a 404 APIG.3025 or APIG.3021 (the object is not there). Any other
+ * answer, or none, leaves the object listed and its record as it is. */
+static void left_done(struct pass *p, struct job *j, const struct outcome *o)
+{
+  struct pass_left_check *lc = &p->left_checks[j->retire];
+
+  switch (o->cls) {
+  case APIG_RETRY:
+  case APIG_THROTTLED:
+    call_retry(p, j, o);
+    return;
+  case APIG_REAUTH:
+    if (token_reauth(p, j))
+      return;
+    /* fall through */
+  case APIG_AUTH_FATAL:
+    if (o->status != 403) {
+      /* the key itself is refused (the queue stops the account for it):
+       * as for any request of the account */
+      call_log(p, LOG_ERROR, "certificate.show_failed", j, APIG_OP_CERT_SHOW, o,
+               -1, NULL);
+      account_block(p, j->q.account, &o->err);
+      job_abandon(p, j, &o->err);
+      return;
+    }
+    break;
+  case APIG_PERMANENT:
+  case APIG_DONE_ALREADY:
+    lc->gone = o->status == 404 && (apig_code_is(o->err.code, "3025") ||
+                                    apig_code_is(o->err.code, "3021"));
+    break;
+  case APIG_OK:
+    break;
   }
   job_end(p, j, JOB_DONE, NULL);
 }

@@ -27,7 +27,8 @@
  *                   memory for the next pass
  *   pass_cert.c     the APIG objects of certificates given as files: find,
  *                   adopt by proof, create or update (before their reads),
- *                   the previous objects read beside them, retire
+ *                   the previous objects read beside them, retire, the
+ *                   Show of objects left behind (gone: not listed)
  */
 #ifndef CERTBIND_PASS_INT_H
 #define CERTBIND_PASS_INT_H
@@ -160,7 +161,13 @@ enum cert_step {
   CSTEP_UPDATE,      /* update: in_place: PUT into the previous object */
   CSTEP_RETIRE_READ, /* an old object's bindings, just before its delete */
   CSTEP_DELETE,
+  CSTEP_LEFT_SHOW, /* show an object left behind: still at APIG? (a job of
+                      an account, no certificate: cert is PASS_NO_CERT) */
 };
+
+/* The cert of a job that belongs to an account, not to a certificate of
+ * the pass (job_new_account). */
+#define PASS_NO_CERT UINT32_MAX
 
 /* How a job that entered the pass leaves it (job_end). */
 enum job_end {
@@ -212,7 +219,8 @@ struct job {
   uint32_t verify_round; /* re-reads since then */
   /* JOB_CERT */
   enum cert_step step;
-  uint32_t retire; /* CSTEP_RETIRE_READ, CSTEP_DELETE: index in p->prev */
+  uint32_t retire; /* CSTEP_RETIRE_READ, CSTEP_DELETE: index in p->prev;
+                      CSTEP_LEFT_SHOW: index in p->left_checks */
 };
 
 /* A certificate given as files (indexed like the file's certificates;
@@ -239,6 +247,15 @@ struct pass_prev {
   bool created;     /* certbind created it: it may be deleted */
   bool delete_plan; /* the plan shows it deleted */
   bool deleted;
+};
+
+/* An object left behind (plan_left_objects) whose record names an account
+ * of the file: shown once in the read phase (CSTEP_LEFT_SHOW). */
+struct pass_left_check {
+  char object_id[65];
+  char certificate[256]; /* the file's former certificate name (logs) */
+  uint32_t account;      /* index into the file's accounts */
+  bool gone;             /* the Show answered 404: no longer at APIG */
 };
 
 struct pass_cert {
@@ -365,6 +382,9 @@ struct pass {
   struct pass_prev *prev;
   size_t nprev;
   size_t nfile_certs; /* the file's own certificates */
+  /* Objects left behind shown in this pass (pass_cert.c) */
+  struct pass_left_check *left_checks;
+  size_t nleft_checks;
   struct pass_item *items;
   struct pass_keep keep; /* the items' strings */
   /* config binding -> plan item, UINT32_MAX: none (32 bits: 100,000
@@ -435,6 +455,10 @@ const struct apig_endpoint *pass_cert_endpoint(const struct pass *p,
 /* The log fields naming a certificate and its account. */
 void pass_cert_fields(const struct pass *p, uint32_t cert,
                       struct log_fields *f);
+/* The log fields of job j: its certificate's (pass_cert_fields), or, of
+ * a job of an account (PASS_NO_CERT), the account and what it is about. */
+void pass_job_fields(const struct pass *p, const struct job *j,
+                     struct log_fields *f);
 /* An error of the pass itself, not of an answer: no request ID. */
 struct apig_error pass_error(const char *code, const char *msg);
 /* A copy of s that lives as long as the pass, shared with the string kept
@@ -493,6 +517,9 @@ void account_block(struct pass *p, uint32_t a, const struct apig_error *why);
 /* ---- pass_job.c -------------------------------------------------------- */
 
 struct job *job_new(struct pass *p, enum job_type type, uint32_t cert);
+/* A job of account a that is about no certificate of the pass (cert
+ * PASS_NO_CERT): never counted as a read or write of one. */
+struct job *job_new_account(struct pass *p, enum job_type type, uint32_t a);
 /* Free a job no counter knows of: it never entered the pass (job_push
  * failed or was not called), or job_end() has done its accounting. */
 void job_free(struct job *j);
@@ -659,6 +686,14 @@ bool cert_read_gone(struct pass *p, uint32_t cert,
 int cert_plan(struct pass *p);
 /* The writes are over: start the retirement (true: PHASE_RETIRE). */
 bool cert_retire_start(struct pass *p);
+/* pass_start: one Show per object left behind whose record names an
+ * account of the file (objects gone from APIG are then not listed). Never
+ * fails the pass: what cannot be shown stays listed. */
+void cert_left_start(struct pass *p);
+void cert_left_free(struct pass *p);
+/* What a left check's log lines name (its former certificate), "" for
+ * any other job. */
+const char *cert_left_name(const struct pass *p, const struct job *j);
 
 /* ---- pass_result.c ----------------------------------------------------- */
 

@@ -12,7 +12,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
+static struct job *job_make(struct pass *p, enum job_type type, uint32_t cert,
+                            uint32_t account)
 {
   struct job *j = calloc(1, sizeof(*j));
 
@@ -24,7 +25,7 @@ struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
   j->total0 = -1;
   j->pages_left = type == JOB_LIST; /* a read's own reading */
   j->q.kind = type == JOB_WRITE ? QUEUE_WRITE : QUEUE_READ;
-  j->q.account = pass_cert_account_index(p, cert);
+  j->q.account = account;
   j->q.cert = cert;
   j->q.data = j;
   if (p->feeding) {
@@ -32,6 +33,16 @@ struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
     p->accounts[j->q.account].fed_out++;
   }
   return j;
+}
+
+struct job *job_new(struct pass *p, enum job_type type, uint32_t cert)
+{
+  return job_make(p, type, cert, pass_cert_account_index(p, cert));
+}
+
+struct job *job_new_account(struct pass *p, enum job_type type, uint32_t a)
+{
+  return job_make(p, type, PASS_NO_CERT, a);
 }
 
 /* Free a job no counter knows of: it never entered the pass (job_push
@@ -105,7 +116,8 @@ static void write_end(struct pass *p, struct job *j, enum job_end how,
 void job_end(struct pass *p, struct job *j, enum job_end how,
              const struct apig_error *why)
 {
-  struct pass_cert *c = &p->certs[j->cert];
+  /* NULL for a job of an account (PASS_NO_CERT: JOB_CERT only) */
+  struct pass_cert *c = j->cert != PASS_NO_CERT ? &p->certs[j->cert] : NULL;
 
   if (j->type == JOB_LIST && read_piece_end(p, j, how, why))
     return;

@@ -169,7 +169,7 @@ void token_park(struct pass *p, struct job *j)
 /* Token errors: renew once (password), then it is an auth failure. */
 bool token_reauth(struct pass *p, struct job *j)
 {
-  const struct config_account *acct = pass_cert_account(p, j->cert);
+  const struct config_account *acct = &p->cfg->accounts[j->q.account];
   struct pass_account *pa = &p->accounts[j->q.account];
 
   if (acct->auth_method != CONFIG_AUTH_PASSWORD || j->reauthed)

@@ -176,7 +176,8 @@ struct plan {
   size_t ncert_ops;
   size_t nupload, nupdate, ndelete_cert;
   /* Objects certbind created for certificates the file no longer names
-   * (plan_left_objects), sorted by certificate, then name. */
+   * (plan_left_objects), sorted by certificate, then name; a pass leaves
+   * out those its Show found gone from APIG (engine/pass_cert.c). */
   struct plan_left *left;
   size_t nleft;
 };
@@ -275,11 +276,12 @@ bool plan_explain_stale(const struct config *cfg, const struct live_state *live,
 
 /* The objects the ledger says certbind created (created) for a
  * certificate whose name is none of cfg's certificates: *out (malloc'd,
- * NULL when none; free it) and *n, sorted by certificate, then name. A
- * record holds no account, so it is matched on the name alone: a name in
+ * NULL when none; free it) and *n, sorted by certificate, then name.
+ * Matched on the name alone (older records hold no account): a name in
  * the file, of any account, keeps its objects out of the list (retiring
- * those is the pass's job). Pure: neither cfg nor the ledger changes.
- * ledger NULL: none. 0 or -ENOMEM. */
+ * those is the pass's job). Whether an object is still at APIG is the
+ * pass's question (it shows those whose record names an account). Pure: neither
+ * cfg nor the ledger changes. ledger NULL: none. 0 or -ENOMEM. */
 int plan_left_objects(const struct config *cfg, const struct ledger *ledger,
                       struct plan_left **out, size_t *n);
 

@@ -541,7 +541,7 @@ static const struct json_field entry_fields[] = {
 /* A certificate object: its strings are read into the reading's buffers
  * (cert_str) and copied into the fixed fields on close. */
 struct cert_reading {
-  char *sha256, *object_id, *name, *certificate;
+  char *sha256, *object_id, *name, *certificate, *account;
   bool created;
   int64_t bound_at, superseded_at;
 };
@@ -565,6 +565,10 @@ static const struct json_field cert_fields[] = {
      .kind = JSON_K_STR,
      .offset = offsetof(struct cert_reading, certificate),
      .max = 255},
+    {.name = "account",
+     .kind = JSON_K_STR,
+     .offset = offsetof(struct cert_reading, account),
+     .max = LEDGER_ACCOUNT_MAX - 1},
     {.name = "created",
      .kind = JSON_K_BOOL,
      .offset = offsetof(struct cert_reading, created),
@@ -701,6 +705,8 @@ static yajl_gen_status gen_cert(yajl_gen g, const struct ledger_cert *c)
     gs = json_gen_key_str(g, "name", c->name);
   if (gs == yajl_gen_status_ok)
     gs = json_gen_key_str(g, "certificate", c->certificate);
+  if (gs == yajl_gen_status_ok && c->account[0]) /* unknown: no key */
+    gs = json_gen_key_str(g, "account", c->account);
   if (gs == yajl_gen_status_ok)
     gs = json_gen_key_bool(g, "created", c->created);
   if (gs == yajl_gen_status_ok)
@@ -817,6 +823,7 @@ static void clear_cert(struct cert_reading *c)
   free(c->object_id);
   free(c->name);
   free(c->certificate);
+  free(c->account);
   memset(c, 0, sizeof(*c));
 }
 
@@ -844,6 +851,7 @@ static int cert_close(struct json_reader *r, void *base)
   snprintf(lc.name, sizeof(lc.name), "%s", c->name ? c->name : "");
   snprintf(lc.certificate, sizeof(lc.certificate), "%s",
            c->certificate ? c->certificate : "");
+  snprintf(lc.account, sizeof(lc.account), "%s", c->account ? c->account : "");
   if (ledger_cert_find(rd->l, lc.sha256) ||
       ledger_cert_find_id(rd->l, lc.object_id))
     rc = json_fail(r, -EBADMSG, NULL, "a certificate object is listed twice");

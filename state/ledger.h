@@ -25,14 +25,20 @@
  * File: {"version":1,"entries":[{"certificate_id":…,"instance_id":…,
  * "domain":…,"attached_at":<unix s>}, …],"intents":[same fields],
  * "certificates":[{"sha256":…,"object_id":…,"name":…,"certificate":…,
- * "created":bool,"bound_at":<unix s>,"superseded_at":<unix s>}, …]}, mode
+ * "account":…,"created":bool,"bound_at":<unix s>,"superseded_at":<unix s>},
+ * …]}, mode
  * 0600, written atomically. "entries" are owned; "intents" (optional, an
  * older certbind skips it) are not. One key is in at most one of them.
  * "certificates" (optional: a ledger written before it loads as having
  * none, and an older certbind skips it) are the APIG certificate objects
  * of certificates given as files (cert_file + key): which object holds
  * which leaf, and whether certbind created it (only those are ever
- * deleted).
+ * deleted). A record's "account" (optional: written only when known; a
+ * record without it loads with it empty, and an older certbind skips it)
+ * is the account the object lives in, as "ENDPOINT PROJECT_ID" (the
+ * account's API endpoint and project ID, not its name, which the file may
+ * change): with it, an object the file no longer names can still be
+ * looked up at APIG.
  *
  * A zero-initialised struct ledger is a valid empty ledger.
  */
@@ -45,6 +51,10 @@
 
 #define LEDGER_FILE "ledger.json"
 #define LEDGER_MAX_FILE_SIZE (256u * 1024u * 1024u)
+/* The account key of a record, NUL included: an https:// endpoint (a host
+ * name of at most 253 characters, a port), a space and a 32-character
+ * project ID fit. A key that does not is not recorded. */
+#define LEDGER_ACCOUNT_MAX 320
 
 /* Owned by the ledger: read only, valid until the entry is removed or the
  * ledger freed. The certificate and instance IDs are shared by every
@@ -65,6 +75,10 @@ struct ledger_cert {
   char object_id[65];    /* APIG's id of the object */
   char name[64];         /* the object's name at APIG */
   char certificate[256]; /* the file's certificate name it was made for */
+  /* "ENDPOINT PROJECT_ID" of its account (the form of visibility.h's
+   * visibility_key), "" when not known (a record written before certbind
+   * kept it) */
+  char account[LEDGER_ACCOUNT_MAX];
   bool created;          /* certbind created it: it may delete it */
   int64_t bound_at;      /* unix s it was last seen with a binding, 0 never */
   int64_t superseded_at; /* unix s it stopped holding a current leaf of the

@@ -17,7 +17,12 @@
  *    kept until retire_after_s has passed since it was last bound;
  *  - a delete refused is kept and logged; the bindings do not fail;
  *  - update: in_place PUTs the new content into the same object;
- *  - a full quota fails that certificate with a message naming it.
+ *  - a full quota fails that certificate with a message naming it;
+ *  - objects left behind (their certificate gone from the file) whose
+ *    record names an account of the file are shown once: gone (404) they
+ *    are not listed and a writing pass forgets their record (plan keeps
+ *    it); there (200) or unknown (500) they stay listed; a record without
+ *    an account is never looked up; records learn their account.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -534,6 +539,164 @@ static void test_quota_full_fails_that_certificate(void **state)
   assert_non_null(strstr(e->msg, "quota"));
 }
 
+/* ---- objects left behind ---------------------------------------------- */
+
+#define HARNESS_ACCOUNT_KEY "https://apig.test " HARNESS_PROJECT
+
+/* A record of an object certbind created for "old", a certificate the file
+ * no longer names, in account key ("": none). */
+static void record_left(struct ctx *c, const char *id, const char *key)
+{
+  struct ledger_cert rec = {.created = true};
+
+  snprintf(rec.sha256, sizeof(rec.sha256), "%064zx",
+           strlen(id) + c->ledger.ncerts);
+  snprintf(rec.object_id, sizeof(rec.object_id), "%s", id);
+  snprintf(rec.name, sizeof(rec.name), "cb_old_%.8s", rec.sha256);
+  snprintf(rec.certificate, sizeof(rec.certificate), "old");
+  snprintf(rec.account, sizeof(rec.account), "%s", key);
+  assert_int_equal(ledger_cert_put(&c->ledger, &rec), 0);
+}
+
+static size_t shows_of(const struct harness *h, const char *id)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i < h->net.ncalls; i++)
+    n += h->net.calls[i]->op == APIG_OP_CERT_SHOW &&
+         strcmp(h->net.calls[i]->cert_id, id) == 0;
+  return n;
+}
+
+static bool listed(const struct harness *h, const char *id)
+{
+  const struct plan *pl = pass_result(h->pass)->plan;
+
+  for (size_t i = 0; i < pl->nleft; i++) {
+    if (strcmp(pl->left[i].object_id, id) == 0)
+      return true;
+  }
+  return false;
+}
+
+static bool logged(const struct harness *h, const char *text)
+{
+  fflush(h->log_out);
+  return memmem(h->log_text, h->log_len, text, strlen(text)) != NULL;
+}
+
+/* "web" in the file, its object in the ledger without an account (an
+ * older ledger); "gone" (account known, not at APIG) and "noacct" (no
+ * account, not at APIG either) left behind by "old". */
+static const char *left_setup(struct ctx *c)
+{
+  char sha[65];
+  const char *web;
+
+  leaf_sha("rsa.chain.pem", "rsa.key", sha);
+  web = record_object(c, "rsa.pem", sha, true, 0);
+  record_left(c, "gone0000000000000000000000000000", HARNESS_ACCOUNT_KEY);
+  record_left(c, "noacct00000000000000000000000000", "");
+  load_web(&c->h, "rsa.chain.pem", "rsa.key", "{mode: sync}");
+  return web;
+}
+
+static void test_left_gone_forgotten(void **state)
+{
+  struct ctx *c = *state;
+  struct harness *h = &c->h;
+  char web[65];
+
+  snprintf(web, sizeof(web), "%s", left_setup(c));
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(shows_of(h, "gone0000000000000000000000000000"), 1);
+  assert_int_equal(shows_of(h, "noacct00000000000000000000000000"), 0);
+  assert_false(listed(h, "gone0000000000000000000000000000"));
+  assert_true(listed(h, "noacct00000000000000000000000000"));
+  assert_int_equal(pass_result(h->pass)->plan->nleft, 1);
+  assert_null(
+      ledger_cert_find_id(&c->ledger, "gone0000000000000000000000000000"));
+  assert_non_null(
+      ledger_cert_find_id(&c->ledger, "noacct00000000000000000000000000"));
+  assert_true(pass_ledger_dirty(h->pass));
+  assert_true(logged(h, "certificate.left_gone"));
+  /* the file's certificate's record learnt its account */
+  assert_string_equal(ledger_cert_find_id(&c->ledger, web)->account,
+                      HARNESS_ACCOUNT_KEY);
+}
+
+static void test_left_gone_plan_keeps_record(void **state)
+{
+  struct ctx *c = *state;
+  struct harness *h = &c->h;
+  struct pass_opts o = {.write = false, .command = "plan"};
+  char web[65];
+
+  snprintf(web, sizeof(web), "%s", left_setup(c));
+  harness_run(h, &o);
+
+  assert_int_equal(shows_of(h, "gone0000000000000000000000000000"), 1);
+  assert_false(listed(h, "gone0000000000000000000000000000"));
+  assert_true(listed(h, "noacct00000000000000000000000000"));
+  /* plan never changes the ledger */
+  assert_non_null(
+      ledger_cert_find_id(&c->ledger, "gone0000000000000000000000000000"));
+  assert_string_equal(ledger_cert_find_id(&c->ledger, web)->account, "");
+  assert_false(logged(h, "certificate.left_gone"));
+}
+
+/* The Show of one id answers 500 every time. */
+static void show_500(void *arg, struct fake_call *call, struct fake_answer *a)
+{
+  struct harness *h = arg;
+
+  if (call->op == APIG_OP_CERT_SHOW &&
+      strcmp(call->cert_id, "fail0000000000000000000000000000") == 0) {
+    a->status = 500;
+    a->body =
+        strdup("{\"error_code\":\"APIG.9999\",\"error_msg\":\"System error\"}");
+    return;
+  }
+  world_script(&h->world, call, a);
+}
+
+static void test_left_there_or_unknown_stays(void **state)
+{
+  struct ctx *c = *state;
+  struct harness *h = &c->h;
+  char *pem = read_text("other.pem");
+  const struct world_object *o =
+      world_add_object(&h->world, NULL, "cb_old_x", pem);
+  char there[65], sha[65];
+
+  free(pem);
+  assert_non_null(o);
+  snprintf(there, sizeof(there), "%s", o->id);
+  /* web's object known: no lookup of its leaf shows "there" */
+  leaf_sha("rsa.chain.pem", "rsa.key", sha);
+  (void)record_object(c, "rsa.pem", sha, true, 0);
+  record_left(c, there, HARNESS_ACCOUNT_KEY);
+  record_left(c, "fail0000000000000000000000000000", HARNESS_ACCOUNT_KEY);
+  load_web(h, "rsa.chain.pem", "rsa.key", "{mode: sync}");
+  h->net.script = show_500;
+  h->net.script_arg = h;
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->failed, 0);
+  assert_int_equal(shows_of(h, there), 1);
+  assert_true(shows_of(h, "fail0000000000000000000000000000") >
+              1); /* retried */
+  assert_true(listed(h, there));
+  assert_true(listed(h, "fail0000000000000000000000000000"));
+  assert_non_null(ledger_cert_find_id(&c->ledger, there));
+  assert_non_null(
+      ledger_cert_find_id(&c->ledger, "fail0000000000000000000000000000"));
+  assert_false(logged(h, "certificate.left_gone"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -557,6 +720,12 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_in_place_update, setup, teardown),
       cmocka_unit_test_setup_teardown(test_quota_full_fails_that_certificate,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_left_gone_forgotten, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_left_gone_plan_keeps_record, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_left_there_or_unknown_stays, setup,
+                                      teardown),
   };
 
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

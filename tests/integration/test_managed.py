@@ -10,8 +10,10 @@ import os
 import subprocess
 import time
 import unittest
+import urllib.request
 
-from harness import MAKE_CERTS, SimTestCase, World, certbind, pem_body_lines
+from harness import (MAKE_CERTS, SimTestCase, World, certbind, pem_body_lines,
+                     record_secrets)
 from test_daemon import Daemon
 
 LEAF_SCRIPT = os.path.join(os.path.dirname(MAKE_CERTS), "make-leaf-certs.sh")
@@ -271,6 +273,28 @@ def leaf_sha256(tls, pem):
     return hashlib.sha256(der).hexdigest()
 
 
+def operator_call(sim, acct, method, path, body=None):
+    """What an operator does at APIG by hand: one API call with an IAM
+    token of the account's user; its HTTP status."""
+    auth = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": acct["user"], "password": acct["password"],
+                 "domain": {"name": acct["domain"]}}}},
+        "scope": {"project": {"id": acct["project_id"]}}}}
+    rq = urllib.request.Request(sim.url + "/v3/auth/tokens?nocatalog=true",
+                                data=json.dumps(auth).encode(), method="POST",
+                                headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(rq, context=sim.ctx, timeout=10) as resp:
+        tok = resp.headers["X-Subject-Token"]
+    record_secrets([tok])
+    rq = urllib.request.Request(
+        sim.url + "/v2/%s/apigw%s" % (acct["project_id"], path),
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method, headers={"Content-Type": "application/json",
+                                "X-Auth-Token": tok})
+    with urllib.request.urlopen(rq, context=sim.ctx, timeout=10) as resp:
+        return resp.status
+
+
 class LeftBehindTest(ManagedTestCase):
     def test_removed_certificate_is_reported_never_deleted(self):
         """Two certificates from files applied; one is removed from the
@@ -336,6 +360,43 @@ class LeftBehindTest(ManagedTestCase):
         for pem in (key, os.path.join(self.tls, "ec.pem")):
             for line in pem_body_lines(pem):
                 self.assertNotIn(line, shown)
+
+        # the record knows the object's account (endpoint and project ID)
+        acct = w.accounts["prod"]
+        self.assertEqual(ledger_certs(self.tmp)[ec_id].get("account"),
+                         "%s %s" % (sim.url, acct["project_id"]))
+        # the operator deletes the object at APIG (its domain first)
+        obj = "/certificates/" + ec_id
+        self.assertEqual(operator_call(sim, acct, "POST",
+                                       obj + "/domains/detach",
+                                       {"domains": [{"domain":
+                                                     "e.m.example.com"}]}),
+                         204)
+        self.assertEqual(operator_call(sim, acct, "DELETE", obj), 204)
+        self.assertNotIn(ec_id, sim_certs(sim))
+        before = sim.stats()["by_op"].get("show", {})
+
+        # plan no longer lists it, and leaves the ledger as it is
+        pj = json.loads(certbind("plan", "-c", cfg, "--json").stdout)
+        self.assertEqual(pj["left_objects"], [])
+        self.assertIn(ec_id, ledger_certs(self.tmp))
+        shows = sim.stats()["by_op"].get("show", {})
+        self.assertEqual(shows.get("404", 0) - before.get("404", 0), 1)
+
+        # apply forgets its record and says so; status lists nothing
+        r = certbind("apply", "-c", cfg, "--yes", "--log-format", "json")
+        self.assertEqual(r.rc, 0, r)
+        gone = [e for e in r.events() if e["event"] == "certificate.left_gone"]
+        self.assertEqual(len(gone), 1, r)
+        self.assertIn(ec_id, gone[0]["msg"])
+        self.assertNotIn("certificate.left",
+                         [e["event"] for e in r.events()])
+        self.assertNotIn(ec_id, ledger_certs(self.tmp))
+        with open(os.path.join(state, "status.json")) as f:
+            self.assertEqual(json.load(f).get("left_objects", []), [])
+        st = certbind("status", "--state-dir", state)
+        self.assertEqual(st.rc, 0, st)
+        self.assertNotIn("no longer in the file", st.stdout)
 
 
 if __name__ == "__main__":

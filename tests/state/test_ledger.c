@@ -398,6 +398,47 @@ static void test_certificate_objects(void **state)
   assert_int_equal(ledger_from_json(twice, strlen(twice), &back), -EBADMSG);
 }
 
+/* A record's account (endpoint and project ID) is saved and loaded back;
+ * a record without one is written without the key and loads with it
+ * empty, as does a ledger written before the key existed. */
+static void test_certificate_account(void **state)
+{
+  static const char key[] =
+      "https://apig.example.test 0123456789abcdef0123456789abcdef";
+  struct ledger l = {0}, back = {0};
+  struct ledger_cert a = {
+      .sha256 = "aa11", .object_id = "id_a", .created = true};
+  struct ledger_cert b = {
+      .sha256 = "bb22", .object_id = "id_b", .created = true};
+  const char *before =
+      "{\"version\":1,\"entries\":[],\"certificates\":["
+      "{\"sha256\":\"aa\",\"object_id\":\"x\",\"name\":\"n\","
+      "\"certificate\":\"web\",\"created\":true,\"bound_at\":0,"
+      "\"superseded_at\":0}]}";
+  char *json;
+  size_t len;
+
+  (void)state;
+  snprintf(a.account, sizeof(a.account), "%s", key);
+  assert_int_equal(ledger_cert_put(&l, &a), 0);
+  assert_int_equal(ledger_cert_put(&l, &b), 0);
+  assert_int_equal(ledger_to_json(&l, &json, &len), 0);
+  /* the key once: the record without an account has none */
+  assert_non_null(strstr(json, "\"account\": \"https://apig.example.test "));
+  assert_null(strstr(strstr(json, "\"account\"") + 1, "\"account\""));
+  assert_int_equal(ledger_from_json(json, len, &back), 0);
+  free(json);
+  assert_string_equal(ledger_cert_find_id(&back, "id_a")->account, key);
+  assert_string_equal(ledger_cert_find_id(&back, "id_b")->account, "");
+  ledger_free(&back);
+  ledger_free(&l);
+  assert_int_equal(ledger_from_json(before, strlen(before), &back), 0);
+  assert_int_equal(back.ncerts, 1);
+  assert_string_equal(ledger_cert_find_id(&back, "x")->account, "");
+  assert_string_equal(ledger_cert_find_id(&back, "x")->certificate, "web");
+  ledger_free(&back);
+}
+
 /* Entries share their certificate and instance IDs (one copy each, gone
  * with its last entry); ledger_reserve(n) leaves room for n entries, so
  * adding them moves nothing. */
@@ -456,6 +497,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_add_contains_remove),
       cmocka_unit_test(test_certificate_objects),
+      cmocka_unit_test(test_certificate_account),
       cmocka_unit_test_setup_teardown(test_missing_is_empty, setup, teardown),
       cmocka_unit_test_setup_teardown(test_round_trip_sorted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
