@@ -4,16 +4,13 @@ sends no Show (apig-sim's request counts by op), while a one-shot apply
 always shows. With policy.verify, a gateway serving a leaf other than a
 kept Show is unknown (not a mismatch from stale data), and the next pass
 shows the certificate again."""
-import os
 import signal
-import subprocess
 import unittest
 
 import harness
 from harness import certbind
 from test_daemon import DaemonTestCase, daemon_world
 import test_verify  # not its classes: unittest would run their tests here
-from test_verify import DOMAINS, MAKE_LEAF_CERTS
 
 
 def shows(sim):
@@ -53,10 +50,7 @@ class KeptShowVerifyTest(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        self.leaf = os.path.join(self.tmp, "leaf")
-        subprocess.run(["sh", MAKE_LEAF_CERTS, self.leaf, ",".join(DOMAINS)],
-                       check=True, stdout=subprocess.DEVNULL)
-        self.chain = os.path.join(self.leaf, "ec.chain.pem")
+        test_verify.make_leaf(self)
 
     def test_served_leaf_other_than_kept_show_is_unknown_then_shown(self):
         w = self.world({"verify": "every_pass", "confirm_timeout_s": 1,

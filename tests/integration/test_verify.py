@@ -91,13 +91,19 @@ class PemWorld(World):
         return text
 
 
+def make_leaf(tc):
+    """The test's leaf certificates for DOMAINS: tc.leaf (their folder)
+    and tc.chain (the EC chain)."""
+    tc.leaf = os.path.join(tc.tmp, "leaf")
+    subprocess.run(["sh", MAKE_LEAF_CERTS, tc.leaf, ",".join(DOMAINS)],
+                   check=True, stdout=subprocess.DEVNULL)
+    tc.chain = os.path.join(tc.leaf, "ec.chain.pem")
+
+
 class VerifyTest(SimTestCase):
     def setUp(self):
         super().setUp()
-        self.leaf = os.path.join(self.tmp, "leaf")
-        subprocess.run(["sh", MAKE_LEAF_CERTS, self.leaf, ",".join(DOMAINS)],
-                       check=True, stdout=subprocess.DEVNULL)
-        self.chain = os.path.join(self.leaf, "ec.chain.pem")
+        make_leaf(self)
         self.sha = leaf_sha(self.chain)
 
     def world(self, policy=None, managed=True):
