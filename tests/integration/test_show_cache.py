@@ -7,7 +7,6 @@ shows the certificate again."""
 import signal
 import unittest
 
-import harness
 from harness import certbind
 from test_daemon import DaemonTestCase, daemon_world
 import test_verify  # not its classes: unittest would run their tests here
