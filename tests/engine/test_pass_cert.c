@@ -697,6 +697,45 @@ static void test_left_there_or_unknown_stays(void **state)
   assert_false(logged(h, "certificate.left_gone"));
 }
 
+static void show_403(void *arg, struct fake_call *call, struct fake_answer *a)
+{
+  struct harness *h = arg;
+
+  if (call->op == APIG_OP_CERT_SHOW &&
+      strcmp(call->cert_id, "deny0000000000000000000000000000") == 0) {
+    a->status = 403;
+    a->body = strdup("{\"error_code\":\"APIG.1115\",\"error_msg\":\"No "
+                     "permissions to access the certificate\"}");
+    return;
+  }
+  world_script(&h->world, call, a);
+}
+
+/* A left object's Show refused (403: no permission on that object) says
+ * nothing of whether it is there: listed, record kept, shown once (not
+ * retried), and the account is not blocked: the file's certificate is
+ * uploaded and bound as without it. */
+static void test_left_forbidden_stays_account_goes_on(void **state)
+{
+  struct ctx *c = *state;
+  struct harness *h = &c->h;
+  const char *deny = "deny0000000000000000000000000000";
+
+  record_left(c, deny, HARNESS_ACCOUNT_KEY);
+  load_web(h, "rsa.chain.pem", "rsa.key", "{mode: sync}");
+  h->net.script = show_403;
+  h->net.script_arg = h;
+  harness_run(h, NULL);
+
+  assert_int_equal(harness_outcome(h), PASS_CONVERGED);
+  assert_int_equal(harness_counts(h)->failed, 0);
+  assert_true(harness_counts(h)->attached > 0);
+  assert_int_equal(shows_of(h, deny), 1);
+  assert_true(listed(h, deny));
+  assert_non_null(ledger_cert_find_id(&c->ledger, deny));
+  assert_false(logged(h, "certificate.left_gone"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -726,6 +765,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_left_there_or_unknown_stays, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_left_forbidden_stays_account_goes_on,
+                                      setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
