@@ -298,6 +298,23 @@ static void forget_contradicted_shows(struct daemon *d)
   }
 }
 
+/* The kept Shows of the file's id certificates stay for the sweep, also
+ * those a pass that stopped early (a signal, a blocked account) did not
+ * reach; those of certificates no longer in the file go. */
+static void keep_file_shows(struct daemon *d)
+{
+  char key[SHOW_CACHE_KEY_MAX];
+
+  for (size_t c = 0; c < d->cfg.ncertificates; c++) {
+    const struct config_certificate *cc = &d->cfg.certificates[c];
+    const struct config_account *acct = &d->cfg.accounts[cc->account];
+
+    if (cc->id && show_cache_key(key, sizeof(key), acct->endpoint,
+                                 acct->project_id, cc->id) == 0)
+      (void)show_cache_find(&d->shows, key); /* marks it touched */
+  }
+}
+
 static void on_pass_done(struct pass *p, void *arg)
 {
   struct daemon *d = arg;
@@ -314,7 +331,7 @@ static void on_pass_done(struct pass *p, void *arg)
   saved = persist_pass(d->log, &d->cfg, p, d->ledger_ok ? &d->ledger : NULL,
                        &d->metrics, d->served, &d->visibility) == 0;
   forget_contradicted_shows(d);
-  /* the kept Shows of certificates no longer in the file go */
+  keep_file_shows(d);
   show_cache_sweep(&d->shows);
   served_free(d->served);
   d->served = NULL;
