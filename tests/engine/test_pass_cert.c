@@ -647,19 +647,25 @@ static void test_left_gone_plan_keeps_record(void **state)
   assert_false(logged(h, "certificate.left_gone"));
 }
 
-/* The Show of one id answers 500 every time. */
-static void show_500(void *arg, struct fake_call *call, struct fake_answer *a)
-{
-  struct harness *h = arg;
+/* The Show of one object answers an error every time; the world answers
+ * the rest. */
+struct show_error {
+  struct harness *h;
+  const char *id;
+  long status;
+  const char *body;
+};
 
-  if (call->op == APIG_OP_CERT_SHOW &&
-      strcmp(call->cert_id, "fail0000000000000000000000000000") == 0) {
-    a->status = 500;
-    a->body =
-        strdup("{\"error_code\":\"APIG.9999\",\"error_msg\":\"System error\"}");
+static void show_error(void *arg, struct fake_call *call, struct fake_answer *a)
+{
+  const struct show_error *e = arg;
+
+  if (call->op == APIG_OP_CERT_SHOW && strcmp(call->cert_id, e->id) == 0) {
+    a->status = e->status;
+    a->body = strdup(e->body);
     return;
   }
-  world_script(&h->world, call, a);
+  world_script(&e->h->world, call, a);
 }
 
 static void test_left_there_or_unknown_stays(void **state)
@@ -680,8 +686,13 @@ static void test_left_there_or_unknown_stays(void **state)
   record_left(c, there, HARNESS_ACCOUNT_KEY);
   record_left(c, "fail0000000000000000000000000000", HARNESS_ACCOUNT_KEY);
   load_web(h, "rsa.chain.pem", "rsa.key", "{mode: sync}");
-  h->net.script = show_500;
-  h->net.script_arg = h;
+  static struct show_error e = {
+      .id = "fail0000000000000000000000000000",
+      .status = 500,
+      .body = "{\"error_code\":\"APIG.9999\",\"error_msg\":\"System error\"}"};
+  e.h = h;
+  h->net.script = show_error;
+  h->net.script_arg = &e;
   harness_run(h, NULL);
 
   assert_int_equal(harness_outcome(h), PASS_CONVERGED);
@@ -697,20 +708,6 @@ static void test_left_there_or_unknown_stays(void **state)
   assert_false(logged(h, "certificate.left_gone"));
 }
 
-static void show_403(void *arg, struct fake_call *call, struct fake_answer *a)
-{
-  struct harness *h = arg;
-
-  if (call->op == APIG_OP_CERT_SHOW &&
-      strcmp(call->cert_id, "deny0000000000000000000000000000") == 0) {
-    a->status = 403;
-    a->body = strdup("{\"error_code\":\"APIG.1115\",\"error_msg\":\"No "
-                     "permissions to access the certificate\"}");
-    return;
-  }
-  world_script(&h->world, call, a);
-}
-
 /* A left object's Show refused (403: no permission on that object) says
  * nothing of whether it is there: listed, record kept, shown once (not
  * retried), and the account is not blocked: the file's certificate is
@@ -723,8 +720,14 @@ static void test_left_forbidden_stays_account_goes_on(void **state)
 
   record_left(c, deny, HARNESS_ACCOUNT_KEY);
   load_web(h, "rsa.chain.pem", "rsa.key", "{mode: sync}");
-  h->net.script = show_403;
-  h->net.script_arg = h;
+  static struct show_error e = {
+      .id = "deny0000000000000000000000000000",
+      .status = 403,
+      .body = "{\"error_code\":\"APIG.1115\",\"error_msg\":\"No "
+              "permissions to access the certificate\"}"};
+  e.h = h;
+  h->net.script = show_error;
+  h->net.script_arg = &e;
   harness_run(h, NULL);
 
   assert_int_equal(harness_outcome(h), PASS_CONVERGED);
