@@ -285,15 +285,12 @@ static void forget_contradicted_shows(struct daemon *d)
   cells = served_cells(d->served, &n);
   for (size_t i = 0; i < n; i++) {
     const struct served_cell *c = &cells[i];
-    const struct config_certificate *cc =
-        &d->cfg.certificates[d->cfg.bindings[c->binding].certificate];
-    const struct config_account *acct = &d->cfg.accounts[cc->account];
 
-    if (!cc->id || !c->bound || c->last.status != PROBE_OK ||
+    if (!c->bound || c->last.status != PROBE_OK ||
         probe_matches(&c->last, &c->want))
       continue;
-    if (show_cache_key(key, sizeof(key), acct->endpoint, acct->project_id,
-                       cc->id) == 0)
+    if (show_cache_key(key, sizeof(key), &d->cfg,
+                       d->cfg.bindings[c->binding].certificate) == 0)
       show_cache_evict(&d->shows, key);
   }
 }
@@ -306,11 +303,7 @@ static void keep_file_shows(struct daemon *d)
   char key[SHOW_CACHE_KEY_MAX];
 
   for (size_t c = 0; c < d->cfg.ncertificates; c++) {
-    const struct config_certificate *cc = &d->cfg.certificates[c];
-    const struct config_account *acct = &d->cfg.accounts[cc->account];
-
-    if (cc->id && show_cache_key(key, sizeof(key), acct->endpoint,
-                                 acct->project_id, cc->id) == 0)
+    if (show_cache_key(key, sizeof(key), &d->cfg, c) == 0)
       (void)show_cache_find(&d->shows, key); /* marks it touched */
   }
 }

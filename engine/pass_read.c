@@ -640,13 +640,9 @@ void read_shows_free(struct pass *p)
  * is none (no cache, not an id certificate of the file, too long). */
 static int show_key(const struct pass *p, uint32_t cert, char *buf, size_t len)
 {
-  const struct config_certificate *cc = &p->cfg->certificates[cert];
-  const struct config_account *acct;
-
-  if (!p->opts.shows || !cc->id || cert >= p->nfile_certs)
+  if (!p->opts.shows || cert >= p->nfile_certs)
     return -ENOENT;
-  acct = pass_cert_account(p, cert);
-  return show_cache_key(buf, len, acct->endpoint, acct->project_id, cc->id);
+  return show_cache_key(buf, len, p->cfg, cert);
 }
 
 /* The plan's SAN rule (certfile_covers) for every domain the file wants
@@ -669,10 +665,8 @@ static bool show_covers_file(const struct pass *p, uint32_t cert,
  * another tool renews in place: shown fresh, so that the warnings and
  * the expired rule are current), and covering the file's domains. */
 static bool show_reusable(const struct pass *p, uint32_t cert,
-                          const struct show_cache_entry *e)
+                          const struct show_cache_entry *e, int64_t age)
 {
-  int64_t age = pass_unix_ms(p) - e->shown_ms;
-
   if (age < 0 || age >= SHOW_CACHE_MAX_AGE_MS || e->cert.not_after == 0)
     return false;
   if (plan_days_left(e->cert.not_after, (int64_t)pass_unix_s(p)) <=
@@ -709,7 +703,7 @@ static bool show_from_cache(struct pass *p, uint32_t cert)
       !(e = show_cache_find(p->opts.shows, key)))
     return false;
   age = pass_unix_ms(p) - e->shown_ms;
-  if (!show_reusable(p, cert, e) ||
+  if (!show_reusable(p, cert, e, age) ||
       show_cache_cert_copy(&lc->show, &e->cert) < 0) {
     show_cache_evict(p->opts.shows, key);
     return false;

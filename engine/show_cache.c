@@ -27,10 +27,15 @@ static void entry_free(void *e)
   free(x);
 }
 
-int show_cache_key(char *buf, size_t len, const char *endpoint,
-                   const char *project_id, const char *cert_id)
+int show_cache_key(char *buf, size_t len, const struct config *cfg, size_t cert)
 {
-  int n = snprintf(buf, len, "%s %s %s", endpoint, project_id, cert_id);
+  const struct config_certificate *cc = &cfg->certificates[cert];
+  const struct config_account *acct = &cfg->accounts[cc->account];
+  int n;
+
+  if (!cc->id || cc->managed)
+    return -ENOENT;
+  n = snprintf(buf, len, "%s %s %s", acct->endpoint, acct->project_id, cc->id);
 
   return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

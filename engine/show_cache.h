@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "cert.h"
+#include "config.h"
 
 /* How long a Show may stand for the next ones: an hour. A certificate
  * updated in place (another renewal tool) is seen within that time even
@@ -54,10 +55,11 @@ struct show_cache {
   size_t n;
 };
 
-/* The key of an id certificate into buf: 0, or -ENAMETOOLONG when it
- * does not fit in len bytes. */
-int show_cache_key(char *buf, size_t len, const char *endpoint,
-                   const char *project_id, const char *cert_id);
+/* The key of certificate cert of cfg into buf: 0, -ENOENT when it is not
+ * given by id (a certificate from files is never shown), or -ENAMETOOLONG
+ * when it does not fit in len bytes. */
+int show_cache_key(char *buf, size_t len, const struct config *cfg,
+                   size_t cert);
 
 /* The entry of key (marked touched), or NULL (also when c is NULL). It is
  * valid until the next call that changes c. */

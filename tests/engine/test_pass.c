@@ -1437,12 +1437,17 @@ static void shows_world(struct harness *h, long days)
                          "[a.example.com]}\n" SHOWS_POLICY);
 }
 
-/* The key of the harness's c1 in a kept-Show cache. */
-static const char *shows_key(char buf[SHOW_CACHE_KEY_MAX])
+/* The key of the harness's c1 in a kept-Show cache: its account's
+ * endpoint and project, and its id. */
+static const char *shows_key(const struct harness *h,
+                             char buf[SHOW_CACHE_KEY_MAX])
 {
-  assert_int_equal(show_cache_key(buf, SHOW_CACHE_KEY_MAX, "https://apig.test",
-                                  HARNESS_PROJECT, harness_cert_id(1)),
-                   0);
+  char want[SHOW_CACHE_KEY_MAX];
+
+  snprintf(want, sizeof(want), "https://apig.test %s %s", HARNESS_PROJECT,
+           harness_cert_id(1));
+  assert_int_equal(show_cache_key(buf, SHOW_CACHE_KEY_MAX, &h->cfg, 0), 0);
+  assert_string_equal(buf, want);
   return buf;
 }
 
@@ -1465,7 +1470,7 @@ static void test_kept_show_saves_the_next_pass_its_show(void **state)
   assert_int_equal(harness_counts(h)->attached, 1);
   assert_false(pass_cert_shown_cached(h->pass, 0));
   assert_int_equal(shows.n, 1);
-  assert_non_null(show_cache_find(&shows, shows_key(key)));
+  assert_non_null(show_cache_find(&shows, shows_key(h, key)));
 
   assert_int_equal(next_pass_shows(h, &o), 0);
   assert_int_equal(harness_outcome(h), PASS_CONVERGED);
@@ -1585,7 +1590,7 @@ static void test_failed_or_404_show_evicts(void **state)
 
   shows_world(h, 100);
   harness_run(h, &o);
-  assert_non_null(show_cache_find(&shows, shows_key(key)));
+  assert_non_null(show_cache_find(&shows, shows_key(h, key)));
 
   h->unix0_ms += SHOW_CACHE_MAX_AGE_MS;
   h->world.show_fails = true;
@@ -1629,7 +1634,7 @@ static void test_show_cache_swept_to_the_file(void **state)
   assert_null(show_cache_find(&shows, "elsewhere"));
   assert_int_equal(next_pass_shows(h, &o), 0); /* found: touched */
   assert_int_equal(show_cache_sweep(&shows), 0);
-  assert_non_null(show_cache_find(&shows, shows_key(key)));
+  assert_non_null(show_cache_find(&shows, shows_key(h, key)));
   show_cache_free(&shows);
 }
 
